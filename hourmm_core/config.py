@@ -1,0 +1,271 @@
+"""Settings for both runners: environment variables (the operator contract) over YAML defaults.
+
+Every value is parsed and range-checked at start-up; a bad one raises
+:class:`ConfigError` naming the variable, so a typo in ``prod.env`` stops the
+container before it touches a market instead of trading on a default.
+Secrets are held in :class:`Credentials`, whose ``repr`` never shows them.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "configs"
+CONFIG_ENV = "HOURMM_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _parse_bool(raw: str) -> bool:
+    v = raw.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true/false")
+
+
+def _parse_float(raw: str) -> float:
+    x = float(raw)
+    if not math.isfinite(x):
+        raise ValueError("must be finite")
+    return x
+
+
+_PARSERS: dict[type, Callable[[str], Any]] = {
+    int: lambda s: int(s.strip()),
+    float: _parse_float,
+    str: lambda s: s,
+    bool: _parse_bool,
+}
+
+
+def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML mapping of UPPER_CASE setting names; a bad file is a ConfigError."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping of SETTING: value")
+    return {str(k).upper(): v for k, v in data.items()}
+
+
+def merged_settings(
+    defaults_file: str | None, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Defaults YAML (configs/), then HOURMM_CONFIG YAML, then the environment; later wins."""
+    env = dict(os.environ if environ is None else environ)
+    out: dict[str, str] = {}
+    if defaults_file:
+        p = CONFIG_DIR / defaults_file
+        if p.exists():
+            out.update({k: "" if v is None else str(v) for k, v in load_yaml(p).items()})
+    overlay = env.get(CONFIG_ENV, "").strip()
+    if overlay:
+        out.update({k: "" if v is None else str(v) for k, v in load_yaml(overlay).items()})
+    out.update(env)
+    return out
+
+
+def _check(name: str, value: Any, lo: float | None, hi: float | None, choices: tuple | None) -> None:
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{name}={value!r} must be one of {', '.join(map(str, choices))}")
+    if lo is not None and value < lo:
+        raise ConfigError(f"{name}={value!r} must be >= {lo}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{name}={value!r} must be <= {hi}")
+
+
+def setting(default: Any, lo: float | None = None, hi: float | None = None,
+            choices: tuple | None = None, env: str | None = None) -> Any:
+    """Declare a dataclass field read from the env var of the same (upper-case) name."""
+    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices, "env": env})
+
+
+def from_settings(cls: type[T], settings: Mapping[str, str]) -> T:
+    """Build a settings dataclass: each field from its env name, parsed, range-checked."""
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        name = f.metadata.get("env") or f.name.upper()
+        typ = type(f.default) if f.default is not None else str
+        raw = settings.get(name)
+        if raw is None or (raw == "" and typ is not str):
+            value = f.default
+        else:
+            try:
+                value = _PARSERS[typ](raw)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"{name}={raw!r} is not a valid {typ.__name__} ({exc})") from None
+        _check(name, value, f.metadata.get("lo"), f.metadata.get("hi"), f.metadata.get("choices"))
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class PricerConfig:
+    """Container A (binance_pricer)."""
+
+    binance_symbol: str = setting("BTCUSDT")
+    http_host: str = setting("0.0.0.0")
+    http_port: int = setting(8080, lo=1, hi=65535)
+    stale_threshold_ms: int = setting(500, lo=1, hi=3_600_000)
+    snapshot_publish_hz: float = setting(50.0, lo=0.1, hi=1000.0)
+    log_level: str = setting("INFO", choices=_LEVELS)
+    binance_ws_url: str = setting("wss://stream.binance.com:9443")
+    binance_rest_url: str = setting("https://api.binance.com")
+    vol_halflives_s: str = setting("30,120,600")
+    vol_sample_ms: int = setting(1000, lo=10, hi=60_000)
+    vol_floor: float = setting(1e-12, lo=0.0)
+    pricer_nu: float = setting(0.0, lo=0.0)
+    pricer_p_min: float = setting(0.001, lo=0.0, hi=0.49)
+    reconnect_before_ms: int = setting(23 * 3_600_000, lo=60_000)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Z0-9]{4,20}", self.binance_symbol):
+            raise ConfigError(f"BINANCE_SYMBOL={self.binance_symbol!r} must look like BTCUSDT")
+        if 0 < self.pricer_nu <= 2:
+            raise ConfigError(f"PRICER_NU={self.pricer_nu} must be 0 (normal) or > 2")
+        self.halflives()
+
+    def halflives(self) -> tuple[float, ...]:
+        try:
+            hl = tuple(float(x) for x in self.vol_halflives_s.split(",") if x.strip())
+        except ValueError:
+            raise ConfigError(f"VOL_HALFLIVES_S={self.vol_halflives_s!r} must be comma-separated seconds") from None
+        if not hl or any(not (0 < h < 1e6) for h in hl):
+            raise ConfigError(f"VOL_HALFLIVES_S={self.vol_halflives_s!r} needs positive half-lives")
+        return hl
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "PricerConfig":
+        return from_settings(cls, merged_settings("pricer.yaml", environ))
+
+
+@dataclass(frozen=True)
+class TraderConfig:
+    """Container B (polymarket_trader); risk limits are in USDC / tokens as the guide says."""
+
+    snapshot_url: str = setting("http://binance_pricer:8080/snapshot/latest")
+    snapshot_stream_url: str = setting("")
+    poll_snapshot_hz: float = setting(50.0, lo=0.1, hi=1000.0)
+    market_slug: str = setting("bitcoin-up-or-down")
+    sqlite_path: str = setting("/data/journal.db")
+    control_host: str = setting("127.0.0.1")
+    control_port: int = setting(9000, lo=1, hi=65535)
+    control_token: str = setting("")
+    max_reserved_capital: float = setting(1000.0, lo=0.0)
+    max_position_size: float = setting(500.0, lo=0.0)
+    max_order_size: float = setting(100.0, lo=0.0)
+    max_open_orders: int = setting(4, lo=0, hi=1000)
+    t_wind_ms: int = setting(600_000, lo=0, hi=3_600_000)
+    t_flatten_ms: int = setting(300_000, lo=0, hi=3_600_000)
+    hard_cutoff_ms: int = setting(60_000, lo=0, hi=3_600_000)
+    gamma_url: str = setting("https://gamma-api.polymarket.com")
+    clob_url: str = setting("https://clob.polymarket.com")
+    pm_ws_url: str = setting("wss://ws-subscriptions-clob.polymarket.com")
+    chain_id: int = setting(137, lo=1)
+    log_level: str = setting("INFO", choices=_LEVELS)
+    snapshot_max_age_ms: int = setting(1500, lo=1)
+    # strategy knobs (configs/trader.yaml holds the tuned values)
+    quote_levels: int = setting(2, lo=1, hi=10)
+    quote_size: float = setting(5.0, lo=0.0)
+    half_spread: float = setting(0.02, lo=0.0, hi=0.5)
+    level_step: float = setting(0.01, lo=0.0, hi=0.5)
+    unc_mult: float = setting(1.0, lo=0.0)
+    skew: float = setting(0.02, lo=0.0, hi=1.0)
+    price_band: float = setting(0.15, lo=0.0, hi=1.0)
+    wind_down_spread_mult: float = setting(2.0, lo=1.0)
+    wind_down_size_mult: float = setting(0.5, lo=0.0, hi=1.0)
+    requote_price_tol: float = setting(0.005, lo=0.0)
+    requote_size_tol: float = setting(0.2, lo=0.0)
+
+    def __post_init__(self) -> None:
+        if not (self.hard_cutoff_ms <= self.t_flatten_ms <= self.t_wind_ms):
+            raise ConfigError(
+                f"HARD_CUTOFF_MS ({self.hard_cutoff_ms}) <= T_FLATTEN_MS ({self.t_flatten_ms}) "
+                f"<= T_WIND_MS ({self.t_wind_ms}) must hold"
+            )
+        if not re.fullmatch(r"[a-z0-9-]+", self.market_slug):
+            raise ConfigError(f"MARKET_SLUG={self.market_slug!r} must be lower-case letters, digits and '-'")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "TraderConfig":
+        return from_settings(cls, merged_settings("trader.yaml", environ))
+
+
+_HEX_ADDR = re.compile(r"0x[0-9a-fA-F]{40}")
+_HEX_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
+
+
+@dataclass(frozen=True, repr=False)
+class Credentials:
+    """Polymarket signing + L2 API credentials. ``repr`` hides every secret."""
+
+    private_key: str
+    funder: str
+    signature_type: int
+    api_key: str | None = None
+    api_secret: str | None = None
+    api_passphrase: str | None = None
+
+    def __repr__(self) -> str:
+        return (f"Credentials(funder={self.funder}, signature_type={self.signature_type}, "
+                f"private_key=***, api_key={'set' if self.api_key else 'derive'})")
+
+    __str__ = __repr__
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Credentials | None":
+        """None when no trading credentials are configured (market-data-only mode).
+
+        Partially configured credentials are an error naming what is missing or malformed.
+        """
+        env = os.environ if environ is None else environ
+        key = env.get("PM_PRIVATE_KEY", "").strip()
+        funder = env.get("PM_FUNDER", "").strip()
+        sig = env.get("PM_SIGNATURE_TYPE", "").strip()
+        if not key and not funder:
+            return None
+        missing = [n for n, v in (("PM_PRIVATE_KEY", key), ("PM_FUNDER", funder),
+                                  ("PM_SIGNATURE_TYPE", sig)) if not v]
+        if missing:
+            raise ConfigError(f"missing credential(s): {', '.join(missing)} "
+                              "(PM_PRIVATE_KEY, PM_FUNDER and PM_SIGNATURE_TYPE are required to trade)")
+        if not _HEX_KEY.fullmatch(key):
+            raise ConfigError("PM_PRIVATE_KEY is malformed: expected 64 hex digits, 0x prefixed")
+        if not key.startswith("0x"):
+            key = "0x" + key
+        if not _HEX_ADDR.fullmatch(funder):
+            raise ConfigError("PM_FUNDER is malformed: expected a 0x-prefixed 40-hex-digit address")
+        try:
+            sig_type = int(sig)
+        except ValueError:
+            raise ConfigError(f"PM_SIGNATURE_TYPE={sig!r} must be 1 (EOA) or 2 (proxy wallet)") from None
+        if sig_type not in (0, 1, 2):
+            raise ConfigError(f"PM_SIGNATURE_TYPE={sig!r} must be 1 (EOA) or 2 (proxy wallet)")
+        api = [env.get(n, "").strip() or None for n in ("PM_API_KEY", "PM_API_SECRET", "PM_PASSPHRASE")]
+        if any(api) and not all(api):
+            raise ConfigError("PM_API_KEY, PM_API_SECRET and PM_PASSPHRASE must be set together (or none, to derive them)")
+        from hourmm_core.logsetup import register_secret
+
+        for s in (key, api[1], api[2]):
+            register_secret(s)
+        return cls(key, funder, sig_type, *api)
