@@ -34,6 +34,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from hourmm_core.clock import HOUR_MS
+from hourmm_core.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -592,13 +593,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="data dir or file of Binance dumps (default: hourmm_core.data.find_data_dir(); "
                          "synthetic stand-in when none)")
     ap.add_argument("--out", default="out/calibration", help="directory for PNG plots, index.html, result.json")
-    ap.add_argument("--step-ms", type=int, default=MINUTE_MS, help="sampling step inside each hour (ms)")
-    ap.add_argument("--bins", type=int, default=10, help="reliability buckets")
+    ap.add_argument("--config", default=None, help="YAML overlaying configs/research.yaml")
+    ap.add_argument("--step-ms", type=int, default=None, help="sampling step inside each hour (ms)")
+    ap.add_argument("--bins", type=int, default=None, help="reliability buckets")
     ap.add_argument("--halflives", type=_floats, default=None, help="e.g. 30,120,600 (first drives the pricer)")
     ap.add_argument("--sample-ms", type=int, default=None, help="vol sampling grid (ms)")
     ap.add_argument("--nu", type=float, default=None, help="Student-t dof (0 = normal)")
     ap.add_argument("--tune", action="store_true", help="grid-search on a training span, score on the later span")
-    ap.add_argument("--train-frac", type=float, default=0.7)
+    ap.add_argument("--train-frac", type=float, default=None)
     ap.add_argument("--grid-halflife", type=_floats, default=None)
     ap.add_argument("--grid-sample-ms", type=_ints, default=None)
     ap.add_argument("--grid-nu", type=_floats, default=None)
@@ -635,6 +637,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hourmm_core.logsetup import setup_logging
         setup_logging("INFO")
     try:
+        from hourmm_core.research.settings import load_research_config
+
+        rcfg = load_research_config(args.config)
+        ccfg, tcfg = rcfg.get("calibration", {}), rcfg.get("tuning", {})
+        step_ms = int(args.step_ms or ccfg.get("step_ms", MINUTE_MS))
+        bins = int(args.bins or ccfg.get("bins", 10))
+        warmup_ms = int(ccfg.get("warmup_ms", HOUR_MS))
+        train_frac = float(args.train_frac or tcfg.get("train_frac", 0.7))
+        metric = str(tcfg.get("metric", "log_loss"))
+        if not (0.0 < train_frac < 1.0):
+            raise ValueError("--train-frac must be in (0, 1)")
         ticks = load_history(args.data, args.synthetic_hours)
         ts, price, source = as_arrays(ticks)
         if source == "synthetic":
@@ -643,17 +656,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = PricerParams(args.halflives or base.halflives_s, args.sample_ms or base.sample_ms,
                               base.nu if args.nu is None else args.nu)
         if args.tune:
-            g0 = TuneGrid()
+            g0 = TuneGrid.from_mapping(tcfg.get("grid", {}))
             grid = TuneGrid(args.grid_halflife or g0.halflife_s, args.grid_sample_ms or g0.sample_ms,
                             args.grid_nu or g0.nu, params.halflives_s)
-            tr = tune((ts, price, source), train_frac=args.train_frac, grid=grid, step_ms=args.step_ms,
-                      n_bins=args.bins, default=params)
+            tr = tune((ts, price, source), train_frac=train_frac, grid=grid, metric=metric, step_ms=step_ms,
+                      n_bins=bins, default=params, warmup_ms=warmup_ms)
             res = tr.test
             if args.write_config:
                 write_tuned_config(args.write_config, tr.best, f"source={source}, train<{tr.split_ms}")
         else:
-            res = calibrate((ts, price, source), params, step_ms=args.step_ms, n_bins=args.bins)
-    except (ValueError, OSError, ImportError) as exc:
+            res = calibrate((ts, price, source), params, step_ms=step_ms, n_bins=bins, warmup_ms=warmup_ms)
+    except (ValueError, OSError, ImportError, ConfigError) as exc:
         print(f"calibrate: error: {exc}", file=sys.stderr)
         return 2
     print(format_table(res))
