@@ -342,3 +342,296 @@ def fair_path(ts_ms: np.ndarray, price: np.ndarray, hour_start: int, first: int,
     sg = np.ascontiguousarray(sigma[idx])
     p = np.asarray(q.fair_prob_batch(S, K, tau_s, sg, float(params.nu), float(params.p_min)), dtype=np.float64)
     return grid, p, sg
+
+
+# Phases of the trading hour (same thresholds as the live session: T_WIND_MS, T_FLATTEN_MS, HARD_CUTOFF_MS).
+PHASE_ACTIVE, PHASE_WIND_DOWN, PHASE_FLATTEN, PHASE_CUTOFF = "ACTIVE", "WIND_DOWN", "FLATTEN", "CUTOFF"
+
+
+def phase_at(ms_left: int, p: BacktestParams) -> str:
+    """Session phase from ms left in the hour (mirrors the operator guide's thresholds)."""
+    if ms_left <= p.hard_cutoff_ms:
+        return PHASE_CUTOFF
+    if ms_left <= p.t_flatten_ms:
+        return PHASE_FLATTEN
+    if ms_left <= p.t_wind_ms:
+        return PHASE_WIND_DOWN
+    return PHASE_ACTIVE
+
+
+@dataclass
+class QuoteState:
+    """What the strategy and risk see at one decision: fair value, inventory, open orders."""
+
+    ts_ms: int
+    hour_start_ms: int
+    fair_up: float
+    sigma: float
+    tau_ms: int
+    phase: str
+    pos_up: float
+    pos_down: float
+    cash: float
+    open_orders: dict[str, Quote]
+
+
+class Components:
+    """The pluggable parts of a backtest: venue (fill model), strategy and risk.
+
+    Subclass or duck-type. ``new_venue`` returns an object with
+    ``place(ts_ms, quote) -> order_id | None``, ``cancel(ts_ms, order_id) -> bool``,
+    ``advance(to_ms) -> list[Fill]`` and ``open_orders() -> dict[id, Quote]``.
+    ``desired_quotes(state) -> list[Quote]`` is the strategy; ``risk_check(quote, state)
+    -> int`` returns 0 to allow, a reason code otherwise.
+    """
+
+    def new_venue(self, hour_start_ms: int, grid_ts: np.ndarray, fair_up: np.ndarray,
+                  params: BacktestParams) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def desired_quotes(self, state: QuoteState, params: BacktestParams) -> list[Quote]:  # pragma: no cover
+        raise NotImplementedError
+
+    def risk_check(self, quote: Quote, state: QuoteState, params: BacktestParams) -> int:
+        return 0
+
+
+def _same(a: Quote, b: Quote, tick: float) -> bool:
+    return a.token == b.token and a.side == b.side and abs(a.price - b.price) < tick / 2 and abs(a.size - b.size) < 1e-9
+
+
+def reconcile(open_orders: Mapping[str, Quote], desired: Sequence[Quote],
+              tick: float) -> tuple[list[str], list[Quote]]:
+    """Which resting orders to cancel and which desired quotes to place, keeping
+    orders that already match (same token/side/price/size) so they keep queue priority."""
+    left = list(desired)
+    cancels = []
+    for oid, q in open_orders.items():
+        for i, d in enumerate(left):
+            if _same(q, d, tick):
+                del left[i]
+                break
+        else:
+            cancels.append(oid)
+    return cancels, left
+
+
+def run_hour(components: Components, params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray,
+             hour_start: int, first: int, last: int, sigma: np.ndarray) -> tuple[HourResult, dict[str, Any]]:
+    """One hour on simulated time: decide every ``decision_ms``, fill, settle at the close."""
+    grid, fair, sg = fair_path(ts_ms, price, hour_start, first, params, sigma, params.decision_ms)
+    venue = components.new_venue(hour_start, grid, fair, params)
+    led = HourLedger(hour_start)
+    counters = {"orders": 0, "cancels": 0, "risk_rejects": 0, "venue_rejects": 0}
+    path = {"ts_ms": [], "pos_up": [], "pos_down": [], "fair_up": []}
+    end = hour_start + HOUR_MS
+    for i, t in enumerate(grid.tolist()):
+        oo = venue.open_orders()
+        st = QuoteState(t, hour_start, float(fair[i]), float(sg[i]), end - t, phase_at(end - t, params),
+                        led.pos[UP], led.pos[DOWN], led.cash, dict(oo))
+        desired = components.desired_quotes(st, params) if st.phase != PHASE_CUTOFF else []
+        cancels, places = reconcile(oo, desired, params.tick_size)
+        for oid in cancels:
+            venue.cancel(t, oid)
+            counters["cancels"] += 1
+        for q in places:
+            code = components.risk_check(q, st, params)
+            if code:
+                counters["risk_rejects"] += 1
+                continue
+            if venue.place(t, q) is None:
+                counters["venue_rejects"] += 1
+            else:
+                counters["orders"] += 1
+        nxt = int(grid[i + 1]) if i + 1 < grid.size else end
+        for f in venue.advance(nxt):
+            if f.fee == 0.0 and params.fee.fee(f.price, f.size, f.maker) > 0.0:
+                f = Fill(f.ts_ms, f.token, f.side, f.price, f.size, params.fee.fee(f.price, f.size, f.maker), f.maker)
+            led.apply(f)
+        path["ts_ms"].append(nxt)
+        path["pos_up"].append(led.pos[UP])
+        path["pos_down"].append(led.pos[DOWN])
+        path["fair_up"].append(float(fair[i]))
+    for oid in list(venue.open_orders()):
+        venue.cancel(end, oid)
+    res = hour_result(led, float(price[first]), float(price[last]), grid, fair, counters)
+    return res, path
+
+
+def run_backtest(ticks: Any, params: BacktestParams | None = None, components: Components | None = None,
+                 max_hours: int | None = None, start_ms: int | None = None, end_ms: int | None = None,
+                 keep_paths: bool = False, warmup_ms: int = HOUR_MS) -> BacktestResult:
+    """Backtest the strategy over every complete hour of ``ticks`` (TickData or (ts_ms, price)).
+
+    Hours before ``ts[0] + warmup_ms`` are skipped (vol warm-up). ``components``
+    defaults to the real simulator engine + trader strategy + compiled risk
+    (:func:`default_components`). Inventory paths are kept when ``keep_paths``.
+    """
+    import time
+
+    from hourmm_core.research import calibration as cal
+
+    params = params or BacktestParams()
+    ts, price, source = cal.as_arrays(ticks)
+    if source == "synthetic":
+        log.warning("backtesting on SYNTHETIC ticks (no real Binance data found): results are not market evidence")
+    comps = components or default_components()
+    t0 = time.perf_counter()
+    sigma = cal.sigma_path(ts, price, (params.halflife_s,), params.sample_ms)[:, 0]
+    hs, first, last = cal.complete_hours(ts)
+    keep = hs >= (ts[0] + warmup_ms if ts.size else 0)
+    if start_ms is not None:
+        keep &= hs >= start_ms
+    if end_ms is not None:
+        keep &= hs + HOUR_MS <= end_ms
+    hs, first, last = hs[keep], first[keep], last[keep]
+    if max_hours is not None:
+        hs, first, last = hs[:max_hours], first[:max_hours], last[:max_hours]
+    hours, paths = [], []
+    for h, a, b in zip(hs.tolist(), first.tolist(), last.tolist()):
+        r, path = run_hour(comps, params, ts, price, h, a, b, sigma)
+        hours.append(r)
+        if keep_paths:
+            paths.append(path)
+    n_ticks = int(last[-1] - first[0] + 1) if hs.size else 0
+    res = BacktestResult(source, _params_dict(params), hours, n_ticks, time.perf_counter() - t0)
+    if keep_paths:
+        res.paths = paths  # type: ignore[attr-defined]
+    return res
+
+
+def _params_dict(p: BacktestParams) -> dict[str, Any]:
+    d = {k: getattr(p, k) for k in p.__dataclass_fields__}
+    d["fee"] = asdict(p.fee)
+    return d
+
+
+def default_components() -> Components:
+    """The real parts: simulator matching engine, trader strategy, compiled risk check."""
+    raise ImportError("default backtest components are not wired yet: the simulator engine "
+                      "(hourmm_core.sim.polymarket) and strategy (hourmm_core.trading.strategy) are needed")
+
+
+# --------------------------------------------------------------------------- text + CLI
+def format_backtest(res: BacktestResult, max_rows: int = 48) -> str:
+    """Per-hour table (first ``max_rows`` hours) and totals, with the data source."""
+    import datetime as _dt
+
+    lines = [f"data source: {res.source}" + ("  (SYNTHETIC stand-in, not market data)" if res.source == "synthetic" else ""),
+             f"hours={len(res.hours)} ticks={res.n_ticks} wall={res.wall_s:.2f}s",
+             f"{'hour (UTC)':<17}{'up':>4}{'pnl':>9}{'fees':>8}{'volume':>9}{'fills':>6}"
+             f"{'up@T':>7}{'dn@T':>7}{'maxnet':>8}{'adv5s':>8}{'adv30s':>8}"]
+    for h in res.hours[:max_rows]:
+        t = _dt.datetime.fromtimestamp(h.hour_start_ms / 1000, tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+        lines.append(f"{t:<17}{'Y' if h.up_won else 'N':>4}{h.pnl:>9.3f}{h.fees:>8.3f}{h.volume:>9.1f}{h.n_fills:>6}"
+                     f"{h.up_at_close:>7.1f}{h.down_at_close:>7.1f}{h.max_abs_net_up:>8.1f}"
+                     f"{h.adverse_5s:>8.4f}{h.adverse_30s:>8.4f}")
+    if len(res.hours) > max_rows:
+        lines.append(f"... {len(res.hours) - max_rows} more hours")
+    tot = res.totals()
+    lines.append("totals: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in tot.items()))
+    return "\n".join(lines)
+
+
+def result_json(res: BacktestResult) -> dict[str, Any]:
+    def clean(x: Any) -> Any:
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [clean(v) for v in x]
+        return x
+
+    return clean({"source": res.source, "params": res.params, "n_ticks": res.n_ticks, "totals": res.totals(),
+                  "hours": [h.row() for h in res.hours]})
+
+
+def backtest_task(ts_ms: np.ndarray, price: np.ndarray, **overrides: Any) -> dict[str, Any]:
+    """Sweep task: backtest with ``BacktestParams().replace(**overrides)``; totals as metrics."""
+    max_hours = overrides.pop("max_hours", None)
+    params = BacktestParams().replace(**overrides)
+    return run_backtest((ts_ms, price), params, max_hours=max_hours).totals()
+
+
+def sweep_backtest(ticks: Any, grid: Mapping[str, Sequence[Any]], scheduler: Any = None,
+                   max_workers: int | None = None, **fixed: Any) -> Any:
+    """Grid over BacktestParams fields (half_spread, skew, quote_size, halflife_s, ...) -> SweepResult."""
+    from hourmm_core.research import sweep
+    from hourmm_core.research.calibration import as_arrays
+
+    ts, price, _ = as_arrays(ticks)
+    return sweep.run_sweep(backtest_task, grid, {"ts_ms": ts, "price": price, **fixed}, scheduler, max_workers)
+
+
+def params_from_config(cfg: Mapping[str, Any]) -> BacktestParams:
+    """BacktestParams from the ``backtest:`` section of configs/research.yaml."""
+    d = dict(cfg)
+    fee = FeeModel(**d.pop("fee", {}) or {})
+    return BacktestParams().replace(fee=fee, **d)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="hourmm backtest",
+                                 description="Backtest strategy+ladder+risk against the simulator engine, hour by hour.")
+    ap.add_argument("data", nargs="?", default=None, help="data dir/file (default: find_data_dir(); synthetic when none)")
+    ap.add_argument("--config", default=None, help="YAML overlaying configs/research.yaml")
+    ap.add_argument("--out", default="out/backtest", help="directory for backtest.png, index.html, result.json")
+    ap.add_argument("--hours", type=int, default=None, help="backtest at most this many hours")
+    ap.add_argument("--synthetic-hours", type=int, default=None, help="size of the synthetic stand-in")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a backtest parameter, e.g. --set half_spread=0.03")
+    ap.add_argument("--no-plots", action="store_true")
+    return ap
+
+
+def _coerce(p: BacktestParams, key: str, raw: str) -> Any:
+    if key not in p.__dataclass_fields__ or key == "fee":
+        raise ValueError(f"unknown backtest parameter {key!r}")
+    cur = getattr(p, key)
+    return type(cur)(raw)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`hourmm backtest` entry point: prints the per-hour table, writes plots + JSON; exit code."""
+    ap = build_parser()
+    try:
+        args = ap.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if not logging.getLogger().handlers:
+        from hourmm_core.logsetup import setup_logging
+        setup_logging("INFO")
+    try:
+        from hourmm_core.config import ConfigError
+        from hourmm_core.research import calibration as cal
+        from hourmm_core.research.settings import load_research_config
+
+        params = params_from_config(load_research_config(args.config).get("backtest", {}))
+        over = {}
+        for kv in args.set:
+            if "=" not in kv:
+                raise ValueError(f"--set expects KEY=VALUE, got {kv!r}")
+            k, v = kv.split("=", 1)
+            over[k.strip()] = _coerce(params, k.strip(), v.strip())
+        params = params.replace(**over)
+        comps = default_components()
+        ticks = cal.load_history(args.data, args.synthetic_hours)
+        res = run_backtest(ticks, params, comps, max_hours=args.hours)
+    except (ValueError, TypeError, OSError, ImportError, ConfigError) as exc:
+        print(f"backtest: error: {exc}", file=sys.stderr)
+        return 2
+    text = format_backtest(res)
+    print(text)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(result_json(res), indent=1))
+    if not args.no_plots:
+        from hourmm_core.research import plots
+
+        print(f"report: {plots.backtest_report(res, out, text)}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
