@@ -1,0 +1,427 @@
+"""Working orders, their life cycle, inventory and reserved capital; diff desired vs working.
+
+Why: quoting is a control loop that runs on every snapshot (50 Hz). Re-sending orders
+on every tick would churn the exchange's queue priority and hit rate limits, so the
+manager keeps an order whose price is within ``price_tol`` and remaining size within
+``size_tol`` (relative) of a desired quote, cancels the rest and places what is
+missing — never more than MAX_OPEN_ORDERS working, never faster than a token bucket.
+
+Order state machine (``OrderState``)::
+
+    INTENT -> SENT -> LIVE -> PARTIAL -> FILLED
+                 \\       \\        \\-> CANCELLING -> CANCELLED
+                  \\-> REJECTED       (LIVE -> CANCELLING too; MATCHED on placement -> FILLED)
+
+Inventory and capital come only from fills (user WebSocket trades, or exchange trades
+at reconciliation), each de-duplicated by (trade id, order id), so a replayed message
+never double-counts. Pure logic: no I/O, time passed in as ``now_ms``.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Callable, Iterable, Sequence
+
+from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Quote, SIDE_NAMES, TOKEN_NAMES
+
+log = logging.getLogger(__name__)
+
+
+class OrderState(str, Enum):
+    INTENT = "INTENT"
+    SENT = "SENT"
+    LIVE = "LIVE"
+    PARTIAL = "PARTIAL"
+    CANCELLING = "CANCELLING"
+    FILLED = "FILLED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+
+    @property
+    def final(self) -> bool:
+        return self in (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED)
+
+
+@dataclass
+class Order:
+    """One of our orders from intent to a final state."""
+
+    client_id: str
+    token: int
+    side: int
+    price: float
+    size: float
+    reduce: bool
+    created_ms: int
+    state: OrderState = OrderState.INTENT
+    order_id: str | None = None
+    filled: float = 0.0
+    fill_sum: float = 0.0     # sum of applied fills; ``filled`` = max(fill_sum, exchange's size_matched)
+    updated_ms: int = 0
+    reason: str = ""
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.size - self.filled)
+
+    @property
+    def is_open(self) -> bool:
+        return not self.state.final
+
+    def describe(self) -> str:
+        return (f"{SIDE_NAMES[self.side]} {self.size:g} {TOKEN_NAMES[self.token]} @ {self.price:g} "
+                f"[{self.state.value} filled={self.filled:g} id={self.order_id or '-'}]")
+
+
+@dataclass(frozen=True)
+class Action:
+    """What the executor must do: ``place`` a new order or ``cancel`` a working one."""
+
+    kind: str  # "place" | "cancel"
+    order: Order
+
+
+@dataclass(frozen=True)
+class Fill:
+    """A fill of one of our orders, as applied to inventory."""
+
+    trade_id: str
+    order_id: str | None
+    token: int
+    side: int
+    price: float
+    size: float
+    ts_ms: int
+    fee: float = 0.0
+
+
+class TokenBucket:
+    """Rate limit (actions per second with a burst), driven by the ``now_ms`` passed in."""
+
+    def __init__(self, rate_per_s: float, burst: float) -> None:
+        if rate_per_s <= 0 or burst < 1:
+            raise ValueError("rate_per_s must be > 0 and burst >= 1")
+        self.rate = rate_per_s
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.last_ms: int | None = None
+
+    def _refill(self, now_ms: int) -> None:
+        if self.last_ms is not None and now_ms > self.last_ms:
+            self.tokens = min(self.burst, self.tokens + (now_ms - self.last_ms) * self.rate / 1000.0)
+        if self.last_ms is None or now_ms > self.last_ms:
+            self.last_ms = now_ms
+
+    def available(self, now_ms: int) -> int:
+        self._refill(now_ms)
+        return int(self.tokens)
+
+    def take(self, now_ms: int, n: int = 1) -> bool:
+        self._refill(now_ms)
+        if self.tokens >= n:
+            self.tokens -= n
+            return True
+        return False
+
+
+CheckFn = Callable[[Quote], int]
+
+
+@dataclass
+class PlanResult:
+    """Actions plus what was held back and why (for journaling / counters)."""
+
+    actions: list[Action]
+    kept: int = 0
+    rejected: list[tuple[Quote, int]] = field(default_factory=list)
+    deferred_rate: int = 0
+    deferred_slots: int = 0
+
+
+class OrderManager:
+    """Desired-vs-working diff, order states, inventory and capital for one market."""
+
+    def __init__(self, price_tol: float = 0.005, size_tol: float = 0.2,
+                 rate_per_s: float = 10.0, burst: float = 20.0) -> None:
+        self.price_tol = price_tol
+        self.size_tol = size_tol
+        self.bucket = TokenBucket(rate_per_s, burst)
+        self.orders: dict[str, Order] = {}
+        self.by_exchange_id: dict[str, str] = {}
+        self.yes_tokens = 0.0
+        self.no_tokens = 0.0
+        self.cost = [0.0, 0.0]      # cost basis of held tokens per token
+        self.cash = 0.0             # USDC flow from fills this market (negative = spent)
+        self.fees = 0.0
+        self.volume = 0.0
+        self.n_fills = 0
+        self._seen_fills: set[tuple[str, str]] = set()
+        self._early_fills: dict[str, float] = {}   # fills whose order id we had not learnt yet
+        self._ids = itertools.count(1)
+        self._prefix = "c"
+
+    # ---- market lifecycle ---------------------------------------------------------
+    def reset(self, prefix: str = "c") -> None:
+        """Forget everything (new market): orders, inventory and counters."""
+        self.__init__(self.price_tol, self.size_tol, self.bucket.rate, self.bucket.burst)  # type: ignore[misc]
+        self._prefix = prefix
+
+    # ---- views -----------------------------------------------------------------------
+    def position(self, token: int) -> float:
+        return self.yes_tokens if token == UP else self.no_tokens
+
+    def open_orders(self) -> list[Order]:
+        return [o for o in self.orders.values() if o.is_open]
+
+    @property
+    def open_count(self) -> int:
+        return sum(1 for o in self.orders.values() if o.is_open)
+
+    def open_buy_notional(self) -> float:
+        return sum(o.price * o.remaining for o in self.orders.values() if o.is_open and o.side == BUY)
+
+    def open_size(self, token: int, side: int) -> float:
+        return sum(o.remaining for o in self.orders.values()
+                   if o.is_open and o.token == token and o.side == side)
+
+    def reserved_capital(self) -> float:
+        """USDC committed this market: cost of tokens held plus open buy orders."""
+        return self.cost[UP] + self.cost[DOWN] + self.open_buy_notional()
+
+    def pnl(self, fair_up: float | None) -> float | None:
+        """Mark-to-fair PnL of this market (cash flow + inventory at fair), after fees."""
+        if fair_up is None:
+            return None
+        return self.cash - self.fees + self.yes_tokens * fair_up + self.no_tokens * (1.0 - fair_up)
+
+    # ---- planning --------------------------------------------------------------------
+    def _matches(self, o: Order, q: Quote) -> bool:
+        if o.token != q.token or o.side != q.side or o.state is OrderState.CANCELLING:
+            return False
+        if abs(o.price - q.price) > self.price_tol + 1e-9:
+            return False
+        return abs(o.remaining - q.size) <= self.size_tol * max(q.size, 1e-9) + 1e-9
+
+    def plan(self, desired: Sequence[Quote], now_ms: int, max_open_orders: int,
+             check: CheckFn | None = None) -> PlanResult:
+        """Actions turning the working set into ``desired`` (priority = list order).
+
+        Cancels come first in the returned list and free their slots; the caller must run
+        them before the places and drop the places if a cancel fails.
+        ``check`` (the risk engine's compiled pre-trade check) returns 0 to allow a quote.
+        """
+        working = [o for o in self.orders.values() if o.is_open]
+        used: set[str] = set()
+        missing: list[Quote] = []
+        for q in desired:
+            hit = next((o for o in working if o.client_id not in used and self._matches(o, q)), None)
+            if hit is None:
+                missing.append(q)
+            else:
+                used.add(hit.client_id)
+        res = PlanResult(actions=[], kept=len(used))
+        cancels = [o for o in working if o.client_id not in used and o.state is not OrderState.CANCELLING]
+        budget = self.bucket.available(now_ms)
+        for o in cancels:
+            if o.order_id is None:
+                continue  # not acked yet: cancelled on the next pass, once it has an id
+            if budget <= 0:
+                res.deferred_rate += 1
+                continue
+            budget -= 1
+            self.bucket.take(now_ms)
+            res.actions.append(Action("cancel", o))
+        n_cancel = len(res.actions)
+        slots = max_open_orders - (len(working) - n_cancel)
+        for q in missing:
+            if slots <= 0:
+                res.deferred_slots += 1
+                continue
+            if check is not None:
+                code = check(q)
+                if code != 0:
+                    res.rejected.append((q, code))
+                    continue
+            if budget <= 0:
+                res.deferred_rate += 1
+                continue
+            budget -= 1
+            self.bucket.take(now_ms)
+            slots -= 1
+            res.actions.append(Action("place", self.new_order(q, now_ms)))
+        return res
+
+    def cancel_all_actions(self) -> list[Action]:
+        """Cancel every open order that has an exchange id (no rate limit: safety first)."""
+        return [Action("cancel", o) for o in self.orders.values()
+                if o.is_open and o.order_id is not None and o.state is not OrderState.CANCELLING]
+
+    # ---- order events ----------------------------------------------------------------
+    def new_order(self, q: Quote, now_ms: int) -> Order:
+        cid = f"{self._prefix}{next(self._ids)}"
+        o = Order(cid, q.token, q.side, q.price, q.size, q.reduce, now_ms, updated_ms=now_ms)
+        self.orders[cid] = o
+        return o
+
+    def adopt(self, order_id: str, token: int, side: int, price: float, size: float,
+              filled: float, now_ms: int) -> Order:
+        """Take over a live exchange order found at start-up reconciliation."""
+        if order_id in self.by_exchange_id:
+            return self.orders[self.by_exchange_id[order_id]]
+        o = self.new_order(Quote(token, side, price, size), now_ms)
+        o.order_id = order_id
+        o.filled = filled
+        o.state = OrderState.PARTIAL if filled > 0 else OrderState.LIVE
+        self.by_exchange_id[order_id] = o.client_id
+        return o
+
+    def on_sent(self, o: Order, now_ms: int) -> None:
+        if o.state is OrderState.INTENT:
+            o.state = OrderState.SENT
+            o.updated_ms = now_ms
+
+    def on_ack(self, o: Order, order_id: str, status: str, now_ms: int) -> None:
+        """Exchange accepted the order (status ``live``, ``matched``, ``delayed``, ...)."""
+        o.order_id = order_id
+        self.by_exchange_id[order_id] = o.client_id
+        o.updated_ms = now_ms
+        early = self._early_fills.pop(order_id, 0.0)
+        if early:
+            o.fill_sum += early
+            o.filled = min(o.size, max(o.filled, o.fill_sum))
+        if o.state.final or o.state is OrderState.CANCELLING:
+            return
+        st = (status or "").lower()
+        if st == "matched" and o.filled >= o.size - 1e-9:
+            o.state = OrderState.FILLED
+        elif o.filled > 0:
+            o.state = OrderState.PARTIAL
+        else:
+            o.state = OrderState.LIVE
+
+    def on_reject(self, o: Order, reason: str, now_ms: int) -> None:
+        o.state = OrderState.REJECTED
+        o.reason = reason
+        o.updated_ms = now_ms
+
+    def on_cancel_sent(self, o: Order, now_ms: int) -> None:
+        if not o.state.final:
+            o.state = OrderState.CANCELLING
+            o.updated_ms = now_ms
+
+    def on_cancelled(self, order_id: str, now_ms: int) -> Order | None:
+        """Exchange confirmed the cancel (REST response or user WS CANCELLATION)."""
+        o = self.by_order_id(order_id)
+        if o is not None and not o.state.final:
+            o.state = OrderState.FILLED if o.remaining <= 1e-9 else OrderState.CANCELLED
+            o.updated_ms = now_ms
+        return o
+
+    def on_cancel_failed(self, order_id: str, reason: str, now_ms: int) -> Order | None:
+        """Cancel refused. If the exchange no longer knows the order it is gone; else retry."""
+        o = self.by_order_id(order_id)
+        if o is None or o.state.final:
+            return o
+        o.reason = reason
+        o.updated_ms = now_ms
+        low = reason.lower()
+        if "not found" in low or "already" in low or "matched" in low or "canceled" in low or "cancelled" in low:
+            o.state = OrderState.FILLED if o.remaining <= 1e-9 else OrderState.CANCELLED
+        else:
+            o.state = OrderState.PARTIAL if o.filled > 0 else OrderState.LIVE
+        return o
+
+    def by_order_id(self, order_id: str | None) -> Order | None:
+        if order_id is None:
+            return None
+        cid = self.by_exchange_id.get(order_id)
+        return None if cid is None else self.orders.get(cid)
+
+    def on_order_update(self, order_id: str, size_matched: float | None, status: str,
+                        now_ms: int) -> Order | None:
+        """User-WS order event (PLACEMENT / UPDATE / CANCELLATION) for one of our orders."""
+        o = self.by_order_id(order_id)
+        if o is None:
+            return None
+        if size_matched is not None and size_matched > o.filled:
+            o.filled = min(o.size, size_matched)
+        st = (status or "").upper()
+        o.updated_ms = now_ms
+        if o.state.final:
+            return o
+        if st in ("CANCELLATION", "CANCELED", "CANCELLED"):
+            o.state = OrderState.FILLED if o.remaining <= 1e-9 else OrderState.CANCELLED
+        elif o.remaining <= 1e-9:
+            o.state = OrderState.FILLED
+        elif o.filled > 0 and o.state is not OrderState.CANCELLING:
+            o.state = OrderState.PARTIAL
+        elif o.state in (OrderState.INTENT, OrderState.SENT):
+            o.state = OrderState.LIVE
+        return o
+
+    def on_fill(self, fill: Fill) -> bool:
+        """Apply a fill to inventory and cash; False if already seen (replay) or invalid."""
+        key = (fill.trade_id, fill.order_id or "")
+        if key in self._seen_fills:
+            return False
+        if not (fill.size > 0 and 0.0 <= fill.price <= 1.0) or fill.token not in (UP, DOWN) \
+                or fill.side not in (BUY, SELL):
+            log.warning("Ignoring invalid fill %s", fill)
+            return False
+        self._seen_fills.add(key)
+        t = fill.token
+        held = self.position(t)
+        if fill.side == BUY:
+            new = held + fill.size
+            self.cost[t] += fill.price * fill.size
+            self.cash -= fill.price * fill.size
+        else:
+            new = held - fill.size
+            if held > 1e-12:
+                self.cost[t] *= max(0.0, new) / held
+            self.cash += fill.price * fill.size
+            if new < -1e-9:
+                log.warning("Fill %s leaves a negative %s position %.6f", fill.trade_id, TOKEN_NAMES[t], new)
+        if t == UP:
+            self.yes_tokens = new
+        else:
+            self.no_tokens = new
+        self.fees += fill.fee
+        self.volume += fill.price * fill.size
+        self.n_fills += 1
+        o = self.by_order_id(fill.order_id)
+        if o is None and fill.order_id:
+            self._early_fills[fill.order_id] = self._early_fills.get(fill.order_id, 0.0) + fill.size
+        if o is not None:
+            o.fill_sum += fill.size
+            o.filled = min(o.size, max(o.filled, o.fill_sum))
+            o.updated_ms = fill.ts_ms
+            if not o.state.final:
+                if o.remaining <= 1e-9:
+                    o.state = OrderState.FILLED
+                elif o.state is not OrderState.CANCELLING:
+                    o.state = OrderState.PARTIAL
+        return True
+
+    def prune(self, keep_final: int = 200) -> None:
+        """Drop the oldest final orders so memory stays bounded over a long hour."""
+        final = [o for o in self.orders.values() if o.state.final]
+        if len(final) <= keep_final:
+            return
+        final.sort(key=lambda o: o.updated_ms)
+        for o in final[: len(final) - keep_final]:
+            self.orders.pop(o.client_id, None)
+            if o.order_id:
+                self.by_exchange_id.pop(o.order_id, None)
+
+    def set_positions(self, yes_tokens: float, no_tokens: float, cost_up: float = 0.0,
+                      cost_down: float = 0.0) -> None:
+        """Seed inventory from the exchange at reconciliation (positions held before start)."""
+        self.yes_tokens, self.no_tokens = yes_tokens, no_tokens
+        self.cost = [cost_up, cost_down]
+
+
+def describe_actions(actions: Iterable[Action]) -> str:
+    return "; ".join(f"{a.kind} {a.order.describe()}" for a in actions)

@@ -1,0 +1,248 @@
+"""Risk modes, escalation rules and limits for container B.
+
+Why: the trader must degrade safely on its own (lost feeds, auth failures, breaches)
+and only an operator may re-arm it after the serious cases. The mode the rest of the
+trader obeys is the *effective* mode: the most severe of the operator's choice and
+every active automatic condition.
+
+Modes (severity order): NORMAL < REDUCE_ONLY < FLATTEN < HALT.
+
+Escalation rules (automatic):
+
+=================================  =======================================================
+condition                          effect
+=================================  =======================================================
+Binance snapshot stale / missing   REDUCE_ONLY while it lasts; strategy quotes nothing
+                                   priced off fair value (clears by itself on recovery)
+market WS lost / book invalid      no new orders and working quotes cancelled (the book is
+                                   unknown); mode unchanged; clears when the book resyncs
+user WS lost                       HALT + cancel all, WARNING
+                                   ``WS user disconnected - escalating to HALT``; sticky
+REST authentication failure        HALT + cancel all, ERROR ``REST authentication failed``;
+                                   sticky
+position / reserved over a limit   REDUCE_ONLY until back within the limits (automatic)
+operator /set_mode, /flatten_now   that mode, until the operator changes it
+=================================  =======================================================
+
+De-escalation: automatic conditions clear themselves when their cause recovers, except
+HALT, which is *latched*: only an operator ``/set_mode`` (any mode below HALT) clears
+it, and only if the cause is gone (a HALT while the user WS is still down is refused,
+because fills would go unseen).
+
+Every order also passes the compiled pre-trade check (``hourmm_core.quant.check_order``)
+in :meth:`RiskEngine.check_order`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
+from typing import Any, Mapping
+
+log = logging.getLogger(__name__)
+
+
+class Mode(str, Enum):
+    """Risk mode; the value is what ``/status`` shows as ``risk_mode``."""
+
+    NORMAL = "NORMAL"
+    REDUCE_ONLY = "REDUCE_ONLY"
+    FLATTEN = "FLATTEN"
+    HALT = "HALT"
+
+    @property
+    def level(self) -> int:
+        """Matches ``hourmm_core.quant.RiskMode`` (NORMAL=0 .. HALT=3)."""
+        return _LEVEL[self]
+
+    @classmethod
+    def parse(cls, raw: Any) -> "Mode":
+        if not isinstance(raw, str) or raw.strip().upper() not in cls.__members__:
+            raise ValueError(f"mode must be one of {', '.join(cls.__members__)}, got {raw!r}")
+        return cls[raw.strip().upper()]
+
+
+_LEVEL = {Mode.NORMAL: 0, Mode.REDUCE_ONLY: 1, Mode.FLATTEN: 2, Mode.HALT: 3}
+
+
+def _most_severe(*modes: Mode) -> Mode:
+    return max(modes, key=lambda m: _LEVEL[m])
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Hard limits (USDC / tokens), mutable at run time through ``/set_limits``."""
+
+    max_reserved_capital: float
+    max_position_size: float
+    max_order_size: float
+    max_open_orders: int
+
+    def updated(self, changes: Mapping[str, Any]) -> "Limits":
+        """A validated copy with ``changes`` applied; ValueError names the bad field.
+
+        All fields are checked before anything is applied, so a bad request changes nothing.
+        """
+        if not isinstance(changes, Mapping):
+            raise ValueError("body must be a JSON object of limits")
+        known = {f for f in asdict(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown limit(s): {', '.join(map(str, unknown))}; "
+                             f"allowed: {', '.join(sorted(known))}")
+        if not changes:
+            raise ValueError(f"no limits given; allowed: {', '.join(sorted(known))}")
+        out: dict[str, Any] = {}
+        for k, v in changes.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"{k} must be a number, got {v!r}")
+            if not math.isfinite(float(v)) or v < 0:
+                raise ValueError(f"{k} must be a finite number >= 0, got {v!r}")
+            if k == "max_open_orders":
+                if float(v) != int(v) or v > 1000:
+                    raise ValueError(f"max_open_orders must be an integer in [0, 1000], got {v!r}")
+                out[k] = int(v)
+            else:
+                out[k] = float(v)
+        return replace(self, **out)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Health:
+    """Connectivity as ``/status`` reports it under ``health``."""
+
+    market_ws: bool = False
+    user_ws: bool = False
+    rest: bool = False
+    binance_stale: bool = True
+
+    def as_dict(self) -> dict[str, bool]:
+        return {"market_ws": self.market_ws, "user_ws": self.user_ws,
+                "rest": self.rest, "binance_stale": self.binance_stale}
+
+
+@dataclass(frozen=True)
+class ModeChange:
+    """Effective mode transition, for the journal."""
+
+    old: Mode
+    new: Mode
+    reason: str
+    ts_ms: int
+
+
+@dataclass
+class RiskEngine:
+    """Holds the operator mode, the latched HALT and the automatic conditions."""
+
+    limits: Limits
+    operator_mode: Mode = Mode.NORMAL
+    halt_reason: str | None = None
+    health: Health = field(default_factory=Health)
+    breach: str | None = None
+    _effective: Mode = Mode.NORMAL
+    counts: dict[str, int] = field(default_factory=dict)
+
+    # ---- effective mode -------------------------------------------------------------
+    @property
+    def mode(self) -> Mode:
+        """The mode everything obeys: most severe of operator, latch and auto conditions."""
+        auto = Mode.NORMAL
+        if self.health.binance_stale or self.breach:
+            auto = Mode.REDUCE_ONLY
+        if self.halt_reason:
+            auto = Mode.HALT
+        return _most_severe(self.operator_mode, auto)
+
+    def _changed(self, reason: str, ts_ms: int) -> ModeChange | None:
+        new = self.mode
+        if new is self._effective:
+            return None
+        ch = ModeChange(self._effective, new, reason, ts_ms)
+        self._effective = new
+        return ch
+
+    # ---- escalations ----------------------------------------------------------------
+    def halt(self, reason: str, ts_ms: int) -> ModeChange | None:
+        """Latch HALT (sticky until the operator clears it)."""
+        self.counts["halt"] = self.counts.get("halt", 0) + 1
+        if self.halt_reason is None:
+            self.halt_reason = reason
+        return self._changed(reason, ts_ms)
+
+    def on_user_ws(self, connected: bool, ts_ms: int) -> ModeChange | None:
+        """User channel up/down. Down means fills are invisible: HALT + cancel all."""
+        was = self.health.user_ws
+        self.health.user_ws = connected
+        if not connected and was:
+            log.warning("WS user disconnected - escalating to HALT")
+            return self.halt("user WS disconnected", ts_ms)
+        return self._changed("user WS connected", ts_ms)
+
+    def on_market_ws(self, connected: bool, ts_ms: int) -> ModeChange | None:
+        """Market channel up/down: quotes are pulled by the strategy while it is down."""
+        self.health.market_ws = connected
+        return self._changed("market WS " + ("connected" if connected else "lost"), ts_ms)
+
+    def on_rest(self, ok: bool, ts_ms: int, auth_failed: bool = False) -> ModeChange | None:
+        """REST health; an authentication failure latches HALT."""
+        self.health.rest = ok
+        if auth_failed:
+            log.error("REST authentication failed")
+            return self.halt("REST authentication failed", ts_ms)
+        return self._changed("REST " + ("ok" if ok else "failing"), ts_ms)
+
+    def on_snapshot_stale(self, stale: bool, ts_ms: int) -> ModeChange | None:
+        """Binance snapshot stale/missing: REDUCE_ONLY while it lasts."""
+        if stale and not self.health.binance_stale:
+            log.warning("Binance snapshot stale - no quotes (REDUCE_ONLY)")
+        self.health.binance_stale = stale
+        return self._changed("Binance snapshot " + ("stale" if stale else "fresh"), ts_ms)
+
+    def on_portfolio(self, yes_tokens: float, no_tokens: float, reserved_capital: float,
+                     ts_ms: int) -> ModeChange | None:
+        """Portfolio check against the limits; a breach means REDUCE_ONLY until it clears."""
+        lim = self.limits
+        why = None
+        if max(yes_tokens, no_tokens) > lim.max_position_size + 1e-9:
+            why = (f"position {max(yes_tokens, no_tokens):.4f} > max_position_size "
+                   f"{lim.max_position_size:g}")
+        elif reserved_capital > lim.max_reserved_capital + 1e-9:
+            why = f"reserved capital {reserved_capital:.4f} > max_reserved_capital {lim.max_reserved_capital:g}"
+        if why and not self.breach:
+            log.warning("Risk limit breached: %s - REDUCE_ONLY", why)
+            self.counts["breach"] = self.counts.get("breach", 0) + 1
+        self.breach = why
+        return self._changed(why or "limits ok", ts_ms)
+
+    # ---- operator -------------------------------------------------------------------
+    def set_mode(self, mode: Mode, ts_ms: int) -> ModeChange | None:
+        """Operator command. Setting a mode below HALT clears the HALT latch if safe.
+
+        Raises ValueError (nothing changed) when HALT cannot be cleared yet.
+        """
+        if mode is not Mode.HALT and self.halt_reason is not None:
+            if not self.health.user_ws and self.halt_reason.startswith("user WS"):
+                raise ValueError("cannot leave HALT: the user WebSocket is still disconnected")
+            self.halt_reason = None
+        self.operator_mode = mode
+        return self._changed(f"operator set_mode {mode.value}", ts_ms)
+
+    def set_limits(self, changes: Mapping[str, Any]) -> Limits:
+        """Validate and apply; ValueError leaves the limits untouched."""
+        self.limits = self.limits.updated(changes)
+        return self.limits
+
+    # ---- per-order ------------------------------------------------------------------
+    def may_place(self, reduces: bool) -> bool:
+        """Coarse gate before the compiled check: does the mode allow this kind of order?"""
+        m = self.mode
+        if m is Mode.HALT:
+            return False
+        if m is Mode.NORMAL:
+            return True
+        return reduces

@@ -1,0 +1,129 @@
+"""OrderManager: no churn within tolerance, MAX_OPEN_ORDERS, rate limit, states, fills."""
+from hourmm_core.trading.order_manager import Fill, OrderManager, OrderState, TokenBucket
+from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Quote
+
+
+def live(om: OrderManager, now: int = 0) -> None:
+    """Ack every sent order (what the executor does after a successful POST)."""
+    for i, o in enumerate(list(om.orders.values())):
+        if o.state in (OrderState.INTENT, OrderState.SENT):
+            om.on_sent(o, now)
+            om.on_ack(o, f"x{o.client_id}", "live", now)
+
+
+def test_place_then_keep_within_tolerance() -> None:
+    om = OrderManager(price_tol=0.005, size_tol=0.2)
+    want = [Quote(UP, BUY, 0.45, 5), Quote(DOWN, BUY, 0.50, 5)]
+    r = om.plan(want, 0, 4)
+    assert [a.kind for a in r.actions] == ["place", "place"]
+    live(om)
+    r2 = om.plan([Quote(UP, BUY, 0.45, 5.5), Quote(DOWN, BUY, 0.50, 4.5)], 100, 4)
+    assert r2.actions == [] and r2.kept == 2
+    r3 = om.plan([Quote(UP, BUY, 0.46, 5), Quote(DOWN, BUY, 0.50, 5)], 200, 4)
+    assert [(a.kind, a.order.price) for a in r3.actions] == [("cancel", 0.45), ("place", 0.46)]
+
+
+def test_max_open_orders_counts_cancels_as_freed() -> None:
+    om = OrderManager()
+    om.plan([Quote(UP, BUY, 0.40 + i / 100, 5) for i in range(4)], 0, 4)
+    live(om)
+    assert om.open_count == 4
+    r = om.plan([Quote(UP, BUY, 0.30 + i / 100, 5) for i in range(6)], 10, 4)
+    kinds = [a.kind for a in r.actions]
+    assert kinds.count("cancel") == 4 and kinds.count("place") == 4 and r.deferred_slots == 2
+    assert kinds.index("place") > max(i for i, k in enumerate(kinds) if k == "cancel")
+
+
+def test_unacked_orders_block_slots_and_are_not_cancelled() -> None:
+    om = OrderManager()
+    om.plan([Quote(UP, BUY, 0.4, 5)], 0, 1)  # INTENT, no exchange id
+    r = om.plan([Quote(UP, BUY, 0.3, 5)], 1, 1)
+    assert r.actions == [] and r.deferred_slots == 1
+
+
+def test_rate_limit_defers() -> None:
+    om = OrderManager(rate_per_s=1.0, burst=2)
+    r = om.plan([Quote(UP, BUY, 0.1 * i, 1) for i in range(1, 5)], 0, 10)
+    assert len(r.actions) == 2 and r.deferred_rate == 2
+    r = om.plan([Quote(UP, BUY, 0.1 * i, 1) for i in range(1, 5)], 1000, 10)
+    assert len(r.actions) == 1
+
+
+def test_token_bucket_refills_to_burst() -> None:
+    b = TokenBucket(10, 3)
+    assert all(b.take(0) for _ in range(3)) and not b.take(0)
+    assert b.available(100) == 1 and b.available(10_000) == 3
+
+
+def test_check_rejects_counted() -> None:
+    om = OrderManager()
+    r = om.plan([Quote(UP, BUY, 0.4, 500), Quote(UP, BUY, 0.3, 5)], 0, 4,
+                check=lambda q: 1 if q.size > 100 else 0)
+    assert len(r.actions) == 1 and r.rejected[0][1] == 1
+
+
+def test_state_machine_and_fills() -> None:
+    om = OrderManager()
+    (a,) = om.plan([Quote(UP, BUY, 0.40, 10)], 0, 4).actions
+    o = a.order
+    assert o.state is OrderState.INTENT
+    om.on_sent(o, 1)
+    assert o.state is OrderState.SENT
+    om.on_ack(o, "oid1", "live", 2)
+    assert o.state is OrderState.LIVE and om.reserved_capital() == 4.0
+    assert om.on_fill(Fill("t1", "oid1", UP, BUY, 0.40, 4, 3))
+    assert not om.on_fill(Fill("t1", "oid1", UP, BUY, 0.40, 4, 3))  # replay ignored
+    assert o.state is OrderState.PARTIAL and om.yes_tokens == 4
+    om.on_order_update("oid1", 4.0, "UPDATE", 4)  # WS order update after the trade: no double count
+    assert o.filled == 4
+    assert abs(om.reserved_capital() - (1.6 + 0.4 * 6)) < 1e-9
+    om.on_fill(Fill("t2", "oid1", UP, BUY, 0.40, 6, 5))
+    assert o.state is OrderState.FILLED and om.yes_tokens == 10 and om.open_count == 0
+    # sell half back: cost basis scales down, cash flows in
+    om.on_fill(Fill("t3", None, UP, SELL, 0.50, 5, 6))
+    assert om.yes_tokens == 5 and abs(om.cost[UP] - 2.0) < 1e-9
+    assert abs(om.pnl(0.5) - (-4.0 + 2.5 + 2.5)) < 1e-9
+
+
+def test_reject_and_cancel_paths() -> None:
+    om = OrderManager()
+    a, b = om.plan([Quote(UP, BUY, 0.4, 5), Quote(DOWN, BUY, 0.5, 5)], 0, 4).actions
+    om.on_reject(a.order, "not enough balance", 1)
+    assert a.order.state is OrderState.REJECTED and a.order.reason
+    om.on_ack(b.order, "ob", "live", 1)
+    om.on_cancel_sent(b.order, 2)
+    assert b.order.state is OrderState.CANCELLING
+    assert om.cancel_all_actions() == []  # already cancelling
+    om.on_cancel_failed("ob", "temporary error", 3)
+    assert b.order.state is OrderState.LIVE
+    assert [x.order.order_id for x in om.cancel_all_actions()] == ["ob"]
+    om.on_cancelled("ob", 4)
+    assert b.order.state is OrderState.CANCELLED and om.open_count == 0
+
+
+def test_cancel_failed_not_found_is_final() -> None:
+    om = OrderManager()
+    (a,) = om.plan([Quote(UP, BUY, 0.4, 5)], 0, 4).actions
+    om.on_ack(a.order, "o1", "live", 0)
+    om.on_cancel_failed("o1", "order not found or already canceled", 1)
+    assert a.order.state is OrderState.CANCELLED
+
+
+def test_ws_cancellation_and_matched_ack() -> None:
+    om = OrderManager()
+    a, b = om.plan([Quote(UP, BUY, 0.4, 5), Quote(UP, SELL, 0.6, 5, reduce=True)], 0, 4).actions
+    om.on_ack(a.order, "o1", "live", 0)
+    om.on_order_update("o1", 0.0, "CANCELLATION", 1)
+    assert a.order.state is OrderState.CANCELLED
+    om.on_fill(Fill("t9", "o2", UP, SELL, 0.6, 5, 1))  # fill seen before the ack
+    om.on_ack(b.order, "o2", "matched", 2)
+    assert b.order.filled == 5 and b.order.state is OrderState.FILLED  # early fill attached at ack
+    assert om.yes_tokens == -5 and om.n_fills == 1  # inventory counted once
+
+
+def test_adopt_and_invalid_fill() -> None:
+    om = OrderManager()
+    o = om.adopt("ext1", DOWN, BUY, 0.3, 10, 2, 0)
+    assert o.state is OrderState.PARTIAL and om.adopt("ext1", DOWN, BUY, 0.3, 10, 2, 0) is o
+    assert not om.on_fill(Fill("bad", "ext1", DOWN, BUY, 1.5, 1, 0))
+    assert om.no_tokens == 0
