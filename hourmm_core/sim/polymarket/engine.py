@@ -1,0 +1,874 @@
+"""In-process Polymarket CLOB matching engine (binary Up/Down markets).
+
+This is the exchange core of the loopback simulator. It has no I/O and never reads
+the wall clock: every mutating call takes ``now_ms`` (ms UTC, simulated time). The
+REST/WS servers (:mod:`hourmm_core.sim.polymarket.server`), the background agents
+and the backtests all drive the same object.
+
+Public API (prices/sizes are floats at the boundary, exact integers inside)::
+
+    ex = Exchange(fee_rate_bps=0, seed=0)
+    ex.list_market(condition_id, up_token, down_token, start_ms, end_ms,
+                   tick_size=0.01, min_size=5.0, neg_risk=False)
+    ex.deposit(owner, usdc)                       # credit collateral
+    r = ex.place(owner, token_id, "BUY"|"SELL", price, size, order_type="GTC",
+                 post_only=False, expiration_ms=0, now_ms=..., order_id=None)
+    r.order_id, r.status ("matched"|"live"|"unmatched"), r.fills, r.error_msg, r.ok
+    ex.cancel(owner, order_id, now_ms) / ex.cancel_all(owner, now_ms)
+    ex.cancel_market(owner, condition_id, now_ms, asset_id=None)
+    ex.open_orders(owner), ex.order(order_id), ex.trades(owner)
+    ex.book(token_id) -> {"bids": [(p, s), ...best first], "asks": [...]}
+    ex.balances(owner) -> {"usdc", "usdc_available"}, ex.positions(owner) -> {token: size}
+    ex.advance(now_ms)           # expire GTD orders
+    ex.stop_market(condition_id, now_ms)          # end of hour: cancel all, refuse new orders
+    ex.resolve(condition_id, up_wins, now_ms)     # pay 1 USDC per winning token, burn losers
+    ex.set_tick_size(condition_id, tick, now_ms)
+    ex.add_listener(fn)          # fn(event: dict) for every book/order/trade/market change
+
+Units (why integers): money must be conserved exactly so the hypothesis tests can
+assert equality, not closeness. Prices are held in 1e-4 units (finest Polymarket
+tick is 0.0001), sizes in 1e-2 shares (Polymarket rounds order sizes to 2
+decimals) and USDC in 1e-6 (USDC has 6 decimals). Then price*size is exactly a
+number of USDC micro-units.
+
+One book per market, in Up terms (documented decision). Like Polymarket's CLOB,
+an order on the Down token is the mirror of an order on Up: BUY Down at q rests
+as an ask on Up at 1-q, SELL Down at q as a bid on Up at 1-q. So ``book(down)``
+is the mirror image of ``book(up)``. When a bid meets an ask at the maker's price
+P (Up terms) the settlement depends on the two orders:
+
+* BUY Up  x SELL Up   -> transfer: Up buyer pays P, Up seller delivers Up.
+* BUY Down x SELL Down-> transfer at 1-P on Down.
+* BUY Up  x BUY Down  -> MINT: each pays its price (P and 1-P), a full set is
+  minted (1 USDC per pair moves into the collateral pool), each gets its token.
+* SELL Up x SELL Down -> MERGE: each delivers its token, the pair is burned, each
+  receives its price; the 1 USDC per pair leaves the pool.
+
+Price-time priority: best price first, then arrival sequence. Trades execute at
+the resting (maker) order's price; price improvement goes to the taker.
+Self-trades are allowed (the real CLOB does not block them either).
+
+Fees (formula from Polymarket's CTF Exchange ``CalculatorHelper.calculateFee`` and
+the CLOB fee docs): ``fee = baseRate * min(price, 1 - price) * size`` in USDC,
+charged to the TAKER only, where ``baseRate = fee_rate_bps / 10_000`` and
+``price`` is the execution price of the taker's token. Deviation: on chain a BUY
+taker's fee is taken out of the tokens it receives; here every fee is charged in
+USDC (added to a BUY's cost, deducted from a SELL's proceeds), floored to 1e-6
+USDC, and credited to the exchange fee account (``fees_collected``).
+
+Order rules (messages copied from the real CLOB's documented error strings):
+
+* tick: the price must be a multiple of the market tick and within
+  [tick, 1 - tick];
+* min size: GTC/GTD orders need ``size >= min_size`` (marketable FOK/FAK orders
+  are exempt, as on Polymarket where market orders go by notional);
+* post-only (GTC/GTD only): rejected if it would cross;
+* GTC rests; GTD rests until ``expiration_ms`` (must be in the future);
+  FOK fills completely or is rejected untouched; FAK fills what it can and the
+  rest is cancelled (rejected if nothing at all can fill);
+* balance: a BUY needs free USDC >= price*size (+ worst-case taker fee); a SELL
+  needs free tokens >= size. Resting orders reserve what they may spend, exactly
+  like the CLOB's "balance / allowance" check. No short selling.
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+PRICE_SCALE = 10_000      # price units per 1.0
+SIZE_SCALE = 100          # size units per share
+USDC_SCALE = 1_000_000    # USDC micro-units per 1 USDC (== PRICE_SCALE * SIZE_SCALE)
+assert PRICE_SCALE * SIZE_SCALE == USDC_SCALE
+
+BUY = "BUY"
+SELL = "SELL"
+ORDER_TYPES = ("GTC", "GTD", "FOK", "FAK")
+
+# Real CLOB error strings (docs.polymarket.com "Order placement errors").
+ERR_BALANCE = "not enough balance / allowance"
+ERR_POST_ONLY = "invalid post-only order: order crosses book"
+ERR_FOK = "order couldn't be fully filled. FOK orders are fully filled or killed."
+ERR_FAK = "no orders found to match with FAK order. FAK orders are partially filled or killed if no match is found."
+ERR_DUPLICATE = "order is invalid. Duplicated."
+ERR_EXPIRATION = "invalid expiration"
+ERR_NOT_ACCEPTING = "the market is not accepting orders"
+ERR_NOT_READY = "the market is not yet ready to process new orders"
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+class EngineError(ValueError):
+    """A request the exchange refuses (bad token, unknown order, bad numbers)."""
+
+
+def price_to_units(price: float) -> int:
+    """Float price -> 1e-4 units; raises if not representable on the finest grid."""
+    if not isinstance(price, (int, float)) or isinstance(price, bool) or price != price:
+        raise EngineError(f"invalid price {price!r}")
+    u = round(float(price) * PRICE_SCALE)
+    if abs(u - float(price) * PRICE_SCALE) > 1e-6:
+        raise EngineError(f"invalid price {price!r}: finer than 0.0001")
+    return u
+
+
+def size_to_units(size: float) -> int:
+    """Float size -> 1e-2 share units, flooring sub-cent dust (the CLOB rounds sizes down to 2 dp)."""
+    if not isinstance(size, (int, float)) or isinstance(size, bool) or size != size:
+        raise EngineError(f"invalid size {size!r}")
+    return int(float(size) * SIZE_SCALE + 1e-7)
+
+
+def fee_units(fee_rate_bps: int, price_u: int, size_u: int) -> int:
+    """Taker fee in USDC micro-units: floor(bps/1e4 * min(p, 1-p) * size)."""
+    if fee_rate_bps <= 0:
+        return 0
+    return (fee_rate_bps * min(price_u, PRICE_SCALE - price_u) * size_u) // 10_000
+
+
+@dataclass
+class Market:
+    """One binary market: Up/Down token pair, its hour and its trading state."""
+
+    condition_id: str
+    up_token: str
+    down_token: str
+    start_ms: int
+    end_ms: int
+    tick_u: int
+    min_size_u: int
+    neg_risk: bool = False
+    accepting: bool = True
+    closed: bool = False
+    resolved: bool = False
+    up_wins: bool | None = None
+    fee_rate_bps: int = 0
+    # Up-terms book: price_u -> deque[order_id]; sorted price lists for best lookup.
+    bids: dict[int, deque] = field(default_factory=dict)
+    asks: dict[int, deque] = field(default_factory=dict)
+    bid_prices: list[int] = field(default_factory=list)
+    ask_prices: list[int] = field(default_factory=list)
+    pairs_u: int = 0              # outstanding full sets (size units)
+    last_trade_price: float | None = None
+
+    @property
+    def tick_size(self) -> float:
+        return self.tick_u / PRICE_SCALE
+
+    @property
+    def min_size(self) -> float:
+        return self.min_size_u / SIZE_SCALE
+
+
+@dataclass
+class Order:
+    """A (possibly resting) limit order. ``price_u`` is in the order's own token terms."""
+
+    order_id: str
+    owner: str
+    condition_id: str
+    token_id: str
+    outcome: str
+    side: str
+    price_u: int
+    size_u: int
+    order_type: str
+    post_only: bool
+    expiration_ms: int
+    created_ms: int
+    seq: int
+    filled_u: int = 0
+    status: str = "LIVE"          # LIVE | MATCHED | CANCELED | INVALID
+    res_usdc_u: int = 0           # USDC still reserved (BUY)
+    res_tok_u: int = 0            # tokens still reserved (SELL)
+    trade_ids: list[str] = field(default_factory=list)
+    is_up: bool = True
+
+    @property
+    def remaining_u(self) -> int:
+        return self.size_u - self.filled_u
+
+    @property
+    def book_is_bid(self) -> bool:
+        """Side in the Up-terms book: BUY Up / SELL Down are bids."""
+        return (self.side == BUY) == self.is_up
+
+    @property
+    def book_price_u(self) -> int:
+        return self.price_u if self.is_up else PRICE_SCALE - self.price_u
+
+    def to_dict(self) -> dict[str, Any]:
+        """Shape of the CLOB's ``GET /data/order`` object (owner = engine owner string)."""
+        return {
+            "id": self.order_id,
+            "status": self.status,
+            "owner": self.owner,
+            "maker_address": self.owner,
+            "market": self.condition_id,
+            "asset_id": self.token_id,
+            "side": self.side,
+            "original_size": _fmt(self.size_u / SIZE_SCALE),
+            "size_matched": _fmt(self.filled_u / SIZE_SCALE),
+            "price": _fmt(self.price_u / PRICE_SCALE),
+            "outcome": self.outcome,
+            "expiration": str(self.expiration_ms // 1000 if self.expiration_ms else 0),
+            "order_type": self.order_type,
+            "associate_trades": list(self.trade_ids),
+            "created_at": self.created_ms // 1000,
+        }
+
+
+def _fmt(x: float) -> str:
+    """Decimal string like the CLOB's JSON ("0.52", "10", "12.5")."""
+    s = f"{x:.6f}".rstrip("0").rstrip(".")
+    return s if s not in ("", "-0") else "0"
+
+
+@dataclass
+class Fill:
+    """One maker/taker match, from the taker's point of view (price in taker-token terms)."""
+
+    maker_order_id: str
+    maker_owner: str
+    taker_order_id: str
+    taker_owner: str
+    price: float
+    size: float
+    kind: str          # transfer | mint | merge
+    taker_fee: float
+
+
+@dataclass
+class PlaceResult:
+    """Outcome of :meth:`Exchange.place`, mirrors POST /order's response fields."""
+
+    order_id: str
+    status: str                      # matched | live | unmatched | "" (rejected)
+    fills: list[Fill] = field(default_factory=list)
+    error_msg: str = ""
+    making_amount: str = "0"
+    taking_amount: str = "0"
+    trade_ids: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error_msg
+
+
+@dataclass
+class Account:
+    usdc_u: int = 0
+    usdc_res_u: int = 0
+    tok_u: dict[str, int] = field(default_factory=dict)
+    tok_res_u: dict[str, int] = field(default_factory=dict)
+
+
+class Exchange:
+    """Matching engine for many binary markets; deterministic given ``seed`` and call order."""
+
+    def __init__(self, fee_rate_bps: int = 0, seed: int = 0) -> None:
+        if not isinstance(fee_rate_bps, int) or fee_rate_bps < 0 or fee_rate_bps > 1000:
+            raise EngineError(f"fee_rate_bps must be an int in [0, 1000], got {fee_rate_bps!r}")
+        self.fee_rate_bps = fee_rate_bps
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self.markets: dict[str, Market] = {}
+        self.token_market: dict[str, Market] = {}
+        self.orders: dict[str, Order] = {}
+        self.accounts: dict[str, Account] = {}
+        self.trades_log: list[dict[str, Any]] = []
+        self._owner_trades: dict[str, list[dict[str, Any]]] = {}
+        self._seq = 0
+        self._listeners: list[Listener] = []
+        self.deposited_u = 0
+        self.withdrawn_u = 0
+        self.fees_u = 0
+        self.paid_out_u = 0
+        self._gtd: list[tuple[int, int, str]] = []     # (expiration_ms, seq, order_id)
+        self._touched: set[tuple[str, bool, int]] = set()
+        self.listener_errors = 0
+        self._pending_updates: list[Order] = []
+
+    # ------------------------------------------------------------------ setup
+    def add_listener(self, fn: Listener) -> None:
+        """Register ``fn(event)``; called synchronously after each state change."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    def _emit(self, ev: dict[str, Any]) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(ev)
+            except Exception:  # a broken subscriber must never corrupt the exchange
+                self.listener_errors += 1
+
+    def list_market(self, condition_id: str, up_token: str, down_token: str, start_ms: int, end_ms: int,
+                    tick_size: float = 0.01, min_size: float = 5.0, neg_risk: bool = False,
+                    fee_rate_bps: int | None = None) -> Market:
+        """Create a market; orders are accepted from listing until ``end_ms`` (or stop_market)."""
+        if condition_id in self.markets:
+            raise EngineError(f"market {condition_id} already listed")
+        if up_token == down_token or up_token in self.token_market or down_token in self.token_market:
+            raise EngineError("token ids must be distinct and new")
+        if end_ms <= start_ms:
+            raise EngineError("end_ms must be after start_ms")
+        tick_u = price_to_units(tick_size)
+        if tick_u <= 0 or PRICE_SCALE % tick_u:
+            raise EngineError(f"invalid tick size {tick_size}")
+        m = Market(condition_id, up_token, down_token, int(start_ms), int(end_ms), tick_u,
+                   size_to_units(min_size), bool(neg_risk),
+                   fee_rate_bps=self.fee_rate_bps if fee_rate_bps is None else int(fee_rate_bps))
+        self.markets[condition_id] = m
+        self.token_market[up_token] = m
+        self.token_market[down_token] = m
+        return m
+
+    def deposit(self, owner: str, usdc: float) -> None:
+        """Credit ``usdc`` collateral to ``owner`` (tracked for conservation checks)."""
+        u = int(round(float(usdc) * USDC_SCALE))
+        if u < 0:
+            raise EngineError("deposit must be >= 0")
+        self._acct(owner).usdc_u += u
+        self.deposited_u += u
+
+    def _acct(self, owner: str) -> Account:
+        a = self.accounts.get(owner)
+        if a is None:
+            a = self.accounts[owner] = Account()
+        return a
+
+    def market_of(self, token_id: str) -> Market:
+        m = self.token_market.get(str(token_id))
+        if m is None:
+            raise EngineError(f"unknown token id {token_id}")
+        return m
+
+    # ------------------------------------------------------------------ views
+    def balances(self, owner: str) -> dict[str, float]:
+        a = self._acct(owner)
+        return {"usdc": a.usdc_u / USDC_SCALE, "usdc_available": (a.usdc_u - a.usdc_res_u) / USDC_SCALE}
+
+    def positions(self, owner: str) -> dict[str, float]:
+        a = self._acct(owner)
+        return {t: v / SIZE_SCALE for t, v in a.tok_u.items() if v}
+
+    def token_available(self, owner: str, token_id: str) -> float:
+        a = self._acct(owner)
+        return (a.tok_u.get(token_id, 0) - a.tok_res_u.get(token_id, 0)) / SIZE_SCALE
+
+    def open_orders(self, owner: str | None = None, condition_id: str | None = None,
+                    token_id: str | None = None) -> list[Order]:
+        """Live orders (optionally filtered), in arrival order."""
+        out = [o for o in self.orders.values() if o.status == "LIVE"
+               and (owner is None or o.owner == owner)
+               and (condition_id is None or o.condition_id == condition_id)
+               and (token_id is None or o.token_id == token_id)]
+        out.sort(key=lambda o: o.seq)
+        return out
+
+    def order(self, order_id: str) -> Order | None:
+        return self.orders.get(order_id)
+
+    def trades(self, owner: str | None = None) -> list[dict[str, Any]]:
+        if owner is None:
+            return list(self.trades_log)
+        return list(self._owner_trades.get(owner, []))
+
+    def _levels(self, m: Market, bid: bool) -> list[tuple[int, int]]:
+        prices = m.bid_prices if bid else m.ask_prices
+        book = m.bids if bid else m.asks
+        it = reversed(prices) if bid else iter(prices)
+        out = []
+        for p in it:
+            tot = sum(self.orders[oid].remaining_u for oid in book[p])
+            if tot > 0:
+                out.append((p, tot))
+        return out
+
+    def book(self, token_id: str, depth: int | None = None) -> dict[str, list[tuple[float, float]]]:
+        """Aggregated levels for one token, best first. Down is the mirror of the Up book."""
+        m = self.market_of(token_id)
+        bids = self._levels(m, True)
+        asks = self._levels(m, False)
+        if token_id == m.up_token:
+            b = [(p / PRICE_SCALE, s / SIZE_SCALE) for p, s in bids]
+            a = [(p / PRICE_SCALE, s / SIZE_SCALE) for p, s in asks]
+        else:
+            b = [((PRICE_SCALE - p) / PRICE_SCALE, s / SIZE_SCALE) for p, s in asks]
+            a = [((PRICE_SCALE - p) / PRICE_SCALE, s / SIZE_SCALE) for p, s in bids]
+        if depth is not None:
+            b, a = b[:depth], a[:depth]
+        return {"bids": b, "asks": a}
+
+    def best(self, token_id: str) -> tuple[float | None, float | None]:
+        bk = self.book(token_id, depth=1)
+        return (bk["bids"][0][0] if bk["bids"] else None, bk["asks"][0][0] if bk["asks"] else None)
+
+    def level_size(self, token_id: str, side: str, price: float) -> float:
+        """Aggregate size at one price of one token's book (``side`` BUY=bids, SELL=asks)."""
+        m = self.market_of(token_id)
+        pu = price_to_units(price)
+        up = token_id == m.up_token
+        bid = (side == BUY) if up else (side == SELL)
+        bp = pu if up else PRICE_SCALE - pu
+        q = (m.bids if bid else m.asks).get(bp)
+        return sum(self.orders[o].remaining_u for o in q) / SIZE_SCALE if q else 0.0
+
+    # ------------------------------------------------------------------ book plumbing
+    def _insert(self, m: Market, o: Order) -> None:
+        bid = o.book_is_bid
+        book, prices = (m.bids, m.bid_prices) if bid else (m.asks, m.ask_prices)
+        p = o.book_price_u
+        q = book.get(p)
+        if q is None:
+            q = book[p] = deque()
+            bisect.insort(prices, p)
+        q.append(o.order_id)
+        self._touched.add((m.condition_id, bid, p))
+
+    def _remove(self, m: Market, o: Order) -> None:
+        bid = o.book_is_bid
+        book, prices = (m.bids, m.bid_prices) if bid else (m.asks, m.ask_prices)
+        p = o.book_price_u
+        q = book.get(p)
+        if q is None:
+            return
+        try:
+            q.remove(o.order_id)
+        except ValueError:
+            return
+        if not q:
+            del book[p]
+            i = bisect.bisect_left(prices, p)
+            if i < len(prices) and prices[i] == p:
+                prices.pop(i)
+        self._touched.add((m.condition_id, bid, p))
+
+    def _flush_book_events(self, now_ms: int) -> None:
+        """Emit one ``price_change`` per market for the levels touched by the last operation."""
+        if not self._touched:
+            return
+        touched, self._touched = self._touched, set()
+        by_market: dict[str, list[tuple[bool, int]]] = {}
+        for cid, bid, p in touched:
+            by_market.setdefault(cid, []).append((bid, p))
+        for cid, lv in by_market.items():
+            m = self.markets[cid]
+            changes = []
+            for bid, p in sorted(lv):
+                q = (m.bids if bid else m.asks).get(p)
+                size_u = sum(self.orders[o].remaining_u for o in q) if q else 0
+                size = _fmt(size_u / SIZE_SCALE)
+                changes.append({"asset_id": m.up_token, "price": _fmt(p / PRICE_SCALE),
+                                "side": BUY if bid else SELL, "size": size})
+                changes.append({"asset_id": m.down_token, "price": _fmt((PRICE_SCALE - p) / PRICE_SCALE),
+                                "side": SELL if bid else BUY, "size": size})
+            self._emit({"event_type": "price_change", "market": cid, "changes": changes, "ts_ms": now_ms})
+
+    # ------------------------------------------------------------------ ids
+    def _new_id(self, prefix: str) -> str:
+        self._seq += 1
+        h = hashlib.sha256(f"{prefix}:{self.seed}:{self._seq}:{self._rng.random()}".encode()).hexdigest()
+        return "0x" + h if prefix == "order" else f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+    # ------------------------------------------------------------------ orders
+    def _reject(self, oid: str, msg: str) -> PlaceResult:
+        return PlaceResult(order_id=oid, status="", error_msg=msg)
+
+    def place(self, owner: str, token_id: str, side: str, price: float, size: float, order_type: str = "GTC",
+              post_only: bool = False, expiration_ms: int = 0, now_ms: int = 0,
+              order_id: str | None = None) -> PlaceResult:
+        """Validate, match (price-time, maker price) and rest the remainder per ``order_type``.
+
+        Never raises for a bad order: the reason is in ``error_msg`` (the REST layer
+        returns it as ``errorMsg`` with ``success: false``).
+        """
+        self.advance(now_ms)
+        oid = order_id if order_id else self._new_id("order")
+        try:
+            m = self.market_of(token_id)
+            side = str(side).upper()
+            if side not in (BUY, SELL):
+                return self._reject(oid, f"invalid order side {side!r}")
+            order_type = str(order_type).upper()
+            if order_type not in ORDER_TYPES:
+                return self._reject(oid, f"invalid order type {order_type!r}")
+            pu = price_to_units(price)
+            su = size_to_units(size)
+        except EngineError as e:
+            return self._reject(oid, str(e))
+        if oid in self.orders:
+            return self._reject(oid, ERR_DUPLICATE)
+        if m.closed or not m.accepting or now_ms >= m.end_ms:
+            return self._reject(oid, ERR_NOT_ACCEPTING)
+        if pu % m.tick_u or pu < m.tick_u or pu > PRICE_SCALE - m.tick_u:
+            return self._reject(oid, f"order {oid} is invalid. Price ({_fmt(price)}) breaks minimum tick size "
+                                     f"rule: {_fmt(m.tick_size)}")
+        if su <= 0:
+            return self._reject(oid, f"order {oid} is invalid. Size ({_fmt(size)}) must be positive")
+        if order_type in ("GTC", "GTD") and su < m.min_size_u:
+            return self._reject(oid, f"order {oid} is invalid. Size ({_fmt(size)}) lower than the minimum: "
+                                     f"{_fmt(m.min_size)}")
+        if post_only and order_type not in ("GTC", "GTD"):
+            return self._reject(oid, "invalid post-only order: only GTC and GTD orders can be post-only")
+        if order_type == "GTD":
+            if expiration_ms <= now_ms:
+                return self._reject(oid, ERR_EXPIRATION)
+        else:
+            expiration_ms = 0
+        up = token_id == m.up_token
+        self._seq += 1
+        o = Order(oid, owner, m.condition_id, token_id, "Up" if up else "Down", side, pu, su, order_type,
+                  bool(post_only), int(expiration_ms), int(now_ms), self._seq, is_up=up)
+        a = self._acct(owner)
+        fee_bps = m.fee_rate_bps
+        if side == BUY:
+            need = pu * su + fee_units(fee_bps, pu, su)
+            if a.usdc_u - a.usdc_res_u < need:
+                return self._reject(oid, ERR_BALANCE)
+        else:
+            if a.tok_u.get(token_id, 0) - a.tok_res_u.get(token_id, 0) < su:
+                return self._reject(oid, ERR_BALANCE)
+
+        limit_b = o.book_price_u
+        is_bid = o.book_is_bid
+        if post_only and self._crossable(m, is_bid, limit_b, owner) > 0:
+            return self._reject(oid, ERR_POST_ONLY)
+        if order_type == "FOK" and self._crossable(m, is_bid, limit_b, owner, cap=su) < su:
+            return self._reject(oid, ERR_FOK)
+        if order_type == "FAK" and self._crossable(m, is_bid, limit_b, owner, cap=1) <= 0:
+            return self._reject(oid, ERR_FAK)
+
+        self.orders[oid] = o
+        fills, trade = self._match(m, o, now_ms)
+        res = PlaceResult(order_id=oid, status="matched" if fills else "live", fills=fills)
+        if trade is not None:
+            res.trade_ids.append(trade["id"])
+            filled_cost = sum(f.price * f.size for f in fills)
+            filled_size = sum(f.size for f in fills)
+            if side == BUY:
+                res.making_amount, res.taking_amount = _fmt(filled_cost), _fmt(filled_size)
+            else:
+                res.making_amount, res.taking_amount = _fmt(filled_size), _fmt(filled_cost)
+        rem = o.remaining_u
+        if rem > 0 and order_type in ("GTC", "GTD"):
+            if side == BUY:
+                o.res_usdc_u = pu * rem
+                a.usdc_res_u += o.res_usdc_u
+            else:
+                o.res_tok_u = rem
+                a.tok_res_u[token_id] = a.tok_res_u.get(token_id, 0) + rem
+            self._insert(m, o)
+            if order_type == "GTD":
+                bisect.insort(self._gtd, (o.expiration_ms, o.seq, oid))
+        elif rem > 0:
+            o.status = "CANCELED"   # FAK remainder killed
+        else:
+            o.status = "MATCHED"
+        if not fills and o.status == "LIVE":
+            res.status = "live"
+        self._emit({"event_type": "order", "type": "PLACEMENT", "order": o.to_dict(), "ts_ms": now_ms})
+        if trade is not None:
+            self._emit({"event_type": "trade", "trade": trade, "ts_ms": now_ms})
+            self._emit({"event_type": "last_trade_price", "market": m.condition_id, "asset_id": token_id,
+                        "price": trade["price"], "size": trade["size"], "side": side,
+                        "fee_rate_bps": str(m.fee_rate_bps), "ts_ms": now_ms})
+        for mo in self._pending_updates:
+            self._emit({"event_type": "order", "type": "UPDATE", "order": mo.to_dict(), "ts_ms": now_ms})
+        self._pending_updates = []
+        if o.status == "CANCELED":
+            self._emit({"event_type": "order", "type": "CANCELLATION", "order": o.to_dict(), "ts_ms": now_ms})
+        self._flush_book_events(now_ms)
+        return res
+
+    def _crossable(self, m: Market, is_bid: bool, limit_b: int, owner: str, cap: int | None = None) -> int:
+        """Size available on the opposite side at prices crossing ``limit_b`` (Up terms)."""
+        tot = 0
+        if is_bid:
+            prices = (p for p in m.ask_prices if p <= limit_b)
+            book = m.asks
+        else:
+            prices = (p for p in reversed(m.bid_prices) if p >= limit_b)
+            book = m.bids
+        for p in prices:
+            for oid in book[p]:
+                tot += self.orders[oid].remaining_u
+                if cap is not None and tot >= cap:
+                    return tot
+        return tot
+
+    def _match(self, m: Market, t: Order, now_ms: int) -> tuple[list[Fill], dict[str, Any] | None]:
+        """Cross taker ``t`` against the book; settle each fill; build one grouped trade record."""
+        self._pending_updates = []
+        fills: list[Fill] = []
+        maker_entries: list[dict[str, Any]] = []
+        is_bid = t.book_is_bid
+        limit_b = t.book_price_u
+        book = m.asks if is_bid else m.bids
+        prices = m.ask_prices if is_bid else m.bid_prices
+        total_fee_u = 0
+        while t.remaining_u > 0 and prices:
+            p = prices[0] if is_bid else prices[-1]
+            if (is_bid and p > limit_b) or (not is_bid and p < limit_b):
+                break
+            q = book[p]
+            while q and t.remaining_u > 0:
+                mk = self.orders[q[0]]
+                x = min(t.remaining_u, mk.remaining_u)
+                kind, fee_u = self._settle(m, t, mk, p, x)
+                total_fee_u += fee_u
+                t.filled_u += x
+                mk.filled_u += x
+                taker_px = p if t.is_up else PRICE_SCALE - p
+                maker_px = mk.price_u
+                fills.append(Fill(mk.order_id, mk.owner, t.order_id, t.owner, taker_px / PRICE_SCALE,
+                                  x / SIZE_SCALE, kind, fee_u / USDC_SCALE))
+                maker_entries.append({"order_id": mk.order_id, "owner": mk.owner, "maker_address": mk.owner,
+                                      "matched_amount": _fmt(x / SIZE_SCALE),
+                                      "price": _fmt(maker_px / PRICE_SCALE),
+                                      "fee_rate_bps": "0", "asset_id": mk.token_id, "outcome": mk.outcome,
+                                      "side": mk.side})
+                self._touched.add((m.condition_id, not is_bid, p))
+                if mk.remaining_u == 0:
+                    mk.status = "MATCHED"
+                    q.popleft()
+                    self._drop_gtd(mk)
+                if mk not in self._pending_updates:
+                    self._pending_updates.append(mk)
+            if not q:
+                del book[p]
+                if is_bid:
+                    prices.pop(0)
+                else:
+                    prices.pop()
+        if not fills:
+            return fills, None
+        size_u = sum(int(round(f.size * SIZE_SCALE)) for f in fills)
+        vwap = sum(f.price * f.size for f in fills) / (size_u / SIZE_SCALE)
+        tid = self._new_id("trade")
+        trade = {
+            "id": tid, "taker_order_id": t.order_id, "market": m.condition_id, "asset_id": t.token_id,
+            "side": t.side, "size": _fmt(size_u / SIZE_SCALE), "fee_rate_bps": str(m.fee_rate_bps),
+            "price": _fmt(round(vwap, 6)), "status": "MATCHED", "match_time": str(now_ms // 1000),
+            "match_time_ms": now_ms, "last_update": str(now_ms // 1000), "outcome": t.outcome,
+            "owner": t.owner, "maker_address": t.owner, "transaction_hash": "0x" + hashlib.sha256(tid.encode()).hexdigest(),
+            "bucket_index": 0, "maker_orders": maker_entries, "trader_side": "TAKER",
+            "taker_fee": _fmt(total_fee_u / USDC_SCALE), "type": "TRADE",
+        }
+        t.trade_ids.append(tid)
+        self.trades_log.append(trade)
+        self._owner_trades.setdefault(t.owner, []).append(trade)
+        seen = {t.owner}
+        for e in maker_entries:
+            mk = self.orders[e["order_id"]]
+            if tid not in mk.trade_ids:
+                mk.trade_ids.append(tid)
+            if e["owner"] not in seen:
+                seen.add(e["owner"])
+                self._owner_trades.setdefault(e["owner"], []).append(trade)
+        m.last_trade_price = fills[-1].price if t.is_up else 1.0 - fills[-1].price
+        return fills, trade
+
+    def _settle(self, m: Market, t: Order, mk: Order, p_b: int, x: int) -> tuple[str, int]:
+        """Move USDC/tokens for ``x`` units at Up-terms price ``p_b``; returns (kind, taker fee units)."""
+        ta, ma = self._acct(t.owner), self._acct(mk.owner)
+        tp = p_b if t.is_up else PRICE_SCALE - p_b        # taker token price
+        mp = mk.price_u                                    # maker token price (== p_b mirrored)
+        fee_u = fee_units(m.fee_rate_bps, tp, x)
+        # maker side: release its reservation and move its own leg
+        if mk.side == BUY:
+            cost = mp * x
+            mk.res_usdc_u -= cost
+            ma.usdc_res_u -= cost
+            ma.usdc_u -= cost
+            ma.tok_u[mk.token_id] = ma.tok_u.get(mk.token_id, 0) + x
+        else:
+            mk.res_tok_u -= x
+            ma.tok_res_u[mk.token_id] -= x
+            ma.tok_u[mk.token_id] -= x
+            ma.usdc_u += mp * x
+        # taker side (fees in USDC)
+        if t.side == BUY:
+            ta.usdc_u -= tp * x + fee_u
+            ta.tok_u[t.token_id] = ta.tok_u.get(t.token_id, 0) + x
+        else:
+            ta.tok_u[t.token_id] -= x
+            ta.usdc_u += tp * x - fee_u
+        self.fees_u += fee_u
+        if t.token_id == mk.token_id:
+            return "transfer", fee_u
+        if t.side == BUY:                 # BUY Up x BUY Down: mint full sets
+            m.pairs_u += x
+            return "mint", fee_u
+        m.pairs_u -= x                    # SELL x SELL: merge
+        return "merge", fee_u
+
+    def _drop_gtd(self, o: Order) -> None:
+        if o.order_type == "GTD":
+            i = bisect.bisect_left(self._gtd, (o.expiration_ms, o.seq, o.order_id))
+            if i < len(self._gtd) and self._gtd[i][2] == o.order_id:
+                self._gtd.pop(i)
+
+    def _release(self, o: Order) -> None:
+        a = self._acct(o.owner)
+        if o.res_usdc_u:
+            a.usdc_res_u -= o.res_usdc_u
+            o.res_usdc_u = 0
+        if o.res_tok_u:
+            a.tok_res_u[o.token_id] -= o.res_tok_u
+            o.res_tok_u = 0
+
+    def _cancel_order(self, o: Order, now_ms: int, reason: str = "CANCELED") -> None:
+        m = self.markets[o.condition_id]
+        self._remove(m, o)
+        self._release(o)
+        self._drop_gtd(o)
+        o.status = "CANCELED"
+        ev = {"event_type": "order", "type": "CANCELLATION", "order": o.to_dict(), "ts_ms": now_ms,
+              "reason": reason}
+        self._emit(ev)
+
+    def cancel(self, owner: str, order_id: str, now_ms: int = 0) -> tuple[bool, str]:
+        """Cancel one live order of ``owner``. Returns (ok, reason-if-not)."""
+        o = self.orders.get(order_id)
+        if o is None or o.owner != owner:
+            return False, "order not found"
+        if o.status != "LIVE":
+            return False, "order can't be found - already canceled or matched"
+        self._cancel_order(o, now_ms)
+        self._flush_book_events(now_ms)
+        return True, ""
+
+    def cancel_many(self, owner: str, order_ids: Iterable[str], now_ms: int = 0) -> dict[str, Any]:
+        """CLOB-shaped ``{"canceled": [...], "not_canceled": {id: reason}}``."""
+        canceled, not_canceled = [], {}
+        for oid in order_ids:
+            o = self.orders.get(oid)
+            if o is None or o.owner != owner:
+                not_canceled[oid] = "order not found"
+            elif o.status != "LIVE":
+                not_canceled[oid] = "order can't be found - already canceled or matched"
+            else:
+                self._cancel_order(o, now_ms)
+                canceled.append(oid)
+        self._flush_book_events(now_ms)
+        return {"canceled": canceled, "not_canceled": not_canceled}
+
+    def cancel_all(self, owner: str, now_ms: int = 0) -> dict[str, Any]:
+        return self.cancel_many(owner, [o.order_id for o in self.open_orders(owner)], now_ms)
+
+    def cancel_market(self, owner: str, condition_id: str | None = None, now_ms: int = 0,
+                      asset_id: str | None = None) -> dict[str, Any]:
+        ids = [o.order_id for o in self.open_orders(owner) if (not condition_id or o.condition_id == condition_id)
+               and (not asset_id or o.token_id == asset_id)]
+        return self.cancel_many(owner, ids, now_ms)
+
+    def advance(self, now_ms: int) -> int:
+        """Expire GTD orders whose expiration has passed; returns how many expired."""
+        n = 0
+        while self._gtd and self._gtd[0][0] <= now_ms:
+            _, _, oid = self._gtd.pop(0)
+            o = self.orders.get(oid)
+            if o is not None and o.status == "LIVE":
+                self._cancel_order(o, now_ms, reason="EXPIRED")
+                n += 1
+        if n:
+            self._flush_book_events(now_ms)
+        return n
+
+    # ------------------------------------------------------------------ lifecycle
+    def set_tick_size(self, condition_id: str, tick_size: float, now_ms: int = 0) -> None:
+        """Change a market's tick (resting orders stay) and emit ``tick_size_change`` per token."""
+        m = self.markets.get(condition_id)
+        if m is None:
+            raise EngineError(f"unknown market {condition_id}")
+        tu = price_to_units(tick_size)
+        if tu <= 0 or PRICE_SCALE % tu:
+            raise EngineError(f"invalid tick size {tick_size}")
+        old = m.tick_size
+        m.tick_u = tu
+        for tok in (m.up_token, m.down_token):
+            self._emit({"event_type": "tick_size_change", "market": condition_id, "asset_id": tok,
+                        "old_tick_size": _fmt(old), "new_tick_size": _fmt(m.tick_size), "ts_ms": now_ms})
+
+    def stop_market(self, condition_id: str, now_ms: int = 0) -> int:
+        """Stop accepting orders and cancel everything resting (end of the hour)."""
+        m = self.markets.get(condition_id)
+        if m is None:
+            raise EngineError(f"unknown market {condition_id}")
+        m.accepting = False
+        m.closed = True
+        live = self.open_orders(condition_id=condition_id)
+        for o in live:
+            self._cancel_order(o, now_ms, reason="MARKET_CLOSED")
+        self._flush_book_events(now_ms)
+        self._emit({"event_type": "market_status", "market": condition_id, "status": "closed", "ts_ms": now_ms})
+        return len(live)
+
+    def resolve(self, condition_id: str, up_wins: bool, now_ms: int = 0) -> dict[str, float]:
+        """Settle: each winning token pays exactly 1 USDC from the pool, losing tokens are burned.
+
+        Returns the USDC paid per owner. Idempotent guard: a resolved market raises.
+        """
+        m = self.markets.get(condition_id)
+        if m is None:
+            raise EngineError(f"unknown market {condition_id}")
+        if m.resolved:
+            raise EngineError(f"market {condition_id} already resolved")
+        if not m.closed:
+            self.stop_market(condition_id, now_ms)
+        win, lose = (m.up_token, m.down_token) if up_wins else (m.down_token, m.up_token)
+        paid: dict[str, float] = {}
+        total_win = 0
+        for owner, a in self.accounts.items():
+            w = a.tok_u.pop(win, 0)
+            a.tok_u.pop(lose, None)
+            a.tok_res_u.pop(win, None)
+            a.tok_res_u.pop(lose, None)
+            if w:
+                a.usdc_u += w * PRICE_SCALE
+                total_win += w
+                paid[owner] = w * PRICE_SCALE / USDC_SCALE
+        if total_win != m.pairs_u:
+            # Cannot happen if the engine is correct; surfaced loudly rather than hidden.
+            raise AssertionError(f"token supply {total_win} != pairs {m.pairs_u} in {condition_id}")
+        self.paid_out_u += total_win * PRICE_SCALE
+        m.pairs_u = 0
+        m.resolved = True
+        m.up_wins = bool(up_wins)
+        self._emit({"event_type": "market_status", "market": condition_id, "status": "resolved",
+                    "up_wins": bool(up_wins), "ts_ms": now_ms})
+        return paid
+
+    # ------------------------------------------------------------------ invariants
+    def total_usdc_u(self) -> int:
+        return sum(a.usdc_u for a in self.accounts.values())
+
+    def pool_u(self) -> int:
+        """USDC locked as collateral for outstanding full sets (1 USDC per pair)."""
+        return sum(m.pairs_u for m in self.markets.values()) * PRICE_SCALE
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if any accounting or book invariant is broken (used by tests)."""
+        assert self.total_usdc_u() + self.pool_u() + self.fees_u == self.deposited_u - self.withdrawn_u, \
+            "USDC not conserved"
+        for m in self.markets.values():
+            up = sum(a.tok_u.get(m.up_token, 0) for a in self.accounts.values())
+            dn = sum(a.tok_u.get(m.down_token, 0) for a in self.accounts.values())
+            assert up == dn == m.pairs_u, f"token supply mismatch in {m.condition_id}: {up} {dn} {m.pairs_u}"
+            if m.bid_prices and m.ask_prices:
+                assert m.bid_prices[-1] < m.ask_prices[0], f"crossed book in {m.condition_id}"
+            assert m.bid_prices == sorted(m.bids) and m.ask_prices == sorted(m.asks)
+        for owner, a in self.accounts.items():
+            res_u = sum(o.res_usdc_u for o in self.orders.values() if o.owner == owner and o.status == "LIVE")
+            assert a.usdc_res_u == res_u, f"reservation drift for {owner}"
+            assert 0 <= a.usdc_res_u <= a.usdc_u, f"negative free USDC for {owner}"
+            for tok, v in a.tok_u.items():
+                assert v >= 0, f"negative tokens {owner} {tok}"
+                assert 0 <= a.tok_res_u.get(tok, 0) <= v
