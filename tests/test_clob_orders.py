@@ -524,3 +524,26 @@ async def test_server_rejects_tampered_wire_body() -> None:
                 assert "not JSON" in (await resp.json())["errorMsg"]
     finally:
         await runner.cleanup()
+
+
+async def test_v2_client_follows_server_version() -> None:
+    """GET /version decides the struct the V2 client signs: version 1 -> V1 orders."""
+    fake = _FakeClob(version=1)
+    runner, url = await _serve(fake)
+    try:
+        acct = Account.create()
+        client = ClobClientV2(url, CHAIN, key=acct.key.hex(), creds=_creds(ApiCredsV2))
+        loop = asyncio.get_running_loop()
+
+        def place():
+            o = client.create_order(OrderArgsV2(token_id=TOKEN_UP, price=0.2, size=6, side="BUY"),
+                                    PartialV2(neg_risk=False))
+            return client.post_order(o, "GTC")
+
+        r = await loop.run_in_executor(None, place)
+        order = parse_order_body(fake.bodies[0][1])
+        assert order.version == 1 and r["success"] is True
+        with pytest.raises(OrderSignatureError, match="order_version_mismatch"):
+            verify_order(order, chain_id=CHAIN, allowed_versions=(2,))
+    finally:
+        await runner.cleanup()

@@ -132,10 +132,11 @@ L2 auth
       transaction_hash, bucket_index, maker_orders[{order_id, owner,
       maker_address, matched_amount, price, fee_rate_bps, asset_id, outcome,
       side}], trader_side (TAKER|MAKER)``.
-  ``POST /v1/heartbeats`` body ``{"heartbeat_id": "<id or empty>"}`` -> the real
-      API returns ``{"heartbeat_id": "<id>"}``; the next call must echo it. It is
-      a dead-man switch: when heartbeats stop (about 10 s) the owner's open
-      orders are cancelled.
+  ``POST /v1/heartbeats`` body ``{"heartbeat_id": "<id or empty>"}`` -> documented
+      reply ``{"status": "ok"}``; newer servers also return ``"heartbeat_id"``,
+      which the next call echoes (empty id = start a new one). Dead-man switch:
+      the first heartbeat enrols the API key; if none arrives for ~10 s all of
+      that key's open orders are cancelled. Send one every few seconds.
   ``GET /balance-allowance?signature_type=N[&asset_type=COLLATERAL|CONDITIONAL
       &token_id=T]`` -> ``{"balance": "<int 6 dp>", "allowances": {addr: "<int>"}}``;
       ``GET /balance-allowance/update`` same params (note: GET, not POST).
@@ -176,6 +177,7 @@ __all__ = [
     "order_typed_data",
     "order_hash",
     "verify_order",
+    "parse_and_verify",
 ]
 
 SIGNATURE_TYPE_EOA = 0
