@@ -1,0 +1,115 @@
+"""Market channel client (``<PM_WS_URL>/ws/market``): keeps the local books of the current tokens.
+
+Subscribe frame: ``{"assets_ids": [up, down], "type": "market"}``. The server
+answers with ``book`` snapshots (one object or a list of them), then
+``price_change`` / ``tick_size_change`` / ``last_trade_price`` events. Every
+(re)connect invalidates all books first, so nothing is quoted against a book that
+may have missed deltas while the socket was down; the fresh snapshots heal them.
+
+Consumers either pass ``on_event`` (called in the reader task — keep it fast) or
+read :class:`MarketEvent` items from ``queue``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterable
+
+from hourmm_core.polymarket.orderbook import BookError, BookSet
+from hourmm_core.polymarket.ws_base import WsClientBase
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MarketEvent:
+    """Something changed in the market channel.
+
+    kind: ``book`` | ``price_change`` | ``tick_size_change`` | ``last_trade_price`` |
+    ``resync`` (books invalidated: reconnect or roll) | other server event types.
+    """
+
+    kind: str
+    asset_ids: tuple[str, ...]
+    recv_ms: int
+    raw: Any = None
+
+
+def market_ws_url(pm_ws_url: str) -> str:
+    """``wss://host`` -> ``wss://host/ws/market`` (idempotent)."""
+    u = pm_ws_url.rstrip("/")
+    return u if u.endswith("/ws/market") else u + "/ws/market"
+
+
+class MarketWsClient(WsClientBase):
+    channel = "market"
+
+    def __init__(self, pm_ws_url: str, token_ids: Iterable[str] = (), *, tick_size: float = 0.01,
+                 on_event: Callable[[MarketEvent], "Awaitable[None] | None"] | None = None,
+                 queue_events: bool = True, **kw: Any) -> None:
+        super().__init__(market_ws_url(pm_ws_url), **kw)
+        self.token_ids: tuple[str, ...] = tuple(token_ids)
+        self.books = BookSet(self.token_ids, tick_size)
+        self.on_event = on_event
+        self.queue: asyncio.Queue[MarketEvent] | None = asyncio.Queue() if queue_events else None
+
+    def subscribe_frame(self) -> dict | None:
+        if not self.token_ids:
+            return None
+        return {"assets_ids": list(self.token_ids), "type": "market"}
+
+    @property
+    def healthy(self) -> bool:
+        """Connected and every tracked book has a fresh snapshot."""
+        return self.connected and self.books.all_valid
+
+    async def set_tokens(self, token_ids: Iterable[str], tick_size: float = 0.01) -> None:
+        """Switch to a new market's tokens (hour roll): new books, immediate resubscribe."""
+        new = tuple(token_ids)
+        if new == self.token_ids:
+            return
+        self.token_ids = new
+        self.books.reset(new, tick_size)
+        await self._emit(MarketEvent("resync", new, self.clock.now_ms(), "roll"))
+        if self.connected:
+            await self.reconnect("market roll")
+
+    async def on_connected(self) -> None:
+        self.books.invalidate_all("reconnect")
+        await self._emit(MarketEvent("resync", self.token_ids, self.clock.now_ms(), "connected"))
+
+    async def on_disconnected(self, reason: str) -> None:
+        self.books.invalidate_all(f"disconnected: {reason}")
+        log.warning("WS market disconnected (%s)", reason)
+        await self._emit(MarketEvent("resync", self.token_ids, self.clock.now_ms(), reason))
+
+    async def handle(self, msg: Any) -> None:
+        items = msg if isinstance(msg, list) else [msg]
+        now = self.clock.now_ms()
+        for m in items:
+            if not isinstance(m, dict):
+                self.count_bad("not_object", repr(m))
+                continue
+            kind = m.get("event_type")
+            if not isinstance(kind, str):
+                self.count_bad("no_event_type", repr(m)[:200])
+                continue
+            try:
+                changed = self.books.apply(m)
+            except BookError as exc:
+                self.count_bad(f"bad_{kind}", str(exc))
+                continue
+            ids = tuple(changed) if changed else ((m["asset_id"],) if isinstance(m.get("asset_id"), str) else ())
+            await self._emit(MarketEvent(kind, ids, now, m))
+
+    async def _emit(self, ev: MarketEvent) -> None:
+        if self.on_event is not None:
+            try:
+                r = self.on_event(ev)
+                if asyncio.iscoroutine(r):
+                    await r
+            except Exception:
+                log.exception("market event callback failed")
+        if self.queue is not None:
+            self.queue.put_nowait(ev)
