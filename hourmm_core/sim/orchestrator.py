@@ -1,0 +1,552 @@
+"""``hourmm sim``: the whole system end to end, offline, on loopback, in a few minutes.
+
+Starts four SEPARATE processes that talk over real loopback HTTP and WebSockets
+exactly as in production:
+
+1. the Binance replay server (``hourmm_core.sim.binance_replay``),
+2. the Polymarket simulator (``hourmm_core.sim.polymarket``: Gamma, CLOB REST,
+   market/user WebSockets, background traders),
+3. container A, ``python -m runners.binance_pricer``,
+4. container B, ``python -m runners.polymarket_trader``,
+
+with production settings except the URLs, ports and journal path (and a throwaway
+wallet generated at run time, never printed). All four share one simulated clock
+(``HOURMM_SIM_CLOCK``), started a few minutes before an hour boundary of the data
+so discovery, wind-down, flatten, cutoff, settlement and the roll to the next
+market all happen within the run. While it runs it prints a status line a person
+can follow; at the end it stops everything (SIGTERM, then SIGKILL), writes the
+journal, ``summary.json`` and a report (HTML + PNG plots) to the output folder,
+and exits non-zero with the reasons when anything went wrong.
+
+Why separate processes: the point of the sim is to exercise the shipped entry
+points (the Dockerfile runs the same commands, see ``PRICER_ARGV``/``TRADER_ARGV``),
+their start-up, their sockets and their shutdown, not an in-process shortcut.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import aiohttp
+
+from hourmm_core.clock import HOUR_MS, SIM_CLOCK_ENV, ScaledClock, hour_start_ms
+
+log = logging.getLogger("hourmm.sim")
+
+#: Entry points of the production images (Dockerfile ENTRYPOINT); the sim runs exactly these.
+PRICER_ARGV: tuple[str, ...] = ("python", "-m", "runners.binance_pricer")
+TRADER_ARGV: tuple[str, ...] = ("python", "-m", "runners.polymarket_trader")
+REPLAY_MODULE = "hourmm_core.sim.binance_replay"
+PM_SIM_MODULE = "hourmm_core.sim.polymarket"
+
+#: Log lines that make a run fail: the guide's "Critical" level and crashes.
+_ERROR_RE = re.compile(r"(\bERROR \||\bCRITICAL \||^Traceback \(most recent call last\))")
+_READY_RE = re.compile(r"^READY\s+(.*)$")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _iso(ms: int | float | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_start(raw: str) -> int:
+    """``--start`` as ms UTC: an integer (ms) or an ISO-8601 time (UTC when no zone given)."""
+    raw = raw.strip()
+    if re.fullmatch(r"-?\d+", raw):
+        return int(raw)
+    try:
+        dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--start {raw!r} is neither ms since the epoch nor an ISO-8601 time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)
+
+
+def free_port() -> int:
+    """An ephemeral loopback port that was free a moment ago (children bind it right away)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def python_argv(argv: Sequence[str]) -> list[str]:
+    """Replace the leading ``python`` of an image entry point by this interpreter."""
+    argv = list(argv)
+    if argv and argv[0] in ("python", "python3"):
+        argv[0] = sys.executable
+    return argv
+
+
+@dataclass
+class SimOptions:
+    """Everything ``hourmm sim`` can be told; defaults give the README's 2-hour, 60x run."""
+
+    hours: int = 2
+    speed: float = 60.0
+    start_ms: int | None = None      # first full hour to trade (rounded up to an hour boundary)
+    seed: int = 7
+    out_dir: Path | None = None
+    data_dir: str | None = None
+    lead_wall_s: float = 8.0         # wall seconds of simulated time before the first boundary
+    settle_sim_ms: int = 45_000      # simulated time after the last hour's end (settlement)
+    status_every_s: float = 3.0      # wall seconds between status lines
+    sample_every_s: float = 0.25     # wall seconds between samples for plots / Brier
+    startup_timeout_s: float = 60.0
+    stop_timeout_s: float = 15.0
+    cutoff_inventory_tol: float = 5.0  # venue minimum size: a smaller residual cannot be sold
+    quiet: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Child:
+    """One child process: its command, its log file, what it printed that matters."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: asyncio.subprocess.Process | None = None
+    ready: asyncio.Future | None = None
+    ready_fields: dict[str, str] = field(default_factory=dict)
+    error_lines: list[str] = field(default_factory=list)
+    warning_count: int = 0
+    reader: asyncio.Task | None = None
+    exit_code: int | None = None
+    stopped_by_us: bool = False
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.ready = loop.create_future()
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv, env=self.env, cwd=str(REPO_ROOT),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True, limit=2**20)
+        self.reader = asyncio.create_task(self._read(), name=f"read-{self.name}")
+
+    async def _read(self) -> None:
+        assert self.proc and self.proc.stdout
+        with open(self.log_path, "a", encoding="utf-8", errors="replace") as fh:
+            while True:
+                try:
+                    raw = await self.proc.stdout.readline()
+                except (ValueError, asyncio.LimitOverrunError):
+                    fh.write("<line longer than 1 MiB dropped>\n")
+                    continue
+                if not raw:
+                    break
+                line = raw.decode("utf-8", errors="replace").rstrip("\n")
+                fh.write(line + "\n")
+                fh.flush()
+                m = _READY_RE.match(line.strip())
+                if m and self.ready and not self.ready.done():
+                    self.ready_fields = dict(kv.split("=", 1) for kv in m.group(1).split() if "=" in kv)
+                    self.ready.set_result(self.ready_fields)
+                if _ERROR_RE.search(line):
+                    self.error_lines.append(line[:300])
+                elif " WARNING |" in line:
+                    self.warning_count += 1
+        rc = await self.proc.wait()
+        self.exit_code = rc
+        if self.ready and not self.ready.done():
+            self.ready.set_exception(RuntimeError(f"{self.name} exited with code {rc} before READY"))
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def stop(self, timeout_s: float) -> int | None:
+        """SIGTERM the child's process group, SIGKILL after ``timeout_s``; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.returncode is None:
+            self.stopped_by_us = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout_s)
+            except TimeoutError:
+                log.warning("%s did not stop within %.0fs of SIGTERM: SIGKILL", self.name, timeout_s)
+                self.error_lines.append(f"{self.name} ignored SIGTERM for {timeout_s:.0f}s (killed)")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                await self.proc.wait()
+        if self.reader:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.reader, 5)
+        self.exit_code = self.proc.returncode
+        return self.exit_code
+
+
+class Orchestrator:
+    """Runs one simulation; :meth:`run` returns the summary dict (``summary["ok"]``)."""
+
+    def __init__(self, opts: SimOptions) -> None:
+        self.opts = opts
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.out = Path(opts.out_dir) if opts.out_dir else Path("sim_out") / stamp
+        self.children: dict[str, Child] = {}
+        self.failures: list[str] = []
+        self.samples: list[dict[str, Any]] = []      # fine-grained: fair, mid, inventory, pnl
+        self.status_log: list[dict[str, Any]] = []   # every /status seen (coarse)
+        self.sim_state: dict[str, Any] | None = None
+        self.urls: dict[str, str] = {}
+        self.clock: ScaledClock | None = None
+        self.data_info: dict[str, Any] = {}
+        self.wallet_address = ""
+        self.first_hour_ms = 0
+        self.end_sim_ms = 0
+        self.sqlite_path = self.out / "journal.db"
+        self.replay_hours = opts.hours + 2
+        self._http: aiohttp.ClientSession | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def choose_window(self) -> None:
+        """Pick the first full hour and the clock anchor from the data (real if present).
+
+        The replay server loads ``[hour_start(sim_start), +hours_arg+1 h)`` itself; the
+        outcome of each hour is computed here from the very same window (same seed for
+        the synthetic stand-in, whose path depends on its start), and re-read from the
+        replay server's own 1 h klines at the end of the run.
+        """
+        from hourmm_core.data import load_ticks
+
+        o = self.opts
+        if o.start_ms is not None:
+            first = hour_start_ms(o.start_ms + HOUR_MS - 1)
+        else:
+            probe = load_ticks(data_dir=o.data_dir, synthetic_hours=max(o.hours + 3, 24), seed=o.seed)
+            if len(probe) == 0:
+                raise RuntimeError("no ticks in the data")
+            first = hour_start_ms(int(probe.start_ms)) + HOUR_MS
+        lead_ms = int(min(max(o.lead_wall_s * o.speed * 1000, 180_000), 20 * 60_000))
+        sim_start = first - lead_ms
+        end = first + o.hours * HOUR_MS + o.settle_sim_ms
+        lo = hour_start_ms(sim_start)
+        self.replay_hours = o.hours + 2
+        ticks = load_ticks(lo, lo + self.replay_hours * HOUR_MS + HOUR_MS, data_dir=o.data_dir,
+                           synthetic_hours=self.replay_hours + 1, seed=o.seed)
+        if len(ticks) == 0:
+            raise RuntimeError(f"no ticks around {_iso(first)} in the data")
+        if ticks.start_ms > first - 60_000 or ticks.end_ms < first + o.hours * HOUR_MS - 60_000:
+            raise RuntimeError(
+                f"data covers {_iso(ticks.start_ms)} .. {_iso(ticks.end_ms)}, the run needs "
+                f"{_iso(sim_start)} .. {_iso(end)}: choose --start / --hours inside the data")
+        self.first_hour_ms, self.end_sim_ms = first, end
+        self.data_info = {"source": ticks.source, "synthetic": ticks.is_synthetic, "bbo": ticks.bbo,
+                          "symbol": ticks.symbol, "ticks": int(len(ticks)),
+                          "data_start": _iso(ticks.start_ms), "data_end": _iso(ticks.end_ms),
+                          "data_dir": str(o.data_dir or "") or None, "outcome_source": "data"}
+        hours = []
+        for k in range(o.hours):
+            h = first + k * HOUR_MS
+            sl = ticks.slice_time(h, h + HOUR_MS)
+            if len(sl):
+                op, cl = float(sl.price[0]), float(sl.price[-1])
+                hours.append({"hour_start_ms": h, "hour": _iso(h), "open": op, "close": cl,
+                              "up": bool(cl >= op)})
+        self.data_info["hours"] = hours
+        wall_now = time.time_ns() // 1_000_000
+        self.clock = ScaledClock(o.speed, sim_start, wall_now)
+
+    async def fetch_outcomes(self) -> None:
+        """Each traded hour's open/close from the replay server's 1 h klines (what the venue saw)."""
+        url = self.urls.get("binance_rest", "").rstrip("/") + "/api/v3/klines"
+        if not url.startswith("http"):
+            return
+        rows = await self._get_json(f"{url}?symbol=BTCUSDT&interval=1h&startTime={self.first_hour_ms}"
+                                    f"&limit={self.opts.hours}")
+        if not isinstance(rows, list):
+            return
+        got = {}
+        for r in rows:
+            try:
+                got[int(r[0])] = (float(r[1]), float(r[4]))
+            except (TypeError, ValueError, IndexError):
+                continue
+        for h in self.data_info.get("hours", []):
+            if h["hour_start_ms"] in got:
+                op, cl = got[h["hour_start_ms"]]
+                h.update(open=op, close=cl, up=bool(cl >= op))
+                self.data_info["outcome_source"] = "replay klines"
+
+    def base_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PM_", "CONTROL_", "BINANCE_", "GAMMA_", "CLOB_", "SNAPSHOT_", "HOURMM_"))}
+        env.update({SIM_CLOCK_ENV: self.clock.to_env(), "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO"})
+        if self.opts.data_dir:
+            env["HOURMM_DATA_DIR"] = str(self.opts.data_dir)
+        pp = env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + pp if pp else "")
+        env.update(self.opts.extra_env)
+        return env
+
+    async def _start_child(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
+        ch = Child(name, argv, env, self.out / "logs" / f"{name}.log")
+        self.children[name] = ch
+        await ch.start()
+        log.info("started %s (pid %s): %s", name, ch.proc.pid if ch.proc else "?", " ".join(argv[1:]))
+        return ch
+
+    async def _await_ready(self, ch: Child) -> dict[str, str]:
+        try:
+            return await asyncio.wait_for(asyncio.shield(ch.ready), self.opts.startup_timeout_s)
+        except TimeoutError:
+            raise RuntimeError(f"{ch.name} printed no READY line within {self.opts.startup_timeout_s:.0f}s "
+                               f"(see {ch.log_path})") from None
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc} (see {ch.log_path})") from None
+
+    async def _await_http(self, ch: Child, url: str) -> None:
+        deadline = time.monotonic() + self.opts.startup_timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            if not ch.alive:
+                await asyncio.sleep(0.2)
+                raise RuntimeError(f"{ch.name} exited with code {ch.proc.returncode if ch.proc else '?'} "
+                                   f"during start-up (see {ch.log_path})")
+            try:
+                async with self._http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                    if r.status < 500:
+                        return
+                    last = f"HTTP {r.status}"
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                last = type(exc).__name__
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"{ch.name} did not answer {url} within {self.opts.startup_timeout_s:.0f}s "
+                           f"({last}; see {ch.log_path})")
+
+    async def start_all(self) -> None:
+        from eth_account import Account
+
+        o = self.opts
+        env = self.base_env()
+        hours_arg = str(self.replay_hours)
+        start_arg = str(self.clock.sim_start_ms - 60_000)
+        replay = await self._start_child("binance_replay", [
+            sys.executable, "-m", REPLAY_MODULE, "--host", "127.0.0.1", "--port", "0",
+            "--speed", f"{o.speed:g}", "--start-ms", start_arg, "--hours", hours_arg,
+            "--seed", str(o.seed)] + (["--data-dir", str(o.data_dir)] if o.data_dir else []), env)
+        pm = await self._start_child("polymarket_sim", [
+            sys.executable, "-m", PM_SIM_MODULE, "--host", "127.0.0.1", "--port", "0",
+            "--speed", f"{o.speed:g}", "--start-ms", start_arg, "--hours", hours_arg,
+            "--seed", str(o.seed)] + (["--data-dir", str(o.data_dir)] if o.data_dir else []), env)
+        rf = await self._await_ready(replay)
+        pf = await self._await_ready(pm)
+        self.urls.update({"binance_ws": rf["ws"], "binance_rest": rf["rest"],
+                          "gamma": pf["gamma"], "clob": pf["clob"], "pm_ws": pf["ws"]})
+
+        http_port, control_port = free_port(), free_port()
+        self.urls["pricer"] = f"http://127.0.0.1:{http_port}"
+        self.urls["control"] = f"http://127.0.0.1:{control_port}"
+        self.urls["sim_state"] = self.urls["clob"].rstrip("/") + "/_sim/state"
+        pricer_env = dict(env, BINANCE_WS_URL=self.urls["binance_ws"], BINANCE_REST_URL=self.urls["binance_rest"],
+                          HTTP_HOST="127.0.0.1", HTTP_PORT=str(http_port))
+        pricer = await self._start_child("binance_pricer", python_argv(PRICER_ARGV), pricer_env)
+        await self._await_http(pricer, self.urls["pricer"] + "/health")
+
+        acct = Account.create()  # throwaway wallet: lives only in this process and the trader's env
+        from hourmm_core.logsetup import register_secret
+        register_secret(acct.key.hex())
+        self.wallet_address = acct.address
+        key_hex = acct.key.hex()
+        key_hex = key_hex if key_hex.startswith("0x") else "0x" + key_hex
+        trader_env = dict(env, GAMMA_URL=self.urls["gamma"], CLOB_URL=self.urls["clob"],
+                          PM_WS_URL=self.urls["pm_ws"],
+                          SNAPSHOT_URL=self.urls["pricer"] + "/snapshot/latest",
+                          SQLITE_PATH=str(self.sqlite_path), CONTROL_HOST="127.0.0.1",
+                          CONTROL_PORT=str(control_port), PM_PRIVATE_KEY=key_hex,
+                          PM_FUNDER=acct.address, PM_SIGNATURE_TYPE="1")
+        trader = await self._start_child("polymarket_trader", python_argv(TRADER_ARGV), trader_env)
+        await self._await_http(trader, self.urls["control"] + "/status")
+
+    # ------------------------------------------------------------------ running
+    async def _get_json(self, url: str) -> Any:
+        try:
+            async with self._http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                if r.status != 200:
+                    return None
+                return await r.json(content_type=None)
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
+            return None
+
+    def _sample_from(self, now: int, snap: Any, status: Any, state: Any) -> dict[str, Any]:
+        from hourmm_core.sim.report import extract_sample
+
+        return extract_sample(now, snap, status, state, self.wallet_address)
+
+    async def monitor(self) -> None:
+        """Sample the three observation endpoints and print a status line until the end time."""
+        from hourmm_core.sim.report import format_status
+
+        o = self.opts
+        next_status = 0.0
+        while True:
+            now = self.clock.now_ms()
+            if now >= self.end_sim_ms:
+                break
+            dead = [c for c in self.children.values() if not c.alive]
+            if dead:
+                for c in dead:
+                    self.failures.append(f"{c.name} exited with code {c.proc.returncode} at sim "
+                                         f"{_iso(now)} (see {c.log_path})")
+                break
+            t0 = time.monotonic()
+            want_status = t0 >= next_status
+            snap, status, state = await asyncio.gather(
+                self._get_json(self.urls["pricer"] + "/snapshot/latest"),
+                self._get_json(self.urls["control"] + "/status"),
+                self._get_json(self.urls["sim_state"]) if want_status else asyncio.sleep(0))
+            if isinstance(state, dict):
+                self.sim_state = state
+            s = self._sample_from(now, snap, status, state if isinstance(state, dict) else self.sim_state)
+            self.samples.append(s)
+            if isinstance(status, dict):
+                self.status_log.append({"sim_ms": now, **status})
+            if want_status:
+                next_status = t0 + o.status_every_s
+                if not o.quiet:
+                    print(format_status(s, self.first_hour_ms, o.hours), flush=True)
+            await asyncio.sleep(max(0.0, o.sample_every_s - (time.monotonic() - t0)))
+
+    async def stop_all(self) -> None:
+        """Trader first (it cancels its orders on SIGTERM), then the pricer, then the venues."""
+        for name in ("polymarket_trader", "binance_pricer"):
+            ch = self.children.get(name)
+            if ch:
+                was_alive = ch.alive
+                rc = await ch.stop(self.opts.stop_timeout_s)
+                if was_alive and rc not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
+                    self.failures.append(f"{name} exited with code {rc} on SIGTERM (see {ch.log_path})")
+        # The venue's view after the trader is gone: anything still open is an orphan.
+        if "sim_state" in self.urls:
+            st = await self._get_json(self.urls["sim_state"])
+            if isinstance(st, dict):
+                self.sim_state = st
+        for name in ("polymarket_sim", "binance_replay"):
+            ch = self.children.get(name)
+            if ch:
+                await ch.stop(self.opts.stop_timeout_s)
+
+    async def run(self) -> dict[str, Any]:
+        from hourmm_core.sim import report
+
+        o = self.opts
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "logs").mkdir(exist_ok=True)
+        wall0 = time.monotonic()
+        try:
+            self.choose_window()
+        except (RuntimeError, ValueError, OSError) as exc:
+            self.failures.append(f"data: {exc}")
+            return self._finish(report, wall0)
+        if self.data_info.get("synthetic"):
+            log.warning("SYNTHETIC DATA: no real Binance dumps found; this run replays the seeded synthetic "
+                        "stand-in -- NOT market data. Set HOURMM_DATA_DIR or put dumps in ../shared/data.")
+        if not o.quiet:
+            print(f"hourmm sim: {o.hours} hour(s) from {_iso(self.first_hour_ms)} at {o.speed:g}x "
+                  f"(~{(self.end_sim_ms - self.clock.sim_start_ms) / o.speed / 1000:.0f}s wall), "
+                  f"data: {self.data_info['source']}, output: {self.out}", flush=True)
+        self._http = aiohttp.ClientSession()
+        try:
+            try:
+                await self.start_all()
+                if not o.quiet:
+                    print(f"all 4 processes up in {time.monotonic() - wall0:.1f}s wall; sim time "
+                          f"{_iso(self.clock.now_ms())}", flush=True)
+                await self.monitor()
+                await self.fetch_outcomes()
+            except RuntimeError as exc:
+                self.failures.append(f"start-up: {exc}")
+            except asyncio.CancelledError:
+                self.failures.append("interrupted")
+            finally:
+                await asyncio.shield(self.stop_all())
+        finally:
+            await self._http.close()
+        return self._finish(report, wall0)
+
+    def _finish(self, report: Any, wall0: float) -> dict[str, Any]:
+        children = {n: {"exit_code": c.exit_code, "errors": c.error_lines[:20], "warnings": c.warning_count,
+                        "log": str(c.log_path)} for n, c in self.children.items()}
+        run = report.RunData(
+            out_dir=self.out, hours=self.opts.hours, speed=self.opts.speed, seed=self.opts.seed,
+            first_hour_ms=self.first_hour_ms, end_sim_ms=self.end_sim_ms,
+            sim_start_ms=self.clock.sim_start_ms if self.clock else 0,
+            wall_s=time.monotonic() - wall0, data=self.data_info, samples=self.samples,
+            status_log=self.status_log, sim_state=self.sim_state, children=children,
+            failures=list(self.failures), wallet=self.wallet_address,
+            journal_path=self.sqlite_path, cutoff_inventory_tol=self.opts.cutoff_inventory_tol)
+        return report.finalize(run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="hourmm sim",
+        description="Run the whole HourMM system end to end on loopback simulators, N real hours compressed.")
+    ap.add_argument("--hours", type=int, default=2, help="full hours to trade (default 2)")
+    ap.add_argument("--speed", type=float, default=60.0, help="simulated seconds per wall second (default 60)")
+    ap.add_argument("--start", default=None,
+                    help="first hour to trade, ISO-8601 UTC or ms (default: the 2nd hour of the data)")
+    ap.add_argument("--seed", type=int, default=7, help="seed of the simulator and synthetic data (default 7)")
+    ap.add_argument("--out", default=None, help="output folder (default ./sim_out/<timestamp>)")
+    ap.add_argument("--data-dir", default=None,
+                    help="Binance dumps (default: $HOURMM_DATA_DIR, then ../shared/data; else synthetic)")
+    ap.add_argument("--status-every", type=float, default=3.0, help="wall seconds between status lines")
+    ap.add_argument("--quiet", action="store_true", help="no live status lines, only the summary")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``hourmm sim``: returns 0 when the run was clean, 1 with the reasons otherwise, 2 on usage errors."""
+    ap = build_parser()
+    try:
+        args = ap.parse_args(list(argv) if argv is not None else None)
+        if args.hours < 1 or args.hours > 48:
+            ap.error("--hours must be in 1..48")
+        if not (1 <= args.speed <= 600):
+            ap.error("--speed must be in 1..600")
+        start = parse_start(args.start) if args.start else None
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except ValueError as exc:
+        print(f"hourmm sim: error: {exc}", file=sys.stderr)
+        return 2
+    from hourmm_core.logsetup import setup_logging
+
+    setup_logging("INFO", name="sim")
+    opts = SimOptions(hours=args.hours, speed=args.speed, start_ms=start, seed=args.seed,
+                      out_dir=Path(args.out) if args.out else None, data_dir=args.data_dir,
+                      status_every_s=args.status_every, quiet=args.quiet)
+    orch = Orchestrator(opts)
+    try:
+        summary = asyncio.run(orch.run())
+    except KeyboardInterrupt:
+        print("hourmm sim: interrupted", file=sys.stderr)
+        return 130
+    from hourmm_core.sim.report import format_summary
+
+    print(format_summary(summary), flush=True)
+    return 0 if summary.get("ok") else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
