@@ -1,0 +1,21 @@
+"""Compiled quant core (Cython): volatility, return features, pricer, quote ladder, risk checks.
+
+Plain-Python twins with the same algorithms live in ``hourmm_core.quant.reference``.
+Importing this package fails loudly when the extensions are not built.
+"""
+from __future__ import annotations
+
+try:
+    from hourmm_core.quant.vol import EwmaVol, ewma_vol_batch
+    from hourmm_core.quant.features import FEATURE_NAMES, ReturnFeatures, return_features_batch
+    from hourmm_core.quant.pricer import FairPricer, digital_prob, fair_prob_batch, student_t_cdf
+except ImportError as exc:  # pragma: no cover - exercised only on an unbuilt checkout
+    raise ImportError(
+        "hourmm_core.quant: the compiled extension is not built (" + str(exc) + "). Build it with "
+        "`pip install -e .` or `python3 setup.py build_ext --inplace` (needs a C compiler, Cython>=3, numpy)."
+    ) from exc
+
+__all__ = [
+    "EwmaVol", "ewma_vol_batch", "ReturnFeatures", "return_features_batch", "FEATURE_NAMES",
+    "digital_prob", "fair_prob_batch", "FairPricer", "student_t_cdf",
+]

@@ -1,0 +1,138 @@
+"""Reference (pure Python) twin of ``hourmm_core.quant.pricer``; read that docstring for the why."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_FPMIN = 1e-300
+_EPS = 1e-16
+_MAXIT = 2000
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = 1.0
+    d = 1.0 - qab * x / qap
+    if abs(d) < _FPMIN:
+        d = _FPMIN
+    d = 1.0 / d
+    h = d
+    for m in range(1, _MAXIT + 1):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        if abs(d) < _FPMIN:
+            d = _FPMIN
+        c = 1.0 + aa / c
+        if abs(c) < _FPMIN:
+            c = _FPMIN
+        d = 1.0 / d
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        if abs(d) < _FPMIN:
+            d = _FPMIN
+        c = 1.0 + aa / c
+        if abs(c) < _FPMIN:
+            c = _FPMIN
+        d = 1.0 / d
+        de = d * c
+        h *= de
+        if abs(de - 1.0) < _EPS:
+            break
+    return h
+
+
+def _incbeta(a: float, b: float, x: float, y: float) -> float:
+    if x <= 0.0:
+        return 0.0
+    if y <= 0.0:
+        return 1.0
+    bt = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return bt * _betacf(a, b, x) / a
+    return 1.0 - bt * _betacf(b, a, y) / b
+
+
+def student_t_cdf(t: float, nu: float) -> float:
+    """Student-t CDF (unscaled) via the regularized incomplete beta."""
+    if math.isnan(t) or not (nu > 0.0):
+        return math.nan
+    if nu > 1e7:
+        return 0.5 * math.erfc(-t * math.sqrt(0.5))
+    if t == 0.0:
+        return 0.5
+    t2 = t * t
+    if not math.isfinite(t2):
+        return 1.0 if t > 0.0 else 0.0
+    x = nu / (nu + t2)
+    y = t2 / (nu + t2)
+    tail = 0.5 * _incbeta(0.5 * nu, 0.5, x, y)
+    return 1.0 - tail if t > 0.0 else tail
+
+
+def _digital(S: float, K: float, tau_s: float, sigma: float, nu: float, p_min: float) -> float:
+    if not (math.isfinite(S) and S > 0.0 and math.isfinite(K) and K > 0.0) or math.isnan(tau_s) \
+            or math.isnan(sigma):
+        return math.nan
+    if nu != 0.0 and not (nu > 2.0):
+        return math.nan
+    if S == K:
+        p = 0.5
+    elif tau_s <= 0.0 or sigma <= 0.0:
+        p = 1.0 if S >= K else 0.0
+    else:
+        z = math.log(S / K) / (sigma * math.sqrt(tau_s))
+        if nu == 0.0:
+            p = 0.5 * math.erfc(-z * math.sqrt(0.5))
+        else:
+            p = student_t_cdf(z / math.sqrt((nu - 2.0) / nu), nu)
+    return min(max(p, p_min), 1.0 - p_min)
+
+
+def _check_params(nu: float, p_min: float) -> None:
+    if not (nu == 0.0 or (nu > 2.0 and math.isfinite(nu))):
+        raise ValueError(f"pricer: nu must be 0 (normal) or > 2 (variance-matched Student-t), got {nu!r}")
+    if not (0.0 <= p_min < 0.5):
+        raise ValueError(f"pricer: p_min must be in [0, 0.5), got {p_min!r}")
+
+
+def digital_prob(S: float, K: float, tau_s: float, sigma: float, nu: float = 0.0, p_min: float = 0.001) -> float:
+    """P(close >= open); ValueError on bad input."""
+    _check_params(nu, p_min)
+    p = _digital(float(S), float(K), float(tau_s), float(sigma), float(nu), float(p_min))
+    if math.isnan(p):
+        raise ValueError(f"digital_prob: bad input S={S!r} K={K!r} tau_s={tau_s!r} sigma={sigma!r}")
+    return p
+
+
+def fair_prob_batch(S, K, tau_s, sigma, nu: float = 0.0, p_min: float = 0.001) -> np.ndarray:
+    _check_params(nu, p_min)
+    arrs = [np.asarray(a, dtype=np.float64).reshape(-1) for a in (S, K, tau_s, sigma)]
+    n = arrs[0].shape[0]
+    if any(a.shape[0] != n for a in arrs):
+        raise ValueError("fair_prob_batch: arrays differ in length")
+    return np.array([_digital(float(a), float(b), float(c), float(d), nu, p_min)
+                     for a, b, c, d in zip(*arrs)], dtype=np.float64)
+
+
+class FairPricer:
+    """p and p_unc = |p(sigma) - p(sigma_alt)| with tau = max(hour_end - ts, 0) / 1000."""
+
+    def __init__(self, nu: float = 0.0, p_min: float = 0.001) -> None:
+        _check_params(nu, p_min)
+        self.nu, self.p_min = float(nu), float(p_min)
+        self.p = self.p_alt = self.p_unc = self.tau_s = math.nan
+        self.n_bad = 0
+
+    def update(self, ts_ms: int, S: float, K: float, hour_end_ms: int, sigma: float, sigma_alt: float) -> float:
+        self.tau_s = max(hour_end_ms - ts_ms, 0) / 1000.0
+        self.p = _digital(S, K, self.tau_s, sigma, self.nu, self.p_min)
+        self.p_alt = _digital(S, K, self.tau_s, sigma_alt, self.nu, self.p_min)
+        if math.isnan(self.p) or math.isnan(self.p_alt):
+            self.n_bad += 1
+            self.p = self.p_unc = math.nan
+            return math.nan
+        self.p_unc = abs(self.p - self.p_alt)
+        return self.p
