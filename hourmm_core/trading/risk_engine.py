@@ -37,8 +37,11 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict, dataclass, field, replace
-from enum import Enum
-from typing import Any, Mapping
+from enum import Enum, IntEnum
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from hourmm_core.trading.types import Quote
 
 log = logging.getLogger(__name__)
 
@@ -246,3 +249,82 @@ class RiskEngine:
         if m is Mode.NORMAL:
             return True
         return reduces
+
+
+class Reason(IntEnum):
+    """Pre-trade check result codes (0 = pass). Mirrors hourmm_core.quant's RiskReason."""
+
+    OK = 0
+    HALTED = 1
+    REDUCE_ONLY = 2
+    ORDER_SIZE = 3
+    POSITION = 4
+    CAPITAL = 5
+    OPEN_ORDERS = 6
+    PRICE_BAND = 7
+    STALE = 8
+    BAD_PRICE = 9
+    OVERSELL = 10
+
+
+@dataclass
+class Exposure:
+    """Book-keeping the pre-trade check needs; updated as a plan accepts quotes."""
+
+    yes_tokens: float
+    no_tokens: float
+    open_buy_up: float       # remaining size of open BUY Up orders
+    open_buy_down: float
+    open_sell_up: float      # remaining size of open SELL Up orders (tokens committed)
+    open_sell_down: float
+    reserved_capital: float  # held cost + open buy notional (USDC)
+    open_orders: int
+
+
+def check_quote(q: "Quote", mode: Mode, lim: Limits, ex: Exposure, fair_up: float | None,
+                fresh: bool, price_band: float) -> int:
+    """One order against mode, size, position, capital, open orders, band and staleness.
+
+    A *reducing* order (sell of held tokens) is allowed in REDUCE_ONLY/FLATTEN, needs no
+    fresh fair value and no band (it is priced off the book to get out). Returns a
+    :class:`Reason`; on OK the exposure is updated so the next quote of the same plan
+    sees it.
+    """
+    from hourmm_core.trading.types import BUY, UP
+
+    if mode is Mode.HALT:
+        return Reason.HALTED
+    if not (0.0 < q.price < 1.0) or not (q.size > 0):
+        return Reason.BAD_PRICE
+    if q.size > lim.max_order_size + 1e-9:
+        return Reason.ORDER_SIZE
+    if ex.open_orders + 1 > lim.max_open_orders:
+        return Reason.OPEN_ORDERS
+    if q.side == BUY:
+        if mode is not Mode.NORMAL:
+            return Reason.REDUCE_ONLY
+        if not fresh or fair_up is None:
+            return Reason.STALE
+        fair_tok = fair_up if q.token == UP else 1.0 - fair_up
+        if abs(q.price - fair_tok) > price_band + 1e-9:
+            return Reason.PRICE_BAND
+        pos = (ex.yes_tokens + ex.open_buy_up) if q.token == UP else (ex.no_tokens + ex.open_buy_down)
+        if pos + q.size > lim.max_position_size + 1e-9:
+            return Reason.POSITION
+        if ex.reserved_capital + q.price * q.size > lim.max_reserved_capital + 1e-9:
+            return Reason.CAPITAL
+        if q.token == UP:
+            ex.open_buy_up += q.size
+        else:
+            ex.open_buy_down += q.size
+        ex.reserved_capital += q.price * q.size
+    else:
+        held = ex.yes_tokens - ex.open_sell_up if q.token == UP else ex.no_tokens - ex.open_sell_down
+        if q.size > held + 1e-9:
+            return Reason.OVERSELL
+        if q.token == UP:
+            ex.open_sell_up += q.size
+        else:
+            ex.open_sell_down += q.size
+    ex.open_orders += 1
+    return Reason.OK

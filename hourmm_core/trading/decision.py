@@ -1,0 +1,208 @@
+"""The synchronous brain of container B: one call per new snapshot -> order actions.
+
+Why separate from :mod:`hourmm_core.trading.trader`: everything that decides (session
+phase, risk mode, strategy, pre-trade check, order diff) is pure and fast — it is what
+the < 50 us benchmark measures and what the unit tests drive without sockets. The async
+Trader only feeds it events and executes the returned actions.
+
+Decision pipeline (``DecisionCore.decide``)::
+
+    session phase -> risk mode (stale, portfolio limits) -> strategy quotes
+      -> compiled-style pre-trade check per quote -> OrderManager diff -> actions
+
+It also implements the control plane's :class:`ControlTarget`, so the operator acts on
+exactly the state the loop uses.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping
+
+from hourmm_core.trading.order_manager import Action, OrderManager, PlanResult
+from hourmm_core.trading.risk_engine import (Exposure, Limits, Mode, ModeChange, Reason, RiskEngine,
+                                             check_quote)
+from hourmm_core.trading.session import Phase, PhaseChange, Schedule, Session
+from hourmm_core.trading.strategy import BookTop, MarketState, StrategyParams, desired_quotes
+from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Quote
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MarketRef:
+    """The market being traded (subset of polymarket.gamma.MarketInfo)."""
+
+    slug: str
+    condition_id: str
+    up_token_id: str
+    down_token_id: str
+    start_ms: int
+    end_ms: int
+    tick_size: float = 0.01
+    min_size: float = 5.0
+
+    @classmethod
+    def from_info(cls, info: Any) -> "MarketRef":
+        return cls(info.slug, info.condition_id, info.up_token_id, info.down_token_id,
+                   info.start_ms, info.end_ms, info.tick_size, info.min_size)
+
+    def token_id(self, token: int) -> str:
+        return self.up_token_id if token == UP else self.down_token_id
+
+    def token_index(self, token_id: str) -> int | None:
+        if token_id == self.up_token_id:
+            return UP
+        if token_id == self.down_token_id:
+            return DOWN
+        return None
+
+
+@dataclass
+class Decision:
+    """Result of one pass (journaled by the trader)."""
+
+    ts_ms: int
+    actions: list[Action]
+    quotes: list[Quote] = field(default_factory=list)
+    phase_change: PhaseChange | None = None
+    mode_changes: list[ModeChange] = field(default_factory=list)
+    plan: PlanResult | None = None
+    cancel_all: bool = False
+
+
+ControlHook = Callable[[str], Awaitable[None]]
+
+
+class DecisionCore:
+    """Session + risk + strategy + order manager for the current market."""
+
+    def __init__(self, limits: Limits, schedule: Schedule, params: StrategyParams,
+                 price_tol: float = 0.005, size_tol: float = 0.2,
+                 rate_per_s: float = 10.0, burst: float = 20.0) -> None:
+        self.session = Session(schedule)
+        self.risk = RiskEngine(limits)
+        self.params = params
+        self.om = OrderManager(price_tol, size_tol, rate_per_s, burst)
+        self.market: MarketRef | None = None
+        self.paused = False
+        self.quoting_enabled = True      # False without credentials (market data only)
+        self.fair_up: float | None = None
+        self.fair_unc = 0.0
+        self.fresh = False
+        self.on_control: ControlHook | None = None
+        self.rejects: dict[str, int] = {}
+        self.last_quotes: list[Quote] = []
+        self.extra_status: dict[str, Any] = {}
+
+    # ---- market -----------------------------------------------------------------------
+    def set_market(self, market: MarketRef | None, keep_orders: bool = False) -> None:
+        """Switch to a new market (the hour roll). Orders/inventory restart from zero."""
+        self.market = market
+        if not keep_orders:
+            self.om.reset(prefix="c")
+        if market is None:
+            self.session.set_market(None, None)
+        else:
+            self.session.set_market(market.start_ms, market.end_ms)
+
+    # ---- decision ---------------------------------------------------------------------
+    def exposure(self) -> Exposure:
+        om = self.om
+        return Exposure(om.yes_tokens, om.no_tokens, om.open_size(UP, BUY), om.open_size(DOWN, BUY),
+                        om.open_size(UP, SELL), om.open_size(DOWN, SELL), om.reserved_capital(), 0)
+
+    def decide(self, now_ms: int, fair_up: float | None, fair_unc: float | None, fresh: bool,
+               up: BookTop | None, down: BookTop | None) -> Decision:
+        """One pass of the loop; returns the actions to execute (cancels first)."""
+        self.fair_up, self.fair_unc, self.fresh = fair_up, fair_unc or 0.0, fresh
+        d = Decision(now_ms, [])
+        d.phase_change = self.session.update(now_ms)
+        risk = self.risk
+        for ch in (risk.on_snapshot_stale(not fresh, now_ms),
+                   risk.on_portfolio(self.om.yes_tokens, self.om.no_tokens, self.om.reserved_capital(), now_ms)):
+            if ch is not None:
+                d.mode_changes.append(ch)
+        mode = risk.mode
+        phase = self.session.phase
+        m = self.market
+        if m is None or mode is Mode.HALT or not phase.may_trade or not self.quoting_enabled:
+            d.actions = self.om.cancel_all_actions()
+            d.cancel_all = True
+            return d
+        state = MarketState(fair_up, self.fair_unc, fresh, self.om.yes_tokens, self.om.no_tokens,
+                            up, down, phase, mode,
+                            self.session.schedule.wind_progress(now_ms, m.end_ms),
+                            m.tick_size, m.min_size, self.paused)
+        lim = risk.limits
+        quotes = desired_quotes(state, self.params, lim)
+        ex = self.exposure()
+        # open orders the plan keeps count against the limit; the manager frees cancelled slots
+        band = self.params.price_band
+
+        def check(q: Quote) -> int:
+            return check_quote(q, mode, lim, ex, fair_up, fresh, band)
+
+        d.quotes = quotes
+        self.last_quotes = quotes
+        d.plan = self.om.plan(quotes, now_ms, lim.max_open_orders, check)
+        for q, code in d.plan.rejected:
+            name = Reason(code).name
+            self.rejects[name] = self.rejects.get(name, 0) + 1
+        d.actions = d.plan.actions
+        return d
+
+    # ---- status -----------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """The guide's /status shape plus extras (slug, paused, limits, pnl, ...)."""
+        m = self.market
+        om = self.om
+        out: dict[str, Any] = {
+            "session_state": self.session.phase.value,
+            "risk_mode": self.risk.mode.value,
+            "positions": {"yes_tokens": round(om.yes_tokens, 6), "no_tokens": round(om.no_tokens, 6)},
+            "open_orders": om.open_count,
+            "health": self.risk.health.as_dict(),
+            "market_id": m.condition_id if m else None,
+            "slug": m.slug if m else None,
+            "paused": self.paused,
+            "quoting_enabled": self.quoting_enabled,
+            "halt_reason": self.risk.halt_reason,
+            "limit_breach": self.risk.breach,
+            "limits": self.risk.limits.as_dict(),
+            "reserved_capital": round(om.reserved_capital(), 6),
+            "pnl": None if (p := om.pnl(self.fair_up)) is None else round(p, 6),
+            "fills": om.n_fills,
+            "fair_up": self.fair_up,
+            "rejects": dict(self.rejects),
+        }
+        out.update(self.extra_status)
+        return out
+
+    # ---- ControlTarget ----------------------------------------------------------------
+    def current_limits(self) -> Limits:
+        return self.risk.limits
+
+    async def _after(self, what: str) -> None:
+        if self.on_control is not None:
+            await self.on_control(what)
+
+    async def pause_quoting(self, pause: bool) -> dict[str, Any]:
+        self.paused = pause
+        await self._after("pause_quoting")
+        return {"paused": self.paused}
+
+    async def set_mode(self, mode: Mode, now_ms: int = 0) -> dict[str, Any]:
+        self.risk.set_mode(mode, now_ms)  # ValueError (-> 400) if HALT cannot be left yet
+        await self._after("set_mode")
+        return {"mode": mode.value, "risk_mode": self.risk.mode.value}
+
+    async def flatten_now(self) -> dict[str, Any]:
+        self.risk.set_mode(Mode.FLATTEN, 0)
+        await self._after("flatten_now")
+        return {"risk_mode": self.risk.mode.value}
+
+    async def set_limits(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        lim = self.risk.set_limits(changes)
+        await self._after("set_limits")
+        return {"limits": lim.as_dict()}
