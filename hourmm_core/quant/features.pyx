@@ -246,8 +246,8 @@ def return_features_batch(ts_ms, price, long long hour_ms=3_600_000, long long g
     Hour opens are the first price of each ``hour_ms`` bucket of ``ts_ms``; bad rows
     are skipped (their row repeats the previous values, NaN before the first good tick).
     """
-    cdef cnp.int64_t[::1] t = np.ascontiguousarray(ts_ms, dtype=np.int64)
-    cdef double[::1] p = np.ascontiguousarray(price, dtype=np.float64)
+    cdef const cnp.int64_t[::1] t = np.ascontiguousarray(ts_ms, dtype=np.int64)
+    cdef const double[::1] p = np.ascontiguousarray(price, dtype=np.float64)
     if t.shape[0] != p.shape[0]:
         raise ValueError(f"return_features_batch: ts_ms has {t.shape[0]} rows, price has {p.shape[0]}")
     cdef ReturnFeatures rf = ReturnFeatures(hour_ms, grid_ms)

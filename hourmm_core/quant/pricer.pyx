@@ -158,10 +158,10 @@ cpdef double digital_prob(double S, double K, double tau_s, double sigma, double
 def fair_prob_batch(S, K, tau_s, sigma, double nu=0.0, double p_min=0.001):
     """Vectorised ``digital_prob`` over equal-length float arrays; bad rows give NaN."""
     _check_params(nu, p_min)
-    cdef double[::1] s = np.ascontiguousarray(S, dtype=np.float64).reshape(-1)
-    cdef double[::1] k = np.ascontiguousarray(K, dtype=np.float64).reshape(-1)
-    cdef double[::1] t = np.ascontiguousarray(tau_s, dtype=np.float64).reshape(-1)
-    cdef double[::1] g = np.ascontiguousarray(sigma, dtype=np.float64).reshape(-1)
+    cdef const double[::1] s = np.ascontiguousarray(S, dtype=np.float64).reshape(-1)
+    cdef const double[::1] k = np.ascontiguousarray(K, dtype=np.float64).reshape(-1)
+    cdef const double[::1] t = np.ascontiguousarray(tau_s, dtype=np.float64).reshape(-1)
+    cdef const double[::1] g = np.ascontiguousarray(sigma, dtype=np.float64).reshape(-1)
     cdef Py_ssize_t n = s.shape[0], i
     if k.shape[0] != n or t.shape[0] != n or g.shape[0] != n:
         raise ValueError(f"fair_prob_batch: arrays differ in length "

@@ -177,8 +177,8 @@ def ewma_vol_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long sam
     Bad rows (non-positive/non-finite price, time going backwards) are skipped exactly
     as the streaming object skips them: their row repeats the previous sigma.
     """
-    cdef cnp.int64_t[::1] t = np.ascontiguousarray(ts_ms, dtype=np.int64)
-    cdef double[::1] p = np.ascontiguousarray(price, dtype=np.float64)
+    cdef const cnp.int64_t[::1] t = np.ascontiguousarray(ts_ms, dtype=np.int64)
+    cdef const double[::1] p = np.ascontiguousarray(price, dtype=np.float64)
     if t.shape[0] != p.shape[0]:
         raise ValueError(f"ewma_vol_batch: ts_ms has {t.shape[0]} rows, price has {p.shape[0]}")
     cdef EwmaVol ev = EwmaVol(halflives_s, sample_ms, var_floor)
