@@ -1,0 +1,128 @@
+"""The sim's judging rules (hourmm_core.sim.report) on hand-made observations, no processes."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from hourmm_core.sim.report import (
+    RunData, account_view, brier, extract_sample, finalize, format_status, format_summary, summarize,
+)
+
+H0 = 1_769_094_000_000  # 2026-01-22T15:00:00Z
+HOUR = 3_600_000
+WALLET = "0xAbC0000000000000000000000000000000000001"
+
+
+def _sample(t, fair=0.6, yes=0.0, no=0.0, oo=2, mode="NORMAL", phase="ACTIVE", hs=None):
+    snap = {"fair_up": fair, "hour_start_ms": hs if hs is not None else t - t % HOUR, "mid": 50000.0}
+    status = {"session_state": phase, "risk_mode": mode, "positions": {"yes_tokens": yes, "no_tokens": no},
+              "open_orders": oo, "pnl": {"total": 1.5}}
+    return extract_sample(t, snap, status, None, WALLET)
+
+
+def _run(tmp_path: Path, samples, failures=(), state=None, children=None, up=True) -> RunData:
+    return RunData(out_dir=tmp_path, hours=1, speed=60, seed=7, first_hour_ms=H0, end_sim_ms=H0 + HOUR + 45_000,
+                   sim_start_ms=H0 - 480_000, wall_s=65.0,
+                   data={"source": "synthetic", "synthetic": True,
+                         "hours": [{"hour_start_ms": H0, "hour": "2026-01-22T15:00:00Z", "open": 1.0,
+                                    "close": 2.0 if up else 0.5, "up": up}]},
+                   samples=list(samples), status_log=[], sim_state=state if state is not None else {"accounts": {}},
+                   children=children or {}, failures=list(failures), wallet=WALLET)
+
+
+def _clean_samples():
+    out = [_sample(H0 + k * 60_000) for k in range(58)]
+    out += [_sample(H0 + HOUR - 50_000, oo=0, phase="HARD_CUTOFF")]
+    return out
+
+
+def test_extract_sample_tolerates_garbage():
+    s = extract_sample(5, "not json", None, [1, 2], WALLET)
+    assert s["fair_up"] is None and s["yes"] is None and s["open_orders"] is None and s["sim_ms"] == 5
+    s = extract_sample(5, {"fair_up": "nan"}, {"open_orders": [{"id": 1}, {"id": 2}]}, None)
+    assert s["fair_up"] is None and s["open_orders"] == 2
+
+
+def test_brier_against_outcome():
+    b = brier([{"fair_up": 0.8, "hour_start_ms": H0}, {"fair_up": 0.4, "hour_start_ms": H0},
+               {"fair_up": 0.9, "hour_start_ms": H0 + HOUR}],
+              [{"hour_start_ms": H0, "up": True}])
+    assert b["n"] == 2 and b["brier"] == pytest.approx((0.04 + 0.36) / 2)
+
+
+def test_account_view_finds_wallet_case_insensitively():
+    st = {"accounts": {WALLET.lower(): {"fills": 3}}}
+    assert account_view(st, WALLET) == {"fills": 3}
+    st = {"accounts": [{"address": WALLET.upper(), "fills": 4}]}
+    assert account_view(st, WALLET)["fills"] == 4
+    assert account_view(None, WALLET) == {}
+
+
+def test_clean_run_passes_and_writes_files(tmp_path):
+    state = {"accounts": {WALLET: {"fills": 7, "volume": 40.0, "fees": 0.1, "pnl": 2.5, "open_orders": [],
+                                   "hours": [{"hour_start_ms": H0, "fills": 7, "volume": 40.0, "fees": 0.1,
+                                              "pnl": 2.5, "up_tokens": 0.0, "down_tokens": 0.0}]}}}
+    summary = finalize(_run(tmp_path, _clean_samples(), state=state))
+    assert summary["ok"], summary["failures"]
+    assert summary["fills"] == 7 and summary["pnl_total"] == 2.5
+    assert summary["hours"][0]["inventory_source"] == "venue"
+    assert summary["brier"]["brier"] == pytest.approx(0.16)
+    assert 0.95 < summary["quote_uptime"] <= 1.0
+    for f in ("summary.json", "report.html", "fair_vs_mid.png", "inventory.png", "pnl.png"):
+        assert (tmp_path / f).stat().st_size > 0, f
+    assert json.loads((tmp_path / "summary.json").read_text())["data_label"].startswith("SYNTHETIC")
+    assert "PASS" in format_summary(summary)
+
+
+@pytest.mark.parametrize("case, expect", [
+    ("halt", "HALT"), ("inventory", "inventory left after the cutoff"), ("orphans", "orphaned open order"),
+    ("error", "ERROR/Traceback"), ("crash", "exited with code"), ("limit", "MAX_OPEN_ORDERS"),
+])
+def test_each_failure_rule_fails_the_run(tmp_path, case, expect):
+    samples = _clean_samples()
+    state = {"accounts": {}}
+    children, failures = {}, []
+    if case == "halt":
+        samples[10] = _sample(H0 + 600_000, mode="HALT")
+    elif case == "inventory":
+        samples[-1] = _sample(H0 + HOUR - 30_000, yes=20.0, oo=0, phase="HARD_CUTOFF")
+    elif case == "orphans":
+        state = {"accounts": {WALLET: {"open_orders": [{"id": "a"}]}}}
+    elif case == "error":
+        children = {"polymarket_trader": {"errors": ["x ERROR | Cancel-all failed"]}}
+    elif case == "crash":
+        failures = ["binance_pricer exited with code 1 at sim 2026-01-22T15:10:00Z"]
+    elif case == "limit":
+        samples[5] = _sample(H0 + 300_000, oo=9)
+    summary = summarize(_run(tmp_path, samples, failures=failures, state=state, children=children))
+    assert not summary["ok"]
+    assert any(expect in f for f in summary["failures"]), summary["failures"]
+
+
+def test_no_fair_probability_fails(tmp_path):
+    samples = [_sample(H0 + k * 60_000, fair=None) for k in range(30)]
+    summary = summarize(_run(tmp_path, samples))
+    assert any("no fair probability" in f for f in summary["failures"])
+
+
+def test_journal_stats_read_events_table(tmp_path):
+    db = tmp_path / "journal.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, ts_ms INTEGER, type TEXT, data TEXT)")
+    con.execute("CREATE TABLE snapshots (id INTEGER PRIMARY KEY, ts_ms INTEGER, data TEXT)")
+    con.executemany("INSERT INTO events (ts_ms, type, data) VALUES (?, ?, '{}')", [(1, "fill"), (2, "fill"), (3, "mode")])
+    con.commit()
+    con.close()
+    run = _run(tmp_path, _clean_samples())
+    run.journal_path = db
+    j = summarize(run)["journal"]
+    assert j["events"] == 3 and j["by_type"] == {"fill": 2, "mode": 1} and j["snapshots"] == 0
+
+
+def test_status_line_shows_progress():
+    line = format_status(_sample(H0 + 30 * 60_000, yes=10.0), H0, 2)
+    assert "hour 1/2" in line and "30:00 left" in line and "fair 0.600" in line and "NORMAL" in line
+    assert "pre-open" in format_status(_sample(H0 - 60_000), H0, 2)
