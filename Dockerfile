@@ -53,5 +53,5 @@ FROM runtime AS polymarket_trader
 EXPOSE 9000
 VOLUME ["/data"]
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9000/health', timeout=4).status == 200 else 1)"]
+  CMD ["python", "-c", "import os, sys, urllib.request as u; t = os.environ.get('CONTROL_TOKEN'); r = u.Request('http://127.0.0.1:%s/status' % os.environ.get('CONTROL_PORT', '9000'), headers={'Authorization': 'Bearer ' + t} if t else {}); sys.exit(0 if u.urlopen(r, timeout=4).status == 200 else 1)"]
 ENTRYPOINT ["python", "-m", "runners.polymarket_trader"]

@@ -81,12 +81,13 @@ def test_compose_structure_matches_the_guide():
     for s in (a, b):
         assert s["env_file"] == ["deploy/prod.env"]
         assert s["restart"] == "unless-stopped"
-        assert "/health" in " ".join(s["healthcheck"]["test"])
+        assert re.search(r"/(health|status)\b", " ".join(s["healthcheck"]["test"]))
         assert "curl" not in " ".join(s["healthcheck"]["test"])
         assert all(p.startswith("127.0.0.1:") for p in s["ports"]), s["ports"]
     assert a["ports"] == ["127.0.0.1:8080:8080"] and b["ports"] == ["127.0.0.1:9000:9000"]
     assert b["volumes"] == ["hourmm_journal:/data"] and "hourmm_journal" in c["volumes"]
     assert b["depends_on"]["binance_pricer"]["condition"] == "service_healthy"
+    assert "/health" in " ".join(a["healthcheck"]["test"])
     assert b["environment"]["CONTROL_HOST"] == "0.0.0.0"
     assert b["environment"]["SQLITE_PATH"].startswith("/data/")
     assert a["build"]["target"] == "binance_pricer" and b["build"]["target"] == "polymarket_trader"
@@ -110,3 +111,10 @@ def test_docker_compose_config_validates(tmp_path):
     cfg = yaml.safe_load(r.stdout)
     assert cfg["services"]["polymarket_trader"]["depends_on"]["binance_pricer"]["condition"] == "service_healthy"
     assert cfg["services"]["polymarket_trader"]["ports"][0].startswith("127.0.0.1:9000:9000")
+
+
+def test_healthcheck_one_liners_are_valid_python():
+    for name, s in _compose()["services"].items():
+        test = s["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python", "-c"], name
+        compile(test[3], f"<healthcheck {name}>", "exec")
