@@ -1,0 +1,179 @@
+"""Binance combined-stream WebSocket client: validate, de-duplicate, reconnect forever.
+
+The client owns the connection life cycle only; every good message goes to a
+callback together with its receive time. Bad frames are counted per kind and
+logged once per kind (:class:`FrameStats`); frames that go backwards (trade id
+or bookTicker update id not increasing) are counted as ``out_of_order`` and
+dropped so the quant core only ever sees a monotone stream.
+
+Reconnects use exponential backoff with full jitter, and the connection is
+recycled proactively before Binance's 24 h hard limit (``reconnect_before_ms``,
+measured on the injected clock so a simulated day passes quickly).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Awaitable, Callable
+
+import websockets
+
+from hourmm_core.clock import Clock
+from hourmm_core.binance.messages import BookTicker, FrameError, FrameStats, Message, Trade, parse_frame
+
+log = logging.getLogger(__name__)
+
+OnMessage = Callable[[Message, int], None]
+
+
+def stream_url(base_url: str, symbol: str) -> str:
+    """``wss://host:9443`` -> ``wss://host:9443/stream?streams=btcusdt@trade/btcusdt@bookTicker``."""
+    s = symbol.lower()
+    return f"{base_url.rstrip('/')}/stream?streams={s}@trade/{s}@bookTicker"
+
+
+def backoff_delay(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
+    """Exponential backoff with jitter: uniform in [cap/2, cap], cap = min(max_s, base_s * 2**attempt)."""
+    cap = min(max_s, base_s * (2 ** min(attempt, 30)))
+    return rng.uniform(cap / 2.0, cap)
+
+
+class BinanceStreamClient:
+    """Keeps one combined-stream connection alive and feeds parsed messages to ``on_message``.
+
+    ``clock`` is the process clock (wall in production, scaled in the sim); it
+    stamps receive times and measures connection age for the 24 h recycle.
+    """
+
+    def __init__(self, ws_url: str, symbol: str, on_message: OnMessage, clock: Clock, *,
+                 reconnect_before_ms: int = 23 * 3_600_000, backoff_base_s: float = 0.2,
+                 backoff_max_s: float = 30.0, open_timeout_s: float = 10.0,
+                 on_connect: Callable[[], Awaitable[None] | None] | None = None,
+                 on_disconnect: Callable[[str], None] | None = None, seed: int | None = None) -> None:
+        self.url = stream_url(ws_url, symbol)
+        self.symbol = symbol.upper()
+        self._on_message = on_message
+        self._clock = clock
+        self._now_ms = clock.now_ms
+        self.reconnect_before_ms = reconnect_before_ms
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.open_timeout_s = open_timeout_s
+        self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
+        self._rng = random.Random(seed)
+        self.stats = FrameStats(log)
+        self.connects = 0
+        self.disconnects = 0
+        self.recycles = 0
+        self.connected = False
+        self.last_recv_ms: int | None = None
+        self._last_trade_id = -1
+        self._last_update_id = -1
+        self._stop = asyncio.Event()
+        self._ws: websockets.ClientConnection | None = None
+
+    def handle_raw(self, raw: str | bytes, recv_ms: int) -> Message | None:
+        """Parse + validate + order-check one frame; returns the message delivered, or None."""
+        try:
+            msg = parse_frame(raw)
+        except FrameError as err:
+            self.stats.record_bad(err, raw)
+            return None
+        if msg is None:
+            return None
+        if msg.symbol.upper() != self.symbol:
+            self.stats.record_bad(FrameError("symbol", f"frame for {msg.symbol}, subscribed {self.symbol}"), raw)
+            return None
+        if isinstance(msg, Trade):
+            if msg.trade_id <= self._last_trade_id:
+                self.stats.record_bad(FrameError("out_of_order", f"trade id {msg.trade_id} <= {self._last_trade_id}"), raw)
+                return None
+            self._last_trade_id = msg.trade_id
+        elif isinstance(msg, BookTicker):
+            if msg.update_id <= self._last_update_id:
+                self.stats.record_bad(FrameError("out_of_order", f"bookTicker u {msg.update_id} <= {self._last_update_id}"), raw)
+                return None
+            self._last_update_id = msg.update_id
+        self.stats.record_good(msg)
+        self.last_recv_ms = recv_ms
+        try:
+            self._on_message(msg, recv_ms)
+        except Exception:  # a consumer bug must not kill the feed; it is logged loudly
+            self.stats.bad["consumer"] += 1
+            log.exception("Binance message handler failed")
+        return msg
+
+    async def run(self) -> None:
+        """Connect, read, reconnect with backoff until :meth:`stop`."""
+        attempt = 0
+        while not self._stop.is_set():
+            reason = "closed"
+            try:
+                async with websockets.connect(self.url, open_timeout=self.open_timeout_s,
+                                              max_size=2 ** 20, ping_interval=20, ping_timeout=20) as ws:
+                    self._ws = ws
+                    self.connects += 1
+                    self.connected = True
+                    log.info("Connected to Binance for %s", self.symbol)
+                    if self._on_connect is not None:
+                        r = self._on_connect()
+                        if asyncio.iscoroutine(r):
+                            await r
+                    opened_ms = self._now_ms()
+                    before = self.stats.good.total()
+                    reason = await self._read(ws, opened_ms)
+                    if self.stats.good.total() > before:
+                        attempt = 0  # the link worked: start the backoff over
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # DNS, refused, handshake, protocol errors: all retried
+                reason = f"{type(exc).__name__}: {exc}"
+            finally:
+                self._ws = None
+                if self.connected:
+                    self.connected = False
+                    self.disconnects += 1
+                    if self._on_disconnect is not None:
+                        self._on_disconnect(reason)
+            if self._stop.is_set():
+                break
+            if reason == "recycle":
+                continue
+            delay = backoff_delay(attempt, self.backoff_base_s, self.backoff_max_s, self._rng)
+            attempt += 1
+            log.warning("Binance stream disconnected (%s); reconnecting in %.2fs", reason, delay)
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _read(self, ws: websockets.ClientConnection, opened_ms: int) -> str:
+        while not self._stop.is_set():
+            age = self._now_ms() - opened_ms
+            left_ms = self.reconnect_before_ms - age
+            if left_ms <= 0:
+                self.recycles += 1
+                log.info("Recycling the Binance connection before the 24 h limit")
+                await ws.close()
+                return "recycle"
+            timeout = max(0.05, min(5.0, self._wall_s(left_ms)))
+            try:
+                raw = await asyncio.wait_for(ws.recv(), timeout=timeout)
+            except asyncio.TimeoutError:
+                continue
+            except websockets.ConnectionClosed as exc:
+                return f"connection closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
+            self.handle_raw(raw, self._now_ms())
+        await ws.close()
+        return "stopped"
+
+    def _wall_s(self, sim_ms: float) -> float:
+        return self._clock.sleep_s_for_sim_ms(sim_ms)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
