@@ -1,0 +1,590 @@
+"""Order executor: the official Polymarket client (``py_clob_client_v2``) behind an asyncio API.
+
+Why this shape
+--------------
+* The client is synchronous (httpx); every call — including the hidden GETs that
+  ``create_order`` makes (``/version``, ``/tick-size``) — runs in a *dedicated*
+  ThreadPoolExecutor so the trading loop never blocks and the default executor
+  (used by the journal, DNS...) is never starved.
+* Production Polymarket accepts only CLOB V2 orders since 2026-04-28, hence the V2
+  client (see docs/DESIGN.md). ``py_clob_client`` (V1) stays for the guide's
+  signing example only.
+* Errors become typed exceptions the risk engine can act on:
+  :class:`AuthError` (caller logs ``REST authentication failed`` and escalates),
+  :class:`RateLimited` (with ``retry_after_s``), :class:`Rejected` (exchange or
+  client-side validation said no: do not retry), :class:`TransientError`
+  (timeout / network / 5xx / 425: safe to retry *idempotently*).
+
+Idempotency (never double-post)
+-------------------------------
+An order is signed exactly once per :class:`OrderRequest`; its EIP-712 hash (the
+CLOB order id) is computed locally before the first POST. If the POST fails
+transiently, we do not know whether the exchange took it. Before re-posting we
+look it up (``GET /data/order/<id>``, then open orders of that token): if the
+exchange has it, the earlier POST succeeded and we return that. Only if it is
+absent do we re-send the *same signed order* (same salt, same hash), which the
+exchange would reject as a duplicate anyway. ``client_key`` lets the caller map
+acks back to its own intents; a second :meth:`Executor.place` with a key that
+already has an ack returns that ack instead of posting again.
+
+PM_SIGNATURE_TYPE mapping
+-------------------------
+The operator guide documents ``1 = EOA`` and ``2 = proxy wallet (Safe)``; the
+exchange/library numbers are ``0 = EOA, 1 = POLY_PROXY, 2 = POLY_GNOSIS_SAFE``.
+The ambiguous value is 1, and the key/funder pair resolves it: an EOA order
+requires ``maker == signer``, so ``1`` with ``PM_FUNDER`` equal to the key's own
+address is EOA (library 0); ``1`` with a different funder can only be a Polymarket
+proxy (library 1). ``0`` and ``2`` pass through. The choice is logged at start-up.
+
+Dead-man switch
+---------------
+:meth:`Executor.start_heartbeat` posts ``/v1/heartbeats`` every few seconds; if the
+trader dies, the exchange cancels all of its orders ~10 s after the last beat.
+``heartbeat_ok`` feeds ``/status`` health.
+
+Secrets: the private key, API secret and passphrase are registered with the log
+redactor; no method returns or logs them (``api_key`` is an identifier, not a secret).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, TypeVar
+
+from hourmm_core.config import Credentials
+from hourmm_core.logsetup import register_secret
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TICK_SIZES = ("0.1", "0.01", "0.005", "0.0025", "0.001", "0.0001")
+MAX_BATCH = 15
+
+
+# --------------------------------------------------------------------------------- errors
+class ExecutorError(Exception):
+    """Base of every executor failure."""
+
+
+class AuthError(ExecutorError):
+    """Credentials rejected (401/403, derive failed). Log ``REST authentication failed``."""
+
+
+class RateLimited(ExecutorError):
+    def __init__(self, msg: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(msg)
+        self.retry_after_s = retry_after_s
+
+
+class Rejected(ExecutorError):
+    """The exchange (or client-side validation) refused the request; retrying will not help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TransientError(ExecutorError):
+    """Timeout, network error, 5xx or 425: outcome unknown / retryable."""
+
+
+class NotStarted(ExecutorError):
+    """A trading call before :meth:`Executor.start` succeeded."""
+
+
+def _error_text(err: Any) -> str:
+    if isinstance(err, dict):
+        for k in ("error", "errorMsg", "message"):
+            if err.get(k):
+                return str(err[k])
+        return str(err)
+    return str(err)
+
+
+def map_exception(exc: BaseException) -> ExecutorError:
+    """Translate client/httpx exceptions into the typed hierarchy above."""
+    if isinstance(exc, ExecutorError):
+        return exc
+    from py_clob_client_v2.exceptions import PolyApiException, PolyException
+
+    if isinstance(exc, PolyApiException):
+        code = exc.status_code
+        text = _error_text(exc.error_msg)
+        if code in (401, 403):
+            return AuthError(f"HTTP {code}: {text}")
+        if code == 429:
+            m = re.search(r"(\d+(?:\.\d+)?)\s*s", text)
+            return RateLimited(f"HTTP 429: {text}", float(m.group(1)) if m else 1.0)
+        if code is None or code >= 500 or code in (408, 425):
+            return TransientError(f"HTTP {code}: {text}" if code else f"network: {text}")
+        return Rejected(f"HTTP {code}: {text}")
+    if isinstance(exc, PolyException):
+        msg = getattr(exc, "msg", str(exc))
+        if "API Credentials are needed" in str(msg) or "private key is needed" in str(msg):
+            return AuthError(str(msg))
+        return Rejected(str(msg))
+    try:
+        import httpx
+
+        if isinstance(exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)):
+            return TransientError(f"{type(exc).__name__}: {exc}")
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(exc, (TimeoutError, ConnectionError, OSError)):
+        return TransientError(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, (ValueError, KeyError, TypeError)):
+        return Rejected(f"{type(exc).__name__}: {exc}")
+    return TransientError(f"{type(exc).__name__}: {exc}")
+
+
+# ------------------------------------------------------------------------------ value types
+@dataclass(frozen=True)
+class OrderRequest:
+    """One order to sign and post. ``price`` on the market's tick grid, ``size`` in shares.
+
+    ``expiration_s`` (unix seconds) makes it a GTD order; 0 = GTC. ``post_only`` orders
+    are rejected instead of crossing (maker-only quoting).
+    """
+
+    client_key: str
+    token_id: str
+    side: str            # "BUY" | "SELL"
+    price: float
+    size: float
+    tick_size: str = "0.01"
+    neg_risk: bool = False
+    post_only: bool = True
+    expiration_s: int = 0
+
+    def validate(self) -> None:
+        if not self.client_key:
+            raise Rejected("client_key is empty")
+        if self.side not in ("BUY", "SELL"):
+            raise Rejected(f"side {self.side!r} must be BUY or SELL")
+        if not (isinstance(self.token_id, str) and self.token_id.isdigit()):
+            raise Rejected(f"token_id {self.token_id!r} must be a decimal string")
+        if self.tick_size not in TICK_SIZES:
+            raise Rejected(f"tick_size {self.tick_size!r} must be one of {TICK_SIZES}")
+        t = float(self.tick_size)
+        if not (t <= self.price <= 1 - t):
+            raise Rejected(f"price {self.price} outside [{t}, {1 - t}]")
+        if abs(self.price / t - round(self.price / t)) > 1e-6:
+            raise Rejected(f"price {self.price} is not on the {self.tick_size} tick grid")
+        if not (self.size > 0) or self.size != self.size or self.size == float("inf"):
+            raise Rejected(f"size {self.size} must be > 0")
+        if self.expiration_s < 0:
+            raise Rejected("expiration_s must be >= 0")
+
+    @property
+    def order_type(self) -> str:
+        return "GTD" if self.expiration_s else "GTC"
+
+
+@dataclass(frozen=True)
+class OrderAck:
+    client_key: str
+    order_id: str
+    status: str          # live | matched | delayed | unmatched | recovered
+    success: bool
+    error: str = ""
+    recovered: bool = False   # found on the exchange after an ambiguous POST
+    raw: Any = None
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    canceled: tuple[str, ...]
+    not_canceled: dict = field(default_factory=dict)
+
+
+def tick_str(tick: float | str) -> str:
+    """0.01 -> "0.01" (the client's TickSize literal); unknown sizes raise Rejected."""
+    s = tick if isinstance(tick, str) else f"{tick:g}"
+    if s not in TICK_SIZES:
+        raise Rejected(f"tick size {tick!r} not supported by the CLOB ({TICK_SIZES})")
+    return s
+
+
+def resolve_signature_type(guide_value: int, signer_address: str, funder: str) -> tuple[int, str]:
+    """Operator's PM_SIGNATURE_TYPE -> library signature type, with the reason (see module doc)."""
+    same = signer_address.lower() == funder.lower()
+    if guide_value == 0:
+        if not same:
+            raise ValueError("PM_SIGNATURE_TYPE=0 (EOA) needs PM_FUNDER equal to the private key's address "
+                             f"({signer_address})")
+        return 0, "EOA (funder is the key's own address)"
+    if guide_value == 1:
+        if same:
+            return 0, "EOA: PM_SIGNATURE_TYPE=1 per the operator guide, funder == key address"
+        return 1, "POLY_PROXY: PM_SIGNATURE_TYPE=1 with a funder different from the key address"
+    if guide_value == 2:
+        if same:
+            raise ValueError("PM_SIGNATURE_TYPE=2 (proxy/Safe wallet) needs PM_FUNDER to be the wallet "
+                             "address, not the key's own address")
+        return 2, "POLY_GNOSIS_SAFE (proxy/Safe wallet)"
+    raise ValueError(f"PM_SIGNATURE_TYPE={guide_value} must be 0, 1 or 2")
+
+
+# ---------------------------------------------------------------------------------- executor
+class Executor:
+    """Async facade over ``py_clob_client_v2.ClobClient`` (see module docstring)."""
+
+    def __init__(self, clob_url: str, chain_id: int, creds: Credentials, *, max_workers: int = 4,
+                 post_retries: int = 2, retry_backoff_s: float = 0.2, call_timeout_s: float = 15.0) -> None:
+        from eth_account import Account
+
+        self.clob_url = clob_url.rstrip("/")
+        self.chain_id = chain_id
+        self._creds = creds
+        register_secret(creds.private_key)
+        self.signer_address = Account.from_key(creds.private_key).address
+        self.signature_type, self.signature_type_reason = resolve_signature_type(
+            creds.signature_type, self.signer_address, creds.funder)
+        self.post_retries = post_retries
+        self.retry_backoff_s = retry_backoff_s
+        self.call_timeout_s = call_timeout_s
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="clob")
+        self._client: Any = None
+        self._acks: dict[str, OrderAck] = {}
+        self._hb_task: asyncio.Task | None = None
+        self._hb_id = ""
+        self.heartbeat_ok = False
+        self.rest_ok = True
+        self.api_key: str | None = None
+        self.stats: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return (f"Executor(clob_url={self.clob_url!r}, signer={self.signer_address}, "
+                f"signature_type={self.signature_type}, api_key={'set' if self.api_key else 'none'})")
+
+    def _count(self, k: str) -> None:
+        self.stats[k] = self.stats.get(k, 0) + 1
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking client call in the dedicated pool; map its exceptions."""
+        loop = asyncio.get_running_loop()
+        try:
+            res = await asyncio.wait_for(loop.run_in_executor(self._pool, fn, *args), self.call_timeout_s)
+        except asyncio.TimeoutError:
+            self._count("timeout")
+            raise TransientError(f"no reply within {self.call_timeout_s}s") from None
+        except BaseException as exc:  # noqa: BLE001 - mapped below
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            err = map_exception(exc)
+            self._count(type(err).__name__)
+            if isinstance(err, AuthError):
+                self.rest_ok = False
+            raise err from None
+        self.rest_ok = True
+        return res
+
+    # ---------------------------------------------------------------- start / credentials
+    async def start(self) -> str:
+        """Build the client, use or derive L2 API credentials. Returns the API key (not secret).
+
+        Raises AuthError when deriving fails (the caller logs ``REST authentication failed``).
+        """
+        from py_clob_client_v2.client import ClobClient
+        from py_clob_client_v2.clob_types import ApiCreds
+
+        c = self._creds
+        log.info("Executor: signer %s, funder %s, signature type %d (%s)", self.signer_address, c.funder,
+                 self.signature_type, self.signature_type_reason)
+
+        def build() -> Any:
+            client = ClobClient(self.clob_url, chain_id=self.chain_id, key=c.private_key,
+                                signature_type=self.signature_type, funder=c.funder)
+            if c.api_key and c.api_secret and c.api_passphrase:
+                creds = ApiCreds(c.api_key, c.api_secret, c.api_passphrase)
+            else:
+                creds = client.create_or_derive_api_key()
+            register_secret(creds.api_secret)
+            register_secret(creds.api_passphrase)
+            client.set_api_creds(creds)
+            return client
+
+        try:
+            client = await self._call(build)
+        except (Rejected, TransientError) as exc:
+            # failing to obtain API creds at all is an authentication problem for the operator
+            if isinstance(exc, TransientError):
+                raise
+            raise AuthError(f"could not derive API credentials: {exc}") from None
+        except KeyError as exc:  # pragma: no cover - mapped to Rejected above
+            raise AuthError(f"could not derive API credentials: {exc}") from None
+        self._client = client
+        self.api_key = client.creds.api_key
+        if c.api_key:
+            # given creds are only proven by an authenticated call
+            await self.open_orders(first_page_only=True)
+        return self.api_key
+
+    @property
+    def api_creds(self) -> tuple[str, str, str]:
+        """(api_key, secret, passphrase) for the user WebSocket. Never log this tuple."""
+        cr = self._need().creds
+        return (cr.api_key, cr.api_secret, cr.api_passphrase)
+
+    def _need(self) -> Any:
+        if self._client is None:
+            raise NotStarted("executor not started (call start())")
+        return self._client
+
+    # ------------------------------------------------------------------------- orders
+    def _sign(self, req: OrderRequest) -> tuple[Any, str]:
+        """Sign once; return (signed order, local order hash). Runs in the pool."""
+        from py_clob_client_v2.clob_types import OrderArgsV2, PartialCreateOrderOptions
+
+        client = self._need()
+        args = OrderArgsV2(token_id=req.token_id, price=req.price, size=req.size, side=req.side,
+                           expiration=req.expiration_s)
+        signed = client.create_order(args, PartialCreateOrderOptions(tick_size=req.tick_size,
+                                                                     neg_risk=req.neg_risk))
+        return signed, self._order_hash(signed, req.neg_risk)
+
+    def _order_hash(self, signed: Any, neg_risk: bool) -> str:
+        from py_clob_client_v2.config import get_contract_config
+
+        cfg = get_contract_config(self.chain_id)
+        if hasattr(signed, "timestamp"):
+            from py_clob_client_v2.order_utils.exchange_order_builder_v2 import ExchangeOrderBuilderV2
+
+            addr = cfg.neg_risk_exchange_v2 if neg_risk else cfg.exchange_v2
+            b = ExchangeOrderBuilderV2(addr, self.chain_id, self._client.signer, domain_version="2")
+        else:
+            from py_clob_client_v2.order_utils.exchange_order_builder_v1 import ExchangeOrderBuilderV1
+
+            addr = cfg.neg_risk_exchange if neg_risk else cfg.exchange
+            b = ExchangeOrderBuilderV1(addr, self.chain_id, self._client.signer)
+        return b.build_order_hash(b.build_order_typed_data(signed))
+
+    def _post(self, signed: Any, req: OrderRequest) -> Any:
+        # defer_exec=False: "deferExec" is also sent to the exchange; we want normal, immediate matching
+        return self._need().post_order(signed, req.order_type, req.post_only, False)
+
+    def _ack(self, req: OrderRequest, local_id: str, res: Any, recovered: bool = False) -> OrderAck:
+        if not isinstance(res, dict):
+            raise TransientError(f"unexpected POST /order reply: {str(res)[:200]}")
+        ok = bool(res.get("success", True)) and not res.get("error") and not res.get("errorMsg")
+        oid = str(res.get("orderID") or res.get("orderId") or local_id)
+        if not ok:
+            reason = _error_text(res)
+            self._count("rejected")
+            raise Rejected(reason)
+        if oid != local_id:
+            self._count("order_id_differs_from_local_hash")
+        ack = OrderAck(req.client_key, oid, str(res.get("status", "live")), True, "", recovered, res)
+        self._acks[req.client_key] = ack
+        return ack
+
+    async def place(self, req: OrderRequest) -> OrderAck:
+        """Sign + post one order, idempotently (see module doc). Raises the typed errors."""
+        self._need()
+        if req.client_key in self._acks:
+            self._count("duplicate_client_key")
+            return self._acks[req.client_key]
+        req.validate()
+        signed, local_id = await self._call(self._sign, req)
+        attempt = 0
+        while True:
+            try:
+                res = await self._call(self._post, signed, req)
+                self._count("posted")
+                return self._ack(req, local_id, res)
+            except TransientError as exc:
+                self._count("post_ambiguous")
+                found = await self._find_order(local_id, req.token_id)
+                if found is not None:
+                    self._count("post_recovered")
+                    log.info("Order %s found on the exchange after ambiguous POST (%s)", req.client_key, exc)
+                    return self._ack(req, local_id, {"success": True, "orderID": local_id,
+                                                     "status": str(found.get("status", "live")).lower()},
+                                     recovered=True)
+                if attempt >= self.post_retries:
+                    raise
+                attempt += 1
+                await asyncio.sleep(self.retry_backoff_s * attempt)
+            except RateLimited as exc:
+                if attempt >= self.post_retries:
+                    raise
+                attempt += 1
+                await asyncio.sleep(min(exc.retry_after_s, 5.0))
+
+    async def _find_order(self, order_id: str, token_id: str) -> dict | None:
+        """The order if the exchange knows it (live or already matched), else None.
+
+        Lookup errors count as "unknown" -> None; the re-post of the *same signed
+        order* is still safe because the exchange rejects a duplicate hash.
+        """
+        try:
+            o = await self._call(self._need().get_order, order_id)
+            if isinstance(o, dict) and (o.get("id") == order_id or o.get("orderID") == order_id):
+                return o
+        except ExecutorError:
+            pass
+        try:
+            for o in await self.open_orders(asset_id=token_id):
+                if o.get("id") == order_id:
+                    return o
+        except ExecutorError:
+            pass
+        return None
+
+    async def place_many(self, reqs: Iterable[OrderRequest]) -> list[OrderAck | ExecutorError]:
+        """Post several orders (batches of up to 15 via POST /orders). Per-order result or error.
+
+        On an ambiguous batch POST each order is resolved individually through :meth:`place`'s
+        lookup-before-retry path, so a batch never double-posts either.
+        """
+        from py_clob_client_v2.clob_types import PostOrdersV2Args as PostOrdersArgs
+
+        reqs = list(reqs)
+        out: list[OrderAck | ExecutorError | None] = [None] * len(reqs)
+        todo: list[tuple[int, OrderRequest, Any, str]] = []
+        for i, r in enumerate(reqs):
+            if r.client_key in self._acks:
+                out[i] = self._acks[r.client_key]
+                continue
+            try:
+                r.validate()
+                signed, lid = await self._call(self._sign, r)
+                todo.append((i, r, signed, lid))
+            except ExecutorError as exc:
+                out[i] = exc
+        for k in range(0, len(todo), MAX_BATCH):
+            chunk = todo[k:k + MAX_BATCH]
+            post_only = all(r.post_only for _, r, _, _ in chunk)
+            args = [PostOrdersArgs(order=s, orderType=r.order_type) for _, r, s, _ in chunk]
+            try:
+                res = await self._call(lambda: self._need().post_orders(args, post_only, False))
+            except TransientError:
+                for i, r, s, lid in chunk:
+                    found = await self._find_order(lid, r.token_id)
+                    if found is not None:
+                        out[i] = self._ack(r, lid, {"success": True, "orderID": lid}, recovered=True)
+                    else:
+                        try:
+                            out[i] = await self._post_signed_with_retry(r, s, lid)
+                        except ExecutorError as exc:
+                            out[i] = exc
+                continue
+            except ExecutorError as exc:
+                for i, *_ in chunk:
+                    out[i] = exc
+                continue
+            replies = res if isinstance(res, list) else []
+            for j, (i, r, s, lid) in enumerate(chunk):
+                try:
+                    if j >= len(replies):
+                        raise TransientError("missing reply in batch response")
+                    out[i] = self._ack(r, lid, replies[j])
+                except ExecutorError as exc:
+                    out[i] = exc
+        return [o if o is not None else TransientError("not processed") for o in out]
+
+    async def _post_signed_with_retry(self, req: OrderRequest, signed: Any, lid: str) -> OrderAck:
+        res = await self._call(self._post, signed, req)
+        return self._ack(req, lid, res)
+
+    def forget(self, client_key: str) -> None:
+        """Drop a finished order's ack (keeps the idempotency map bounded)."""
+        self._acks.pop(client_key, None)
+
+    # ------------------------------------------------------------------------- cancels
+    @staticmethod
+    def _cancel_result(res: Any) -> CancelResult:
+        if not isinstance(res, dict):
+            return CancelResult((), {"_": str(res)[:200]})
+        nc = res.get("not_canceled") or {}
+        return CancelResult(tuple(res.get("canceled") or ()), nc if isinstance(nc, dict) else {"_": str(nc)})
+
+    async def cancel(self, order_id: str) -> CancelResult:
+        from py_clob_client_v2.clob_types import OrderPayload
+
+        return self._cancel_result(await self._call(self._need().cancel_order, OrderPayload(orderID=order_id)))
+
+    async def cancel_many(self, order_ids: Iterable[str]) -> CancelResult:
+        ids = list(order_ids)
+        if not ids:
+            return CancelResult(())
+        return self._cancel_result(await self._call(self._need().cancel_orders, ids))
+
+    async def cancel_all(self) -> CancelResult:
+        """Cancel every open order of this API key (HALT / hard cut-off)."""
+        self._count("cancel_all")
+        return self._cancel_result(await self._call(self._need().cancel_all))
+
+    async def cancel_market(self, condition_id: str | None = None, asset_id: str | None = None) -> CancelResult:
+        from py_clob_client_v2.clob_types import OrderMarketCancelParams
+
+        if not condition_id and not asset_id:
+            raise Rejected("cancel_market needs a condition_id or an asset_id")
+        return self._cancel_result(await self._call(
+            self._need().cancel_market_orders, OrderMarketCancelParams(market=condition_id, asset_id=asset_id)))
+
+    # ------------------------------------------------------------------------- reads
+    async def open_orders(self, market: str | None = None, asset_id: str | None = None,
+                          first_page_only: bool = False) -> list[dict]:
+        from py_clob_client_v2.clob_types import OpenOrderParams
+
+        res = await self._call(lambda: self._need().get_open_orders(
+            OpenOrderParams(market=market, asset_id=asset_id), first_page_only))
+        return [o for o in (res or []) if isinstance(o, dict)]
+
+    async def trades(self, market: str | None = None, asset_id: str | None = None,
+                     after_s: int | None = None) -> list[dict]:
+        from py_clob_client_v2.clob_types import TradeParams
+
+        res = await self._call(lambda: self._need().get_trades(
+            TradeParams(market=market, asset_id=asset_id, after=after_s)))
+        return [t for t in (res or []) if isinstance(t, dict)]
+
+    # ------------------------------------------------------------------------ heartbeat
+    async def heartbeat(self) -> bool:
+        """One dead-man-switch beat. True when the exchange acknowledged it."""
+        try:
+            res = await self._call(self._need().post_heartbeat, self._hb_id)
+        except ExecutorError as exc:
+            self._count("heartbeat_failed")
+            if self.heartbeat_ok:
+                log.warning("Heartbeat failed: %s", exc)
+            self.heartbeat_ok = False
+            if isinstance(exc, Rejected):
+                self._hb_id = ""   # server forgot our id: start a new heartbeat chain
+            return False
+        if isinstance(res, dict) and res.get("heartbeat_id"):
+            self._hb_id = str(res["heartbeat_id"])
+        self.heartbeat_ok = True
+        return True
+
+    def start_heartbeat(self, interval_s: float = 5.0) -> asyncio.Task:
+        async def loop() -> None:
+            while True:
+                await self.heartbeat()
+                await asyncio.sleep(interval_s)
+
+        if self._hb_task is None or self._hb_task.done():
+            self._hb_task = asyncio.create_task(loop(), name="clob-heartbeat")
+        return self._hb_task
+
+    async def stop_heartbeat(self) -> None:
+        if self._hb_task is not None:
+            self._hb_task.cancel()
+            try:
+                await self._hb_task
+            except asyncio.CancelledError:
+                pass
+            self._hb_task = None
+
+    async def close(self) -> None:
+        await self.stop_heartbeat()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def now_s() -> int:  # pragma: no cover - convenience for GTD expirations in runners
+    return int(time.time())
