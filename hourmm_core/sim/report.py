@@ -398,7 +398,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"data:          {summary.get('data_label')}",
         f"run:           {r.get('hours')} h from {r.get('first_hour')} at {n(r.get('speed'), 'g')}x, "
         f"{n(r.get('wall_seconds'), '.1f')} s wall, {r.get('samples')} samples",
-        f"fills:         {n(summary.get('fills'), 'd') if isinstance(summary.get('fills'), int) else summary.get('fills', '-')}"
+        f"fills:         {summary.get('fills') if summary.get('fills') is not None else '-'}"
         f"   volume {n(summary.get('volume'))} USDC   fees {n(summary.get('fees'), '.4f')} USDC",
         f"PnL total:     {n(summary.get('pnl_total'), '+.4f')} USDC (after settlement)",
         f"quote uptime:  {n(None if summary.get('quote_uptime') is None else 100 * summary['quote_uptime'], '.1f')} % "
@@ -406,7 +406,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"pricer Brier:  {n(b.get('brier'), '.4f')} over {b.get('n', 0)} snapshots (0.5 constant = 0.2500)",
         f"risk modes:    {', '.join(summary.get('risk_modes_seen') or []) or '-'}   HALTs: {summary.get('halts', 0)}"
         f"   max position {n(summary.get('max_position'), 'g')}   max open orders {summary.get('max_open_orders')}",
-        f"orphaned orders at the end: {summary.get('orphaned_orders', '-')}",
+        f"orphaned orders at the end: {'-' if summary.get('orphaned_orders') is None else summary['orphaned_orders']}",
         "",
         f"{'hour (UTC)':<21}{'outcome':>8}{'fills':>7}{'volume':>10}{'fees':>9}{'PnL':>10}  inventory at cutoff",
     ]
