@@ -126,6 +126,18 @@ class Clob:
             return web.json_response({"canceled": [oid], "not_canceled": {}})
         return web.json_response({"canceled": [], "not_canceled": {oid: "order not found"}})
 
+    async def cancel_many(self, r):
+        body = await r.text()
+        self._l2(r, body)
+        done, nc = [], {}
+        for oid in json.loads(body):
+            if oid in self.orders and self.orders[oid]["status"] == "LIVE":
+                self.orders[oid]["status"] = "CANCELED"
+                done.append(oid)
+            else:
+                nc[oid] = "order not found"
+        return web.json_response({"canceled": done, "not_canceled": nc})
+
     async def cancel_all(self, r):
         self._l2(r, "")
         ids = [k for k, o in self.orders.items() if o["status"] == "LIVE"]
@@ -161,6 +173,7 @@ class Clob:
         app.router.add_post("/order", self.post_order)
         app.router.add_post("/orders", self.post_orders)
         app.router.add_delete("/order", self.cancel)
+        app.router.add_delete("/orders", self.cancel_many)
         app.router.add_delete("/cancel-all", self.cancel_all)
         app.router.add_delete("/cancel-market-orders", self.cancel_market)
         app.router.add_get("/data/orders", self.get_orders)
@@ -321,3 +334,31 @@ async def test_unreachable_clob_is_transient():
             await ex.start()
     finally:
         await ex.close()
+
+
+async def test_trader_adapter_interface():
+    from hourmm_core.polymarket.executor import TraderExecutor
+
+    async with Clob() as clob:
+        tx = TraderExecutor.from_config(clob.url, CHAIN, eoa_creds(), retry_backoff_s=0.01)
+        try:
+            await tx.start()
+            assert tx.api_creds == (clob.key, clob.secret, clob.passphrase)
+            r = await tx.place(TOKEN, "BUY", 0.45, 5.0, tick_size=0.01, neg_risk=False, post_only=True,
+                               client_id="o1")
+            assert r.ok and r.order_id in clob.orders and r.status == "live"
+            bad = await tx.place(TOKEN, "BUY", 0.455, 5.0, tick_size=0.01, neg_risk=False, post_only=True,
+                                 client_id="o2")
+            assert not bad.ok and "tick" in bad.error and not bad.auth_failed
+            done, failed = await tx.cancel([r.order_id, "0xmissing"])
+            assert done == [r.order_id] and "0xmissing" in failed
+            assert [o["id"] for o in await tx.open_orders()] == []
+            assert await tx.cancel_all() is True
+            assert await tx.heartbeat() is True
+            clob.bad_auth = True
+            r3 = await tx.place(TOKEN, "SELL", 0.55, 5.0, tick_size="0.01", neg_risk=False, post_only=True,
+                                client_id="o3")
+            assert not r3.ok and r3.auth_failed and "REST authentication failed" in r3.error
+            assert await tx.cancel_all() is False
+        finally:
+            await tx.close()

@@ -586,5 +586,112 @@ class Executor:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+# ------------------------------------------------------------------------- trader adapter
+@dataclass(frozen=True)
+class PlaceOutcome:
+    """Normalised result for :class:`hourmm_core.trading.trader.Trader` (duck-typed PlaceResult).
+
+    ``unknown`` is True when the POST stayed ambiguous after every retry and lookup: the
+    order *may* rest on the book; start-up/periodic reconciliation (open orders) settles it.
+    """
+
+    ok: bool
+    order_id: str | None = None
+    status: str = ""
+    error: str = ""
+    auth_failed: bool = False
+    rate_limited: bool = False
+    unknown: bool = False
+
+
+class TraderExecutor:
+    """The interface the trader's ``Executor`` protocol expects, over :class:`Executor`.
+
+    Never raises from :meth:`place` / :meth:`cancel_all` (failures are values the
+    trader journals); :meth:`cancel` raises the typed errors so the trader can mark
+    the cancels failed.
+    """
+
+    def __init__(self, executor: Executor) -> None:
+        self.ex = executor
+
+    @classmethod
+    def from_config(cls, clob_url: str, chain_id: int, creds: Credentials, **kw: Any) -> "TraderExecutor":
+        return cls(Executor(clob_url, chain_id, creds, **kw))
+
+    async def start(self) -> str:
+        return await self.ex.start()
+
+    @property
+    def api_creds(self) -> tuple[str, str, str]:
+        return self.ex.api_creds
+
+    @property
+    def api_key(self) -> str | None:
+        return self.ex.api_key
+
+    @property
+    def heartbeat_ok(self) -> bool:
+        return self.ex.heartbeat_ok
+
+    @property
+    def rest_ok(self) -> bool:
+        return self.ex.rest_ok
+
+    async def place(self, token_id: str, side: str, price: float, size: float, *, tick_size: float | str,
+                    neg_risk: bool, post_only: bool, client_id: str, expiration_s: int = 0) -> PlaceOutcome:
+        try:
+            req = OrderRequest(client_key=client_id, token_id=token_id, side=side, price=float(price),
+                               size=float(size), tick_size=tick_str(tick_size), neg_risk=neg_risk,
+                               post_only=post_only, expiration_s=expiration_s)
+            ack = await self.ex.place(req)
+            return PlaceOutcome(True, ack.order_id, ack.status)
+        except AuthError as exc:
+            return PlaceOutcome(False, error=f"REST authentication failed: {exc}", auth_failed=True)
+        except RateLimited as exc:
+            return PlaceOutcome(False, error=f"rate limited (retry after {exc.retry_after_s}s): {exc}",
+                                rate_limited=True)
+        except Rejected as exc:
+            return PlaceOutcome(False, error=exc.reason)
+        except TransientError as exc:
+            return PlaceOutcome(False, error=f"unknown outcome: {exc}", unknown=True)
+        except ExecutorError as exc:
+            return PlaceOutcome(False, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self.ex.forget(client_id)   # OM client ids are unique per intent; keep the map bounded
+
+    async def cancel(self, order_ids: list[str]) -> tuple[list[str], dict[str, str]]:
+        ids = [i for i in order_ids if i]
+        if not ids:
+            return [], {}
+        res = await (self.ex.cancel(ids[0]) if len(ids) == 1 else self.ex.cancel_many(ids))
+        failed = {str(k): str(v) for k, v in res.not_canceled.items()}
+        done = list(res.canceled)
+        for i in ids:   # an id the exchange did not mention is not known to be cancelled
+            if i not in done and i not in failed:
+                failed[i] = "not confirmed by the exchange"
+        return done, failed
+
+    async def cancel_all(self) -> bool:
+        try:
+            await self.ex.cancel_all()
+            return True
+        except ExecutorError as exc:
+            log.error("Cancel-all failed: %s", exc)
+            return False
+
+    async def open_orders(self, market: str | None = None) -> list[dict[str, Any]]:
+        return await self.ex.open_orders(market=market)
+
+    async def trades(self, market: str | None = None) -> list[dict[str, Any]]:
+        return await self.ex.trades(market=market)
+
+    async def heartbeat(self) -> bool:
+        return await self.ex.heartbeat()
+
+    async def close(self) -> None:
+        await self.ex.close()
+
+
 def now_s() -> int:  # pragma: no cover - convenience for GTD expirations in runners
     return int(time.time())
