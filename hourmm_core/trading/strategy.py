@@ -111,7 +111,7 @@ def ladder_quotes(s: MarketState, p: StrategyParams, limits: Limits) -> list[Quo
     skew = p.skew
     if s.phase is Phase.WIND_DOWN:
         half *= p.wind_down_spread_mult
-        size *= p.wind_down_size_mult
+        size = max(min(size, s.min_size), size * p.wind_down_size_mult)  # smaller, not below the venue minimum
         skew *= 1.0 + 2.0 * s.wind_progress
     if size < s.min_size - _EPS:
         return []

@@ -1,0 +1,541 @@
+"""The async Trader of container B: wires discovery, feeds, decision core, executor, journal.
+
+Why here and not in the runner: the runner only builds settings/clock/logging and calls
+:meth:`Trader.run`; everything testable lives in the library (tests run a Trader
+in-process against the loopback simulators).
+
+Loop structure (one asyncio task each):
+
+* snapshot intake (poll or push) -> wakes the decision loop on every new seq;
+* market WS (books) and user WS (own orders, fills) -> update state, wake the loop;
+  user WS lost -> HALT + cancel-all (``WS user disconnected - escalating to HALT``);
+* decision loop: on every wake (or a housekeeping tick) run Risk -> Strategy ->
+  OrderManager (:class:`DecisionCore`) and execute the actions (cancels first, places
+  only if every cancel succeeded), journaling every intent/ack/reject/cancel;
+* discovery: current + next hour's market through Gamma (``Selected market: <slug>``);
+  at the hour end the pre-discovered next market becomes current (the roll);
+* control plane (operator), heartbeat (dead-man switch, when the executor has one),
+  and a state row in the journal's ``snapshots`` table every few seconds.
+
+Without credentials the trader runs market data only (books, snapshots, status) with
+quoting disabled, and says so at start-up.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hourmm_core.clock import Clock
+from hourmm_core.config import Credentials, TraderConfig
+from hourmm_core.trading.control_plane import ControlPlane
+from hourmm_core.trading.decision import Decision, DecisionCore, MarketRef
+from hourmm_core.trading.order_manager import Action, Fill, Order
+from hourmm_core.trading.reconcile import ReconcileReport, classify_orders, replay_fills
+from hourmm_core.trading.risk_engine import Limits, Mode, ModeChange
+from hourmm_core.trading.session import Phase, PhaseChange, Schedule
+from hourmm_core.trading.snapshot_client import Snapshot, SnapshotClient
+from hourmm_core.trading.strategy import BookTop, StrategyParams
+from hourmm_core.trading.types import BUY, SELL, SIDE_NAMES, TOKEN_NAMES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlaceResult:
+    """Outcome of one order submission, normalised from the executor."""
+
+    ok: bool
+    order_id: str | None = None
+    status: str = ""
+    error: str = ""
+    auth_failed: bool = False
+
+
+class Executor(Protocol):
+    """What the trader needs from the venue executor (hourmm_core.polymarket.executor)."""
+
+    async def place(self, token_id: str, side: str, price: float, size: float, *,
+                    tick_size: float, neg_risk: bool, post_only: bool, client_id: str) -> PlaceResult: ...
+    async def cancel(self, order_ids: list[str]) -> tuple[list[str], dict[str, str]]: ...
+    async def cancel_all(self) -> bool: ...
+    async def open_orders(self) -> list[dict[str, Any]]: ...
+
+
+class Trader:
+    """Container B. ``await Trader(...).run()`` until :meth:`stop` (or SIGTERM in the runner)."""
+
+    def __init__(self, cfg: TraderConfig, clock: Clock, creds: Credentials | None,
+                 executor: Executor | None = None, journal: Any = None,
+                 housekeeping_s: float = 0.05, discovery_every_s: float = 1.0,
+                 state_every_s: float = 2.0) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.creds = creds
+        self.executor = executor
+        self.housekeeping_s = housekeeping_s
+        self.discovery_every_s = discovery_every_s
+        self.state_every_s = state_every_s
+        limits = Limits(cfg.max_reserved_capital, cfg.max_position_size, cfg.max_order_size, cfg.max_open_orders)
+        self.core = DecisionCore(limits, Schedule(cfg.t_wind_ms, cfg.t_flatten_ms, cfg.hard_cutoff_ms),
+                                 StrategyParams.from_config(cfg), cfg.requote_price_tol, cfg.requote_size_tol)
+        self.core.on_control = self._on_control
+        self.core.quoting_enabled = creds is not None and executor is not None
+        if journal is None:
+            from hourmm_core.journal import Journal
+            journal = Journal(cfg.sqlite_path)
+        self.journal = journal
+        self.snapshots = SnapshotClient(cfg.snapshot_url, clock, cfg.poll_snapshot_hz, cfg.snapshot_stream_url,
+                                        cfg.snapshot_max_age_ms, on_snapshot=self._on_snapshot)
+        self.control = ControlPlane(self.core, cfg.control_host, cfg.control_port, cfg.control_token,
+                                    journal=self._journal_control)
+        self.market_ws: Any = None
+        self.user_ws: Any = None
+        self.discovery: Any = None
+        self._gamma: Any = None
+        self._wake = asyncio.Event()
+        self._cycle_lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._reconciled_for: str | None = None
+        self._last_cancel_all_key: tuple[str, str] | None = None
+        self.cycles = 0
+        self._nonce = format(random.getrandbits(32), "08x")
+        self.last_decision: Decision | None = None
+        self.latencies_ms: list[float] = []   # snapshot ts -> order action sent (sim ms), for benchmarks
+
+    # ------------------------------------------------------------------ journal helpers
+    def _j(self, kind: str, payload: dict[str, Any], order_id: str | None = None) -> None:
+        m = self.core.market
+        try:
+            self.journal.event(self.clock.now_ms(), kind, payload, market=m.slug if m else None, order_id=order_id)
+        except Exception:  # the journal must never take the trader down
+            log.exception("journal write failed (%s)", kind)
+
+    def _journal_control(self, kind: str, payload: dict[str, Any]) -> None:
+        self._j(kind, payload)
+
+    def _order_payload(self, o: Order) -> dict[str, Any]:
+        return {"client_id": o.client_id, "token": o.token, "token_name": TOKEN_NAMES[o.token],
+                "side": SIDE_NAMES[o.side], "price": o.price, "size": o.size, "state": o.state.value,
+                "filled": o.filled, "reduce": o.reduce}
+
+    def _journal_changes(self, ph: PhaseChange | None, modes: list[ModeChange]) -> None:
+        if ph is not None:
+            log.info("Session phase %s -> %s", ph.old.value, ph.new.value)
+            self._j("phase", {"old": ph.old.value, "new": ph.new.value, "hour_end_ms": ph.hour_end_ms})
+        for ch in modes:
+            log.info("Risk mode %s -> %s (%s)", ch.old.value, ch.new.value, ch.reason)
+            self._j("mode", {"old": ch.old.value, "new": ch.new.value, "reason": ch.reason})
+
+    # ------------------------------------------------------------------ feed callbacks
+    async def _on_snapshot(self, snap: Snapshot) -> None:
+        self._wake.set()
+
+    async def _on_control(self, what: str) -> None:
+        await self.cycle(f"control:{what}")
+
+    async def _on_market_state(self, up: bool, reason: str) -> None:
+        ch = self.core.risk.on_market_ws(up, self.clock.now_ms())
+        self._journal_changes(None, [ch] if ch else [])
+        self._j("ws", {"channel": "market", "connected": up, "reason": reason})
+        self._wake.set()
+
+    async def _on_market_event(self, ev: Any) -> None:
+        if ev.kind in ("book", "price_change", "resync", "tick_size_change"):
+            self._wake.set()
+
+    async def _on_user_state(self, up: bool, reason: str) -> None:
+        now = self.clock.now_ms()
+        ch = self.core.risk.on_user_ws(up, now)
+        self._journal_changes(None, [ch] if ch else [])
+        self._j("ws", {"channel": "user", "connected": up, "reason": reason})
+        if ch is not None and ch.new is Mode.HALT:
+            await self.cycle("user ws lost")
+        else:
+            self._wake.set()
+
+    async def _on_user_event(self, ev: Any) -> None:
+        from hourmm_core.polymarket.user_ws import OrderUpdate, TradeUpdate
+
+        m = self.core.market
+        now = self.clock.now_ms()
+        om = self.core.om
+        if isinstance(ev, OrderUpdate):
+            o = om.on_order_update(ev.order_id, ev.size_matched, ev.type if ev.type == "CANCELLATION" else ev.status, now)
+            if o is not None:
+                self._j("order_update", {"type": ev.type, "status": ev.status, "size_matched": ev.size_matched,
+                                         **self._order_payload(o)}, order_id=ev.order_id)
+            self._wake.set()
+            return
+        if not isinstance(ev, TradeUpdate) or m is None:
+            return
+        if ev.status == "FAILED":
+            log.warning("Trade %s FAILED on chain; inventory may be overstated until reconciliation", ev.trade_id)
+            self._j("trade_failed", {"trade_id": ev.trade_id})
+            return
+        ids = [o.order_id for o in om.orders.values() if o.order_id]
+        api_key = getattr(self.user_ws, "api_key", None)
+        for f in ev.own_fills(api_key, ids):
+            tok = m.token_index(f.asset_id)
+            if tok is None:
+                continue
+            fill = Fill(f.trade_id, f.order_id, tok, BUY if f.side == "BUY" else SELL, f.price, f.size, now)
+            if om.on_fill(fill):
+                log.info("Fill %s %g %s @ %g (%s)", f.side, f.size, TOKEN_NAMES[tok], f.price, f.liquidity)
+                self._j("fill", {"trade_id": f.trade_id, "order_id": f.order_id, "token": tok, "side": fill.side,
+                                 "price": f.price, "size": f.size, "ts_ms": now, "liquidity": f.liquidity,
+                                 "status": f.status, "yes_tokens": om.yes_tokens, "no_tokens": om.no_tokens},
+                        order_id=f.order_id)
+        self._wake.set()
+
+    # ------------------------------------------------------------------ decision + execution
+    def _tops(self) -> tuple[BookTop | None, BookTop | None]:
+        m = self.core.market
+        if m is None or self.market_ws is None or not self.market_ws.connected:
+            return None, None
+        out = []
+        for tid in (m.up_token_id, m.down_token_id):
+            b = self.market_ws.books.get(tid)
+            t = b.top() if b is not None else None
+            out.append(None if t is None else BookTop(t.bid, t.ask))
+        return out[0], out[1]
+
+    async def cycle(self, reason: str = "tick") -> Decision | None:
+        """One decision + execution pass (serialised)."""
+        async with self._cycle_lock:
+            now = self.clock.now_ms()
+            await self._maybe_roll(now)
+            snap = self.snapshots.latest
+            fresh = self.snapshots.fresh(now)
+            up, down = self._tops()
+            core = self.core
+            if core.market is not None and self.user_ws is None:
+                core.risk.health.user_ws = False
+            d = core.decide(now, snap.fair_up if snap else None, snap.fair_unc if snap else None, fresh, up, down)
+            self.cycles += 1
+            self.last_decision = d
+            self._journal_changes(d.phase_change, d.mode_changes)
+            if d.plan is not None and (d.actions or d.plan.rejected):
+                self._j("decision", {"reason": reason, "fair_up": core.fair_up, "fresh": fresh,
+                                     "phase": core.session.phase.value, "mode": core.risk.mode.value,
+                                     "quotes": [q.describe() for q in d.quotes],
+                                     "rejected": [(q.describe(), int(c)) for q, c in d.plan.rejected],
+                                     "actions": [f"{a.kind} {a.order.describe()}" for a in d.actions]})
+            if d.cancel_all:
+                await self._cancel_all_if_needed(d)
+            if d.actions:
+                await self._execute(d.actions, snap)
+            return d
+
+    async def _cancel_all_if_needed(self, d: Decision) -> None:
+        """Venue-wide cancel-all once per HALT / cutoff episode (belt and braces)."""
+        core = self.core
+        if self.executor is None or core.market is None:
+            return
+        key = (core.market.slug, core.risk.mode.value if core.risk.mode is Mode.HALT else core.session.phase.value)
+        severe = core.risk.mode is Mode.HALT or core.session.phase in (Phase.HARD_CUTOFF, Phase.ENDED)
+        if not severe or key == self._last_cancel_all_key:
+            return
+        if not core.om.open_orders() and core.session.phase is not Phase.HARD_CUTOFF and core.risk.mode is not Mode.HALT:
+            return
+        self._last_cancel_all_key = key
+        try:
+            ok = await self.executor.cancel_all()
+        except Exception as exc:  # noqa: BLE001 - any venue failure is logged, never fatal
+            ok = False
+            log.error("Cancel-all failed: %s", exc)
+        if ok:
+            now = self.clock.now_ms()
+            for o in core.om.open_orders():
+                if o.order_id:
+                    core.om.on_cancelled(o.order_id, now)
+            d.actions = [a for a in d.actions if a.kind != "cancel"]
+        else:
+            log.error("Cancel-all failed")
+            self._last_cancel_all_key = None
+        self._j("cancel_all", {"ok": ok, "reason": key[1]})
+
+    async def _execute(self, actions: list[Action], snap: Snapshot | None) -> None:
+        assert self.executor is not None
+        core, om = self.core, self.core.om
+        m = core.market
+        assert m is not None
+        cancels = [a.order for a in actions if a.kind == "cancel" and a.order.order_id]
+        places = [a.order for a in actions if a.kind == "place"]
+        cancel_ok = True
+        if cancels:
+            now = self.clock.now_ms()
+            for o in cancels:
+                om.on_cancel_sent(o, now)
+                self._j("cancel", self._order_payload(o), order_id=o.order_id)
+            try:
+                done, failed = await self.executor.cancel([o.order_id for o in cancels])  # type: ignore[misc]
+            except Exception as exc:  # noqa: BLE001
+                done, failed = [], {o.order_id: f"{type(exc).__name__}: {exc}" for o in cancels}  # type: ignore[misc]
+                self._rest_failure(exc)
+            now = self.clock.now_ms()
+            for oid in done:
+                om.on_cancelled(oid, now)
+                self._j("cancel_ack", {}, order_id=oid)
+            for oid, why in failed.items():
+                o = om.on_cancel_failed(oid, str(why), now)
+                self._j("cancel_reject", {"error": str(why), "state": o.state.value if o else None}, order_id=oid)
+                if o is not None and not o.state.final:
+                    cancel_ok = False
+        if not places:
+            return
+        if not cancel_ok:
+            now = self.clock.now_ms()
+            for o in places:
+                om.on_reject(o, "not sent: a cancel of the same plan failed", now)
+            return
+        post_only = not (core.session.phase is Phase.FLATTEN or core.risk.mode is Mode.FLATTEN)
+        await asyncio.gather(*(self._place(o, m, post_only, snap) for o in places))
+
+    async def _place(self, o: Order, m: MarketRef, post_only: bool, snap: Snapshot | None) -> None:
+        om = self.core.om
+        now = self.clock.now_ms()
+        om.on_sent(o, now)
+        if snap is not None:
+            self.latencies_ms.append(float(now - snap.ts_ms))
+        self._j("intent", {**self._order_payload(o), "post_only": post_only})
+        try:
+            res = await self.executor.place(m.token_id(o.token), SIDE_NAMES[o.side], o.price, o.size,  # type: ignore[union-attr]
+                                            tick_size=m.tick_size, neg_risk=False, post_only=post_only,
+                                            client_id=o.client_id)
+        except Exception as exc:  # noqa: BLE001
+            res = PlaceResult(False, error=f"{type(exc).__name__}: {exc}")
+            self._rest_failure(exc)
+        now = self.clock.now_ms()
+        if res.ok and res.order_id:
+            om.on_ack(o, res.order_id, res.status, now)
+            self.core.risk.health.rest = True
+            self._j("ack", {**self._order_payload(o), "status": res.status}, order_id=res.order_id)
+        else:
+            om.on_reject(o, res.error or "rejected", now)
+            self._j("reject", {**self._order_payload(o), "error": res.error}, order_id=res.order_id)
+            log.warning("Order rejected: %s %s", o.describe(), res.error)
+            if res.auth_failed:
+                ch = self.core.risk.on_rest(False, now, auth_failed=True)
+                self._journal_changes(None, [ch] if ch else [])
+                self._wake.set()
+
+    def _rest_failure(self, exc: BaseException) -> None:
+        now = self.clock.now_ms()
+        auth = bool(getattr(exc, "auth_failed", False)) or type(exc).__name__ == "AuthError"
+        ch = self.core.risk.on_rest(False, now, auth_failed=auth)
+        self._journal_changes(None, [ch] if ch else [])
+
+    # ------------------------------------------------------------------ market selection / roll
+    async def _maybe_roll(self, now: int) -> None:
+        core = self.core
+        if self.discovery is None:
+            return
+        cur = self.discovery.current
+        hs = now - now % 3_600_000
+        if cur is not None and cur.start_ms != hs:
+            cur = None
+        if cur is None and self.discovery.next is not None and self.discovery.next.start_ms == hs:
+            self.discovery.current, self.discovery.next = self.discovery.next, None
+            cur = self.discovery.current
+        if cur is None:
+            if core.market is not None and now >= core.market.end_ms:
+                await self._select(None, now)
+            return
+        if core.market is None or core.market.slug != cur.slug:
+            await self._select(cur, now)
+
+    async def _select(self, info: Any, now: int) -> None:
+        core = self.core
+        old = core.market
+        if old is not None and core.om.open_orders() and self.executor is not None:
+            await self._execute(core.om.cancel_all_actions(), None)  # leftovers of the old hour
+        if old is not None:
+            self._j("market_end", {"slug": old.slug, "yes_tokens": core.om.yes_tokens, "no_tokens": core.om.no_tokens,
+                                   "cash": core.om.cash, "fills": core.om.n_fills, "volume": core.om.volume})
+        ref = MarketRef.from_info(info) if info is not None else None
+        core.set_market(ref)
+        if ref is not None:
+            core.om._prefix = f"{self._nonce}-{ref.start_ms // 1000}-"  # unique across restarts and hours
+        self._last_cancel_all_key = None
+        if ref is None:
+            return
+        log.info("Selected market: %s", ref.slug)
+        self._j("market", {"slug": ref.slug, "condition_id": ref.condition_id, "up": ref.up_token_id,
+                           "down": ref.down_token_id, "start_ms": ref.start_ms, "end_ms": ref.end_ms,
+                           "tick_size": ref.tick_size, "min_size": ref.min_size})
+        if self.market_ws is not None:
+            await self.market_ws.set_tokens(ref.token_ids if hasattr(ref, "token_ids") else
+                                            (ref.up_token_id, ref.down_token_id), ref.tick_size)
+        if self.user_ws is not None:
+            await self.user_ws.set_markets([ref.condition_id])
+        await self.reconcile(now)
+
+    async def reconcile(self, now: int) -> ReconcileReport:
+        """Journal fills -> inventory; exchange open orders -> adopt ours, cancel strays."""
+        core = self.core
+        m = core.market
+        rep = ReconcileReport()
+        if m is None:
+            return rep
+        loop = asyncio.get_running_loop()
+        fills = await loop.run_in_executor(None, lambda: self.journal.events("fill", market=m.slug))
+        rep.fills_replayed = replay_fills(core, [e.payload for e in fills if isinstance(e.payload, dict)])
+        if self.executor is not None:
+            acks = await loop.run_in_executor(None, lambda: self.journal.events("ack", market=m.slug))
+            ours = {e.order_id for e in acks if e.order_id}
+            try:
+                orders = await self.executor.open_orders()
+            except Exception as exc:  # noqa: BLE001
+                rep.errors.append(f"open orders: {exc}")
+                self._rest_failure(exc)
+                orders = []
+            strays = classify_orders(core, m, orders, ours, now, rep)
+            if strays:
+                try:
+                    done, failed = await self.executor.cancel(strays)
+                    if failed:
+                        rep.errors.append(f"stray cancels failed: {failed}")
+                except Exception as exc:  # noqa: BLE001
+                    rep.errors.append(f"stray cancel: {exc}")
+        rep.yes_tokens, rep.no_tokens = core.om.yes_tokens, core.om.no_tokens
+        core.session.update(now)
+        rep.phase = core.session.phase.value
+        log.info("Reconciled %s: adopted %d order(s), cancelled %d stray(s), inventory Up=%g Down=%g, phase %s",
+                 m.slug, len(rep.adopted), len(rep.strays), rep.yes_tokens, rep.no_tokens, rep.phase)
+        self._j("reconcile", rep.as_dict())
+        return rep
+
+    # ------------------------------------------------------------------ loops
+    async def _decision_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.housekeeping_s)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.cycle()
+            except Exception:  # noqa: BLE001 - one bad pass must not stop trading safety
+                log.exception("decision cycle failed")
+
+    async def _discovery_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.discovery.refresh(self.clock.now_ms())
+            except Exception:  # noqa: BLE001
+                log.exception("market discovery failed (will retry)")
+            self._wake.set()
+            await asyncio.sleep(self.discovery_every_s)
+
+    async def _state_loop(self) -> None:
+        while not self._stop.is_set():
+            await asyncio.sleep(self.state_every_s)
+            try:
+                self.journal.snapshot(self.clock.now_ms(), self.core.status())
+            except Exception:  # noqa: BLE001
+                log.exception("journal snapshot failed")
+
+    async def _heartbeat_loop(self) -> None:
+        hb = getattr(self.executor, "heartbeat", None)
+        if hb is None:
+            return
+        while not self._stop.is_set():
+            try:
+                await hb()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("Heartbeat failed: %s", exc)
+            await asyncio.sleep(5.0)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        from hourmm_core.polymarket.gamma import GammaClient, MarketDiscovery
+        from hourmm_core.polymarket.market_ws import MarketWsClient
+
+        cfg = self.cfg
+        self._j("startup", {"quoting_enabled": self.core.quoting_enabled, "slug_base": cfg.market_slug,
+                            "limits": self.core.risk.limits.as_dict(), "speed": self.clock.speed})
+        if not self.core.quoting_enabled:
+            log.warning("No Polymarket credentials (PM_PRIVATE_KEY, PM_FUNDER, PM_SIGNATURE_TYPE): "
+                        "market data only, quoting disabled")
+        await self.control.start()
+        self.core.extra_status["control_port"] = self.control.port
+        self._gamma = GammaClient(cfg.gamma_url)
+        self.discovery = MarketDiscovery(self._gamma, cfg.market_slug)
+        self.market_ws = MarketWsClient(cfg.pm_ws_url, clock=self.clock, on_state=self._on_market_state,
+                                        on_event=self._on_market_event, queue_events=False)
+        self.market_ws.start()
+        if self.core.quoting_enabled:
+            key, secret, phrase = self._api_creds()
+            from hourmm_core.polymarket.user_ws import UserWsClient
+            self.user_ws = UserWsClient(cfg.pm_ws_url, key, secret, phrase, clock=self.clock,
+                                        on_state=self._on_user_state, on_event=self._on_user_event,
+                                        queue_events=False)
+            self.user_ws.start()
+            self.core.risk.health.rest = True
+        await self.snapshots.start()
+        self._tasks = [asyncio.create_task(c, name=n) for n, c in (
+            ("discovery", self._discovery_loop()), ("decision", self._decision_loop()),
+            ("state", self._state_loop()), ("heartbeat", self._heartbeat_loop()))]
+
+    def _api_creds(self) -> tuple[str, str, str]:
+        ex = self.executor
+        c = getattr(ex, "api_creds", None)
+        if c is not None:
+            return (getattr(c, "api_key", None) or c[0], getattr(c, "api_secret", None) or c[1],
+                    getattr(c, "api_passphrase", None) or c[2])
+        assert self.creds is not None and self.creds.api_key
+        return self.creds.api_key, self.creds.api_secret or "", self.creds.api_passphrase or ""
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def stop(self) -> None:
+        """Cancel our orders, stop every task, flush and close the journal."""
+        self._stop.set()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks = []
+        if self.executor is not None and self.core.market is not None:
+            async with self._cycle_lock:
+                try:
+                    ok = await self.executor.cancel_all()
+                except Exception as exc:  # noqa: BLE001
+                    ok = False
+                    log.error("Cancel-all failed: %s", exc)
+                self._j("cancel_all", {"ok": ok, "reason": "shutdown"})
+        for c in (self.snapshots, self.market_ws, self.user_ws, self.control):
+            if c is not None:
+                with contextlib.suppress(Exception):
+                    await c.stop()
+        if self._gamma is not None:
+            await self._gamma.close()
+        self._j("shutdown", {"status": self.core.status()})
+        with contextlib.suppress(Exception):
+            await asyncio.get_running_loop().run_in_executor(None, self.journal.close)
+        if self.executor is not None and hasattr(self.executor, "close"):
+            with contextlib.suppress(Exception):
+                r = self.executor.close()
+                if asyncio.iscoroutine(r):
+                    await r
+
+    async def run(self, install_signals: bool = False) -> None:
+        """Start, run until stopped (SIGTERM/SIGINT when ``install_signals``), then stop cleanly."""
+        if install_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, self.request_stop)
+        await self.start()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,82 @@
+"""Container B entry point: ``python -m runners.polymarket_trader``. Wiring only.
+
+Settings from the environment (TraderConfig / Credentials), logging, the clock
+(wall, or the simulator's scaled clock), the executor when credentials are given,
+then :meth:`hourmm_core.trading.trader.Trader.run` until SIGTERM/SIGINT, which
+cancels our orders and closes the journal before exiting 0.
+Exit codes: 0 clean stop, 2 configuration error (message names the variable),
+1 venue unreachable at start-up.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from hourmm_core.clock import clock_from_env
+from hourmm_core.config import ConfigError, Credentials, TraderConfig
+from hourmm_core.logsetup import setup_logging
+
+log = logging.getLogger("polymarket_trader")
+
+
+async def _start_executor(cfg: TraderConfig, creds: Credentials, attempts: int = 10) -> tuple[object | None, bool]:
+    """(venue, auth_failed). Transient failures are retried with backoff."""
+    from hourmm_core.polymarket.executor import AuthError, Executor, ExecutorError
+    from hourmm_core.trading.venue import ClobVenue
+
+    ex = Executor(cfg.clob_url, cfg.chain_id, creds)
+    delay = 0.5
+    for i in range(attempts):
+        try:
+            await ex.start()
+            return ClobVenue(ex), False
+        except AuthError as exc:
+            log.error("REST authentication failed")
+            log.error("Could not authenticate with %s: %s", cfg.clob_url, exc)
+            await ex.close()
+            return None, True
+        except ExecutorError as exc:
+            log.warning("CLOB not reachable yet (%s); retry %d/%d in %.1fs", exc, i + 1, attempts, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    await ex.close()
+    raise RuntimeError(f"CLOB at {cfg.clob_url} unreachable after {attempts} attempts")
+
+
+async def amain() -> int:
+    from hourmm_core.trading.trader import Trader
+
+    cfg = TraderConfig.from_env()
+    setup_logging(cfg.log_level)
+    clock = clock_from_env()
+    creds = Credentials.from_env()
+    log.info("Container B started (control plane %s:%d, snapshot %s, clock %s)", cfg.control_host,
+             cfg.control_port, cfg.snapshot_stream_url or cfg.snapshot_url, type(clock).__name__)
+    venue, auth_failed = (None, False)
+    if creds is not None:
+        try:
+            venue, auth_failed = await _start_executor(cfg, creds)
+        except RuntimeError as exc:
+            log.error("%s", exc)
+            return 1
+    trader = Trader(cfg, clock, creds, venue)  # type: ignore[arg-type]
+    if auth_failed:
+        trader.core.risk.on_rest(False, clock.now_ms(), auth_failed=True)
+    await trader.run(install_signals=True)
+    return 0
+
+
+def main() -> int:
+    try:
+        return asyncio.run(amain())
+    except ConfigError as exc:
+        setup_logging("INFO")
+        log.error("Configuration error: %s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
