@@ -22,25 +22,24 @@ log = logging.getLogger("polymarket_trader")
 
 async def _start_executor(cfg: TraderConfig, creds: Credentials, attempts: int = 10) -> tuple[object | None, bool]:
     """(venue, auth_failed). Transient failures are retried with backoff."""
-    from hourmm_core.polymarket.executor import AuthError, Executor, ExecutorError
-    from hourmm_core.trading.venue import ClobVenue
+    from hourmm_core.polymarket.executor import AuthError, ExecutorError, TraderExecutor
 
-    ex = Executor(cfg.clob_url, cfg.chain_id, creds)
+    ex = TraderExecutor.from_config(cfg.clob_url, cfg.chain_id, creds)
     delay = 0.5
     for i in range(attempts):
         try:
             await ex.start()
-            return ClobVenue(ex), False
+            return ex, False
         except AuthError as exc:
             log.error("REST authentication failed")
             log.error("Could not authenticate with %s: %s", cfg.clob_url, exc)
-            await ex.close()
+            await ex.ex.close()
             return None, True
         except ExecutorError as exc:
             log.warning("CLOB not reachable yet (%s); retry %d/%d in %.1fs", exc, i + 1, attempts, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
-    await ex.close()
+    await ex.ex.close()
     raise RuntimeError(f"CLOB at {cfg.clob_url} unreachable after {attempts} attempts")
 
 
