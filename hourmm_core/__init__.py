@@ -12,7 +12,14 @@ try:
         FEATURE_NAMES,
         EwmaVol,
         FairPricer,
+        Ladder,
         ReturnFeatures,
+        RiskChecker,
+        RiskMode,
+        RiskReason,
+        build_ladder,
+        check_order,
+        check_portfolio,
         digital_prob,
         ewma_vol_batch,
         fair_prob_batch,
@@ -27,5 +34,6 @@ except ImportError as exc:
 
 __all__ = [
     "EwmaVol", "ewma_vol_batch", "ReturnFeatures", "return_features_batch", "FEATURE_NAMES",
-    "digital_prob", "fair_prob_batch", "FairPricer",
+    "digital_prob", "fair_prob_batch", "FairPricer", "build_ladder", "Ladder",
+    "check_order", "check_portfolio", "RiskChecker", "RiskReason", "RiskMode",
 ]

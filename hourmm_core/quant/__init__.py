@@ -5,10 +5,14 @@ Importing this package fails loudly when the extensions are not built.
 """
 from __future__ import annotations
 
+from hourmm_core.quant.risk_codes import RiskMode, RiskReason, Side, Token
+
 try:
     from hourmm_core.quant.vol import EwmaVol, ewma_vol_batch
     from hourmm_core.quant.features import FEATURE_NAMES, ReturnFeatures, return_features_batch
     from hourmm_core.quant.pricer import FairPricer, digital_prob, fair_prob_batch, student_t_cdf
+    from hourmm_core.quant.ladder import Ladder, build_ladder
+    from hourmm_core.quant.risk import RiskChecker, check_order, check_portfolio
 except ImportError as exc:  # pragma: no cover - exercised only on an unbuilt checkout
     raise ImportError(
         "hourmm_core.quant: the compiled extension is not built (" + str(exc) + "). Build it with "
@@ -17,5 +21,6 @@ except ImportError as exc:  # pragma: no cover - exercised only on an unbuilt ch
 
 __all__ = [
     "EwmaVol", "ewma_vol_batch", "ReturnFeatures", "return_features_batch", "FEATURE_NAMES",
-    "digital_prob", "fair_prob_batch", "FairPricer", "student_t_cdf",
+    "digital_prob", "fair_prob_batch", "FairPricer", "student_t_cdf", "build_ladder", "Ladder",
+    "check_order", "check_portfolio", "RiskChecker", "RiskReason", "RiskMode", "Token", "Side",
 ]

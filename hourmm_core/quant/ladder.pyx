@@ -1,0 +1,251 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Quote ladder for the Up token plus the equivalent Down-token orders (compiled).
+
+Inputs: fair probability ``fair`` of Up, its uncertainty ``unc``, inventories
+``inv_up``/``inv_down`` (shares held), the Up book's ``best_bid``/``best_ask`` (NaN
+or out of (0, 1) = that side is empty) and the parameters of ``build_ladder``.
+
+1. Reservation price (Avellaneda-Stoikov in probability space):
+   ``r = fair - skew * (inv_up - inv_down) / max_position``; long Up -> quote lower.
+2. Half-width ``h = (half_spread + unc_mult * unc) * spread_mult`` (``spread_mult``
+   is the session phase's widening, e.g. 2 during wind-down).
+3. Level ``i`` (0-based): Up bid ``r - h - i*level_step``, Up ask ``r + h + i*level_step``.
+4. Tick grid, in integer ticks (``N = 1/tick`` must be an integer: 0.01 -> 100):
+   bids round DOWN, asks round UP, with a 1e-9 guard so a value that is a tick up to
+   float error is not pushed a whole tick away.
+5. Post-only: bid <= best_ask - tick, ask >= best_bid + tick (never crosses the book).
+6. Bounds, clipped only in the safe direction: a bid above 1 - tick becomes 1 - tick
+   and an ask below tick becomes tick (both better for us); a bid below tick or an
+   ask above 1 - tick is dropped (clipping it would pay more / sell cheaper than the
+   model allows). Our own bid is always strictly below our own ask at the same level.
+   Levels that collapse onto an earlier level's price are dropped (no duplicates).
+7. Orders, per level, in Up-price space:
+   * bid side: if ``inv_down`` left to sell >= min_size -> SELL Down at ``1 - bid``
+     (the same economic trade as buying Up, but it frees capital instead of using it);
+     otherwise BUY Up at ``bid``.
+   * ask side: if ``inv_up`` left to sell >= min_size -> SELL Up at ``ask``;
+     otherwise BUY Down at ``1 - ask`` (the "equivalent Down order": Polymarket does
+     not allow short sales).
+   Sizes: ``base_size * size_mult``, capped by ``max_order_size``, by the remaining
+   inventory for sells, by ``max_position - inv_token - earlier bids`` for buys (all
+   levels may fill) and by the remaining ``capital_free`` (price * size) for buys,
+   rounded DOWN to ``size_step``; below ``min_size`` -> dropped.
+   ``reduce_only`` emits only the SELL orders (inventory-reducing).
+
+Output: a ``Ladder`` with ``count`` orders as arrays ``token`` (0 = Up, 1 = Down),
+``side`` (0 = BUY, 1 = SELL), ``price``, ``size``, ``level``, plus ``reservation`` and
+``half_width``. Same algorithm in ``reference/ladder.py``.
+"""
+import numpy as np
+from libc.math cimport floor, ceil, isfinite, fabs, NAN, INFINITY
+
+cdef double _PX_EPS = 1e-9
+cdef double _SZ_EPS = 1e-9
+
+
+cdef class Ladder:
+    """Orders of one ladder build (fixed-size C arrays, up to 32 orders)."""
+
+    def __cinit__(self):
+        self.count_ = 0
+        self.reservation_ = NAN
+        self.half_width_ = NAN
+
+    @property
+    def count(self):
+        return self.count_
+
+    def __len__(self):
+        return self.count_
+
+    @property
+    def token(self):
+        return np.array([self.token_[i] for i in range(self.count_)], dtype=np.int8)
+
+    @property
+    def side(self):
+        return np.array([self.side_[i] for i in range(self.count_)], dtype=np.int8)
+
+    @property
+    def level(self):
+        return np.array([self.level_[i] for i in range(self.count_)], dtype=np.int16)
+
+    @property
+    def price(self):
+        return np.array([self.price_[i] for i in range(self.count_)], dtype=np.float64)
+
+    @property
+    def size(self):
+        return np.array([self.size_[i] for i in range(self.count_)], dtype=np.float64)
+
+    @property
+    def reservation(self):
+        return self.reservation_
+
+    @property
+    def half_width(self):
+        return self.half_width_
+
+    def orders(self):
+        """List of (token, side, price, size, level) tuples."""
+        return [(self.token_[i], self.side_[i], self.price_[i], self.size_[i], self.level_[i])
+                for i in range(self.count_)]
+
+    def __repr__(self):
+        return f"Ladder(count={self.count_}, reservation={self.reservation_:.4f}, orders={self.orders()})"
+
+
+cdef inline void _emit(Ladder out, int token, int side, double price, double size, int level) noexcept nogil:
+    cdef int c = out.count_
+    out.token_[c] = token
+    out.side_[c] = side
+    out.price_[c] = price
+    out.size_[c] = size
+    out.level_[c] = level
+    out.count_ = c + 1
+
+
+cdef inline double _floor_size(double x, double inv_step) noexcept nogil:
+    if not (x > 0.0):
+        return 0.0
+    if not isfinite(x):
+        return INFINITY
+    return floor(x * inv_step + _SZ_EPS) / inv_step
+
+
+cdef int build_ladder_c(Ladder out, double fair, double unc, double inv_up, double inv_down,
+                        double best_bid, double best_ask, const LadderParams *prm) noexcept nogil:
+    """Fill ``out``; returns the order count or -1 for bad inputs (out.count_ = 0)."""
+    cdef double N, inv_step, q, r, h, off, s0, size, px, u_rem, d_rem, up_room, down_room, cap
+    cdef long long kb, ka, bb, ba, prev_kb, prev_ka
+    cdef int i
+    out.count_ = 0
+    out.reservation_ = NAN
+    out.half_width_ = NAN
+    if not (isfinite(fair) and fair >= 0.0 and fair <= 1.0 and isfinite(unc) and unc >= 0.0
+            and isfinite(inv_up) and inv_up >= 0.0 and isfinite(inv_down) and inv_down >= 0.0):
+        return -1
+    if not (prm.tick > 0.0 and prm.tick < 0.5 and prm.size_step > 0.0):
+        return -1
+    N = floor(1.0 / prm.tick + 0.5)
+    inv_step = floor(1.0 / prm.size_step + 0.5)
+    if fabs(N * prm.tick - 1.0) > 1e-9 or fabs(inv_step * prm.size_step - 1.0) > 1e-9:
+        return -1
+    if not (prm.n_levels >= 0 and prm.n_levels <= LADDER_MAX_LEVELS and prm.min_size >= 0.0
+            and prm.base_size >= 0.0 and prm.half_spread >= 0.0 and prm.level_step >= 0.0
+            and prm.unc_mult >= 0.0 and prm.skew >= 0.0 and prm.max_order_size >= 0.0
+            and prm.max_position >= 0.0 and prm.capital_free >= 0.0 and prm.spread_mult > 0.0
+            and prm.size_mult >= 0.0 and isfinite(prm.half_spread) and isfinite(prm.level_step)
+            and isfinite(prm.unc_mult) and isfinite(prm.skew) and isfinite(prm.spread_mult)
+            and isfinite(prm.base_size) and isfinite(prm.size_mult)):
+        return -1
+    q = (inv_up - inv_down) / prm.max_position if prm.max_position > 0.0 else 0.0
+    r = fair - prm.skew * q
+    h = (prm.half_spread + prm.unc_mult * unc) * prm.spread_mult
+    out.reservation_ = r
+    out.half_width_ = h
+    bb = <long long> floor(best_bid * N + 0.5) if (isfinite(best_bid) and best_bid > 0.0 and best_bid < 1.0) else -1
+    ba = <long long> floor(best_ask * N + 0.5) if (isfinite(best_ask) and best_ask > 0.0 and best_ask < 1.0) else -1
+    s0 = prm.base_size * prm.size_mult
+    if s0 > prm.max_order_size:
+        s0 = prm.max_order_size
+    u_rem = inv_up
+    d_rem = inv_down
+    up_room = prm.max_position - inv_up
+    down_room = prm.max_position - inv_down
+    cap = prm.capital_free
+    prev_kb = <long long> N + 1
+    prev_ka = -1
+    for i in range(prm.n_levels):
+        off = h + i * prm.level_step
+        kb = <long long> floor((r - off) * N + _PX_EPS)
+        ka = <long long> ceil((r + off) * N - _PX_EPS)
+        if prm.post_only:
+            if ba >= 0 and kb > ba - 1:
+                kb = ba - 1
+            if bb >= 0 and ka < bb + 1:
+                ka = bb + 1
+        if kb > <long long> N - 1:
+            kb = <long long> N - 1
+        if ka < 1:
+            ka = 1
+        if kb >= ka:
+            kb = ka - 1
+        # ---- bid side (Up-price space)
+        if kb >= 1 and kb < prev_kb:
+            prev_kb = kb
+            px = kb / N
+            if d_rem >= prm.min_size and d_rem > 0.0:
+                size = _floor_size(s0 if s0 < d_rem else d_rem, inv_step)
+                if size >= prm.min_size and size > 0.0:
+                    _emit(out, 1, 1, (N - kb) / N, size, i)
+                    d_rem -= size
+            elif not prm.reduce_only:
+                size = s0
+                if size > up_room:
+                    size = up_room
+                if size * px > cap:
+                    size = cap / px
+                size = _floor_size(size, inv_step)
+                if size >= prm.min_size and size > 0.0:
+                    _emit(out, 0, 0, px, size, i)
+                    up_room -= size
+                    cap -= size * px
+        # ---- ask side
+        if ka <= <long long> N - 1 and ka > prev_ka:
+            prev_ka = ka
+            if u_rem >= prm.min_size and u_rem > 0.0:
+                size = _floor_size(s0 if s0 < u_rem else u_rem, inv_step)
+                if size >= prm.min_size and size > 0.0:
+                    _emit(out, 0, 1, ka / N, size, i)
+                    u_rem -= size
+            elif not prm.reduce_only:
+                px = (N - ka) / N
+                size = s0
+                if size > down_room:
+                    size = down_room
+                if size * px > cap:
+                    size = cap / px
+                size = _floor_size(size, inv_step)
+                if size >= prm.min_size and size > 0.0:
+                    _emit(out, 1, 0, px, size, i)
+                    down_room -= size
+                    cap -= size * px
+    return out.count_
+
+
+def build_ladder(double fair, double unc, double inv_up, double inv_down, double best_bid, double best_ask,
+                 *, double tick=0.01, double min_size=5.0, int n_levels=2, double base_size=5.0,
+                 double half_spread=0.02, double level_step=0.01, double unc_mult=1.0, double skew=0.02,
+                 double max_order_size=100.0, double max_position=500.0, double capital_free=INFINITY,
+                 bint post_only=True, bint reduce_only=False, double spread_mult=1.0, double size_mult=1.0,
+                 double size_step=0.01, Ladder out=None):
+    """Build the ladder (see module docstring). ``out`` reuses a Ladder to avoid an allocation.
+
+    Raises ValueError on bad inputs (fair outside [0, 1], negative inventory, tick that
+    is not 1/integer, n_levels outside 0..16, negative limits, NaN anywhere but the book).
+    """
+    cdef LadderParams prm
+    prm.tick = tick
+    prm.min_size = min_size
+    prm.n_levels = n_levels
+    prm.base_size = base_size
+    prm.half_spread = half_spread
+    prm.level_step = level_step
+    prm.unc_mult = unc_mult
+    prm.skew = skew
+    prm.max_order_size = max_order_size
+    prm.max_position = max_position
+    prm.capital_free = capital_free
+    prm.post_only = post_only
+    prm.reduce_only = reduce_only
+    prm.spread_mult = spread_mult
+    prm.size_mult = size_mult
+    prm.size_step = size_step
+    if out is None:
+        out = Ladder.__new__(Ladder)
+    if build_ladder_c(out, fair, unc, inv_up, inv_down, best_bid, best_ask, &prm) < 0:
+        raise ValueError(
+            f"build_ladder: bad input (fair={fair!r}, unc={unc!r}, inv_up={inv_up!r}, inv_down={inv_down!r}, "
+            f"tick={tick!r}, size_step={size_step!r}, n_levels={n_levels}, limits/sizes must be >= 0 and finite)")
+    return out
