@@ -128,3 +128,31 @@ def test_unknown_asset_counted_and_tick_size_change():
     assert bs.get(UP).tick_size == 0.001
     bs.apply({"event_type": "last_trade_price", "asset_id": UP, "price": "0.51", "size": "3", "side": "BUY"})
     assert bs.get(UP).last_trade_price == 0.51
+
+
+from hypothesis import given, settings, strategies as st
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["BUY", "SELL"]), st.integers(1, 99), st.sampled_from([0, 0, 1, 5])),
+                max_size=60))
+def test_cached_top_matches_naive_recompute(ops):
+    b = OrderBook(UP)
+    b.apply_snapshot([{"price": "0.10", "size": "1"}], [{"price": "0.90", "size": "1"}], 1)
+    bids, asks = {10: 1.0}, {90: 1.0}
+    for i, (side, tick, size) in enumerate(ops):
+        if b.needs_resync:
+            break
+        book = bids if side == "BUY" else asks
+        b.apply_change(side, tick / 100, size, 2 + i)
+        if size:
+            book[tick] = float(size)
+        else:
+            book.pop(tick, None)
+        if bids and asks and max(bids) >= min(asks):
+            assert b.needs_resync and b.top() is None
+            break
+        t = b.top()
+        assert t.bid == (max(bids) / 100 if bids else None)
+        assert t.ask == (min(asks) / 100 if asks else None)
+        assert t.bid_size == (bids[max(bids)] if bids else 0.0)

@@ -96,7 +96,7 @@ class OrderBook:
 
     __slots__ = ("token_id", "bids", "asks", "ts_ms", "hash", "needs_resync",
                  "resync_reason", "tick_size", "snapshots", "deltas", "resyncs",
-                 "last_trade_price")
+                 "last_trade_price", "_bb", "_ba", "_top")
 
     def __init__(self, token_id: str, tick_size: float = 0.01) -> None:
         self.token_id = token_id
@@ -111,6 +111,14 @@ class OrderBook:
         self.deltas = 0
         self.resyncs = 0
         self.last_trade_price: float | None = None
+        self._bb: int | None = None      # cached best bid / ask keys (recomputed lazily)
+        self._ba: int | None = None
+        self._top: TopOfBook | None = None
+
+    def _recompute(self) -> None:
+        self._bb = max(self.bids) if self.bids else None
+        self._ba = min(self.asks) if self.asks else None
+        self._top = None
 
     # -- state changes ---------------------------------------------------------------
     def invalidate(self, reason: str) -> None:
@@ -128,6 +136,7 @@ class OrderBook:
         nb, na = _levels(bids, "bids"), _levels(asks, "asks")
         ts = _ts(ts_ms)
         self.bids, self.asks = nb, na
+        self._recompute()
         self.ts_ms = max(ts, 0)
         self.hash = hash_
         self.needs_resync = False
@@ -152,11 +161,25 @@ class OrderBook:
         if ts and ts < self.ts_ms:
             self.invalidate(f"delta timestamp {ts} older than book {self.ts_ms}")
             return False
-        book = self.bids if sd in ("BUY", "BID") else self.asks
-        if s > 0:
-            book[k] = s
+        if sd in ("BUY", "BID"):
+            if s > 0:
+                self.bids[k] = s
+                if self._bb is None or k > self._bb:
+                    self._bb = k
+            else:
+                self.bids.pop(k, None)
+                if k == self._bb:
+                    self._bb = max(self.bids) if self.bids else None
         else:
-            book.pop(k, None)
+            if s > 0:
+                self.asks[k] = s
+                if self._ba is None or k < self._ba:
+                    self._ba = k
+            else:
+                self.asks.pop(k, None)
+                if k == self._ba:
+                    self._ba = min(self.asks) if self.asks else None
+        self._top = None
         if ts:
             self.ts_ms = ts
         if hash_:
@@ -187,10 +210,10 @@ class OrderBook:
 
     # -- reads -----------------------------------------------------------------------
     def _best_bid_key(self) -> int | None:
-        return max(self.bids) if self.bids else None
+        return self._bb
 
     def _best_ask_key(self) -> int | None:
-        return min(self.asks) if self.asks else None
+        return self._ba
 
     def _crossed(self) -> bool:
         b, a = self._best_bid_key(), self._best_ask_key()
@@ -204,10 +227,12 @@ class OrderBook:
         """Best bid/ask, or None while the book needs a resync (never quote on a stale book)."""
         if self.needs_resync:
             return None
-        b, a = self._best_bid_key(), self._best_ask_key()
-        return TopOfBook(None if b is None else b / _SCALE, self.bids.get(b, 0.0) if b is not None else 0.0,
-                         None if a is None else a / _SCALE, self.asks.get(a, 0.0) if a is not None else 0.0,
-                         self.ts_ms)
+        if self._top is None:
+            b, a = self._bb, self._ba
+            self._top = TopOfBook(None if b is None else b / _SCALE, self.bids[b] if b is not None else 0.0,
+                                  None if a is None else a / _SCALE, self.asks[a] if a is not None else 0.0,
+                                  self.ts_ms)
+        return self._top
 
     def levels(self, side: str, depth: int = 10) -> list[tuple[float, float]]:
         """Top ``depth`` levels of one side as (price, size), best first."""
