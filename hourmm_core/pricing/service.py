@@ -1,0 +1,181 @@
+"""Container A assembled: Binance stream -> hour tracker + compiled core -> snapshot server.
+
+:class:`PricerService` is what ``runners/binance_pricer.py`` starts; tests start it
+in-process against the loopback Binance. Tasks: the stream client (reconnects by
+itself), the publisher (SNAPSHOT_PUBLISH_HZ, wall-clock rate), and the klines
+fetcher (only when the hour's open could not be taken from a trade we saw).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aiohttp
+
+from hourmm_core.binance.rest import BinanceRestError, fetch_hour_open
+from hourmm_core.binance.ws_client import BinanceStreamClient
+from hourmm_core.clock import Clock
+from hourmm_core.config import PricerConfig
+from hourmm_core.pricing.hour import iso_hour
+from hourmm_core.pricing.server import SnapshotServer
+from hourmm_core.pricing.snapshot import Snapshot, SnapshotBuilder
+
+log = logging.getLogger(__name__)
+
+
+class PricerService:
+    """Runs container A until :meth:`stop`. ``http_port`` overrides the config (0 = ephemeral, tests)."""
+
+    def __init__(self, cfg: PricerConfig, clock: Clock, http_port: int | None = None,
+                 http_host: str | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.builder = SnapshotBuilder(cfg.binance_symbol, cfg.halflives(), cfg.vol_sample_ms, cfg.vol_floor,
+                                       cfg.pricer_nu, cfg.pricer_p_min, cfg.stale_threshold_ms)
+        self.client = BinanceStreamClient(cfg.binance_ws_url, cfg.binance_symbol, self._on_message, clock,
+                                          reconnect_before_ms=cfg.reconnect_before_ms,
+                                          on_connect=self._on_connect, on_disconnect=self._on_disconnect)
+        self.server = SnapshotServer(http_host if http_host is not None else cfg.http_host,
+                                     cfg.http_port if http_port is None else http_port,
+                                     self._health, self._metrics)
+        self.stale = True
+        self.stale_episodes = 0
+        self.klines_ok = 0
+        self.klines_errors = 0
+        self.publish_errors = 0
+        self.msg_wall_ns: int = 0  # wall time of the last message (push-latency benchmark)
+        self._tasks: list[asyncio.Task] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._stopped = asyncio.Event()
+        self._ever_fresh = False
+
+    # ------------------------------------------------------------ callbacks
+    def _on_message(self, msg, recv_ms: int) -> None:
+        self.msg_wall_ns = time.perf_counter_ns()
+        self.builder.on_message(msg, recv_ms)
+
+    def _on_connect(self) -> None:
+        self.builder.on_connect(self.clock.now_ms())
+
+    def _on_disconnect(self, reason: str) -> None:
+        self.builder.on_disconnect()
+
+    def _health(self) -> tuple[bool, int | None]:
+        now = self.clock.now_ms()
+        return self.builder.is_stale(now), self.builder.age_ms(now)
+
+    def _metrics(self) -> list[tuple[str, str, float, dict[str, str] | None]]:
+        b, c = self.builder, self.client
+        snap = self.server.latest
+        now = self.clock.now_ms()
+        age = b.age_ms(now)
+        rows: list[tuple[str, str, float, dict[str, str] | None]] = [
+            ("hourmm_pricer_seq", "gauge", float(b.seq), None),
+            ("hourmm_pricer_stale", "gauge", 1.0 if b.is_stale(now) else 0.0, None),
+            ("hourmm_pricer_stale_episodes_total", "counter", float(self.stale_episodes), None),
+            ("hourmm_pricer_data_age_ms", "gauge", float("nan") if age is None else float(age), None),
+            ("hourmm_pricer_fair_up", "gauge", float("nan") if snap is None or snap.fair_up is None
+             else snap.fair_up, None),
+            ("hourmm_pricer_sigma", "gauge", float("nan") if snap is None or snap.sigma is None else snap.sigma, None),
+            ("hourmm_pricer_open_price", "gauge", float("nan") if b.hour.open_price is None
+             else b.hour.open_price, None),
+            ("hourmm_pricer_klines_fetch_total", "counter", float(self.klines_ok), {"result": "ok"}),
+            ("hourmm_pricer_klines_fetch_total", "counter", float(self.klines_errors), {"result": "error"}),
+            ("hourmm_binance_connected", "gauge", 1.0 if c.connected else 0.0, None),
+            ("hourmm_binance_connects_total", "counter", float(c.connects), None),
+            ("hourmm_binance_disconnects_total", "counter", float(c.disconnects), None),
+            ("hourmm_binance_recycles_total", "counter", float(c.recycles), None),
+            ("hourmm_pricer_late_trades_total", "counter", float(b.late_trades), None),
+        ]
+        for kind in ("trade", "bookTicker"):
+            rows.append(("hourmm_binance_frames_total", "counter", float(c.stats.good[kind]), {"kind": kind}))
+        for kind, n in sorted(c.stats.bad.items()):
+            rows.append(("hourmm_binance_bad_frames_total", "counter", float(n), {"kind": kind}))
+        return rows
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        await self.server.start()
+        self._session = aiohttp.ClientSession()
+        self._tasks = [
+            asyncio.create_task(self.client.run(), name="binance-stream"),
+            asyncio.create_task(self._publish_loop(), name="snapshot-publisher"),
+            asyncio.create_task(self._klines_loop(), name="klines-open"),
+        ]
+        log.info("Container A started")
+        log.info("Snapshot server on http://%s:%d (publish %g Hz, stale after %d ms)", self.server.host,
+                 self.server.port, self.cfg.snapshot_publish_hz, self.cfg.stale_threshold_ms)
+
+    async def stop(self) -> None:
+        self._stopped.set()
+        await self.client.stop()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        await self.server.stop()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    def publish_once(self) -> Snapshot:
+        """Build, publish and return one snapshot at the clock's now; tracks stale episodes."""
+        now = self.clock.now_ms()
+        snap = self.builder.snapshot(now)
+        if snap.stale and not self.stale and self._ever_fresh:
+            self.stale_episodes += 1
+            log.warning("Binance stale beyond threshold")
+        elif not snap.stale and self.stale:
+            if self._ever_fresh:
+                log.info("Binance feed fresh again (age %s ms)", snap.age_ms)
+            self._ever_fresh = True
+        self.stale = snap.stale
+        self.server.publish(snap)
+        return snap
+
+    async def _publish_loop(self) -> None:
+        period = 1.0 / self.cfg.snapshot_publish_hz
+        loop = asyncio.get_running_loop()
+        next_t = loop.time()
+        while True:
+            try:
+                self.publish_once()
+            except Exception:  # a bug in one snapshot must not stop publishing; it is loud
+                self.publish_errors += 1
+                log.exception("Snapshot publish failed")
+            next_t += period
+            delay = next_t - loop.time()
+            if delay < -period:  # fell behind (GC, CPU): skip the missed slots, keep the rate
+                next_t = loop.time()
+                delay = 0.0
+            await asyncio.sleep(max(0.0, delay))
+
+    async def _klines_loop(self) -> None:
+        backoff = 0.2
+        last_err_hour: int | None = None
+        while True:
+            hour = self.builder.hour.needs_klines()
+            if hour is None or self._session is None:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                open_px = await fetch_hour_open(self._session, self.cfg.binance_rest_url,
+                                                self.cfg.binance_symbol, hour)
+            except BinanceRestError as exc:
+                self.klines_errors += 1
+                if last_err_hour != hour:
+                    log.warning("Klines fetch for hour %s failed (%s); retrying", iso_hour(hour), exc)
+                    last_err_hour = hour
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if open_px is None:  # candle not there yet (we are ahead of Binance): ask again shortly
+                await asyncio.sleep(0.2)
+                continue
+            self.klines_ok += 1
+            backoff = 0.2
+            self.builder.hour.set_open_from_klines(hour, open_px)

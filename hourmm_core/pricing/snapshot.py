@@ -1,0 +1,195 @@
+"""Container A's state -> immutable snapshots (schema v1, docs/DESIGN.md).
+
+:class:`SnapshotBuilder` is fed every validated Binance message. On each trade
+it updates the compiled core (EwmaVol, ReturnFeatures) and reprices
+(FairPricer); on each bookTicker it updates the BBO and reprices. ``snapshot(now_ms)``
+reprices at the publish time (so ``fair_up`` matches ``tau_ms``) and freezes
+everything into a :class:`Snapshot` whose JSON is rendered once.
+
+Pricer inputs: S = last trade price (settlement is on trades: close = last trade
+of the hour), K = the hour's open, tau = hour_end - publish time, sigma = first
+EWMA half-life, sigma_alt = last half-life (their disagreement is ``fair_unc``).
+``fair_up`` is null until the open is known and the vol estimate is ready: no
+number is better than an invented one.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hourmm_core.binance.messages import BookTicker, Message, Trade
+from hourmm_core.clock import HOUR_MS
+from hourmm_core.pricing.hour import HourTracker
+
+SCHEMA_VERSION = 1
+
+
+def _f(x: float | None) -> float | None:
+    """JSON-safe float: NaN/inf -> None."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One published view of the market (schema v1). ``json`` is the exact bytes served."""
+
+    schema_version: int
+    seq: int
+    ts_ms: int
+    exchange_ts_ms: int | None
+    recv_ts_ms: int | None
+    symbol: str
+    hour_start_ms: int
+    hour_end_ms: int
+    open_price: float | None
+    last_price: float | None
+    bid: float | None
+    ask: float | None
+    mid: float | None
+    microprice: float | None
+    sigma: float | None
+    sigmas: dict[str, float | None]
+    features: dict[str, float | None]
+    tau_ms: int
+    fair_up: float | None
+    fair_unc: float | None
+    stale: bool
+    age_ms: int | None
+    json: bytes = field(default=b"", repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("json")
+        return d
+
+    @staticmethod
+    def render(d: dict[str, Any]) -> bytes:
+        return json.dumps(d, separators=(",", ":"), allow_nan=False).encode()
+
+
+class SnapshotBuilder:
+    """Feeds the compiled core and freezes snapshots. Single-threaded (the event loop)."""
+
+    def __init__(self, symbol: str, halflives_s: tuple[float, ...] = (30.0, 120.0, 600.0),
+                 sample_ms: int = 1000, var_floor: float = 1e-12, nu: float = 0.0, p_min: float = 0.001,
+                 stale_threshold_ms: int = 500) -> None:
+        from hourmm_core.quant import FEATURE_NAMES, EwmaVol, FairPricer, ReturnFeatures
+
+        self.symbol = symbol.upper()
+        self.halflives_s = tuple(halflives_s)
+        self.vol = EwmaVol(self.halflives_s, sample_ms, var_floor)
+        self.features = ReturnFeatures()
+        self.pricer = FairPricer(nu, p_min)
+        self.feature_names = tuple(FEATURE_NAMES)
+        self._sigma_keys = tuple(f"{h:g}s" for h in self.halflives_s)
+        self.stale_threshold_ms = stale_threshold_ms
+        self.hour = HourTracker(on_open=self._on_open)
+        self.seq = 0
+        self.last_price: float | None = None
+        self.last_trade_ms: int | None = None
+        self.first_trade_id: int | None = None
+        self.last_trade_id: int | None = None
+        self.trades = 0
+        self.books = 0
+        self.bid = self.ask = self.bid_qty = self.ask_qty = math.nan
+        self.exchange_ts_ms: int | None = None
+        self.recv_ts_ms: int | None = None
+        self.late_trades = 0
+
+    # ------------------------------------------------------------ inputs
+    def _on_open(self, hour_start: int, open_price: float, source: str) -> None:
+        self.features.set_hour_open(hour_start, open_price)
+
+    def on_connect(self, now_ms: int) -> None:
+        self.hour.on_connect(now_ms)
+
+    def on_disconnect(self) -> None:
+        self.hour.on_disconnect()
+
+    def on_message(self, msg: Message, recv_ms: int) -> None:
+        """One validated message (any order of trades and bookTickers)."""
+        self.recv_ts_ms = recv_ms
+        if isinstance(msg, Trade):
+            self.on_trade(msg)
+        elif isinstance(msg, BookTicker):
+            self.on_book(msg)
+
+    def on_trade(self, t: Trade) -> None:
+        ts = t.trade_ms
+        if self.last_trade_ms is not None and ts < self.last_trade_ms:
+            self.late_trades += 1  # never feed time backwards into the core
+            ts = self.last_trade_ms
+        self.trades += 1
+        if self.first_trade_id is None:
+            self.first_trade_id = t.trade_id
+        self.last_trade_id = t.trade_id
+        self.last_trade_ms = ts
+        self.last_price = t.price
+        self.exchange_ts_ms = t.event_ms or ts
+        self.hour.on_trade(ts, t.price)
+        self.vol.update(ts, t.price)
+        self.features.update(ts, t.price)
+        self._reprice(ts)
+
+    def on_book(self, b: BookTicker) -> None:
+        self.books += 1
+        self.bid, self.bid_qty, self.ask, self.ask_qty = b.bid, b.bid_qty, b.ask, b.ask_qty
+        if b.event_ms is not None:
+            self.exchange_ts_ms = b.event_ms
+        if self.last_trade_ms is not None:
+            self._reprice(max(self.last_trade_ms, b.event_ms or 0))
+
+    def _sigma_alt(self) -> float:
+        return self.vol.sigma_at(len(self.halflives_s) - 1)
+
+    def _reprice(self, ts_ms: int) -> float | None:
+        K = self.hour.open_price
+        end = self.hour.hour_end_ms
+        if K is None or end is None or self.last_price is None or not self.vol.ready:
+            return None
+        return self.pricer.update(ts_ms, self.last_price, K, end, self.vol.sigma, self._sigma_alt())
+
+    # ------------------------------------------------------------ outputs
+    def age_ms(self, now_ms: int) -> int | None:
+        return None if self.recv_ts_ms is None else max(0, now_ms - self.recv_ts_ms)
+
+    def is_stale(self, now_ms: int) -> bool:
+        age = self.age_ms(now_ms)
+        return age is None or age > self.stale_threshold_ms
+
+    def snapshot(self, now_ms: int) -> Snapshot:
+        """Reprice at ``now_ms`` and freeze; seq increases by one per call."""
+        self.hour.advance(now_ms)
+        hs = self.hour.hour_start_ms
+        assert hs is not None
+        he = hs + HOUR_MS
+        p = self._reprice(now_ms)
+        fair = _f(p) if p is not None else None
+        unc = _f(self.pricer.p_unc) if fair is not None else None
+        bid, ask = _f(self.bid), _f(self.ask)
+        mid = micro = None
+        if bid is not None and ask is not None:
+            mid = 0.5 * (bid + ask)
+            bq, aq = _f(self.bid_qty), _f(self.ask_qty)
+            micro = (bid * aq + ask * bq) / (bq + aq) if bq is not None and aq is not None and bq + aq > 0 else mid
+        sig = self.vol.sigmas()
+        fv = self.features.values() if self.last_price is not None else [math.nan] * len(self.feature_names)
+        self.seq += 1
+        age = self.age_ms(now_ms)
+        d = {
+            "schema_version": SCHEMA_VERSION, "seq": self.seq, "ts_ms": int(now_ms),
+            "exchange_ts_ms": self.exchange_ts_ms, "recv_ts_ms": self.recv_ts_ms, "symbol": self.symbol,
+            "hour_start_ms": hs, "hour_end_ms": he, "open_price": self.hour.open_price,
+            "last_price": self.last_price, "bid": bid, "ask": ask, "mid": mid, "microprice": micro,
+            "sigma": _f(sig[0]) if self.last_price is not None else None,
+            "sigmas": {k: (_f(v) if self.last_price is not None else None) for k, v in zip(self._sigma_keys, sig)},
+            "features": {k: _f(v) for k, v in zip(self.feature_names, fv)},
+            "tau_ms": max(0, he - int(now_ms)), "fair_up": fair, "fair_unc": unc,
+            "stale": age is None or age > self.stale_threshold_ms, "age_ms": age,
+        }
+        return Snapshot(**d, json=Snapshot.render(d))

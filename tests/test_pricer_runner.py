@@ -1,0 +1,250 @@
+"""Container A end to end against the loopback Binance (real sockets, ephemeral ports).
+
+In-process for the behaviours (the PricerService the runner starts), plus the real
+runner and replay CLIs as subprocesses for start-up, log lines and bad settings.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import pytest
+import websockets
+
+from hourmm_core.clock import HOUR_MS, ScaledClock
+from hourmm_core.config import PricerConfig
+from hourmm_core.data import synthetic_ticks
+from hourmm_core.sim.binance_replay import BinanceReplayServer
+
+quant = pytest.importorskip("hourmm_core.quant")
+from hourmm_core.pricing import PricerService  # noqa: E402
+
+H0 = 1_769_090_400_000
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def ticks():
+    return synthetic_ticks(hours=2, seed=21)
+
+
+async def until(cond, timeout=10.0, what="condition"):
+    t0 = time.monotonic()
+    while True:
+        v = cond()
+        if v:
+            return v
+        assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+class Stack:
+    """Replay server + pricer service on one scaled clock."""
+
+    def __init__(self, ticks, speed: float, sim_start: int, **env: str) -> None:
+        self.clock = ScaledClock(speed, sim_start, time.time_ns() // 1_000_000)
+        self.replay = BinanceReplayServer(ticks, self.clock)
+        self.env = env
+
+    async def __aenter__(self) -> "Stack":
+        await self.replay.start()
+        settings = {"BINANCE_WS_URL": self.replay.ws_url, "BINANCE_REST_URL": self.replay.rest_url,
+                    "STALE_THRESHOLD_MS": "20000", **self.env}
+        self.cfg = PricerConfig.from_env(settings)
+        self.svc = PricerService(self.cfg, self.clock, http_port=0, http_host="127.0.0.1")
+        await self.svc.start()
+        self.http = aiohttp.ClientSession()
+        self.url = self.svc.server.url
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.http.close()
+        await self.svc.stop()
+        await self.replay.stop()
+
+    async def get(self, path: str):
+        async with self.http.get(self.url + path) as r:
+            return r.status, (await r.json() if "json" in r.content_type else await r.text())
+
+    async def fault(self, **body):
+        async with self.http.post(self.replay.rest_url + "/_sim/fault", json=body) as r:
+            assert r.status == 200
+            return await r.json()
+
+
+async def test_snapshots_at_rate_with_rising_seq_and_push(ticks):
+    async with Stack(ticks, 60.0, H0 + 60_000, SNAPSHOT_PUBLISH_HZ="40") as st:
+        await until(lambda: st.svc.builder.trades > 10, what="trades")
+        _, s1 = await st.get("/snapshot/latest")
+        t0 = time.monotonic()
+        await asyncio.sleep(1.0)
+        _, s2 = await st.get("/snapshot/latest")
+        dt = time.monotonic() - t0
+        rate = (s2["seq"] - s1["seq"]) / dt
+        assert 28 <= rate <= 48, rate
+        assert s2["ts_ms"] > s1["ts_ms"] and s2["schema_version"] == 1
+        # push channel: snapshots arrive with strictly increasing seq
+        async with websockets.connect(st.url.replace("http", "ws") + "/snapshot/stream") as ws:
+            seqs = [json.loads(await asyncio.wait_for(ws.recv(), 2))["seq"] for _ in range(20)]
+        assert all(b > a for a, b in zip(seqs, seqs[1:]))
+        code, h = await st.get("/health")
+        assert code == 200 and set(h) == {"healthy", "has_snapshot", "stale", "seq", "age_ms"}
+        assert h["has_snapshot"] is True and h["seq"] >= s2["seq"]
+        code, m = await st.get("/metrics")
+        assert "hourmm_pricer_snapshots_published_total" in m and 'hourmm_binance_frames_total{kind="trade"}' in m
+
+
+async def test_fair_equals_core_on_replayed_path_and_mid_hour_klines_open(ticks, caplog):
+    part = ticks.slice_time(None, H0 + 25 * 60_000)  # the feed ends at 14:25 so the path is fixed
+    with caplog.at_level(logging.INFO):
+        async with Stack(part, 300.0, H0 + 15 * 60_000) as st:  # start mid-hour
+            await until(lambda: st.replay.state()["finished"], 15, "replay finished")
+            await until(lambda: st.svc.builder.last_trade_id == int(part.trade_id[-1]), 5, "last trade")
+            await asyncio.sleep(0.1)
+            _, snap = await st.get("/snapshot/latest")
+            b = st.svc.builder
+            assert b.hour.open_source == "klines" and snap["open_price"] == part.price[0]
+            i0 = int(np.searchsorted(part.trade_id, b.first_trade_id))
+            ts, px = part.ts_ms[i0:], part.price[i0:]
+            assert part.ts_ms[i0] >= H0 + 15 * 60_000 - 1000  # history before the start was not streamed
+            sig = quant.ewma_vol_batch(ts, px, (30.0, 120.0, 600.0), 1000, 1e-12)[-1]
+            assert snap["sigma"] == pytest.approx(sig[0], rel=1e-12)
+            tau = snap["tau_ms"] / 1000.0
+            assert snap["tau_ms"] == H0 + HOUR_MS - snap["ts_ms"]
+            p = quant.digital_prob(float(px[-1]), float(part.price[0]), tau, float(sig[0]), 0.0, 0.001)
+            assert snap["last_price"] == px[-1]
+            assert snap["fair_up"] == pytest.approx(p, abs=1e-12)
+    assert "Hour 2026-01-22T14:00:00Z open price set: " + str(float(part.price[0])) in caplog.text
+    assert "Container A started" in caplog.text and "Connected to Binance for BTCUSDT" in caplog.text
+
+
+async def test_stale_raised_on_pause_and_cleared(ticks, caplog):
+    with caplog.at_level(logging.INFO):
+        async with Stack(ticks, 60.0, H0 + 60_000, STALE_THRESHOLD_MS="6000") as st:
+            await until(lambda: st.svc.builder.trades > 20 and not st.svc.stale, what="fresh")
+            await st.fault(pause_ms=120_000)  # 2 simulated minutes = 2 s wall
+            await until(lambda: st.svc.stale, 5, "stale")
+            code, h = await st.get("/health")
+            assert h["stale"] is True and h["healthy"] is False and h["age_ms"] > 6000
+            _, snap = await st.get("/snapshot/latest")
+            assert snap["stale"] is True
+            await until(lambda: not st.svc.stale, 8, "fresh again")
+            _, h = await st.get("/health")
+            assert h["healthy"] is True
+            assert st.svc.stale_episodes == 1
+    assert caplog.text.count("Binance stale beyond threshold") == 1
+
+
+async def test_reconnect_after_drop_and_malformed_survived(ticks):
+    async with Stack(ticks, 60.0, H0 + 60_000) as st:
+        await until(lambda: st.svc.builder.trades > 20, what="trades")
+        await st.fault(malformed=6, out_of_order=2)
+        await until(lambda: st.svc.client.stats.bad_total >= 8, 5, "bad frames counted")
+        r = await st.fault(drop_connections=True)
+        assert r["dropped"] == 1
+        await until(lambda: st.svc.client.connects >= 2, 10, "reconnect")
+        n = st.svc.builder.trades
+        await until(lambda: st.svc.builder.trades > n + 20, 5, "trades after reconnect")
+        _, m = await st.get("/metrics")
+        assert 'hourmm_binance_bad_frames_total{kind="out_of_order"} 2' in m
+        assert "hourmm_binance_connects_total 2" in m
+        await until(lambda: st.svc.server.latest.fair_up is not None, 5, "vol warm-up")
+        _, snap = await st.get("/snapshot/latest")
+        assert snap["fair_up"] is not None and snap["open_price"] == ticks.price[0]
+
+
+async def test_hour_boundary_rolls_open(ticks, caplog):
+    with caplog.at_level(logging.INFO):
+        async with Stack(ticks, 300.0, H0 + HOUR_MS - 90_000) as st:
+            await until(lambda: st.svc.builder.hour.hour_start_ms == H0 + HOUR_MS
+                        and st.svc.builder.hour.open_price is not None, 10, "roll")
+            h1 = ticks.hour(H0 + HOUR_MS)
+            assert st.svc.builder.hour.open_price == h1.price[0]
+            assert st.svc.builder.hour.open_source == "trade"
+            await asyncio.sleep(0.1)
+            _, snap = await st.get("/snapshot/latest")
+            assert snap["hour_start_ms"] == H0 + HOUR_MS and snap["open_price"] == h1.price[0]
+            assert snap["hour_end_ms"] == H0 + 2 * HOUR_MS
+    assert f"Hour 2026-01-22T15:00:00Z open price set: {float(h1.price[0])}" in caplog.text
+
+
+# ------------------------------------------------------------------ real processes
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_runner_rejects_bad_settings():
+    for var, val in (("HTTP_PORT", "eighty"), ("STALE_THRESHOLD_MS", "0"), ("SNAPSHOT_PUBLISH_HZ", "nan"),
+                     ("BINANCE_SYMBOL", "btc/usdt"), ("LOG_LEVEL", "LOUD"), ("HOURMM_SIM_CLOCK", "fast")):
+        env = {**os.environ, var: val}
+        p = subprocess.run([sys.executable, "-m", "runners.binance_pricer"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0, var
+        assert var in p.stderr, (var, p.stderr)
+
+
+@pytest.mark.timeout(90)
+def test_runner_and_replay_cli_as_processes():
+    wall = time.time_ns() // 1_000_000
+    env = {**os.environ, "HOURMM_SIM_CLOCK": f"60,{H0 + 120_000},{wall}", "PYTHONUNBUFFERED": "1"}
+    env.pop("HOURMM_DATA_DIR", None)
+    replay = subprocess.Popen([sys.executable, "-m", "hourmm_core.sim.binance_replay", "--port", "0",
+                               "--hours", "1"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    pricer = None
+    try:
+        line = replay.stdout.readline().strip()
+        assert line.startswith("READY ws=ws://127.0.0.1:"), line
+        ws_url = line.split()[1][3:]
+        rest_url = line.split()[2][5:]
+        port = _free_port()
+        penv = {**env, "BINANCE_WS_URL": ws_url, "BINANCE_REST_URL": rest_url, "HTTP_PORT": str(port),
+                "HTTP_HOST": "127.0.0.1", "STALE_THRESHOLD_MS": "30000"}
+        pricer = subprocess.Popen([sys.executable, "-m", "runners.binance_pricer"], cwd=REPO, env=penv,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        import urllib.request
+        t0 = time.monotonic()
+        health = None
+        while time.monotonic() - t0 < 30:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                    health = json.loads(r.read())
+                if health["healthy"]:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/snapshot/latest", timeout=1) as r:
+                        snap = json.loads(r.read())
+                    if snap["fair_up"] is not None:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert health is not None and health["healthy"] is True, health
+        assert snap["open_price"] is not None and 0 < snap["fair_up"] < 1
+        pricer.send_signal(signal.SIGTERM)
+        _, err = pricer.communicate(timeout=20)
+        assert pricer.returncode == 0, err
+        assert "INFO | Container A started" in err
+        assert "INFO | Connected to Binance for BTCUSDT" in err
+        assert "INFO | Hour 2026-01-22T14:00:00Z open price set: " in err
+    finally:
+        for p in (pricer, replay):
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    assert "SYNTHETIC" in replay.stderr.read()
