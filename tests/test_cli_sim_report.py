@@ -126,3 +126,54 @@ def test_status_line_shows_progress():
     line = format_status(_sample(H0 + 30 * 60_000, yes=10.0), H0, 2)
     assert "hour 1/2" in line and "30:00 left" in line and "fair 0.600" in line and "NORMAL" in line
     assert "pre-open" in format_status(_sample(H0 - 60_000), H0, 2)
+
+
+def test_venue_accounting_from_trade_records():
+    from hourmm_core.sim.report import hour_accounts, our_fills, venue_markets
+
+    state = {"markets": [{"start_ms": H0, "up_token": "U1", "down_token": "D1", "condition_id": "c1"}]}
+    me = WALLET.lower()
+    trades = [
+        # we took 10 Up at 0.40 paying a 0.05 fee
+        {"id": "t1", "trader_side": "TAKER", "owner": me, "side": "BUY", "size": "10", "price": "0.4",
+         "asset_id": "U1", "taker_fee": "0.05", "match_time_ms": H0 + 60_000, "maker_orders": []},
+        # someone took our resting ask: we (maker) sold 4 Up at 0.55
+        {"id": "t2", "trader_side": "TAKER", "owner": "0xother", "side": "BUY", "size": "4", "price": "0.55",
+         "asset_id": "U1", "taker_fee": "0.01", "match_time_ms": H0 + 120_000,
+         "maker_orders": [{"owner": me, "side": "SELL", "matched_amount": "4", "price": "0.55", "asset_id": "U1"}]},
+        # a late maker fill on Down after the cutoff
+        {"id": "t3", "trader_side": "TAKER", "owner": "0xother", "side": "SELL", "size": "2", "price": "0.3",
+         "asset_id": "D1", "match_time_ms": H0 + HOUR - 10_000,
+         "maker_orders": [{"owner": me, "side": "BUY", "matched_amount": "2", "price": "0.3", "asset_id": "D1"}]},
+        {"id": "t4", "trader_side": "TAKER", "owner": "0xother", "side": "BUY", "size": "1", "price": "0.5",
+         "asset_id": "U1", "maker_orders": [{"owner": "0xthird", "side": "SELL", "matched_amount": "1",
+                                             "price": "0.5", "asset_id": "U1"}]},
+    ]
+    fills = our_fills(trades, WALLET)
+    assert [(f["role"], f["side"], f["size"]) for f in fills] == [("taker", "BUY", 10.0), ("maker", "SELL", 4.0),
+                                                                   ("maker", "BUY", 2.0)]
+    acc = hour_accounts(fills, venue_markets(state), {H0: True})[H0]
+    assert acc["fills"] == 3 and acc["maker_fills"] == 2 and acc["late_fills"] == 1
+    assert acc["up_tokens"] == 6.0 and acc["down_tokens"] == 2.0
+    assert acc["volume"] == pytest.approx(4.0 + 2.2 + 0.6)
+    assert acc["fees"] == pytest.approx(0.05)
+    # cash: -4.0 - 0.05 + 2.2 - 0.6 ; Up wins: 6 tokens pay 6
+    assert acc["pnl"] == pytest.approx(-4.05 + 2.2 - 0.6 + 6.0)
+    down = hour_accounts(fills, venue_markets(state), {H0: False})[H0]
+    assert down["pnl"] == pytest.approx(-4.05 + 2.2 - 0.6 + 2.0)
+
+
+def test_late_fill_and_trade_read_failure_fail_the_run(tmp_path):
+    state = {"markets": [{"start_ms": H0, "up_token": "U1", "down_token": "D1"}], "open_orders": []}
+    late = [{"id": "t", "trader_side": "TAKER", "owner": WALLET.lower(), "side": "BUY", "size": "5",
+             "price": "0.5", "asset_id": "U1", "match_time_ms": H0 + HOUR - 5_000, "maker_orders": []},
+            {"id": "t2", "trader_side": "TAKER", "owner": WALLET.lower(), "side": "BUY", "size": "5",
+             "price": "0.5", "asset_id": "D1", "match_time_ms": H0 + 100, "maker_orders": []}]
+    run = _run(tmp_path, _clean_samples(), state=state)
+    run.trades = late
+    summary = summarize(run)
+    assert any("after the hard cutoff" in f for f in summary["failures"]), summary["failures"]
+    assert summary["fills"] == 2 and summary["hours"][0]["net_inventory_at_cutoff"] == 0.0
+    assert summary["orphaned_orders"] == 0
+    run.trades, run.trades_error = None, "PolyApiException: 401"
+    assert any("could not be read" in f for f in summarize(run)["failures"])

@@ -87,6 +87,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def fetch_venue_trades(clob_url: str, key: str, chain_id: int = 137) -> tuple[list[dict[str, Any]], str]:
+    """Our trades as the venue records them, read with the official CLOB V2 client (blocking).
+
+    Why not the trader's journal: the summary must judge the trader against the
+    exchange's own books, so a trader bug cannot hide in its own bookkeeping.
+    Returns (trades, api_key); the key material never leaves this function.
+    """
+    from py_clob_client_v2.client import ClobClient
+
+    client = ClobClient(clob_url, chain_id=chain_id, key=key, signature_type=1)
+    creds = client.create_or_derive_api_key()
+    client.set_api_creds(creds)
+    return list(client.get_trades()), creds.api_key
+
+
 def python_argv(argv: Sequence[str]) -> list[str]:
     """Replace the leading ``python`` of an image entry point by this interpreter."""
     argv = list(argv)
@@ -168,6 +183,7 @@ class Child:
         self.exit_code = rc
         if self.ready and not self.ready.done():
             self.ready.set_exception(RuntimeError(f"{self.name} exited with code {rc} before READY"))
+            self.ready.exception()  # mark retrieved: children without a READY line are awaited over HTTP
 
     @property
     def alive(self) -> bool:
@@ -217,6 +233,10 @@ class Orchestrator:
         self.sqlite_path = self.out / "journal.db"
         self.replay_hours = opts.hours + 2
         self._http: aiohttp.ClientSession | None = None
+        self._key = ""                                # throwaway wallet key: never logged or written
+        self.trades: list[dict[str, Any]] | None = None
+        self.api_key = ""
+        self.trades_error: str | None = None
 
     # ------------------------------------------------------------------ set-up
     def choose_window(self) -> None:
@@ -350,17 +370,16 @@ class Orchestrator:
             "--speed", f"{o.speed:g}", "--start-ms", start_arg, "--hours", hours_arg,
             "--seed", str(o.seed)] + (["--data-dir", str(o.data_dir)] if o.data_dir else []), env)
         rf = await self._await_ready(replay)
-        pf = await self._await_ready(pm)
-        self.urls.update({"binance_ws": rf["ws"], "binance_rest": rf["rest"],
-                          "gamma": pf["gamma"], "clob": pf["clob"], "pm_ws": pf["ws"]})
-
+        self.urls.update({"binance_ws": rf["ws"], "binance_rest": rf["rest"]})
         http_port, control_port = free_port(), free_port()
         self.urls["pricer"] = f"http://127.0.0.1:{http_port}"
         self.urls["control"] = f"http://127.0.0.1:{control_port}"
-        self.urls["sim_state"] = self.urls["clob"].rstrip("/") + "/_sim/state"
         pricer_env = dict(env, BINANCE_WS_URL=self.urls["binance_ws"], BINANCE_REST_URL=self.urls["binance_rest"],
                           HTTP_HOST="127.0.0.1", HTTP_PORT=str(http_port))
         pricer = await self._start_child("binance_pricer", python_argv(PRICER_ARGV), pricer_env)
+        pf = await self._await_ready(pm)
+        self.urls.update({"gamma": pf["gamma"], "clob": pf["clob"], "pm_ws": pf["ws"]})
+        self.urls["sim_state"] = pf.get("state") or (self.urls["clob"].rstrip("/") + "/_sim/state")
         await self._await_http(pricer, self.urls["pricer"] + "/health")
 
         acct = Account.create()  # throwaway wallet: lives only in this process and the trader's env
@@ -369,6 +388,7 @@ class Orchestrator:
         self.wallet_address = acct.address
         key_hex = acct.key.hex()
         key_hex = key_hex if key_hex.startswith("0x") else "0x" + key_hex
+        self._key = key_hex
         trader_env = dict(env, GAMMA_URL=self.urls["gamma"], CLOB_URL=self.urls["clob"],
                           PM_WS_URL=self.urls["pm_ws"],
                           SNAPSHOT_URL=self.urls["pricer"] + "/snapshot/latest",
@@ -441,6 +461,15 @@ class Orchestrator:
             st = await self._get_json(self.urls["sim_state"])
             if isinstance(st, dict):
                 self.sim_state = st
+        pm = self.children.get("polymarket_sim")
+        if self._key and pm and pm.alive:
+            loop = asyncio.get_running_loop()
+            try:
+                self.trades, self.api_key = await asyncio.wait_for(
+                    loop.run_in_executor(None, fetch_venue_trades, self.urls["clob"], self._key), 30)
+            except Exception as exc:  # noqa: BLE001 - reported in the summary, never a crash
+                from hourmm_core.logsetup import redact
+                self.trades_error = redact(f"{type(exc).__name__}: {exc}")
         for name in ("polymarket_sim", "binance_replay"):
             ch = self.children.get(name)
             if ch:
@@ -494,7 +523,8 @@ class Orchestrator:
             wall_s=time.monotonic() - wall0, data=self.data_info, samples=self.samples,
             status_log=self.status_log, sim_state=self.sim_state, children=children,
             failures=list(self.failures), wallet=self.wallet_address,
-            journal_path=self.sqlite_path, cutoff_inventory_tol=self.opts.cutoff_inventory_tol)
+            journal_path=self.sqlite_path, cutoff_inventory_tol=self.opts.cutoff_inventory_tol,
+            trades=self.trades, api_key=self.api_key, trades_error=self.trades_error)
         return report.finalize(run)
 
 

@@ -72,8 +72,98 @@ def account_view(state: Any, wallet: str) -> dict[str, Any]:
         for v in accts:
             if isinstance(v, Mapping) and str(v.get("address", v.get("wallet", ""))).lower() == w:
                 return dict(v)
+    bal = state.get("balances")
+    if isinstance(bal, Mapping):
+        for k, v in bal.items():
+            if str(k).lower() == w and isinstance(v, Mapping):
+                return dict(v)
     acct = state.get("account")
     return dict(acct) if isinstance(acct, Mapping) else {}
+
+
+def our_open_orders(state: Any, wallet: str) -> int | None:
+    """Our orders still live at the venue (``/_sim/state`` lists only non-background owners)."""
+    if not isinstance(state, Mapping) or not isinstance(state.get("open_orders"), list):
+        return None
+    w = wallet.lower()
+    n = 0
+    for o in state["open_orders"]:
+        if not isinstance(o, Mapping):
+            continue
+        owner = str(o.get("maker_address") or o.get("owner") or "").lower()
+        if not w or not owner or owner == w:
+            n += 1
+    return n
+
+
+def venue_markets(state: Any) -> dict[str, dict[str, Any]]:
+    """token id -> {hour_start_ms, side 'Up'/'Down', condition_id, slug} from ``/_sim/state``."""
+    out: dict[str, dict[str, Any]] = {}
+    if not isinstance(state, Mapping):
+        return out
+    for m in state.get("markets") or []:
+        if not isinstance(m, Mapping) or _f(m.get("start_ms")) is None:
+            continue
+        for key, side in (("up_token", "Up"), ("down_token", "Down")):
+            if m.get(key):
+                out[str(m[key])] = {"hour_start_ms": int(m["start_ms"]), "side": side,
+                                    "condition_id": m.get("condition_id"), "slug": m.get("slug")}
+    return out
+
+
+def our_fills(trades: Iterable[Mapping[str, Any]], wallet: str, api_key: str = "") -> list[dict[str, Any]]:
+    """Our legs of the venue's trade records (CLOB ``/data/trades`` shape): taker leg and maker legs."""
+    ids = {x.lower() for x in (wallet, api_key) if x}
+    fills = []
+    for t in trades:
+        if not isinstance(t, Mapping):
+            continue
+        if str(t.get("trader_side", "TAKER")).upper() == "TAKER" and \
+                str(t.get("owner") or t.get("maker_address") or "").lower() in ids:
+            fills.append({"trade_id": t.get("id"), "role": "taker", "side": str(t.get("side", "")).upper(),
+                          "size": _f(t.get("size")) or 0.0, "price": _f(t.get("price")) or 0.0,
+                          "asset_id": str(t.get("asset_id")), "fee": _f(t.get("taker_fee")) or 0.0,
+                          "ts_ms": t.get("match_time_ms")})
+        for mo in t.get("maker_orders") or []:
+            if isinstance(mo, Mapping) and str(mo.get("owner") or mo.get("maker_address") or "").lower() in ids:
+                fills.append({"trade_id": t.get("id"), "role": "maker", "side": str(mo.get("side", "")).upper(),
+                              "size": _f(mo.get("matched_amount")) or 0.0, "price": _f(mo.get("price")) or 0.0,
+                              "asset_id": str(mo.get("asset_id")), "fee": 0.0, "ts_ms": t.get("match_time_ms")})
+    return fills
+
+
+def hour_accounts(fills: Iterable[Mapping[str, Any]], tokens: Mapping[str, Mapping[str, Any]],
+                  outcomes: Mapping[int, bool], cutoff_ms: int = 60_000) -> dict[int, dict[str, Any]]:
+    """Per hour: fills, volume, fees, final Up/Down inventory, PnL after settlement (1 USDC per winner).
+
+    PnL = sells - buys - fees + winning tokens held at the close; exact because every
+    hour is its own market with its own tokens.
+    """
+    acc: dict[int, dict[str, Any]] = {}
+    for f in fills:
+        tok = tokens.get(str(f["asset_id"]))
+        if tok is None:
+            continue
+        a = acc.setdefault(tok["hour_start_ms"], {"fills": 0, "maker_fills": 0, "volume": 0.0, "fees": 0.0,
+                                                  "cash": 0.0, "Up": 0.0, "Down": 0.0, "late_fills": 0})
+        ts = _f(f.get("ts_ms"))
+        if ts is not None and ts >= tok["hour_start_ms"] + HOUR_MS - cutoff_ms:
+            a["late_fills"] += 1
+        notional = f["price"] * f["size"]
+        sign = 1.0 if f["side"] == "BUY" else -1.0
+        a["fills"] += 1
+        a["maker_fills"] += f.get("role") == "maker"
+        a["volume"] += notional
+        a["fees"] += f["fee"]
+        a["cash"] += -sign * notional - f["fee"]
+        a[tok["side"]] += sign * f["size"]
+    for hs, a in acc.items():
+        up = outcomes.get(hs)
+        a["up_tokens"], a["down_tokens"] = round(a.pop("Up"), 6), round(a.pop("Down"), 6)
+        a["payout"] = None if up is None else (a["up_tokens"] if up else a["down_tokens"])
+        a["pnl"] = None if a["payout"] is None else a["cash"] + a["payout"]
+        a["hour_start_ms"] = hs
+    return acc
 
 
 def market_mid(state: Any, status: Any) -> float | None:
@@ -169,6 +259,9 @@ class RunData:
     journal_path: Path | None = None
     cutoff_inventory_tol: float = 5.0
     limits: dict[str, float] = field(default_factory=dict)
+    trades: list[dict[str, Any]] | None = None   # venue's /data/trades for our key (official client)
+    api_key: str = ""
+    trades_error: str | None = None
 
 
 def brier(samples: Iterable[Mapping[str, Any]], hours: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -216,6 +309,10 @@ def _hour_rows(run: RunData, acct: Mapping[str, Any]) -> list[dict[str, Any]]:
 
     cutoff_ms = TraderConfig().hard_cutoff_ms
     venue_hours = acct.get("hours") if isinstance(acct.get("hours"), (list, dict)) else []
+    if run.trades is not None:
+        outcomes = {int(h["hour_start_ms"]): bool(h["up"]) for h in run.data.get("hours", [])}
+        venue_hours = list(hour_accounts(our_fills(run.trades, run.wallet, run.api_key),
+                                         venue_markets(run.sim_state), outcomes, cutoff_ms).values())
     if isinstance(venue_hours, dict):
         venue_hours = [dict(v, hour_start_ms=v.get("hour_start_ms", k)) for k, v in venue_hours.items()]
     by_start: dict[int, Mapping[str, Any]] = {}
@@ -233,15 +330,20 @@ def _hour_rows(run: RunData, acct: Mapping[str, Any]) -> list[dict[str, Any]]:
             last = cut[-1]
             inv_status = {"yes": last["yes"], "no": last["no"] or 0.0}
         inv_venue = None
-        if _f(v.get("inventory_at_close_up")) is not None or _f(v.get("up_tokens")) is not None:
+        if run.trades is not None and not v:
+            inv_venue = {"yes": 0.0, "no": 0.0}   # no fill in this hour: nothing to hold
+        elif _f(v.get("inventory_at_close_up")) is not None or _f(v.get("up_tokens")) is not None:
             inv_venue = {"yes": _f(v.get("inventory_at_close_up", v.get("up_tokens"))) or 0.0,
                          "no": _f(v.get("inventory_at_close_down", v.get("down_tokens"))) or 0.0}
         inv = inv_venue or inv_status
         rows.append({
             "hour": h["hour"], "hour_start_ms": hs, "open": h["open"], "close": h["close"],
             "outcome": "Up" if h["up"] else "Down",
-            "fills": v.get("fills"), "volume": _f(v.get("volume")), "fees": _f(v.get("fees")),
-            "pnl": _f(v.get("pnl", v.get("settled_pnl"))),
+            "fills": v.get("fills", 0 if run.trades is not None else None),
+            "volume": _f(v.get("volume", 0.0 if run.trades is not None else None)),
+            "fees": _f(v.get("fees", 0.0 if run.trades is not None else None)),
+            "pnl": _f(v.get("pnl", v.get("settled_pnl", 0.0 if run.trades is not None else None))),
+            "late_fills": v.get("late_fills"),
             "inventory_at_cutoff": inv,
             "net_inventory_at_cutoff": (inv["yes"] - inv["no"]) if inv else None,
             "inventory_source": "venue" if inv_venue else ("trader /status" if inv_status else None),
@@ -267,9 +369,15 @@ def summarize(run: RunData) -> dict[str, Any]:
     orphans = acct.get("open_orders")
     if isinstance(orphans, list):
         orphans = len(orphans)
+    if orphans is None:
+        orphans = our_open_orders(run.sim_state, run.wallet)
     fills = acct.get("fills") if not isinstance(acct.get("fills"), list) else len(acct["fills"])
     if fills is None and any(h["fills"] is not None for h in hours):
         fills = sum(int(h["fills"] or 0) for h in hours)
+    if fills is None and run.trades is not None:
+        fills = 0
+    if run.trades_error:
+        failures.append(f"venue trades could not be read with the official client: {run.trades_error}")
 
     # ---- verdict
     if not run.samples and not failures:
@@ -287,6 +395,8 @@ def summarize(run: RunData) -> dict[str, Any]:
     if max_oo > limits["max_open_orders"]:
         failures.append(f"risk limit breached: {max_oo} open orders > MAX_OPEN_ORDERS {limits['max_open_orders']}")
     for h in hours:
+        if h.get("late_fills"):
+            failures.append(f"{h['late_fills']} fill(s) of ours after the hard cutoff of {h['hour']}")
         net = h["net_inventory_at_cutoff"]
         if net is not None and abs(net) > run.cutoff_inventory_tol:
             failures.append(f"inventory left after the cutoff of {h['hour']}: net {net:+g} Up tokens "
@@ -310,8 +420,10 @@ def summarize(run: RunData) -> dict[str, Any]:
                 "first_hour": _iso(run.first_hour_ms), "sim_end": _iso(run.end_sim_ms),
                 "wall_seconds": round(run.wall_s, 1), "samples": len(run.samples)},
         "fills": fills,
-        "volume": _f(acct.get("volume")),
-        "fees": _f(acct.get("fees")),
+        "volume": _f(acct.get("volume")) if _f(acct.get("volume")) is not None else
+        (sum(h["volume"] or 0.0 for h in hours) if hours else None),
+        "fees": _f(acct.get("fees")) if _f(acct.get("fees")) is not None else
+        (sum(h["fees"] or 0.0 for h in hours) if hours else None),
         "pnl_total": pnl_total,
         "hours": hours,
         "quote_uptime": (len(quoted) / len(quoting_phase)) if quoting_phase else None,
