@@ -100,8 +100,21 @@ def test_ewma_bad_ticks_counted_and_skipped():
         ev.sigma_at(3)
 
 
-def test_features_vs_numpy():
-    ts, px = _gbm(2 * 3600, 1e-4, seed=3)
+def _ticks(kind):
+    if kind == "gbm":
+        return _gbm(2 * 3600, 1e-4, seed=3)
+    from hourmm_core.data import load_ticks   # real dumps when present, else the labelled synthetic stand-in
+    d = load_ticks(synthetic_hours=2)
+    ts, px = np.asarray(d.ts_ms, dtype=np.int64), np.asarray(d.price, dtype=np.float64)
+    if len(ts) > 200_000:
+        ts, px = ts[:200_000], px[:200_000]
+    return ts, px
+
+
+@pytest.mark.parametrize("kind", ["gbm", "load_ticks"])
+def test_features_vs_numpy(kind):
+    ts, px = _ticks(kind)
+    assert len(ts) > 1000 and np.all(np.diff(ts) >= 0)
     out = q.return_features_batch(ts, px)
     assert out.shape == (len(ts), 7)
     assert list(q.FEATURE_NAMES) == ["ret_1s", "ret_10s", "ret_1m", "ret_5m", "ret_hour", "rv_hour", "bv_hour"]
