@@ -156,3 +156,22 @@ def test_cached_top_matches_naive_recompute(ops):
         assert t.bid == (max(bids) / 100 if bids else None)
         assert t.ask == (min(asks) / 100 if asks else None)
         assert t.bid_size == (bids[max(bids)] if bids else 0.0)
+
+
+def test_best_prices_checked_after_whole_message():
+    bs = BookSet([UP])
+    bs.apply(snap(UP, [("0.48", "30"), ("0.47", "5")], [("0.52", "20")]))
+    # two changes: remove 0.48 then add 0.46; best_bid (0.47) is the state after both
+    msg = pc([(UP, "0.48", "0", "BUY", {"best_bid": "0.47", "best_ask": "0.52"}),
+              (UP, "0.46", "3", "BUY", {"best_bid": "0.47", "best_ask": "0.52"})], 1001)
+    assert bs.apply(msg) == [UP]
+    assert bs.get(UP).valid and bs.get(UP).top().bid == 0.47
+
+
+def test_malformed_second_entry_invalidates_partially_applied_book():
+    bs = BookSet([UP])
+    bs.apply(snap(UP, [("0.48", "30")], [("0.52", "20")]))
+    msg = pc([(UP, "0.49", "1", "BUY", {}), (UP, "0.50", "x", "BUY", {})], 1001)
+    with pytest.raises(BookError):
+        bs.apply(msg)
+    assert bs.get(UP).needs_resync and bs.get(UP).top() is None

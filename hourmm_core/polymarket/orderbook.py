@@ -146,7 +146,8 @@ class OrderBook:
             self.invalidate("snapshot is crossed")
 
     def apply_change(self, side: str, price: Any, size: Any, ts_ms: Any = None,
-                     hash_: str | None = None, best_bid: Any = None, best_ask: Any = None) -> bool:
+                     hash_: str | None = None, best_bid: Any = None, best_ask: Any = None,
+                     check: bool = True) -> bool:
         """Apply one level update (size 0 removes the level). Returns False if ignored.
 
         Deltas arriving while the book needs a resync are dropped (the coming snapshot
@@ -185,7 +186,8 @@ class OrderBook:
         if hash_:
             self.hash = hash_
         self.deltas += 1
-        self._check_consistency(best_bid, best_ask)
+        if check:
+            self._check_consistency(best_bid, best_ask)
         return True
 
     def _check_consistency(self, best_bid: Any, best_ask: Any) -> None:
@@ -302,15 +304,35 @@ class BookSet:
                 pcs = msg["price_changes"]
                 if not isinstance(pcs, list):
                     raise BookError("price_changes must be a list")
-                for pc in pcs:
+                for pc in pcs:  # validate the whole message before touching any book
                     if not isinstance(pc, Mapping):
                         raise BookError("price_changes entry must be an object")
+                    self._book(pc.get("asset_id"), count=False)
+                # best_bid/best_ask describe the book after the whole message: check them once
+                # per asset after its last change, not after each change.
+                last: dict[str, tuple[Any, Any]] = {}
+                for pc in pcs:
                     book = self._book(pc.get("asset_id"))
                     if book is None:
                         continue
-                    if book.apply_change(pc.get("side", ""), pc.get("price"), pc.get("size"), ts,
-                                         pc.get("hash"), pc.get("best_bid"), pc.get("best_ask")):
-                        changed.append(book.token_id)
+                    try:
+                        applied = book.apply_change(pc.get("side", ""), pc.get("price"), pc.get("size"), ts,
+                                                    pc.get("hash"), check=False)
+                    except BookError as exc:
+                        # earlier entries of this message may be applied already: the book is no
+                        # longer known to be right, so it waits for a fresh snapshot
+                        if changed:
+                            for t in changed:
+                                self.books[t].invalidate(f"malformed price_change: {exc}")
+                        raise
+                    if applied:
+                        if book.token_id not in changed:
+                            changed.append(book.token_id)
+                        last[book.token_id] = (pc.get("best_bid"), pc.get("best_ask"))
+                for tid, (bb, ba) in last.items():
+                    b = self.books[tid]
+                    if not b.needs_resync:
+                        b._check_consistency(bb, ba)
                 return changed
             changes = msg.get("changes")
             if not isinstance(changes, list):
@@ -345,10 +367,10 @@ class BookSet:
             return []
         return []
 
-    def _book(self, asset_id: Any) -> OrderBook | None:
+    def _book(self, asset_id: Any, count: bool = True) -> OrderBook | None:
         if not isinstance(asset_id, str) or not asset_id:
             raise BookError("message without asset_id")
         b = self.books.get(asset_id)
-        if b is None:
+        if b is None and count:
             self.unknown_asset += 1
         return b
