@@ -177,3 +177,13 @@ def test_late_fill_and_trade_read_failure_fail_the_run(tmp_path):
     assert summary["orphaned_orders"] == 0
     run.trades, run.trades_error = None, "PolyApiException: 401"
     assert any("could not be read" in f for f in summarize(run)["failures"])
+
+
+def test_venue_resolution_must_match_the_replayed_candle(tmp_path):
+    def state(up_wins):
+        return {"markets": [{"start_ms": H0, "up_token": "U1", "down_token": "D1",
+                             "resolution": {"resolved": True, "up_wins": up_wins, "open": 1.0, "close": 2.0}}],
+                "open_orders": []}
+    assert summarize(_run(tmp_path, _clean_samples(), state=state(True)))["ok"]
+    bad = summarize(_run(tmp_path, _clean_samples(), state=state(False)))
+    assert any("resolved 2026-01-22T15:00:00Z as Down" in f for f in bad["failures"]), bad["failures"]

@@ -360,14 +360,14 @@ class Orchestrator:
         o = self.opts
         env = self.base_env()
         hours_arg = str(self.replay_hours)
-        start_arg = str(self.clock.sim_start_ms - 60_000)
+        # No --start-ms: both simulators then take "now" from HOURMM_SIM_CLOCK, like the runners.
         replay = await self._start_child("binance_replay", [
             sys.executable, "-m", REPLAY_MODULE, "--host", "127.0.0.1", "--port", "0",
-            "--speed", f"{o.speed:g}", "--start-ms", start_arg, "--hours", hours_arg,
+            "--speed", f"{o.speed:g}", "--hours", hours_arg,
             "--seed", str(o.seed)] + (["--data-dir", str(o.data_dir)] if o.data_dir else []), env)
         pm = await self._start_child("polymarket_sim", [
             sys.executable, "-m", PM_SIM_MODULE, "--host", "127.0.0.1", "--port", "0",
-            "--speed", f"{o.speed:g}", "--start-ms", start_arg, "--hours", hours_arg,
+            "--speed", f"{o.speed:g}", "--hours", hours_arg,
             "--seed", str(o.seed)] + (["--data-dir", str(o.data_dir)] if o.data_dir else []), env)
         rf = await self._await_ready(replay)
         self.urls.update({"binance_ws": rf["ws"], "binance_rest": rf["rest"]})

@@ -401,6 +401,17 @@ def summarize(run: RunData) -> dict[str, Any]:
         if net is not None and abs(net) > run.cutoff_inventory_tol:
             failures.append(f"inventory left after the cutoff of {h['hour']}: net {net:+g} Up tokens "
                             f"(tolerance {run.cutoff_inventory_tol:g}, the venue minimum size)")
+    for m in (run.sim_state or {}).get("markets") or [] if isinstance(run.sim_state, Mapping) else []:
+        res = m.get("resolution") if isinstance(m, Mapping) else None
+        h = next((h for h in hours if h["hour_start_ms"] == m.get("start_ms")), None)
+        if h is None or not isinstance(res, Mapping):
+            continue
+        if not res.get("resolved"):
+            failures.append(f"the venue did not resolve {h['hour']}: {res.get('reason', 'unknown')}")
+        elif bool(res.get("up_wins")) != (h["outcome"] == "Up"):
+            failures.append(f"the venue resolved {h['hour']} as {'Up' if res.get('up_wins') else 'Down'} "
+                            f"(open {res.get('open')}, close {res.get('close')}) but the Binance replay's 1 h "
+                            f"candle says {h['outcome']} (open {h['open']}, close {h['close']})")
     if _f(orphans) and orphans > 0:
         failures.append(f"{orphans} orphaned open order(s) at the venue after the trader stopped")
     if run.sim_state is None and not run.failures:
