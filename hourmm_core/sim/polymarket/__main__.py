@@ -1,0 +1,68 @@
+"""CLI: ``python3 -m hourmm_core.sim.polymarket --port 0 --speed 60 --start-ms MS --hours N --seed S``.
+
+Prints exactly one line ``READY gamma=... clob=... ws=...`` on stdout once listening, then
+serves until SIGINT/SIGTERM. Logs go to stderr ("LEVEL | message"). With
+``HOURMM_SIM_CLOCK`` set (and no ``--start-ms``) the shared simulated clock is used, so
+every process of a simulation agrees on "now".
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+from hourmm_core.clock import SIM_CLOCK_ENV, clock_from_env
+from hourmm_core.logsetup import setup_logging
+from hourmm_core.sim.polymarket.server import PolymarketSim, SimConfig
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python3 -m hourmm_core.sim.polymarket", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 = ephemeral")
+    p.add_argument("--speed", type=float, default=60.0)
+    p.add_argument("--start-ms", type=int, default=None, help="sim start (ms UTC); default: data start")
+    p.add_argument("--hours", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--fund-usdc", type=float, default=1000.0, help="USDC credited to each new wallet")
+    p.add_argument("--fee-rate-bps", type=int, default=0)
+    p.add_argument("--heartbeat-timeout-s", type=float, default=10.0)
+    p.add_argument("--no-agents", action="store_true", help="no background makers/takers")
+    p.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    return p.parse_args(argv)
+
+
+async def amain(a: argparse.Namespace) -> int:
+    clock = None
+    if a.start_ms is None and os.environ.get(SIM_CLOCK_ENV, "").strip():
+        clock = clock_from_env()
+        a.start_ms = clock.sim_start_ms  # type: ignore[attr-defined]
+    cfg = SimConfig(host=a.host, port=a.port, speed=a.speed, start_ms=a.start_ms, hours=a.hours, seed=a.seed,
+                    data_dir=a.data_dir, fund_usdc=a.fund_usdc, fee_rate_bps=a.fee_rate_bps,
+                    heartbeat_timeout_s=a.heartbeat_timeout_s, agents=not a.no_agents)
+    sim = PolymarketSim(cfg, clock=clock)
+    await sim.start()
+    print(sim.ready_line(), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except NotImplementedError:  # pragma: no cover
+            pass
+    await stop.wait()
+    await sim.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    setup_logging(a.log_level)
+    return asyncio.run(amain(a))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Background participants of the simulated Polymarket: makers and takers on simulated time.
+
+Why: an empty book never fills anyone, and a book of uninformed noise would reward any
+quoter. These agents make the simulated venue behave like the real hourly market in the
+two ways that matter to a market maker:
+
+* **Makers** quote a small ladder around a *noisy* view of the true fair value
+  ``P(close >= open)``, computed with :func:`hourmm_core.quant.digital_prob` from the
+  replayed BTC path (same ticks the Binance replay serves) and the data's realised
+  volatility. Each maker has its own persistent bias plus fresh noise at every requote,
+  so the book is alive, a few ticks wide, and not exactly at fair.
+* **Noise takers** arrive as a Poisson process and buy Up or Down at the touch
+  (FAK, size random): a maker quoting sensibly earns the spread from them.
+* **Informed takers** look ``lookahead_ms`` ahead on the real path; when the future
+  fair value is beyond the best quote by more than ``informed_edge`` they take it
+  (FAK). A quoter that does not move with BTC is picked off.
+
+All agents only BUY (Up or Down): selling Up is economically the same as buying Down
+through the engine's mint/merge complement, and buying needs only USDC, so agents never
+need inventory. Deterministic: one ``random.Random(seed)``; for a given sequence of
+``step(now_ms)`` calls the actions are identical (in server mode the step times follow
+the wall clock, so only in-process runs with fixed steps are bit-reproducible).
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from hourmm_core.clock import HOUR_MS
+from hourmm_core.data.ticks import TickData
+from hourmm_core.sim.polymarket.engine import BUY, Exchange, Market
+
+try:  # compiled core; the reference twin has the same algorithm
+    from hourmm_core.quant import digital_prob
+except ImportError:  # pragma: no cover - only on an unbuilt checkout
+    from hourmm_core.quant.reference.pricer import digital_prob  # type: ignore
+
+
+@dataclass
+class AgentConfig:
+    """Knobs of the background flow (defaults give a ~2-4 tick wide, moderately active book)."""
+
+    n_makers: int = 3
+    maker_size: tuple[float, float] = (20.0, 60.0)
+    maker_half_spread: tuple[float, float] = (0.015, 0.04)
+    maker_bias_sd: float = 0.015         # persistent per-maker error of the fair value
+    maker_noise_sd: float = 0.01         # fresh error at each requote
+    maker_levels: int = 2
+    maker_level_step: float = 0.02
+    maker_requote_ms: int = 10_000
+    maker_stop_before_end_ms: int = 30_000
+    noise_takers_per_min: float = 1.5
+    noise_taker_size: tuple[float, float] = (5.0, 25.0)
+    noise_taker_slippage: float = 0.02
+    informed_per_min: float = 1.0
+    informed_lookahead_ms: int = 120_000
+    informed_edge: float = 0.03
+    informed_size: tuple[float, float] = (10.0, 40.0)
+    fund_usdc: float = 10_000_000.0
+
+
+def realized_sigma(ticks: TickData, sample_ms: int = 1000) -> float:
+    """Per-sqrt(second) log-price volatility of the whole path, sampled every ``sample_ms``."""
+    if len(ticks) < 3:
+        return 5e-5
+    grid = np.arange(int(ticks.ts_ms[0]), int(ticks.ts_ms[-1]), sample_ms, dtype=np.int64)
+    if len(grid) < 3:
+        return 5e-5
+    idx = np.searchsorted(ticks.ts_ms, grid, side="right") - 1
+    idx = np.clip(idx, 0, len(ticks) - 1)
+    r = np.diff(np.log(np.asarray(ticks.price, dtype=np.float64)[idx]))
+    s = float(np.std(r)) / math.sqrt(sample_ms / 1000.0)
+    return s if s > 0 and math.isfinite(s) else 5e-5
+
+
+class PricePath:
+    """Point lookups on the replayed BTC path: last price at t, hour open, fair value."""
+
+    def __init__(self, ticks: TickData, sigma: float | None = None) -> None:
+        self.ts = np.asarray(ticks.ts_ms, dtype=np.int64)
+        self.px = np.asarray(ticks.price, dtype=np.float64)
+        self.sigma = realized_sigma(ticks) if sigma is None else sigma
+
+    def price_at(self, t_ms: int) -> float | None:
+        i = int(np.searchsorted(self.ts, t_ms, side="right")) - 1
+        return float(self.px[i]) if i >= 0 else None
+
+    def hour_open(self, hour_start_ms: int) -> float | None:
+        """First trade at or after the hour start (Binance 1h kline open)."""
+        i = int(np.searchsorted(self.ts, hour_start_ms, side="left"))
+        if i >= len(self.ts) or self.ts[i] >= hour_start_ms + HOUR_MS:
+            return None
+        return float(self.px[i])
+
+    def hour_close(self, hour_start_ms: int) -> float | None:
+        i = int(np.searchsorted(self.ts, hour_start_ms + HOUR_MS, side="left")) - 1
+        if i < 0 or self.ts[i] < hour_start_ms:
+            return None
+        return float(self.px[i])
+
+    def fair_up(self, hour_start_ms: int, t_ms: int) -> float:
+        """True P(close >= open) seen at ``t_ms`` (0.5 before the hour has an open)."""
+        if t_ms < hour_start_ms:
+            return 0.5
+        k = self.hour_open(hour_start_ms)
+        s = self.price_at(t_ms)
+        if k is None or s is None:
+            return 0.5
+        tau_s = max(0.0, (hour_start_ms + HOUR_MS - t_ms) / 1000.0)
+        return float(digital_prob(s, k, tau_s, self.sigma))
+
+
+def _tick_floor(p: float, tick: float) -> float:
+    return math.floor(p / tick + 1e-9) * tick
+
+
+@dataclass
+class AgentStats:
+    maker_quotes: int = 0
+    maker_rejects: int = 0
+    noise_trades: int = 0
+    informed_trades: int = 0
+    taker_rejects: int = 0
+    last_fair: dict[str, float] = field(default_factory=dict)
+
+
+class BackgroundAgents:
+    """Makers + noise/informed takers trading on ``exchange``; call :meth:`step` with sim time."""
+
+    def __init__(self, exchange: Exchange, path: PricePath, seed: int = 0,
+                 config: AgentConfig | None = None) -> None:
+        self.ex = exchange
+        self.path = path
+        self.cfg = config or AgentConfig()
+        self.rng = random.Random(seed)
+        self.stats = AgentStats()
+        self.makers = [f"agent-maker-{i}" for i in range(self.cfg.n_makers)]
+        self.noise = "agent-noise"
+        self.informed = "agent-informed"
+        self.bias = {m: self.rng.gauss(0.0, self.cfg.maker_bias_sd) for m in self.makers}
+        self.half = {m: self.rng.uniform(*self.cfg.maker_half_spread) for m in self.makers}
+        self._next_quote: dict[tuple[str, str], int] = {}
+        self._last_ms: int | None = None
+        for o in self.makers + [self.noise, self.informed]:
+            exchange.deposit(o, self.cfg.fund_usdc)
+
+    @property
+    def owners(self) -> list[str]:
+        return self.makers + [self.noise, self.informed]
+
+    def step(self, now_ms: int, markets: Iterable[Market]) -> None:
+        """Advance all agents to ``now_ms`` on the given (listed, open) markets."""
+        dt_ms = 0 if self._last_ms is None else max(0, now_ms - self._last_ms)
+        self._last_ms = now_ms
+        for m in markets:
+            if m.closed or not m.accepting or now_ms >= m.end_ms:
+                continue
+            hour = m.end_ms - HOUR_MS
+            fair = self.path.fair_up(hour, now_ms)
+            self.stats.last_fair[m.condition_id] = fair
+            self._makers(m, fair, now_ms)
+            if dt_ms and now_ms >= hour:
+                self._takers(m, fair, hour, now_ms, dt_ms)
+
+    # ---------------------------------------------------------------- makers
+    def _makers(self, m: Market, fair: float, now_ms: int) -> None:
+        c = self.cfg
+        tick = m.tick_size
+        stop = now_ms >= m.end_ms - c.maker_stop_before_end_ms
+        for mk in self.makers:
+            key = (mk, m.condition_id)
+            if not stop and now_ms < self._next_quote.get(key, 0):
+                continue
+            self.ex.cancel_market(mk, m.condition_id, now_ms)
+            if stop:
+                self._next_quote[key] = m.end_ms
+                continue
+            self._next_quote[key] = now_ms + int(c.maker_requote_ms * self.rng.uniform(0.5, 1.5))
+            view = min(0.97, max(0.03, fair + self.bias[mk] + self.rng.gauss(0.0, c.maker_noise_sd)))
+            h = self.half[mk]
+            for lvl in range(c.maker_levels):
+                off = h + lvl * c.maker_level_step
+                size = round(self.rng.uniform(*c.maker_size), 2)
+                bid_up = _tick_floor(view - off, tick)
+                bid_dn = _tick_floor(1.0 - view - off, tick)       # == ask Up at 1 - bid_dn
+                for tok, px in ((m.up_token, bid_up), (m.down_token, bid_dn)):
+                    if px < tick or px > 1 - tick:
+                        continue
+                    r = self.ex.place(mk, tok, BUY, round(px, 4), size, "GTC", post_only=True, now_ms=now_ms)
+                    if r.ok:
+                        self.stats.maker_quotes += 1
+                    else:
+                        self.stats.maker_rejects += 1
+
+    # ---------------------------------------------------------------- takers
+    def _poisson(self, rate_per_min: float, dt_ms: int) -> int:
+        lam = rate_per_min * dt_ms / 60_000.0
+        if lam <= 0:
+            return 0
+        n, p, L = 0, 1.0, math.exp(-min(lam, 50.0))
+        while True:
+            p *= self.rng.random()
+            if p <= L:
+                return n
+            n += 1
+
+    def _take(self, owner: str, m: Market, buy_up: bool, size: float, slip: float, now_ms: int) -> bool:
+        tok = m.up_token if buy_up else m.down_token
+        _, ask = self.ex.best(tok)
+        if ask is None:
+            return False
+        px = min(1 - m.tick_size, _tick_floor(ask + slip, m.tick_size))
+        r = self.ex.place(owner, tok, BUY, round(px, 4), round(size, 2), "FAK", now_ms=now_ms)
+        if not r.ok:
+            self.stats.taker_rejects += 1
+        return r.ok
+
+    def _takers(self, m: Market, fair: float, hour: int, now_ms: int, dt_ms: int) -> None:
+        c = self.cfg
+        for _ in range(self._poisson(c.noise_takers_per_min, dt_ms)):
+            if self._take(self.noise, m, self.rng.random() < 0.5, self.rng.uniform(*c.noise_taker_size),
+                          c.noise_taker_slippage, now_ms):
+                self.stats.noise_trades += 1
+        for _ in range(self._poisson(c.informed_per_min, dt_ms)):
+            t_f = min(now_ms + c.informed_lookahead_ms, m.end_ms - 1)
+            f_fut = self.path.fair_up(hour, t_f)
+            _, ask_up = self.ex.best(m.up_token)
+            _, ask_dn = self.ex.best(m.down_token)
+            size = self.rng.uniform(*c.informed_size)
+            if ask_up is not None and f_fut > ask_up + c.informed_edge:
+                if self._take(self.informed, m, True, size, 0.0, now_ms):
+                    self.stats.informed_trades += 1
+            elif ask_dn is not None and (1 - f_fut) > ask_dn + c.informed_edge:
+                if self._take(self.informed, m, False, size, 0.0, now_ms):
+                    self.stats.informed_trades += 1
