@@ -40,6 +40,7 @@ class Clob:
         self.derive_calls = 0
         self.bad_auth = False
         self.seen_bodies = []
+        self.fail_lookups = 0
 
     def _l2(self, request, body: str):
         h = request.headers
@@ -106,14 +107,22 @@ class Clob:
             out.append({"success": True, "orderID": v.order_hash, "status": "live"})
         return web.json_response(out)
 
+    def _lookup_fault(self):
+        if self.fail_lookups > 0:
+            self.fail_lookups -= 1
+            raise web.HTTPServiceUnavailable(text=json.dumps({"error": "busy"}), content_type="application/json")
+
     async def get_orders(self, r):
         self._l2(r, "")
+        if self.fail_lookups > 0 and r.query.get("asset_id"):
+            self._lookup_fault()
         data = [o for o in self.orders.values() if o["status"] == "LIVE"
                 and r.query.get("asset_id", o["asset_id"]) == o["asset_id"]]
         return web.json_response({"data": data, "next_cursor": "LTE=", "limit": 100, "count": len(data)})
 
     async def get_order(self, r):
         self._l2(r, "")
+        self._lookup_fault()
         o = self.orders.get(r.match_info["oid"])
         return web.json_response(o if o else None)
 
@@ -266,10 +275,16 @@ async def test_ambiguous_post_is_not_double_posted():
             assert ack.recovered and ack.order_id in clob.orders
             assert clob.posts == 1 and len(clob.orders) == 1
             assert ex.stats["post_recovered"] == 1
+            # stored + 503 while lookups fail too: the re-post is refused as a duplicate, and the
+            # executor looks again instead of reporting a reject for a live order
+            clob.fail_next_post = (503, {"error": "upstream timeout"}, True)
+            clob.fail_lookups = 2
+            ack3 = await ex.place(req("amb3", price=0.41))
+            assert ack3.recovered and ack3.order_id in clob.orders and clob.posts == 3
             # 503 where the exchange did NOT store it: the same signed order is re-sent once
             clob.fail_next_post = (503, {"error": "busy"}, False)
             ack2 = await ex.place(req("amb2", price=0.44))
-            assert not ack2.recovered and clob.posts == 3 and len(clob.orders) == 2
+            assert not ack2.recovered and clob.posts == 5 and len(clob.orders) == 3
         finally:
             await ex.close()
 

@@ -341,6 +341,13 @@ class Executor:
         from py_clob_client_v2.clob_types import OrderArgsV2, PartialCreateOrderOptions
 
         client = self._need()
+        # The V2 client caches tick sizes forever and refuses an order whose tick is finer
+        # than the cached one. Our caller follows tick_size_change events on the market
+        # channel, so its value is the fresher one: seed the cache with it (the exchange
+        # still validates every order).
+        cache = getattr(client, "_ClobClient__tick_sizes", None)
+        if isinstance(cache, dict):
+            cache[req.token_id] = req.tick_size
         args = OrderArgsV2(token_id=req.token_id, price=req.price, size=req.size, side=req.side,
                            expiration=req.expiration_s)
         signed = client.create_order(args, PartialCreateOrderOptions(tick_size=req.tick_size,
@@ -396,6 +403,17 @@ class Executor:
                 res = await self._call(self._post, signed, req)
                 self._count("posted")
                 return self._ack(req, local_id, res)
+            except Rejected:
+                # A re-post after an ambiguous attempt may be refused *because* the first one
+                # landed (duplicate order hash): look once more before reporting a reject.
+                if attempt > 0:
+                    found = await self._find_order(local_id, req.token_id)
+                    if found is not None:
+                        self._count("post_recovered")
+                        return self._ack(req, local_id, {"success": True, "orderID": local_id,
+                                                         "status": str(found.get("status", "live")).lower()},
+                                         recovered=True)
+                raise
             except TransientError as exc:
                 self._count("post_ambiguous")
                 found = await self._find_order(local_id, req.token_id)
