@@ -306,6 +306,18 @@ class BacktestParams:
     hard_cutoff_ms: int = 60_000
     seed: int = 0
     fee: FeeModel = FeeModel()
+    # the rest of TraderConfig's strategy knobs (same names, same defaults)
+    unc_mult: float = 1.0
+    price_band: float = 0.15
+    wind_down_spread_mult: float = 2.0
+    wind_down_size_mult: float = 0.5
+    requote_price_tol: float = 0.005
+    requote_size_tol: float = 0.2
+    # venue: market minimum order size, the engine's own taker fee (bps, 0 = use ``fee`` only),
+    # background-agent overrides as (AgentConfig field, value) pairs
+    min_size: float = 5.0
+    engine_fee_bps: int = 0
+    agents: tuple = ()
 
     def __post_init__(self) -> None:
         if self.decision_ms <= 0 or self.decision_ms > 60_000:
@@ -395,6 +407,14 @@ class Components:
     def risk_check(self, quote: Quote, state: QuoteState, params: BacktestParams) -> int:
         return 0
 
+    def describe(self) -> str:
+        return type(self).__name__
+
+    def run_hour(self, params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_start: int,
+                 first: int, last: int, sigma: np.ndarray) -> tuple[HourResult, dict[str, Any]]:
+        """One hour; the default is the generic loop :func:`run_hour` over the three hooks above."""
+        return run_hour(self, params, ts_ms, price, hour_start, first, last, sigma)
+
 
 def _same(a: Quote, b: Quote, tick: float) -> bool:
     return a.token == b.token and a.side == b.side and abs(a.price - b.price) < tick / 2 and abs(a.size - b.size) < 1e-9
@@ -460,12 +480,15 @@ def run_hour(components: Components, params: BacktestParams, ts_ms: np.ndarray, 
 
 def run_backtest(ticks: Any, params: BacktestParams | None = None, components: Components | None = None,
                  max_hours: int | None = None, start_ms: int | None = None, end_ms: int | None = None,
-                 keep_paths: bool = False, warmup_ms: int = HOUR_MS) -> BacktestResult:
+                 keep_paths: bool = False, warmup_ms: int = HOUR_MS, workers: int = 1) -> BacktestResult:
     """Backtest the strategy over every complete hour of ``ticks`` (TickData or (ts_ms, price)).
 
     Hours before ``ts[0] + warmup_ms`` are skipped (vol warm-up). ``components``
-    defaults to the real simulator engine + trader strategy + compiled risk
+    defaults to the trader's decision core against the simulator engine
     (:func:`default_components`). Inventory paths are kept when ``keep_paths``.
+    ``workers > 1`` splits the hours into contiguous blocks run in that many
+    processes (hours are independent: each is its own market, settled at its
+    close); the result is identical to ``workers=1``.
     """
     import time
 
@@ -487,17 +510,51 @@ def run_backtest(ticks: Any, params: BacktestParams | None = None, components: C
     hs, first, last = hs[keep], first[keep], last[keep]
     if max_hours is not None:
         hs, first, last = hs[:max_hours], first[:max_hours], last[:max_hours]
-    hours, paths = [], []
-    for h, a, b in zip(hs.tolist(), first.tolist(), last.tolist()):
-        r, path = run_hour(comps, params, ts, price, h, a, b, sigma)
-        hours.append(r)
-        if keep_paths:
-            paths.append(path)
+    jobs = list(zip(hs.tolist(), first.tolist(), last.tolist()))
+    workers = max(1, min(int(workers), len(jobs)))
+    if workers == 1:
+        out = _run_block(comps, params, ts, price, sigma, jobs, keep_paths)
+    else:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        blocks = [b.tolist() for b in np.array_split(np.arange(len(jobs)), workers)]
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                    initargs=(comps, params, ts, price, sigma)) as pool:
+            futs = [pool.submit(_run_block_worker, [jobs[i] for i in b], keep_paths) for b in blocks]
+            out = [x for f in futs for x in f.result()]
+    hours = [r for r, _ in out]
+    paths = [p for _, p in out]
     n_ticks = int(last[-1] - first[0] + 1) if hs.size else 0
-    res = BacktestResult(source, _params_dict(params), hours, n_ticks, time.perf_counter() - t0)
+    res = BacktestResult(source, _params_dict(params), hours, n_ticks, time.perf_counter() - t0,
+                         notes=[f"components: {comps.describe()}"])
     if keep_paths:
         res.paths = paths  # type: ignore[attr-defined]
     return res
+
+
+def _run_block(comps: Components, params: BacktestParams, ts: np.ndarray, price: np.ndarray, sigma: np.ndarray,
+               jobs: Sequence[tuple[int, int, int]], keep_paths: bool) -> list[tuple[HourResult, Any]]:
+    out = []
+    for h, a, b in jobs:
+        r, path = comps.run_hour(params, ts, price, h, a, b, sigma)
+        out.append((r, path if keep_paths else None))
+    return out
+
+
+_WORKER: tuple = ()
+
+
+def _init_worker(comps: Components, params: BacktestParams, ts: np.ndarray, price: np.ndarray,
+                 sigma: np.ndarray) -> None:
+    global _WORKER
+    _WORKER = (comps, params, ts, price, sigma)
+
+
+def _run_block_worker(jobs: Sequence[tuple[int, int, int]], keep_paths: bool) -> list[tuple[HourResult, Any]]:
+    comps, params, ts, price, sigma = _WORKER
+    return _run_block(comps, params, ts, price, sigma, jobs, keep_paths)
 
 
 def _params_dict(p: BacktestParams) -> dict[str, Any]:
@@ -507,9 +564,12 @@ def _params_dict(p: BacktestParams) -> dict[str, Any]:
 
 
 def default_components() -> Components:
-    """The real parts: simulator matching engine, trader strategy, compiled risk check."""
-    raise ImportError("default backtest components are not wired yet: the simulator engine "
-                      "(hourmm_core.sim.polymarket) and strategy (hourmm_core.trading.strategy) are needed")
+    """The real parts: the trader's DecisionCore (strategy, ladder, risk, order manager)
+    against the simulator's matching engine and background agents
+    (:class:`hourmm_core.research.engine_backtest.TraderEngineComponents`)."""
+    from hourmm_core.research.engine_backtest import TraderEngineComponents
+
+    return TraderEngineComponents()
 
 
 # --------------------------------------------------------------------------- text + CLI
@@ -568,7 +628,11 @@ def params_from_config(cfg: Mapping[str, Any]) -> BacktestParams:
     """BacktestParams from the ``backtest:`` section of configs/research.yaml."""
     d = dict(cfg)
     fee = FeeModel(**d.pop("fee", {}) or {})
-    return BacktestParams().replace(fee=fee, **d)
+    agents = d.pop("agents", None) or {}
+    if not isinstance(agents, Mapping):
+        raise ValueError("backtest.agents must be a mapping of AgentConfig fields")
+    ag = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in agents.items()))
+    return BacktestParams().replace(fee=fee, agents=ag, **d)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,232 @@
+"""The default backtest components: the live trader's decision core against the simulator engine.
+
+Why this shape: the quantity a researcher wants is "what would *our trader* have
+earned", so nothing is re-implemented here. Each simulated hour:
+
+* the venue is the Polymarket simulator's matching engine
+  (:class:`hourmm_core.sim.polymarket.engine.Exchange`), driven in-process on
+  simulated time, with its :class:`~hourmm_core.sim.polymarket.agents.BackgroundAgents`
+  (makers, noise takers, informed takers that look ahead on the real path) as
+  the other side of every trade;
+* the trader is :class:`hourmm_core.trading.decision.DecisionCore` - session
+  phases (ACTIVE / WIND_DOWN / FLATTEN / HARD_CUTOFF from ``t_wind_ms`` etc.),
+  risk modes and limits, the strategy's ladder, the pre-trade check and the
+  order manager's diff and rate limit - exactly the code container B runs;
+* the trader's fair value is the research pricer (compiled ``fair_prob_batch``
+  with the EWMA sigma of ``halflife_s``/``sample_ms``) on the same ticks;
+* at the close the engine stops the market and resolves it (1 USDC per winning
+  token), and the research ledger settles the same way: the two must agree.
+
+Order flags as the live executor sends them: ladder quotes are GTC post-only;
+a reducing SELL priced at or through the token's best bid (the FLATTEN exit) is
+sent without post-only so it can take liquidity, and pays the taker fee.
+
+Fees: the engine runs with ``engine_fee_bps`` (default 0); the ledger charges
+each of our taker fills ``params.fee`` (Polymarket's crypto taker curve) unless
+the engine already charged one. Maker fills are free.
+
+Data freshness: historical ticks are treated as always fresh (``fresh=True``):
+staleness is a property of the live feed, not of the price path.
+"""
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from hourmm_core.clock import HOUR_MS
+
+from .backtest import (BUY, DOWN, SELL, UP, BacktestParams, Components, Fill, HourLedger, HourResult,
+                       fair_path, hour_result)
+
+log = logging.getLogger(__name__)
+
+US = "hourmm-backtest"
+
+
+class TraderEngineComponents(Components):
+    """Trader decision core + simulator engine + background agents (see module docstring).
+
+    ``sigma_truth``: per-sqrt-second sigma the agents use for the *true* fair value
+    (default: realized over the whole loaded path, as the loopback simulator does).
+    """
+
+    name = "trader+engine"
+
+    def __init__(self, sigma_truth: float | None = None) -> None:
+        # fail early and clearly if a part is missing
+        from hourmm_core.sim.polymarket import agents, engine  # noqa: F401
+        from hourmm_core.trading import decision  # noqa: F401
+
+        self.sigma_truth = sigma_truth
+        self._path_key: tuple[int, int, int] | None = None
+        self._path: Any = None
+
+    def describe(self) -> str:
+        return "trader DecisionCore (strategy, ladder, risk, order manager) vs sim Exchange + BackgroundAgents"
+
+    # ------------------------------------------------------------------ helpers
+    def _price_path(self, ts_ms: np.ndarray, price: np.ndarray) -> Any:
+        from hourmm_core.sim.polymarket.agents import PricePath
+
+        key = (id(ts_ms), int(ts_ms.size), int(ts_ms[0]) if ts_ms.size else 0)
+        if self._path_key != key:
+            sig = self.sigma_truth if self.sigma_truth is not None else _realized_sigma(ts_ms, price)
+            self._path = PricePath(SimpleNamespace(ts_ms=ts_ms, price=price), sigma=sig)
+            self._path_key = key
+        return self._path
+
+    # ------------------------------------------------------------------ one hour
+    def run_hour(self, params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_start: int,
+                 first: int, last: int, sigma: np.ndarray) -> tuple[HourResult, dict[str, Any]]:
+        """Trade one hour on simulated time and settle it; returns (row, inventory path)."""
+        from hourmm_core.sim.polymarket.agents import AgentConfig, BackgroundAgents
+        from hourmm_core.sim.polymarket.engine import BUY as E_BUY
+        from hourmm_core.sim.polymarket.engine import SELL as E_SELL
+        from hourmm_core.sim.polymarket.engine import Exchange
+        from hourmm_core.trading.decision import DecisionCore, MarketRef
+        from hourmm_core.trading.order_manager import Fill as OmFill
+        from hourmm_core.trading.risk_engine import Limits
+        from hourmm_core.trading.session import Schedule
+        from hourmm_core.trading.strategy import BookTop, StrategyParams
+
+        end = hour_start + HOUR_MS
+        hour_idx = hour_start // HOUR_MS
+        grid, fair, _ = fair_path(ts_ms, price, hour_start, first, params, sigma, params.decision_ms)
+
+        ex = Exchange(fee_rate_bps=int(params.engine_fee_bps), seed=int(params.seed))
+        cid, up_id, dn_id = f"bt-{hour_idx}", f"{hour_idx}1", f"{hour_idx}2"
+        ex.list_market(cid, up_id, dn_id, hour_start, end, tick_size=params.tick_size, min_size=params.min_size)
+        market = ex.markets[cid]
+        capital = 2.0 * params.max_reserved_capital + 100.0
+        ex.deposit(US, capital)
+        agents = BackgroundAgents(ex, self._price_path(ts_ms, price), seed=int(params.seed) * 1_000_003 + hour_idx,
+                                  config=AgentConfig(**dict(params.agents)))
+        agents.step(hour_start - 1, [market])  # makers post their first quotes before the open
+
+        sp = StrategyParams(params.quote_levels, params.quote_size, params.half_spread, params.level_step,
+                            params.unc_mult, params.skew, params.price_band, params.wind_down_spread_mult,
+                            params.wind_down_size_mult)
+        limits = Limits(params.max_reserved_capital, params.max_position_size, params.max_order_size,
+                        params.max_open_orders)
+        core = DecisionCore(limits, Schedule(params.t_wind_ms, params.t_flatten_ms, params.hard_cutoff_ms), sp,
+                            params.requote_price_tol, params.requote_size_tol)
+        core.set_market(MarketRef(f"backtest-{hour_idx}", cid, up_id, dn_id, hour_start, end,
+                                  params.tick_size, params.min_size))
+        # in-process venue: our fills and the book are always visible (the live loop gets these
+        # from the user/market WebSockets and REST health)
+        core.risk.on_user_ws(True, hour_start)
+        core.risk.on_market_ws(True, hour_start)
+        core.risk.on_rest(True, hour_start)
+
+        led = HourLedger(hour_start)
+        counters = {"orders": 0, "cancels": 0, "risk_rejects": 0, "venue_rejects": 0, "taker_fills": 0}
+        path: dict[str, list] = {"ts_ms": [], "pos_up": [], "pos_down": [], "fair_up": []}
+        seen_trades = 0
+        tok_of = {up_id: UP, dn_id: DOWN}
+
+        def book(tok_id: str) -> BookTop:
+            b, a = ex.best(tok_id)
+            return BookTop(b, a)
+
+        def apply(ts: int, token: int, side: int, px: float, size: float, maker: bool, trade_id: str,
+                  order_id: str, engine_fee: float) -> None:
+            fee = engine_fee if engine_fee > 0 else params.fee.fee(px, size, maker)
+            f = Fill(int(ts), token, side, float(px), float(size), float(fee), maker)
+            led.apply(f)
+            core.om.on_fill(OmFill(trade_id, order_id, token, side, float(px), float(size), int(ts), float(fee)))
+
+        def collect_maker_fills(ts: int) -> None:
+            nonlocal seen_trades
+            trades = ex._owner_trades.get(US, ())
+            while seen_trades < len(trades):
+                tr = trades[seen_trades]
+                seen_trades += 1
+                for e in tr["maker_orders"]:
+                    if e["owner"] != US:
+                        continue
+                    apply(int(tr.get("match_time_ms", ts)), tok_of[e["asset_id"]], BUY if e["side"] == E_BUY else SELL,
+                          float(e["price"]), float(e["matched_amount"]), True, f"{tr['id']}:{e['order_id']}",
+                          e["order_id"], 0.0)
+
+        for i, t in enumerate(grid.tolist()):
+            agents.step(t, [market])
+            collect_maker_fills(t)
+            d = core.decide(t, float(fair[i]), 0.0, True, book(up_id), book(dn_id))
+            for a in d.actions:
+                o = a.order
+                if a.kind == "cancel":
+                    core.om.on_cancel_sent(o, t)
+                    ok, why = ex.cancel(US, o.order_id, t)
+                    counters["cancels"] += 1
+                    if ok:
+                        core.om.on_cancelled(o.order_id, t)
+                    else:
+                        core.om.on_cancel_failed(o.order_id, why, t)
+                    continue
+                tok_id = up_id if o.token == UP else dn_id
+                best_bid = ex.best(tok_id)[0]
+                marketable = o.side == SELL and o.reduce and best_bid is not None and o.price <= best_bid + 1e-9
+                core.om.on_sent(o, t)
+                r = ex.place(US, tok_id, E_BUY if o.side == BUY else E_SELL, o.price, o.size, "GTC",
+                             post_only=not marketable, now_ms=t)
+                if not r.ok:
+                    counters["venue_rejects"] += 1
+                    core.om.on_reject(o, r.error_msg, t)
+                    continue
+                counters["orders"] += 1
+                for j, f in enumerate(r.fills):  # we were the taker: price is in our token's terms
+                    counters["taker_fills"] += 1
+                    apply(t, o.token, o.side, f.price, f.size, False, f"{r.order_id}:t{j}", r.order_id, f.taker_fee)
+                core.om.on_ack(o, r.order_id, r.status, t)
+                collect_maker_fills(t)  # self-trades show up as maker fills too
+            counters["risk_rejects"] += len(d.plan.rejected) if d.plan is not None else 0
+            core.om.prune(keep_final=5)  # bounded memory, as a long-running trader must
+            path["ts_ms"].append(t)
+            path["pos_up"].append(led.pos[UP])
+            path["pos_down"].append(led.pos[DOWN])
+            path["fair_up"].append(float(fair[i]))
+
+        open_px, close_px = float(price[first]), float(price[last])
+        up_won = close_px >= open_px
+        ex.stop_market(cid, end)
+        collect_maker_fills(end)
+        paid = ex.resolve(cid, up_won, end).get(US, 0.0)
+        res = hour_result(led, open_px, close_px, grid, fair, counters)
+        usdc_after = ex.balances(US)["usdc"]
+        engine_pnl = usdc_after - capital
+        # the engine and the research ledger must agree: same payout, same PnL up to the fees only the
+        # ledger charged (engine_fee_bps=0: the FeeModel is applied by the ledger alone)
+        gap = (engine_pnl - res.pnl) - self._ledger_only_fees(led, params)
+        if abs(res.settlement - paid) > 1e-6 or abs(gap) > 1e-4:
+            log.error("backtest hour %d: engine and ledger disagree: engine pnl %.6f paid %.6f, ledger pnl %.6f "
+                      "settle %.6f", hour_start, engine_pnl, paid, res.pnl, res.settlement)
+            counters["ledger_mismatch"] = 1
+        path["engine_pnl"] = engine_pnl
+        path["fills"] = [(f.ts_ms, f.token, f.side, f.price, f.size, f.fee, f.maker) for f in led.fills]
+        path["agents"] = {"noise_trades": agents.stats.noise_trades, "informed_trades": agents.stats.informed_trades}
+        path["counters"] = counters
+        path["rejects"] = dict(core.rejects)
+        return res, path
+
+    @staticmethod
+    def _ledger_only_fees(led: HourLedger, params: BacktestParams) -> float:
+        """Fees the ledger charged that the engine did not (engine fee 0): explains engine - ledger PnL."""
+        if params.engine_fee_bps > 0:
+            return 0.0
+        return float(sum(f.fee for f in led.fills))
+
+
+def _realized_sigma(ts_ms: np.ndarray, price: np.ndarray, sample_ms: int = 1000) -> float:
+    """Per-sqrt-second log vol of the whole path on a ``sample_ms`` grid (what the agents treat as truth)."""
+    if ts_ms.size < 3:
+        return 5e-5
+    grid = np.arange(int(ts_ms[0]), int(ts_ms[-1]), sample_ms, dtype=np.int64)
+    if grid.size < 3:
+        return 5e-5
+    idx = np.clip(np.searchsorted(ts_ms, grid, side="right") - 1, 0, ts_ms.size - 1)
+    r = np.diff(np.log(price[idx]))
+    s = float(np.std(r)) / (sample_ms / 1000.0) ** 0.5
+    return s if s > 0 and np.isfinite(s) else 5e-5

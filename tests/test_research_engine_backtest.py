@@ -1,0 +1,88 @@
+"""Strategy backtest: the trader's DecisionCore against the simulator engine + agents, in-process."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hourmm_core.clock import HOUR_MS
+from hourmm_core.research import backtest as bt
+from hourmm_core.research.backtest import BUY, DOWN, SELL, UP
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def ticks():
+    from hourmm_core import data
+
+    # 4 synthetic hours: the first is the vol warm-up, two are traded (max_hours=2)
+    return data.synthetic_ticks(hours=4, seed=11)
+
+
+@pytest.fixture(scope="module")
+def base(ticks):
+    p = bt.BacktestParams(decision_ms=2000, seed=5)
+    return p, bt.run_backtest(ticks, p, keep_paths=True, max_hours=2)
+
+
+def test_trades_settles_and_agrees_with_the_engine(base):
+    p, res = base
+    assert res.source == "synthetic" and len(res.hours) == 2
+    assert "trader DecisionCore" in res.notes[0]
+    assert sum(h.n_fills for h in res.hours) > 0, "the ladder never traded against the agents"
+    for h, path in zip(res.hours, res.paths):
+        assert h.pnl == pytest.approx(h.cash_flow + h.settlement, abs=1e-9)
+        assert h.settlement == pytest.approx(h.up_at_close if h.up_won else h.down_at_close)
+        assert h.up_won == (h.close_price >= h.open_price)
+        assert "ledger_mismatch" not in path["counters"]
+        ledger_only_fees = sum(f[5] for f in path["fills"])
+        assert path["engine_pnl"] - h.pnl == pytest.approx(ledger_only_fees, abs=1e-4)
+        fills = path["fills"]
+        assert len(fills) == h.n_fills
+        end = h.hour_start_ms + HOUR_MS
+        for ts, tok, side, px, size, fee, maker in fills:
+            assert h.hour_start_ms <= ts < end - p.hard_cutoff_ms, "no trading in HARD_CUTOFF"
+            assert 0 < px < 1 and size > 0
+            if maker:
+                assert fee == 0.0  # makers never pay
+            else:
+                assert fee == pytest.approx(p.fee.fee(px, size, False))
+        # only reducing sells after FLATTEN starts
+        for ts, tok, side, *_ in fills:
+            if ts > end - p.t_flatten_ms + p.decision_ms:
+                assert side == SELL
+        # inventory path sampled every decision
+        assert len(path["ts_ms"]) == HOUR_MS // p.decision_ms
+        assert max(path["pos_up"]) <= p.max_position_size and max(path["pos_down"]) <= p.max_position_size
+        if h.n_fills:
+            assert math.isfinite(h.adverse_5s) and math.isfinite(h.markout_30s)
+
+
+def test_deterministic_and_parallel_equals_serial(ticks, base):
+    p, res = base
+    again = bt.run_backtest(ticks, p, workers=2, max_hours=2)
+    assert [h.row() for h in again.hours] == [h.row() for h in res.hours]
+
+
+def test_position_limit_binds(ticks):
+    p = bt.BacktestParams(decision_ms=2000, seed=5, max_position_size=10.0, quote_size=5.0)
+    res = bt.run_backtest(ticks, p, keep_paths=True, max_hours=1)
+    path = res.paths[0]
+    assert max(path["pos_up"]) <= 10.0 + 1e-9 and max(path["pos_down"]) <= 10.0 + 1e-9
+    assert res.hours[0].max_abs_net_up <= 10.0 + 1e-9
+
+
+def test_wider_quotes_trade_less(ticks, base):
+    p, res = base
+    wide = bt.run_backtest(ticks, p.replace(half_spread=0.2), max_hours=2)
+    assert wide.totals()["volume"] < res.totals()["volume"]
+
+
+def test_format_and_json(base):
+    _, res = base
+    txt = bt.format_backtest(res)
+    assert "SYNTHETIC" in txt and "totals:" in txt and txt.count("\n") >= 4
+    js = bt.result_json(res)
+    assert js["source"] == "synthetic" and len(js["hours"]) == 2 and "pnl" in js["totals"]
