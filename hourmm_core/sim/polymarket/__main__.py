@@ -24,8 +24,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=0, help="0 = ephemeral")
     p.add_argument("--speed", type=float, default=60.0)
     p.add_argument("--start-ms", type=int, default=None, help="sim start (ms UTC); default: data start")
-    p.add_argument("--hours", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hours", type=float, default=3.0, help="markets for ceil(hours) hours from the start hour")
+    p.add_argument("--seed", type=int, default=7, help="agents/ids seed and synthetic-data seed (as the replay)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--fund-usdc", type=float, default=1000.0, help="USDC credited to each new wallet")
     p.add_argument("--fee-rate-bps", type=int, default=0)
@@ -38,8 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def amain(a: argparse.Namespace) -> int:
     clock = None
     if a.start_ms is None and os.environ.get(SIM_CLOCK_ENV, "").strip():
-        clock = clock_from_env()
-        a.start_ms = clock.sim_start_ms  # type: ignore[attr-defined]
+        clock = clock_from_env()   # start = the shared clock's "now", like the Binance replay
     cfg = SimConfig(host=a.host, port=a.port, speed=a.speed, start_ms=a.start_ms, hours=a.hours, seed=a.seed,
                     data_dir=a.data_dir, fund_usdc=a.fund_usdc, fee_rate_bps=a.fee_rate_bps,
                     heartbeat_timeout_s=a.heartbeat_timeout_s, agents=not a.no_agents)

@@ -77,8 +77,8 @@ class SimConfig:
     port: int = 0
     speed: float = 60.0
     start_ms: int | None = None          # sim start; default: first hour of the data
-    hours: int = 3                       # hourly markets from the start hour
-    seed: int = 0
+    hours: float = 3                     # hourly markets from the start hour (ceil), data window as the replay
+    seed: int = 7                        # also the synthetic-data seed (same default as the replay)
     data_dir: str | None = None
     chain_id: int = 137
     fund_usdc: float = 1000.0
@@ -151,21 +151,23 @@ class PolymarketSim:
 
     def __init__(self, config: SimConfig | None = None, ticks: Any = None, clock: Clock | None = None) -> None:
         self.cfg = cfg = config or SimConfig()
+        start0 = int(cfg.start_ms) if cfg.start_ms is not None else (clock.now_ms() if clock is not None else None)
         if ticks is None:
+            # Exactly the window/seed the Binance replay (hourmm_core.sim.binance_replay) loads, so the
+            # synthetic stand-in (whose path depends on its start) and the resolutions agree with it.
             from hourmm_core.data import load_ticks
-            if cfg.start_ms is not None:
-                s = hour_start_ms(int(cfg.start_ms)) - HOUR_MS
-                ticks = load_ticks(s, s + (cfg.hours + 2) * HOUR_MS, data_dir=cfg.data_dir, seed=cfg.seed or 7)
-            else:
-                ticks = load_ticks(data_dir=cfg.data_dir, synthetic_hours=cfg.hours + 1, seed=cfg.seed or 7)
+            lo = hour_start_ms(start0) if start0 is not None else None
+            hi = lo + int(cfg.hours * HOUR_MS) + HOUR_MS if lo is not None else None
+            ticks = load_ticks(lo, hi, data_dir=cfg.data_dir, synthetic_hours=max(1, math.ceil(cfg.hours + 1)),
+                               seed=cfg.seed)
         if len(ticks) == 0:
             raise ValueError("no BTC ticks for the requested window: cannot price or resolve markets")
         self.ticks = ticks
         self.synthetic = getattr(ticks, "is_synthetic", False)
         if callable(self.synthetic):
             self.synthetic = self.synthetic()
-        if cfg.start_ms is not None:
-            start = int(cfg.start_ms)
+        if start0 is not None:
+            start = start0
         else:   # first hour whose open the data has (first trade within a minute of the hour start)
             t0 = int(ticks.ts_ms[0])
             start = hour_start_ms(t0) if t0 - hour_start_ms(t0) < 60_000 else hour_start_ms(t0) + HOUR_MS
@@ -176,7 +178,7 @@ class PolymarketSim:
         self.keys = KeyStore(cfg.seed, cfg.chain_id)
         self.hours: list[HourMarket] = []
         first = hour_start_ms(start)
-        for i in range(cfg.hours):
+        for i in range(max(1, math.ceil(cfg.hours))):
             h = first + i * HOUR_MS
             self.hours.append(self._make_hour(h))
         self.by_cid = {h.condition_id: h for h in self.hours}
