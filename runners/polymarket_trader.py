@@ -48,6 +48,7 @@ async def amain() -> int:
 
     cfg = TraderConfig.from_env()
     setup_logging(cfg.log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the CLOB client's per-request lines
     clock = clock_from_env()
     creds = Credentials.from_env()
     log.info("Container B started (control plane %s:%d, snapshot %s, clock %s)", cfg.control_host,

@@ -126,7 +126,8 @@ class DecisionCore:
         mode = risk.mode
         phase = self.session.phase
         m = self.market
-        if m is None or mode is Mode.HALT or not phase.may_trade or not self.quoting_enabled:
+        if (m is None or mode is Mode.HALT or not phase.may_trade or not self.quoting_enabled
+                or not risk.health.user_ws):  # no quoting while our fills would be invisible
             d.actions = self.om.cancel_all_actions()
             d.cancel_all = True
             return d

@@ -104,6 +104,8 @@ class Trader:
         self._reconciled_for: str | None = None
         self._last_cancel_all_key: tuple[str, str] | None = None
         self.cycles = 0
+        self._planned_user_reconnect = False
+        self._stopping = False
         self._nonce = format(random.getrandbits(32), "08x")
         self.last_decision: Decision | None = None
         self.latencies_ms: list[float] = []   # snapshot ts -> order action sent (sim ms), for benchmarks
@@ -151,6 +153,17 @@ class Trader:
 
     async def _on_user_state(self, up: bool, reason: str) -> None:
         now = self.clock.now_ms()
+        if self._stopping:
+            return
+        if not up and self._planned_user_reconnect:
+            # our own resubscribe on the market roll: not a loss of the channel, but no
+            # quoting until it is back (fills would be invisible meanwhile)
+            self.core.risk.health.user_ws = False
+            self._j("ws", {"channel": "user", "connected": False, "reason": f"planned: {reason}"})
+            self._wake.set()
+            return
+        if up:
+            self._planned_user_reconnect = False
         ch = self.core.risk.on_user_ws(up, now)
         self._journal_changes(None, [ch] if ch else [])
         self._j("ws", {"channel": "user", "connected": up, "reason": reason})
@@ -373,6 +386,8 @@ class Trader:
             await self.market_ws.set_tokens(ref.token_ids if hasattr(ref, "token_ids") else
                                             (ref.up_token_id, ref.down_token_id), ref.tick_size)
         if self.user_ws is not None:
+            if self.user_ws.connected:
+                self._planned_user_reconnect = True
             await self.user_ws.set_markets([ref.condition_id])
         await self.reconcile(now)
 
@@ -404,8 +419,7 @@ class Trader:
                 except Exception as exc:  # noqa: BLE001
                     rep.errors.append(f"stray cancel: {exc}")
         rep.yes_tokens, rep.no_tokens = core.om.yes_tokens, core.om.no_tokens
-        core.session.update(now)
-        rep.phase = core.session.phase.value
+        rep.phase = core.session.schedule.phase_at(now, m.end_ms, m.start_ms).value  # journaled by the next cycle
         log.info("Reconciled %s: adopted %d order(s), cancelled %d stray(s), inventory Up=%g Down=%g, phase %s",
                  m.slug, len(rep.adopted), len(rep.strays), rep.yes_tokens, rep.no_tokens, rep.phase)
         self._j("reconcile", rep.as_dict())
@@ -495,16 +509,23 @@ class Trader:
     def request_stop(self) -> None:
         self._stop.set()
 
-    async def stop(self) -> None:
-        """Cancel our orders, stop every task, flush and close the journal."""
+    async def stop(self, cancel_orders: bool = True) -> None:
+        """Cancel our orders, stop every task, flush and close the journal.
+
+        ``cancel_orders=False`` leaves the orders on the exchange (what a crash does; tests
+        use it to exercise start-up reconciliation).
+        """
+        if self._stopping:
+            return
         self._stop.set()
+        self._stopping = True
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks = []
-        if self.executor is not None and self.core.market is not None:
+        if cancel_orders and self.executor is not None and self.core.market is not None:
             async with self._cycle_lock:
                 try:
                     ok = await self.executor.cancel_all()
