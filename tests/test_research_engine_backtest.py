@@ -86,3 +86,29 @@ def test_format_and_json(base):
     assert "SYNTHETIC" in txt and "totals:" in txt and txt.count("\n") >= 4
     js = bt.result_json(res)
     assert js["source"] == "synthetic" and len(js["hours"]) == 2 and "pnl" in js["totals"]
+
+
+def _same_rows(a: list[dict], b: list[dict]) -> bool:
+    def norm(r: dict) -> dict:
+        return {k: ("nan" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+
+    return [norm(r) for r in a] == [norm(r) for r in b]
+
+
+def test_backtest_sweep_local_equals_dask(ticks):
+    distributed = pytest.importorskip("distributed")
+    grid = {"half_spread": [0.02, 0.1], "skew": [0.0, 0.04]}
+    fixed = {"decision_ms": 5000, "max_hours": 2, "seed": 5}
+    local = bt.sweep_backtest(ticks, grid, max_workers=2, **fixed)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
+                                  host="127.0.0.1", scheduler_port=0, dashboard_address=None) as cluster:
+        remote = bt.sweep_backtest(ticks, grid, scheduler=cluster.scheduler_address, **fixed)
+    assert not local.errors and not remote.errors
+    assert remote.backend.startswith("dask:") and local.backend == "local-process"
+    assert local.params == ["half_spread", "skew"] and "pnl" in local.metrics and "adverse_30s" in local.metrics
+    assert len(local.rows) == 4 and _same_rows(local.rows, remote.rows)
+    assert all(r["hours"] == 2 for r in local.rows)
+    # a 0.10 half-spread trades less than a 0.02 one, same skew
+    assert local.rows[2]["volume"] <= local.rows[0]["volume"]
+    bad = bt.sweep_backtest(ticks, {"half_spread": [-1.0]}, max_workers=1, **fixed)
+    assert 0 in bad.errors and "half_spread" in bad.errors[0]
