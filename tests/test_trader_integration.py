@@ -207,8 +207,10 @@ async def test_no_quotes_while_snapshot_stale(tmp_path) -> None:
         h.stale = False
         await h.until(lambda: len(h.our_open_orders()) > 0)
         h.stale = True
+        await h.until(lambda: tr.core.risk.mode.value == "REDUCE_ONLY")
         await h.until(lambda: not h.our_open_orders())  # quotes pulled as soon as it goes stale
-        assert tr.core.risk.mode.value == "REDUCE_ONLY"
+        await asyncio.sleep(0.5)
+        assert not h.our_open_orders() and tr.core.risk.mode.value == "REDUCE_ONLY"
     finally:
         await h.stop()
     stale_decisions = [e for e in kinds(h.db, "decision") if not e.payload["fresh"]]
