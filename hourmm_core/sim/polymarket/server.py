@@ -1039,6 +1039,10 @@ class PolymarketSim:
         finally:
             self.conns.discard(c)
             c.q.put_nowait(None)
+            try:    # flush what is queued (e.g. the auth error) before the handler closes the socket
+                await asyncio.wait_for(asyncio.shield(wt), 1.0)
+            except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                wt.cancel()
             self._writer_tasks.discard(wt)
         return ws
 
