@@ -55,6 +55,10 @@ PM_SIM_MODULE = "hourmm_core.sim.polymarket"
 
 #: Log lines that make a run fail: the guide's "Critical" level and crashes.
 _ERROR_RE = re.compile(r"(\bERROR \||\bCRITICAL \||^Traceback \(most recent call last\))")
+#: ERROR lines that are the CLOB client library reporting an ordinary business rejection
+#: (HTTP 400, e.g. "post-only order crosses book"): counted and shown, not a failed run.
+#: Authentication (401/403), rate limits and 5xx stay failures.
+_BENIGN_RE = re.compile(r"\[py_clob_client(_v2)?\] request error status=400\b")
 _READY_RE = re.compile(r"^READY\s+(.*)$")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -143,6 +147,7 @@ class Child:
     ready: asyncio.Future | None = None
     ready_fields: dict[str, str] = field(default_factory=dict)
     error_lines: list[str] = field(default_factory=list)
+    rejections: list[str] = field(default_factory=list)
     warning_count: int = 0
     reader: asyncio.Task | None = None
     exit_code: int | None = None
@@ -175,7 +180,9 @@ class Child:
                 if m and self.ready and not self.ready.done():
                     self.ready_fields = dict(kv.split("=", 1) for kv in m.group(1).split() if "=" in kv)
                     self.ready.set_result(self.ready_fields)
-                if _ERROR_RE.search(line):
+                if _BENIGN_RE.search(line):
+                    self.rejections.append(line[:300])
+                elif _ERROR_RE.search(line):
                     self.error_lines.append(line[:300])
                 elif " WARNING |" in line:
                     self.warning_count += 1
@@ -237,6 +244,8 @@ class Orchestrator:
         self.trades: list[dict[str, Any]] | None = None
         self.api_key = ""
         self.trades_error: str | None = None
+        self.paused_at_end = False
+        self.last_cutoff_ms = 0
 
     # ------------------------------------------------------------------ set-up
     def choose_window(self) -> None:
@@ -271,6 +280,8 @@ class Orchestrator:
                 f"data covers {_iso(ticks.start_ms)} .. {_iso(ticks.end_ms)}, the run needs "
                 f"{_iso(sim_start)} .. {_iso(end)}: choose --start / --hours inside the data")
         self.first_hour_ms, self.end_sim_ms = first, end
+        from hourmm_core.config import TraderConfig
+        self.last_cutoff_ms = first + o.hours * HOUR_MS - TraderConfig.from_env({}).hard_cutoff_ms
         self.data_info = {"source": ticks.source, "synthetic": ticks.is_synthetic, "bbo": ticks.bbo,
                           "symbol": ticks.symbol, "ticks": int(len(ticks)),
                           "data_start": _iso(ticks.start_ms), "data_end": _iso(ticks.end_ms),
@@ -429,12 +440,14 @@ class Orchestrator:
                     self.failures.append(f"{c.name} exited with code {c.proc.returncode} at sim "
                                          f"{_iso(now)} (see {c.log_path})")
                 break
+            if not self.paused_at_end and now >= self.last_cutoff_ms:
+                await self.pause_quoting()
             t0 = time.monotonic()
             want_status = t0 >= next_status
             snap, status, state = await asyncio.gather(
                 self._get_json(self.urls["pricer"] + "/snapshot/latest"),
                 self._get_json(self.urls["control"] + "/status"),
-                self._get_json(self.urls["sim_state"]) if want_status else asyncio.sleep(0))
+                self._get_json(self.urls["sim_state"]))
             if isinstance(state, dict):
                 self.sim_state = state
             s = self._sample_from(now, snap, status, state if isinstance(state, dict) else self.sim_state)
@@ -446,6 +459,27 @@ class Orchestrator:
                 if not o.quiet:
                     print(format_status(s, self.first_hour_ms, o.hours), flush=True)
             await asyncio.sleep(max(0.0, o.sample_every_s - (time.monotonic() - t0)))
+
+    async def pause_quoting(self) -> None:
+        """At the last hour's hard cutoff, pause quoting through the operator control plane.
+
+        Why: the run ends shortly after the last traded hour settles; without this
+        the trader would open positions in the next hour's market that the run
+        never settles. It also exercises the guide's ``/pause_quoting`` call.
+        """
+        self.paused_at_end = True
+        url = self.urls["control"] + "/pause_quoting"
+        try:
+            async with self._http.post(url, json={"pause": True}, timeout=aiohttp.ClientTimeout(total=5)) as r:
+                ok = r.status == 200
+                body = await r.text()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            ok, body = False, type(exc).__name__
+        if not ok:
+            self.failures.append(f"POST /pause_quoting at the last cutoff failed: {body[:200]}")
+        elif not self.opts.quiet:
+            print(f"{_iso(self.clock.now_ms())[11:19]}Z last hour's cutoff: POST /pause_quoting "
+                  "{\"pause\": true} (no quoting into the next, unsettled hour)", flush=True)
 
     async def stop_all(self) -> None:
         """Trader first (it cancels its orders on SIGTERM), then the pricer, then the venues."""
@@ -515,7 +549,8 @@ class Orchestrator:
 
     def _finish(self, report: Any, wall0: float) -> dict[str, Any]:
         children = {n: {"exit_code": c.exit_code, "errors": c.error_lines[:20], "warnings": c.warning_count,
-                        "log": str(c.log_path)} for n, c in self.children.items()}
+                        "venue_rejections": len(c.rejections), "log": str(c.log_path)}
+                    for n, c in self.children.items()}
         run = report.RunData(
             out_dir=self.out, hours=self.opts.hours, speed=self.opts.speed, seed=self.opts.seed,
             first_hour_ms=self.first_hour_ms, end_sim_ms=self.end_sim_ms,
@@ -563,6 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hourmm_core.logsetup import setup_logging
 
     setup_logging("INFO", name="sim")
+    logging.getLogger("httpx").setLevel(logging.WARNING)   # the CLOB client's per-request lines
     opts = SimOptions(hours=args.hours, speed=args.speed, start_ms=start, seed=args.seed,
                       out_dir=Path(args.out) if args.out else None, data_dir=args.data_dir,
                       status_every_s=args.status_every, quiet=args.quiet)

@@ -172,14 +172,27 @@ def market_mid(state: Any, status: Any) -> float | None:
     if mid is not None:
         return mid
     if isinstance(state, Mapping):
-        mid = _f(_dig(state, "current_market.mid_up", "current_market.mid", "mid_up", "mid"))
-        if mid is not None:
-            return mid
-        bid = _f(_dig(state, "current_market.best_bid_up", "current_market.best_bid"))
-        ask = _f(_dig(state, "current_market.best_ask_up", "current_market.best_ask"))
-        if bid is not None and ask is not None:
-            return (bid + ask) / 2
+        now = _f(state.get("now_ms"))
+        for m in state.get("markets") or []:
+            if not isinstance(m, Mapping) or now is None:
+                continue
+            if not (_f(m.get("start_ms")) or 0) <= now < (_f(m.get("end_ms")) or 0):
+                continue
+            book = m.get("book_up") if isinstance(m.get("book_up"), Mapping) else {}
+            bid, ask = _best(book.get("bids"), max), _best(book.get("asks"), min)
+            if bid is not None and ask is not None:
+                return (bid + ask) / 2
     return None
+
+
+def _best(levels: Any, pick: Any) -> float | None:
+    """Best price of a book side given as [[p, s], ...] or [{"price": p, "size": s}, ...]."""
+    prices = []
+    for lv in levels or []:
+        p = _f(lv.get("price")) if isinstance(lv, Mapping) else (_f(lv[0]) if isinstance(lv, (list, tuple)) and lv else None)
+        if p is not None:
+            prices.append(p)
+    return pick(prices) if prices else None
 
 
 def extract_sample(sim_ms: int, snap: Any, status: Any, state: Any, wallet: str = "") -> dict[str, Any]:
@@ -201,6 +214,7 @@ def extract_sample(sim_ms: int, snap: Any, status: Any, state: Any, wallet: str 
         "yes": yes,
         "no": no,
         "open_orders": int(oo) if _f(oo) is not None else None,
+        "venue_open_orders": our_open_orders(state, wallet) if wallet else None,
         "risk_mode": status.get("risk_mode"),
         "session_state": status.get("session_state"),
         "market_id": status.get("market_id"),
@@ -390,10 +404,17 @@ def summarize(run: RunData) -> dict[str, Any]:
         failures.append(f"risk mode HALT observed ({len(halts)} sample(s), first at sim {_iso(halts[0]['sim_ms'])})")
     max_pos = max((max(s.get("yes") or 0.0, s.get("no") or 0.0) for s in run.samples), default=0.0)
     max_oo = max((s.get("open_orders") or 0 for s in run.samples), default=0)
+    venue_oo = [s["venue_open_orders"] for s in run.samples if s.get("venue_open_orders") is not None]
+    max_venue_oo = max(venue_oo, default=None)
     if max_pos > limits["max_position_size"] + 1e-9:
         failures.append(f"risk limit breached: position {max_pos:g} > MAX_POSITION_SIZE {limits['max_position_size']:g}")
-    if max_oo > limits["max_open_orders"]:
-        failures.append(f"risk limit breached: {max_oo} open orders > MAX_OPEN_ORDERS {limits['max_open_orders']}")
+    # Working orders are judged at the venue (what can actually fill); the trader's own count
+    # is used only when the venue's view is unavailable.
+    judged_oo = max_venue_oo if max_venue_oo is not None else max_oo
+    if judged_oo > limits["max_open_orders"]:
+        where = "live at the venue" if max_venue_oo is not None else "reported by the trader"
+        failures.append(f"risk limit breached: {judged_oo} open orders {where} > MAX_OPEN_ORDERS "
+                        f"{limits['max_open_orders']}")
     for h in hours:
         if h.get("late_fills"):
             failures.append(f"{h['late_fills']} fill(s) of ours after the hard cutoff of {h['hour']}")
@@ -443,7 +464,9 @@ def summarize(run: RunData) -> dict[str, Any]:
         "halts": len(halts),
         "max_position": max_pos,
         "max_open_orders": max_oo,
+        "max_open_orders_at_venue": max_venue_oo,
         "orphaned_orders": orphans,
+        "venue_rejections": sum(int(c.get("venue_rejections") or 0) for c in run.children.values()),
         "errors": errors,
         "children": run.children,
         "journal": journal_stats(run.journal_path),
@@ -528,8 +551,10 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"of ACTIVE/WIND_DOWN time with orders working",
         f"pricer Brier:  {n(b.get('brier'), '.4f')} over {b.get('n', 0)} snapshots (0.5 constant = 0.2500)",
         f"risk modes:    {', '.join(summary.get('risk_modes_seen') or []) or '-'}   HALTs: {summary.get('halts', 0)}"
-        f"   max position {n(summary.get('max_position'), 'g')}   max open orders {summary.get('max_open_orders')}",
-        f"orphaned orders at the end: {'-' if summary.get('orphaned_orders') is None else summary['orphaned_orders']}",
+        f"   max position {n(summary.get('max_position'), 'g')}   max open orders {summary.get('max_open_orders')}"
+        f" (trader) / {summary.get('max_open_orders_at_venue', '-')} (venue)",
+        f"orphaned orders at the end: {'-' if summary.get('orphaned_orders') is None else summary['orphaned_orders']}"
+        f"   venue rejections (HTTP 400, e.g. post-only cross): {summary.get('venue_rejections', 0)}",
         "",
         f"{'hour (UTC)':<21}{'outcome':>8}{'fills':>7}{'volume':>10}{'fees':>9}{'PnL':>10}  inventory at cutoff",
     ]
