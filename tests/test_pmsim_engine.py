@@ -87,6 +87,19 @@ def test_fee_formula_taker_only():
     ex.check_invariants()
 
 
+def test_fee_v2_curve_option():
+    ex = Exchange(fee_rate_bps=1000, seed=1, fee_exponent=1.0)
+    ex.list_market("c1", "UP", "DN", 0, H)
+    ex.deposit("a", 100)
+    ex.deposit("b", 100)
+    ex.place("a", "UP", "BUY", 0.20, 10, now_ms=1)
+    r = ex.place("b", "DN", "BUY", 0.80, 10, now_ms=2)
+    # fee = 0.10 * (0.8 * 0.2) ** 1 * 10 = 0.16
+    assert r.fills[0].taker_fee == pytest.approx(0.16)
+    assert ex.balances("b")["usdc"] == pytest.approx(100 - 8.0 - 0.16)
+    ex.check_invariants()
+
+
 def test_cancel_paths_and_events():
     ex = mk()
     evs = []

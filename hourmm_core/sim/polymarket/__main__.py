@@ -29,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--fund-usdc", type=float, default=1000.0, help="USDC credited to each new wallet")
     p.add_argument("--fee-rate-bps", type=int, default=0)
+    p.add_argument("--fee-exponent", type=float, default=None,
+                   help="use the CLOB V2 fee curve rate*(p(1-p))**e instead of rate*min(p,1-p)")
     p.add_argument("--heartbeat-timeout-s", type=float, default=10.0)
     p.add_argument("--no-agents", action="store_true", help="no background makers/takers")
     p.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
@@ -40,7 +42,7 @@ async def amain(a: argparse.Namespace) -> int:
     if a.start_ms is None and os.environ.get(SIM_CLOCK_ENV, "").strip():
         clock = clock_from_env()   # start = the shared clock's "now", like the Binance replay
     cfg = SimConfig(host=a.host, port=a.port, speed=a.speed, start_ms=a.start_ms, hours=a.hours, seed=a.seed,
-                    data_dir=a.data_dir, fund_usdc=a.fund_usdc, fee_rate_bps=a.fee_rate_bps,
+                    data_dir=a.data_dir, fund_usdc=a.fund_usdc, fee_rate_bps=a.fee_rate_bps, fee_exponent=a.fee_exponent,
                     heartbeat_timeout_s=a.heartbeat_timeout_s, agents=not a.no_agents)
     sim = PolymarketSim(cfg, clock=clock)
     await sim.start()

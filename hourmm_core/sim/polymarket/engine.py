@@ -55,6 +55,8 @@ charged to the TAKER only, where ``baseRate = fee_rate_bps / 10_000`` and
 taker's fee is taken out of the tokens it receives; here every fee is charged in
 USDC (added to a BUY's cost, deducted from a SELL's proceeds), floored to 1e-6
 USDC, and credited to the exchange fee account (``fees_collected``).
+Option ``fee_exponent=e`` switches to the CLOB V2 fee curve the V2 client assumes
+(``py_clob_client_v2.fees``: ``fee = rate * (p * (1 - p)) ** e * shares``).
 
 Order rules (messages copied from the real CLOB's documented error strings):
 
@@ -122,11 +124,19 @@ def size_to_units(size: float) -> int:
     return int(float(size) * SIZE_SCALE + 1e-7)
 
 
-def fee_units(fee_rate_bps: int, price_u: int, size_u: int) -> int:
-    """Taker fee in USDC micro-units: floor(bps/1e4 * min(p, 1-p) * size)."""
+def fee_units(fee_rate_bps: int, price_u: int, size_u: int, exponent: float | None = None) -> int:
+    """Taker fee in USDC micro-units.
+
+    ``exponent is None`` (default, CTF Exchange V1 formula): floor(bps/1e4 * min(p, 1-p) * size).
+    ``exponent = e`` (CLOB V2 fee curve, as ``py_clob_client_v2.fees`` computes it):
+    floor(bps/1e4 * (p * (1-p)) ** e * size).
+    """
     if fee_rate_bps <= 0:
         return 0
-    return (fee_rate_bps * min(price_u, PRICE_SCALE - price_u) * size_u) // 10_000
+    if exponent is None:
+        return (fee_rate_bps * min(price_u, PRICE_SCALE - price_u) * size_u) // 10_000
+    p = price_u / PRICE_SCALE
+    return int(fee_rate_bps / 10_000 * (p * (1 - p)) ** exponent * (size_u / SIZE_SCALE) * USDC_SCALE + 1e-9)
 
 
 @dataclass
@@ -146,6 +156,7 @@ class Market:
     resolved: bool = False
     up_wins: bool | None = None
     fee_rate_bps: int = 0
+    fee_exponent: float | None = None    # None: V1 min(p, 1-p) formula; e: V2 curve (p(1-p))**e
     # Up-terms book: price_u -> deque[order_id]; sorted price lists for best lookup.
     bids: dict[int, deque] = field(default_factory=dict)
     asks: dict[int, deque] = field(default_factory=dict)
@@ -269,10 +280,13 @@ class Account:
 class Exchange:
     """Matching engine for many binary markets; deterministic given ``seed`` and call order."""
 
-    def __init__(self, fee_rate_bps: int = 0, seed: int = 0) -> None:
+    def __init__(self, fee_rate_bps: int = 0, seed: int = 0, fee_exponent: float | None = None) -> None:
         if not isinstance(fee_rate_bps, int) or fee_rate_bps < 0 or fee_rate_bps > 1000:
             raise EngineError(f"fee_rate_bps must be an int in [0, 1000], got {fee_rate_bps!r}")
+        if fee_exponent is not None and not (0.0 <= float(fee_exponent) <= 10.0):
+            raise EngineError(f"fee_exponent must be in [0, 10], got {fee_exponent!r}")
         self.fee_rate_bps = fee_rate_bps
+        self.fee_exponent = fee_exponent
         self.seed = seed
         self._rng = random.Random(seed)
         self.markets: dict[str, Market] = {}
@@ -291,6 +305,7 @@ class Exchange:
         self._touched: set[tuple[str, bool, int]] = set()
         self.listener_errors = 0
         self._pending_updates: list[Order] = []
+        self._live: dict[str, dict[str, Order]] = {}   # owner -> resting orders (index for open_orders)
 
     # ------------------------------------------------------------------ setup
     def add_listener(self, fn: Listener) -> None:
@@ -323,7 +338,8 @@ class Exchange:
             raise EngineError(f"invalid tick size {tick_size}")
         m = Market(condition_id, up_token, down_token, int(start_ms), int(end_ms), tick_u,
                    size_to_units(min_size), bool(neg_risk),
-                   fee_rate_bps=self.fee_rate_bps if fee_rate_bps is None else int(fee_rate_bps))
+                   fee_rate_bps=self.fee_rate_bps if fee_rate_bps is None else int(fee_rate_bps),
+                   fee_exponent=self.fee_exponent)
         self.markets[condition_id] = m
         self.token_market[up_token] = m
         self.token_market[down_token] = m
@@ -365,7 +381,11 @@ class Exchange:
     def open_orders(self, owner: str | None = None, condition_id: str | None = None,
                     token_id: str | None = None) -> list[Order]:
         """Live orders (optionally filtered), in arrival order."""
-        out = [o for o in self.orders.values() if o.status == "LIVE"
+        if owner is None:
+            pool = [o for d in self._live.values() for o in d.values()]
+        else:
+            pool = list(self._live.get(owner, {}).values())
+        out = [o for o in pool if o.status == "LIVE"
                and (owner is None or o.owner == owner)
                and (condition_id is None or o.condition_id == condition_id)
                and (token_id is None or o.token_id == token_id)]
@@ -406,9 +426,21 @@ class Exchange:
             b, a = b[:depth], a[:depth]
         return {"bids": b, "asks": a}
 
+    def _top(self, m: Market, bid: bool) -> int | None:
+        prices = m.bid_prices if bid else m.ask_prices
+        book = m.bids if bid else m.asks
+        for p in (reversed(prices) if bid else prices):
+            if any(self.orders[oid].remaining_u > 0 for oid in book[p]):
+                return p
+        return None
+
     def best(self, token_id: str) -> tuple[float | None, float | None]:
-        bk = self.book(token_id, depth=1)
-        return (bk["bids"][0][0] if bk["bids"] else None, bk["asks"][0][0] if bk["asks"] else None)
+        """(best bid, best ask) of one token, None when that side is empty."""
+        m = self.market_of(token_id)
+        b, a = self._top(m, True), self._top(m, False)
+        if token_id != m.up_token:
+            b, a = (None if a is None else PRICE_SCALE - a), (None if b is None else PRICE_SCALE - b)
+        return (None if b is None else b / PRICE_SCALE, None if a is None else a / PRICE_SCALE)
 
     def level_size(self, token_id: str, side: str, price: float) -> float:
         """Aggregate size at one price of one token's book (``side`` BUY=bids, SELL=asks)."""
@@ -430,9 +462,11 @@ class Exchange:
             q = book[p] = deque()
             bisect.insort(prices, p)
         q.append(o.order_id)
+        self._live.setdefault(o.owner, {})[o.order_id] = o
         self._touched.add((m.condition_id, bid, p))
 
     def _remove(self, m: Market, o: Order) -> None:
+        self._live.get(o.owner, {}).pop(o.order_id, None)
         bid = o.book_is_bid
         book, prices = (m.bids, m.bid_prices) if bid else (m.asks, m.ask_prices)
         p = o.book_price_u
@@ -529,7 +563,8 @@ class Exchange:
         a = self._acct(owner)
         fee_bps = m.fee_rate_bps
         if side == BUY:
-            need = pu * su + fee_units(fee_bps, pu, su)
+            # worst-case taker fee: both fee shapes peak at p = 0.5 and rise on [0, 0.5]
+            need = pu * su + fee_units(fee_bps, min(pu, PRICE_SCALE // 2), su, m.fee_exponent)
             if a.usdc_u - a.usdc_res_u < need:
                 return self._reject(oid, ERR_BALANCE)
         else:
@@ -638,6 +673,7 @@ class Exchange:
                 if mk.remaining_u == 0:
                     mk.status = "MATCHED"
                     q.popleft()
+                    self._live.get(mk.owner, {}).pop(mk.order_id, None)
                     self._drop_gtd(mk)
                 if mk not in self._pending_updates:
                     self._pending_updates.append(mk)
@@ -680,7 +716,7 @@ class Exchange:
         ta, ma = self._acct(t.owner), self._acct(mk.owner)
         tp = p_b if t.is_up else PRICE_SCALE - p_b        # taker token price
         mp = mk.price_u                                    # maker token price (== p_b mirrored)
-        fee_u = fee_units(m.fee_rate_bps, tp, x)
+        fee_u = fee_units(m.fee_rate_bps, tp, x, m.fee_exponent)
         # maker side: release its reservation and move its own leg
         if mk.side == BUY:
             cost = mp * x
@@ -865,6 +901,9 @@ class Exchange:
             if m.bid_prices and m.ask_prices:
                 assert m.bid_prices[-1] < m.ask_prices[0], f"crossed book in {m.condition_id}"
             assert m.bid_prices == sorted(m.bids) and m.ask_prices == sorted(m.asks)
+        live_idx = {oid for d in self._live.values() for oid in d}
+        live = {o.order_id for o in self.orders.values() if o.status == "LIVE" and o.order_type in ("GTC", "GTD")}
+        assert live_idx == live, "live-order index out of sync"
         for owner, a in self.accounts.items():
             res_u = sum(o.res_usdc_u for o in self.orders.values() if o.owner == owner and o.status == "LIVE")
             assert a.usdc_res_u == res_u, f"reservation drift for {owner}"
