@@ -1,9 +1,15 @@
-"""Research throughput: calibration over the loaded history, a month-long backtest.
+"""Research throughput: calibration over the whole history, a one-month strategy backtest.
 
-Sizing: the whole history from hourmm_core.data.load_ticks() when real Binance
-dumps are found; otherwise the seeded synthetic stand-in of
-$HOURMM_BENCH_HOURS hours (default 48; 720 = one month). Throughput goes into
-extra_info (ticks/s, hours/s) together with the data source.
+Sizes (a full benchmark run; ``--benchmark-disable`` smoke runs in CI use tiny sizes):
+
+* calibration: the whole history from ``hourmm_core.data.load_ticks()`` when real
+  Binance dumps are found; otherwise ``$HOURMM_BENCH_CAL_HOURS`` (default 240) hours
+  of the seeded SYNTHETIC stand-in (labelled ``source`` in extra_info).
+* backtest: ``$HOURMM_BENCH_BT_HOURS`` (default 720 = one month) consecutive hours
+  via :func:`run_backtest_span` (chunked loading), the trader's DecisionCore against
+  the simulator engine + agents, on all CPUs.
+
+Throughput goes into extra_info (ticks/s, hours/s) with the data source.
 """
 from __future__ import annotations
 
@@ -15,43 +21,50 @@ from hourmm_core.research import backtest as bt
 from hourmm_core.research import calibration as cal
 
 
-def _hours() -> int:
-    return int(os.environ.get("HOURMM_BENCH_HOURS", "48"))
+def _size(benchmark, env: str, full: int, smoke: int) -> int:
+    if env in os.environ:
+        return int(os.environ[env])
+    return smoke if getattr(benchmark, "disabled", False) else full
 
 
-@pytest.fixture(scope="module")
-def history():
+@pytest.fixture(scope="module", autouse=True)
+def _core():
     try:
         cal._quant()
     except ImportError as exc:
         pytest.skip(f"compiled core not built: {exc}")
-    try:
-        ticks = cal.load_history(None, _hours())
-    except ImportError as exc:
-        pytest.skip(f"data module not available: {exc}")
-    return cal.as_arrays(ticks)
 
 
-def test_bench_calibration(benchmark, history):
-    ts, price, source = history
+def test_bench_calibration(benchmark):
+    from hourmm_core import data
+
+    hours = _size(benchmark, "HOURMM_BENCH_CAL_HOURS", 240, 6)
+    real = data.find_data_dir() is not None
+    ticks = data.load_ticks(None, synthetic_hours=hours)  # real data: the whole history
+    ts, price, source = cal.as_arrays(ticks)
     res = benchmark.pedantic(cal.calibrate, args=((ts, price, source),), rounds=1, iterations=1)
     assert res.n_hours > 0 and res.score("const_0.5").brier == pytest.approx(0.25)
+    benchmark.extra_info.update({"source": source, "real_data_dir": real, "ticks": int(ts.size),
+                                 "hours": res.n_hours})
     secs = benchmark.stats.stats.mean if benchmark.stats else None
-    benchmark.extra_info.update({"source": source, "ticks": int(ts.size), "hours": res.n_hours})
     if secs:
         benchmark.extra_info.update({"ticks_per_s": ts.size / secs, "hours_per_s": res.n_hours / secs})
 
 
-def test_bench_backtest(benchmark, history):
-    ts, price, source = history
-    try:
-        comps = bt.default_components()
-    except ImportError as exc:
-        pytest.skip(str(exc))
-    res = benchmark.pedantic(bt.run_backtest, args=((ts, price, source),), kwargs={"components": comps},
+def test_bench_backtest_month(benchmark):
+    hours = _size(benchmark, "HOURMM_BENCH_BT_HOURS", 720, 2)
+    workers = int(os.environ.get("HOURMM_BENCH_WORKERS", os.cpu_count() or 1))
+    params = bt.BacktestParams()
+    comps = bt.default_components()
+    res = benchmark.pedantic(bt.run_backtest_span, args=(hours,),
+                             kwargs={"params": params, "components": comps, "workers": workers},
                              rounds=1, iterations=1)
-    assert len(res.hours) > 0
+    assert len(res.hours) == hours
+    tot = res.totals()
+    benchmark.extra_info.update({"source": res.source, "ticks": res.n_ticks, "hours": len(res.hours),
+                                 "workers": workers, "decision_ms": params.decision_ms,
+                                 "fills": tot["fills"], "pnl": tot["pnl"]})
     secs = benchmark.stats.stats.mean if benchmark.stats else None
-    benchmark.extra_info.update({"source": source, "ticks": res.n_ticks, "hours": len(res.hours)})
     if secs:
-        benchmark.extra_info.update({"ticks_per_s": res.n_ticks / secs, "hours_per_s": len(res.hours) / secs})
+        benchmark.extra_info.update({"ticks_per_s": res.n_ticks / secs, "hours_per_s": len(res.hours) / secs,
+                                     "s_per_hour_per_worker": secs * workers / len(res.hours)})

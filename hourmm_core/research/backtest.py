@@ -534,6 +534,40 @@ def run_backtest(ticks: Any, params: BacktestParams | None = None, components: C
     return res
 
 
+def run_backtest_span(hours: int, start_ms: int | None = None, params: BacktestParams | None = None,
+                      components: Components | None = None, data_dir: str | None = None, chunk_hours: int = 48,
+                      workers: int = 1, warmup_ms: int = HOUR_MS) -> BacktestResult:
+    """Backtest ``hours`` consecutive hours from ``start_ms`` (ms UTC, hour-aligned), loading the
+    ticks chunk by chunk so a month or a year never has to sit in memory at once.
+
+    Each chunk of ``chunk_hours`` is loaded with ``warmup_ms`` of history before it (the vol
+    estimator's warm-up) through :func:`hourmm_core.data.load_ticks` - real dumps when found,
+    else the labelled synthetic stand-in. ``start_ms=None``: the first kline hour of the real
+    data, or the synthetic default start.
+    """
+    from hourmm_core import data as hdata
+
+    if hours <= 0 or chunk_hours <= 0:
+        raise ValueError("hours and chunk_hours must be > 0")
+    if start_ms is None:
+        kl = hdata.load_klines(data_dir) if (data_dir or hdata.find_data_dir()) else None
+        start_ms = int(kl["open_ms"][0]) if kl is not None and len(kl["open_ms"]) else hdata.DEFAULT_SYNTHETIC_START_MS
+    start_ms = int(start_ms) - int(start_ms) % HOUR_MS
+    params = params or BacktestParams()
+    comps = components or default_components()
+    parts: list[BacktestResult] = []
+    for c0 in range(start_ms, start_ms + hours * HOUR_MS, chunk_hours * HOUR_MS):
+        c1 = min(c0 + chunk_hours * HOUR_MS, start_ms + hours * HOUR_MS)
+        ticks = hdata.load_ticks(c0 - warmup_ms, c1, data_dir=data_dir)
+        parts.append(run_backtest(ticks, params, comps, start_ms=c0, end_ms=c1, warmup_ms=0, workers=workers))
+    sources = sorted({p.source for p in parts})
+    out = BacktestResult("+".join(sources), _params_dict(params), [h for p in parts for h in p.hours],
+                         sum(p.n_ticks for p in parts), sum(p.wall_s for p in parts),
+                         notes=[f"components: {comps.describe()}",
+                                f"span: {hours} h from {start_ms} in chunks of {chunk_hours} h"])
+    return out
+
+
 def _run_block(comps: Components, params: BacktestParams, ts: np.ndarray, price: np.ndarray, sigma: np.ndarray,
                jobs: Sequence[tuple[int, int, int]], keep_paths: bool) -> list[tuple[HourResult, Any]]:
     out = []
