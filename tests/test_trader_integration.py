@@ -219,7 +219,7 @@ async def test_no_quotes_while_snapshot_stale(tmp_path) -> None:
 
 @pytest.mark.timeout(90)
 async def test_restart_mid_hour_reconciles_live_orders(tmp_path) -> None:
-    h = Harness(tmp_path, 30.0, H + 10 * 60_000)
+    h = Harness(tmp_path, 10.0, H + 10 * 60_000)
     await h.start()
     try:
         tr = await h.start_trader()
@@ -240,8 +240,11 @@ async def test_restart_mid_hour_reconciles_live_orders(tmp_path) -> None:
         await h.until(lambda: res.order_id not in {o["id"] for o in h.our_open_orders()})
         rec = kinds(h.db, "reconcile")[-1].payload
         assert res.order_id in rec["strays"]
-        assert set(rec["adopted"]) == left  # every order we had placed is managed again, none lost
+        # orders of ours still open are managed again (adopted); ones filled meanwhile are gone, and
+        # an order whose ack never reached the journal counts as a stray and is cancelled
+        assert rec["adopted"] and set(rec["adopted"]) <= left
         assert rec["phase"] == "ACTIVE"
+        await h.until(lambda: all(o["id"] in tr2.core.om.by_exchange_id for o in h.our_open_orders()))
         await h.until(lambda: tr2.core.om.open_count > 0)
     finally:
         await h.stop()

@@ -68,19 +68,24 @@ def test_reduce_only_keeps_only_reducing() -> None:
 def test_check_quote_reasons() -> None:
     ex = lambda **k: Exposure(**{**dict(yes_tokens=0, no_tokens=0, open_buy_up=0, open_buy_down=0,
                                         open_sell_up=0, open_sell_down=0, reserved_capital=0, open_orders=0), **k})
-    c = lambda q, mode=Mode.NORMAL, e=None, fresh=True: check_quote(q, mode, LIM, e or ex(), 0.5, fresh, 0.15)
+    c = lambda q, mode=Mode.NORMAL, e=None, fresh=True, unwind=False: check_quote(q, mode, LIM, e or ex(), 0.5, fresh, 0.15,
+                                                                              0.01, 5.0, unwind)
     assert c(Quote(UP, BUY, 0.48, 5)) == Reason.OK
-    assert c(Quote(UP, BUY, 0.48, 5), mode=Mode.HALT) == Reason.HALTED
+    assert c(Quote(UP, BUY, 0.48, 5), mode=Mode.HALT) == Reason.MODE_HALT
     assert c(Quote(UP, BUY, 0.48, 101)) == Reason.ORDER_SIZE
     assert c(Quote(UP, BUY, 0.48, 5), e=ex(open_orders=4)) == Reason.OPEN_ORDERS
-    assert c(Quote(UP, BUY, 0.48, 5), mode=Mode.REDUCE_ONLY) == Reason.REDUCE_ONLY
+    assert c(Quote(UP, BUY, 0.48, 5), mode=Mode.REDUCE_ONLY) == Reason.MODE_REDUCE_ONLY
     assert c(Quote(UP, BUY, 0.48, 5), fresh=False) == Reason.STALE
     assert c(Quote(UP, BUY, 0.20, 5)) == Reason.PRICE_BAND
     assert c(Quote(UP, BUY, 0.48, 50), e=ex(yes_tokens=460)) == Reason.POSITION
     assert c(Quote(UP, BUY, 0.48, 50), e=ex(reserved_capital=990)) == Reason.CAPITAL
-    assert c(Quote(UP, SELL, 0.48, 5), e=ex(yes_tokens=4)) == Reason.OVERSELL
-    assert c(Quote(UP, SELL, 0.30, 5), mode=Mode.FLATTEN, fresh=False, e=ex(yes_tokens=5)) == Reason.OK
+    assert c(Quote(UP, SELL, 0.48, 5), e=ex(yes_tokens=4)) == Reason.POSITION
+    assert c(Quote(UP, SELL, 0.30, 5), mode=Mode.FLATTEN, fresh=False, e=ex(yes_tokens=5), unwind=True) == Reason.OK
+    assert c(Quote(UP, SELL, 0.30, 5), e=ex(yes_tokens=5)) == Reason.PRICE_BAND  # not unwinding: band applies
+    assert c(Quote(UP, SELL, 0.55, 5), e=ex(yes_tokens=8, open_sell_up=5)) == Reason.POSITION  # no oversell
     assert c(Quote(UP, BUY, 1.0, 5)) == Reason.BAD_PRICE
+    assert c(Quote(UP, BUY, 0.485, 5)) == Reason.BAD_PRICE  # off the tick grid
+    assert c(Quote(UP, BUY, 0.48, 4)) == Reason.BAD_SIZE  # below the venue minimum
     e = ex()
     for _ in range(4):
         assert c(Quote(UP, BUY, 0.48, 5), e=e) == Reason.OK

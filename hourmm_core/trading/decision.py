@@ -134,15 +134,17 @@ class DecisionCore:
         state = MarketState(fair_up, self.fair_unc, fresh, self.om.yes_tokens, self.om.no_tokens,
                             up, down, phase, mode,
                             self.session.schedule.wind_progress(now_ms, m.end_ms),
-                            m.tick_size, m.min_size, self.paused)
+                            m.tick_size, m.min_size, self.paused, self.om.cost[UP] + self.om.cost[DOWN])
         lim = risk.limits
         quotes = desired_quotes(state, self.params, lim)
         ex = self.exposure()
         # open orders the plan keeps count against the limit; the manager frees cancelled slots
         band = self.params.price_band
+        unwind = phase is Phase.FLATTEN or mode is Mode.FLATTEN
+        tick, min_size = m.tick_size, m.min_size
 
         def check(q: Quote) -> int:
-            return check_quote(q, mode, lim, ex, fair_up, fresh, band)
+            return check_quote(q, mode, lim, ex, fair_up, fresh, band, tick, min_size, unwind)
 
         d.quotes = quotes
         self.last_quotes = quotes

@@ -37,8 +37,11 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict, dataclass, field, replace
-from enum import Enum, IntEnum
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Mapping
+
+from hourmm_core.quant import RiskChecker
+from hourmm_core.quant.risk_codes import RiskReason
 
 if TYPE_CHECKING:
     from hourmm_core.trading.types import Quote
@@ -251,20 +254,8 @@ class RiskEngine:
         return reduces
 
 
-class Reason(IntEnum):
-    """Pre-trade check result codes (0 = pass). Mirrors hourmm_core.quant's RiskReason."""
-
-    OK = 0
-    HALTED = 1
-    REDUCE_ONLY = 2
-    ORDER_SIZE = 3
-    POSITION = 4
-    CAPITAL = 5
-    OPEN_ORDERS = 6
-    PRICE_BAND = 7
-    STALE = 8
-    BAD_PRICE = 9
-    OVERSELL = 10
+#: Pre-trade check result codes (0 = pass): the compiled core's ``RiskReason``.
+Reason = RiskReason
 
 
 @dataclass
@@ -281,50 +272,60 @@ class Exposure:
     open_orders: int
 
 
-def check_quote(q: "Quote", mode: Mode, lim: Limits, ex: Exposure, fair_up: float | None,
-                fresh: bool, price_band: float) -> int:
-    """One order against mode, size, position, capital, open orders, band and staleness.
+_CHECKERS: dict[tuple, Any] = {}
+_NEVER_STALE_MS = 1
+_STALE_AGE_MS = 1 << 40
 
-    A *reducing* order (sell of held tokens) is allowed in REDUCE_ONLY/FLATTEN, needs no
-    fresh fair value and no band (it is priced off the book to get out). Returns a
-    :class:`Reason`; on OK the exposure is updated so the next quote of the same plan
-    sees it.
+
+def _checker(lim: Limits, price_band: float, tick: float, min_size: float) -> Any:
+    """A compiled ``RiskChecker`` bound to these limits (cached; rebuilt when they change)."""
+    key = (lim.max_order_size, lim.max_position_size, lim.max_reserved_capital, lim.max_open_orders,
+           price_band, tick, min_size)
+    rc = _CHECKERS.get(key)
+    if rc is None:
+        if len(_CHECKERS) > 64:
+            _CHECKERS.clear()
+        rc = RiskChecker(lim.max_order_size, lim.max_position_size, lim.max_reserved_capital,
+                         lim.max_open_orders, price_band, _NEVER_STALE_MS, tick, min_size)
+        _CHECKERS[key] = rc
+    return rc
+
+
+def check_quote(q: "Quote", mode: Mode, lim: Limits, ex: Exposure, fair_up: float | None,
+                fresh: bool, price_band: float, tick: float = 0.0, min_size: float = 0.0,
+                unwind: bool = False) -> int:
+    """One order through the compiled pre-trade check (``hourmm_core.quant.RiskChecker``).
+
+    Checks mode, order sanity (tick grid, min size), order size, position (held + open
+    buys), reserved capital, open orders, staleness and the price band around fair.
+    Sells are checked against the tokens still free (held minus open sells), so two
+    sells can never oversell. ``unwind`` (FLATTEN) skips the band: getting out at the
+    best bid matters more than the price. On OK the exposure is updated so the next
+    quote of the same plan sees it. Returns a :class:`Reason` code.
     """
     from hourmm_core.trading.types import BUY, UP
 
-    if mode is Mode.HALT:
-        return Reason.HALTED
-    if not (0.0 < q.price < 1.0) or not (q.size > 0):
-        return Reason.BAD_PRICE
-    if q.size > lim.max_order_size + 1e-9:
-        return Reason.ORDER_SIZE
-    if ex.open_orders + 1 > lim.max_open_orders:
-        return Reason.OPEN_ORDERS
+    rc = _checker(lim, price_band, tick, min_size)
+    up = q.token == UP
+    free_up = ex.yes_tokens - ex.open_sell_up
+    free_down = ex.no_tokens - ex.open_sell_down
+    fair = math.nan if (fair_up is None or (unwind and q.side != BUY)) else fair_up
+    code = rc.check(mode.level, q.token, q.side, q.price, q.size, fair,
+                    free_up if q.side != BUY else ex.yes_tokens,
+                    free_down if q.side != BUY else ex.no_tokens,
+                    ex.open_orders, ex.reserved_capital, 0 if fresh else _STALE_AGE_MS,
+                    ex.open_buy_up, ex.open_buy_down)
+    if code != 0:
+        return code
     if q.side == BUY:
-        if mode is not Mode.NORMAL:
-            return Reason.REDUCE_ONLY
-        if not fresh or fair_up is None:
-            return Reason.STALE
-        fair_tok = fair_up if q.token == UP else 1.0 - fair_up
-        if abs(q.price - fair_tok) > price_band + 1e-9:
-            return Reason.PRICE_BAND
-        pos = (ex.yes_tokens + ex.open_buy_up) if q.token == UP else (ex.no_tokens + ex.open_buy_down)
-        if pos + q.size > lim.max_position_size + 1e-9:
-            return Reason.POSITION
-        if ex.reserved_capital + q.price * q.size > lim.max_reserved_capital + 1e-9:
-            return Reason.CAPITAL
-        if q.token == UP:
+        if up:
             ex.open_buy_up += q.size
         else:
             ex.open_buy_down += q.size
         ex.reserved_capital += q.price * q.size
+    elif up:
+        ex.open_sell_up += q.size
     else:
-        held = ex.yes_tokens - ex.open_sell_up if q.token == UP else ex.no_tokens - ex.open_sell_down
-        if q.size > held + 1e-9:
-            return Reason.OVERSELL
-        if q.token == UP:
-            ex.open_sell_up += q.size
-        else:
-            ex.open_sell_down += q.size
+        ex.open_sell_down += q.size
     ex.open_orders += 1
     return Reason.OK

@@ -22,13 +22,17 @@ BUY of Down at 1 - ask (the Polymarket complement), so quoting never needs short
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from hourmm_core.quant import build_ladder
 
 from hourmm_core.trading.risk_engine import Limits, Mode
 from hourmm_core.trading.session import Phase
 from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Quote
 
 _EPS = 1e-9
+_NAN = math.nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,7 @@ class MarketState:
     tick: float
     min_size: float
     paused: bool = False
+    held_cost: float = 0.0   # USDC paid for the tokens held (counts against MAX_RESERVED_CAPITAL)
 
 
 def _floor_tick(x: float, tick: float) -> float:
@@ -102,47 +107,38 @@ def flatten_quotes(s: MarketState, limits: Limits) -> list[Quote]:
     return out
 
 
-def ladder_quotes(s: MarketState, p: StrategyParams, limits: Limits) -> list[Quote]:
-    """Two-sided ladder around the inventory-skewed fair value (priority order)."""
-    assert s.fair_up is not None and s.up is not None and s.down is not None
-    tick = s.tick
-    half = p.half_spread + p.unc_mult * s.fair_unc
+def ladder_quotes(s: MarketState, p: StrategyParams, limits: Limits, reduce_only: bool = False) -> list[Quote]:
+    """Two-sided ladder from the compiled core (``hourmm_core.quant.build_ladder``).
+
+    The phase picks the parameters: WIND_DOWN widens by ``wind_down_spread_mult``,
+    shrinks the size (never below the venue minimum) and raises the skew up to 3x.
+    Reducing orders (sells of held tokens) come first.
+    """
+    assert s.fair_up is not None and s.up is not None
     size = min(p.quote_size, limits.max_order_size)
     skew = p.skew
+    spread_mult = 1.0
     if s.phase is Phase.WIND_DOWN:
-        half *= p.wind_down_spread_mult
+        spread_mult = p.wind_down_spread_mult
         size = max(min(size, s.min_size), size * p.wind_down_size_mult)  # smaller, not below the venue minimum
         skew *= 1.0 + 2.0 * s.wind_progress
     if size < s.min_size - _EPS:
         return []
-    net = s.yes_tokens - s.no_tokens
-    q = net / limits.max_position_size if limits.max_position_size > 0 else 0.0
-    r = s.fair_up - skew * max(-1.0, min(1.0, q))
+    bid = s.up.bid if s.up.bid is not None else _NAN
+    ask = s.up.ask if s.up.ask is not None else _NAN
+    lad = build_ladder(s.fair_up, s.fair_unc, max(0.0, s.yes_tokens), max(0.0, s.no_tokens), bid, ask,
+                       tick=s.tick, min_size=s.min_size, n_levels=p.quote_levels, base_size=size,
+                       half_spread=p.half_spread, level_step=p.level_step, unc_mult=p.unc_mult, skew=skew,
+                       max_order_size=limits.max_order_size, max_position=limits.max_position_size,
+                       capital_free=max(0.0, limits.max_reserved_capital - s.held_cost),
+                       post_only=True, reduce_only=reduce_only, spread_mult=spread_mult, size_mult=1.0)
     lo, hi = s.fair_up - p.price_band, s.fair_up + p.price_band
     out: list[Quote] = []
-    yes, no = s.yes_tokens, s.no_tokens
-    for k in range(p.quote_levels):
-        bid = _floor_tick(r - half - k * p.level_step, tick)
-        ask = _ceil_tick(r + half + k * p.level_step, tick)
-        # bid side: BUY Up at bid, or SELL Down at 1 - bid when we hold Down
-        if tick - _EPS <= bid <= 1 - tick + _EPS and bid >= lo - _EPS:
-            if no >= size - _EPS:
-                px = round(1.0 - bid, 6)
-                if s.down.bid is None or px >= s.down.bid + tick - _EPS:  # post-only: don't cross
-                    out.append(Quote(DOWN, SELL, px, size, True))
-                    no -= size
-            elif s.up.ask is None or bid <= s.up.ask - tick + _EPS:
-                out.append(Quote(UP, BUY, bid, size, False))
-        # ask side: SELL Up at ask when held, else BUY Down at 1 - ask
-        if tick - _EPS <= ask <= 1 - tick + _EPS and ask <= hi + _EPS:
-            if yes >= size - _EPS:
-                if s.up.bid is None or ask >= s.up.bid + tick - _EPS:
-                    out.append(Quote(UP, SELL, ask, size, True))
-                    yes -= size
-            else:
-                px = round(1.0 - ask, 6)
-                if s.down.ask is None or px <= s.down.ask - tick + _EPS:
-                    out.append(Quote(DOWN, BUY, px, size, False))
+    for tok, side, price, sz, _lvl in lad.orders():
+        up_px = price if tok == UP else 1.0 - price
+        if side == BUY and not (lo - _EPS <= up_px <= hi + _EPS):
+            continue  # outside the band around fair (the risk check would refuse it anyway)
+        out.append(Quote(int(tok), int(side), round(float(price), 6), float(sz), side == SELL))
     out.sort(key=lambda x: not x.reduce)  # reducing orders first (stable within a level)
     return out
 
@@ -155,9 +151,6 @@ def desired_quotes(s: MarketState, p: StrategyParams, limits: Limits) -> list[Qu
         return flatten_quotes(s, limits)  # getting out is not "quoting": pause does not stop it
     if s.paused:
         return []
-    if not s.fresh or s.fair_up is None or s.up is None or s.down is None:
+    if not s.fresh or s.fair_up is None or s.up is None or s.down is None:  # Down book unknown: market WS not healthy
         return []
-    quotes = ladder_quotes(s, p, limits)
-    if s.mode is Mode.REDUCE_ONLY:
-        quotes = [x for x in quotes if x.reduce]
-    return quotes
+    return ladder_quotes(s, p, limits, reduce_only=s.mode is Mode.REDUCE_ONLY)
