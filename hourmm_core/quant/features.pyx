@@ -15,7 +15,10 @@ Columns (``FEATURE_NAMES``): ``ret_1s ret_10s ret_1m ret_5m ret_hour rv_hour bv_
   ``rv - bv`` estimates the jump part. A gap of several grid intervals is one
   return followed by flat ones, so the next return's neighbour is 0.
 
-Memory: a ring buffer of (ts, price) with one entry per distinct ms, kept only as far
+Returns are differences of natural-log prices (one ``log`` per tick: the ring stores
+log prices), i.e. ``ln(a / b)`` computed as ``ln a - ln b``.
+
+Memory: a ring buffer of (ts, log price) with one entry per distinct ms, kept only as far
 back as the longest window (5 min), in plain C arrays (no Python objects per tick).
 It doubles when full (bounded: at most 300 001 distinct ms fit in 5 minutes), so a
 burst cannot overwrite history that a window still needs.
@@ -51,14 +54,14 @@ cdef class ReturnFeatures:
         self.cap = _INIT_CAP
         self.mask = self.cap - 1
         self.rts = <long long *> malloc(self.cap * sizeof(long long))
-        self.rpx = <double *> malloc(self.cap * sizeof(double))
-        if self.rts == NULL or self.rpx == NULL:
+        self.rlp = <double *> malloc(self.cap * sizeof(double))
+        if self.rts == NULL or self.rlp == NULL:
             raise MemoryError("ReturnFeatures: ring buffer allocation failed")
         self.reset()
 
     def __dealloc__(self):
         free(self.rts)
-        free(self.rpx)
+        free(self.rlp)
 
     def reset(self):
         """Forget everything (history, hour, counters)."""
@@ -69,9 +72,12 @@ cdef class ReturnFeatures:
             self.ptr[i] = -1
         self.started = False
         self.last_ts = 0
-        self.last_price = NAN
+        self.last_lp = NAN
         self.hour_start = 0
+        self.gnext = 0
+        self.next_hour = 0
         self.open_px = NAN
+        self.open_lp = NAN
         self.have_open = False
         self.gbucket = 0
         self.ganchor = NAN
@@ -85,29 +91,32 @@ cdef class ReturnFeatures:
     cdef int _grow(self) except -1:
         cdef long long ncap = self.cap * 2, i, n = self.tail - self.head
         cdef long long *nts = <long long *> malloc(ncap * sizeof(long long))
-        cdef double *npx = <double *> malloc(ncap * sizeof(double))
-        if nts == NULL or npx == NULL:
+        cdef double *nlp = <double *> malloc(ncap * sizeof(double))
+        if nts == NULL or nlp == NULL:
             free(nts)
-            free(npx)
+            free(nlp)
             raise MemoryError("ReturnFeatures: ring buffer growth failed")
         for i in range(n):
             nts[(self.head + i) & (ncap - 1)] = self.rts[(self.head + i) & self.mask]
-            npx[(self.head + i) & (ncap - 1)] = self.rpx[(self.head + i) & self.mask]
+            nlp[(self.head + i) & (ncap - 1)] = self.rlp[(self.head + i) & self.mask]
         free(self.rts)
-        free(self.rpx)
+        free(self.rlp)
         self.rts = nts
-        self.rpx = npx
+        self.rlp = nlp
         self.cap = ncap
         self.mask = ncap - 1
         return 0
 
-    cdef void _start_hour(self, long long hour_start, double open_px) noexcept nogil:
+    cdef void _start_hour(self, long long hour_start, double open_px, double open_lp) noexcept nogil:
         self.hour_start = hour_start
         self.open_px = open_px
+        self.open_lp = open_lp
         self.have_open = True
         self.gbucket = hour_start // self.grid_ms
-        self.ganchor = open_px
-        self.last_price = open_px
+        self.gnext = (self.gbucket + 1) * self.grid_ms
+        self.next_hour = hour_start - hour_start % self.hour_ms + self.hour_ms
+        self.ganchor = open_lp
+        self.last_lp = open_lp
         self.prev_abs = 0.0
         self.rv = 0.0
         self.bv = 0.0
@@ -123,63 +132,70 @@ cdef class ReturnFeatures:
             raise ValueError(f"ReturnFeatures.set_hour_open: bad open price {open_price!r}")
         if self.have_open and hour_start_ms == self.hour_start:
             self.open_px = open_price
+            self.open_lp = log(open_price)
         else:
-            self._start_hour(hour_start_ms, open_price)
+            self._start_hour(hour_start_ms, open_price, log(open_price))
             if self.started and self.last_ts >= hour_start_ms:
-                self.last_price = self.rpx[(self.tail - 1) & self.mask]
+                self.last_lp = self.rlp[(self.tail - 1) & self.mask]
         if self.started:
-            self.out[4] = log(self.rpx[(self.tail - 1) & self.mask] / self.open_px)
+            self.out[4] = self.rlp[(self.tail - 1) & self.mask] - self.open_lp
 
     cdef int c_update(self, long long ts_ms, double price) except -1 nogil:
-        cdef long long b, hs, target
-        cdef double r, ar
+        cdef long long b, target, pi, head, tail, mask
+        cdef long long *rts
+        cdef double r, ar, lp
         cdef int i
         if not (isfinite(price) and price > 0.0) or (self.started and ts_ms < self.last_ts):
             self.n_bad_ += 1
             return 0
+        lp = log(price)
         # hour roll: first tick of a new hour is its open (unless set_hour_open said otherwise)
-        hs = ts_ms - ts_ms % self.hour_ms
-        if not self.have_open or hs > self.hour_start:
-            self._start_hour(hs, price)
+        if not self.have_open or ts_ms >= self.next_hour:
+            self._start_hour(ts_ms - ts_ms % self.hour_ms, price, lp)
         # 1 s grid returns since the open (previous-tick sampling)
-        b = ts_ms // self.grid_ms
-        if b > self.gbucket:
-            r = log(self.last_price / self.ganchor)
+        if ts_ms >= self.gnext:            # crossed a grid boundary (no division on the common path)
+            b = ts_ms // self.grid_ms
+            r = self.last_lp - self.ganchor
             ar = fabs(r)
             self.rv += r * r
             self.bv += ar * self.prev_abs
             self.prev_abs = ar if b == self.gbucket + 1 else 0.0
-            self.ganchor = self.last_price
+            self.ganchor = self.last_lp
             self.gbucket = b
-        self.last_price = price
+            self.gnext = (b + 1) * self.grid_ms
+        self.last_lp = lp
         # ring buffer: one entry per distinct ms
         if self.started and ts_ms == self.last_ts:
-            self.rpx[(self.tail - 1) & self.mask] = price
+            self.rlp[(self.tail - 1) & self.mask] = lp
         else:
             if self.tail - self.head >= self.cap:
                 with gil:
                     self._grow()
             self.rts[self.tail & self.mask] = ts_ms
-            self.rpx[self.tail & self.mask] = price
+            self.rlp[self.tail & self.mask] = lp
             self.tail += 1
         self.started = True
         self.last_ts = ts_ms
+        rts = self.rts
+        mask = self.mask
+        tail = self.tail
+        head = self.head
         for i in range(FEAT_NW):
             target = ts_ms - self.windows[i]
-            if self.ptr[i] < self.head:
-                # not found yet: the oldest entry qualifies?
-                if self.rts[self.head & self.mask] <= target:
-                    self.ptr[i] = self.head
-            if self.ptr[i] >= self.head:
-                while self.ptr[i] + 1 < self.tail and self.rts[(self.ptr[i] + 1) & self.mask] <= target:
-                    self.ptr[i] += 1
-                self.out[i] = log(price / self.rpx[self.ptr[i] & self.mask])
+            pi = self.ptr[i]
+            if pi < head and rts[head & mask] <= target:
+                pi = head                 # first entry old enough for this window
+            if pi >= head:
+                while pi + 1 < tail and rts[(pi + 1) & mask] <= target:
+                    pi += 1
+                self.ptr[i] = pi
+                self.out[i] = lp - self.rlp[pi & mask]
             else:
                 self.out[i] = NAN
         # drop entries no window needs (everything before the longest window's pointer)
         if self.ptr[FEAT_NW - 1] > self.head:
             self.head = self.ptr[FEAT_NW - 1]
-        self.out[4] = log(price / self.open_px)
+        self.out[4] = lp - self.open_lp
         self.out[5] = self.rv
         self.out[6] = 0.5 * M_PI * self.bv
         return 1
@@ -240,11 +256,13 @@ cdef class ReturnFeatures:
         return out
 
 
-def return_features_batch(ts_ms, price, long long hour_ms=3_600_000, long long grid_ms=1000):
+def return_features_batch(ts_ms, price, long long hour_ms=3_600_000, long long grid_ms=1000, out=None):
     """Features after every tick, shape (n, 7) in FEATURE_NAMES order.
 
     Hour opens are the first price of each ``hour_ms`` bucket of ``ts_ms``; bad rows
     are skipped (their row repeats the previous values, NaN before the first good tick).
+    ``out``: optional preallocated C-contiguous float64 array of shape (n, 7) to fill
+    (saves the page faults of a fresh 56 MB array per million ticks in a loop).
     """
     cdef const cnp.int64_t[::1] t = np.ascontiguousarray(ts_ms, dtype=np.int64)
     cdef const double[::1] p = np.ascontiguousarray(price, dtype=np.float64)
@@ -253,7 +271,11 @@ def return_features_batch(ts_ms, price, long long hour_ms=3_600_000, long long g
     cdef ReturnFeatures rf = ReturnFeatures(hour_ms, grid_ms)
     cdef Py_ssize_t n = t.shape[0], j
     cdef int i
-    out = np.empty((n, FEAT_N), dtype=np.float64)
+    if out is None:
+        out = np.empty((n, FEAT_N), dtype=np.float64)
+    elif not (isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == (n, FEAT_N)
+              and out.flags.c_contiguous):
+        raise ValueError(f"return_features_batch: out must be a C-contiguous float64 array of shape ({n}, {FEAT_N})")
     cdef double[:, ::1] o = out
     with nogil:
         for j in range(n):

@@ -14,6 +14,7 @@ cdef class EwmaVol:
     cdef double sig[VOL_MAX_K]
     cdef bint started
     cdef long long bucket
+    cdef long long next_ms
     cdef long long last_ts
     cdef double last_price
     cdef double anchor

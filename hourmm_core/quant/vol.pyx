@@ -70,6 +70,7 @@ cdef class EwmaVol:
             self.sig[i] = sqrt(self.var_floor)
         self.started = False
         self.bucket = 0
+        self.next_ms = 0
         self.last_ts = 0
         self.last_price = 0.0
         self.anchor = 0.0
@@ -87,6 +88,7 @@ cdef class EwmaVol:
         if not self.started:
             self.started = True
             self.bucket = ts_ms // self.sample_ms
+            self.next_ms = (self.bucket + 1) * self.sample_ms
             self.last_ts = ts_ms
             self.last_price = price
             self.anchor = price
@@ -94,8 +96,8 @@ cdef class EwmaVol:
         if ts_ms < self.last_ts:
             self.n_bad_ += 1
             return 0
-        b = ts_ms // self.sample_ms
-        if b > self.bucket:
+        if ts_ms >= self.next_ms:          # crossed a grid boundary (no division on the common path)
+            b = ts_ms // self.sample_ms
             r = log(self.last_price / self.anchor)
             if b == self.bucket + 1:
                 dt = self.sample_s
@@ -119,6 +121,7 @@ cdef class EwmaVol:
             self.n_samples_ += 1
             self.anchor = self.last_price
             self.bucket = b
+            self.next_ms = (b + 1) * self.sample_ms
         self.last_ts = ts_ms
         self.last_price = price
         return 1
@@ -171,11 +174,12 @@ cdef class EwmaVol:
 
 
 def ewma_vol_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long sample_ms=1000,
-                   double var_floor=1e-12):
+                   double var_floor=1e-12, out=None):
     """sigma after every tick, shape (n, len(halflives_s)), same algorithm as EwmaVol.
 
     Bad rows (non-positive/non-finite price, time going backwards) are skipped exactly
     as the streaming object skips them: their row repeats the previous sigma.
+    ``out``: optional preallocated C-contiguous float64 array of shape (n, k) to fill.
     """
     cdef const cnp.int64_t[::1] t = np.ascontiguousarray(ts_ms, dtype=np.int64)
     cdef const double[::1] p = np.ascontiguousarray(price, dtype=np.float64)
@@ -184,7 +188,11 @@ def ewma_vol_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long sam
     cdef EwmaVol ev = EwmaVol(halflives_s, sample_ms, var_floor)
     cdef Py_ssize_t n = t.shape[0], j
     cdef int k = ev.k, i
-    out = np.empty((n, k), dtype=np.float64)
+    if out is None:
+        out = np.empty((n, k), dtype=np.float64)
+    elif not (isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == (n, k)
+              and out.flags.c_contiguous):
+        raise ValueError(f"ewma_vol_batch: out must be a C-contiguous float64 array of shape ({n}, {k})")
     cdef double[:, ::1] o = out
     with nogil:
         for j in range(n):

@@ -1,8 +1,13 @@
-"""Reference (pure Python) twin of ``hourmm_core.quant.features``; read that docstring for the why."""
+"""Reference (pure Python) twin of ``hourmm_core.quant.features``; read that docstring for the why.
+
+Same numbers as the compiled module: returns are differences of log prices, the price at
+or before ``t`` is found by bisection instead of the compiled per-window pointers (same
+result, easier to read).
+"""
 from __future__ import annotations
 
+import bisect
 import math
-from collections import deque
 
 import numpy as np
 
@@ -20,12 +25,14 @@ class ReturnFeatures:
         self.reset()
 
     def reset(self) -> None:
-        self.hist: deque[list] = deque()   # [ts, price], one per distinct ms, oldest first
+        self.h_ts: list[int] = []       # one entry per distinct ms, oldest first
+        self.h_lp: list[float] = []     # log price of the last tick at that ms
         self.started = False
         self.last_ts = 0
-        self.last_price = math.nan
+        self.last_lp = math.nan
         self.hour_start = 0
         self.open_price = math.nan
+        self.open_lp = math.nan
         self.have_open = False
         self.gbucket = 0
         self.ganchor = math.nan
@@ -35,10 +42,10 @@ class ReturnFeatures:
         self.out = [math.nan] * 7
         self.n_bad = 0
 
-    def _start_hour(self, hour_start: int, open_price: float) -> None:
-        self.hour_start, self.open_price, self.have_open = hour_start, open_price, True
+    def _start_hour(self, hour_start: int, open_price: float, open_lp: float) -> None:
+        self.hour_start, self.open_price, self.open_lp, self.have_open = hour_start, open_price, open_lp, True
         self.gbucket = hour_start // self.grid_ms
-        self.ganchor = self.last_price = open_price
+        self.ganchor = self.last_lp = open_lp
         self.prev_abs = self.rv = self.bv = 0.0
 
     def set_hour_open(self, hour_start_ms: int, open_price: float) -> None:
@@ -46,53 +53,47 @@ class ReturnFeatures:
             self.n_bad += 1
             raise ValueError(f"ReturnFeatures.set_hour_open: bad open price {open_price!r}")
         if self.have_open and hour_start_ms == self.hour_start:
-            self.open_price = open_price
+            self.open_price, self.open_lp = open_price, math.log(open_price)
         else:
-            self._start_hour(hour_start_ms, open_price)
+            self._start_hour(hour_start_ms, open_price, math.log(open_price))
             if self.started and self.last_ts >= hour_start_ms:
-                self.last_price = self.hist[-1][1]
+                self.last_lp = self.h_lp[-1]
         if self.started:
-            self.out[4] = math.log(self.hist[-1][1] / self.open_price)
-
-    def _price_at_or_before(self, t: int) -> float:
-        best = math.nan
-        for ts, px in self.hist:
-            if ts <= t:
-                best = px
-            else:
-                break
-        return best
+            self.out[4] = self.h_lp[-1] - self.open_lp
 
     def update(self, ts_ms: int, price: float) -> bool:
         if not (math.isfinite(price) and price > 0.0) or (self.started and ts_ms < self.last_ts):
             self.n_bad += 1
             return False
+        lp = math.log(price)
         hs = ts_ms - ts_ms % self.hour_ms
         if not self.have_open or hs > self.hour_start:
-            self._start_hour(hs, price)
+            self._start_hour(hs, price, lp)
         b = ts_ms // self.grid_ms
-        if b > self.gbucket:
-            r = math.log(self.last_price / self.ganchor)
+        if b > self.gbucket:                      # crossed grid boundaries: one return, then flat
+            r = self.last_lp - self.ganchor
             self.rv += r * r
             self.bv += abs(r) * self.prev_abs
             self.prev_abs = abs(r) if b == self.gbucket + 1 else 0.0
-            self.ganchor = self.last_price
+            self.ganchor = self.last_lp
             self.gbucket = b
-        self.last_price = price
+        self.last_lp = lp
         if self.started and ts_ms == self.last_ts:
-            self.hist[-1][1] = price
+            self.h_lp[-1] = lp
         else:
-            self.hist.append([ts_ms, price])
+            self.h_ts.append(ts_ms)
+            self.h_lp.append(lp)
         self.started = True
         self.last_ts = ts_ms
         for i, w in enumerate(WINDOWS_MS):
-            ref = self._price_at_or_before(ts_ms - w)
-            self.out[i] = math.log(price / ref) if not math.isnan(ref) else math.nan
-        # keep only what the longest window can still need: the last entry <= now - 5 min onwards
-        target = ts_ms - WINDOWS_MS[-1]
-        while len(self.hist) >= 2 and self.hist[1][0] <= target:
-            self.hist.popleft()
-        self.out[4] = math.log(price / self.open_price)
+            j = bisect.bisect_right(self.h_ts, ts_ms - w) - 1     # last entry at or before ts - w
+            self.out[i] = lp - self.h_lp[j] if j >= 0 else math.nan
+        # drop what no window can need any more (keep the last entry at or before ts - 5 min)
+        j = bisect.bisect_right(self.h_ts, ts_ms - WINDOWS_MS[-1]) - 1
+        if j > 1024:
+            del self.h_ts[:j]
+            del self.h_lp[:j]
+        self.out[4] = lp - self.open_lp
         self.out[5] = self.rv
         self.out[6] = 0.5 * math.pi * self.bv
         return True
@@ -104,6 +105,10 @@ class ReturnFeatures:
     ret_hour = property(lambda self: self.out[4])
     rv_hour = property(lambda self: self.out[5])
     bv_hour = property(lambda self: self.out[6])
+
+    @property
+    def hour_start_ms(self) -> int | None:
+        return self.hour_start if self.have_open else None
 
     def as_dict(self) -> dict[str, float]:
         return dict(zip(FEATURE_NAMES, self.out))

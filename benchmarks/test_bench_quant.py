@@ -1,0 +1,142 @@
+"""Quant core speed: compiled (Cython) vs the plain-Python reference, side by side.
+
+Run: ``python3 -m pytest benchmarks/test_bench_quant.py --benchmark-only``.
+Groups: per-tick update of vol + features + fair price (called from Python), batch over
+~1,000,000 ticks, one ladder build, one risk check. Ratios and ticks/s land in
+``extra_info``. Targets (issue 2): per tick <= 0.3 us and >= 30x the reference; batch
+>= 20 M ticks/s; ladder < 2 us; risk check < 0.3 us. No timed asserts here or in tests.
+Data: real Binance dumps via hourmm_core.data.load_ticks when present, else its seeded
+synthetic stand-in (labelled in extra_info["source"]; it measures code speed, not the market).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hourmm_core import quant as q
+from hourmm_core.quant import reference as R
+
+N_TICK = 20_000          # ticks per round in the per-tick benchmark
+N_REF_BATCH = 20_000     # the reference batch runs on a slice (it is ~1000x slower); rate is per tick
+HOUR = 3_600_000
+
+
+@pytest.fixture(scope="module")
+def ticks():
+    from hourmm_core.data import load_ticks
+    d = load_ticks(synthetic_hours=24)
+    ts = np.ascontiguousarray(d.ts_ms, dtype=np.int64)
+    px = np.ascontiguousarray(d.price, dtype=np.float64)
+    if len(ts) > 1_000_000:
+        ts, px = ts[:1_000_000], px[:1_000_000]
+    return ts, px, d.source
+
+
+def _per_tick_loop(mod, ts_list, px_list):
+    ev = mod.EwmaVol((30.0, 120.0, 600.0), 1000, 1e-12)
+    rf = mod.ReturnFeatures()
+    fp = mod.FairPricer(0.0, 0.001)
+    K = px_list[0]
+    hour_end = ts_list[0] - ts_list[0] % HOUR + HOUR
+
+    def run():
+        for t, p in zip(ts_list, px_list):
+            ev.update(t, p)
+            rf.update(t, p)
+            fp.update(t, p, K, hour_end, ev.sigma, ev.sigma_at(2))
+        return fp.p
+    return run
+
+
+@pytest.mark.parametrize("impl", ["compiled", "reference"])
+def test_per_tick_update_and_price(benchmark, ticks, impl):
+    benchmark.group = "quant per-tick: vol+features+price (20k ticks/round)"
+    ts, px, source = ticks
+    ts_list, px_list = ts[:N_TICK].tolist(), px[:N_TICK].tolist()
+    mod = q if impl == "compiled" else R
+    # fresh state each round so timestamps never go backwards
+    p = benchmark.pedantic(lambda: _per_tick_loop(mod, ts_list, px_list)(),
+                           rounds=10 if impl == "compiled" else 2, iterations=1)
+    assert 0.0 < p < 1.0
+    us = benchmark.stats.stats.min / N_TICK * 1e6
+    benchmark.extra_info.update({"source": source, "us_per_tick": round(us, 4), "target_us": 0.3})
+
+
+@pytest.mark.parametrize("impl", ["compiled", "reference"])
+def test_batch_features_vol_price(benchmark, ticks, impl):
+    benchmark.group = "quant batch: ewma_vol + features + fair_prob"
+    ts, px, source = ticks
+    if impl == "reference":
+        ts, px = ts[:N_REF_BATCH], px[:N_REF_BATCH]
+    mod = q if impl == "compiled" else R
+
+    def run():
+        sig = mod.ewma_vol_batch(ts, px, (30.0, 120.0, 600.0), 1000, 1e-12)
+        feat = mod.return_features_batch(ts, px)
+        K = px / np.exp(feat[:, 4])                      # the hour's open implied by ret_hour
+        tau = ((ts - ts % HOUR + HOUR) - ts) / 1000.0
+        return mod.fair_prob_batch(px, K, tau, sig[:, 0], 0.0, 0.001)
+    p = benchmark.pedantic(run, rounds=3 if impl == "compiled" else 1, iterations=1)
+    assert p.shape == (len(ts),) and np.all((p >= 0.001) & (p <= 0.999))
+    rate = len(ts) / benchmark.stats.stats.min
+    benchmark.extra_info.update({"source": source, "ticks": int(len(ts)), "ticks_per_s": round(rate),
+                                 "target_ticks_per_s": 20_000_000})
+
+
+@pytest.mark.parametrize("impl", ["compiled", "reference"])
+def test_batch_vol_only(benchmark, ticks, impl):
+    benchmark.group = "quant batch: ewma_vol only"
+    ts, px, source = ticks
+    if impl == "reference":
+        ts, px = ts[:N_REF_BATCH], px[:N_REF_BATCH]
+    mod = q if impl == "compiled" else R
+    out = benchmark.pedantic(mod.ewma_vol_batch, args=(ts, px, (30.0, 120.0, 600.0), 1000, 1e-12),
+                             rounds=3 if impl == "compiled" else 1, iterations=1)
+    assert out.shape == (len(ts), 3)
+    benchmark.extra_info.update({"source": source, "ticks": int(len(ts)),
+                                 "ticks_per_s": round(len(ts) / benchmark.stats.stats.min)})
+
+
+LADDER_ARGS = (0.57, 0.01, 40.0, 0.0, 0.55, 0.58)
+LADDER_KW = dict(tick=0.01, min_size=5.0, n_levels=2, base_size=10.0, half_spread=0.02, level_step=0.01,
+                 unc_mult=1.0, skew=0.02, max_order_size=100.0, max_position=500.0, capital_free=1000.0,
+                 post_only=True, reduce_only=False, spread_mult=1.0, size_mult=1.0)
+
+
+@pytest.mark.parametrize("impl", ["compiled", "compiled_reuse", "reference"])
+def test_ladder_build(benchmark, impl):
+    benchmark.group = "quant ladder build (2 levels)"
+    if impl == "compiled":
+        lad = benchmark(q.build_ladder, *LADDER_ARGS, **LADDER_KW)
+    elif impl == "compiled_reuse":
+        out = q.Ladder()
+        lad = benchmark(q.build_ladder, *LADDER_ARGS, out=out, **LADDER_KW)
+    else:
+        lad = benchmark(R.build_ladder, *LADDER_ARGS, **LADDER_KW)
+    assert lad.count == 4
+    benchmark.extra_info.update({"us": round(benchmark.stats.stats.median * 1e6, 4), "target_us": 2.0})
+
+
+RISK_ARGS = (0, 0, 0, 0.55, 10.0, 0.57, 40.0, 0.0, 2, 150.0, 120, 100.0, 500.0, 1000.0, 4, 0.15, 500)
+
+
+@pytest.mark.parametrize("impl", ["compiled", "compiled_checker", "reference"])
+def test_risk_check(benchmark, impl):
+    benchmark.group = "quant risk check (one order)"
+    if impl == "compiled":
+        code = benchmark(q.check_order, *RISK_ARGS)
+    elif impl == "compiled_checker":
+        chk = q.RiskChecker(100.0, 500.0, 1000.0, 4, 0.15, 500)
+        code = benchmark(chk.check, *RISK_ARGS[:11])
+    else:
+        code = benchmark(R.check_order, *RISK_ARGS)
+    assert code == 0
+    benchmark.extra_info.update({"us": round(benchmark.stats.stats.median * 1e6, 4), "target_us": 0.3})
+
+
+def test_pricer_single_call(benchmark):
+    benchmark.group = "quant digital_prob (one call)"
+    p = benchmark(q.digital_prob, 60_100.0, 60_000.0, 900.0, 1e-4, 0.0, 0.001)
+    assert 0.5 < p < 1.0 and math.isfinite(p)
