@@ -480,12 +480,14 @@ def run_hour(components: Components, params: BacktestParams, ts_ms: np.ndarray, 
 
 def run_backtest(ticks: Any, params: BacktestParams | None = None, components: Components | None = None,
                  max_hours: int | None = None, start_ms: int | None = None, end_ms: int | None = None,
-                 keep_paths: bool = False, warmup_ms: int = HOUR_MS, workers: int = 1) -> BacktestResult:
+                 keep_paths: bool | int = False, warmup_ms: int = HOUR_MS, workers: int = 1) -> BacktestResult:
     """Backtest the strategy over every complete hour of ``ticks`` (TickData or (ts_ms, price)).
 
     Hours before ``ts[0] + warmup_ms`` are skipped (vol warm-up). ``components``
     defaults to the trader's decision core against the simulator engine
-    (:func:`default_components`). Inventory paths are kept when ``keep_paths``.
+    (:func:`default_components`). Inventory paths (``res.paths``) are kept for every hour
+    when ``keep_paths`` is True, for the first N hours when it is an int N (memory: a path
+    is one entry per decision).
     ``workers > 1`` splits the hours into contiguous blocks run in that many
     processes (hours are independent: each is its own market, settled at its
     close); the result is identical to ``workers=1``.
@@ -510,10 +512,11 @@ def run_backtest(ticks: Any, params: BacktestParams | None = None, components: C
     hs, first, last = hs[keep], first[keep], last[keep]
     if max_hours is not None:
         hs, first, last = hs[:max_hours], first[:max_hours], last[:max_hours]
-    jobs = list(zip(hs.tolist(), first.tolist(), last.tolist()))
+    n_keep = len(hs) if keep_paths is True else int(keep_paths or 0)
+    jobs = [(h, a, b, i < n_keep) for i, (h, a, b) in enumerate(zip(hs.tolist(), first.tolist(), last.tolist()))]
     workers = max(1, min(int(workers), len(jobs)))
     if workers == 1:
-        out = _run_block(comps, params, ts, price, sigma, jobs, keep_paths)
+        out = _run_block(comps, params, ts, price, sigma, jobs)
     else:
         import concurrent.futures as cf
         import multiprocessing as mp
@@ -522,14 +525,14 @@ def run_backtest(ticks: Any, params: BacktestParams | None = None, components: C
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
         with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                     initargs=(comps, params, ts, price, sigma)) as pool:
-            futs = [pool.submit(_run_block_worker, [jobs[i] for i in b], keep_paths) for b in blocks]
+            futs = [pool.submit(_run_block_worker, [jobs[i] for i in b]) for b in blocks]
             out = [x for f in futs for x in f.result()]
     hours = [r for r, _ in out]
-    paths = [p for _, p in out]
+    paths = [p for _, p in out if p is not None]
     n_ticks = int(last[-1] - first[0] + 1) if hs.size else 0
     res = BacktestResult(source, _params_dict(params), hours, n_ticks, time.perf_counter() - t0,
                          notes=[f"components: {comps.describe()}"])
-    if keep_paths:
+    if n_keep:
         res.paths = paths  # type: ignore[attr-defined]
     return res
 
@@ -569,11 +572,11 @@ def run_backtest_span(hours: int, start_ms: int | None = None, params: BacktestP
 
 
 def _run_block(comps: Components, params: BacktestParams, ts: np.ndarray, price: np.ndarray, sigma: np.ndarray,
-               jobs: Sequence[tuple[int, int, int]], keep_paths: bool) -> list[tuple[HourResult, Any]]:
+               jobs: Sequence[tuple[int, int, int, bool]]) -> list[tuple[HourResult, Any]]:
     out = []
-    for h, a, b in jobs:
+    for h, a, b, keep in jobs:
         r, path = comps.run_hour(params, ts, price, h, a, b, sigma)
-        out.append((r, path if keep_paths else None))
+        out.append((r, path if keep else None))
     return out
 
 
@@ -586,9 +589,9 @@ def _init_worker(comps: Components, params: BacktestParams, ts: np.ndarray, pric
     _WORKER = (comps, params, ts, price, sigma)
 
 
-def _run_block_worker(jobs: Sequence[tuple[int, int, int]], keep_paths: bool) -> list[tuple[HourResult, Any]]:
+def _run_block_worker(jobs: Sequence[tuple[int, int, int, bool]]) -> list[tuple[HourResult, Any]]:
     comps, params, ts, price, sigma = _WORKER
-    return _run_block(comps, params, ts, price, sigma, jobs, keep_paths)
+    return _run_block(comps, params, ts, price, sigma, jobs)
 
 
 def _params_dict(p: BacktestParams) -> dict[str, Any]:
@@ -679,12 +682,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--synthetic-hours", type=int, default=None, help="size of the synthetic stand-in")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a backtest parameter, e.g. --set half_spread=0.03")
+    ap.add_argument("--workers", type=int, default=1, help="processes to spread the hours over")
     ap.add_argument("--no-plots", action="store_true")
     return ap
 
 
 def _coerce(p: BacktestParams, key: str, raw: str) -> Any:
-    if key not in p.__dataclass_fields__ or key == "fee":
+    if key not in p.__dataclass_fields__ or key in ("fee", "agents"):
         raise ValueError(f"unknown backtest parameter {key!r}")
     cur = getattr(p, key)
     return type(cur)(raw)
@@ -715,7 +719,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = params.replace(**over)
         comps = default_components()
         ticks = cal.load_history(args.data, args.synthetic_hours)
-        res = run_backtest(ticks, params, comps, max_hours=args.hours)
+        if args.workers < 1:
+            raise ValueError("--workers must be >= 1")
+        res = run_backtest(ticks, params, comps, max_hours=args.hours, keep_paths=12, workers=args.workers)
     except (ValueError, TypeError, OSError, ImportError, ConfigError) as exc:
         print(f"backtest: error: {exc}", file=sys.stderr)
         return 2

@@ -128,11 +128,36 @@ def backtest_png(bt: Any, path: str | Path) -> Path:
     return p
 
 
+def inventory_png(bt: Any, path: str | Path, max_hours: int = 12) -> Path | None:
+    """Intra-hour inventory paths (net Up tokens vs minutes into the hour) and the fair value,
+    for the first ``max_hours`` hours whose paths were kept (``run_backtest(keep_paths=True)``)."""
+    paths = [p for p in (getattr(bt, "paths", None) or []) if p]
+    if not paths:
+        return None
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
+    for h, p in zip(bt.hours[:max_hours], paths[:max_hours]):
+        t = (np.asarray(p["ts_ms"]) - h.hour_start_ms) / 60_000.0
+        a1.plot(t, np.asarray(p["pos_up"]) - np.asarray(p["pos_down"]), lw=0.8)
+        a2.plot(t, p["fair_up"], lw=0.8)
+    a1.set_ylabel("net Up tokens")
+    a2.set_ylabel("fair P(up)")
+    a2.set_xlabel("minutes into the hour")
+    a1.set_title(f"inventory paths, first {min(max_hours, len(paths))} hours ({bt.source} data)")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def backtest_report(bt: Any, out_dir: str | Path, table_text: str) -> Path:
-    """Write backtest.png and index.html into out_dir."""
+    """Write backtest.png (+ inventory.png when paths were kept) and index.html into out_dir."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     img = backtest_png(bt, out / "backtest.png").name
+    inv = inventory_png(bt, out / "inventory.png")
+    imgs = [img] + ([inv.name] if inv is not None else [])
     page = out / "index.html"
-    page.write_text(_page("HourMM strategy backtest", bt.source, table_text, [img]))
+    page.write_text(_page("HourMM strategy backtest", bt.source, table_text, imgs))
     return page
