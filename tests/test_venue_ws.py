@@ -221,3 +221,28 @@ async def test_user_ws_auth_frame_events_and_disconnect_callback():
                                               for p, f in srv.frames if f.startswith("{")))
         finally:
             await c.stop()
+
+
+async def test_server_error_frame_planned_reason_and_all_markets_subscription():
+    async def script(ws, n, sub):
+        if n == 1:
+            assert sub["markets"] == []          # no market yet: all of this key's markets
+            await ws.send(json.dumps({"error": "Unauthorized/Invalid api key"}))
+        await ws.wait_closed()
+
+    reasons = []
+    async with Server(script) as srv:
+        c = UserWsClient(srv.url, "k", "s" * 12, "p" * 12, [], backoff_initial_s=0.05,
+                         on_state=lambda up, why: reasons.append((up, why)))
+        c.start()
+        try:
+            assert await c.wait_connected(5)
+            assert await wait_for(lambda: c.server_errors == 1)
+            assert "Unauthorized" in c.last_error and c.bad_frames == {"server_error": 1}
+            await c.set_markets(["0xm"])
+            assert await wait_for(lambda: srv.conns == 2 and c.connected)
+            down = [why for up, why in reasons if not up]
+            assert down and down[0].startswith("planned: ") and "market roll" in down[0]
+            assert c.planned_reconnects == 1
+        finally:
+            await c.stop()

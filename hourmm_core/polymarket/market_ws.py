@@ -81,7 +81,7 @@ class MarketWsClient(WsClientBase):
 
     async def on_disconnected(self, reason: str) -> None:
         self.books.invalidate_all(f"disconnected: {reason}")
-        log.warning("WS market disconnected (%s)", reason)
+        (log.info if reason.startswith("planned: ") else log.warning)("WS market disconnected (%s)", reason)
         await self._emit(MarketEvent("resync", self.token_ids, self.clock.now_ms(), reason))
 
     async def handle(self, msg: Any) -> None:

@@ -215,8 +215,8 @@ class UserWsClient(WsClientBase):
         return f"UserWsClient(url={self.url!r}, markets={self.markets!r}, connected={self.connected})"
 
     def subscribe_frame(self) -> dict | None:
-        if not self.markets:
-            return None
+        # An empty "markets" list subscribes to all of this API key's markets: the channel is
+        # up (and fills visible) from start-up, before discovery has picked a market.
         return {"auth": dict(self._auth), "markets": list(self.markets), "type": "user"}
 
     async def set_markets(self, markets: Iterable[str]) -> None:
@@ -229,7 +229,7 @@ class UserWsClient(WsClientBase):
             await self.reconnect("market roll")
 
     async def on_disconnected(self, reason: str) -> None:
-        log.warning("WS user disconnected (%s)", reason)
+        (log.info if reason.startswith("planned: ") else log.warning)("WS user disconnected (%s)", reason)
 
     async def handle(self, msg: Any) -> None:
         items = msg if isinstance(msg, list) else [msg]

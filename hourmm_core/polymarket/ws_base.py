@@ -55,6 +55,8 @@ class WsClientBase:
         self.disconnects = 0
         self.frames = 0
         self.bad_frames: dict[str, int] = {}
+        self.server_errors = 0
+        self.planned_reconnects = 0
         self.last_msg_ms = 0
         self.last_error: str | None = None
         self._ws: ClientConnection | None = None
@@ -62,6 +64,7 @@ class WsClientBase:
         self._stopping = False
         self._connected_evt = asyncio.Event()
         self._reconnect_now = False
+        self._planned_reason = ""
         self._loop_time_last = 0.0
 
     # -- subclass hooks -----------------------------------------------------------------
@@ -77,7 +80,10 @@ class WsClientBase:
         """Called after the subscribe frame was sent."""
 
     async def on_disconnected(self, reason: str) -> None:
-        """Called once per lost connection (before the backoff sleep)."""
+        """Called once per lost connection (before the backoff sleep).
+
+        ``reason`` starts with ``"planned: "`` when we closed it ourselves (market roll).
+        """
 
     # -- control ---------------------------------------------------------------------------
     def start(self) -> asyncio.Task:
@@ -112,7 +118,8 @@ class WsClientBase:
         new tokens, which is simpler and safer than patching a live subscription.
         """
         self._reconnect_now = True
-        self.last_error = reason
+        self._planned_reason = reason
+        self.planned_reconnects += 1
         if self._ws is not None:
             await self._ws.close(code=1000, reason=reason[:100])
 
@@ -165,7 +172,12 @@ class WsClientBase:
                     attempt = 0
                     await self._set_state(True, "connected")
                     await self.on_connected()
+                    if self.subscribe_frame() != frame:
+                        # tokens/markets changed while we were connecting: the frame we sent is stale
+                        await self.reconnect("subscription changed while connecting")
                     reason = await self._read(ws)
+                    if self._reconnect_now:
+                        reason = f"planned: {self._planned_reason}"
             except asyncio.CancelledError:
                 raise
             except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI, ConnectionClosed) as exc:
@@ -211,6 +223,12 @@ class WsClientBase:
                     continue
                 if not isinstance(msg, (dict, list)):
                     self.count_bad("not_object", raw)
+                    continue
+                if isinstance(msg, dict) and "error" in msg and "event_type" not in msg:
+                    # the venue refused something (bad subscription, invalid API creds...)
+                    self.server_errors += 1
+                    self.last_error = f"server error: {str(msg['error'])[:200]}"
+                    self.count_bad("server_error", str(msg["error"]))
                     continue
                 try:
                     await self.handle(msg)
