@@ -26,6 +26,7 @@ import numpy as np
 
 OUT = Path(os.environ.get("HOURMM_EXAMPLE_OUT", "out/research_example"))
 HOURS = int(os.environ.get("HOURMM_EXAMPLE_HOURS", "12"))  # synthetic size when no real data
+DECISION_MS = int(os.environ.get("HOURMM_EXAMPLE_DECISION_MS", "1000"))  # trader re-quote interval (sim ms)
 
 from hourmm_core.research import backtest as bt
 from hourmm_core.research import calibration as cal
@@ -58,22 +59,34 @@ page = plots.calibration_report(res, OUT / "calibration", text)
 print(f"calibration report: {page}")
 
 # %% [markdown]
-# ## 4. Sweep the pricer half-life (locally; pass scheduler="tcp://..." for Dask)
+# ## 4. Tune the estimator on a training span, score on the later span it never saw
+# %%
+tr = cal.tune((ts, price, source), train_frac=0.6,
+              grid=cal.TuneGrid((30.0, 300.0), (1000,), (0.0, 6.0), (30.0, 120.0, 600.0)))
+print(f"tuned on {tr.split_ms}: {tr.best.to_config()}")
+print(f"held-out log loss: tuned={tr.test.score('pricer').log_loss:.4f}  "
+      f"const 0.5={tr.test.score('const_0.5').log_loss:.4f}")
+
+# %% [markdown]
+# ## 5. Sweep the pricer half-life (locally; pass scheduler="tcp://host:8786" for Dask)
 # %%
 sw = sweep.sweep_calibration((ts, price, source), {"halflife_s": [30.0, 300.0], "nu": [0.0, 6.0]},
                              max_workers=2)
 print(sw.format())
 
 # %% [markdown]
-# ## 5. Backtest the strategy against the simulator's matching engine
+# ## 6. Backtest the trader (strategy, ladder, risk, order manager) against the simulator's
+# matching engine and background agents, in-process on simulated time
 # %%
-try:
-    comps = bt.default_components()
-except ImportError as exc:
-    comps = None
-    print(f"backtest skipped: {exc}")
-if comps is not None:
-    btr = bt.run_backtest((ts, price, source), bt.BacktestParams(), comps, max_hours=min(HOURS, 6))
-    btext = bt.format_backtest(btr)
-    print(btext)
-    print(f"backtest report: {plots.backtest_report(btr, OUT / 'backtest', btext)}")
+params = bt.BacktestParams(decision_ms=DECISION_MS)
+btr = bt.run_backtest((ts, price, source), params, max_hours=min(HOURS, 4), keep_paths=True)
+btext = bt.format_backtest(btr)
+print(btext)
+print(f"backtest report: {plots.backtest_report(btr, OUT / 'backtest', btext)}")
+
+# %% [markdown]
+# ## 7. Sweep spread x skew on the backtest (same API; scheduler= for a Dask cluster)
+# %%
+bsw = bt.sweep_backtest((ts, price), {"half_spread": [0.02, 0.05], "skew": [0.0, 0.04]},
+                        max_workers=2, max_hours=min(HOURS, 2), decision_ms=max(DECISION_MS, 5000))
+print(bsw.format())

@@ -43,7 +43,8 @@ def test_notebook_is_built_from_the_script(tmp_path):
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(not _have_core(), reason="compiled core (python3 setup.py build_ext --inplace) or data module missing")
 def test_example_runs_and_writes_reports(tmp_path):
-    env = dict(os.environ, HOURMM_EXAMPLE_OUT=str(tmp_path), HOURMM_EXAMPLE_HOURS="4", MPLBACKEND="Agg")
+    env = dict(os.environ, HOURMM_EXAMPLE_OUT=str(tmp_path), HOURMM_EXAMPLE_HOURS="6",
+               HOURMM_EXAMPLE_DECISION_MS="5000", MPLBACKEND="Agg")
     empty = tmp_path / "empty-data-dir"  # no dumps in it: the seeded synthetic stand-in, small and deterministic
     empty.mkdir()
     env["HOURMM_DATA_DIR"] = str(empty)
@@ -53,4 +54,5 @@ def test_example_runs_and_writes_reports(tmp_path):
     assert "data source: synthetic" in p.stdout
     assert (tmp_path / "calibration" / "index.html").exists()
     assert (tmp_path / "backtest" / "index.html").exists()
-    assert "pnl" in p.stdout
+    assert "pnl" in p.stdout and "held-out log loss" in p.stdout and "half_spread" in p.stdout
+    assert (tmp_path / "backtest" / "inventory.png").exists()
