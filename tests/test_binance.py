@@ -134,7 +134,8 @@ async def test_replay_stream_wire_format_and_timing(ticks):
     srv = BinanceReplayServer(ticks, clk)
     await srv.start()
     try:
-        async with websockets.connect(srv.ws_url + "/stream?streams=btcusdt@trade/btcusdt@bookTicker") as ws:
+        async with websockets.connect(srv.ws_url + "/stream?streams=btcusdt@trade/btcusdt@bookTicker",
+                                      close_timeout=0.5) as ws:
             frames = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(200)]
         streams = {f["stream"] for f in frames}
         assert streams == {"btcusdt@trade", "btcusdt@bookTicker"}
@@ -148,7 +149,7 @@ async def test_replay_stream_wire_format_and_timing(ticks):
         assert float(first["p"]) == ticks.price[i] and first["T"] == ticks.ts_ms[i]
         assert first["T"] >= H0 + 10 * 60_000 - 1
         assert abs(trades[-1]["T"] - clk.now_ms()) < 30_000
-        async with websockets.connect(srv.ws_url + "/ws/btcusdt@trade") as ws:
+        async with websockets.connect(srv.ws_url + "/ws/btcusdt@trade", close_timeout=0.5) as ws:
             raw = json.loads(await asyncio.wait_for(ws.recv(), 5))
         assert raw["e"] == "trade" and "stream" not in raw
     finally:

@@ -95,7 +95,7 @@ async def test_snapshots_at_rate_with_rising_seq_and_push(ticks):
         assert 28 <= rate <= 48, rate
         assert s2["ts_ms"] > s1["ts_ms"] and s2["schema_version"] == 1
         # push channel: snapshots arrive with strictly increasing seq
-        async with websockets.connect(st.url.replace("http", "ws") + "/snapshot/stream") as ws:
+        async with websockets.connect(st.url.replace("http", "ws") + "/snapshot/stream", close_timeout=0.5) as ws:
             seqs = [json.loads(await asyncio.wait_for(ws.recv(), 2))["seq"] for _ in range(20)]
         assert all(b > a for a, b in zip(seqs, seqs[1:]))
         code, h = await st.get("/health")

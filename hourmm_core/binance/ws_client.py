@@ -112,7 +112,8 @@ class BinanceStreamClient:
             reason = "closed"
             try:
                 async with websockets.connect(self.url, open_timeout=self.open_timeout_s,
-                                              max_size=2 ** 20, ping_interval=20, ping_timeout=20) as ws:
+                                              max_size=2 ** 20, ping_interval=20, ping_timeout=20,
+                                              close_timeout=1.0) as ws:
                     self._ws = ws
                     self.connects += 1
                     self.connected = True

@@ -109,10 +109,13 @@ class PricerService:
 
     async def stop(self) -> None:
         self._stopped.set()
-        await self.client.stop()
-        for t in self._tasks:
+        for t in self._tasks[1:]:  # publisher + klines first: a shutdown is not a stale feed
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks[1:], return_exceptions=True)
+        await self.client.stop()
+        for t in self._tasks[:1]:
+            t.cancel()
+        await asyncio.gather(*self._tasks[:1], return_exceptions=True)
         self._tasks = []
         if self._session is not None:
             await self._session.close()

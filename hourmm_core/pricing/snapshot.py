@@ -77,9 +77,12 @@ class SnapshotBuilder:
 
     def __init__(self, symbol: str, halflives_s: tuple[float, ...] = (30.0, 120.0, 600.0),
                  sample_ms: int = 1000, var_floor: float = 1e-12, nu: float = 0.0, p_min: float = 0.001,
-                 stale_threshold_ms: int = 500) -> None:
-        from hourmm_core.quant import FEATURE_NAMES, EwmaVol, FairPricer, ReturnFeatures
-
+                 stale_threshold_ms: int = 500, core: Any = None) -> None:
+        """``core`` defaults to the compiled ``hourmm_core.quant``; benchmarks pass the reference twins."""
+        if core is None:
+            import hourmm_core.quant as core
+        EwmaVol, ReturnFeatures, FairPricer = core.EwmaVol, core.ReturnFeatures, core.FairPricer
+        FEATURE_NAMES = core.FEATURE_NAMES
         self.symbol = symbol.upper()
         self.halflives_s = tuple(halflives_s)
         self.vol = EwmaVol(self.halflives_s, sample_ms, var_floor)

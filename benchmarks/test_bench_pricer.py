@@ -1,0 +1,123 @@
+"""Container A hot paths: per-message parse + feature update + price (compiled core vs the
+plain-Python reference twins, side by side), snapshot serialization, and the push channel's
+latency from Binance frame arrival to a subscriber holding the snapshot (p50/p99, loopback).
+
+Run: ``python3 -m pytest benchmarks/test_bench_pricer.py --benchmark-only``.
+Data: the seeded synthetic stand-in (the numbers measure code speed, not the market).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import numpy as np
+import pytest
+
+from hourmm_core.binance.messages import parse_frame
+from hourmm_core.clock import ScaledClock
+from hourmm_core.data import synthetic_ticks
+from hourmm_core.pricing.snapshot import SnapshotBuilder
+
+quant = pytest.importorskip("hourmm_core.quant")
+from hourmm_core.quant import reference  # noqa: E402
+
+H0 = 1_769_090_400_000
+N_MSG = 20_000
+
+
+@pytest.fixture(scope="module")
+def frames():
+    t = synthetic_ticks(hours=1, seed=9)
+    out = []
+    for i in range(min(N_MSG // 2, len(t))):
+        ts = int(t.ts_ms[i])
+        out.append((f'{{"stream":"btcusdt@bookTicker","data":{{"u":{i + 1},"s":"BTCUSDT","b":"{t.bid[i]:.8f}",'
+                    f'"B":"{t.bid_qty[i]:.8f}","a":"{t.ask[i]:.8f}","A":"{t.ask_qty[i]:.8f}"}}}}', ts))
+        out.append((f'{{"stream":"btcusdt@trade","data":{{"e":"trade","E":{ts},"s":"BTCUSDT","t":{i + 1},'
+                    f'"p":"{t.price[i]:.8f}","q":"{t.qty[i]:.8f}","T":{ts},"m":{"true" if t.is_buyer_maker[i] else "false"},'
+                    f'"M":true}}}}', ts))
+    return out
+
+
+def _run_messages(frames, core):
+    b = SnapshotBuilder("BTCUSDT", core=core)
+    b.on_connect(H0 - 1)
+    for raw, ts in frames:
+        b.on_message(parse_frame(raw), ts)
+    return b
+
+
+@pytest.mark.parametrize("impl", ["compiled", "reference"])
+def test_bench_parse_update_price(benchmark, frames, impl):
+    core = quant if impl == "compiled" else reference
+    b = benchmark.pedantic(_run_messages, args=(frames, core), rounds=3, iterations=1)
+    assert b.trades == len(frames) // 2 and b.pricer.p == b.pricer.p  # priced (not NaN)
+    mean = benchmark.stats.stats.mean
+    benchmark.extra_info.update({"impl": impl, "messages": len(frames),
+                                 "us_per_message": mean / len(frames) * 1e6, "data": "synthetic"})
+
+
+def test_bench_parse_only(benchmark, frames):
+    raws = [r for r, _ in frames]
+    benchmark(lambda: [parse_frame(r) for r in raws])
+    benchmark.extra_info["us_per_message"] = benchmark.stats.stats.mean / len(raws) * 1e6
+
+
+def test_bench_snapshot_serialization(benchmark, frames):
+    b = _run_messages(frames, quant)
+    now = frames[-1][1] + 10
+    snap = benchmark(b.snapshot, now)
+    assert json.loads(snap.json)["fair_up"] is not None
+    benchmark.extra_info.update({"bytes": len(snap.json), "us_per_snapshot": benchmark.stats.stats.mean * 1e6})
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("hz", [50.0, 200.0])
+def test_bench_push_latency(benchmark, hz):
+    """Frame arrival at the pricer -> snapshot received by a WS subscriber, on loopback at 1x.
+
+    With a 1x ScaledClock simulated ms == wall ms, so latency = subscriber receive time
+    - snapshot.recv_ts_ms (the pricer's stamp of the newest frame the snapshot holds),
+    counted once per new frame. Bounded below by the publish period (1/hz).
+    """
+    import aiohttp
+    from hourmm_core.config import PricerConfig
+    from hourmm_core.pricing import PricerService
+    from hourmm_core.sim.binance_replay import BinanceReplayServer
+
+    ticks = synthetic_ticks(hours=1, seed=4, rate_range=(20.0, 40.0))
+    lat: list[float] = []
+
+    async def scenario() -> None:
+        wall0 = time.time_ns() // 1_000_000
+        clock = ScaledClock(1.0, H0 + 120_000, wall0)
+        replay = BinanceReplayServer(ticks, clock)
+        await replay.start()
+        cfg = PricerConfig.from_env({"BINANCE_WS_URL": replay.ws_url, "BINANCE_REST_URL": replay.rest_url,
+                                     "SNAPSHOT_PUBLISH_HZ": str(hz), "STALE_THRESHOLD_MS": "5000"})
+        svc = PricerService(cfg, clock, http_port=0, http_host="127.0.0.1")
+        await svc.start()
+        try:
+            async with aiohttp.ClientSession() as s:
+                async with s.ws_connect(svc.server.url.replace("http", "ws") + "/snapshot/stream") as ws:
+                    last_recv = None
+                    t_end = time.monotonic() + 4.0
+                    while time.monotonic() < t_end:
+                        msg = await ws.receive(timeout=2)
+                        now = clock.now_ms()
+                        d = json.loads(msg.data)
+                        if d["recv_ts_ms"] is not None and d["recv_ts_ms"] != last_recv:
+                            last_recv = d["recv_ts_ms"]
+                            lat.append(now - d["recv_ts_ms"])
+        finally:
+            await svc.stop()
+            await replay.stop()
+
+    benchmark.pedantic(lambda: asyncio.run(scenario()), rounds=1, iterations=1)
+    arr = np.asarray(lat[5:], dtype=float)
+    assert arr.size > 20
+    benchmark.extra_info.update({"publish_hz": hz, "samples": int(arr.size),
+                                 "latency_ms_p50": float(np.percentile(arr, 50)),
+                                 "latency_ms_p99": float(np.percentile(arr, 99)),
+                                 "latency_ms_max": float(arr.max())})
