@@ -294,3 +294,23 @@ async def test_background_taker_fills_an_aggressive_quote():
         sim.ex.check_invariants()
     finally:
         await sim.stop()
+
+
+async def test_v2_only_mode_rejects_v1_orders_with_version_mismatch():
+    from py_clob_client.client import ClobClient as V1Client
+    from py_clob_client.clob_types import OrderArgs as V1OrderArgs
+
+    sim = make_sim(allowed_versions=(2,))
+    await sim.start()
+    try:
+        ev = await _event(sim)
+        k = Account.create().key.hex()
+        c = V1Client(sim.urls["clob"], chain_id=137, key=k if k.startswith("0x") else "0x" + k)
+        c.set_api_creds(await asyncio.to_thread(c.create_or_derive_api_creds))
+        o = await asyncio.to_thread(c.create_order, V1OrderArgs(token_id=ev["up"], price=0.45, size=6, side="BUY"))
+        with pytest.raises(Exception) as ei:
+            await asyncio.to_thread(c.post_order, o)
+        assert "order_version_mismatch" in str(ei.value)
+        assert sim.ex.open_orders() == []
+    finally:
+        await sim.stop()

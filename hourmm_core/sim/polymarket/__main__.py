@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fee-exponent", type=float, default=None,
                    help="use the CLOB V2 fee curve rate*(p(1-p))**e instead of rate*min(p,1-p)")
     p.add_argument("--heartbeat-timeout-s", type=float, default=10.0)
+    p.add_argument("--v2-only", action="store_true",
+                   help="reject V1-signed orders with order_version_mismatch, like production since 2026-04-28")
     p.add_argument("--no-agents", action="store_true", help="no background makers/takers")
     p.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
@@ -43,7 +45,8 @@ async def amain(a: argparse.Namespace) -> int:
         clock = clock_from_env()   # start = the shared clock's "now", like the Binance replay
     cfg = SimConfig(host=a.host, port=a.port, speed=a.speed, start_ms=a.start_ms, hours=a.hours, seed=a.seed,
                     data_dir=a.data_dir, fund_usdc=a.fund_usdc, fee_rate_bps=a.fee_rate_bps, fee_exponent=a.fee_exponent,
-                    heartbeat_timeout_s=a.heartbeat_timeout_s, agents=not a.no_agents)
+                    heartbeat_timeout_s=a.heartbeat_timeout_s, agents=not a.no_agents,
+                    allowed_versions=(2,) if a.v2_only else (1, 2))
     sim = PolymarketSim(cfg, clock=clock)
     await sim.start()
     print(sim.ready_line(), flush=True)

@@ -142,6 +142,7 @@ class _Conn:
         self.markets: set[str] = set()
         self.owner: str | None = None
         self.api_key: str | None = None
+        self.key: Any = None
 
     def send(self, obj: Any) -> None:
         self.q.put_nowait(json.dumps(obj, separators=(",", ":")))
@@ -193,6 +194,7 @@ class PolymarketSim:
         self.signer_funder: dict[str, str] = {}     # signer (lower) -> maker/funder seen on orders
         self.resolutions: dict[str, dict[str, Any]] = {}
         self.trade_status: dict[str, str] = {}
+        self.trades_by_id: dict[str, dict[str, Any]] = {}
         self._status_due: list[tuple[float, str, str]] = []
         self.heartbeats: dict[str, tuple[str, float]] = {}   # api key -> (heartbeat id, last wall s)
         self.hb_cancels = 0
@@ -360,7 +362,16 @@ class PolymarketSim:
         ts = str(ev.get("ts_ms", 0))
         if et == "trade":
             tr = ev["trade"]
+            self.trades_by_id[tr["id"]] = tr
             self.trade_status[tr["id"]] = "MATCHED"
+            # Like the real market channel: a trade that changes the book is followed by a book snapshot.
+            m = self.ex.markets[tr["market"]]
+            for conn in list(self.conns):
+                if conn.kind == "market":
+                    snaps = [{**self._book_json(t, m), "event_type": "book"}
+                             for t in (m.up_token, m.down_token) if t in conn.assets]
+                    if snaps:
+                        conn.send(snaps)
             wall = time.monotonic()
             self._status_due.append((wall + self.cfg.confirm_delay_s, tr["id"], "MINED"))
             self._status_due.append((wall + 2 * self.cfg.confirm_delay_s, tr["id"], "CONFIRMED"))
@@ -395,7 +406,8 @@ class PolymarketSim:
         elif et == "order":
             o = ev["order"]
             for conn in list(self.conns):
-                if conn.kind == "user" and conn.owner == o["owner"] and (not conn.markets or o["market"] in conn.markets):
+                if conn.kind == "user" and conn.key is not None and o["owner"] in self._owners_of(conn.key) \
+                        and (not conn.markets or o["market"] in conn.markets):
                     conn.send(self._user_order_msg(o, ev["type"], ts))
 
     def _user_order_msg(self, o: dict[str, Any], typ: str, ts: str) -> dict[str, Any]:
@@ -420,16 +432,21 @@ class PolymarketSim:
     def _push_trade_status(self, tid: str, status: str, now_ms: int) -> None:
         if not self.conns:
             return
-        tr = next((t for t in reversed(self.ex.trades_log) if t["id"] == tid), None)
+        tr = self.trades_by_id.get(tid)
         if tr is None:
             return
         owners = {tr["owner"]} | {mo["owner"] for mo in tr["maker_orders"]}
         for conn in list(self.conns):
-            if conn.kind == "user" and conn.owner in owners and (not conn.markets or tr["market"] in conn.markets):
-                v = self._trade_view(tr, conn.owner)
+            if conn.kind != "user" or conn.key is None or (conn.markets and tr["market"] not in conn.markets):
+                continue
+            for own in self._owners_of(conn.key):
+                if own not in owners:
+                    continue
+                v = self._trade_view(tr, own)
                 v.update({"event_type": "trade", "type": "TRADE", "status": status, "matchtime": tr["match_time"],
                           "trade_owner": v["owner"], "timestamp": str(now_ms)})
                 conn.send(v)
+                break
 
     # ------------------------------------------------------------------ HTTP plumbing
     def _routes(self, app: web.Application) -> None:
@@ -1077,6 +1094,7 @@ class PolymarketSim:
             c.send({"error": "invalid subscription: markets must be a list"})
             return True
         c.api_key = k.api_key
+        c.key = k
         c.owner = self._owners_of(k)[-1]
         c.markets = set(str(x) for x in mk)
         return True
