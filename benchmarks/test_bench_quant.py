@@ -50,9 +50,32 @@ def _per_tick_loop(mod, ts_list, px_list):
     return run
 
 
+def _tick_pricer_loop(mod, ts_list, px_list):
+    tp = mod.TickPricer((30.0, 120.0, 600.0), 1000, 1e-12, 0.0, 0.001)
+
+    def run():
+        for t, p in zip(ts_list, px_list):
+            tp.update(t, p)
+        return tp.p
+    return run
+
+
+@pytest.mark.parametrize("impl", ["compiled", "reference"])
+def test_per_tick_tick_pricer(benchmark, ticks, impl):
+    benchmark.group = "quant per-tick: TickPricer.update (one call, 20k ticks/round)"
+    ts, px, source = ticks
+    ts_list, px_list = ts[:N_TICK].tolist(), px[:N_TICK].tolist()
+    mod = q if impl == "compiled" else R
+    p = benchmark.pedantic(lambda: _tick_pricer_loop(mod, ts_list, px_list)(),
+                           rounds=10 if impl == "compiled" else 2, iterations=1)
+    assert 0.0 < p < 1.0
+    us = benchmark.stats.stats.min / N_TICK * 1e6
+    benchmark.extra_info.update({"source": source, "us_per_tick": round(us, 4), "target_us": 0.3})
+
+
 @pytest.mark.parametrize("impl", ["compiled", "reference"])
 def test_per_tick_update_and_price(benchmark, ticks, impl):
-    benchmark.group = "quant per-tick: vol+features+price (20k ticks/round)"
+    benchmark.group = "quant per-tick: 3 objects vol+features+FairPricer (20k ticks/round)"
     ts, px, source = ticks
     ts_list, px_list = ts[:N_TICK].tolist(), px[:N_TICK].tolist()
     mod = q if impl == "compiled" else R
@@ -83,6 +106,39 @@ def test_batch_features_vol_price(benchmark, ticks, impl):
     rate = len(ts) / benchmark.stats.stats.min
     benchmark.extra_info.update({"source": source, "ticks": int(len(ts)), "ticks_per_s": round(rate),
                                  "target_ticks_per_s": 20_000_000})
+
+
+@pytest.mark.parametrize("impl", ["compiled", "reference"])
+def test_batch_price_path_fused(benchmark, ticks, impl):
+    benchmark.group = "quant batch: price_path_batch (vol+features+price, one pass)"
+    ts, px, source = ticks
+    if impl == "reference":
+        ts, px = ts[:N_REF_BATCH], px[:N_REF_BATCH]
+    mod = q if impl == "compiled" else R
+    sig, feat, p = benchmark.pedantic(mod.price_path_batch, args=(ts, px), rounds=3 if impl == "compiled" else 1,
+                                      iterations=1)
+    assert p.shape == (len(ts),) and sig.shape == (len(ts), 3) and feat.shape == (len(ts), 7)
+    rate = len(ts) / benchmark.stats.stats.min
+    benchmark.extra_info.update({"source": source, "ticks": int(len(ts)), "ticks_per_s": round(rate),
+                                 "target_ticks_per_s": 20_000_000})
+
+
+@pytest.mark.parametrize("impl", ["compiled", "compiled_out", "reference"])
+def test_batch_features_only(benchmark, ticks, impl):
+    benchmark.group = "quant batch: return_features only"
+    ts, px, source = ticks
+    if impl == "reference":
+        ts, px = ts[:N_REF_BATCH], px[:N_REF_BATCH]
+        out = benchmark.pedantic(R.return_features_batch, args=(ts, px), rounds=1, iterations=1)
+    elif impl == "compiled_out":
+        buf = np.empty((len(ts), 7))
+        out = benchmark.pedantic(q.return_features_batch, args=(ts, px), kwargs={"out": buf}, rounds=3,
+                                 iterations=1)
+    else:
+        out = benchmark.pedantic(q.return_features_batch, args=(ts, px), rounds=3, iterations=1)
+    assert out.shape == (len(ts), 7)
+    benchmark.extra_info.update({"source": source, "ticks": int(len(ts)),
+                                 "ticks_per_s": round(len(ts) / benchmark.stats.stats.min)})
 
 
 @pytest.mark.parametrize("impl", ["compiled", "reference"])

@@ -326,3 +326,36 @@ def test_every_reason_code_is_reachable_and_named():
     assert _call(q.check_order, o, **LIM) == RiskReason.OK
     assert _call(q.check_order, {**base, "price": 0.505}, **LIM, tick=0.01) == RiskReason.BAD_PRICE
     assert _call(q.check_order, {**base, "size": 2.0}, **LIM, min_size=5.0) == RiskReason.BAD_SIZE
+
+
+@SET
+@given(tick_paths(max_n=150), st.sampled_from([0.0, 4.0]))
+def test_price_path_batch_equals_reference_and_parts(path, nu):
+    ts, px = path
+    sig, feat, p = q.price_path_batch(ts, px, (30.0, 600.0), 1000, 1e-12, nu, 0.001)
+    rsig, rfeat, rp = R.price_path_batch(ts, px, (30.0, 600.0), 1000, 1e-12, nu, 0.001)
+    _close(sig, rsig)
+    _close(feat, rfeat)
+    _close(p, rp)
+    _close(sig, q.ewma_vol_batch(ts, px, (30.0, 600.0), 1000, 1e-12))
+    _close(feat, q.return_features_batch(ts, px))
+    ok = ~np.isnan(p)
+    assert np.all((p[ok] >= 0.001) & (p[ok] <= 0.999))
+
+
+@SET
+@given(tick_paths(max_n=150), st.sampled_from([0.0, 5.0]), st.booleans())
+def test_tick_pricer_equals_reference(path, nu, explicit_open):
+    ts, px = path
+    a, b = q.TickPricer(nu=nu), R.TickPricer(nu=nu)
+    if explicit_open:
+        a.set_hour_open(T0, 50_000.0)
+        b.set_hour_open(T0, 50_000.0)
+    for t, p in zip(ts.tolist(), px.tolist()):
+        x, y = a.update(t, p, p * 1.00001), b.update(t, p, p * 1.00001)
+        assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(y, rel=1e-9)
+        if not math.isnan(x):
+            assert 0.001 <= x <= 0.999 and a.p_unc == pytest.approx(b.p_unc, rel=1e-9, abs=1e-15)
+            assert a.tau_s == b.tau_s and 0.0 < a.tau_s <= 3600.0
+    assert a.n_bad == b.n_bad
+    _close(a.features.values(), b.features.values())

@@ -245,3 +245,145 @@ cdef class FairPricer:
     @property
     def p_min(self):
         return self.p_min
+
+
+from hourmm_core.quant.vol cimport EwmaVol
+from hourmm_core.quant.features cimport ReturnFeatures
+
+
+def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long sample_ms=1000,
+                     double var_floor=1e-12, double nu=0.0, double p_min=0.001, int sigma_index=0,
+                     long long hour_ms=3_600_000):
+    """What the live pricer would say after every tick, in one nogil pass.
+
+    Runs ``EwmaVol`` and ``ReturnFeatures`` tick by tick and prices
+    ``digital_prob(price, open, tau, sigma[sigma_index])`` with ``open`` = the first price
+    of the tick's hour and ``tau`` = seconds to the hour's end. Returns
+    ``(sigma f64[n, k], features f64[n, 7], p f64[n])``. Bad rows are skipped like the
+    streaming objects skip them (their rows repeat the previous values; p NaN before the
+    first good tick). Same numbers as calling the three batch functions separately.
+    """
+    _check_params(nu, p_min)
+    cdef const cnp.int64_t[::1] t = np.ascontiguousarray(ts_ms, dtype=np.int64)
+    cdef const double[::1] px = np.ascontiguousarray(price, dtype=np.float64)
+    if t.shape[0] != px.shape[0]:
+        raise ValueError(f"price_path_batch: ts_ms has {t.shape[0]} rows, price has {px.shape[0]}")
+    cdef EwmaVol ev = EwmaVol(halflives_s, sample_ms, var_floor)
+    cdef ReturnFeatures rf = ReturnFeatures(hour_ms, 1000)
+    if not 0 <= sigma_index < ev.k:
+        raise ValueError(f"price_path_batch: sigma_index {sigma_index} out of range 0..{ev.k - 1}")
+    cdef Py_ssize_t n = t.shape[0], j
+    cdef int k = ev.k, i
+    sig_out = np.empty((n, k), dtype=np.float64)
+    feat_out = np.empty((n, 7), dtype=np.float64)
+    p_out = np.empty(n, dtype=np.float64)
+    cdef double[:, ::1] so = sig_out
+    cdef double[:, ::1] fo = feat_out
+    cdef double[::1] po = p_out
+    cdef double last_p = NAN
+    cdef long long left
+    with nogil:
+        for j in range(n):
+            ev.c_update(t[j], px[j])
+            if rf.c_update(t[j], px[j]) == 1:
+                left = rf.next_hour - t[j]
+                last_p = digital_prob_c(px[j], rf.open_px, left / 1000.0, ev.sig[sigma_index], nu, p_min)
+            for i in range(k):
+                so[j, i] = ev.sig[i]
+            for i in range(7):
+                fo[j, i] = rf.out[i]
+            po[j] = last_p
+    return sig_out, feat_out, p_out
+
+
+cdef class TickPricer:
+    """Container A's per-tick work in one call: EwmaVol + ReturnFeatures + fair price.
+
+    ``update(ts_ms, price, S=nan)`` feeds the trade ``price`` to the volatility and the
+    features and prices the digital at ``S`` (mid or microprice; the trade price when S
+    is NaN) against the hour's open with ``sigma[sigma_index]``; ``p_unc`` uses
+    ``sigma[alt_index]`` (default: the last half-life) as in ``FairPricer``. One Python
+    call per tick instead of five keeps the per-tick cost near 0.1 us.
+    ``set_hour_open`` passes the exchange's open (e.g. the 1h kline) to the features.
+    The components stay readable as ``.vol`` and ``.features``.
+    """
+    cdef readonly EwmaVol vol
+    cdef readonly ReturnFeatures features
+    cdef double nu, p_min
+    cdef int sigma_index, alt_index
+    cdef double p_, p_unc_, tau_s_
+    cdef long long n_bad_
+
+    def __cinit__(self, halflives_s=(30.0, 120.0, 600.0), long long sample_ms=1000, double var_floor=1e-12,
+                  double nu=0.0, double p_min=0.001, int sigma_index=0, int alt_index=-1,
+                  long long hour_ms=3_600_000):
+        _check_params(nu, p_min)
+        self.vol = EwmaVol(halflives_s, sample_ms, var_floor)
+        self.features = ReturnFeatures(hour_ms, 1000)
+        if alt_index < 0:
+            alt_index += self.vol.k
+        if not (0 <= sigma_index < self.vol.k and 0 <= alt_index < self.vol.k):
+            raise ValueError(f"TickPricer: sigma_index/alt_index out of range 0..{self.vol.k - 1}")
+        self.nu = nu
+        self.p_min = p_min
+        self.sigma_index = sigma_index
+        self.alt_index = alt_index
+        self.p_ = NAN
+        self.p_unc_ = NAN
+        self.tau_s_ = NAN
+        self.n_bad_ = 0
+
+    def set_hour_open(self, long long hour_start_ms, double open_price):
+        self.features.set_hour_open(hour_start_ms, open_price)
+
+    cpdef double update(self, long long ts_ms, double price, double S=NAN):
+        """Feed one trade; returns p (NaN and counted in n_bad for a bad tick)."""
+        cdef double pa
+        cdef long long left
+        self.vol.c_update(ts_ms, price)
+        if self.features.c_update(ts_ms, price) != 1:
+            self.n_bad_ += 1
+            return NAN
+        if isnan(S):
+            S = price
+        left = self.features.next_hour - ts_ms
+        self.tau_s_ = left / 1000.0
+        self.p_ = digital_prob_c(S, self.features.open_px, self.tau_s_, self.vol.sig[self.sigma_index],
+                                 self.nu, self.p_min)
+        pa = digital_prob_c(S, self.features.open_px, self.tau_s_, self.vol.sig[self.alt_index],
+                            self.nu, self.p_min)
+        if isnan(self.p_) or isnan(pa):
+            self.n_bad_ += 1
+            self.p_ = NAN
+            self.p_unc_ = NAN
+            return NAN
+        self.p_unc_ = fabs(self.p_ - pa)
+        return self.p_
+
+    @property
+    def p(self):
+        return self.p_
+
+    @property
+    def p_unc(self):
+        return self.p_unc_
+
+    @property
+    def tau_s(self):
+        return self.tau_s_
+
+    @property
+    def sigma(self):
+        return self.vol.sig[self.sigma_index]
+
+    @property
+    def open_price(self):
+        return self.features.open_px
+
+    @property
+    def hour_end_ms(self):
+        return self.features.next_hour if self.features.have_open else None
+
+    @property
+    def n_bad(self):
+        return self.n_bad_

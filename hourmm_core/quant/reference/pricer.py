@@ -136,3 +136,79 @@ class FairPricer:
             return math.nan
         self.p_unc = abs(self.p - self.p_alt)
         return self.p
+
+
+def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), sample_ms: int = 1000,
+                     var_floor: float = 1e-12, nu: float = 0.0, p_min: float = 0.001, sigma_index: int = 0,
+                     hour_ms: int = 3_600_000):
+    """(sigma[n, k], features[n, 7], p[n]): vol + features + price after every tick."""
+    from hourmm_core.quant.reference.features import ReturnFeatures
+    from hourmm_core.quant.reference.vol import EwmaVol
+    _check_params(nu, p_min)
+    ts = np.asarray(ts_ms, dtype=np.int64)
+    px = np.asarray(price, dtype=np.float64)
+    if ts.shape != px.shape:
+        raise ValueError(f"price_path_batch: ts_ms has {ts.shape[0]} rows, price has {px.shape[0]}")
+    ev, rf = EwmaVol(halflives_s, sample_ms, var_floor), ReturnFeatures(hour_ms, 1000)
+    if not 0 <= sigma_index < len(ev.halflives_s):
+        raise ValueError(f"price_path_batch: sigma_index {sigma_index} out of range")
+    sig = np.empty((len(ts), len(ev.halflives_s)))
+    feat = np.empty((len(ts), 7))
+    p = np.empty(len(ts))
+    last_p = math.nan
+    for j in range(len(ts)):
+        t, x = int(ts[j]), float(px[j])
+        ev.update(t, x)
+        if rf.update(t, x):
+            hour_end = rf.hour_start - rf.hour_start % hour_ms + hour_ms
+            last_p = _digital(x, rf.open_price, (hour_end - t) / 1000.0, ev.sig[sigma_index], nu, p_min)
+        sig[j], feat[j], p[j] = ev.sig, rf.out, last_p
+    return sig, feat, p
+
+
+class TickPricer:
+    """EwmaVol + ReturnFeatures + fair price per tick (twin of the compiled TickPricer)."""
+
+    def __init__(self, halflives_s=(30.0, 120.0, 600.0), sample_ms: int = 1000, var_floor: float = 1e-12,
+                 nu: float = 0.0, p_min: float = 0.001, sigma_index: int = 0, alt_index: int = -1,
+                 hour_ms: int = 3_600_000) -> None:
+        from hourmm_core.quant.reference.features import ReturnFeatures
+        from hourmm_core.quant.reference.vol import EwmaVol
+        _check_params(nu, p_min)
+        self.vol = EwmaVol(halflives_s, sample_ms, var_floor)
+        self.features = ReturnFeatures(hour_ms, 1000)
+        k = len(self.vol.halflives_s)
+        if alt_index < 0:
+            alt_index += k
+        if not (0 <= sigma_index < k and 0 <= alt_index < k):
+            raise ValueError(f"TickPricer: sigma_index/alt_index out of range 0..{k - 1}")
+        self.nu, self.p_min, self.sigma_index, self.alt_index = nu, p_min, sigma_index, alt_index
+        self.hour_ms = hour_ms
+        self.p = self.p_unc = self.tau_s = math.nan
+        self.n_bad = 0
+
+    def set_hour_open(self, hour_start_ms: int, open_price: float) -> None:
+        self.features.set_hour_open(hour_start_ms, open_price)
+
+    def update(self, ts_ms: int, price: float, S: float = math.nan) -> float:
+        self.vol.update(ts_ms, price)
+        if not self.features.update(ts_ms, price):
+            self.n_bad += 1
+            return math.nan
+        if math.isnan(S):
+            S = price
+        hs = self.features.hour_start
+        self.tau_s = (hs - hs % self.hour_ms + self.hour_ms - ts_ms) / 1000.0
+        K = self.features.open_price
+        self.p = _digital(S, K, self.tau_s, self.vol.sig[self.sigma_index], self.nu, self.p_min)
+        pa = _digital(S, K, self.tau_s, self.vol.sig[self.alt_index], self.nu, self.p_min)
+        if math.isnan(self.p) or math.isnan(pa):
+            self.n_bad += 1
+            self.p = self.p_unc = math.nan
+            return math.nan
+        self.p_unc = abs(self.p - pa)
+        return self.p
+
+    @property
+    def sigma(self) -> float:
+        return self.vol.sig[self.sigma_index]
