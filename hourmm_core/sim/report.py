@@ -238,7 +238,7 @@ def format_status(s: Mapping[str, Any], first_hour_ms: int, hours: int) -> str:
         filled = max(0, min(20, int(20 * (now - hs) / HOUR_MS)))
         bar = "#" * filled + "-" * (20 - filled)
         if k >= hours:
-            label, bar = "settling", "#" * 20
+            label, bar, left = "settling", "#" * 20, 0
 
     def num(x: Any, fmt: str) -> str:
         return "  -  " if x is None else format(x, fmt)
