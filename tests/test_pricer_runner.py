@@ -60,7 +60,7 @@ class Stack:
     async def __aenter__(self) -> "Stack":
         await self.replay.start()
         settings = {"BINANCE_WS_URL": self.replay.ws_url, "BINANCE_REST_URL": self.replay.rest_url,
-                    "STALE_THRESHOLD_MS": "20000", **self.env}
+                    "STALE_THRESHOLD_MS": "2000", **self.env}
         self.cfg = PricerConfig.from_env(settings)
         self.svc = PricerService(self.cfg, self.clock, http_port=0, http_host="127.0.0.1")
         await self.svc.start()
@@ -131,12 +131,13 @@ async def test_fair_equals_core_on_replayed_path_and_mid_hour_klines_open(ticks,
 
 async def test_stale_raised_on_pause_and_cleared(ticks, caplog):
     with caplog.at_level(logging.INFO):
-        async with Stack(ticks, 60.0, H0 + 60_000, STALE_THRESHOLD_MS="6000") as st:
+        # STALE_THRESHOLD_MS is wall-clock ms (300 ms); the pause is 2 simulated minutes = 2 s wall
+        async with Stack(ticks, 60.0, H0 + 60_000, STALE_THRESHOLD_MS="300") as st:
             await until(lambda: st.svc.builder.trades > 20 and not st.svc.stale, what="fresh")
-            await st.fault(pause_ms=120_000)  # 2 simulated minutes = 2 s wall
+            await st.fault(pause_ms=120_000)
             await until(lambda: st.svc.stale, 5, "stale")
             code, h = await st.get("/health")
-            assert h["stale"] is True and h["healthy"] is False and h["age_ms"] > 6000
+            assert h["stale"] is True and h["healthy"] is False and h["age_ms"] > 300
             _, snap = await st.get("/snapshot/latest")
             assert snap["stale"] is True
             await until(lambda: not st.svc.stale, 8, "fresh again")

@@ -103,6 +103,10 @@ def test_snapshot_matches_core_batch_functions():
                       "hour_end_ms", "open_price", "last_price", "bid", "ask", "mid", "microprice", "sigma",
                       "sigmas", "features", "tau_ms", "fair_up", "fair_unc", "stale", "age_ms"}
     assert b.snapshot(now + 1000).stale is True and b.seq == 2
+    fast = SnapshotBuilder("BTCUSDT", stale_threshold_ms=500, speed=60.0)  # simulator: age in wall ms
+    fast.on_message(Trade("BTCUSDT", 1, 50_000.0, 0.1, H0, H0, False), H0)
+    s60 = fast.snapshot(H0 + 6_000)
+    assert s60.age_ms == 100 and s60.stale is False and fast.snapshot(H0 + 60_000).stale is True
 
 
 def test_no_fair_without_open_or_data_and_json_is_strict():

@@ -32,7 +32,8 @@ class PricerService:
         self.cfg = cfg
         self.clock = clock
         self.builder = SnapshotBuilder(cfg.binance_symbol, cfg.halflives(), cfg.vol_sample_ms, cfg.vol_floor,
-                                       cfg.pricer_nu, cfg.pricer_p_min, cfg.stale_threshold_ms)
+                                       cfg.pricer_nu, cfg.pricer_p_min, cfg.stale_threshold_ms,
+                                       speed=float(getattr(clock, "speed", 1.0) or 1.0))
         self.client = BinanceStreamClient(cfg.binance_ws_url, cfg.binance_symbol, self._on_message, clock,
                                           reconnect_before_ms=cfg.reconnect_before_ms,
                                           on_connect=self._on_connect, on_disconnect=self._on_disconnect)

@@ -77,8 +77,13 @@ class SnapshotBuilder:
 
     def __init__(self, symbol: str, halflives_s: tuple[float, ...] = (30.0, 120.0, 600.0),
                  sample_ms: int = 1000, var_floor: float = 1e-12, nu: float = 0.0, p_min: float = 0.001,
-                 stale_threshold_ms: int = 500, core: Any = None) -> None:
-        """``core`` defaults to the compiled ``hourmm_core.quant``; benchmarks pass the reference twins."""
+                 stale_threshold_ms: int = 500, core: Any = None, speed: float = 1.0) -> None:
+        """``core`` defaults to the compiled ``hourmm_core.quant``; benchmarks pass the reference twins.
+
+        ``speed`` is the clock's speed: data age and the stale threshold are judged in
+        wall-clock ms (feed health is an infrastructure property; under the 60x simulator
+        500 simulated ms would be 8 wall ms, i.e. scheduler jitter), so age = sim age / speed.
+        """
         if core is None:
             import hourmm_core.quant as core
         EwmaVol, ReturnFeatures, FairPricer = core.EwmaVol, core.ReturnFeatures, core.FairPricer
@@ -91,6 +96,9 @@ class SnapshotBuilder:
         self.feature_names = tuple(FEATURE_NAMES)
         self._sigma_keys = tuple(f"{h:g}s" for h in self.halflives_s)
         self.stale_threshold_ms = stale_threshold_ms
+        if not speed > 0:
+            raise ValueError(f"speed must be > 0, got {speed!r}")
+        self.speed = float(speed)
         self.hour = HourTracker(on_open=self._on_open)
         self.seq = 0
         self.last_price: float | None = None
@@ -159,7 +167,10 @@ class SnapshotBuilder:
 
     # ------------------------------------------------------------ outputs
     def age_ms(self, now_ms: int) -> int | None:
-        return None if self.recv_ts_ms is None else max(0, now_ms - self.recv_ts_ms)
+        """Wall-clock ms since the last Binance message (None before the first)."""
+        if self.recv_ts_ms is None:
+            return None
+        return max(0, int(round((now_ms - self.recv_ts_ms) / self.speed)))
 
     def is_stale(self, now_ms: int) -> bool:
         age = self.age_ms(now_ms)

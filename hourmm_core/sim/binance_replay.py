@@ -404,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--speed", type=float, default=60.0, help="simulated seconds per wall second (1..600)")
     ap.add_argument("--start-ms", type=int, default=None,
-                    help="simulated start (ms UTC); default the data's first hour. Ignored if HOURMM_SIM_CLOCK is set")
+                    help="simulated start (ms UTC); default the data's first hour. With HOURMM_SIM_CLOCK set the clock "
+                         "decides now and this only extends the loaded history back")
     ap.add_argument("--data-dir", default=None, help="Binance dumps (default HOURMM_DATA_DIR / ../shared/data)")
     ap.add_argument("--hours", type=float, default=4.0, help="hours of data to replay from the start hour")
     ap.add_argument("--symbol", default="BTCUSDT")
@@ -416,8 +417,8 @@ async def _amain(args: argparse.Namespace) -> int:
     env_clock = clock_from_env()
     clock: Clock
     if isinstance(env_clock, ScaledClock):
-        clock = env_clock
-        start = clock.now_ms()
+        clock = env_clock  # the shared simulation clock wins; --start-ms can only reach further back
+        start = clock.now_ms() if args.start_ms is None else min(int(args.start_ms), clock.now_ms())
     else:
         if not 1.0 <= args.speed <= 600.0:
             print("--speed must be within 1..600", file=sys.stderr)
