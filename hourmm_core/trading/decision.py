@@ -119,8 +119,11 @@ class DecisionCore:
         d = Decision(now_ms, [])
         d.phase_change = self.session.update(now_ms)
         risk = self.risk
+        om = self.om
+        _opn, bu, bd, su, sd, notional = om.aggregates()
+        reserved = om.cost[UP] + om.cost[DOWN] + notional
         for ch in (risk.on_snapshot_stale(not fresh, now_ms),
-                   risk.on_portfolio(self.om.yes_tokens, self.om.no_tokens, self.om.reserved_capital(), now_ms)):
+                   risk.on_portfolio(om.yes_tokens, om.no_tokens, reserved, now_ms)):
             if ch is not None:
                 d.mode_changes.append(ch)
         mode = risk.mode
@@ -137,7 +140,7 @@ class DecisionCore:
                             m.tick_size, m.min_size, self.paused, self.om.cost[UP] + self.om.cost[DOWN])
         lim = risk.limits
         quotes = desired_quotes(state, self.params, lim)
-        ex = self.exposure()
+        ex = Exposure(om.yes_tokens, om.no_tokens, bu, bd, su, sd, reserved, 0)
         # open orders the plan keeps count against the limit; the manager frees cancelled slots
         band = self.params.price_band
         unwind = phase is Phase.FLATTEN or mode is Mode.FLATTEN

@@ -41,10 +41,13 @@ class OrderState(str, Enum):
 
     @property
     def final(self) -> bool:
-        return self in (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED)
+        return self in _FINAL
 
 
-@dataclass
+_FINAL = frozenset((OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED))
+
+
+@dataclass(slots=True)
 class Order:
     """One of our orders from intent to a final state."""
 
@@ -68,7 +71,7 @@ class Order:
 
     @property
     def is_open(self) -> bool:
-        return not self.state.final
+        return self.state not in _FINAL
 
     def describe(self) -> str:
         return (f"{SIDE_NAMES[self.side]} {self.size:g} {TOKEN_NAMES[self.token]} @ {self.price:g} "
@@ -173,7 +176,33 @@ class OrderManager:
         return self.yes_tokens if token == UP else self.no_tokens
 
     def open_orders(self) -> list[Order]:
-        return [o for o in self.orders.values() if o.is_open]
+        return [o for o in self.orders.values() if o.state not in _FINAL]
+
+    def aggregates(self) -> tuple[list[Order], float, float, float, float, float]:
+        """One pass over open orders: (open, buy_up, buy_down, sell_up, sell_down, buy_notional).
+
+        Sizes are remaining sizes; the decision loop calls this once per pass (hot path).
+        """
+        opn: list[Order] = []
+        bu = bd = su = sd = notional = 0.0
+        for o in self.orders.values():
+            if o.state in _FINAL:
+                continue
+            opn.append(o)
+            rem = o.size - o.filled
+            if rem <= 0.0:
+                continue
+            if o.side == BUY:
+                notional += o.price * rem
+                if o.token == UP:
+                    bu += rem
+                else:
+                    bd += rem
+            elif o.token == UP:
+                su += rem
+            else:
+                sd += rem
+        return opn, bu, bd, su, sd, notional
 
     @property
     def open_count(self) -> int:
@@ -202,7 +231,7 @@ class OrderManager:
             return False
         if abs(o.price - q.price) > self.price_tol + 1e-9:
             return False
-        return abs(o.remaining - q.size) <= self.size_tol * max(q.size, 1e-9) + 1e-9
+        return abs(o.size - o.filled - q.size) <= self.size_tol * q.size + 1e-9
 
     def plan(self, desired: Sequence[Quote], now_ms: int, max_open_orders: int,
              check: CheckFn | None = None) -> PlanResult:
@@ -212,15 +241,16 @@ class OrderManager:
         them before the places and drop the places if a cancel fails.
         ``check`` (the risk engine's compiled pre-trade check) returns 0 to allow a quote.
         """
-        working = [o for o in self.orders.values() if o.is_open]
+        working = [o for o in self.orders.values() if o.state not in _FINAL]
         used: set[str] = set()
         missing: list[Quote] = []
         for q in desired:
-            hit = next((o for o in working if o.client_id not in used and self._matches(o, q)), None)
-            if hit is None:
-                missing.append(q)
+            for o in working:
+                if o.client_id not in used and self._matches(o, q):
+                    used.add(o.client_id)
+                    break
             else:
-                used.add(hit.client_id)
+                missing.append(q)
         res = PlanResult(actions=[], kept=len(used))
         cancels = [o for o in working if o.client_id not in used and o.state is not OrderState.CANCELLING]
         budget = self.bucket.available(now_ms)

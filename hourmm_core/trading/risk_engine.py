@@ -157,12 +157,12 @@ class RiskEngine:
     @property
     def mode(self) -> Mode:
         """The mode everything obeys: most severe of operator, latch and auto conditions."""
-        auto = Mode.NORMAL
-        if self.health.binance_stale or self.breach:
-            auto = Mode.REDUCE_ONLY
         if self.halt_reason:
-            auto = Mode.HALT
-        return _most_severe(self.operator_mode, auto)
+            return Mode.HALT
+        op = self.operator_mode
+        if (self.health.binance_stale or self.breach) and op is Mode.NORMAL:
+            return Mode.REDUCE_ONLY
+        return op
 
     def _changed(self, reason: str, ts_ms: int) -> ModeChange | None:
         new = self.mode
@@ -204,6 +204,8 @@ class RiskEngine:
 
     def on_snapshot_stale(self, stale: bool, ts_ms: int) -> ModeChange | None:
         """Binance snapshot stale/missing: REDUCE_ONLY while it lasts."""
+        if stale is self.health.binance_stale:
+            return None
         if stale and not self.health.binance_stale:
             log.warning("Binance snapshot stale - no quotes (REDUCE_ONLY)")
         self.health.binance_stale = stale

@@ -1,0 +1,227 @@
+"""Container B speed: decision-loop cost and tick-to-order latency on loopback.
+
+Run: ``python3 -m pytest benchmarks/test_bench_trader.py --benchmark-only``.
+
+* ``decision`` group: one :meth:`DecisionCore.decide` (session -> risk -> strategy with
+  the compiled ladder -> compiled pre-trade check per quote -> order diff), from a new
+  snapshot to the list of actions. Target < 50 us. Two paths: *steady* (quotes already
+  working, nothing to do — the common case at 50 Hz) and *requote* (fair moved: cancels
+  + places). Each is also run with the plain-Python reference ladder/risk swapped in,
+  side by side (ratio in ``extra_info``).
+* ``latency`` group: the real Trader against the loopback Polymarket simulator and a
+  real SnapshotServer, clock at 1x: snapshot publish time -> order handed to the
+  executor (p50/p99 ms in ``extra_info``), polling at POLL_SNAPSHOT_HZ=50 vs WS push.
+  The BTC path behind the simulator is the seeded synthetic stand-in unless real dumps
+  exist (it measures code latency, not the market).
+No timed asserts.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+from typing import Any, Iterator
+
+import pytest
+
+from hourmm_core.quant import reference as R
+from hourmm_core.trading import risk_engine, strategy
+from hourmm_core.trading.decision import DecisionCore, MarketRef
+from hourmm_core.trading.order_manager import TokenBucket
+from hourmm_core.trading.risk_engine import Limits
+from hourmm_core.trading.session import Schedule
+from hourmm_core.trading.strategy import BookTop, StrategyParams
+
+END = 1_767_240_000_000
+T = END - 2_000_000
+UP, DN = BookTop(0.47, 0.53), BookTop(0.47, 0.53)
+
+
+class _RefChecker:
+    """The reference check_order with bound limits (same call shape as quant.RiskChecker)."""
+
+    def __init__(self, mo, mp, mc, moo, band, stale, tick=0.0, min_size=0.0) -> None:
+        self.a = (mo, mp, mc, moo, band, stale)
+        self.tick, self.min_size = tick, min_size
+
+    def check(self, mode, token, side, price, size, fair, inv_up, inv_down, open_orders, reserved, age,
+              pending_up=0.0, pending_down=0.0):
+        return R.check_order(mode, token, side, price, size, fair, inv_up, inv_down, open_orders, reserved, age,
+                             *self.a, pending_up=pending_up, pending_down=pending_down, tick=self.tick,
+                             min_size=self.min_size)
+
+
+@contextlib.contextmanager
+def impl(which: str) -> Iterator[None]:
+    """Swap the compiled ladder/risk for the reference twins (benchmark only)."""
+    if which == "compiled":
+        yield
+        return
+    saved = (strategy.build_ladder, risk_engine.RiskChecker)
+    strategy.build_ladder, risk_engine.RiskChecker = R.build_ladder, _RefChecker
+    risk_engine._CHECKERS.clear()
+    try:
+        yield
+    finally:
+        strategy.build_ladder, risk_engine.RiskChecker = saved
+        risk_engine._CHECKERS.clear()
+
+
+def make_core() -> DecisionCore:
+    c = DecisionCore(Limits(1000.0, 500.0, 100.0, 4), Schedule(), StrategyParams(quote_size=10.0))
+    c.set_market(MarketRef("bench", "0xc", "u", "d", END - 3_600_000, END))
+    for f in (c.risk.on_user_ws, c.risk.on_market_ws, c.risk.on_rest):
+        f(True, 0)
+    c.om.bucket = TokenBucket(1e9, 1e9)
+    return c
+
+
+def settle(c: DecisionCore, actions: list, t: int) -> None:
+    """What the executor + user WS do, instantly: acks and cancel confirmations."""
+    for a in actions:
+        o = a.order
+        if a.kind == "place":
+            c.om.on_sent(o, t)
+            c.om.on_ack(o, "x" + o.client_id, "live", t)
+        else:
+            c.om.on_cancel_sent(o, t)
+            c.om.on_cancelled(o.order_id, t)
+    c.om.prune(keep_final=20)
+
+
+SPEED: dict[str, float] = {}
+
+
+@pytest.mark.benchmark(group="decision")
+@pytest.mark.parametrize("which", ["compiled", "reference"])
+def test_decision_steady(benchmark: Any, which: str) -> None:
+    with impl(which):
+        c = make_core()
+        settle(c, c.decide(T, 0.5, 0.005, True, UP, DN).actions, T)
+        assert c.om.open_count == 4
+        d = benchmark(c.decide, T + 1, 0.5, 0.005, True, UP, DN)
+    assert d.actions == []  # nothing to do: quotes already working
+    _record(benchmark, f"steady/{which}")
+
+
+@pytest.mark.benchmark(group="decision")
+@pytest.mark.parametrize("which", ["compiled", "reference"])
+def test_decision_requote(benchmark: Any, which: str) -> None:
+    state = {"i": 0}
+    with impl(which):
+        c = make_core()
+
+        def step() -> Any:
+            state["i"] += 1
+            fair = 0.50 if state["i"] % 2 else 0.53  # 3 ticks: every quote must move
+            d = c.decide(T + state["i"], fair, 0.005, True, UP, DN)
+            settle(c, d.actions, T + state["i"])
+            return d
+
+        d = benchmark(step)
+    assert any(a.kind == "place" for a in d.actions)
+    _record(benchmark, f"requote/{which}")
+
+
+def _record(benchmark: Any, key: str) -> None:
+    st = getattr(benchmark, "stats", None)
+    if st is None or not hasattr(st, "stats"):
+        return
+    mean_us = st.stats.mean * 1e6
+    SPEED[key] = mean_us
+    benchmark.extra_info["mean_us"] = round(mean_us, 3)
+    benchmark.extra_info["target_us"] = 50
+    path, which = key.split("/")
+    other = SPEED.get(f"{path}/compiled")
+    if which == "reference" and other:
+        benchmark.extra_info["reference_over_compiled"] = round(mean_us / other, 2)
+
+
+# --------------------------------------------------------------------------- latency on loopback
+async def _latency_run(push: bool, seconds: float, tmp: Any) -> dict[str, float]:
+    import dataclasses
+    import time
+
+    from eth_account import Account
+
+    from hourmm_core.clock import HOUR_MS, ScaledClock
+    from hourmm_core.config import Credentials, TraderConfig
+    from hourmm_core.journal import Journal
+    from hourmm_core.polymarket.executor import TraderExecutor
+    from hourmm_core.pricing.server import SnapshotServer
+    from hourmm_core.pricing.snapshot import Snapshot as PSnap
+    from hourmm_core.sim.polymarket.server import PolymarketSim, SimConfig
+    from hourmm_core.trading.trader import Trader
+
+    H = 1_767_225_600_000 + 3 * HOUR_MS
+    clock = ScaledClock(1.0, H + 10 * 60_000, time.time_ns() // 1_000_000)
+    sim = PolymarketSim(SimConfig(speed=1.0, start_ms=H, hours=1, seed=9), clock=clock)
+    await sim.start()
+    srv = SnapshotServer("127.0.0.1", 0, lambda: (False, 1))
+    await srv.start()
+    seq = 0
+
+    def publish(fair: float) -> None:
+        nonlocal seq
+        seq += 1
+        now = clock.now_ms()
+        d = dict(schema_version=1, seq=seq, ts_ms=now, exchange_ts_ms=now, recv_ts_ms=now, symbol="BTCUSDT",
+                 hour_start_ms=H, hour_end_ms=H + HOUR_MS, open_price=None, last_price=None, bid=None, ask=None,
+                 mid=None, microprice=None, sigma=1e-4, sigmas={}, features={}, tau_ms=H + HOUR_MS - now,
+                 fair_up=fair, fair_unc=0.0, stale=False, age_ms=0)
+        srv.publish(PSnap(**d, json=PSnap.render(d)))
+
+    acct = Account.create()
+    key = acct.key.hex()
+    creds = Credentials(key if key.startswith("0x") else "0x" + key, acct.address, 1)
+    u = sim.urls
+    env = {"GAMMA_URL": u["gamma"], "CLOB_URL": u["clob"], "PM_WS_URL": u["ws"],
+           "SNAPSHOT_URL": srv.url + "/snapshot/latest", "SQLITE_PATH": str(tmp / f"j{int(push)}.db")}
+    if push:
+        env["SNAPSHOT_STREAM_URL"] = srv.url.replace("http", "ws") + "/snapshot/stream"
+    cfg = dataclasses.replace(TraderConfig.from_env(env), control_port=0)
+    ex = TraderExecutor.from_config(cfg.clob_url, cfg.chain_id, creds)
+    await ex.start()
+    tr = Trader(cfg, clock, creds, ex, journal=Journal(cfg.sqlite_path, synchronous="NORMAL"),
+                housekeeping_s=1.0, discovery_every_s=0.5)
+    tr.core.om.bucket = TokenBucket(1000.0, 1000.0)
+    try:
+        publish(0.5)
+        await tr.start()
+        t0 = time.monotonic()
+        while tr.core.om.open_count == 0 and time.monotonic() - t0 < 10:
+            publish(0.5)
+            await asyncio.sleep(0.05)
+        tr.latencies_ms.clear()
+        i = 0
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            i += 1
+            publish(0.46 if i % 2 else 0.54)  # a move that forces every quote to be replaced
+            await asyncio.sleep(0.25)
+        lat = sorted(tr.latencies_ms)
+    finally:
+        await tr.stop()
+        await srv.stop()
+        await sim.stop()
+    if not lat:
+        return {"n": 0}
+    q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [lat[0]] * 99
+    return {"n": len(lat), "p50_ms": round(statistics.median(lat), 2), "p99_ms": round(q[98], 2),
+            "max_ms": round(lat[-1], 2)}
+
+
+@pytest.mark.benchmark(group="latency")
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", ["poll", "push"])
+def test_tick_to_order_latency(benchmark: Any, mode: str, tmp_path: Any) -> None:
+    pytest.importorskip("hourmm_core.sim.polymarket.server")
+    seconds = 1.5 if getattr(benchmark, "disabled", False) else 6.0
+    res: dict[str, float] = {}
+
+    def run() -> None:
+        res.update(asyncio.run(_latency_run(mode == "push", seconds, tmp_path)))
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update({"mode": mode, **res})
+    assert res.get("n", 0) > 0, "no orders were placed in response to snapshots"
