@@ -17,12 +17,14 @@ try:
         RiskChecker,
         RiskMode,
         RiskReason,
+        TickPricer,
         build_ladder,
         check_order,
         check_portfolio,
         digital_prob,
         ewma_vol_batch,
         fair_prob_batch,
+        price_path_batch,
         return_features_batch,
     )
 except ImportError as exc:
@@ -35,5 +37,6 @@ except ImportError as exc:
 __all__ = [
     "EwmaVol", "ewma_vol_batch", "ReturnFeatures", "return_features_batch", "FEATURE_NAMES",
     "digital_prob", "fair_prob_batch", "FairPricer", "build_ladder", "Ladder",
-    "check_order", "check_portfolio", "RiskChecker", "RiskReason", "RiskMode",
+    "check_order", "check_portfolio", "RiskChecker", "RiskReason", "RiskMode", "TickPricer",
+    "price_path_batch",
 ]

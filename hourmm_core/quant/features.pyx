@@ -29,7 +29,7 @@ in ``n_bad``. Same algorithm in ``reference/features.py``.
 import numpy as np
 cimport numpy as cnp
 from libc.math cimport log, fabs, isfinite, NAN, M_PI
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 
 cnp.import_array()
 
@@ -53,7 +53,7 @@ cdef class ReturnFeatures:
         self.windows[3] = 300_000
         self.cap = _INIT_CAP
         self.mask = self.cap - 1
-        self.rts = <long long *> malloc(self.cap * sizeof(long long))
+        self.rts = <long long *> calloc(self.cap, sizeof(long long))
         self.rlp = <double *> malloc(self.cap * sizeof(double))
         if self.rts == NULL or self.rlp == NULL:
             raise MemoryError("ReturnFeatures: ring buffer allocation failed")
@@ -90,7 +90,7 @@ cdef class ReturnFeatures:
 
     cdef int _grow(self) except -1:
         cdef long long ncap = self.cap * 2, i, n = self.tail - self.head
-        cdef long long *nts = <long long *> malloc(ncap * sizeof(long long))
+        cdef long long *nts = <long long *> calloc(ncap, sizeof(long long))
         cdef double *nlp = <double *> malloc(ncap * sizeof(double))
         if nts == NULL or nlp == NULL:
             free(nts)
@@ -186,6 +186,10 @@ cdef class ReturnFeatures:
             if pi < head and rts[head & mask] <= target:
                 pi = head                 # first entry old enough for this window
             if pi >= head:
+                # two branch-free steps cover the usual 0..2 advances (the exit of a plain
+                # while loop is unpredictable per tick); the loop then rarely iterates
+                pi += (pi + 1 < tail) & (rts[(pi + 1) & mask] <= target)
+                pi += (pi + 1 < tail) & (rts[(pi + 1) & mask] <= target)
                 while pi + 1 < tail and rts[(pi + 1) & mask] <= target:
                     pi += 1
                 self.ptr[i] = pi
