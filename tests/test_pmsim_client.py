@@ -224,6 +224,9 @@ async def test_heartbeat_lapse_cancels_orders():
         hid = hb["heartbeat_id"]
         assert hid
         assert (await asyncio.to_thread(a.post_heartbeat, hid))["heartbeat_id"] == hid
+        with pytest.raises(PolyApiException) as ei:
+            await asyncio.to_thread(a.post_heartbeat, "not-the-id")
+        assert ei.value.status_code == 400 and ei.value.error_msg["heartbeat_id"] == hid
         o = await asyncio.to_thread(a.create_order, OrderArgs(token_id=ev["up"], price=0.3, size=5, side="BUY"))
         await asyncio.to_thread(a.post_order, o)
         assert len(await asyncio.to_thread(a.get_open_orders)) == 1

@@ -46,7 +46,10 @@ P (Up terms) the settlement depends on the two orders:
 
 Price-time priority: best price first, then arrival sequence. Trades execute at
 the resting (maker) order's price; price improvement goes to the taker.
-Self-trades are allowed (the real CLOB does not block them either).
+Self-trades are not prevented (documented simplification). A taker order that
+matches several makers produces ONE trade record (like the CLOB's grouped trade
+with ``maker_orders``) whose ``price`` is the size-weighted average in the taker's
+token.
 
 Fees (formula from Polymarket's CTF Exchange ``CalculatorHelper.calculateFee`` and
 the CLOB fee docs): ``fee = baseRate * min(price, 1 - price) * size`` in USDC,
@@ -58,7 +61,9 @@ USDC, and credited to the exchange fee account (``fees_collected``).
 Option ``fee_exponent=e`` switches to the CLOB V2 fee curve the V2 client assumes
 (``py_clob_client_v2.fees``: ``fee = rate * (p * (1 - p)) ** e * shares``).
 
-Order rules (messages copied from the real CLOB's documented error strings):
+Order rules (error texts follow the real CLOB's documented strings where known: balance /
+allowance, post-only crosses book, FOK, FAK, duplicated, tick size, minimum size; the
+"not accepting orders" text is the simulator's own):
 
 * tick: the price must be a multiple of the market tick and within
   [tick, 1 - tick];

@@ -143,8 +143,18 @@ class _Conn:
         self.owner: str | None = None
         self.api_key: str | None = None
         self.key: Any = None
+        self.overflow = False
+
+    MAX_QUEUE = 20_000
 
     def send(self, obj: Any) -> None:
+        """Queue one frame; a consumer this far behind is dropped (like a real venue would)."""
+        if self.overflow:
+            return
+        if self.q.qsize() >= self.MAX_QUEUE:
+            self.overflow = True
+            self.q.put_nowait(None)
+            return
         self.q.put_nowait(json.dumps(obj, separators=(",", ":")))
 
 
@@ -533,6 +543,8 @@ class PolymarketSim:
         try:
             return json.loads(body)
         except ValueError:
+            self.errors["bad_json"] += 1
+            log.warning("CLOB sim bad_request: body is not JSON")
             raise web.HTTPBadRequest(text=json.dumps({"error": "Invalid payload: body is not JSON"}),
                                      content_type="application/json") from None
 
@@ -918,20 +930,23 @@ class PolymarketSim:
         return web.json_response({"balance": str(bal), "allowances": {"exchange": MAX_UINT}, "allowance": MAX_UINT})
 
     async def h_heartbeat(self, request: web.Request) -> web.Response:
+        """Dead-man switch: empty/null id starts (or restarts) a session; a known id refreshes it."""
         k, body = await self._l2(request)
         b = self._json_body(body) or {}
-        hid = b.get("heartbeat_id") if isinstance(b, dict) else None
-        cur = self.heartbeats.get(k.api_key)
+        if not isinstance(b, dict):
+            return self._bad("Invalid payload: expected {\"heartbeat_id\": ...}")
+        hid = b.get("heartbeat_id")
         now = time.monotonic()
-        if cur is None or not hid:
-            new_id = hashlib.sha256(f"{k.api_key}:{now}".encode()).hexdigest()[:32] if cur is None or not hid else hid
-            if cur is not None and not hid:
-                new_id = cur[0]
+        cur = self.heartbeats.get(k.api_key)
+        if not hid:
+            new_id = hashlib.sha256(f"{k.api_key}:{now}:{len(self.heartbeats)}".encode()).hexdigest()[:32]
             self.heartbeats[k.api_key] = (new_id, now)
             return web.json_response({"status": "ok", "heartbeat_id": new_id})
-        if hid != cur[0]:
+        if cur is None or hid != cur[0]:
             self.errors["bad_heartbeat_id"] += 1
-            return web.json_response({"error": "Invalid Heartbeat ID", "heartbeat_id": cur[0]}, status=400)
+            log.warning("Heartbeat with unknown id for api key %s...", k.api_key[:8])
+            return web.json_response({"error": "Invalid Heartbeat ID",
+                                      "heartbeat_id": cur[0] if cur else ""}, status=400)
         self.heartbeats[k.api_key] = (hid, now)
         return web.json_response({"status": "ok", "heartbeat_id": hid})
 
@@ -1018,6 +1033,10 @@ class PolymarketSim:
             while True:
                 s = await c.q.get()
                 if s is None or c.ws.closed:
+                    if c.overflow and not c.ws.closed:
+                        self.errors[f"ws_{c.kind}_slow_consumer"] += 1
+                        log.warning("WS %s consumer too slow: connection dropped", c.kind)
+                        await c.ws.close(code=1013, message=b"slow consumer")
                     return
                 await c.ws.send_str(s)
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
