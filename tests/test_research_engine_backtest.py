@@ -112,3 +112,43 @@ def test_backtest_sweep_local_equals_dask(ticks):
     assert local.rows[2]["volume"] <= local.rows[0]["volume"]
     bad = bt.sweep_backtest(ticks, {"half_spread": [-1.0]}, max_workers=1, **fixed)
     assert 0 in bad.errors and "half_spread" in bad.errors[0]
+
+
+def test_cli_backtest_writes_report_and_rejects_bad_args(tmp_path, monkeypatch, capsys):
+    import json
+
+    from hourmm_core.research import main_backtest
+
+    empty = tmp_path / "no-dumps"
+    empty.mkdir()
+    monkeypatch.setenv("HOURMM_DATA_DIR", str(empty))
+    out = tmp_path / "bt"
+    rc = main_backtest(["--synthetic-hours", "3", "--hours", "1", "--set", "decision_ms=10000",
+                        "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "SYNTHETIC" in text and "totals:" in text
+    js = json.loads((out / "result.json").read_text())
+    assert len(js["hours"]) == 1 and js["params"]["decision_ms"] == 10000
+    assert (out / "index.html").exists() and (out / "backtest.png").exists()
+    assert main_backtest(["--synthetic-hours", "3", "--set", "no_such_knob=1", "--out", str(out)]) == 2
+    assert main_backtest(["--synthetic-hours", "3", "--set", "decision_ms", "--out", str(out)]) == 2
+    assert main_backtest(["--synthetic-hours", "3", "--workers", "0", "--out", str(out)]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_cli_sweep_writes_table(tmp_path, monkeypatch, capsys):
+    from hourmm_core.research import main_backtest
+
+    empty = tmp_path / "no-dumps"
+    empty.mkdir()
+    monkeypatch.setenv("HOURMM_DATA_DIR", str(empty))
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text("backtest:\n  decision_ms: 10000\nsweep:\n  grid:\n    half_spread: [0.02, 0.05]\n"
+                   "    skew: [0.0]\n    quote_size: [5.0]\n    halflife_s: [30]\n")
+    rc = main_backtest(["--synthetic-hours", "3", "--hours", "1", "--sweep", "--config", str(cfg),
+                        "--out", str(tmp_path), "--workers", "1"])
+    assert rc == 0
+    assert "points: 2" in capsys.readouterr().out
+    lines = (tmp_path / "sweep.csv").read_text().strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("half_spread,skew,quote_size,halflife_s")

@@ -682,7 +682,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--synthetic-hours", type=int, default=None, help="size of the synthetic stand-in")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a backtest parameter, e.g. --set half_spread=0.03")
-    ap.add_argument("--workers", type=int, default=1, help="processes to spread the hours over")
+    ap.add_argument("--workers", type=int, default=1, help="processes to spread the hours (or sweep points) over")
+    ap.add_argument("--sweep", action="store_true",
+                    help="run the grid of configs/research.yaml `sweep.grid` instead of one backtest")
+    ap.add_argument("--scheduler", default=None, help="with --sweep: Dask scheduler address (tcp://host:8786)")
     ap.add_argument("--no-plots", action="store_true")
     return ap
 
@@ -717,10 +720,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             k, v = kv.split("=", 1)
             over[k.strip()] = _coerce(params, k.strip(), v.strip())
         params = params.replace(**over)
-        comps = default_components()
-        ticks = cal.load_history(args.data, args.synthetic_hours)
         if args.workers < 1:
             raise ValueError("--workers must be >= 1")
+        comps = default_components()
+        ticks = cal.load_history(args.data, args.synthetic_hours)
+        if args.sweep:
+            return _main_sweep(args, ticks, params, load_research_config(args.config).get("sweep", {}))
         res = run_backtest(ticks, params, comps, max_hours=args.hours, keep_paths=12, workers=args.workers)
     except (ValueError, TypeError, OSError, ImportError, ConfigError) as exc:
         print(f"backtest: error: {exc}", file=sys.stderr)
@@ -735,6 +740,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"report: {plots.backtest_report(res, out, text)}")
     return 0
+
+
+def _main_sweep(args: argparse.Namespace, ticks: Any, params: BacktestParams, scfg: Mapping[str, Any]) -> int:
+    grid = dict(scfg.get("grid") or {})
+    if not grid:
+        raise ValueError("configs/research.yaml has no sweep.grid")
+    base = BacktestParams()
+    fixed = {k: getattr(params, k) for k in params.__dataclass_fields__
+             if k not in grid and getattr(params, k) != getattr(base, k)}
+    if args.hours is not None:
+        fixed["max_hours"] = args.hours
+    sw = sweep_backtest(ticks, grid, scheduler=args.scheduler, max_workers=args.workers, **fixed)
+    src = getattr(ticks, "source", "?")
+    print(f"data source: {src}" + ("  (SYNTHETIC stand-in, not market data)" if src == "synthetic" else ""))
+    print(f"sweep backend: {sw.backend}  points: {len(sw.rows)}  failed: {len(sw.errors)}")
+    print(sw.format())
+    for i, err in sorted(sw.errors.items()):
+        print(f"point {i} failed: {err}", file=sys.stderr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.csv").write_text(sw.to_csv())
+    print(f"table: {out / 'sweep.csv'}")
+    return 0 if not sw.errors else 1
 
 
 if __name__ == "__main__":  # pragma: no cover
