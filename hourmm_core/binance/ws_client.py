@@ -113,7 +113,7 @@ class BinanceStreamClient:
             try:
                 async with websockets.connect(self.url, open_timeout=self.open_timeout_s,
                                               max_size=2 ** 20, ping_interval=20, ping_timeout=20,
-                                              close_timeout=1.0) as ws:
+                                              close_timeout=1.0, compression=None) as ws:
                     self._ws = ws
                     self.connects += 1
                     self.connected = True
@@ -151,24 +151,40 @@ class BinanceStreamClient:
                 pass
 
     async def _read(self, ws: websockets.ClientConnection, opened_ms: int) -> str:
-        while not self._stop.is_set():
-            age = self._now_ms() - opened_ms
-            left_ms = self.reconnect_before_ms - age
-            if left_ms <= 0:
-                self.recycles += 1
-                log.info("Recycling the Binance connection before the 24 h limit")
-                await ws.close()
-                return "recycle"
-            timeout = max(0.05, min(5.0, self._wall_s(left_ms)))
-            try:
-                raw = await asyncio.wait_for(ws.recv(), timeout=timeout)
-            except asyncio.TimeoutError:
-                continue
-            except websockets.ConnectionClosed as exc:
-                return f"connection closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
-            self.handle_raw(raw, self._now_ms())
-        await ws.close()
-        return "stopped"
+        """Read frames until the connection ends; a side timer recycles it before the 24 h limit.
+
+        (No per-message timeout: ``wait_for`` per frame would cost a task per message.)
+        """
+        recycled = asyncio.Event()
+
+        async def recycle_timer() -> None:
+            while True:
+                left_ms = self.reconnect_before_ms - (self._now_ms() - opened_ms)
+                if left_ms <= 0:
+                    break
+                await asyncio.sleep(max(0.01, min(5.0, self._wall_s(left_ms))))
+            recycled.set()
+            self.recycles += 1
+            log.info("Recycling the Binance connection before the 24 h limit")
+            await ws.close()
+
+        timer = asyncio.create_task(recycle_timer())
+        try:
+            async for raw in ws:
+                self.handle_raw(raw, self._now_ms())
+                if self._stop.is_set():
+                    break
+            code = ws.close_code
+        except websockets.ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+        finally:
+            timer.cancel()
+        if recycled.is_set():
+            return "recycle"
+        if self._stop.is_set():
+            await ws.close()
+            return "stopped"
+        return f"connection closed ({code if code is not None else 'no close frame'})"
 
     def _wall_s(self, sim_ms: float) -> float:
         return self._clock.sleep_s_for_sim_ms(sim_ms)

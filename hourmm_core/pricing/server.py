@@ -123,7 +123,7 @@ class SnapshotServer:
                             headers={"X-Content-Type-Options": "nosniff"})
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(heartbeat=20.0, timeout=2.0)
+        ws = web.WebSocketResponse(heartbeat=20.0, timeout=2.0, compress=False)
         await ws.prepare(request)
         sub = _Sub(ws)
         self._subs.add(sub)

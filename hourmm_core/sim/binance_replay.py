@@ -266,7 +266,7 @@ class BinanceReplayServer:
         return frozenset(s.strip() for s in raw.split("/") if s.strip())
 
     async def _serve_ws(self, request: web.Request, streams: frozenset[str], combined: bool) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096, timeout=2.0)
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096, timeout=2.0, compress=False)
         await ws.prepare(request)
         client = _Client(ws, streams, combined)
         self._clients.add(client)
