@@ -55,7 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TypeVar
 
-from hourmm_core.config import Credentials
+from hourmm_core.config import ConfigError, Credentials
 from hourmm_core.logsetup import register_secret
 
 log = logging.getLogger(__name__)
@@ -210,11 +210,15 @@ def tick_str(tick: float | str) -> str:
 
 
 def resolve_signature_type(guide_value: int, signer_address: str, funder: str) -> tuple[int, str]:
-    """Operator's PM_SIGNATURE_TYPE -> library signature type, with the reason (see module doc)."""
+    """Operator's PM_SIGNATURE_TYPE -> library signature type, with the reason (see module doc).
+
+    An impossible combination raises ConfigError (the runner prints it and exits 2) instead
+    of starting a trader whose every order the exchange would reject as badly signed.
+    """
     same = signer_address.lower() == funder.lower()
     if guide_value == 0:
         if not same:
-            raise ValueError("PM_SIGNATURE_TYPE=0 (EOA) needs PM_FUNDER equal to the private key's address "
+            raise ConfigError("PM_SIGNATURE_TYPE=0 (EOA) needs PM_FUNDER equal to the private key's address "
                              f"({signer_address})")
         return 0, "EOA (funder is the key's own address)"
     if guide_value == 1:
@@ -223,10 +227,10 @@ def resolve_signature_type(guide_value: int, signer_address: str, funder: str) -
         return 1, "POLY_PROXY: PM_SIGNATURE_TYPE=1 with a funder different from the key address"
     if guide_value == 2:
         if same:
-            raise ValueError("PM_SIGNATURE_TYPE=2 (proxy/Safe wallet) needs PM_FUNDER to be the wallet "
+            raise ConfigError("PM_SIGNATURE_TYPE=2 (proxy/Safe wallet) needs PM_FUNDER to be the wallet "
                              "address, not the key's own address")
         return 2, "POLY_GNOSIS_SAFE (proxy/Safe wallet)"
-    raise ValueError(f"PM_SIGNATURE_TYPE={guide_value} must be 0, 1 or 2")
+    raise ConfigError(f"PM_SIGNATURE_TYPE={guide_value} must be 0, 1 or 2")
 
 
 # ---------------------------------------------------------------------------------- executor
