@@ -215,7 +215,7 @@ async def test_malformed_requests_get_400_with_clear_message():
 
 
 async def test_heartbeat_lapse_cancels_orders():
-    sim = make_sim(heartbeat_timeout_s=0.6)
+    sim = make_sim(heartbeat_timeout_s=1.5)
     await sim.start()
     try:
         ev = await _event(sim)
@@ -228,12 +228,13 @@ async def test_heartbeat_lapse_cancels_orders():
             await asyncio.to_thread(a.post_heartbeat, "not-the-id")
         assert ei.value.status_code == 400 and ei.value.error_msg["heartbeat_id"] == hid
         o = await asyncio.to_thread(a.create_order, OrderArgs(token_id=ev["up"], price=0.3, size=5, side="BUY"))
+        await asyncio.to_thread(a.post_heartbeat, hid)
         await asyncio.to_thread(a.post_order, o)
         assert len(await asyncio.to_thread(a.get_open_orders)) == 1
-        await asyncio.sleep(0.3)
         await asyncio.to_thread(a.post_heartbeat, hid)      # still alive
         assert len(await asyncio.to_thread(a.get_open_orders)) == 1
-        await asyncio.sleep(1.2)                            # lapse
+        assert sim.hb_cancels == 0
+        await asyncio.sleep(2.5)                            # lapse
         assert await asyncio.to_thread(a.get_open_orders) == []
         assert sim.hb_cancels == 1
     finally:
