@@ -3,8 +3,9 @@
 Why: after a crash or restart the exchange may still hold our orders and we may hold
 tokens. Quoting blind would double the exposure. Before the first quote:
 
-1. Inventory: replay this market's fills from the journal (each fill de-duplicated by
-   trade id, so a later user-WS replay of the same trade is not counted twice).
+1. Inventory: replay this market's fills from the journal, then add any of our fills
+   in the exchange's trade history the journal missed (each fill de-duplicated by
+   (trade id, order id), so nothing is counted twice; later user-WS replays neither).
 2. Open orders from the exchange (REST): an order for the current market whose id the
    journal shows we placed (``ack`` event) is adopted and managed; anything else —
    another market, an unknown id, a token that is not this market's — is a *stray*
@@ -32,6 +33,7 @@ class ReconcileReport:
     adopted: list[str] = field(default_factory=list)
     strays: list[str] = field(default_factory=list)
     fills_replayed: int = 0
+    fills_from_exchange: int = 0
     yes_tokens: float = 0.0
     no_tokens: float = 0.0
     phase: str = ""
@@ -39,6 +41,7 @@ class ReconcileReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"adopted": self.adopted, "strays": self.strays, "fills_replayed": self.fills_replayed,
+                "fills_from_exchange": self.fills_from_exchange,
                 "yes_tokens": self.yes_tokens, "no_tokens": self.no_tokens, "phase": self.phase,
                 "errors": self.errors}
 
@@ -67,6 +70,37 @@ def replay_fills(core: DecisionCore, fill_payloads: Iterable[Mapping[str, Any]])
         if core.om.on_fill(f):
             n += 1
     return n
+
+
+def exchange_fills(core: DecisionCore, market: MarketRef, trades: Iterable[Mapping[str, Any]],
+                   api_key: str | None, now_ms: int, report: ReconcileReport) -> list[Fill]:
+    """Our fills in the exchange's trade history (``GET /data/trades``) for this market, applied.
+
+    The exchange is the source of truth for inventory: a fill the journal never saw (a
+    crash between the fill and the journal write, or a lost journal) is counted here;
+    fills already replayed from the journal are skipped by their (trade id, order id).
+    Returns the fills that were new.
+    """
+    from hourmm_core.polymarket.user_ws import UserMsgError, parse_user_message
+
+    own_ids = {o.order_id for o in core.om.orders.values() if o.order_id}
+    new: list[Fill] = []
+    for t in trades:
+        try:
+            tu = parse_user_message({**t, "event_type": "trade"}, now_ms)
+        except (UserMsgError, TypeError) as exc:
+            report.errors.append(f"trade not understood: {exc}"[:200])
+            continue
+        if tu is None or tu.status == "FAILED" or (tu.market and tu.market != market.condition_id):
+            continue
+        for f in tu.own_fills(api_key, own_ids):
+            tok = market.token_index(f.asset_id)
+            if tok is None:
+                continue
+            fill = Fill(f.trade_id, f.order_id, tok, BUY if f.side == "BUY" else SELL, f.price, f.size, now_ms)
+            if core.om.on_fill(fill):
+                new.append(fill)
+    return new
 
 
 def classify_orders(core: DecisionCore, market: MarketRef, open_orders: Iterable[Mapping[str, Any]],

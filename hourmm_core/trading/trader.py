@@ -35,7 +35,7 @@ from hourmm_core.config import Credentials, TraderConfig
 from hourmm_core.trading.control_plane import ControlPlane
 from hourmm_core.trading.decision import Decision, DecisionCore, MarketRef
 from hourmm_core.trading.order_manager import Action, Fill, Order
-from hourmm_core.trading.reconcile import ReconcileReport, classify_orders, replay_fills
+from hourmm_core.trading.reconcile import ReconcileReport, classify_orders, exchange_fills, replay_fills
 from hourmm_core.trading.risk_engine import Limits, Mode, ModeChange
 from hourmm_core.trading.session import Phase, PhaseChange, Schedule
 from hourmm_core.trading.snapshot_client import Snapshot, SnapshotClient
@@ -411,6 +411,18 @@ class Trader:
                 self._rest_failure(exc)
                 orders = []
             strays = classify_orders(core, m, orders, ours, now, rep)
+            trades_fn = getattr(self.executor, "trades", None)
+            if trades_fn is not None:
+                try:
+                    trades = await trades_fn(m.condition_id)
+                    api_key = getattr(self.executor, "api_key", None)
+                    for f in exchange_fills(core, m, trades, api_key, now, rep):
+                        rep.fills_from_exchange += 1
+                        self._j("fill", {"trade_id": f.trade_id, "order_id": f.order_id, "token": f.token,
+                                         "side": f.side, "price": f.price, "size": f.size, "ts_ms": now,
+                                         "source": "reconcile"}, order_id=f.order_id)
+                except Exception as exc:  # noqa: BLE001
+                    rep.errors.append(f"trades: {exc}")
             if strays:
                 try:
                     done, failed = await self.executor.cancel(strays)
