@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +31,11 @@ class FrameError(ValueError):
         self.kind = kind
 
 
-@dataclass(frozen=True, slots=True)
-class Trade:
-    """One spot trade. ``trade_ms`` is the match time; ``is_buyer_maker`` true = aggressive seller."""
+class Trade(NamedTuple):
+    """One spot trade. ``trade_ms`` is the match time; ``is_buyer_maker`` true = aggressive seller.
+
+    (A NamedTuple: immutable and ~3x cheaper to build than a frozen dataclass, per frame.)
+    """
 
     symbol: str
     trade_id: int
@@ -46,8 +46,7 @@ class Trade:
     is_buyer_maker: bool
 
 
-@dataclass(frozen=True, slots=True)
-class BookTicker:
+class BookTicker(NamedTuple):
     """Best bid/offer update. ``event_ms`` is None on spot (Binance omits it there)."""
 
     symbol: str
@@ -66,26 +65,30 @@ class BookTicker:
 Message = Union[Trade, BookTicker]
 
 
+_NUM_TYPES = (str, float, int)
+_INF = float("inf")
+
+
 def _num(d: dict[str, Any], key: str, kind: str, positive: bool) -> float:
     v = d.get(key)
-    if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-        raise FrameError(kind, f"field {key!r} missing or not a number: {v!r}")
-    try:
-        x = float(v)
-    except ValueError:
-        raise FrameError(kind, f"field {key!r} is not a number: {v!r}") from None
-    if not math.isfinite(x) or (x <= 0 if positive else x < 0):
+    if type(v) in _NUM_TYPES:  # exact types: rejects bool (a subclass of int) and None
+        try:
+            x = float(v)  # type: ignore[arg-type]
+        except ValueError:
+            raise FrameError(kind, f"field {key!r} is not a number: {v!r}") from None
+        if (x > 0.0 if positive else x >= 0.0) and x < _INF:  # NaN fails both comparisons
+            return x
         raise FrameError(kind, f"field {key!r} out of range: {v!r}")
-    return x
+    raise FrameError(kind, f"field {key!r} missing or not a number: {v!r}")
 
 
 def _int(d: dict[str, Any], key: str, kind: str, required: bool = True) -> int | None:
     v = d.get(key)
+    if type(v) is int and v >= 0:
+        return v
     if v is None and not required:
         return None
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise FrameError(kind, f"field {key!r} missing or not a non-negative integer: {v!r}")
-    return v
+    raise FrameError(kind, f"field {key!r} missing or not a non-negative integer: {v!r}")
 
 
 def _symbol(d: dict[str, Any], kind: str) -> str:
