@@ -152,3 +152,24 @@ def test_cli_sweep_writes_table(tmp_path, monkeypatch, capsys):
     assert "points: 2" in capsys.readouterr().out
     lines = (tmp_path / "sweep.csv").read_text().strip().splitlines()
     assert len(lines) == 3 and lines[0].startswith("half_spread,skew,quote_size,halflife_s")
+
+
+def test_fair_unc_path_is_disagreement_of_two_sigmas(ticks):
+    from hourmm_core.research import calibration as cal
+
+    ts, px, _ = cal.as_arrays(ticks)
+    p = bt.BacktestParams()
+    sig = cal.sigma_path(ts, px, (p.halflife_s, p.halflife_alt_s), p.sample_ms)
+    hs, first, _ = cal.complete_hours(ts)
+    grid, fair, sg, unc = bt.fair_unc_path(ts, px, int(hs[1]), int(first[1]), p, sig, 60_000)
+    _, fair_alt, _, _ = bt.fair_unc_path(ts, px, int(hs[1]), int(first[1]), p, sig[:, 1:], 60_000)
+    assert grid.size == 60 and np.all((fair > 0) & (fair < 1))
+    assert np.allclose(unc, np.abs(fair - fair_alt)) and unc.max() > 0
+    _, fair1, _, unc1 = bt.fair_unc_path(ts, px, int(hs[1]), int(first[1]), p, sig[:, 0], 60_000)
+    assert np.array_equal(fair1, fair) and not unc1.any()
+
+
+def test_uncertainty_widens_the_ladder(ticks, base):
+    p, res = base
+    wide = bt.run_backtest(ticks, p.replace(unc_mult=20.0), max_hours=2)
+    assert wide.totals()["volume"] < res.totals()["volume"]

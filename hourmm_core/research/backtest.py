@@ -292,6 +292,7 @@ class BacktestParams:
     quote_levels: int = 2
     level_step: float = 0.01
     halflife_s: float = 30.0
+    halflife_alt_s: float = 600.0
     sample_ms: int = 1000
     nu: float = 0.0
     p_min: float = 0.001
@@ -341,8 +342,18 @@ def fair_path(ts_ms: np.ndarray, price: np.ndarray, hour_start: int, first: int,
     """Fair P(up) on the decision grid of one hour: (grid_ts, fair_up, sigma_at_grid).
 
     Uses the compiled ``fair_prob_batch`` on the last tick at or before each grid
-    time (never after), with the hour's first trade as the strike.
+    time (never after), with the hour's first trade as the strike. ``sigma`` is
+    per-tick sigma (per sqrt second); a 2-D array uses its first column.
     """
+    grid, p, sg, _ = fair_unc_path(ts_ms, price, hour_start, first, params, sigma, step_ms)
+    return grid, p, sg
+
+
+def fair_unc_path(ts_ms: np.ndarray, price: np.ndarray, hour_start: int, first: int, params: BacktestParams,
+                  sigma: np.ndarray, step_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(grid_ts, fair_up, sigma_at_grid, fair_unc) - ``fair_unc`` is what the live snapshot
+    publishes: ``|p(sigma) - p(sigma_alt)|`` with sigma_alt the second column of a 2-D
+    ``sigma`` (the long half-life), zeros when ``sigma`` is 1-D."""
     from hourmm_core.research import calibration as cal
 
     grid = hour_start + np.arange(0, HOUR_MS, step_ms, dtype=np.int64)
@@ -351,9 +362,16 @@ def fair_path(ts_ms: np.ndarray, price: np.ndarray, hour_start: int, first: int,
     S = np.ascontiguousarray(price[idx])
     K = np.full(S.shape, price[first])
     tau_s = (hour_start + HOUR_MS - grid) / 1000.0
-    sg = np.ascontiguousarray(sigma[idx])
-    p = np.asarray(q.fair_prob_batch(S, K, tau_s, sg, float(params.nu), float(params.p_min)), dtype=np.float64)
-    return grid, p, sg
+    two = sigma.ndim == 2
+    sg = np.ascontiguousarray(sigma[idx, 0] if two else sigma[idx])
+    nu, pm = float(params.nu), float(params.p_min)
+    p = np.asarray(q.fair_prob_batch(S, K, tau_s, sg, nu, pm), dtype=np.float64)
+    if two and sigma.shape[1] > 1:
+        alt = np.asarray(q.fair_prob_batch(S, K, tau_s, np.ascontiguousarray(sigma[idx, 1]), nu, pm), dtype=np.float64)
+        unc = np.abs(p - alt)
+    else:
+        unc = np.zeros_like(p)
+    return grid, p, sg, unc
 
 
 # Phases of the trading hour (same thresholds as the live session: T_WIND_MS, T_FLATTEN_MS, HARD_CUTOFF_MS).
@@ -502,7 +520,8 @@ def run_backtest(ticks: Any, params: BacktestParams | None = None, components: C
         log.warning("backtesting on SYNTHETIC ticks (no real Binance data found): results are not market evidence")
     comps = components or default_components()
     t0 = time.perf_counter()
-    sigma = cal.sigma_path(ts, price, (params.halflife_s,), params.sample_ms)[:, 0]
+    # column 0 drives the fair value, column 1 (the live pricer's last half-life) gives fair_unc
+    sigma = cal.sigma_path(ts, price, (params.halflife_s, params.halflife_alt_s), params.sample_ms)
     hs, first, last = cal.complete_hours(ts)
     keep = hs >= (ts[0] + warmup_ms if ts.size else 0)
     if start_ms is not None:

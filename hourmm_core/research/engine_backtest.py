@@ -13,7 +13,8 @@ earned", so nothing is re-implemented here. Each simulated hour:
   risk modes and limits, the strategy's ladder, the pre-trade check and the
   order manager's diff and rate limit - exactly the code container B runs;
 * the trader's fair value is the research pricer (compiled ``fair_prob_batch``
-  with the EWMA sigma of ``halflife_s``/``sample_ms``) on the same ticks;
+  with the EWMA sigma of ``halflife_s``/``sample_ms``) on the same ticks, and its
+  ``fair_unc`` is ``|p(sigma) - p(sigma of halflife_alt_s)|`` as in the live snapshot;
 * at the close the engine stops the market and resolves it (1 USDC per winning
   token), and the research ledger settles the same way: the two must agree.
 
@@ -39,7 +40,7 @@ import numpy as np
 from hourmm_core.clock import HOUR_MS
 
 from .backtest import (BUY, DOWN, SELL, UP, BacktestParams, Components, Fill, HourLedger, HourResult,
-                       fair_path, hour_result)
+                       fair_unc_path, hour_result)
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class TraderEngineComponents(Components):
 
         end = hour_start + HOUR_MS
         hour_idx = hour_start // HOUR_MS
-        grid, fair, _ = fair_path(ts_ms, price, hour_start, first, params, sigma, params.decision_ms)
+        grid, fair, _, unc = fair_unc_path(ts_ms, price, hour_start, first, params, sigma, params.decision_ms)
 
         ex = Exchange(fee_rate_bps=int(params.engine_fee_bps), seed=int(params.seed))
         cid, up_id, dn_id = f"bt-{hour_idx}", f"{hour_idx}1", f"{hour_idx}2"
@@ -154,7 +155,7 @@ class TraderEngineComponents(Components):
         for i, t in enumerate(grid.tolist()):
             agents.step(t, [market])
             collect_maker_fills(t)
-            d = core.decide(t, float(fair[i]), 0.0, True, book(up_id), book(dn_id))
+            d = core.decide(t, float(fair[i]), float(unc[i]), True, book(up_id), book(dn_id))
             for a in d.actions:
                 o = a.order
                 if a.kind == "cancel":
