@@ -41,6 +41,8 @@ class Clob:
         self.bad_auth = False
         self.seen_bodies = []
         self.fail_lookups = 0
+        self.match_next = False
+        self.trade_polls = 0
 
     def _l2(self, request, body: str):
         h = request.headers
@@ -87,6 +89,11 @@ class Clob:
         if payload["orderType"] not in ("GTC", "GTD"):
             return web.json_response({"error": "unsupported"}, status=400)
         self.orders[v.order_hash] = self._order(v, payload)
+        if self.match_next:   # matched, trade not yet mined: tradeIDs without transactionsHashes
+            self.match_next = False
+            self.orders[v.order_hash]["status"] = "MATCHED"
+            return web.json_response({"success": True, "errorMsg": "", "orderID": v.order_hash,
+                                      "status": "matched", "tradeIDs": ["t-unmined"], "transactionsHashes": []})
         return web.json_response({"success": True, "errorMsg": "", "orderID": v.order_hash, "status": "live",
                                   "postOnly": payload.get("postOnly")})
 
@@ -165,6 +172,7 @@ class Clob:
 
     async def trades(self, r):
         self._l2(r, "")
+        self.trade_polls += 1
         return web.json_response({"data": [{"id": "t1", "status": "MATCHED"}], "next_cursor": "LTE="})
 
     async def heartbeat(self, r):
@@ -251,10 +259,18 @@ async def test_derive_place_cancel_heartbeat_no_secret_leak(caplog):
             assert await ex.open_orders() == []
             await ex.place(req("c3", price=0.2))
             assert len((await ex.cancel_all()).canceled) == 1
+            # a matched order is acked at once: no blocking poll of /data/trades for on-chain hashes
+            clob.match_next = True
+            m = await ex.place(req("taker", price=0.6, post_only=False))
+            assert m.status == "matched" and clob.trade_polls == 0
+            assert json.loads(clob.seen_bodies[-1])["postOnly"] is False
             assert (await ex.trades())[0]["id"] == "t1"
             assert await ex.heartbeat() and ex.heartbeat_ok and clob.hb == 1
             ex.start_heartbeat(0.05)
-            await asyncio.sleep(0.3)
+            for _ in range(200):
+                if clob.hb >= 3:
+                    break
+                await asyncio.sleep(0.05)
             await ex.stop_heartbeat()
             assert clob.hb >= 3
         finally:

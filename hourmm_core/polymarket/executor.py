@@ -48,6 +48,7 @@ redactor; no method returns or logs them (``api_key`` is an identifier, not a se
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -375,8 +376,36 @@ class Executor:
         return b.build_order_hash(b.build_order_typed_data(signed))
 
     def _post(self, signed: Any, req: OrderRequest) -> Any:
-        # defer_exec=False: "deferExec" is also sent to the exchange; we want normal, immediate matching
-        return self._need().post_order(signed, req.order_type, req.post_only, False)
+        return self._post_payload(self._payload(signed, req.order_type, req.post_only), "/order")
+
+    def _payload(self, signed: Any, order_type: str, post_only: bool) -> dict:
+        """The exact body ``ClobClient.post_order`` sends (``deferExec`` false: normal matching)."""
+        from py_clob_client_v2.client import _is_v2_order, order_to_json_v1, order_to_json_v2
+
+        owner = self._need().creds.api_key or ""
+        fn = order_to_json_v2 if _is_v2_order(signed) else order_to_json_v1
+        return fn(signed, owner, order_type, post_only, False)
+
+    def _post_payload(self, payload: Any, endpoint: str) -> Any:
+        """POST an order body the way ``ClobClient.post_order(s)`` does, minus its trade poll.
+
+        Why not call ``post_order``: when an order matches, the V2 client blocks the
+        calling thread polling ``GET /data/trades`` (every 0.25 s, up to 30 s) until each
+        trade has an on-chain hash. Fills reach us on the user channel within
+        milliseconds; an ack held hostage to Polygon block times would only delay the
+        order manager. Same serialisation, same L2 headers, same HTTP helper, same
+        version-mismatch refresh — only the best-effort poll is skipped. Pinned to
+        ``py-clob-client-v2<2`` because ``_l2_headers``/``_post`` are internal.
+        """
+        client = self._need()
+        serialized = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        headers = client._l2_headers("POST", endpoint, body=payload, serialized_body=serialized)
+        res = client._post(f"{client.host}{endpoint}", headers=headers, data=serialized)
+        if client._is_order_version_mismatch(res):
+            refresh = getattr(client, "_ClobClient__resolve_version", None)
+            if refresh is not None:
+                refresh(force_update=True)
+        return res
 
     def _ack(self, req: OrderRequest, local_id: str, res: Any, recovered: bool = False) -> OrderAck:
         if not isinstance(res, dict):
@@ -463,8 +492,6 @@ class Executor:
         On an ambiguous batch POST each order is resolved individually through :meth:`place`'s
         lookup-before-retry path, so a batch never double-posts either.
         """
-        from py_clob_client_v2.clob_types import PostOrdersV2Args as PostOrdersArgs
-
         reqs = list(reqs)
         out: list[OrderAck | ExecutorError | None] = [None] * len(reqs)
         todo: list[tuple[int, OrderRequest, Any, str]] = []
@@ -480,10 +507,10 @@ class Executor:
                 out[i] = exc
         for k in range(0, len(todo), MAX_BATCH):
             chunk = todo[k:k + MAX_BATCH]
-            post_only = all(r.post_only for _, r, _, _ in chunk)
-            args = [PostOrdersArgs(order=s, orderType=r.order_type) for _, r, s, _ in chunk]
+            post_only = all(r.post_only for _, r, _, _ in chunk)   # one flag per batch, like the client
+            body = [self._payload(s, r.order_type, post_only) for _, r, s, _ in chunk]
             try:
-                res = await self._call(lambda: self._need().post_orders(args, post_only, False))
+                res = await self._call(self._post_payload, body, "/orders")
             except TransientError:
                 for i, r, s, lid in chunk:
                     found = await self._find_order(lid, r.token_id)
