@@ -318,3 +318,23 @@ async def test_v2_only_mode_rejects_v1_orders_with_version_mismatch():
         assert sim.ex.open_orders() == []
     finally:
         await sim.stop()
+
+
+async def test_open_orders_paginate_with_next_cursor_until_LTE():
+    sim = make_sim(page_size=2)
+    await sim.start()
+    try:
+        ev = await _event(sim)
+        a = await _client(sim)
+        ids = []
+        for p in (0.10, 0.11, 0.12, 0.13, 0.14):
+            o = await asyncio.to_thread(a.create_order, OrderArgs(token_id=ev["up"], price=p, size=5, side="BUY"))
+            ids.append((await asyncio.to_thread(a.post_order, o))["orderID"])
+        got = await asyncio.to_thread(a.get_open_orders)         # the client follows next_cursor to "LTE="
+        assert [o["id"] for o in got] == ids
+        first = await asyncio.to_thread(a.get_open_orders, None, True)
+        assert len(first) == 2
+        one = await asyncio.to_thread(a.get_open_orders, OpenOrderParams(id=ids[3]))
+        assert [o["id"] for o in one] == [ids[3]]
+    finally:
+        await sim.stop()

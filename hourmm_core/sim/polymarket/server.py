@@ -95,6 +95,7 @@ class SimConfig:
     allowed_versions: tuple[int, ...] = (1, 2)
     base_slug: str = "bitcoin-up-or-down"
     version: int = 2
+    page_size: int = PAGE_SIZE           # rows per /data/orders and /data/trades page
 
 
 def _iso(ms: int) -> str:
@@ -864,10 +865,11 @@ class PolymarketSim:
         if q.get("id"):
             rows = [o for o in rows if o.order_id == q["id"]]
         rows.sort(key=lambda o: o.seq)
-        page = rows[off:off + PAGE_SIZE]
-        nxt = _cursor(off + PAGE_SIZE) if off + PAGE_SIZE < len(rows) else END_CURSOR
+        n = self.cfg.page_size
+        page = rows[off:off + n]
+        nxt = _cursor(off + n) if off + n < len(rows) else END_CURSOR
         return web.json_response({"data": [self._order_json(o) for o in page], "next_cursor": nxt,
-                                  "limit": PAGE_SIZE, "count": len(page)})
+                                  "limit": n, "count": len(page)})
 
     async def h_order(self, request: web.Request) -> web.Response:
         k, _ = await self._l2(request)
@@ -907,10 +909,11 @@ class PolymarketSim:
                 return False
             return True
         rows = [(o, t) for o, t in rows if keep(t)]
-        page = rows[off:off + PAGE_SIZE]
-        nxt = _cursor(off + PAGE_SIZE) if off + PAGE_SIZE < len(rows) else END_CURSOR
+        n = self.cfg.page_size
+        page = rows[off:off + n]
+        nxt = _cursor(off + n) if off + n < len(rows) else END_CURSOR
         return web.json_response({"data": [self._trade_view(t, o) for o, t in page], "next_cursor": nxt,
-                                  "limit": PAGE_SIZE, "count": len(page)})
+                                  "limit": n, "count": len(page)})
 
     async def h_balance(self, request: web.Request) -> web.Response:
         k, _ = await self._l2(request)
