@@ -208,63 +208,176 @@ def _rows(path: Path) -> Iterator[list[str]]:
                 yield row
 
 
-def read_dump(path: str | os.PathLike[str], kind: str | None = None,
-              stats: ParseStats | None = None) -> tuple[str, dict[str, np.ndarray]]:
+# kind -> (column names, source column index, parser code): i = int, t = timestamp, f = float, b = bool
+_LAYOUT: dict[str, tuple[tuple[str, int, str], ...]] = {
+    "trades": (("id", 0, "i"), ("ts_ms", 4, "t"), ("price", 1, "f"), ("qty", 2, "f"), ("is_buyer_maker", 5, "b")),
+    "aggTrades": (("id", 0, "i"), ("ts_ms", 5, "t"), ("price", 1, "f"), ("qty", 2, "f"),
+                  ("is_buyer_maker", 6, "b")),
+    "bookTicker": (("ts_ms", 5, "t"), ("bid", 1, "f"), ("bid_qty", 2, "f"), ("ask", 3, "f"), ("ask_qty", 4, "f")),
+    "klines": (("open_ms", 0, "t"), ("open", 1, "f"), ("high", 2, "f"), ("low", 3, "f"), ("close", 4, "f"),
+               ("volume", 5, "f"), ("close_ms", 6, "t")),
+}
+_BOOLS = {"true": 1, "false": 0, "True": 1, "False": 0, "TRUE": 1, "FALSE": 0, "1": 1, "0": 0}
+_ARRAY_CODE = {"i": "q", "t": "q", "f": "d", "b": "b"}
+_NP_DTYPE = {"i": np.int64, "t": np.int64, "f": np.float64, "b": bool}
+
+
+def _conv_bool(s: str) -> int:
+    return _BOOLS[s.strip()]
+
+
+def _conv_ts(s: str) -> int:
+    return to_ms(int(s))
+
+
+_CONV = {"i": int, "t": _conv_ts, "f": float, "b": _conv_bool}
+
+
+def _lines(p: Path) -> Iterator[str]:
+    for fh in open_text(p):
+        yield from fh
+
+
+def _peek(p: Path) -> tuple[bool, list[str] | None]:
+    """(first line is a header, first data row) of a dump."""
+    header = False
+    for row in _rows(p):
+        if not _looks_numeric(row[0]):
+            header = True
+            continue
+        return header, row
+    return header, None
+
+
+def _fast_read(p: Path, kind: str | None, stats: ParseStats, start_ms: int | None,
+               end_ms: int | None) -> tuple[str, dict[str, np.ndarray]] | None:
+    """numpy.loadtxt path (~6x faster than csv rows). None -> use the row-tolerant parser
+    (a malformed row anywhere, mixed headers, an unknown shape)."""
+    try:
+        header, first = _peek(p)
+    except (DataFormatError, OSError, UnicodeDecodeError, EOFError):
+        return None
+    if first is None:
+        return None
+    kind = kind or sniff_kind(first)
+    if kind not in _LAYOUT:
+        return None
+    layout = _LAYOUT[kind]
+    num = [(name, idx, code) for name, idx, code in layout if code != "b"]
+    boo = [(name, idx, code) for name, idx, code in layout if code == "b"]
+    try:
+        a = np.loadtxt(_lines(p), delimiter=",", usecols=[idx for _, idx, _ in num], dtype=np.float64,
+                       skiprows=int(header), ndmin=2)
+        b = np.loadtxt(_lines(p), delimiter=",", usecols=[idx for _, idx, _ in boo], dtype="U5",
+                       skiprows=int(header), ndmin=2) if boo else None
+    except (ValueError, IndexError, OSError, UnicodeDecodeError, EOFError):
+        return None
+    out: dict[str, np.ndarray] = {}
+    for j, (name, _, code) in enumerate(num):
+        col = a[:, j]
+        if code in ("i", "t"):
+            if np.any(np.abs(col) >= 2.0 ** 53) or np.any(col != np.floor(col)):
+                return None  # not exactly representable: let the exact parser handle it
+            col = col.astype(np.int64)
+            if code == "t":
+                col = _to_ms_array(col)
+        out[name] = col
+    if b is not None:
+        for j, (name, _, _) in enumerate(boo):
+            low = np.char.lower(np.char.strip(b[:, j]))
+            ok = np.isin(low, ("true", "false", "1", "0"))
+            if not ok.all():
+                return None
+            out[name] = (low == "true") | (low == "1")
+    n = len(a)
+    good = np.ones(n, bool)
+    for name, _, code in num:
+        if code == "f":
+            good &= np.isfinite(out[name])
+    if kind in ("trades", "aggTrades"):
+        good &= (out["price"] > 0) & (out["qty"] >= 0)
+    nbad = int(n - good.sum())
+    if nbad:
+        stats.bad[kind] += nbad
+        log.warning("Skipped %d bad %s rows in %s (non-finite or out-of-range values)", nbad, kind, p.name)
+    ts_name = next(name for name, _, code in layout if code == "t")
+    ts = out[ts_name]
+    if start_ms is not None:
+        good &= ts >= start_ms
+    if end_ms is not None:
+        good &= ts < end_ms
+    if not good.all():
+        out = {k: v[good] for k, v in out.items()}
+    stats.rows[kind] += int(good.sum())
+    return kind, {name: out[name] for name, _, _ in layout}
+
+
+def read_dump(path: str | os.PathLike[str], kind: str | None = None, stats: ParseStats | None = None,
+              start_ms: int | None = None, end_ms: int | None = None) -> tuple[str, dict[str, np.ndarray]]:
     """Parse one dump file -> (kind, columns). Header rows are skipped, bad rows counted.
 
     Columns: trades/aggTrades -> id, ts_ms, price, qty, is_buyer_maker;
     bookTicker -> ts_ms, bid, bid_qty, ask, ask_qty; klines -> open_ms, open, high, low,
-    close, volume, close_ms.
+    close, volume, close_ms. Rows outside [start_ms, end_ms) are dropped while reading,
+    and values go straight into typed arrays (8 bytes each), so a monthly dump of tens
+    of millions of trades does not become tens of millions of Python tuples.
     """
+    from array import array
+
     p = Path(path)
     stats = stats or ParseStats()
     kind = kind or kind_from_name(p.name)
-    it = _rows(p)
-    ids: list[int] = []
-    cols: dict[str, list] = {}
+    fast = _fast_read(p, kind, stats, start_ms, end_ms)
+    if fast is not None:
+        return fast
+    layout: tuple[tuple[str, int, str], ...] | None = None
+    convs: list = []
+    cols: list = []
+    ts_pos = 0
+    lo = -(1 << 62) if start_ms is None else start_ms
+    hi = (1 << 62) if end_ms is None else end_ms
     first_bad_logged = False
-    for row in it:
-        if not _looks_numeric(row[0]):  # header line (futures/options dumps carry one)
-            continue
-        if kind is None:
-            kind = sniff_kind(row)
+    for row in _rows(p):
+        if layout is None:
+            if not _looks_numeric(row[0]):  # header line (futures/options dumps carry one)
+                continue
             if kind is None:
-                raise DataFormatError(f"{p}: cannot tell the dump kind from a row of {len(row)} columns")
-        try:
-            if kind == "trades":
-                rec = (int(row[0]), to_ms(int(row[4])), float(row[1]), float(row[2]), _parse_bool(row[5]))
-            elif kind == "aggTrades":
-                rec = (int(row[0]), to_ms(int(row[5])), float(row[1]), float(row[2]), _parse_bool(row[6]))
-            elif kind == "bookTicker":
-                rec = (to_ms(int(row[5])), float(row[1]), float(row[2]), float(row[3]), float(row[4]))
-            elif kind == "klines":
-                rec = (to_ms(int(row[0])), float(row[1]), float(row[2]), float(row[3]),
-                       float(row[4]), float(row[5]), to_ms(int(row[6])))
-            else:
+                kind = sniff_kind(row)
+                if kind is None:
+                    raise DataFormatError(f"{p}: cannot tell the dump kind from a row of {len(row)} columns")
+            if kind not in _LAYOUT:
                 raise DataFormatError(f"{p}: unknown dump kind {kind!r}")
-            if kind in ("trades", "aggTrades") and not (rec[2] > 0 and rec[3] >= 0):
+            layout = _LAYOUT[kind]
+            convs = [(idx, _CONV[code]) for _, idx, code in layout]
+            cols = [array(_ARRAY_CODE[code]) for _, _, code in layout]
+            ts_pos = [c for _, _, c in layout].index("t")
+        try:
+            vals = [conv(row[idx]) for idx, conv in convs]
+            if kind in ("trades", "aggTrades") and not (vals[2] > 0 and vals[3] >= 0):
                 raise ValueError("non-positive price or negative qty")
-        except (ValueError, IndexError) as exc:
-            stats.bad[kind] += 1
+        except (ValueError, IndexError, KeyError) as exc:
+            if not _looks_numeric(row[0]):
+                continue  # a repeated header (concatenated dumps)
+            stats.bad[kind] += 1  # type: ignore[index]
             if not first_bad_logged:
                 log.warning("Bad %s row in %s skipped (%s): %r", kind, p.name, exc, row[:8])
                 first_bad_logged = True
             continue
-        stats.rows[kind] += 1
-        ids.append(rec)  # type: ignore[arg-type]
+        t = vals[ts_pos]
+        if t < lo or t >= hi:
+            continue
+        stats.rows[kind] += 1  # type: ignore[index]
+        for c, v in zip(cols, vals):
+            c.append(v)
     if kind is None:
         kind = kind_from_name(p.name) or "trades"
-    names = {
-        "trades": ("id", "ts_ms", "price", "qty", "is_buyer_maker"),
-        "aggTrades": ("id", "ts_ms", "price", "qty", "is_buyer_maker"),
-        "bookTicker": ("ts_ms", "bid", "bid_qty", "ask", "ask_qty"),
-        "klines": ("open_ms", "open", "high", "low", "close", "volume", "close_ms"),
-    }[kind]
-    dtypes = {"id": np.int64, "ts_ms": np.int64, "open_ms": np.int64, "close_ms": np.int64,
-              "is_buyer_maker": bool}
+    if layout is None:
+        layout = _LAYOUT[kind]
+        cols = [array(_ARRAY_CODE[code]) for _, _, code in layout]
     out: dict[str, np.ndarray] = {}
-    for k, name in enumerate(names):
-        out[name] = np.array([r[k] for r in ids], dtype=dtypes.get(name, np.float64))
+    for (name, _, code), c in zip(layout, cols):
+        out[name] = np.frombuffer(c, dtype=np.int8).astype(bool) if code == "b" else \
+            np.frombuffer(c, dtype=_NP_DTYPE[code]).copy()
     return kind, out
 
 
@@ -311,7 +424,9 @@ def read_binance_ticks(data_dir: str | os.PathLike[str], start_ms: int | None = 
                                  or (start_ms is not None and span[1] <= start_ms)):
             continue
         try:
-            kind, cols = read_dump(f, stats=stats)
+            lead = 60_000 if kind_from_name(f.name) == "bookTicker" else 0  # the quote in force at start
+            kind, cols = read_dump(f, stats=stats, end_ms=end_ms,
+                                   start_ms=None if start_ms is None else start_ms - lead)
         except DataFormatError as exc:
             log.warning("Skipping unreadable dump %s: %s", f, exc)
             stats.bad["file"] += 1
