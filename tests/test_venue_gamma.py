@@ -163,3 +163,20 @@ async def test_market_discovery_prefetches_next_and_rolls():
             hits = srv.hits
             await d.refresh(HS + H + 7)
             assert srv.hits == hits
+
+
+@pytest.mark.timeout(30)
+async def test_not_yet_accepting_market_is_refetched():
+    async with GammaServer() as srv:
+        slug = market_slug("bitcoin-up-or-down", HS)
+        srv.events[slug] = event(HS, acceptingOrders=False)
+        srv.events[market_slug("bitcoin-up-or-down", HS + H)] = event(HS + H)
+        async with GammaClient(srv.url) as gc:
+            d = MarketDiscovery(gc, "bitcoin-up-or-down", refetch_ms=1000)
+            assert not (await d.refresh(HS + 10)).accepting_orders
+            srv.events[slug] = event(HS)                       # now open
+            assert not (await d.refresh(HS + 500)).accepting_orders   # within refetch_ms: cached
+            assert (await d.refresh(HS + 1500)).accepting_orders
+            hits = srv.hits
+            await d.refresh(HS + 5000)                          # accepting: no more refetches
+            assert srv.hits == hits

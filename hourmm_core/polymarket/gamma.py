@@ -272,22 +272,38 @@ class MarketDiscovery:
     request, so the new hour's quoting is not delayed by Gamma latency.
     """
 
-    def __init__(self, client: GammaClient, base: str) -> None:
+    def __init__(self, client: GammaClient, base: str, refetch_ms: int = 5_000) -> None:
         self.client = client
         self.base = base
+        self.refetch_ms = refetch_ms
         self.current: MarketInfo | None = None
         self.next: MarketInfo | None = None
+        self._cur_fetched_ms = 0
 
     async def refresh(self, now_ms: int) -> MarketInfo | None:
+        """Current hour's market (None: not found yet, retry on the next call).
+
+        A current market that is listed but not yet ``accepting_orders`` is re-fetched every
+        ``refetch_ms`` so the flag cannot stay stale for the whole hour; a failed re-fetch
+        keeps the last good info.
+        """
         hs = now_ms - now_ms % HOUR_MS
         if self.current is not None and self.current.start_ms != hs:
             self.current = None
         if self.current is None and self.next is not None and self.next.start_ms == hs:
             self.current, self.next = self.next, None
+            self._cur_fetched_ms = now_ms
         if self.next is not None and self.next.start_ms != hs + HOUR_MS:
             self.next = None
         if self.current is None:
             self.current = await self.client.discover(self.base, hs)
+            self._cur_fetched_ms = now_ms
+        elif (not self.current.accepting_orders and not self.current.closed
+              and now_ms - self._cur_fetched_ms >= self.refetch_ms):
+            self._cur_fetched_ms = now_ms
+            fresh = await self.client.discover(self.base, hs)
+            if fresh is not None:
+                self.current = fresh
         if self.next is None:
             self.next = await self.client.discover(self.base, hs + HOUR_MS)
         return self.current
