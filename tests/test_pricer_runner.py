@@ -177,7 +177,24 @@ async def test_hour_boundary_rolls_open(ticks, caplog):
             _, snap = await st.get("/snapshot/latest")
             assert snap["hour_start_ms"] == H0 + HOUR_MS and snap["open_price"] == h1.price[0]
             assert snap["hour_end_ms"] == H0 + 2 * HOUR_MS
+            await until(lambda: st.svc.builder.hour.verified, 5, "open verified against klines")
+            assert st.svc.builder.hour.corrections == 0
     assert f"Hour 2026-01-22T15:00:00Z open price set: {float(h1.price[0])}" in caplog.text
+
+
+async def test_open_missed_at_boundary_is_corrected_from_klines(ticks, caplog):
+    """The feed stalls across the hour (frames lost, connection up): the first trade we see is
+    not the open; the one-per-hour klines check corrects it."""
+    with caplog.at_level(logging.INFO):
+        async with Stack(ticks, 300.0, H0 + HOUR_MS - 40_000) as st:
+            await st.fault(pause_ms=100_000)
+            await until(lambda: st.svc.builder.hour.hour_start_ms == H0 + HOUR_MS
+                        and st.svc.builder.hour.verified, 10, "roll + verify")
+            h1 = ticks.hour(H0 + HOUR_MS)
+            assert st.replay.state()["rows_skipped_paused"] > 0
+            assert st.svc.builder.hour.open_price == h1.price[0]
+            assert st.svc.builder.hour.corrections == 1
+    assert "open price corrected from klines" in caplog.text
 
 
 # ------------------------------------------------------------------ real processes

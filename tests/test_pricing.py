@@ -129,3 +129,18 @@ def test_no_fair_without_open_or_data_and_json_is_strict():
     b.on_message(Trade("BTCUSDT", 500, 50_000.0, 0.1, ts - 10_000, ts - 10_000, False), ts)
     assert b.late_trades == 1 and b.vol.n_bad == 0
     assert not math.isnan(b.snapshot(ts + 20).fair_up)
+
+
+def test_trade_open_verified_and_corrected_from_klines(caplog):
+    h = HourTracker()
+    h.on_connect(H0 - 10)
+    h.on_trade(H0 + 50, 50_010.0)  # we missed the true first trade (50_000.0)
+    assert h.needs_verify() == H0
+    with caplog.at_level(logging.WARNING):
+        assert h.verify_from_klines(H0, 50_000.0)
+    assert h.open_price == 50_000.0 and h.corrections == 1 and h.needs_verify() is None
+    assert "open price corrected from klines: 50010.0 -> 50000.0" in caplog.text
+    h.advance(H0 + HOUR_MS)
+    h.on_trade(H0 + HOUR_MS + 1, 50_100.0)
+    assert h.verify_from_klines(H0 + HOUR_MS, 50_100.0) and h.corrections == 1  # agreed: unchanged
+    assert h.open_price == 50_100.0 and h.open_source == "trade"

@@ -31,6 +31,8 @@ class HourTracker:
         self.hour_start_ms: int | None = None
         self.open_price: float | None = None
         self.open_source: str | None = None  # "trade" | "klines"
+        self.verified = False  # a trade-derived open confirmed against the 1 h kline
+        self.corrections = 0
         self.session_start_ms: int | None = None
         self._on_open = on_open
         self.rolls = 0
@@ -56,6 +58,7 @@ class HourTracker:
             self.hour_start_ms = h
             self.open_price = None
             self.open_source = None
+            self.verified = False
             return True
         return False
 
@@ -85,6 +88,31 @@ class HourTracker:
             log.warning("Ignoring klines open %r for hour %s", open_price, iso_hour(hour_start))
             return False
         self._set_open(open_price, "klines")
+        return True
+
+    def needs_verify(self) -> int | None:
+        """Hour whose trade-derived open should be checked once against /api/v3/klines.
+
+        Cheap insurance: a frame silently lost at the boundary would otherwise put the
+        wrong strike under the whole hour.
+        """
+        if self.open_source == "trade" and not self.verified:
+            return self.hour_start_ms
+        return None
+
+    def verify_from_klines(self, hour_start: int, open_price: float) -> bool:
+        """Confirm (or correct, with a WARNING) the open taken from the first trade we saw."""
+        if hour_start != self.hour_start_ms or self.open_source != "trade" or self.verified:
+            return False
+        self.verified = True
+        if not (math.isfinite(open_price) and open_price > 0):
+            return False
+        if abs(open_price - (self.open_price or 0.0)) > 1e-9 * open_price:
+            self.corrections += 1
+            log.warning("Hour %s open price corrected from klines: %s -> %s (a frame was missed at the "
+                        "boundary)", iso_hour(hour_start), self.open_price, float(open_price))
+            self._set_open(open_price, "klines")
+            self.verified = True
         return True
 
     def _set_open(self, price: float, source: str) -> None:

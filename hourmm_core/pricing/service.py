@@ -88,6 +88,7 @@ class PricerService:
             ("hourmm_binance_disconnects_total", "counter", float(c.disconnects), None),
             ("hourmm_binance_recycles_total", "counter", float(c.recycles), None),
             ("hourmm_pricer_late_trades_total", "counter", float(b.late_trades), None),
+            ("hourmm_pricer_open_corrections_total", "counter", float(b.hour.corrections), None),
         ]
         for kind in ("trade", "bookTicker"):
             rows.append(("hourmm_binance_frames_total", "counter", float(c.stats.good[kind]), {"kind": kind}))
@@ -159,21 +160,25 @@ class PricerService:
             await asyncio.sleep(max(0.0, delay))
 
     async def _klines_loop(self) -> None:
+        """Fetch the hour's open when we could not see its first trade, and verify it once when we did."""
         backoff = 0.2
         last_err_hour: int | None = None
         while True:
-            hour = self.builder.hour.needs_klines()
-            if hour is None or self._session is None:
+            tracker = self.builder.hour
+            hour = tracker.needs_klines()
+            verify = tracker.needs_verify() if hour is None else None
+            if (hour is None and verify is None) or self._session is None:
                 await asyncio.sleep(0.05)
                 continue
+            target = hour if hour is not None else verify
             try:
                 open_px = await fetch_hour_open(self._session, self.cfg.binance_rest_url,
-                                                self.cfg.binance_symbol, hour)
+                                                self.cfg.binance_symbol, target)  # type: ignore[arg-type]
             except BinanceRestError as exc:
                 self.klines_errors += 1
-                if last_err_hour != hour:
-                    log.warning("Klines fetch for hour %s failed (%s); retrying", iso_hour(hour), exc)
-                    last_err_hour = hour
+                if last_err_hour != target:
+                    log.warning("Klines fetch for hour %s failed (%s); retrying", iso_hour(target), exc)
+                    last_err_hour = target
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
@@ -182,4 +187,7 @@ class PricerService:
                 continue
             self.klines_ok += 1
             backoff = 0.2
-            self.builder.hour.set_open_from_klines(hour, open_px)
+            if hour is not None:
+                tracker.set_open_from_klines(hour, open_px)
+            else:
+                tracker.verify_from_klines(target, open_px)  # type: ignore[arg-type]
