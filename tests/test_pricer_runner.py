@@ -266,3 +266,14 @@ def test_runner_and_replay_cli_as_processes():
                 except subprocess.TimeoutExpired:
                     p.kill()
     assert "SYNTHETIC" in replay.stderr.read()
+
+
+def test_runner_exits_nonzero_when_port_taken():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        env = {**os.environ, "HTTP_PORT": str(s.getsockname()[1]), "HTTP_HOST": "127.0.0.1",
+               "BINANCE_WS_URL": "ws://127.0.0.1:1"}
+        p = subprocess.run([sys.executable, "-m", "runners.binance_pricer"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "address already in use" in p.stderr
