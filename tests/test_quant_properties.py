@@ -76,7 +76,7 @@ def test_features_streaming_with_explicit_open(path, open_px):
         assert a.update(t, p) == b.update(t, p)
         _close(a.values(), b.values())
     assert a.n_bad == b.n_bad
-    assert a.rv_hour >= 0.0 and a.bv_hour >= 0.0
+    assert not (a.rv_hour < 0.0) and not (a.bv_hour < 0.0)     # NaN before the first good tick
 
 
 # ------------------------------------------------------------------ pricer
