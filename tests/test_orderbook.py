@@ -75,7 +75,11 @@ def test_best_mismatch_triggers_resync_until_next_snapshot():
 def test_timestamp_backwards_and_crossed_book():
     bs = BookSet([UP])
     bs.apply(snap(UP, [("0.48", "30")], [("0.52", "20")], ts=2000))
-    bs.apply(pc([(UP, "0.49", "1", "BUY", {})], 1999))
+    # a delta from before the snapshot is already in it: skipped, book stays valid and unchanged
+    assert bs.apply(pc([(UP, "0.48", "0", "BUY", {"best_bid": "0", "best_ask": "0.52"})], 1999)) == []
+    assert bs.get(UP).valid and bs.get(UP).top().bid == 0.48 and bs.get(UP).stale_deltas == 1
+    bs.apply(pc([(UP, "0.49", "1", "BUY", {})], 2005))
+    bs.apply(pc([(UP, "0.47", "1", "BUY", {})], 2003))   # older than the last applied delta: gap/reorder
     assert bs.get(UP).needs_resync and "older" in bs.get(UP).resync_reason
     bs.apply(snap(UP, [("0.48", "30")], [("0.52", "20")], ts=2001))
     bs.apply(pc([(UP, "0.53", "1", "BUY", {})], 2002))

@@ -246,3 +246,11 @@ async def test_server_error_frame_planned_reason_and_all_markets_subscription():
             assert c.planned_reconnects == 1
         finally:
             await c.stop()
+
+
+async def test_unconsumed_queue_is_bounded():
+    c = MarketWsClient("ws://127.0.0.1:1", [UP])
+    c.QUEUE_MAX = 5
+    for i in range(8):
+        c.enqueue(c.queue, i)
+    assert c.queue.qsize() == 5 and c.queue_dropped == 3 and c.queue.get_nowait() == 3

@@ -112,4 +112,4 @@ class MarketWsClient(WsClientBase):
             except Exception:
                 log.exception("market event callback failed")
         if self.queue is not None:
-            self.queue.put_nowait(ev)
+            self.enqueue(self.queue, ev)

@@ -6,7 +6,9 @@ so a lost or reordered message cannot be detected from a counter. Instead the bo
 marks itself ``needs_resync`` (and refuses to report a top of book) when:
 
 * no snapshot has been applied yet, or the connection was lost (:meth:`invalidate`);
-* a message is older than the last applied one (timestamp went backwards);
+* a delta is older than the last applied delta (timestamp went backwards). A delta older
+  than the *snapshot* is skipped instead (counted in ``stale_deltas``): the snapshot already
+  includes it — this happens right after (re)subscribing;
 * after a delta the exchange's own ``best_bid``/``best_ask`` (sent with each change
   in the current schema) disagree with the locally computed top of book;
 * the book is crossed (best bid >= best ask) after a delta.
@@ -96,7 +98,7 @@ class OrderBook:
 
     __slots__ = ("token_id", "bids", "asks", "ts_ms", "hash", "needs_resync",
                  "resync_reason", "tick_size", "snapshots", "deltas", "resyncs",
-                 "last_trade_price", "_bb", "_ba", "_top")
+                 "last_trade_price", "_bb", "_ba", "_top", "snapshot_ts", "stale_deltas")
 
     def __init__(self, token_id: str, tick_size: float = 0.01) -> None:
         self.token_id = token_id
@@ -114,6 +116,8 @@ class OrderBook:
         self._bb: int | None = None      # cached best bid / ask keys (recomputed lazily)
         self._ba: int | None = None
         self._top: TopOfBook | None = None
+        self.snapshot_ts = 0
+        self.stale_deltas = 0
 
     def _recompute(self) -> None:
         self._bb = max(self.bids) if self.bids else None
@@ -138,6 +142,7 @@ class OrderBook:
         self.bids, self.asks = nb, na
         self._recompute()
         self.ts_ms = max(ts, 0)
+        self.snapshot_ts = self.ts_ms
         self.hash = hash_
         self.needs_resync = False
         self.resync_reason = ""
@@ -159,8 +164,13 @@ class OrderBook:
         k, s, ts = _key(price), _size(size), _ts(ts_ms)
         if self.needs_resync:
             return False
+        if ts and ts < self.snapshot_ts:
+            # generated before the snapshot we hold, which already includes it: skip. (Levels
+            # carry absolute sizes, so replaying it could revert a newer size.)
+            self.stale_deltas += 1
+            return False
         if ts and ts < self.ts_ms:
-            self.invalidate(f"delta timestamp {ts} older than book {self.ts_ms}")
+            self.invalidate(f"delta timestamp {ts} older than the last applied {self.ts_ms}")
             return False
         if sd in ("BUY", "BID"):
             if s > 0:

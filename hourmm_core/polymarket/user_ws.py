@@ -251,6 +251,6 @@ class UserWsClient(WsClientBase):
                 except Exception:
                     log.exception("user event callback failed")
             if self.queue is not None:
-                self.queue.put_nowait(ev)
+                self.enqueue(self.queue, ev)
         if len(self._seen_trades) > 100_000:   # bounded memory over long runs
             self._seen_trades.clear()

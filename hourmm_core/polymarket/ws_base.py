@@ -56,6 +56,7 @@ class WsClientBase:
         self.frames = 0
         self.bad_frames: dict[str, int] = {}
         self.server_errors = 0
+        self.queue_dropped = 0
         self.planned_reconnects = 0
         self.last_msg_ms = 0
         self.last_error: str | None = None
@@ -122,6 +123,22 @@ class WsClientBase:
         self.planned_reconnects += 1
         if self._ws is not None:
             await self._ws.close(code=1000, reason=reason[:100])
+
+    QUEUE_MAX = 100_000
+
+    def enqueue(self, q: "asyncio.Queue[Any]", ev: Any) -> None:
+        """Put an event on a consumer queue; if nobody drains it, drop the *oldest* (counted)
+        rather than grow without bound. The callbacks path never drops."""
+        if q.qsize() >= self.QUEUE_MAX:
+            try:
+                q.get_nowait()
+            except asyncio.QueueEmpty:
+                pass
+            self.queue_dropped += 1
+            if self.queue_dropped == 1:
+                log.warning("WS %s: event queue full (%d), dropping oldest; is anyone consuming it?",
+                            self.channel, self.QUEUE_MAX)
+        q.put_nowait(ev)
 
     def count_bad(self, kind: str, detail: str) -> None:
         n = self.bad_frames.get(kind, 0) + 1
