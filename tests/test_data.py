@@ -15,6 +15,11 @@ from hourmm_core.clock import HOUR_MS
 H0 = 1_769_090_400_000  # 2026-01-22T14:00:00Z
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("HOURMM_CACHE_DIR", str(tmp_path_factory.mktemp("dumpcache")))
+
+
 def _trades_rows(us: bool = False, header: bool = False, best_match: bool = True) -> str:
     rows = []
     if header:
@@ -197,3 +202,21 @@ def test_csv_round_trip_matches_source_exactly(tmp_path: Path):
     assert np.array_equal(x.trade_id, t.trade_id)
     w = hd.load_ticks(H0 + 60_000, H0 + 120_000, data_dir=tmp_path)
     assert np.array_equal(w.price, t.slice_time(H0 + 60_000, H0 + 120_000).price)
+
+
+def test_parsed_dumps_are_cached_and_invalidated(tmp_path: Path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HOURMM_CACHE_DIR", str(cache))
+    d = tmp_path / "data"
+    d.mkdir()
+    f = d / "BTCUSDT-trades-2026-01-22.csv"
+    f.write_text(_trades_rows())
+    a = hd.load_ticks(data_dir=d)
+    assert len(list(cache.glob("*.npz"))) == 1
+    b = hd.load_ticks(H0, H0 + HOUR_MS, data_dir=d)  # served from the cache, window applied
+    assert np.array_equal(b.price, a.price[:3])
+    f.write_text(_trades_rows() + f"105,50020.00,0.1,5002.0,{H0 + 2 * HOUR_MS},true,true\n")
+    c = hd.load_ticks(data_dir=d)  # changed file -> new key, re-parsed
+    assert len(c) == 5 and len(list(cache.glob("*.npz"))) == 2
+    monkeypatch.setenv("HOURMM_CACHE_DIR", "off")
+    assert hd.cache_dir() is None and len(hd.load_ticks(data_dir=d)) == 5

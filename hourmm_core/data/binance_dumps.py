@@ -381,6 +381,76 @@ def read_dump(path: str | os.PathLike[str], kind: str | None = None, stats: Pars
     return kind, out
 
 
+CACHE_DIR_ENV = "HOURMM_CACHE_DIR"
+
+
+def cache_dir(environ: dict[str, str] | None = None) -> Path | None:
+    """Where parsed dumps are cached (.npz): env HOURMM_CACHE_DIR ("off" disables), else ~/.cache/hourmm."""
+    env = os.environ if environ is None else environ
+    raw = env.get(CACHE_DIR_ENV, "").strip()
+    if raw.lower() in ("off", "0", "none", "false"):
+        return None
+    return Path(raw).expanduser() if raw else Path.home() / ".cache" / "hourmm" / "dumps"
+
+
+def read_dump_cached(path: str | os.PathLike[str], stats: ParseStats | None = None,
+                     start_ms: int | None = None, end_ms: int | None = None) -> tuple[str, dict[str, np.ndarray]]:
+    """:func:`read_dump` of the whole file, memoised on disk keyed by (path, size, mtime).
+
+    The simulator starts several processes that read the same dumps; parsing a day of
+    BTCUSDT trades takes seconds, loading the .npz milliseconds. A cache that cannot be
+    written or read is ignored (the dump is parsed), never an error.
+    """
+    import hashlib
+
+    p = Path(path)
+    stats = stats or ParseStats()
+    cdir = cache_dir()
+    key = None
+    if cdir is not None:
+        try:
+            st = p.stat()
+            key = hashlib.sha1(f"v1|{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+        except OSError:
+            key = None
+    cols: dict[str, np.ndarray] | None = None
+    kind = ""
+    if key is not None:
+        f = cdir / f"{key}.npz"  # type: ignore[operator]
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                kind = str(z["__kind__"])
+                cols = {k: z[k] for k in z.files if not k.startswith("__")}
+                nbad = int(z["__bad__"])
+                if nbad:
+                    stats.bad[kind] += nbad
+        except (OSError, KeyError, ValueError):
+            cols = None
+    if cols is None:
+        own = ParseStats()
+        kind, cols = read_dump(p, stats=own)
+        stats.bad.update(own.bad)
+        if key is not None:
+            try:
+                cdir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+                tmp = cdir / f"{key}.{os.getpid()}.tmp.npz"  # type: ignore[operator]
+                np.savez(tmp, __kind__=np.array(kind), __bad__=np.array(sum(own.bad.values())), **cols)
+                os.replace(tmp, cdir / f"{key}.npz")  # type: ignore[operator]
+            except OSError as exc:
+                log.debug("dump cache not written (%s)", exc)
+    ts = cols["open_ms" if kind == "klines" else "ts_ms"]
+    if start_ms is not None or end_ms is not None:
+        sel = np.ones(len(ts), bool)
+        if start_ms is not None:
+            sel &= ts >= start_ms
+        if end_ms is not None:
+            sel &= ts < end_ms
+        if not sel.all():
+            cols = {k: v[sel] for k, v in cols.items()}
+    stats.rows[kind] += len(next(iter(cols.values()))) if cols else 0
+    return kind, cols
+
+
 def list_dump_files(data_dir: str | os.PathLike[str], symbol: str = "BTCUSDT") -> list[Path]:
     """Dump files under ``data_dir`` (or the file itself); only ``symbol``'s when names say."""
     p = Path(data_dir)
@@ -425,8 +495,8 @@ def read_binance_ticks(data_dir: str | os.PathLike[str], start_ms: int | None = 
             continue
         try:
             lead = 60_000 if kind_from_name(f.name) == "bookTicker" else 0  # the quote in force at start
-            kind, cols = read_dump(f, stats=stats, end_ms=end_ms,
-                                   start_ms=None if start_ms is None else start_ms - lead)
+            kind, cols = read_dump_cached(f, stats=stats, end_ms=end_ms,
+                                          start_ms=None if start_ms is None else start_ms - lead)
         except DataFormatError as exc:
             log.warning("Skipping unreadable dump %s: %s", f, exc)
             stats.bad["file"] += 1
@@ -471,8 +541,8 @@ def read_binance_ticks(data_dir: str | os.PathLike[str], start_ms: int | None = 
         bbo = "bookTicker" if has.all() else "bookTicker+derived"
     log.info("Loaded %d %s trades for %s from %s (BBO: %s)", len(ts),
              "trades" if by_kind["trades"] else "aggTrades", symbol, data_dir, bbo)
-    if stats.bad:
-        log.warning("Skipped malformed dump rows: %s", dict(stats.bad))
+    if sum(stats.bad.values()):
+        log.warning("Skipped malformed dump rows: %s", {k: v for k, v in stats.bad.items() if v})
     return TickData(ts_ms=ts, price=price, qty=qty, is_buyer_maker=ibm, bid=bid, ask=ask,
                     bid_qty=bid_qty, ask_qty=ask_qty, source=SOURCE_BINANCE, symbol=symbol,
                     bbo=bbo, trade_id=tid)
