@@ -168,3 +168,19 @@ def test_features_ring_buffer_grows_under_burst():
     out = q.return_features_batch(ts, px)
     ref_idx = len(ts) - 1 - 300_000
     assert out[-1, 3] == pytest.approx(math.log(px[-1] / px[ref_idx]), rel=1e-12)
+
+
+def test_unbuilt_extension_fails_loudly_with_build_instructions(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import hourmm_core
+    src = Path(hourmm_core.__file__).parent
+    shutil.copytree(src, tmp_path / "hourmm_core", ignore=shutil.ignore_patterns("*.so", "*.c", "__pycache__"))
+    p = subprocess.run([sys.executable, "-c", "import hourmm_core"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert p.returncode != 0
+    assert "ImportError" in p.stderr
+    assert "pip install -e ." in p.stderr and "build_ext --inplace" in p.stderr
