@@ -20,7 +20,10 @@ certainty. The exact symmetry ``p(K e^x) = 1 - p(K e^-x)`` holds before clamping
 The t CDF is implemented here in C: ``F(t) = 1 - I_x(nu/2, 1/2) / 2`` for t > 0 with
 ``x = nu / (nu + t^2)`` and the regularized incomplete beta computed by Lentz's
 continued fraction (Numerical Recipes ``betacf``); for ``nu > 1e7`` the normal is
-used (difference below 1e-8). Same code in ``reference/pricer.py``.
+used (difference below 1e-8). Accuracy vs scipy.stats.t: < 1e-12 for nu <= 1e4, < 3e-11 up to
+1e5, < 3e-9 up to 1e7 (lgamma cancellation for huge nu; irrelevant at a 0.001 tick, and
+nu that large should simply be 0). Cost: ~0.2 us per call for typical nu (3..30), against
+~0.02 us for the normal. Same code in ``reference/pricer.py``.
 
 Bad inputs (S or K not positive/finite, tau or sigma NaN, nu in (0, 2]) give NaN in
 the nogil core; the Python wrappers raise ``ValueError`` (``digital_prob``) or count
