@@ -191,3 +191,27 @@ def test_cli_prints_one_ready_line():
         p.terminate()
         p.wait(10)
     assert "SYNTHETIC" in p.stderr.read()
+
+
+async def test_auto_tick_size_change_near_the_edge():
+    sim = make_sim(HOUR0 + 60_000)
+    await sim.start()
+    try:
+        hm = sim.hours[0]
+        async with websockets.connect(sim.urls["ws"] + "/ws/market") as mws:
+            await mws.send(json.dumps({"assets_ids": [hm.down_token], "type": "market"}))
+            await asyncio.wait_for(mws.recv(), 5)                     # initial book
+            sim.ex.deposit("x", 100)
+            assert sim.ex.place("x", hm.up_token, "BUY", 0.97, 5, now_ms=sim.now_ms()).ok
+            assert sim.ex.place("x", hm.down_token, "BUY", 0.02, 5, now_ms=sim.now_ms()).ok   # Up ask 0.98
+            deadline = time.monotonic() + 5
+            msg = {}
+            while msg.get("event_type") != "tick_size_change" and time.monotonic() < deadline:
+                raw = json.loads(await asyncio.wait_for(mws.recv(), 5))
+                msg = raw if isinstance(raw, dict) else {}
+            assert msg["asset_id"] == hm.down_token and msg["new_tick_size"] == "0.001"
+        assert sim.ex.markets[hm.condition_id].tick_size == 0.001
+        # a 0.001-grid price is now valid, and the old 0.01 grid still is
+        assert sim.ex.place("x", hm.up_token, "BUY", 0.955, 5, now_ms=sim.now_ms()).ok
+    finally:
+        await sim.stop()

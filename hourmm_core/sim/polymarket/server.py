@@ -96,6 +96,8 @@ class SimConfig:
     base_slug: str = "bitcoin-up-or-down"
     version: int = 2
     page_size: int = PAGE_SIZE           # rows per /data/orders and /data/trades page
+    auto_tick: bool = True               # like the real CLOB: tick 0.01 -> 0.001 once the price nears 0 or 1
+    auto_tick_band: float = 0.04         # ... i.e. Up mid/last trade > 0.96 or < 0.04
 
 
 def _iso(ms: int) -> str:
@@ -316,6 +318,8 @@ class PolymarketSim:
             if not m.resolved and now >= m.end_ms:
                 self._close_and_resolve(hm, m, now)
         self.ex.advance(now)
+        if self.cfg.auto_tick:
+            self._auto_tick(now)
         if self.agents is not None:
             live = [self.ex.markets[h.condition_id] for h in self.hours if self.listed(h, now)]
             self.agents.step(now, live)
@@ -340,6 +344,19 @@ class PolymarketSim:
             for _, tid, st in due:
                 self.trade_status[tid] = st
                 self._push_trade_status(tid, st, now)
+
+    def _auto_tick(self, now: int) -> None:
+        """Polymarket lowers the tick to 0.001 when a market trades near 0 or 1 (emits tick_size_change)."""
+        band = self.cfg.auto_tick_band
+        for hm in self.hours:
+            m = self.ex.markets[hm.condition_id]
+            if m.closed or m.tick_size <= 0.001 or not self.listed(hm, now):
+                continue
+            b, a = self.ex.best(hm.up_token)
+            ref = (b + a) / 2 if b is not None and a is not None else m.last_trade_price
+            if ref is not None and (ref > 1 - band or ref < band):
+                self.ex.set_tick_size(hm.condition_id, 0.001, now)
+                log.info("Tick size of %s lowered to 0.001 (price %.3f near the edge)", hm.slug, ref)
 
     def _close_and_resolve(self, hm: HourMarket, m: Market, now: int) -> None:
         if not m.closed:
