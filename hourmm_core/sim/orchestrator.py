@@ -287,13 +287,15 @@ class Orchestrator:
                           "data_start": _iso(ticks.start_ms), "data_end": _iso(ticks.end_ms),
                           "data_dir": str(o.data_dir or "") or None, "outcome_source": "data"}
         hours = []
-        for k in range(o.hours):
+        # The hour the run starts in is traded too (its last minutes: wind-down, flatten,
+        # cutoff) and is judged like the others, marked partial.
+        for k in range(-1, o.hours):
             h = first + k * HOUR_MS
             sl = ticks.slice_time(h, h + HOUR_MS)
             if len(sl):
                 op, cl = float(sl.price[0]), float(sl.price[-1])
                 hours.append({"hour_start_ms": h, "hour": _iso(h), "open": op, "close": cl,
-                              "up": bool(cl >= op)})
+                              "up": bool(cl >= op), "partial": k < 0})
         self.data_info["hours"] = hours
         wall_now = time.time_ns() // 1_000_000
         self.clock = ScaledClock(o.speed, sim_start, wall_now)
@@ -303,8 +305,8 @@ class Orchestrator:
         url = self.urls.get("binance_rest", "").rstrip("/") + "/api/v3/klines"
         if not url.startswith("http"):
             return
-        rows = await self._get_json(f"{url}?symbol=BTCUSDT&interval=1h&startTime={self.first_hour_ms}"
-                                    f"&limit={self.opts.hours}")
+        rows = await self._get_json(f"{url}?symbol=BTCUSDT&interval=1h&startTime={self.first_hour_ms - HOUR_MS}"
+                                    f"&limit={self.opts.hours + 1}")
         if not isinstance(rows, list):
             return
         got = {}
@@ -529,6 +531,12 @@ class Orchestrator:
                   f"(~{(self.end_sim_ms - self.clock.sim_start_ms) / o.speed / 1000:.0f}s wall), "
                   f"data: {self.data_info['source']}, output: {self.out}", flush=True)
         self._http = aiohttp.ClientSession()
+        # SIGTERM (e.g. a CI timeout) stops the run like Ctrl-C: children are still shut down
+        # in order and the summary is written, instead of leaving four orphaned processes.
+        loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, me.cancel)
         try:
             try:
                 await self.start_all()

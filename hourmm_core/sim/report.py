@@ -352,6 +352,7 @@ def _hour_rows(run: RunData, acct: Mapping[str, Any]) -> list[dict[str, Any]]:
         inv = inv_venue or inv_status
         rows.append({
             "hour": h["hour"], "hour_start_ms": hs, "open": h["open"], "close": h["close"],
+            "partial": bool(h.get("partial")),
             "outcome": "Up" if h["up"] else "Down",
             "fills": v.get("fills", 0 if run.trades is not None else None),
             "volume": _f(v.get("volume", 0.0 if run.trades is not None else None)),
@@ -561,8 +562,10 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     for h in summary.get("hours", []):
         inv = h.get("inventory_at_cutoff")
         inv_s = (f"Up {inv['yes']:g} / Down {inv['no']:g} ({h.get('inventory_source')})" if inv else "-")
-        lines.append(f"{h['hour']:<21}{h['outcome']:>8}{n(h.get('fills'), 'd') if isinstance(h.get('fills'), int) else '-':>7}"
+        lines.append(f"{h['hour'] + ('*' if h.get('partial') else ''):<21}{h['outcome']:>8}{n(h.get('fills'), 'd') if isinstance(h.get('fills'), int) else '-':>7}"
                      f"{n(h.get('volume')):>10}{n(h.get('fees'), '.4f'):>9}{n(h.get('pnl'), '+.3f'):>10}  {inv_s}")
+    if any(h.get("partial") for h in summary.get("hours", [])):
+        lines.append("* the hour the run starts in: only its last minutes are traded (wind-down, flatten, cutoff)")
     if summary.get("failures"):
         lines.append("")
         lines.append("FAILURES:")
