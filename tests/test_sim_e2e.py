@@ -26,9 +26,15 @@ missing = [str(p.relative_to(ROOT)) for p in NEEDED if not p.exists()]
 def test_hourmm_sim_one_hour_end_to_end(tmp_path):
     out = tmp_path / "sim_out"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PM_", "HOURMM_SIM_CLOCK"))}
-    r = subprocess.run([sys.executable, "-m", "hourmm_core.cli", "sim", "--hours", "1", "--speed", "60",
-                        "--out", str(out), "--status-every", "5"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=560)
+    proc = subprocess.Popen([sys.executable, "-m", "hourmm_core.cli", "sim", "--hours", "1", "--speed", "60",
+                             "--out", str(out), "--status-every", "5"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=540)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # SIGTERM: the orchestrator stops its children and writes the summary
+        stdout, stderr = proc.communicate(timeout=45)
+    r = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     tail = (r.stdout[-6000:] + "\n--- stderr ---\n" + r.stderr[-4000:])
     assert (out / "summary.json").exists(), tail
     summary = json.loads((out / "summary.json").read_text())
