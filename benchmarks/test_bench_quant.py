@@ -35,6 +35,20 @@ def ticks():
     return ts, px, d.source
 
 
+def _t(benchmark, what: str = "min") -> float | None:
+    """A timing statistic, or None under --benchmark-disable (the smoke run: code runs once)."""
+    st = getattr(benchmark, "stats", None)
+    return getattr(st.stats, what) if st is not None else None
+
+
+def _rate(n: int, secs: float | None) -> int | None:
+    return round(n / secs) if secs else None
+
+
+def _us(secs: float | None, per: int = 1) -> float | None:
+    return round(secs / per * 1e6, 4) if secs else None
+
+
 def _per_tick_loop(mod, ts_list, px_list):
     ev = mod.EwmaVol((30.0, 120.0, 600.0), 1000, 1e-12)
     rf = mod.ReturnFeatures()
@@ -70,8 +84,7 @@ def test_per_tick_tick_pricer(benchmark, ticks, impl):
     p = benchmark.pedantic(lambda: _tick_pricer_loop(mod, ts_list, px_list)(),
                            rounds=10 if impl == "compiled" else 2, iterations=1)
     assert 0.0 < p < 1.0
-    us = benchmark.stats.stats.min / N_TICK * 1e6
-    benchmark.extra_info.update({"source": source, "us_per_tick": round(us, 4), "target_us": 0.3})
+    benchmark.extra_info.update({"source": source, "us_per_tick": _us(_t(benchmark), N_TICK), "target_us": 0.3})
 
 
 @pytest.mark.parametrize("impl", ["compiled", "reference"])
@@ -84,8 +97,7 @@ def test_per_tick_update_and_price(benchmark, ticks, impl):
     p = benchmark.pedantic(lambda: _per_tick_loop(mod, ts_list, px_list)(),
                            rounds=10 if impl == "compiled" else 2, iterations=1)
     assert 0.0 < p < 1.0
-    us = benchmark.stats.stats.min / N_TICK * 1e6
-    benchmark.extra_info.update({"source": source, "us_per_tick": round(us, 4), "target_us": 0.3})
+    benchmark.extra_info.update({"source": source, "us_per_tick": _us(_t(benchmark), N_TICK), "target_us": 0.3})
 
 
 @pytest.mark.parametrize("impl", ["compiled", "reference_20k_ticks"])
@@ -104,8 +116,7 @@ def test_batch_features_vol_price(benchmark, ticks, impl):
         return mod.fair_prob_batch(px, K, tau, sig[:, 0], 0.0, 0.001)
     p = benchmark.pedantic(run, rounds=5 if impl == "compiled" else 1, iterations=1)
     assert p.shape == (len(ts),) and np.all((p >= 0.001) & (p <= 0.999))
-    rate = len(ts) / benchmark.stats.stats.min
-    benchmark.extra_info.update({"source": source, "ticks": int(len(ts)), "ticks_per_s": round(rate),
+    benchmark.extra_info.update({"source": source, "ticks": int(len(ts)), "ticks_per_s": _rate(len(ts), _t(benchmark)),
                                  "target_ticks_per_s": 20_000_000})
 
 
@@ -119,8 +130,7 @@ def test_batch_price_path_fused(benchmark, ticks, impl):
     sig, feat, p = benchmark.pedantic(mod.price_path_batch, args=(ts, px), rounds=5 if impl == "compiled" else 1,
                                       iterations=1)
     assert p.shape == (len(ts),) and sig.shape == (len(ts), 3) and feat.shape == (len(ts), 7)
-    rate = len(ts) / benchmark.stats.stats.min
-    benchmark.extra_info.update({"source": source, "ticks": int(len(ts)), "ticks_per_s": round(rate),
+    benchmark.extra_info.update({"source": source, "ticks": int(len(ts)), "ticks_per_s": _rate(len(ts), _t(benchmark)),
                                  "target_ticks_per_s": 20_000_000})
 
 
@@ -139,7 +149,7 @@ def test_batch_features_only(benchmark, ticks, impl):
         out = benchmark.pedantic(q.return_features_batch, args=(ts, px), rounds=3, iterations=1)
     assert out.shape == (len(ts), 7)
     benchmark.extra_info.update({"source": source, "ticks": int(len(ts)),
-                                 "ticks_per_s": round(len(ts) / benchmark.stats.stats.min)})
+                                 "ticks_per_s": _rate(len(ts), _t(benchmark))})
 
 
 @pytest.mark.parametrize("impl", ["compiled", "reference_20k_ticks"])
@@ -153,7 +163,7 @@ def test_batch_vol_only(benchmark, ticks, impl):
                              rounds=5 if impl == "compiled" else 1, iterations=1)
     assert out.shape == (len(ts), 3)
     benchmark.extra_info.update({"source": source, "ticks": int(len(ts)),
-                                 "ticks_per_s": round(len(ts) / benchmark.stats.stats.min)})
+                                 "ticks_per_s": _rate(len(ts), _t(benchmark))})
 
 
 @pytest.mark.parametrize("impl", ["compiled", "reference_20k_ticks"])
@@ -170,7 +180,7 @@ def test_batch_fair_prob_only(benchmark, ticks, impl):
                            rounds=5 if impl == "compiled" else 1, iterations=1)
     assert p.shape == (len(px),) and np.all((p >= 0.001) & (p <= 0.999))
     benchmark.extra_info.update({"source": source, "ticks": int(len(ts)),
-                                 "ticks_per_s": round(len(ts) / benchmark.stats.stats.min)})
+                                 "ticks_per_s": _rate(len(ts), _t(benchmark))})
 
 
 LADDER_ARGS = (0.57, 0.01, 40.0, 0.0, 0.55, 0.58)
@@ -190,7 +200,7 @@ def test_ladder_build(benchmark, impl):
     else:
         lad = benchmark(R.build_ladder, *LADDER_ARGS, **LADDER_KW)
     assert lad.count == 4
-    benchmark.extra_info.update({"us": round(benchmark.stats.stats.median * 1e6, 4), "target_us": 2.0})
+    benchmark.extra_info.update({"us": _us(_t(benchmark, "median")), "target_us": 2.0})
 
 
 RISK_ARGS = (0, 0, 0, 0.55, 10.0, 0.57, 40.0, 0.0, 2, 150.0, 120, 100.0, 500.0, 1000.0, 4, 0.15, 500)
@@ -207,7 +217,7 @@ def test_risk_check(benchmark, impl):
     else:
         code = benchmark(R.check_order, *RISK_ARGS)
     assert code == 0
-    benchmark.extra_info.update({"us": round(benchmark.stats.stats.median * 1e6, 4), "target_us": 0.3})
+    benchmark.extra_info.update({"us": _us(_t(benchmark, "median")), "target_us": 0.3})
 
 
 def test_pricer_single_call(benchmark):
