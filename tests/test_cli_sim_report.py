@@ -187,3 +187,32 @@ def test_venue_resolution_must_match_the_replayed_candle(tmp_path):
     assert summarize(_run(tmp_path, _clean_samples(), state=state(True)))["ok"]
     bad = summarize(_run(tmp_path, _clean_samples(), state=state(False)))
     assert any("resolved 2026-01-22T15:00:00Z as Down" in f for f in bad["failures"]), bad["failures"]
+
+
+def test_window_on_real_format_data_is_labelled_real(tmp_path):
+    """choose_window on a Binance-format trades dump: first full hour, partial start hour, real label."""
+    import math
+
+    from hourmm_core.sim.orchestrator import Orchestrator, SimOptions
+
+    day0 = 1_769_040_000_000  # 2026-01-22T00:00:00Z
+    rows = []
+    for i in range(4 * 3600):   # one trade per second over 00:00-04:00, a gentle sine path
+        ts = day0 + i * 1000
+        px = 50_000 + 100 * math.sin(i / 900.0)
+        rows.append(f"{i + 1},{px:.2f},0.01,{px * 0.01:.4f},{ts},{'true' if i % 2 else 'false'},true")
+    (tmp_path / "BTCUSDT-trades-2026-01-22.csv").write_text("\n".join(rows) + "\n")
+    orch = Orchestrator(SimOptions(hours=2, speed=60, data_dir=str(tmp_path), out_dir=tmp_path / "out"))
+    orch.choose_window()
+    assert orch.data_info["synthetic"] is False and orch.data_info["source"] == "binance-trades"
+    assert orch.first_hour_ms == day0 + HOUR
+    assert orch.clock.sim_start_ms < orch.first_hour_ms and orch.end_sim_ms > day0 + 3 * HOUR
+    hours = orch.data_info["hours"]
+    assert [h["partial"] for h in hours] == [True, False, False]
+    assert [h["hour_start_ms"] for h in hours] == [day0, day0 + HOUR, day0 + 2 * HOUR]
+    # the outcome is the data's own: close >= open of each hour
+    h1 = hours[1]
+    assert h1["open"] == pytest.approx(50_000 + 100 * math.sin(3600 / 900.0), abs=0.01)
+    assert h1["up"] == (h1["close"] >= h1["open"])
+    with pytest.raises(RuntimeError, match="choose --start"):
+        Orchestrator(SimOptions(hours=6, data_dir=str(tmp_path), out_dir=tmp_path / "o2")).choose_window()
