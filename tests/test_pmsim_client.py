@@ -209,6 +209,33 @@ async def test_malformed_requests_get_400_with_clear_message():
                 assert r.status == 400
             async with s.post(base + "/_sim/fault", json={"bogus": 1}) as r:
                 assert r.status == 400
+            # a real signed order, then corrupted field by field: always a 4xx with a message, never a 500
+            ev = await _event(sim)
+            good = await asyncio.to_thread(a.create_order, OrderArgs(token_id=ev["up"], price=0.3, size=5, side="BUY"))
+            from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
+            body0 = order_to_json_v2(good, k.api_key, "GTC")
+            variants = [
+                ("", "/order", "POST"), ("[]", "/order", "POST"), ("{}", "/order", "POST"),
+                (json.dumps({**body0, "order": []}), "/order", "POST"),
+                (json.dumps({**body0, "order": {**body0["order"], "side": "HOLD"}}), "/order", "POST"),
+                (json.dumps({**body0, "order": {**body0["order"], "makerAmount": "-5"}}), "/order", "POST"),
+                (json.dumps({**body0, "order": {**body0["order"], "takerAmount": "9" * 90}}), "/order", "POST"),
+                (json.dumps({**body0, "order": {**body0["order"], "tokenId": "42"}}), "/order", "POST"),
+                (json.dumps({**body0, "order": {**body0["order"], "signature": "0x1234"}}), "/order", "POST"),
+                (json.dumps({**body0, "order": {**body0["order"], "makerAmount": "1600000"}}), "/order", "POST"),
+                (json.dumps({**body0, "owner": "someone-else"}), "/order", "POST"),
+                (json.dumps({**body0, "orderType": "IOC"}), "/order", "POST"),
+                (json.dumps([body0] * 16), "/orders", "POST"), ("{}", "/orders", "POST"),
+                ('{"a": 1}', "/orders", "DELETE"), ("[]", "/cancel-market-orders", "DELETE"),
+                ("{}", "/cancel-market-orders", "DELETE"), ("[1]", "/v1/heartbeats", "POST"),
+            ]
+            for body, path, method in variants:
+                async with s.request(method, base + path, data=body, headers=hdr(method, path, body)) as r:
+                    assert 400 <= r.status < 500, (path, body[:80], r.status)
+                    err = (await r.json())["error"]
+                    assert isinstance(err, str) and err, (path, body[:80])
+            assert sim.errors["handler_exception"] == 0
+            assert sim.ex.open_orders() == []
         assert sim.errors["bad_request"] + sim.errors["bad_order"] >= 3
     finally:
         await sim.stop()
