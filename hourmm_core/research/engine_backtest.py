@@ -141,7 +141,7 @@ class TraderEngineComponents(Components):
 
         def collect_maker_fills(ts: int) -> None:
             nonlocal seen_trades
-            trades = ex._owner_trades.get(US, ())
+            trades = ex.trades(US)  # our trade records (as taker or maker), in order
             while seen_trades < len(trades):
                 tr = trades[seen_trades]
                 seen_trades += 1
