@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hourmm_core.clock import HOUR_MS
-from hourmm_core.research.backtest import BUY, DOWN, SELL, UP, BacktestParams, HourLedger, Quote
+from hourmm_core.research.backtest import BUY, DOWN, SELL, UP, BacktestParams, Components, HourLedger, Quote
 from hourmm_core.research.venues import TakerFlowVenue
 
 H0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS
@@ -68,3 +68,43 @@ def test_same_seed_same_fills_and_ledger_never_oversells():
     a, b = run(), run()
     assert a == b and len(a) > 10
     assert {s for _, _, s, _, _ in a} == {BUY, SELL}
+
+
+class _BuyBothBelowFair(Components):
+    """A researcher's own strategy plugged into the generic loop: bid both tokens below fair."""
+
+    def new_venue(self, hour_start_ms, grid_ts, fair_up, params):
+        return TakerFlowVenue(hour_start_ms, grid_ts, fair_up, params, rate_per_s=1.0)
+
+    def desired_quotes(self, state, params):
+        if state.phase != "ACTIVE":
+            return []
+        out = []
+        for tok, f in ((UP, state.fair_up), (DOWN, 1.0 - state.fair_up)):
+            px = round(int((f - params.half_spread) / params.tick_size) * params.tick_size, 2)
+            if 0.0 < px < 1.0 and state.pos_up + state.pos_down < params.max_position_size:
+                out.append(Quote(tok, BUY, px, params.quote_size))
+        return out
+
+    def risk_check(self, quote, state, params):
+        return 4 if quote.size > params.max_order_size else 0
+
+
+def test_generic_loop_with_a_custom_strategy():
+    from hourmm_core import data
+    from hourmm_core.research import backtest as bt
+
+    ticks = data.synthetic_ticks(hours=3, seed=2)
+    p = bt.BacktestParams(decision_ms=5000, max_position_size=200.0)
+    res = bt.run_backtest(ticks, p, components=_BuyBothBelowFair(), keep_paths=True, max_hours=1)
+    assert res.notes == ["components: _BuyBothBelowFair"]
+    h, path = res.hours[0], res.paths[0]
+    assert h.n_fills > 0 and h.n_orders > 0
+    # only buys: cash spent = notional; settlement pays the winning side
+    assert h.cash_flow == pytest.approx(-h.notional - h.fees)
+    assert h.pnl == pytest.approx(h.cash_flow + (h.up_at_close if h.up_won else h.down_at_close))
+    assert h.up_at_close + h.down_at_close <= 200.0 + p.quote_size * 2
+    # nothing rests after WIND_DOWN starts: inventory is constant from then on
+    end = h.hour_start_ms + HOUR_MS
+    late = [u + d for t, u, d in zip(path["ts_ms"], path["pos_up"], path["pos_down"]) if t >= end - p.t_wind_ms + 5000]
+    assert late and max(late) == min(late)
