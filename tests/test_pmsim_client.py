@@ -125,6 +125,11 @@ async def test_full_flow_v2_client_rest_and_both_websockets():
             await _recv_until(uws, lambda m: m.get("event_type") == "trade" and m["status"] == "CONFIRMED")
             trades = await asyncio.to_thread(alice.get_trades, TradeParams(market=ev["cid"]))
             assert len(trades) == 1 and trades[0]["trader_side"] == "MAKER"
+            mt = int(trades[0]["match_time"])
+            assert len(await asyncio.to_thread(alice.get_trades, TradeParams(after=mt))) == 1   # inclusive
+            assert await asyncio.to_thread(alice.get_trades, TradeParams(after=mt + 1)) == []
+            bob_trades = await asyncio.to_thread(bob.get_trades)
+            assert bob_trades[0]["trader_side"] == "TAKER" and bob_trades[0]["id"] == trades[0]["id"]
             assert sim.ex.positions(alice.get_address().lower()) == {ev["up"]: 10.0}
             assert sim.ex.balances(alice.get_address().lower())["usdc"] == pytest.approx(996.0)
 

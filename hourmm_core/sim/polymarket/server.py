@@ -902,6 +902,9 @@ class PolymarketSim:
             off = _offset(q.get("next_cursor"))
         except ValueError as e:
             return self._bad(str(e))
+        for b in ("after", "before"):
+            if q.get(b) and not q[b].lstrip("-").isdigit():
+                return self._bad(f"invalid {b}: expected unix seconds")
         rows: list[tuple[str, dict[str, Any]]] = []
         seen: set[str] = set()
         for owner in self._owners_of(k):
@@ -918,9 +921,10 @@ class PolymarketSim:
                     all(mo["asset_id"] != q["asset_id"] for mo in t["maker_orders"]):
                 return False
             try:
-                if q.get("after") and int(t["match_time"]) <= int(q["after"]):
+                # inclusive bounds (unix seconds): a reconciling client dedups by trade id, missing one is worse
+                if q.get("after") and int(t["match_time"]) < int(q["after"]):
                     return False
-                if q.get("before") and int(t["match_time"]) >= int(q["before"]):
+                if q.get("before") and int(t["match_time"]) > int(q["before"]):
                     return False
             except ValueError:
                 return False
