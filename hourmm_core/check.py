@@ -26,6 +26,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
 import aiohttp
@@ -82,6 +83,10 @@ def load_env_file(path: str) -> dict[str, str]:
     return out
 
 
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _ws_join(base: str, path: str) -> str:
     return base.rstrip("/") + path
 
@@ -121,31 +126,36 @@ async def check_binance_ws(cfg: PricerConfig, timeout_s: float) -> CheckResult:
         return CheckResult(name, FAIL, f"{url}: malformed frame ({type(exc).__name__}: {exc})")
 
 
-def _parse_market(slug: str, events: Any) -> MarketInfo | None:
+def _parse_market(slug: str, events: Any, hour_start: int) -> tuple[MarketInfo | None, str]:
+    """Validate Gamma's answer with the trader's own parser; the market must be THIS hour's.
+
+    The slug has no year (and the DST fall-back hour repeats), so a market found by slug
+    is only accepted when its start/end are the hour being checked.
+    """
+    from hourmm_core.polymarket.gamma import MarketParseError, parse_market
+
     if isinstance(events, dict):
         events = [events]
     if not isinstance(events, list):
         raise ValueError("expected a JSON list of events")
-    for ev in events:
-        for m in (ev or {}).get("markets") or []:
-            ids = m.get("clobTokenIds") or []
-            if isinstance(ids, str):
-                ids = json.loads(ids)
-            if len(ids) >= 2:
-                return MarketInfo(
-                    slug=slug,
-                    condition_id=str(m.get("conditionId", "")),
-                    token_ids=[str(x) for x in ids[:2]],
-                    tick_size=str(m.get("orderPriceMinTickSize") or "0.01"),
-                    neg_risk=bool(m.get("negRisk", ev.get("negRisk", False))),
-                )
-    return None
+    if not events:
+        return None, f"market {slug} not found"
+    try:
+        m = parse_market(events[0], slug)
+    except MarketParseError as exc:
+        raise ValueError(str(exc)) from None
+    if m.start_ms != hour_start or m.end_ms != hour_start + 3_600_000:
+        return None, (f"market {slug} found but it is for {_iso(m.start_ms)} .. {_iso(m.end_ms)}, "
+                      f"not the hour starting {_iso(hour_start)}")
+    return MarketInfo(slug=slug, condition_id=m.condition_id, token_ids=[m.up_token_id, m.down_token_id],
+                      tick_size=f"{m.tick_size:g}", neg_risk=m.neg_risk), ""
 
 
 async def check_gamma(cfg: TraderConfig, now_ms: int, timeout_s: float) -> tuple[CheckResult, MarketInfo | None]:
     """Find this hour's market by slug through Gamma ``/events?slug=``."""
     name = "Gamma discovery"
-    slug = market_slug(cfg.market_slug, hour_start_ms(now_ms))
+    hs = hour_start_ms(now_ms)
+    slug = market_slug(cfg.market_slug, hs)
     url = cfg.gamma_url.rstrip("/") + "/events"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as s:
@@ -153,13 +163,13 @@ async def check_gamma(cfg: TraderConfig, now_ms: int, timeout_s: float) -> tuple
                 if resp.status != 200:
                     return CheckResult(name, FAIL, f"{url}?slug={slug}: HTTP {resp.status}"), None
                 body = await resp.json(content_type=None)
-        info = _parse_market(slug, body)
+        info, why = _parse_market(slug, body, hs)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         return CheckResult(name, FAIL, f"{url}: cannot connect ({type(exc).__name__}: {exc})"), None
     except (ValueError, TypeError, AttributeError) as exc:
         return CheckResult(name, FAIL, f"{url}: malformed response ({exc})"), None
     if info is None:
-        return CheckResult(name, FAIL, f"market {slug} not found (or has no clobTokenIds)"), None
+        return CheckResult(name, FAIL, why), None
     return CheckResult(name, PASS, f"{slug}: Up token {info.token_ids[0][:12]}..., "
                                    f"Down token {info.token_ids[1][:12]}..., tick {info.tick_size}"), info
 

@@ -158,10 +158,12 @@ def test_all_checks_pass_against_both_simulators():
             acct = Account.create()
             key = acct.key.hex()
             key = key if key.startswith("0x") else "0x" + key
-            r = _run_check(_env(HOURMM_SIM_CLOCK=clock, BINANCE_WS_URL=replay.fields["ws"],
-                                GAMMA_URL=pm.fields["gamma"], CLOB_URL=pm.fields["clob"],
-                                PM_WS_URL=pm.fields["ws"], PM_PRIVATE_KEY=key, PM_FUNDER=acct.address,
+            urls = dict(BINANCE_WS_URL=replay.fields["ws"], GAMMA_URL=pm.fields["gamma"],
+                        CLOB_URL=pm.fields["clob"], PM_WS_URL=pm.fields["ws"])
+            r = _run_check(_env(HOURMM_SIM_CLOCK=clock, **urls, PM_PRIVATE_KEY=key, PM_FUNDER=acct.address,
                                 PM_SIGNATURE_TYPE="1"))
+            # a year later there is no such hourly market: Gamma FAILs, the exit code says so
+            later = _run_check(_env(HOURMM_SIM_CLOCK=_clock(start=SYN_START + 365 * 24 * 3_600_000), **urls))
         finally:
             pm.stop()
     finally:
@@ -171,3 +173,7 @@ def test_all_checks_pass_against_both_simulators():
     for name in ("Binance WebSocket", "Gamma discovery", "Polymarket market WebSocket",
                  "Order signing", "Authenticated read"):
         assert re.search(rf"^PASS \| {name}:", r.stdout, re.M), (name, r.stdout)
+    assert later.returncode == 1
+    # the slug has no year: the 2026 market answers, and is refused because it is not this hour's
+    assert re.search(r"^FAIL \| Gamma discovery: market bitcoin-up-or-down-january-22-\d+(am|pm)-et "
+                     r"(not found|found but it is for 2026-01-22)", later.stdout, re.M), later.stdout
