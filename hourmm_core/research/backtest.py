@@ -582,6 +582,9 @@ def run_backtest_span(hours: int, start_ms: int | None = None, params: BacktestP
         c1 = min(c0 + chunk_hours * HOUR_MS, start_ms + hours * HOUR_MS)
         ticks = hdata.load_ticks(c0 - warmup_ms, c1, data_dir=data_dir)
         parts.append(run_backtest(ticks, params, comps, start_ms=c0, end_ms=c1, warmup_ms=0, workers=workers))
+        done = sum(len(p.hours) for p in parts)
+        log.info("backtest span: %d/%d hours done (%.1f s in this chunk, %s data)", done, hours,
+                 parts[-1].wall_s, parts[-1].source)
     sources = sorted({p.source for p in parts})
     out = BacktestResult("+".join(sources), _params_dict(params), [h for p in parts for h in p.hours],
                          sum(p.n_ticks for p in parts), sum(p.wall_s for p in parts),
