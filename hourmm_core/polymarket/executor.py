@@ -253,6 +253,10 @@ class Executor:
         self.retry_backoff_s = retry_backoff_s
         self.call_timeout_s = call_timeout_s
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="clob")
+        # The client logs every non-200 at ERROR (e.g. a routine post-only cross). We turn each
+        # into a typed exception the trader logs at the right level, so its own lines would only
+        # drown the guide's real ERROR lines (Cancel-all failed / REST authentication failed).
+        logging.getLogger("py_clob_client_v2.http_helpers.helpers").setLevel(logging.CRITICAL)
         self._client: Any = None
         self._acks: dict[str, OrderAck] = {}
         self._hb_task: asyncio.Task | None = None
