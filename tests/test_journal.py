@@ -124,3 +124,24 @@ def test_bad_path_fails_at_startup(tmp_path):
     f.write_text("x")
     with pytest.raises(Exception):
         Journal(str(f / "sub" / "j.db"))
+
+
+def test_write_failure_spills_rows_to_file_not_lost(tmp_path):
+    import json as _json
+
+    p = str(tmp_path / "j.db")
+    j = Journal(p, max_retries=1)
+    try:
+        j.event(1, "ok", {})
+        assert j.flush()
+        other = sqlite3.connect(p)
+        other.execute("DROP TABLE events")   # every later insert fails for real
+        other.commit()
+        other.close()
+        j.event(2, "fill", {"size": 5})
+        assert j.flush(10)
+        assert j.write_errors == 2 and j.rows_failed_to_file == 1
+        rows = [_json.loads(line) for line in open(p + ".failed.jsonl")]
+        assert rows == [{"table": "events", "row": [2, "fill", None, None, '{"size":5}']}]
+    finally:
+        j.close()
