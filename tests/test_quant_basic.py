@@ -184,3 +184,21 @@ def test_unbuilt_extension_fails_loudly_with_build_instructions(tmp_path):
     assert p.returncode != 0
     assert "ImportError" in p.stderr
     assert "pip install -e ." in p.stderr and "build_ext --inplace" in p.stderr
+
+
+def test_tick_pricer_matches_parts_and_warms_up():
+    ts, px = _gbm(1800, 1e-4, seed=11)
+    tp = q.TickPricer((30.0, 600.0), 1000, 1e-12, 0.0, 0.001)
+    ev = q.EwmaVol((30.0, 600.0), 1000, 1e-12)
+    assert not tp.ready
+    for t, p in zip(ts.tolist(), px.tolist()):
+        tp.update(t, p)
+        ev.update(t, p)
+    assert tp.ready and tp.sigma == ev.sigma
+    hour_end = int(ts[-1]) - int(ts[-1]) % 3_600_000 + 3_600_000
+    assert tp.hour_end_ms == hour_end and tp.tau_s == (hour_end - int(ts[-1])) / 1000.0
+    want = q.digital_prob(float(px[-1]), tp.open_price, tp.tau_s, ev.sigma, 0.0, 0.001)
+    assert tp.p == pytest.approx(want, rel=1e-12)
+    want_alt = q.digital_prob(float(px[-1]), tp.open_price, tp.tau_s, ev.sigma_at(1), 0.0, 0.001)
+    assert tp.p_unc == pytest.approx(abs(want - want_alt), rel=1e-9, abs=1e-12)
+    assert math.isnan(tp.update(int(ts[-1]) + 1, -5.0)) and tp.n_bad == 1

@@ -352,7 +352,9 @@ def test_tick_pricer_equals_reference(path, nu, explicit_open):
         a.set_hour_open(T0, 50_000.0)
         b.set_hour_open(T0, 50_000.0)
     for t, p in zip(ts.tolist(), px.tolist()):
-        x, y = a.update(t, p, p * 1.00001), b.update(t, p, p * 1.00001)
+        S = p * 1.00001 if t % 2 else float("nan")           # mid given, or priced at the trade
+        x, y = a.update(t, p, S), b.update(t, p, S)
+        assert a.ready == b.ready
         assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(y, rel=1e-9)
         if not math.isnan(x):
             assert 0.001 <= x <= 0.999 and a.p_unc == pytest.approx(b.p_unc, rel=1e-9, abs=1e-15)

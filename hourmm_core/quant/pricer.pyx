@@ -130,6 +130,28 @@ cdef double digital_prob_c(double S, double K, double tau_s, double sigma, doubl
     return p
 
 
+cdef inline double _digital_x(double x, double tau_s, double sigma, double nu, double p_min) noexcept nogil:
+    """digital_prob from x = ln S - ln K directly (the fused paths already hold log prices)."""
+    cdef double p, z
+    if isnan(x) or isnan(tau_s) or isnan(sigma) or (nu != 0.0 and not (nu > 2.0)):
+        return NAN
+    if x == 0.0:
+        p = 0.5
+    elif tau_s <= 0.0 or sigma <= 0.0:
+        p = 1.0 if x > 0.0 else 0.0
+    else:
+        z = x / (sigma * sqrt(tau_s))
+        if nu == 0.0:
+            p = 0.5 * erfc(-z * M_SQRT1_2)
+        else:
+            p = student_t_cdf_c(z / sqrt((nu - 2.0) / nu), nu)
+    if p < p_min:
+        p = p_min
+    if p > 1.0 - p_min:
+        p = 1.0 - p_min
+    return p
+
+
 cdef inline int _check_params(double nu, double p_min) except -1:
     if not (nu == 0.0 or (nu > 2.0 and isfinite(nu))):
         raise ValueError(f"pricer: nu must be 0 (normal) or > 2 (variance-matched Student-t), got {nu!r}")
@@ -264,7 +286,9 @@ def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long s
     of the tick's hour and ``tau`` = seconds to the hour's end. Returns
     ``(sigma f64[n, k], features f64[n, 7], p f64[n])``. Bad rows are skipped like the
     streaming objects skip them (their rows repeat the previous values; p NaN before the
-    first good tick). Same numbers as calling the three batch functions separately.
+    first good tick). sigma/features are the same numbers as the separate batch functions; p
+    uses ``ln S - ln K`` from the features' log prices (one log per tick), which equals
+    ``fair_prob_batch`` up to float rounding (~1e-16 in x).
     """
     _check_params(nu, p_min)
     cdef const cnp.int64_t[::1] t = np.ascontiguousarray(ts_ms, dtype=np.int64)
@@ -290,7 +314,7 @@ def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long s
             ev.c_update(t[j], px[j])
             if rf.c_update(t[j], px[j]) == 1:
                 left = rf.next_hour - t[j]
-                last_p = digital_prob_c(px[j], rf.open_px, left / 1000.0, ev.sig[sigma_index], nu, p_min)
+                last_p = _digital_x(rf.last_lp - rf.open_lp, left / 1000.0, ev.sig[sigma_index], nu, p_min)
             for i in range(k):
                 so[j, i] = ev.sig[i]
             for i in range(7):
@@ -341,20 +365,22 @@ cdef class TickPricer:
 
     cpdef double update(self, long long ts_ms, double price, double S=NAN):
         """Feed one trade; returns p (NaN and counted in n_bad for a bad tick)."""
-        cdef double pa
+        cdef double pa, x
         cdef long long left
         self.vol.c_update(ts_ms, price)
         if self.features.c_update(ts_ms, price) != 1:
             self.n_bad_ += 1
             return NAN
         if isnan(S):
-            S = price
+            x = self.features.last_lp - self.features.open_lp      # ln(price / open), log already taken
+        elif isfinite(S) and S > 0.0:
+            x = log(S / self.features.open_px)
+        else:
+            x = NAN
         left = self.features.next_hour - ts_ms
         self.tau_s_ = left / 1000.0
-        self.p_ = digital_prob_c(S, self.features.open_px, self.tau_s_, self.vol.sig[self.sigma_index],
-                                 self.nu, self.p_min)
-        pa = digital_prob_c(S, self.features.open_px, self.tau_s_, self.vol.sig[self.alt_index],
-                            self.nu, self.p_min)
+        self.p_ = _digital_x(x, self.tau_s_, self.vol.sig[self.sigma_index], self.nu, self.p_min)
+        pa = _digital_x(x, self.tau_s_, self.vol.sig[self.alt_index], self.nu, self.p_min)
         if isnan(self.p_) or isnan(pa):
             self.n_bad_ += 1
             self.p_ = NAN
@@ -378,6 +404,11 @@ cdef class TickPricer:
     @property
     def sigma(self):
         return self.vol.sig[self.sigma_index]
+
+    @property
+    def ready(self):
+        """True once the volatility has warmed up and the hour has an open: only then is p usable."""
+        return self.vol.sampled_s >= self.vol.warmup_s and self.features.have_open
 
     @property
     def open_price(self):

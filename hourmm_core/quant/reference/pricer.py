@@ -91,6 +91,23 @@ def _digital(S: float, K: float, tau_s: float, sigma: float, nu: float, p_min: f
     return min(max(p, p_min), 1.0 - p_min)
 
 
+def _digital_x(x: float, tau_s: float, sigma: float, nu: float, p_min: float) -> float:
+    """digital_prob from x = ln S - ln K (used by the fused paths)."""
+    if math.isnan(x) or math.isnan(tau_s) or math.isnan(sigma) or (nu != 0.0 and not (nu > 2.0)):
+        return math.nan
+    if x == 0.0:
+        p = 0.5
+    elif tau_s <= 0.0 or sigma <= 0.0:
+        p = 1.0 if x > 0.0 else 0.0
+    else:
+        z = x / (sigma * math.sqrt(tau_s))
+        if nu == 0.0:
+            p = 0.5 * math.erfc(-z * math.sqrt(0.5))
+        else:
+            p = student_t_cdf(z / math.sqrt((nu - 2.0) / nu), nu)
+    return min(max(p, p_min), 1.0 - p_min)
+
+
 def _check_params(nu: float, p_min: float) -> None:
     if not (nu == 0.0 or (nu > 2.0 and math.isfinite(nu))):
         raise ValueError(f"pricer: nu must be 0 (normal) or > 2 (variance-matched Student-t), got {nu!r}")
@@ -161,7 +178,7 @@ def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), sample_ms: 
         ev.update(t, x)
         if rf.update(t, x):
             hour_end = rf.hour_start - rf.hour_start % hour_ms + hour_ms
-            last_p = _digital(x, rf.open_price, (hour_end - t) / 1000.0, ev.sig[sigma_index], nu, p_min)
+            last_p = _digital_x(rf.last_lp - rf.open_lp, (hour_end - t) / 1000.0, ev.sig[sigma_index], nu, p_min)
         sig[j], feat[j], p[j] = ev.sig, rf.out, last_p
     return sig, feat, p
 
@@ -196,12 +213,15 @@ class TickPricer:
             self.n_bad += 1
             return math.nan
         if math.isnan(S):
-            S = price
+            x = self.features.last_lp - self.features.open_lp
+        elif math.isfinite(S) and S > 0.0:
+            x = math.log(S / self.features.open_price)
+        else:
+            x = math.nan
         hs = self.features.hour_start
         self.tau_s = (hs - hs % self.hour_ms + self.hour_ms - ts_ms) / 1000.0
-        K = self.features.open_price
-        self.p = _digital(S, K, self.tau_s, self.vol.sig[self.sigma_index], self.nu, self.p_min)
-        pa = _digital(S, K, self.tau_s, self.vol.sig[self.alt_index], self.nu, self.p_min)
+        self.p = _digital_x(x, self.tau_s, self.vol.sig[self.sigma_index], self.nu, self.p_min)
+        pa = _digital_x(x, self.tau_s, self.vol.sig[self.alt_index], self.nu, self.p_min)
         if math.isnan(self.p) or math.isnan(pa):
             self.n_bad += 1
             self.p = self.p_unc = math.nan
@@ -212,3 +232,7 @@ class TickPricer:
     @property
     def sigma(self) -> float:
         return self.vol.sig[self.sigma_index]
+
+    @property
+    def ready(self) -> bool:
+        return self.vol.ready and self.features.have_open
