@@ -151,7 +151,10 @@ async def test_market_discovery_prefetches_next_and_rolls():
             cur = await d.refresh(HS + 10_000)
             assert cur.start_ms == HS and d.next is None
             srv.events[market_slug("bitcoin-up-or-down", HS + H)] = event(HS + H)
-            await d.refresh(HS + 20_000)
+            hits = srv.hits
+            await d.refresh(HS + 20_000)           # missing next retried only every next_retry_ms
+            assert d.next is None and srv.hits == hits
+            await d.refresh(HS + 26_000)
             assert d.next is not None and d.next.start_ms == HS + H
             hits = srv.hits
             cur = await d.refresh(HS + H + 5)      # roll: next becomes current without a request

@@ -272,10 +272,13 @@ class MarketDiscovery:
     request, so the new hour's quoting is not delayed by Gamma latency.
     """
 
-    def __init__(self, client: GammaClient, base: str, refetch_ms: int = 5_000) -> None:
+    def __init__(self, client: GammaClient, base: str, refetch_ms: int = 5_000,
+                 next_retry_ms: int = 15_000) -> None:
         self.client = client
         self.base = base
         self.refetch_ms = refetch_ms
+        self.next_retry_ms = next_retry_ms
+        self._next_tried_ms: int | None = None
         self.current: MarketInfo | None = None
         self.next: MarketInfo | None = None
         self._cur_fetched_ms = 0
@@ -304,6 +307,11 @@ class MarketDiscovery:
             fresh = await self.client.discover(self.base, hs)
             if fresh is not None:
                 self.current = fresh
-        if self.next is None:
+        if self.next is None and (self._next_tried_ms is None or now_ms - self._next_tried_ms >= self.next_retry_ms
+                                  or now_ms < self._next_tried_ms):
+            # the next hour is not urgent: a missing one is retried every next_retry_ms, not every call
+            self._next_tried_ms = now_ms
             self.next = await self.client.discover(self.base, hs + HOUR_MS)
+        if self.next is not None:
+            self._next_tried_ms = None
         return self.current
