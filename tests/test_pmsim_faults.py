@@ -215,3 +215,38 @@ async def test_auto_tick_size_change_near_the_edge():
         assert sim.ex.place("x", hm.up_token, "BUY", 0.955, 5, now_ms=sim.now_ms()).ok
     finally:
         await sim.stop()
+
+
+async def test_ws_bad_frames_are_answered_and_user_market_filter_applies():
+    sim = make_sim(HOUR0 + 60_000)
+    await sim.start()
+    try:
+        h0, h1 = sim.hours
+        a = await client(sim)
+        c = a.creds
+        async with websockets.connect(sim.urls["ws"] + "/ws/market") as mws, \
+                websockets.connect(sim.urls["ws"] + "/ws/user") as uws:
+            for junk in ("{not json", "[1, 2]", json.dumps({"assets_ids": "nope"})):
+                await mws.send(junk)
+                assert "error" in json.loads(await asyncio.wait_for(mws.recv(), 5))
+            await mws.send("PING")
+            assert await asyncio.wait_for(mws.recv(), 5) == "PONG"      # still connected
+            # user channel filtered to the SECOND hour's market: orders on the first are not sent
+            await uws.send(json.dumps({"auth": {"apiKey": c.api_key, "secret": c.api_secret,
+                                                "passphrase": c.api_passphrase},
+                                       "markets": [h1.condition_id], "type": "user"}))
+            await asyncio.sleep(0.1)
+            o = await asyncio.to_thread(a.create_order, OrderArgs(token_id=h0.up_token, price=0.3, size=5, side="BUY"))
+            await asyncio.to_thread(a.post_order, o)
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(uws.recv(), 0.5)
+            await uws.send(json.dumps({"operation": "subscribe", "markets": [h0.condition_id]}))
+            await asyncio.sleep(0.1)
+            await asyncio.to_thread(a.cancel_all)
+            msg = json.loads(await asyncio.wait_for(uws.recv(), 5))
+            assert msg["event_type"] == "order" and msg["type"] == "CANCELLATION" and msg["market"] == h0.condition_id
+        st = sim.state()
+        assert st["errors"]["ws_market_bad_json"] == 1 and st["errors"]["ws_market_bad_msg"] == 1
+        assert st["errors"]["ws_market_bad_sub"] == 1
+    finally:
+        await sim.stop()

@@ -1087,10 +1087,12 @@ class PolymarketSim:
                     sub = json.loads(data)
                 except ValueError:
                     self.errors[f"ws_{kind}_bad_json"] += 1
+                    log.warning("WS %s: frame is not JSON (ignored)", kind)
                     c.send({"error": "invalid message: not JSON"})
                     continue
                 if not isinstance(sub, dict):
                     self.errors[f"ws_{kind}_bad_msg"] += 1
+                    log.warning("WS %s: frame is not a JSON object (ignored)", kind)
                     c.send({"error": "invalid message: expected an object"})
                     continue
                 if kind == "market":
@@ -1112,6 +1114,7 @@ class PolymarketSim:
         ids = sub.get("assets_ids", sub.get("asset_ids"))
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             self.errors["ws_market_bad_sub"] += 1
+            log.warning("WS market: invalid subscription (assets_ids)")
             c.send({"error": "invalid subscription: assets_ids must be a list of token ids"})
             return
         op = str(sub.get("operation", "subscribe")).lower()
@@ -1125,6 +1128,20 @@ class PolymarketSim:
             c.send(books)
 
     def _sub_user(self, c: _Conn, sub: dict[str, Any]) -> bool:
+        """First frame must authenticate; later frames may be ``{"operation", "markets"}`` updates."""
+        if "auth" not in sub and c.key is not None:
+            mk = sub.get("markets", [])
+            op = str(sub.get("operation", "subscribe")).lower()
+            if not isinstance(mk, list) or op not in ("subscribe", "unsubscribe"):
+                self.errors["ws_user_bad_sub"] += 1
+                log.warning("WS user: invalid subscription update ignored")
+                c.send({"error": "invalid subscription: markets must be a list, operation subscribe|unsubscribe"})
+                return True
+            if op == "subscribe":
+                c.markets.update(str(x) for x in mk)
+            else:
+                c.markets.difference_update(str(x) for x in mk)
+            return True
         try:
             k = self.keys.check_ws_auth(sub.get("auth"))
         except AuthError:
@@ -1134,6 +1151,8 @@ class PolymarketSim:
             return False
         mk = sub.get("markets", [])
         if not isinstance(mk, list):
+            self.errors["ws_user_bad_sub"] += 1
+            log.warning("WS user: subscription with a non-list markets field")
             c.send({"error": "invalid subscription: markets must be a list"})
             return True
         c.api_key = k.api_key
