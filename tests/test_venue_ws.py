@@ -254,3 +254,12 @@ async def test_unconsumed_queue_is_bounded():
     for i in range(8):
         c.enqueue(c.queue, i)
     assert c.queue.qsize() == 5 and c.queue_dropped == 3 and c.queue.get_nowait() == 3
+
+
+def test_owner_without_trader_side_is_not_a_taker_fill():
+    # we are the maker; the message's owner is us (event owner) and trader_side is absent
+    t = parse_user_message(trade_msg(owner="my-key", trader_side=""), 1)
+    fills = t.own_fills(api_key="my-key")
+    assert [f.liquidity for f in fills] == ["MAKER", "MAKER"]
+    t2 = parse_user_message(trade_msg(owner="my-key", trader_side="TAKER", maker_orders=[]), 1)
+    assert [f.liquidity for f in t2.own_fills(api_key="my-key")] == ["TAKER"]

@@ -137,10 +137,15 @@ class TradeUpdate:
     is_new: bool
 
     def own_fills(self, api_key: str | None = None, own_order_ids: Iterable[str] = ()) -> list[Fill]:
-        """Our fills in this trade: matched by order id, or by owner == our API key."""
+        """Our fills in this trade: matched by order id, or by our API key.
+
+        Taker side by API key only when ``trader_side == "TAKER"``: the channel's ``owner``
+        can be the *event* owner (us, also when we were a maker), and counting that as a
+        taker fill would invent inventory. Maker sides match ``maker_orders[].owner``.
+        """
         ids = set(own_order_ids)
         out: list[Fill] = []
-        if self.taker_order_id in ids or (api_key and self.owner == api_key and self.trader_side != "MAKER"):
+        if self.taker_order_id in ids or (api_key and self.owner == api_key and self.trader_side == "TAKER"):
             out.append(Fill(self.trade_id, self.taker_order_id, self.asset_id, self.side, self.price,
                             self.size, "TAKER", self.status))
         for mo in self.maker_orders:
