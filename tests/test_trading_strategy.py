@@ -141,3 +141,11 @@ def test_decision_core_halt_cancels_everything() -> None:
     c.risk.on_user_ws(False, t + 1)
     d = c.decide(t + 2, 0.5, 0.0, True, UPB, DNB)
     assert d.cancel_all and len(d.actions) == 4 and c.status()["risk_mode"] == "HALT"
+
+
+def test_flatten_splits_and_walks_through_the_bid() -> None:
+    qs = desired_quotes(st(phase=Phase.FLATTEN, yes_tokens=250.0), P, LIM)
+    assert [(q.size, q.price) for q in qs] == [(100.0, 0.48), (100.0, 0.48), (50.0, 0.48)]
+    late = desired_quotes(st(phase=Phase.FLATTEN, yes_tokens=20.0, flatten_progress=1.0), P, LIM)
+    assert late == [Quote(UP, SELL, 0.43, 20.0, True)]  # 5 ticks through the best bid near the cut-off
+    assert len(desired_quotes(st(phase=Phase.FLATTEN, yes_tokens=900.0), P, LIM)) == 4  # MAX_OPEN_ORDERS

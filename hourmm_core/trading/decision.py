@@ -137,7 +137,8 @@ class DecisionCore:
         state = MarketState(fair_up, self.fair_unc, fresh, self.om.yes_tokens, self.om.no_tokens,
                             up, down, phase, mode,
                             self.session.schedule.wind_progress(now_ms, m.end_ms),
-                            m.tick_size, m.min_size, self.paused, self.om.cost[UP] + self.om.cost[DOWN])
+                            m.tick_size, m.min_size, self.paused, om.cost[UP] + om.cost[DOWN],
+                            self.session.schedule.flatten_progress(now_ms, m.end_ms))
         lim = risk.limits
         quotes = desired_quotes(state, self.params, lim)
         ex = Exposure(om.yes_tokens, om.no_tokens, bu, bd, su, sd, reserved, 0)

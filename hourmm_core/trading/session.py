@@ -92,6 +92,15 @@ class Schedule:
         return min(1.0, max(0.0, x))
 
 
+    def flatten_progress(self, now_ms: int, hour_end_ms: int) -> float:
+        """0 at the start of FLATTEN, 1 at HARD_CUTOFF: how hard to push inventory out."""
+        span = self.t_flatten_ms - self.hard_cutoff_ms
+        if span <= 0:
+            return 1.0
+        x = (self.t_flatten_ms - (hour_end_ms - now_ms)) / span
+        return min(1.0, max(0.0, x))
+
+
 class Session:
     """Tracks the current market's phase and reports transitions exactly once."""
 

@@ -10,8 +10,9 @@ chooses its parameters per phase and mode and filters the result:
   growing up to 3x as FLATTEN approaches (pushes inventory out).
 * REDUCE_ONLY (mode, e.g. a limit breach or stale data): only orders that sell held
   tokens, never more than held.
-* FLATTEN (phase or mode): only sells of held tokens, priced at the token's best bid
-  (marketable: we want out, not a better price). Works even while the Binance snapshot is
+* FLATTEN (phase or mode): only sells of held tokens, priced at the token's best bid and
+  walking up to 5 ticks through it as the cut-off nears (marketable: we want out, not a
+  better price). Works even while the Binance snapshot is
   stale, because it is priced off the Polymarket book, not fair value.
 * HARD_CUTOFF, ENDED, IDLE, HALT: nothing. Paused (operator): no quotes, but FLATTEN still
   gets out of inventory.
@@ -33,6 +34,7 @@ from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Quote
 
 _EPS = 1e-9
 _NAN = math.nan
+FLATTEN_MAX_TICKS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class MarketState:
     min_size: float
     paused: bool = False
     held_cost: float = 0.0   # USDC paid for the tokens held (counts against MAX_RESERVED_CAPITAL)
+    flatten_progress: float = 0.0  # 0 at the start of FLATTEN, 1 at the hard cut-off
 
 
 def _floor_tick(x: float, tick: float) -> float:
@@ -93,17 +96,29 @@ def _ceil_tick(x: float, tick: float) -> float:
     return round(n * tick, 6)
 
 
-def flatten_quotes(s: MarketState, limits: Limits) -> list[Quote]:
-    """Marketable sells of every held token at its best bid (capped at max order size)."""
+def flatten_quotes(s: MarketState, limits: Limits, max_orders: int = 4) -> list[Quote]:
+    """Marketable sells of every held token: at the best bid, then through it.
+
+    The price starts at the token's best bid and walks down up to ``FLATTEN_MAX_TICKS``
+    ticks as the FLATTEN window runs out (``flatten_progress`` 0 -> 1): getting flat
+    before the cutoff matters more than the last cent. Inventory above
+    ``max_order_size`` is split into several orders (at most ``max_orders`` in all).
+    Holdings below the venue minimum cannot be sold with a limit order and are left.
+    """
     out: list[Quote] = []
+    through = int(FLATTEN_MAX_TICKS * min(1.0, max(0.0, s.flatten_progress)) + _EPS)
     for tok, held, top in ((UP, s.yes_tokens, s.up), (DOWN, s.no_tokens, s.down)):
         if held < s.min_size - _EPS or top is None or top.bid is None:
             continue
-        size = min(held, limits.max_order_size)
-        if size < s.min_size - _EPS:
-            continue
-        price = max(s.tick, _floor_tick(top.bid, s.tick))
-        out.append(Quote(tok, SELL, price, round(size, 6), True))
+        price = max(s.tick, _floor_tick(top.bid, s.tick) - through * s.tick)
+        price = round(price, 6)
+        left = held
+        while left >= s.min_size - _EPS and len(out) < max_orders:
+            size = round(min(left, limits.max_order_size), 6)
+            if size < s.min_size - _EPS:
+                break
+            out.append(Quote(tok, SELL, price, size, True))
+            left -= size
     return out
 
 
@@ -148,7 +163,7 @@ def desired_quotes(s: MarketState, p: StrategyParams, limits: Limits) -> list[Qu
     if s.mode is Mode.HALT or not s.phase.may_trade:
         return []
     if s.phase is Phase.FLATTEN or s.mode is Mode.FLATTEN:
-        return flatten_quotes(s, limits)  # getting out is not "quoting": pause does not stop it
+        return flatten_quotes(s, limits, max(1, limits.max_open_orders))  # getting out is not "quoting": pause does not stop it
     if s.paused:
         return []
     if not s.fresh or s.fair_up is None or s.up is None or s.down is None:  # Down book unknown: market WS not healthy
