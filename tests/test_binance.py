@@ -230,3 +230,36 @@ async def test_client_backs_off_when_nothing_listens():
     await client.stop()
     task.cancel()
     assert client.connects == 0 and not client.connected
+
+
+@pytest.mark.timeout(60)
+def test_replay_cli_serves_real_format_dumps(tmp_path):
+    """The CLI on a directory of real-format dumps: starts at the data's first hour, labelled as Binance data."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    t = synthetic_ticks(hours=1, seed=3).slice_time(None, H0 + 10 * 60_000)
+    rows = [f"{t.trade_id[i]},{t.price[i]:.8f},{t.qty[i]:.8f},0,{t.ts_ms[i]},{'true' if t.is_buyer_maker[i] else 'false'},true"
+            for i in range(len(t))]
+    (tmp_path / "BTCUSDT-trades-2026-01-22.csv").write_text("\n".join(rows) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "HOURMM_SIM_CLOCK"}
+    env["HOURMM_CACHE_DIR"] = "off"
+    p = subprocess.Popen([sys.executable, "-m", "hourmm_core.sim.binance_replay", "--port", "0", "--speed", "600",
+                          "--data-dir", str(tmp_path), "--hours", "1"], cwd=Path(__file__).resolve().parent.parent,
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline().strip()
+        assert line.startswith("READY ws=ws://127.0.0.1:") and " rest=http://127.0.0.1:" in line, line
+        rest = line.split(" rest=")[1]
+        with urllib.request.urlopen(rest + "/_sim/state", timeout=5) as r:
+            st = json.loads(r.read())
+        assert st["source"] == "binance-trades" and st["rows"] == len(t) and st["data_start_ms"] == t.ts_ms[0]
+        assert H0 <= st["sim_now_ms"] < H0 + HOUR_MS
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=10)
+    assert p.returncode == 0 and "SYNTHETIC" not in p.stderr.read()

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from hourmm_core.data.binance_dumps import (
-    CACHE_DIR_ENV, DATA_DIR_ENV, DEFAULT_TICK, cache_dir, read_dump_cached, DataFormatError, ParseStats, derive_bbo, find_data_dir,
+    CACHE_DIR_ENV, DATA_DIR_ENV, DEFAULT_TICK, cache_dir, data_start_hint, read_dump_cached, DataFormatError, ParseStats, derive_bbo, find_data_dir,
     kind_from_name, list_dump_files, load_klines, read_binance_ticks, read_dump, sniff_kind,
     span_from_name,
 )
@@ -67,7 +67,7 @@ def load_ticks(start_ms: int | str | os.PathLike[str] | None = None, end_ms: int
 
 
 __all__ = [
-    "CACHE_DIR_ENV", "DATA_DIR_ENV", "cache_dir", "read_dump_cached", "DEFAULT_SYNTHETIC_HOURS", "DEFAULT_SYNTHETIC_START_MS", "DEFAULT_TICK",
+    "CACHE_DIR_ENV", "DATA_DIR_ENV", "cache_dir", "data_start_hint", "read_dump_cached", "DEFAULT_SYNTHETIC_HOURS", "DEFAULT_SYNTHETIC_START_MS", "DEFAULT_TICK",
     "DataFormatError", "ParseStats", "SOURCE_BINANCE", "SOURCE_SYNTHETIC", "SYNTHETIC_WARNING",
     "TickData", "candles", "derive_bbo", "find_data_dir", "hourly_candles", "kind_from_name",
     "list_dump_files", "load_klines", "load_ticks", "read_binance_ticks", "read_dump",

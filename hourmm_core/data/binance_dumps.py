@@ -451,6 +451,28 @@ def read_dump_cached(path: str | os.PathLike[str], stats: ParseStats | None = No
     return kind, cols
 
 
+def data_start_hint(data_dir: str | os.PathLike[str] | None = None, symbol: str = "BTCUSDT") -> int | None:
+    """Timestamp (ms) of the first trade in the earliest-dated trade dump, reading only that file.
+
+    Lets a caller load just the first hours of a large real data set instead of all of it.
+    None when there is no data, or the names carry no dates (then load everything).
+    """
+    d = Path(data_dir) if data_dir is not None else find_data_dir()
+    if d is None or not d.exists():
+        return None
+    dated = sorted((span[0], str(f)) for f in list_dump_files(d, symbol)
+                   if kind_from_name(f.name) in ("trades", "aggTrades")
+                   and (span := span_from_name(f.name)) is not None)
+    for _, f in dated:
+        try:
+            kind, cols = read_dump_cached(f)
+        except DataFormatError:
+            continue
+        if kind in ("trades", "aggTrades") and len(cols["ts_ms"]):
+            return int(cols["ts_ms"].min())
+    return None
+
+
 def list_dump_files(data_dir: str | os.PathLike[str], symbol: str = "BTCUSDT") -> list[Path]:
     """Dump files under ``data_dir`` (or the file itself); only ``symbol``'s when names say."""
     p = Path(data_dir)
@@ -539,8 +561,8 @@ def read_binance_ticks(data_dir: str | os.PathLike[str], start_ms: int | None = 
         bid[has], ask[has] = bt["bid"][j], bt["ask"][j]
         bid_qty[has], ask_qty[has] = bt["bid_qty"][j], bt["ask_qty"][j]
         bbo = "bookTicker" if has.all() else "bookTicker+derived"
-    log.info("Loaded %d %s trades for %s from %s (BBO: %s)", len(ts),
-             "trades" if by_kind["trades"] else "aggTrades", symbol, data_dir, bbo)
+    log.info("Loaded %d %s trades from %s dumps in %s (BBO: %s)", len(ts), symbol,
+             "trades" if by_kind["trades"] else "aggTrades", data_dir, bbo)
     if sum(stats.bad.values()):
         log.warning("Skipped malformed dump rows: %s", {k: v for k, v in stats.bad.items() if v})
     return TickData(ts_ms=ts, price=price, qty=qty, is_buyer_maker=ibm, bid=bid, ask=ask,

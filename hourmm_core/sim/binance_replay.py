@@ -424,7 +424,12 @@ async def _amain(args: argparse.Namespace) -> int:
             print("--speed must be within 1..600", file=sys.stderr)
             return 2
         start = args.start_ms
-    lo = hour_start_ms(start) if start is not None else None
+    if start is None:  # no start given: the first hours of the data (not all of a large data set)
+        from hourmm_core.data import data_start_hint
+        hint = data_start_hint(args.data_dir, args.symbol.upper())
+        lo = None if hint is None else hour_start_ms(hint)
+    else:
+        lo = hour_start_ms(start)
     hi = lo + int(args.hours * HOUR_MS) + HOUR_MS if lo is not None else None
     ticks = load_ticks(lo, hi, data_dir=args.data_dir, symbol=args.symbol.upper(),
                        synthetic_hours=max(1, math.ceil(args.hours + 1)), seed=args.seed)
