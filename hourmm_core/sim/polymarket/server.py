@@ -47,18 +47,18 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from hourmm_core.clock import HOUR_MS, Clock, ScaledClock, hour_start_ms
 from hourmm_core.polymarket import clob_orders
-from hourmm_core.polymarket.slug import ET, market_slug
 from hourmm_core.sim.polymarket.agents import AgentConfig, BackgroundAgents, PricePath
 from hourmm_core.sim.polymarket.auth import AuthError, KeyStore
+from hourmm_core.sim.polymarket.gamma import HourMarket, event_json, make_hour, market_json
+from hourmm_core.sim.polymarket.gamma import iso as _iso
 from hourmm_core.sim.polymarket.engine import (
-    ERR_NOT_READY, PRICE_SCALE, SIZE_SCALE, USDC_SCALE, EngineError, Exchange, Market, _fmt,
+    ERR_NOT_READY, SIZE_SCALE, USDC_SCALE, EngineError, Exchange, Market, _fmt,
 )
 
 log = logging.getLogger("hourmm.sim.polymarket")
@@ -100,10 +100,6 @@ class SimConfig:
     auto_tick_band: float = 0.04         # ... i.e. Up mid/last trade > 0.96 or < 0.04
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _cursor(offset: int) -> str:
     return base64.b64encode(str(offset).encode()).decode()
 
@@ -118,20 +114,6 @@ def _offset(cursor: str | None) -> int:
     if v < 0:
         raise ValueError("next_cursor is the end cursor")
     return v
-
-
-@dataclass
-class HourMarket:
-    """Static metadata of one hourly market (the engine holds its trading state)."""
-
-    hour_ms: int
-    slug: str
-    condition_id: str
-    up_token: str
-    down_token: str
-    event_id: str
-    market_id: str
-    title: str
 
 
 class _Conn:
@@ -223,17 +205,7 @@ class PolymarketSim:
 
     # ------------------------------------------------------------------ setup
     def _make_hour(self, h: int) -> HourMarket:
-        s = self.cfg.seed
-        hx = lambda tag: hashlib.sha256(f"hourmm-sim:{s}:{h}:{tag}".encode()).hexdigest()  # noqa: E731
-        slug = market_slug(self.cfg.base_slug, h)
-        local = datetime.fromtimestamp(h / 1000, tz=timezone.utc).astimezone(ET)
-        h12 = local.hour % 12 or 12
-        title = f"Bitcoin Up or Down - {local.strftime('%B')} {local.day}, {h12}{'PM' if local.hour >= 12 else 'AM'} ET"
-        return HourMarket(
-            hour_ms=h, slug=slug, condition_id="0x" + hx("condition"),
-            up_token=str(int(hx("up"), 16)), down_token=str(int(hx("down"), 16)),
-            event_id=str(100000 + (h // HOUR_MS) % 900000), market_id=str(500000 + (h // HOUR_MS) % 900000),
-            title=title)
+        return make_hour(self.cfg.seed, h, self.cfg.base_slug)
 
     @property
     def clock(self) -> Clock:
@@ -976,31 +948,11 @@ class PolymarketSim:
 
     # ------------------------------------------------------------------ gamma
     def _gamma_market(self, hm: HourMarket, now: int) -> dict[str, Any]:
-        m = self.ex.markets[hm.condition_id]
-        res = self.resolutions.get(hm.condition_id)
-        if res and res.get("resolved"):
-            prices = ["1", "0"] if res["up_wins"] else ["0", "1"]
-        else:
-            b, a = self.ex.best(hm.up_token)
-            mid = (b + a) / 2 if b is not None and a is not None else 0.5
-            prices = [_fmt(round(mid, 4)), _fmt(round(1 - mid, 4))]
-        return {
-            "id": hm.market_id, "question": hm.title, "conditionId": hm.condition_id, "slug": hm.slug,
-            "startDate": _iso(hm.hour_ms - self.cfg.list_ahead_ms), "endDate": _iso(hm.hour_ms + HOUR_MS),
-            "eventStartTime": _iso(hm.hour_ms),
-            "outcomes": json.dumps(["Up", "Down"]), "outcomePrices": json.dumps(prices),
-            "clobTokenIds": json.dumps([hm.up_token, hm.down_token]),
-            "active": True, "closed": m.closed, "acceptingOrders": m.accepting and not m.closed and now < m.end_ms,
-            "enableOrderBook": True, "orderPriceMinTickSize": m.tick_size, "orderMinSize": m.min_size,
-            "negRisk": m.neg_risk, "umaResolutionStatus": "resolved" if res and res.get("resolved") else None,
-        }
+        return market_json(hm, self.ex.markets[hm.condition_id], self.resolutions.get(hm.condition_id),
+                           self.cfg.list_ahead_ms, now, self.ex.best(hm.up_token))
 
     def _gamma_event(self, hm: HourMarket, now: int) -> dict[str, Any]:
-        m = self.ex.markets[hm.condition_id]
-        return {"id": hm.event_id, "slug": hm.slug, "title": hm.title, "ticker": hm.slug,
-                "startDate": _iso(hm.hour_ms - self.cfg.list_ahead_ms), "endDate": _iso(hm.hour_ms + HOUR_MS),
-                "startTime": _iso(hm.hour_ms), "active": True, "closed": m.closed, "negRisk": m.neg_risk,
-                "markets": [self._gamma_market(hm, now)]}
+        return event_json(hm, self.ex.markets[hm.condition_id], self._gamma_market(hm, now), self.cfg.list_ahead_ms)
 
     def _bool_q(self, v: str | None) -> bool | None:
         if v is None:
