@@ -30,8 +30,7 @@ async def _start_executor(cfg: TraderConfig, creds: Credentials, attempts: int =
         try:
             await ex.start()
             return ex, False
-        except AuthError as exc:
-            log.error("REST authentication failed")
+        except AuthError as exc:  # the risk engine logs "REST authentication failed" and HALTs
             log.error("Could not authenticate with %s: %s", cfg.clob_url, exc)
             await ex.ex.close()
             return None, True

@@ -46,8 +46,9 @@ def test_bad_settings_exit_2_naming_the_variable(bad: dict, name: str, tmp_path:
     assert "ab" * 32 not in p.stderr  # the key never reaches the log
 
 
-async def test_market_data_only_then_sigterm(tmp_path: Path) -> None:
-    pytest.importorskip("hourmm_core.sim.polymarket.server")
+async def _run_trader_against_sim(tmp_path: Path, extra: dict[str, str], until_key: str = "slug"
+                                  ) -> tuple[int | None, dict | None, str, object]:
+    """Start the sim in-process and the runner as a process; poll /status; SIGTERM."""
     from hourmm_core.clock import HOUR_MS, ScaledClock
     from hourmm_core.sim.polymarket.server import PolymarketSim, SimConfig
 
@@ -59,7 +60,7 @@ async def test_market_data_only_then_sigterm(tmp_path: Path) -> None:
     u = sim.urls
     env = _env(GAMMA_URL=u["gamma"], CLOB_URL=u["clob"], PM_WS_URL=u["ws"], CONTROL_PORT=str(port),
                SNAPSHOT_URL="http://127.0.0.1:9/snapshot/latest", SQLITE_PATH=str(tmp_path / "j.db"),
-               HOURMM_SIM_CLOCK=clock.to_env())
+               HOURMM_SIM_CLOCK=clock.to_env(), **extra)
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "runners.polymarket_trader", cwd=str(REPO),
                                                 env=env, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.STDOUT)
@@ -71,7 +72,7 @@ async def test_market_data_only_then_sigterm(tmp_path: Path) -> None:
                 try:
                     async with s.get(f"http://127.0.0.1:{port}/status") as r:
                         status = await r.json()
-                        if status.get("slug"):
+                        if status.get(until_key):
                             break
                 except aiohttp.ClientError:
                     pass
@@ -79,13 +80,38 @@ async def test_market_data_only_then_sigterm(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        state = sim.state()
         await sim.stop()
-    text = out.decode()
-    assert proc.returncode == 0, text[-2000:]
+    return proc.returncode, status, out.decode(), state
+
+
+async def test_rest_auth_failure_at_start_halts(tmp_path: Path) -> None:
+    pytest.importorskip("hourmm_core.sim.polymarket.server")
+    from eth_account import Account
+
+    acct = Account.create()
+    key = acct.key.hex()
+    extra = {"PM_PRIVATE_KEY": key if key.startswith("0x") else "0x" + key, "PM_FUNDER": acct.address,
+             "PM_SIGNATURE_TYPE": "1", "PM_API_KEY": "00000000-0000-0000-0000-000000000000",
+             "PM_API_SECRET": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", "PM_PASSPHRASE": "wrong-passphrase"}
+    rc, status, text, state = await _run_trader_against_sim(tmp_path, extra)
+    assert rc == 0, text[-2000:]
+    assert status is not None and status["risk_mode"] == "HALT"
+    assert status["halt_reason"] == "REST authentication failed" and status["open_orders"] == 0
+    assert "ERROR | REST authentication failed" in text
+    assert "wrong-passphrase" not in text and extra["PM_PRIVATE_KEY"][2:] not in text
+    assert state["open_orders"] == []
+
+
+async def test_market_data_only_then_sigterm(tmp_path: Path) -> None:
+    pytest.importorskip("hourmm_core.sim.polymarket.server")
+    rc, status, text, state = await _run_trader_against_sim(tmp_path, {})
+    assert rc == 0, text[-2000:]
     assert status is not None and status["quoting_enabled"] is False and status["open_orders"] == 0
     assert status["health"]["binance_stale"] is True  # no container A running: stale, no quotes
     assert "market data only, quoting disabled" in text
     assert f"Selected market: {status['slug']}" in text
+    assert state["open_orders"] == []
     from hourmm_core.journal import Journal
 
     j = Journal(str(tmp_path / "j.db"), synchronous="NORMAL")
