@@ -216,3 +216,26 @@ def test_window_on_real_format_data_is_labelled_real(tmp_path):
     assert h1["up"] == (h1["close"] >= h1["open"])
     with pytest.raises(RuntimeError, match="choose --start"):
         Orchestrator(SimOptions(hours=6, data_dir=str(tmp_path), out_dir=tmp_path / "o2")).choose_window()
+
+
+def test_journal_fills_must_match_the_venue(tmp_path):
+    db = tmp_path / "journal.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, ts_ms INTEGER, kind TEXT, market TEXT, "
+                "order_id TEXT, payload TEXT)")
+    con.execute("INSERT INTO events (ts_ms, kind, market) VALUES (1, 'fill', 'btc-3pm'), (2, 'intent', 'btc-3pm')")
+    con.commit()
+    con.close()
+    state = {"markets": [{"start_ms": H0, "slug": "btc-3pm", "up_token": "U1", "down_token": "D1"}],
+             "open_orders": []}
+    fill = {"trader_side": "TAKER", "owner": WALLET.lower(), "side": "BUY", "size": "5", "price": "0.5",
+            "asset_id": "U1", "match_time_ms": H0 + 1000, "maker_orders": []}
+    sell = dict(fill, side="SELL", match_time_ms=H0 + 2000)
+    run = _run(tmp_path, _clean_samples(), state=state)
+    run.journal_path, run.trades = db, [fill]
+    ok = summarize(run)
+    assert ok["ok"], ok["failures"]
+    assert ok["hours"][0]["journal_fills"] == 1 and ok["journal"]["fills_by_market"] == {"btc-3pm": 1}
+    run.trades = [fill, sell]
+    bad = summarize(run)
+    assert any("journal has 1 fill(s) for btc-3pm but the venue recorded 2" in f for f in bad["failures"])

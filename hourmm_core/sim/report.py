@@ -307,6 +307,9 @@ def journal_stats(path: Path | None) -> dict[str, Any]:
             if typ:
                 out["by_type"] = dict(con.execute(
                     f"SELECT {typ}, COUNT(*) FROM events GROUP BY {typ} ORDER BY 2 DESC").fetchall())
+            if typ and "market" in cols:
+                out["fills_by_market"] = dict(con.execute(
+                    f"SELECT market, COUNT(*) FROM events WHERE {typ} = 'fill' GROUP BY market").fetchall())
             out["tables"] = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
             if "snapshots" in out["tables"]:
                 out["snapshots"] = con.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0]
@@ -317,7 +320,7 @@ def journal_stats(path: Path | None) -> dict[str, Any]:
     return out
 
 
-def _hour_rows(run: RunData, acct: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _hour_rows(run: RunData, acct: Mapping[str, Any], journal: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Per traded hour: outcome, fills, volume, fees, PnL after settlement, inventory at cutoff."""
     from hourmm_core.config import TraderConfig
 
@@ -350,8 +353,13 @@ def _hour_rows(run: RunData, acct: Mapping[str, Any]) -> list[dict[str, Any]]:
             inv_venue = {"yes": _f(v.get("inventory_at_close_up", v.get("up_tokens"))) or 0.0,
                          "no": _f(v.get("inventory_at_close_down", v.get("down_tokens"))) or 0.0}
         inv = inv_venue or inv_status
+        slug = next((m.get("slug") for m in ((run.sim_state or {}).get("markets") or [])
+                     if isinstance(m, Mapping) and m.get("start_ms") == hs), None) \
+            if isinstance(run.sim_state, Mapping) else None
+        jf = (journal or {}).get("fills_by_market")
         rows.append({
-            "hour": h["hour"], "hour_start_ms": hs, "open": h["open"], "close": h["close"],
+            "hour": h["hour"], "hour_start_ms": hs, "open": h["open"], "close": h["close"], "slug": slug,
+            "journal_fills": (int(jf.get(slug, 0)) if isinstance(jf, Mapping) and slug else None),
             "partial": bool(h.get("partial")),
             "outcome": "Up" if h["up"] else "Down",
             "fills": v.get("fills", 0 if run.trades is not None else None),
@@ -374,7 +382,8 @@ def summarize(run: RunData) -> dict[str, Any]:
     limits = run.limits or {"max_position_size": tc.max_position_size, "max_open_orders": tc.max_open_orders}
     acct = account_view(run.sim_state, run.wallet)
     failures = list(run.failures)
-    hours = _hour_rows(run, acct)
+    journal = journal_stats(run.journal_path)
+    hours = _hour_rows(run, acct, journal)
     traded = [s for s in run.samples if run.first_hour_ms <= s["sim_ms"] < run.first_hour_ms + run.hours * HOUR_MS]
     quoting_phase = [s for s in traded if s.get("session_state") in ("ACTIVE", "WIND_DOWN")]
     quoted = [s for s in quoting_phase if (s.get("open_orders") or 0) > 0]
@@ -417,6 +426,9 @@ def summarize(run: RunData) -> dict[str, Any]:
         failures.append(f"risk limit breached: {judged_oo} open orders {where} > MAX_OPEN_ORDERS "
                         f"{limits['max_open_orders']}")
     for h in hours:
+        if run.trades is not None and h.get("journal_fills") is not None and h["journal_fills"] != h["fills"]:
+            failures.append(f"the trader's journal has {h['journal_fills']} fill(s) for {h['slug']} but the "
+                            f"venue recorded {h['fills']} of ours")
         if h.get("late_fills"):
             failures.append(f"{h['late_fills']} fill(s) of ours after the hard cutoff of {h['hour']}")
         net = h["net_inventory_at_cutoff"]
@@ -470,7 +482,7 @@ def summarize(run: RunData) -> dict[str, Any]:
         "venue_rejections": sum(int(c.get("venue_rejections") or 0) for c in run.children.values()),
         "errors": errors,
         "children": run.children,
-        "journal": journal_stats(run.journal_path),
+        "journal": journal,
         "venue_account": {k: v for k, v in acct.items() if not isinstance(v, (list, dict))},
         "files": {},
     }
@@ -557,12 +569,14 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"orphaned orders at the end: {'-' if summary.get('orphaned_orders') is None else summary['orphaned_orders']}"
         f"   venue rejections (HTTP 400, e.g. post-only cross): {summary.get('venue_rejections', 0)}",
         "",
-        f"{'hour (UTC)':<21}{'outcome':>8}{'fills':>7}{'volume':>10}{'fees':>9}{'PnL':>10}  inventory at cutoff",
+        f"{'hour (UTC)':<21}{'outcome':>8}{'fills':>7}{'journal':>8}{'volume':>10}{'fees':>9}{'PnL':>10}"
+        "  inventory at cutoff",
     ]
     for h in summary.get("hours", []):
         inv = h.get("inventory_at_cutoff")
         inv_s = (f"Up {inv['yes']:g} / Down {inv['no']:g} ({h.get('inventory_source')})" if inv else "-")
         lines.append(f"{h['hour'] + ('*' if h.get('partial') else ''):<21}{h['outcome']:>8}{n(h.get('fills'), 'd') if isinstance(h.get('fills'), int) else '-':>7}"
+                     f"{h['journal_fills'] if h.get('journal_fills') is not None else '-':>8}"
                      f"{n(h.get('volume')):>10}{n(h.get('fees'), '.4f'):>9}{n(h.get('pnl'), '+.3f'):>10}  {inv_s}")
     if any(h.get("partial") for h in summary.get("hours", [])):
         lines.append("* the hour the run starts in: only its last minutes are traded (wind-down, flatten, cutoff)")
