@@ -248,3 +248,26 @@ async def test_restart_mid_hour_reconciles_live_orders(tmp_path) -> None:
         await h.until(lambda: tr2.core.om.open_count > 0)
     finally:
         await h.stop()
+
+
+@pytest.mark.timeout(90)
+async def test_market_ws_drop_pulls_quotes_then_recovers(tmp_path) -> None:
+    h = Harness(tmp_path, 20.0, H + 5 * 60_000)
+    await h.start()
+    try:
+        tr = await h.start_trader()
+        await h.until(lambda: len(h.our_open_orders()) > 0)
+        async with h.http.post(h.sim.urls["clob"] + "/_sim/fault", json={"drop_ws": "market"}) as r:
+            assert r.status == 200
+        await h.until(lambda: any(e.payload.get("channel") == "market" and not e.payload["connected"]
+                                  for e in kinds(h.db, "ws")))
+        await h.until(lambda: tr.core.risk.health.market_ws and len(h.our_open_orders()) > 0)
+        assert tr.core.risk.mode.value == "NORMAL"  # a market-data gap is not a HALT
+    finally:
+        await h.stop()
+    events = kinds(h.db, ["ws", "decision"])
+    i = next(k for k, e in enumerate(events) if e.kind == "ws" and e.payload["channel"] == "market"
+             and not e.payload["connected"])
+    after = [e for e in events[i + 1:] if e.kind == "decision"]
+    # the first decision after the loss only cancels: no quoting against an unknown book
+    assert after and after[0].payload["actions"] and all(a.startswith("cancel") for a in after[0].payload["actions"])
