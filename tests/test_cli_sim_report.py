@@ -74,6 +74,8 @@ def test_clean_run_passes_and_writes_files(tmp_path):
     for f in ("summary.json", "report.html", "fair_vs_mid.png", "inventory.png", "pnl.png"):
         assert (tmp_path / f).stat().st_size > 0, f
     assert json.loads((tmp_path / "summary.json").read_text())["data_label"].startswith("SYNTHETIC")
+    page = (tmp_path / "report.html").read_text()
+    assert "PASS" in page and "<table>" in page and 'src="fair_vs_mid.png"' in page and "SYNTHETIC" in page
     assert "PASS" in format_summary(summary)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -534,11 +535,22 @@ def write_html(out: Path, summary: Mapping[str, Any], text: str) -> Path:
                    for k, v in summary.get("files", {}).items() if v.endswith(".png"))
     color = "#1a7f37" if summary.get("ok") else "#cf222e"
     verdict = "PASS" if summary.get("ok") else "FAIL"
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>HourMM sim report</title></head>"
+    fails = "".join(f"<li>{html.escape(str(f))}</li>" for f in summary.get("failures", []))
+    cols = ("hour", "outcome", "fills", "journal_fills", "volume", "fees", "pnl", "net_inventory_at_cutoff")
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape('-' if h.get(c) is None else str(h.get(c)))}"
+                                    f"{'*' if c == 'hour' and h.get('partial') else ''}</td>" for c in cols)
+                   + "</tr>" for h in summary.get("hours", []))
+    logs = "".join(f"<li><a href='{html.escape(os.path.relpath(c['log'], out))}'>{html.escape(n)}</a></li>"
+                   for n, c in (summary.get("children") or {}).items() if c.get("log"))
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>HourMM sim report</title>"
+            f"<style>td,th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}}</style></head>"
             f"<body style='font-family:sans-serif;max-width:1000px;margin:auto'>"
             f"<h1>HourMM sim report <span style='color:{color}'>{verdict}</span></h1>"
             f"<p><b>Data:</b> {html.escape(str(summary.get('data_label')))}</p>"
-            f"<pre>{html.escape(text)}</pre>{imgs}</body></html>")
+            + (f"<h2>Failures</h2><ul style='color:{color}'>{fails}</ul>" if fails else "")
+            + f"<h2>Hours</h2><table><tr>{''.join(f'<th>{c}</th>' for c in cols)}</tr>{rows}</table>"
+            f"<h2>Summary</h2><pre>{html.escape(text)}</pre>{imgs}"
+            f"<h2>Logs</h2><ul>{logs}</ul></body></html>")
     p = out / "report.html"
     p.write_text(page, encoding="utf-8")
     return p
