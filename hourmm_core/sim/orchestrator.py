@@ -266,7 +266,8 @@ class Orchestrator:
             if len(probe) == 0:
                 raise RuntimeError("no ticks in the data")
             first = hour_start_ms(int(probe.start_ms)) + HOUR_MS
-        lead_ms = int(min(max(o.lead_wall_s * o.speed * 1000, 180_000), 20 * 60_000))
+        # at least 3 simulated minutes, at most 50 (the replay loads from the start hour on)
+        lead_ms = int(min(max(o.lead_wall_s * o.speed * 1000, 180_000), 50 * 60_000))
         sim_start = first - lead_ms
         end = first + o.hours * HOUR_MS + o.settle_sim_ms
         lo = hour_start_ms(sim_start)
