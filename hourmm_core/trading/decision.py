@@ -94,6 +94,7 @@ class DecisionCore:
         self.rejects: dict[str, int] = {}
         self.last_quotes: list[Quote] = []
         self.extra_status: dict[str, Any] = {}
+        self.status_hook: Callable[[], dict[str, Any]] | None = None  # live extras (the Trader's feeds)
 
     # ---- market -----------------------------------------------------------------------
     def set_market(self, market: MarketRef | None, keep_orders: bool = False) -> None:
@@ -184,6 +185,11 @@ class DecisionCore:
             "rejects": dict(self.rejects),
         }
         out.update(self.extra_status)
+        if self.status_hook is not None:
+            try:
+                out.update(self.status_hook())
+            except Exception:  # status must always answer
+                log.exception("status hook failed")
         return out
 
     # ---- ControlTarget ----------------------------------------------------------------

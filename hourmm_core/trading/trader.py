@@ -84,6 +84,7 @@ class Trader:
         self.core = DecisionCore(limits, Schedule(cfg.t_wind_ms, cfg.t_flatten_ms, cfg.hard_cutoff_ms),
                                  StrategyParams.from_config(cfg), cfg.requote_price_tol, cfg.requote_size_tol)
         self.core.on_control = self._on_control
+        self.core.status_hook = self._status_extras
         self.core.quoting_enabled = creds is not None and executor is not None
         if journal is None:
             from hourmm_core.journal import Journal
@@ -133,6 +134,24 @@ class Trader:
         for ch in modes:
             log.info("Risk mode %s -> %s (%s)", ch.old.value, ch.new.value, ch.reason)
             self._j("mode", {"old": ch.old.value, "new": ch.new.value, "reason": ch.reason})
+
+    def _status_extras(self) -> dict[str, Any]:
+        """Feed details for /status (beyond the guide's keys): ages, errors, dead-man switch."""
+        now = self.clock.now_ms()
+        snap = self.snapshots.latest
+        age = self.snapshots.age_wall_ms(now)
+        out: dict[str, Any] = {
+            "now_ms": now,
+            "snapshot": {"seq": snap.seq if snap else None, "age_ms": None if age is None else round(age, 1),
+                         "errors": dict(self.snapshots.errors),
+                         "transport": "push" if self.cfg.snapshot_stream_url else "poll"},
+            "heartbeat_ok": getattr(self.executor, "heartbeat_ok", None),
+            "cycles": self.cycles,
+        }
+        for name, ws in (("market_ws", self.market_ws), ("user_ws", self.user_ws)):
+            if ws is not None:
+                out[f"{name}_bad_frames"] = dict(ws.bad_frames)
+        return out
 
     # ------------------------------------------------------------------ feed callbacks
     async def _on_snapshot(self, snap: Snapshot) -> None:
