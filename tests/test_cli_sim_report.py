@@ -241,3 +241,19 @@ def test_journal_fills_must_match_the_venue(tmp_path):
     run.trades = [fill, sell]
     bad = summarize(run)
     assert any("journal has 1 fill(s) for btc-3pm but the venue recorded 2" in f for f in bad["failures"])
+
+
+def test_children_env_drops_deployment_secrets_but_keeps_data_dir(tmp_path, monkeypatch):
+    from hourmm_core.sim.orchestrator import Orchestrator, SimOptions
+
+    monkeypatch.setenv("PM_PRIVATE_KEY", "0x" + "cd" * 32)
+    monkeypatch.setenv("CONTROL_TOKEN", "tok-123456")
+    monkeypatch.setenv("HOURMM_SIM_CLOCK", "60,1,1")
+    monkeypatch.setenv("HOURMM_DATA_DIR", str(tmp_path / "data"))
+    orch = Orchestrator(SimOptions(out_dir=tmp_path))
+    from hourmm_core.clock import ScaledClock
+    orch.clock = ScaledClock(60.0, H0, 1_000)
+    env = orch.base_env()
+    assert "PM_PRIVATE_KEY" not in env and "CONTROL_TOKEN" not in env
+    assert env["HOURMM_SIM_CLOCK"] == orch.clock.to_env()
+    assert env["HOURMM_DATA_DIR"] == str(tmp_path / "data")

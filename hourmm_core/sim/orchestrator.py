@@ -323,8 +323,12 @@ class Orchestrator:
                 self.data_info["outcome_source"] = "replay klines"
 
     def base_env(self) -> dict[str, str]:
+        # Credentials, endpoints and ports of a real deployment must not leak into the sim;
+        # HOURMM_DATA_DIR / HOURMM_CONFIG / HOURMM_CACHE_DIR are kept so every process sees the
+        # same data and settings as this one.
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("PM_", "CONTROL_", "BINANCE_", "GAMMA_", "CLOB_", "SNAPSHOT_", "HOURMM_"))}
+               if not k.startswith(("PM_", "CONTROL_", "BINANCE_", "GAMMA_", "CLOB_", "SNAPSHOT_", "HTTP_",
+                                    "SQLITE_", SIM_CLOCK_ENV))}
         env.update({SIM_CLOCK_ENV: self.clock.to_env(), "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO"})
         if self.opts.data_dir:
             env["HOURMM_DATA_DIR"] = str(self.opts.data_dir)
