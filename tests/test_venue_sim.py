@@ -104,6 +104,13 @@ async def test_full_venue_path_against_sim():
                         return e, fs
         tr, fills = await asyncio.wait_for(own_fill(), 10)
         assert tr.is_new and sum(f.size for f in fills) > 0 and fills[0].side == "BUY"
+        # positions and collateral as the exchange sees them (start-up reconciliation input)
+        got = sum(f.size for f in fills)
+        pos = await ex.balance(info.up_token_id)
+        assert got - 1e-6 <= pos <= 5.0 + 1e-6      # the rest of the 5 may have filled since
+        assert await ex.balance(info.down_token_id) == 0.0
+        cash = await ex.balance()
+        assert 0 < cash < sim.cfg.fund_usdc
 
         # ambiguous POST (503 before the exchange saw it): retried with the same signed order once
         await fault(sim, {"rest_error": 503, "count": 1})

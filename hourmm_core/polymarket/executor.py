@@ -597,6 +597,21 @@ class Executor:
             TradeParams(market=market, asset_id=asset_id, after=after_s)))
         return [t for t in (res or []) if isinstance(t, dict)]
 
+    async def balance(self, token_id: str | None = None) -> float:
+        """Exchange-side balance: collateral (USDC/pUSD) when ``token_id`` is None, else the
+        outcome-token position. Both are 6-decimal integers on the wire. Used by start-up
+        reconciliation, where the exchange — not our journal — is the truth for positions."""
+        from py_clob_client_v2.clob_types import AssetType, BalanceAllowanceParams
+
+        params = (BalanceAllowanceParams(asset_type=AssetType.COLLATERAL) if token_id is None
+                  else BalanceAllowanceParams(asset_type=AssetType.CONDITIONAL, token_id=token_id))
+        res = await self._call(self._need().get_balance_allowance, params)
+        raw = res.get("balance") if isinstance(res, dict) else None
+        try:
+            return int(str(raw)) / 1_000_000
+        except (TypeError, ValueError):
+            raise TransientError(f"unexpected balance reply: {str(res)[:200]}") from None
+
     # ------------------------------------------------------------------------ heartbeat
     async def heartbeat(self) -> bool:
         """One dead-man-switch beat. True when the exchange acknowledged it."""
@@ -741,6 +756,9 @@ class TraderExecutor:
 
     async def heartbeat(self) -> bool:
         return await self.ex.heartbeat()
+
+    async def balance(self, token_id: str | None = None) -> float:
+        return await self.ex.balance(token_id)
 
     async def close(self) -> None:
         await self.ex.close()
