@@ -1,5 +1,4 @@
 """SQLite WAL journal: schema, async-safe writes, redaction, crash survival."""
-import asyncio
 import os
 import sqlite3
 import subprocess

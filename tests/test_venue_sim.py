@@ -4,7 +4,6 @@ Gamma discovery -> market WS books -> executor (py_clob_client_v2, V2 signatures
 the sim) -> user WS order/trade events -> cancels, heartbeat, dropped sockets, REST faults.
 """
 import asyncio
-import json
 
 import aiohttp
 import pytest
