@@ -169,7 +169,7 @@ class DecisionCore:
             "session_state": self.session.phase.value,
             "risk_mode": self.risk.mode.value,
             "positions": {"yes_tokens": round(om.yes_tokens, 6), "no_tokens": round(om.no_tokens, 6)},
-            "open_orders": om.open_count,
+            "open_orders": om.working_count,
             "health": self.risk.health.as_dict(),
             "market_id": m.condition_id if m else None,
             "slug": m.slug if m else None,

@@ -208,6 +208,15 @@ class OrderManager:
     def open_count(self) -> int:
         return sum(1 for o in self.orders.values() if o.is_open)
 
+    @property
+    def working_count(self) -> int:
+        """Orders the exchange may hold: sent and not final (what /status reports).
+
+        Excludes INTENT orders of a plan whose cancels are still in flight, so a
+        cancel-then-replace never shows more than MAX_OPEN_ORDERS.
+        """
+        return sum(1 for o in self.orders.values() if o.state not in _FINAL and o.state is not OrderState.INTENT)
+
     def open_buy_notional(self) -> float:
         return sum(o.price * o.remaining for o in self.orders.values() if o.is_open and o.side == BUY)
 
