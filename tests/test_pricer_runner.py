@@ -88,11 +88,11 @@ async def test_snapshots_at_rate_with_rising_seq_and_push(ticks):
         await until(lambda: st.svc.builder.trades > 10, what="trades")
         _, s1 = await st.get("/snapshot/latest")
         t0 = time.monotonic()
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.5)
         _, s2 = await st.get("/snapshot/latest")
         dt = time.monotonic() - t0
         rate = (s2["seq"] - s1["seq"]) / dt
-        assert 28 <= rate <= 48, rate
+        assert 0.6 * 40 <= rate <= 1.2 * 40, rate  # 40 Hz configured (slack for a loaded CI box)
         assert s2["ts_ms"] > s1["ts_ms"] and s2["schema_version"] == 1
         # push channel: snapshots arrive with strictly increasing seq
         async with websockets.connect(st.url.replace("http", "ws") + "/snapshot/stream", close_timeout=0.5) as ws:
@@ -131,13 +131,13 @@ async def test_fair_equals_core_on_replayed_path_and_mid_hour_klines_open(ticks,
 
 async def test_stale_raised_on_pause_and_cleared(ticks, caplog):
     with caplog.at_level(logging.INFO):
-        # STALE_THRESHOLD_MS is wall-clock ms (300 ms); the pause is 2 simulated minutes = 2 s wall
-        async with Stack(ticks, 60.0, H0 + 60_000, STALE_THRESHOLD_MS="300") as st:
+        # STALE_THRESHOLD_MS is wall-clock ms (500, the default); the pause is 2 simulated minutes = 2 s wall
+        async with Stack(ticks, 60.0, H0 + 60_000, STALE_THRESHOLD_MS="500") as st:
             await until(lambda: st.svc.builder.trades > 20 and not st.svc.stale, what="fresh")
             await st.fault(pause_ms=120_000)
             await until(lambda: st.svc.stale, 5, "stale")
             code, h = await st.get("/health")
-            assert h["stale"] is True and h["healthy"] is False and h["age_ms"] > 300
+            assert h["stale"] is True and h["healthy"] is False and h["age_ms"] > 500
             _, snap = await st.get("/snapshot/latest")
             assert snap["stale"] is True
             await until(lambda: not st.svc.stale, 8, "fresh again")
