@@ -260,6 +260,8 @@ class Trader:
                                      "actions": [f"{a.kind} {a.order.describe()}" for a in d.actions]})
             if d.cancel_all:
                 await self._cancel_all_if_needed(d)
+            else:
+                self._last_cancel_all_key = None  # a later HALT / cut-off cancels everything again
             if d.actions:
                 await self._execute(d.actions, snap)
             return d
