@@ -263,6 +263,10 @@ async def test_market_ws_drop_pulls_quotes_then_recovers(tmp_path) -> None:
                                   for e in kinds(h.db, "ws")))
         await h.until(lambda: tr.core.risk.health.market_ws and len(h.our_open_orders()) > 0)
         assert tr.core.risk.mode.value == "NORMAL"  # a market-data gap is not a HALT
+        up = tr.core.market.up_token_id
+        async with h.http.post(h.sim.urls["clob"] + "/_sim/fault", json={"tick_size": 0.001, "token_id": up}) as r:
+            assert r.status == 200
+        await h.until(lambda: tr.core.market.tick_size == 0.001)  # tick_size_change followed
     finally:
         await h.stop()
     events = kinds(h.db, ["ws", "decision"])

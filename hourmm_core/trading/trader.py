@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import signal
@@ -235,7 +236,15 @@ class Trader:
             b = self.market_ws.books.get(tid)
             t = b.top() if b is not None else None
             out.append(None if t is None else BookTop(t.bid, t.ask))
+            if b is not None and tid == m.up_token_id and b.tick_size != m.tick_size and b.tick_size > 0:
+                self._tick_changed(m, float(b.tick_size))
         return out[0], out[1]
+
+    def _tick_changed(self, m: MarketRef, tick: float) -> None:
+        """The venue changed the tick (``tick_size_change``): price on the new grid from now on."""
+        log.info("Tick size of %s changed %g -> %g", m.slug, m.tick_size, tick)
+        self._j("tick_size", {"old": m.tick_size, "new": tick})
+        self.core.market = dataclasses.replace(m, tick_size=tick)
 
     async def cycle(self, reason: str = "tick") -> Decision | None:
         """One decision + execution pass (serialised)."""
