@@ -363,6 +363,9 @@ class Trader:
             om.on_reject(o, res.error or "rejected", now)
             self._j("reject", {**self._order_payload(o), "error": res.error}, order_id=res.order_id)
             log.warning("Order rejected: %s %s", o.describe(), res.error)
+            if getattr(res, "rate_limited", False):
+                # the venue said 429: empty our bucket so nothing is sent for ~1 s (its Retry-After scale)
+                om.bucket.tokens = min(om.bucket.tokens, -om.bucket.rate)
             if res.auth_failed:
                 ch = self.core.risk.on_rest(False, now, auth_failed=True)
                 self._journal_changes(None, [ch] if ch else [])
