@@ -108,3 +108,25 @@ def test_generic_loop_with_a_custom_strategy():
     end = h.hour_start_ms + HOUR_MS
     late = [u + d for t, u, d in zip(path["ts_ms"], path["pos_up"], path["pos_down"]) if t >= end - p.t_wind_ms + 5000]
     assert late and max(late) == min(late)
+
+
+class _BreaksOnSecondHour(_BuyBothBelowFair):
+    def run_hour(self, params, ts_ms, price, hour_start, first, last, sigma):
+        if (hour_start // HOUR_MS) % 2:
+            raise ValueError("broken data in this hour")
+        return super().run_hour(params, ts_ms, price, hour_start, first, last, sigma)
+
+
+def test_a_failing_hour_is_reported_not_fatal(caplog):
+    from hourmm_core import data
+    from hourmm_core.research import backtest as bt
+
+    ticks = data.synthetic_ticks(hours=4, seed=2)
+    res = bt.run_backtest(ticks, bt.BacktestParams(decision_ms=10000), components=_BreaksOnSecondHour(),
+                          max_hours=2)
+    assert len(res.hours) == 1 and len(res.errors) == 1
+    (h, msg), = res.errors.items()
+    assert (h // HOUR_MS) % 2 == 1 and "broken data" in msg
+    assert res.totals()["failed_hours"] == 1
+    assert "FAILED hour" in bt.format_backtest(res) and bt.result_json(res)["errors"]
+    assert any("failed" in r.message for r in caplog.records)

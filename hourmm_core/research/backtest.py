@@ -239,6 +239,7 @@ class BacktestResult:
     n_ticks: int
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    errors: dict[int, str] = field(default_factory=dict)  # hour_start_ms -> why that hour failed
 
     def totals(self) -> dict[str, float]:
         h = self.hours
@@ -264,6 +265,7 @@ class BacktestResult:
             "markout_30s": wmean("markout_30s"),
             "adverse_5s": wmean("adverse_5s"),
             "adverse_30s": wmean("adverse_30s"),
+            "failed_hours": len(self.errors),
         }
 
 
@@ -546,11 +548,12 @@ def run_backtest(ticks: Any, params: BacktestParams | None = None, components: C
                                     initargs=(comps, params, ts, price, sigma)) as pool:
             futs = [pool.submit(_run_block_worker, [jobs[i] for i in b]) for b in blocks]
             out = [x for f in futs for x in f.result()]
-    hours = [r for r, _ in out]
-    paths = [p for _, p in out if p is not None]
+    hours = [r for r, _ in out if r is not None]
+    paths = [p for r, p in out if r is not None and p is not None]
+    errors = {int(p[0]): str(p[1]) for r, p in out if r is None}
     n_ticks = int(last[-1] - first[0] + 1) if hs.size else 0
     res = BacktestResult(source, _params_dict(params), hours, n_ticks, time.perf_counter() - t0,
-                         notes=[f"components: {comps.describe()}"])
+                         notes=[f"components: {comps.describe()}"], errors=errors)
     if n_keep:
         res.paths = paths  # type: ignore[attr-defined]
     return res
@@ -589,15 +592,25 @@ def run_backtest_span(hours: int, start_ms: int | None = None, params: BacktestP
     out = BacktestResult("+".join(sources), _params_dict(params), [h for p in parts for h in p.hours],
                          sum(p.n_ticks for p in parts), sum(p.wall_s for p in parts),
                          notes=[f"components: {comps.describe()}",
-                                f"span: {hours} h from {start_ms} in chunks of {chunk_hours} h"])
+                                f"span: {hours} h from {start_ms} in chunks of {chunk_hours} h"],
+                         errors={k: v for p in parts for k, v in p.errors.items()})
     return out
 
 
 def _run_block(comps: Components, params: BacktestParams, ts: np.ndarray, price: np.ndarray, sigma: np.ndarray,
                jobs: Sequence[tuple[int, int, int, bool]]) -> list[tuple[HourResult, Any]]:
-    out = []
+    """Run hours in order; an hour that raises is logged with its traceback and reported
+    (``(None, "error text")``), never allowed to abort the rest of a long backtest."""
+    import traceback
+
+    out: list[tuple[HourResult | None, Any]] = []
     for h, a, b, keep in jobs:
-        r, path = comps.run_hour(params, ts, price, h, a, b, sigma)
+        try:
+            r, path = comps.run_hour(params, ts, price, h, a, b, sigma)
+        except Exception as exc:  # noqa: BLE001 - one broken hour must not lose a month
+            log.error("backtest hour %d failed: %s: %s\n%s", h, type(exc).__name__, exc, traceback.format_exc())
+            out.append((None, (h, f"{type(exc).__name__}: {exc}")))
+            continue
         out.append((r, path if keep else None))
     return out
 
@@ -647,6 +660,8 @@ def format_backtest(res: BacktestResult, max_rows: int = 48) -> str:
                      f"{h.adverse_5s:>8.4f}{h.adverse_30s:>8.4f}")
     if len(res.hours) > max_rows:
         lines.append(f"... {len(res.hours) - max_rows} more hours")
+    for h, err in sorted(res.errors.items()):
+        lines.append(f"FAILED hour {h}: {err}")
     tot = res.totals()
     lines.append("totals: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in tot.items()))
     return "\n".join(lines)
@@ -663,7 +678,8 @@ def result_json(res: BacktestResult) -> dict[str, Any]:
         return x
 
     return clean({"source": res.source, "params": res.params, "n_ticks": res.n_ticks, "totals": res.totals(),
-                  "hours": [h.row() for h in res.hours]})
+                  "hours": [h.row() for h in res.hours],
+                  "errors": {str(k): v for k, v in res.errors.items()}})
 
 
 def backtest_task(ts_ms: np.ndarray, price: np.ndarray, **overrides: Any) -> dict[str, Any]:
@@ -761,7 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hourmm_core.research import plots
 
         print(f"report: {plots.backtest_report(res, out, text)}")
-    return 0
+    return 1 if res.errors else 0
 
 
 def _main_sweep(args: argparse.Namespace, ticks: Any, params: BacktestParams, scfg: Mapping[str, Any]) -> int:
