@@ -324,7 +324,8 @@ async def test_background_taker_fills_an_aggressive_quote():
             trades = await asyncio.to_thread(a.get_trades)
         assert trades, "no background taker filled the quote"
         assert trades[0]["trader_side"] == "MAKER"
-        assert trades[0]["maker_orders"][0]["order_id"] == r["orderID"]
+        # the taker may sweep agent quotes too; ours is one of the maker orders of the trade
+        assert r["orderID"] in [mo["order_id"] for mo in trades[0]["maker_orders"]]
         st = sim.state()
         assert st["agents"]["maker_quotes"] > 0
         sim.ex.check_invariants()
