@@ -259,8 +259,11 @@ class Credentials:
             sig_type = int(sig)
         except ValueError:
             raise ConfigError(f"PM_SIGNATURE_TYPE={sig!r} must be 1 (EOA) or 2 (proxy wallet)") from None
-        if sig_type not in (0, 1, 2):
-            raise ConfigError(f"PM_SIGNATURE_TYPE={sig!r} must be 1 (EOA) or 2 (proxy wallet)")
+        # 0 and 3 are the CLOB V2 library's own EOA / POLY_1271 (deposit wallet) numbers; the
+        # executor maps the guide's numbering onto the library's (polymarket/executor.py).
+        if sig_type not in (0, 1, 2, 3):
+            raise ConfigError(f"PM_SIGNATURE_TYPE={sig!r} must be 1 (EOA) or 2 (proxy wallet) "
+                              "(also accepted: 0 = EOA, 3 = POLY_1271 deposit wallet)")
         api = [env.get(n, "").strip() or None for n in ("PM_API_KEY", "PM_API_SECRET", "PM_PASSPHRASE")]
         if any(api) and not all(api):
             raise ConfigError("PM_API_KEY, PM_API_SECRET and PM_PASSPHRASE must be set together (or none, to derive them)")

@@ -34,7 +34,10 @@ exchange/library numbers are ``0 = EOA, 1 = POLY_PROXY, 2 = POLY_GNOSIS_SAFE``.
 The ambiguous value is 1, and the key/funder pair resolves it: an EOA order
 requires ``maker == signer``, so ``1`` with ``PM_FUNDER`` equal to the key's own
 address is EOA (library 0); ``1`` with a different funder can only be a Polymarket
-proxy (library 1). ``0`` and ``2`` pass through. The choice is logged at start-up.
+proxy (library 1). ``0`` and ``2`` pass through, and so does ``3`` = POLY_1271
+(V2-only smart-contract "deposit wallet": maker = signer = the wallet; the key
+signs an ERC-7739 wrapped digest; needs a funder other than the key's address).
+The choice is logged at start-up (``Executor: signer ..., signature type N (...)``).
 
 Dead-man switch
 ---------------
@@ -231,7 +234,12 @@ def resolve_signature_type(guide_value: int, signer_address: str, funder: str) -
             raise ConfigError("PM_SIGNATURE_TYPE=2 (proxy/Safe wallet) needs PM_FUNDER to be the wallet "
                              "address, not the key's own address")
         return 2, "POLY_GNOSIS_SAFE (proxy/Safe wallet)"
-    raise ConfigError(f"PM_SIGNATURE_TYPE={guide_value} must be 0, 1 or 2")
+    if guide_value == 3:
+        if same:
+            raise ConfigError("PM_SIGNATURE_TYPE=3 (POLY_1271 deposit wallet) needs PM_FUNDER to be the "
+                              "smart-contract wallet address, not the key's own address")
+        return 3, "POLY_1271 (smart-contract deposit wallet; V2 orders only, signer = wallet)"
+    raise ConfigError(f"PM_SIGNATURE_TYPE={guide_value} must be 0, 1, 2 or 3")
 
 
 # ---------------------------------------------------------------------------------- executor
