@@ -202,9 +202,19 @@ def _sign_and_read(cfg: TraderConfig, creds: Credentials, market: MarketInfo | N
     from py_clob_client_v2.client import ClobClient
     from py_clob_client_v2.clob_types import ApiCreds, OpenOrderParams, OrderArgsV2, PartialCreateOrderOptions
 
+    from eth_account import Account
+
+    from hourmm_core.polymarket.executor import resolve_signature_type
+
     sign_name, auth_name = "Order signing", "Authenticated read"
+    # Same PM_SIGNATURE_TYPE -> library mapping as the trader (guide: 1 = EOA, library: 0 = EOA).
+    try:
+        sig_type, sig_why = resolve_signature_type(creds.signature_type,
+                                                   Account.from_key(creds.private_key).address, creds.funder)
+    except ConfigError as exc:
+        return CheckResult(sign_name, FAIL, str(exc)), CheckResult(auth_name, FAIL, "not attempted")
     client = ClobClient(cfg.clob_url, chain_id=cfg.chain_id, key=creds.private_key,
-                        signature_type=creds.signature_type, funder=creds.funder)
+                        signature_type=sig_type, funder=creds.funder)
     try:
         if creds.api_key:
             api = ApiCreds(creds.api_key, creds.api_secret or "", creds.api_passphrase or "")
@@ -230,7 +240,7 @@ def _sign_and_read(cfg: TraderConfig, creds: Credentials, market: MarketInfo | N
             sign = CheckResult(sign_name, FAIL, "client returned an order without a valid signature")
         else:
             sign = CheckResult(sign_name, PASS, f"order signed (not posted), API credentials {how}, "
-                                                f"signer {client.get_address()}")
+                                                f"signer {client.get_address()}, signature type {sig_type} = {sig_why}")
     except Exception as exc:  # noqa: BLE001
         sign = CheckResult(sign_name, FAIL, f"create_order failed ({type(exc).__name__}: {exc})")
     try:
