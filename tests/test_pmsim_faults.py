@@ -113,8 +113,8 @@ async def test_ws_drop_and_tick_size_change():
 
 
 async def test_hour_end_closes_and_resolves_from_the_candle():
-    # Start 1.5 s (wall, speed 1) before the first market's end.
-    sim = make_sim(HOUR0 + HOUR_MS - 1500)
+    # Start 8 s of sim time (4 s wall at speed 2) before the first market's end: room for the client calls.
+    sim = make_sim(HOUR0 + HOUR_MS - 8000, speed=2.0)
     await sim.start()
     try:
         hm = sim.hours[0]
@@ -134,7 +134,9 @@ async def test_hour_end_closes_and_resolves_from_the_candle():
             info = parse_market(mk)      # the trader's own Gamma parser accepts the sim's market
             assert info.condition_id == hm.condition_id and info.up_token_id == hm.up_token
             assert info.end_ms == hm.hour_ms + HOUR_MS and info.accepting_orders
-            await asyncio.sleep(2.0)
+            deadline = time.monotonic() + 15
+            while hm.condition_id not in sim.resolutions and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
             res = sim.resolutions[hm.condition_id]
             assert res["resolved"] is True
             up_wins = TICKS.slice_time(hm.hour_ms, hm.hour_ms + HOUR_MS).price[-1] >= \
@@ -159,8 +161,8 @@ async def test_hour_end_closes_and_resolves_from_the_candle():
 
 
 async def test_markets_listed_two_hours_ahead_only():
-    # hours: [H0-3h (current), H0-2h, H0-1h, H0]; H0 starts in 2 h + 5 s, so it is not listed yet.
-    sim = make_sim(HOUR0 - 2 * HOUR_MS - 5_000, hours=4)
+    # hours: [H0-3h (current), H0-2h, H0-1h, H0]; H0 starts in 2 h + 30 s, so it is not listed yet.
+    sim = make_sim(HOUR0 - 2 * HOUR_MS - 30_000, hours=4)
     await sim.start()
     try:
         assert sim.hours[-1].hour_ms == HOUR0
