@@ -371,3 +371,30 @@ async def test_open_orders_paginate_with_next_cursor_until_LTE():
         assert [o["id"] for o in one] == [ids[3]]
     finally:
         await sim.stop()
+
+
+async def test_market_order_fok_via_client_fills_at_the_book():
+    from py_clob_client_v2 import MarketOrderArgs
+
+    sim = make_sim()
+    await sim.start()
+    try:
+        ev = await _event(sim)
+        a = await _client(sim)
+        b = await _client(sim)
+        o = await asyncio.to_thread(b.create_order, OrderArgs(token_id=ev["down"], price=0.60, size=10, side="BUY"))
+        assert (await asyncio.to_thread(b.post_order, o))["status"] == "live"     # = Up ask at 0.40
+        mo = await asyncio.to_thread(a.create_market_order, MarketOrderArgs(token_id=ev["up"], amount=4.0, side="BUY",
+                                                                            order_type=OrderType.FOK))
+        r = await asyncio.to_thread(a.post_order, mo, OrderType.FOK)
+        assert r["status"] == "matched" and float(r["takingAmount"]) == pytest.approx(10.0)
+        assert sim.ex.positions(a.get_address().lower()) == {ev["up"]: 10.0}
+        # nothing left to buy: a second FOK is killed with the real message
+        mo = await asyncio.to_thread(a.create_market_order, MarketOrderArgs(token_id=ev["up"], amount=4.0, side="BUY",
+                                                                            price=0.5, order_type=OrderType.FOK))
+        with pytest.raises(PolyApiException) as ei:
+            await asyncio.to_thread(a.post_order, mo, OrderType.FOK)
+        assert "FOK" in str(ei.value.error_msg)
+        sim.ex.check_invariants()
+    finally:
+        await sim.stop()
