@@ -73,6 +73,9 @@ class BinanceStreamClient:
         self._last_update_id = -1
         self._stop = asyncio.Event()
         self._ws: websockets.ClientConnection | None = None
+        self._handoff: websockets.ClientConnection | None = None
+        self._in_handoff = False
+        self.handoff_duplicates = 0
 
     def handle_raw(self, raw: str | bytes, recv_ms: int) -> Message | None:
         """Parse + validate + order-check one frame; returns the message delivered, or None."""
@@ -88,14 +91,22 @@ class BinanceStreamClient:
             return None
         if isinstance(msg, Trade):
             if msg.trade_id <= self._last_trade_id:
+                if self._in_handoff:  # overlap of the old and new connection after a recycle
+                    self.handoff_duplicates += 1
+                    return None
                 self.stats.record_bad(FrameError("out_of_order", f"trade id {msg.trade_id} <= {self._last_trade_id}"), raw)
                 return None
             self._last_trade_id = msg.trade_id
         elif isinstance(msg, BookTicker):
             if msg.update_id <= self._last_update_id:
+                if self._in_handoff:
+                    self.handoff_duplicates += 1
+                    return None
                 self.stats.record_bad(FrameError("out_of_order", f"bookTicker u {msg.update_id} <= {self._last_update_id}"), raw)
                 return None
             self._last_update_id = msg.update_id
+        if self._in_handoff and isinstance(msg, Trade):
+            self._in_handoff = False  # caught up: the new connection is past the old one
         self.stats.record_good(msg)
         self.last_recv_ms = recv_ms
         try:
@@ -110,29 +121,37 @@ class BinanceStreamClient:
         attempt = 0
         while not self._stop.is_set():
             reason = "closed"
+            ws = None
             try:
-                async with websockets.connect(self.url, open_timeout=self.open_timeout_s,
-                                              max_size=2 ** 20, ping_interval=20, ping_timeout=20,
-                                              close_timeout=1.0, compression=None) as ws:
-                    self._ws = ws
-                    self.connects += 1
-                    self.connected = True
-                    log.info("Connected to Binance for %s", self.symbol)
-                    if self._on_connect is not None:
-                        r = self._on_connect()
-                        if asyncio.iscoroutine(r):
-                            await r
-                    opened_ms = self._now_ms()
-                    before = self.stats.good.total()
-                    reason = await self._read(ws, opened_ms)
-                    if self.stats.good.total() > before:
-                        attempt = 0  # the link worked: start the backoff over
+                ws, self._handoff = self._handoff, None
+                if ws is None:
+                    ws = await self._connect()
+                else:
+                    self._in_handoff = True
+                self._ws = ws
+                self.connects += 1
+                self.connected = True
+                log.info("Connected to Binance for %s", self.symbol)
+                if self._on_connect is not None:
+                    r = self._on_connect()
+                    if asyncio.iscoroutine(r):
+                        await r
+                opened_ms = self._now_ms()
+                before = self.stats.good.total()
+                reason = await self._read(ws, opened_ms)
+                if self.stats.good.total() > before:
+                    attempt = 0  # the link worked: start the backoff over
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # DNS, refused, handshake, protocol errors: all retried
                 reason = f"{type(exc).__name__}: {exc}"
             finally:
                 self._ws = None
+                if ws is not None:
+                    try:
+                        await ws.close()
+                    except Exception:  # already gone
+                        pass
                 if self.connected:
                     self.connected = False
                     self.disconnects += 1
@@ -150,6 +169,10 @@ class BinanceStreamClient:
             except asyncio.TimeoutError:
                 pass
 
+    async def _connect(self) -> websockets.ClientConnection:
+        return await websockets.connect(self.url, open_timeout=self.open_timeout_s, max_size=2 ** 20,
+                                        ping_interval=20, ping_timeout=20, close_timeout=1.0, compression=None)
+
     async def _read(self, ws: websockets.ClientConnection, opened_ms: int) -> str:
         """Read frames until the connection ends; a side timer recycles it before the 24 h limit.
 
@@ -163,6 +186,12 @@ class BinanceStreamClient:
                 if left_ms <= 0:
                     break
                 await asyncio.sleep(max(0.01, min(5.0, self._wall_s(left_ms))))
+            # make before break: open the replacement first so no trade falls in a gap; the
+            # overlap's duplicate frames are dropped by id (handoff_duplicates)
+            try:
+                self._handoff = await self._connect()
+            except Exception as exc:
+                log.warning("Replacement Binance connection failed (%s); reconnecting after the close", exc)
             recycled.set()
             self.recycles += 1
             log.info("Recycling the Binance connection before the 24 h limit")
@@ -191,6 +220,7 @@ class BinanceStreamClient:
 
     async def stop(self) -> None:
         self._stop.set()
-        ws = self._ws
-        if ws is not None:
-            await ws.close()
+        for ws in (self._ws, self._handoff):
+            if ws is not None:
+                await ws.close()
+        self._handoff = None

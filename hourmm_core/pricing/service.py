@@ -87,6 +87,7 @@ class PricerService:
             ("hourmm_binance_connects_total", "counter", float(c.connects), None),
             ("hourmm_binance_disconnects_total", "counter", float(c.disconnects), None),
             ("hourmm_binance_recycles_total", "counter", float(c.recycles), None),
+            ("hourmm_binance_handoff_duplicates_total", "counter", float(c.handoff_duplicates), None),
             ("hourmm_pricer_late_trades_total", "counter", float(b.late_trades), None),
             ("hourmm_pricer_open_corrections_total", "counter", float(b.hour.corrections), None),
         ]
