@@ -124,7 +124,7 @@ class SimOptions:
     seed: int = 7
     out_dir: Path | None = None
     data_dir: str | None = None
-    lead_wall_s: float = 15.0        # wall seconds of simulated time before the first boundary (start-up)
+    lead_wall_s: float = 20.0        # wall seconds of simulated time before the first boundary (start-up)
     settle_sim_ms: int = 45_000      # simulated time after the last hour's end (settlement)
     status_every_s: float = 3.0      # wall seconds between status lines
     sample_every_s: float = 0.25     # wall seconds between samples for plots / Brier
