@@ -127,3 +127,12 @@ def test_adopt_and_invalid_fill() -> None:
     assert o.state is OrderState.PARTIAL and om.adopt("ext1", DOWN, BUY, 0.3, 10, 2, 0) is o
     assert not om.on_fill(Fill("bad", "ext1", DOWN, BUY, 1.5, 1, 0))
     assert om.no_tokens == 0
+
+
+def test_failed_trade_is_reversed_once() -> None:
+    om = OrderManager()
+    assert om.on_fill(Fill("t1", "o1", UP, BUY, 0.4, 10, 0))
+    assert not om.reverse_fill("t-unknown", "o1", UP, BUY, 0.4, 10, 1)
+    assert om.reverse_fill("t1", "o1", UP, BUY, 0.4, 10, 1)
+    assert not om.reverse_fill("t1", "o1", UP, BUY, 0.4, 10, 2)  # a replayed FAILED does not undo twice
+    assert om.yes_tokens == 0 and abs(om.cash) < 1e-12

@@ -444,6 +444,13 @@ class OrderManager:
                     o.state = OrderState.PARTIAL
         return True
 
+    def reverse_fill(self, trade_id: str, order_id: str | None, token: int, side: int, price: float,
+                     size: float, ts_ms: int) -> bool:
+        """Undo a fill whose trade FAILED on chain (the venue reverts it). Only if it was applied."""
+        if (trade_id, order_id or "") not in self._seen_fills:
+            return False
+        return self.on_fill(Fill(trade_id + "#failed", None, token, SELL if side == BUY else BUY, price, size, ts_ms))
+
     def prune(self, keep_final: int = 200) -> None:
         """Drop the oldest final orders so memory stays bounded over a long hour."""
         final = [o for o in self.orders.values() if o.state.final]

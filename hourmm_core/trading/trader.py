@@ -207,15 +207,18 @@ class Trader:
             return
         if not isinstance(ev, TradeUpdate) or m is None:
             return
-        if ev.status == "FAILED":
-            log.warning("Trade %s FAILED on chain; inventory may be overstated until reconciliation", ev.trade_id)
-            self._j("trade_failed", {"trade_id": ev.trade_id})
-            return
         ids = [o.order_id for o in om.orders.values() if o.order_id]
         api_key = getattr(self.user_ws, "api_key", None)
         for f in ev.own_fills(api_key, ids):
             tok = m.token_index(f.asset_id)
             if tok is None:
+                continue
+            if ev.status == "FAILED":
+                undone = om.reverse_fill(f.trade_id, f.order_id, tok, BUY if f.side == "BUY" else SELL, f.price,
+                                         f.size, now)
+                log.warning("Trade %s FAILED on chain; fill %s", f.trade_id, "reversed" if undone else "was not counted")
+                self._j("trade_failed", {"trade_id": f.trade_id, "order_id": f.order_id, "reversed": undone,
+                                         "yes_tokens": om.yes_tokens, "no_tokens": om.no_tokens}, order_id=f.order_id)
                 continue
             fill = Fill(f.trade_id, f.order_id, tok, BUY if f.side == "BUY" else SELL, f.price, f.size, now)
             if om.on_fill(fill):
