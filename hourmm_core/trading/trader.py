@@ -108,6 +108,7 @@ class Trader:
         self.cycles = 0
         self._planned_user_reconnect = False
         self._stopping = False
+        self._hour_mismatch_logged = False
         self._nonce = format(random.getrandbits(32), "08x")
         self.last_decision: Decision | None = None
         self.latencies_ms: list[float] = []   # snapshot ts -> order action sent (sim ms), for benchmarks
@@ -249,13 +250,29 @@ class Trader:
         self._j("tick_size", {"old": m.tick_size, "new": tick})
         self.core.market = dataclasses.replace(m, tick_size=tick)
 
+    def fresh_for_market(self, now: int) -> bool:
+        """Fresh snapshot *of the hour being traded*: around the roll container A may still
+        price the previous hour (or already the next); its fair value must not be used."""
+        if not self.snapshots.fresh(now):
+            return False
+        m = self.core.market
+        snap = self.snapshots.latest
+        if m is not None and snap is not None and snap.hour_end_ms != m.end_ms:
+            if not self._hour_mismatch_logged:
+                self._hour_mismatch_logged = True
+                log.warning("Snapshot prices the hour ending %d, market %s ends %d: not quoting off it",
+                            snap.hour_end_ms, m.slug, m.end_ms)
+            return False
+        self._hour_mismatch_logged = False
+        return True
+
     async def cycle(self, reason: str = "tick") -> Decision | None:
         """One decision + execution pass (serialised)."""
         async with self._cycle_lock:
             now = self.clock.now_ms()
             await self._maybe_roll(now)
             snap = self.snapshots.latest
-            fresh = self.snapshots.fresh(now)
+            fresh = self.fresh_for_market(now)
             up, down = self._tops()
             core = self.core
             if core.market is not None and self.user_ws is None:
