@@ -398,3 +398,26 @@ async def test_market_order_fok_via_client_fills_at_the_book():
         sim.ex.check_invariants()
     finally:
         await sim.stop()
+
+
+async def test_batch_post_orders_mixed_results_and_state_view():
+    from py_clob_client_v2.clob_types import PostOrdersV2Args
+
+    sim = make_sim()
+    await sim.start()
+    try:
+        ev = await _event(sim)
+        a = await _client(sim)
+        good = [await asyncio.to_thread(a.create_order, OrderArgs(token_id=ev["up"], price=p, size=5, side="BUY"))
+                for p in (0.21, 0.22)]
+        bad = await asyncio.to_thread(a.create_order, OrderArgs(token_id=ev["up"], price=0.5, size=5, side="SELL"))
+        res = await asyncio.to_thread(a.post_orders, [PostOrdersV2Args(order=o) for o in good + [bad]])
+        assert [r["success"] for r in res] == [True, True, False]
+        assert res[2]["errorMsg"] == "not enough balance / allowance"
+        st = sim.state()
+        mine = [o for o in st["open_orders"] if o["owner"] == a.creds.api_key]
+        assert sorted(o["id"] for o in mine) == sorted(r["orderID"] for r in res[:2])
+        assert st["balances"][a.get_address().lower()]["usdc_available"] == pytest.approx(1000 - 0.21 * 5 - 0.22 * 5)
+        assert st["markets"][0]["listed"] is True and st["markets"][0]["resolution"] is None
+    finally:
+        await sim.stop()
