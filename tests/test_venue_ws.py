@@ -234,6 +234,8 @@ async def test_server_error_frame_planned_reason_and_all_markets_subscription():
     async with Server(script) as srv:
         c = UserWsClient(srv.url, "k", "s" * 12, "p" * 12, [], backoff_initial_s=0.05,
                          on_state=lambda up, why: reasons.append((up, why)))
+        assert c.subscribe_frame() is None          # default: wait for a market
+        c.subscribe_all = True
         c.start()
         try:
             assert await c.wait_connected(5)

@@ -219,9 +219,14 @@ class UserWsClient(WsClientBase):
     def __repr__(self) -> str:  # never show the auth block
         return f"UserWsClient(url={self.url!r}, markets={self.markets!r}, connected={self.connected})"
 
+    subscribe_all: bool = False
+
     def subscribe_frame(self) -> dict | None:
-        # An empty "markets" list subscribes to all of this API key's markets: the channel is
-        # up (and fills visible) from start-up, before discovery has picked a market.
+        # No market yet: wait (the trader connects once discovery picked one, so the first
+        # connection is the one it reconciles on). ``subscribe_all=True`` instead subscribes
+        # with an empty list, which the venue treats as all of this API key's markets.
+        if not self.markets and not self.subscribe_all:
+            return None
         return {"auth": dict(self._auth), "markets": list(self.markets), "type": "user"}
 
     async def set_markets(self, markets: Iterable[str]) -> None:
