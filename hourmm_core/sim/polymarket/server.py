@@ -342,7 +342,14 @@ class PolymarketSim:
             m.resolved = True   # stays closed, unresolved; never guess the winner
             return
         up = c >= o
-        paid = self.ex.resolve(hm.condition_id, up, now)
+        try:
+            paid = self.ex.resolve(hm.condition_id, up, now)
+        except (AssertionError, EngineError) as e:   # an engine bug: report once, never loop on it
+            self.errors["resolve_failed"] += 1
+            self.resolutions[hm.condition_id] = {"resolved": False, "reason": f"resolve failed: {e}"}
+            m.resolved = True
+            log.error("Resolving %s failed: %s", hm.slug, e)
+            return
         self.resolutions[hm.condition_id] = {"resolved": True, "up_wins": up, "open": o, "close": c,
                                              "paid": {k: v for k, v in paid.items() if k not in self.agent_owners}}
         log.info("Resolved %s: open=%.2f close=%.2f -> %s", hm.slug, o, c, "Up" if up else "Down")
