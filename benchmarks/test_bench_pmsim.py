@@ -77,3 +77,43 @@ def test_bench_agents_one_hour(benchmark):
     benchmark.extra_info.update(steps=3600, maker_quotes=stats.maker_quotes, noise_trades=stats.noise_trades,
                                 informed_trades=stats.informed_trades, data_source=ticks.source)
     assert stats.maker_quotes > 0
+
+
+def test_bench_rest_post_and_cancel_roundtrip(benchmark):
+    """Real py_clob_client_v2 -> sim over loopback: sign + POST /order + DELETE /order (sim in a thread)."""
+    import asyncio
+    import threading
+    import time as _time
+
+    from eth_account import Account
+    from py_clob_client_v2 import OrderArgs, OrderPayload
+    from py_clob_client_v2.client import ClobClient
+
+    from hourmm_core.clock import ScaledClock
+    from hourmm_core.sim.polymarket.server import PolymarketSim, SimConfig
+
+    ticks = synthetic_ticks(start_ms=H0, hours=2, seed=3)
+    loop = asyncio.new_event_loop()
+    sim = PolymarketSim(SimConfig(start_ms=H0 + 60_000, hours=1, agents=False), ticks=ticks,
+                        clock=ScaledClock(1.0, H0 + 60_000, _time.time_ns() // 1_000_000))
+    th = threading.Thread(target=loop.run_forever, daemon=True)
+    th.start()
+    asyncio.run_coroutine_threadsafe(sim.start(), loop).result(10)
+    try:
+        k = Account.create().key.hex()
+        c = ClobClient(sim.urls["clob"], chain_id=137, key=k if k.startswith("0x") else "0x" + k)
+        c.set_api_creds(c.create_or_derive_api_key())
+        tok = sim.hours[0].up_token
+
+        def run():
+            o = c.create_order(OrderArgs(token_id=tok, price=0.3, size=5, side="BUY"))
+            r = c.post_order(o)
+            c.cancel_order(OrderPayload(orderID=r["orderID"]))
+
+        benchmark.pedantic(run, rounds=30, warmup_rounds=2)
+        benchmark.extra_info["note"] = "sign + POST /order + DELETE /order, loopback HTTP/1.1"
+        assert sim.ex.open_orders() == []
+    finally:
+        asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        th.join(5)
