@@ -267,6 +267,7 @@ class Executor:
         logging.getLogger("py_clob_client_v2.http_helpers.helpers").setLevel(logging.CRITICAL)
         self._client: Any = None
         self._acks: dict[str, OrderAck] = {}
+        self._hashers: dict[tuple[bool, bool], Any] = {}
         self._hb_task: asyncio.Task | None = None
         self._hb_id = ""
         self.heartbeat_ok = False
@@ -372,10 +373,18 @@ class Executor:
         return signed, self._order_hash(signed, req.neg_risk)
 
     def _order_hash(self, signed: Any, neg_risk: bool) -> str:
+        """EIP-712 digest of the signed order = the CLOB's order id (builders cached per domain)."""
+        key = (hasattr(signed, "timestamp"), neg_risk)
+        b = self._hashers.get(key)
+        if b is None:
+            b = self._hashers[key] = self._hasher(*key)
+        return b.build_order_hash(b.build_order_typed_data(signed))
+
+    def _hasher(self, v2: bool, neg_risk: bool) -> Any:
         from py_clob_client_v2.config import get_contract_config
 
         cfg = get_contract_config(self.chain_id)
-        if hasattr(signed, "timestamp"):
+        if v2:
             from py_clob_client_v2.order_utils.exchange_order_builder_v2 import ExchangeOrderBuilderV2
 
             addr = cfg.neg_risk_exchange_v2 if neg_risk else cfg.exchange_v2
@@ -385,7 +394,7 @@ class Executor:
 
             addr = cfg.neg_risk_exchange if neg_risk else cfg.exchange
             b = ExchangeOrderBuilderV1(addr, self.chain_id, self._client.signer)
-        return b.build_order_hash(b.build_order_typed_data(signed))
+        return b
 
     def _post(self, signed: Any, req: OrderRequest) -> Any:
         return self._post_payload(self._payload(signed, req.order_type, req.post_only), "/order")
