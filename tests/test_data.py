@@ -220,3 +220,10 @@ def test_parsed_dumps_are_cached_and_invalidated(tmp_path: Path, monkeypatch):
     assert len(c) == 5 and len(list(cache.glob("*.npz"))) == 2
     monkeypatch.setenv("HOURMM_CACHE_DIR", "off")
     assert hd.cache_dir() is None and len(hd.load_ticks(data_dir=d)) == 5
+
+
+def test_explicit_data_dir_without_trades_is_an_error(tmp_path: Path):
+    (tmp_path / "notes.txt").write_text("no dumps here")
+    with pytest.raises(FileNotFoundError, match="no real Binance trade dumps"):
+        hd.load_ticks(data_dir=tmp_path)
+    assert hd.load_ticks(data_dir=tmp_path, allow_synthetic=True, synthetic_hours=1).is_synthetic

@@ -31,19 +31,23 @@ SYNTHETIC_WARNING = ("SYNTHETIC DATA: no real Binance dumps found (set HOURMM_DA
 def load_ticks(start_ms: int | str | os.PathLike[str] | None = None, end_ms: int | None = None,
                data_dir: str | os.PathLike[str] | None = None, symbol: str = "BTCUSDT",
                synthetic_hours: int | float | None = None, seed: int = 7,
-               allow_synthetic: bool = True) -> TickData:
+               allow_synthetic: bool | None = None) -> TickData:
     """Trades in [start_ms, end_ms) from real dumps, else the synthetic stand-in (loud WARNING).
 
     ``data_dir`` may be a directory or a single dump file; default :func:`find_data_dir`.
     For convenience a path passed as the first argument is taken as ``data_dir``
     (``load_ticks("/data/btc")``). Without real data and with no window the synthetic
     path covers ``synthetic_hours`` (default 24) from 2026-01-22T14:00:00Z.
-    ``allow_synthetic=False`` raises FileNotFoundError instead of falling back.
+    ``allow_synthetic=False`` raises FileNotFoundError instead of falling back. By default
+    (None) the fallback is allowed only when no ``data_dir`` was given: a directory the caller
+    named explicitly that holds no trade dumps is an error, not a silent switch to made-up prices.
     """
     if isinstance(start_ms, (str, os.PathLike)):
         if data_dir is not None:
             raise TypeError("data_dir given twice")
         data_dir, start_ms = start_ms, None
+    if allow_synthetic is None:
+        allow_synthetic = data_dir is None
     d = Path(data_dir) if data_dir is not None else find_data_dir()
     if d is not None and not d.exists():
         raise FileNotFoundError(f"data path {d} does not exist")
