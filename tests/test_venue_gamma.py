@@ -77,8 +77,14 @@ def test_malformed_event_shapes():
 class GammaServer:
     def __init__(self):
         self.events = {}
+        self.markets = {}
         self.raw = {}
         self.hits = 0
+
+    async def markets_handler(self, request):
+        self.hits += 1
+        m = self.markets.get(request.query.get("slug", ""))
+        return web.json_response([m] if m else [])
 
     async def handler(self, request):
         self.hits += 1
@@ -92,6 +98,7 @@ class GammaServer:
     async def __aenter__(self):
         app = web.Application()
         app.router.add_get("/events", self.handler)
+        app.router.add_get("/markets", self.markets_handler)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -159,7 +166,7 @@ async def test_market_discovery_prefetches_next_and_rolls():
             hits = srv.hits
             cur = await d.refresh(HS + H + 5)      # roll: next becomes current without a request
             assert cur.start_ms == HS + H
-            assert srv.hits == hits + 1            # only the new "next" was requested
+            assert srv.hits == hits + 2            # only the new (unlisted) "next": /events + /markets
             # refresh with nothing missing makes no request at all
             srv.events[market_slug("bitcoin-up-or-down", HS + 2 * H)] = event(HS + 2 * H)
             await d.refresh(HS + H + 6)
@@ -183,3 +190,13 @@ async def test_not_yet_accepting_market_is_refetched():
             hits = srv.hits
             await d.refresh(HS + 5000)                          # accepting: no more refetches
             assert srv.hits == hits
+
+
+@pytest.mark.timeout(30)
+async def test_markets_endpoint_fallback():
+    async with GammaServer() as srv:
+        ev = event(HS)
+        srv.markets[market_slug("bitcoin-up-or-down", HS)] = ev["markets"][0]   # /events lags
+        async with GammaClient(srv.url) as gc:
+            info = await gc.discover("bitcoin-up-or-down", HS)
+            assert info is not None and info.up_token_id == str(10**70 + HS) and info.start_ms == HS

@@ -216,9 +216,19 @@ class GammaClient:
 
     async def fetch_event(self, slug: str) -> dict | None:
         """Raw event JSON for ``slug``; None when absent. Raises aiohttp/asyncio errors and
-        MarketParseError for a non-JSON or wrongly shaped body."""
+        MarketParseError for a non-JSON or wrongly shaped body.
+
+        Falls back to ``GET /markets?slug=`` (hourly events and their single market share the
+        slug) when ``/events`` has nothing, so one lagging Gamma index does not cost an hour.
+        """
+        ev = await self._get_first("/events", slug)
+        if ev is None:
+            ev = await self._get_first("/markets", slug)
+        return ev
+
+    async def _get_first(self, path: str, slug: str) -> dict | None:
         sess = await self._sess()
-        async with sess.get(f"{self.base_url}/events", params={"slug": slug}, timeout=self.timeout) as r:
+        async with sess.get(f"{self.base_url}{path}", params={"slug": slug}, timeout=self.timeout) as r:
             if r.status == 404:
                 return None
             if r.status >= 400:
@@ -233,7 +243,7 @@ class GammaClient:
                 return None
             data = data[0]
         if not isinstance(data, dict):
-            raise MarketParseError("Gamma /events must return a list of objects")
+            raise MarketParseError(f"Gamma {path} must return a list of objects")
         return data
 
     async def market_by_slug(self, slug: str, hour_start_ms: int | None = None) -> MarketInfo | None:
