@@ -144,3 +144,26 @@ def test_write_failure_spills_rows_to_file_not_lost(tmp_path):
         assert rows == [{"table": "events", "row": [2, "fill", None, None, '{"size":5}']}]
     finally:
         j.close()
+
+
+def test_concurrent_producers_from_threads(tmp_path):
+    import threading
+
+    j = Journal(str(tmp_path / "t.db"), synchronous="NORMAL")
+    try:
+        def produce(t):
+            for i in range(300):
+                j.event(i, f"k{t}", {"t": t, "i": i})
+
+        ths = [threading.Thread(target=produce, args=(t,)) for t in range(4)]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join()
+        assert j.flush(20)
+        assert j.kinds() == {f"k{t}": 300 for t in range(4)}
+        # per producer, rows keep their enqueue order
+        for t in range(4):
+            assert [e.payload["i"] for e in j.events(f"k{t}")] == list(range(300))
+    finally:
+        j.close()
