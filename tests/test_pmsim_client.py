@@ -421,3 +421,32 @@ async def test_batch_post_orders_mixed_results_and_state_view():
         assert st["markets"][0]["listed"] is True and st["markets"][0]["resolution"] is None
     finally:
         await sim.stop()
+
+
+async def test_gtd_order_expires_one_minute_before_its_signed_expiration():
+    sim = make_sim(speed=60.0)      # 1 wall second = 1 sim minute
+    await sim.start()
+    try:
+        ev = await _event(sim)
+        a = await _client(sim)
+        now_s = sim.now_ms() // 1000
+        o = await asyncio.to_thread(a.create_order, OrderArgs(token_id=ev["up"], price=0.3, size=5, side="BUY",
+                                                              expiration=now_s + 30))
+        with pytest.raises(PolyApiException) as ei:          # inside the 60 s security threshold
+            await asyncio.to_thread(a.post_order, o, OrderType.GTD)
+        assert "invalid expiration" in str(ei.value.error_msg)
+        exp = sim.now_ms() // 1000 + 60 + 120                 # live for ~2 sim minutes
+        o = await asyncio.to_thread(a.create_order, OrderArgs(token_id=ev["up"], price=0.3, size=5, side="BUY",
+                                                              expiration=exp))
+        r = await asyncio.to_thread(a.post_order, o, OrderType.GTD)
+        assert r["status"] == "live"
+        got = await asyncio.to_thread(a.get_order, r["orderID"])
+        assert got["expiration"] == str(exp) and got["order_type"] == "GTD"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sim.ex.order(r["orderID"]).status == "LIVE":
+            await asyncio.sleep(0.1)
+        assert sim.ex.order(r["orderID"]).status == "CANCELED"
+        assert sim.now_ms() >= (exp - 60) * 1000
+        assert await asyncio.to_thread(a.get_open_orders) == []
+    finally:
+        await sim.stop()

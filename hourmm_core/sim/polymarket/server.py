@@ -67,6 +67,7 @@ INITIAL_CURSOR = "MA=="
 END_CURSOR = "LTE="
 PAGE_SIZE = 100
 MAX_UINT = str(2**256 - 1)
+GTD_SECURITY_MS = 60_000
 
 
 @dataclass
@@ -190,6 +191,7 @@ class PolymarketSim:
         self.resolutions: dict[str, dict[str, Any]] = {}
         self.trade_status: dict[str, str] = {}
         self.trades_by_id: dict[str, dict[str, Any]] = {}
+        self.gtd_expiration_s: dict[str, int] = {}   # order id -> signed expiration (what clients see)
         self._status_due: list[tuple[float, str, str]] = []
         self.heartbeats: dict[str, tuple[str, float]] = {}   # api key -> (heartbeat id, last wall s)
         self.hb_cancels = 0
@@ -422,7 +424,8 @@ class PolymarketSim:
         return {"event_type": "order", "type": typ, "id": o["id"], "owner": key, "order_owner": key,
                 "market": o["market"], "asset_id": o["asset_id"], "side": o["side"], "price": o["price"],
                 "original_size": o["original_size"], "size_matched": o["size_matched"], "outcome": o["outcome"],
-                "status": o["status"], "order_type": o["order_type"], "expiration": o["expiration"],
+                "status": o["status"], "order_type": o["order_type"],
+                "expiration": str(self.gtd_expiration_s.get(o["id"], o["expiration"])),
                 "associate_trades": o["associate_trades"], "created_at": str(o["created_at"]),
                 "maker_address": o["maker_address"], "timestamp": ts}
 
@@ -742,9 +745,16 @@ class PolymarketSim:
             price = round(round(float(frac) / m.tick_size) * m.tick_size, 4)
             price = min(max(price, m.tick_size), 1 - m.tick_size)
         size = so.size_units / 1_000_000
-        exp_ms = so.expiration * 1000 if so.order_type == "GTD" else 0
+        # GTD: Polymarket applies a one-minute security threshold -- an order signed with expiration E
+        # (unix s) stops being live at E - 60 s, and E must be more than 60 s ahead (docs: "now + 1 minute
+        # + 30 seconds" for a 90 s lifetime).
+        exp_ms = so.expiration * 1000 - GTD_SECURITY_MS if so.order_type == "GTD" else 0
+        if so.order_type == "GTD" and vo.order_hash not in self.ex.orders:
+            self.gtd_expiration_s[vo.order_hash] = so.expiration   # before place(): PLACEMENT shows it
         r = self.ex.place(maker, so.token_id, so.side, price, size, so.order_type, post_only=so.post_only,
                           expiration_ms=exp_ms, now_ms=now, order_id=vo.order_hash)
+        if not r.ok and so.order_type == "GTD" and vo.order_hash not in self.ex.orders:
+            self.gtd_expiration_s.pop(vo.order_hash, None)
         if not r.ok:
             self.errors["order_rejected"] += 1
             log.info("CLOB sim order rejected: %s", r.error_msg)
@@ -846,6 +856,8 @@ class PolymarketSim:
     def _order_json(self, o: Any) -> dict[str, Any]:
         d = o.to_dict()
         d["owner"] = self._key_of(o.owner)
+        if o.order_id in self.gtd_expiration_s:
+            d["expiration"] = str(self.gtd_expiration_s[o.order_id])
         return d
 
     async def h_orders(self, request: web.Request) -> web.Response:
