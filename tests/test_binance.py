@@ -157,7 +157,26 @@ async def test_replay_stream_wire_format_and_timing(ticks):
         assert min(lags) >= -5 and min(lags) < 30_000
         async with websockets.connect(srv.ws_url + "/ws/btcusdt@trade", close_timeout=0.5) as ws:
             raw = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        assert raw["e"] == "trade" and "stream" not in raw
+            assert raw["e"] == "trade" and "stream" not in raw
+            await ws.send(json.dumps({"method": "UNSUBSCRIBE", "params": ["btcusdt@trade"], "id": 7}))
+            await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@bookTicker"], "id": 8}))
+            await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 9}))
+            await ws.send("{bad")
+            replies, books_after = {}, 0
+            for _ in range(400):
+                m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                if "id" in m and ("result" in m or "error" in m):
+                    replies[m["id"]] = m
+                elif 9 in replies and "u" in m:
+                    books_after += 1
+                if len(replies) == 4 and books_after >= 3:
+                    break
+        assert replies[7]["result"] is None and replies[9]["result"] == ["btcusdt@bookTicker"]
+        assert replies[None]["error"]["code"] == 3 and books_after >= 3
+        async with websockets.connect(srv.ws_url + "/ws/btcusdt@trade/btcusdt@bookTicker", close_timeout=0.5) as ws:
+            kinds = {("trade" if "e" in m and m["e"] == "trade" else "book")
+                     for m in [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(20)]}
+        assert kinds == {"trade", "book"}
     finally:
         await srv.stop()
 

@@ -113,7 +113,7 @@ class BinanceReplayServer:
     def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/stream", self._ws_combined)
-        app.router.add_get("/ws/{stream}", self._ws_raw)
+        app.router.add_get("/ws/{stream:.+}", self._ws_raw)
         app.router.add_get("/api/v3/klines", self._klines)
         app.router.add_get("/api/v3/ping", self._ping)
         app.router.add_get("/api/v3/time", self._time)
@@ -275,18 +275,35 @@ class BinanceReplayServer:
         try:
             async for msg in ws:  # clients may send SUBSCRIBE/LIST; answer like Binance does
                 if msg.type == WSMsgType.TEXT:
-                    try:
-                        req = json.loads(msg.data)
-                        rid = req.get("id") if isinstance(req, dict) else None
-                    except ValueError:
-                        rid = None
-                    await ws.send_str(json.dumps({"result": None, "id": rid}))
+                    await ws.send_str(json.dumps(self._control(client, msg.data)))
                 elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
                     break
         finally:
             self._clients.discard(client)
             writer.cancel()
         return ws
+
+    @staticmethod
+    def _control(c: _Client, data: str) -> dict[str, Any]:
+        """Binance's live subscription requests: SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS."""
+        try:
+            req = json.loads(data)
+        except ValueError:
+            return {"error": {"code": 3, "msg": "Invalid JSON"}, "id": None}
+        if not isinstance(req, dict):
+            return {"error": {"code": 3, "msg": "Invalid request"}, "id": None}
+        rid, method, params = req.get("id"), req.get("method"), req.get("params", [])
+        if not isinstance(params, list) or not all(isinstance(x, str) for x in params):
+            return {"error": {"code": 2, "msg": "Invalid request: params must be a list of stream names"}, "id": rid}
+        if method == "SUBSCRIBE":
+            c.streams = c.streams | frozenset(params)
+            return {"result": None, "id": rid}
+        if method == "UNSUBSCRIBE":
+            c.streams = c.streams - frozenset(params)
+            return {"result": None, "id": rid}
+        if method == "LIST_SUBSCRIPTIONS":
+            return {"result": sorted(c.streams), "id": rid}
+        return {"error": {"code": 2, "msg": f"Invalid request: unknown method {method!r}"}, "id": rid}
 
     async def _writer(self, c: _Client) -> None:
         try:
