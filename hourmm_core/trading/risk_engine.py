@@ -72,10 +72,6 @@ class Mode(str, Enum):
 _LEVEL = {Mode.NORMAL: 0, Mode.REDUCE_ONLY: 1, Mode.FLATTEN: 2, Mode.HALT: 3}
 
 
-def _most_severe(*modes: Mode) -> Mode:
-    return max(modes, key=lambda m: _LEVEL[m])
-
-
 @dataclass(frozen=True)
 class Limits:
     """Hard limits (USDC / tokens), mutable at run time through ``/set_limits``."""

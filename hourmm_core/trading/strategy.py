@@ -89,13 +89,6 @@ def _floor_tick(x: float, tick: float) -> float:
     return round(int(x / tick + _EPS) * tick, 6)
 
 
-def _ceil_tick(x: float, tick: float) -> float:
-    n = int(x / tick - _EPS)
-    if n * tick < x - _EPS:
-        n += 1
-    return round(n * tick, 6)
-
-
 def flatten_quotes(s: MarketState, limits: Limits, max_orders: int = 4) -> list[Quote]:
     """Marketable sells of every held token: at the best bid, then through it.
 
