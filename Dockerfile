@@ -45,7 +45,7 @@ WORKDIR /home/hourmm
 FROM runtime AS binance_pricer
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=4).status == 200 else 1)"]
+  CMD ["python", "-c", "import json, os, sys, urllib.request as u; h = json.load(u.urlopen('http://127.0.0.1:%s/health' % os.environ.get('HTTP_PORT', '8080'), timeout=4)); sys.exit(0 if h.get('healthy') else 1)"]
 ENTRYPOINT ["python", "-m", "runners.binance_pricer"]
 
 # ---------------------------------------------------------------- container B

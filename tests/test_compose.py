@@ -118,3 +118,86 @@ def test_healthcheck_one_liners_are_valid_python():
         test = s["healthcheck"]["test"]
         assert test[:3] == ["CMD", "python", "-c"], name
         compile(test[3], f"<healthcheck {name}>", "exec")
+
+
+@pytest.mark.timeout(120)
+def test_pricer_healthcheck_command_against_a_running_pricer():
+    """The compose healthcheck one-liner, run for real against container A's runner on loopback."""
+    import os
+    import socket
+    import sys
+    import time
+    import urllib.request
+
+    hc = _compose()["services"]["binance_pricer"]["healthcheck"]["test"][3]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PM_", "BINANCE_", "HTTP_"))}
+    env["HOURMM_SIM_CLOCK"] = f"60,{1_769_090_400_000 + 30 * 60_000},{int(time.time() * 1000)}"
+    dead = subprocess.run([sys.executable, "-c", hc], env=dict(env, HTTP_PORT=str(port)), timeout=30,
+                          capture_output=True)
+    assert dead.returncode != 0            # nothing listening: unhealthy
+    replay = subprocess.Popen([sys.executable, "-m", "hourmm_core.sim.binance_replay", "--port", "0", "--hours", "1"],
+                              env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    pricer = None
+    try:
+        line = replay.stdout.readline()
+        assert line.startswith("READY"), line
+        urls = dict(kv.split("=", 1) for kv in line.split()[1:])
+        penv = dict(env, BINANCE_WS_URL=urls["ws"], BINANCE_REST_URL=urls["rest"], HTTP_HOST="127.0.0.1",
+                    HTTP_PORT=str(port))
+        pricer = subprocess.Popen([sys.executable, *PRICER_ARGV[1:]], env=penv, cwd=ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline, rc = time.monotonic() + 60, None
+        while time.monotonic() < deadline:
+            rc = subprocess.run([sys.executable, "-c", hc], env=penv, timeout=30, capture_output=True).returncode
+            if rc == 0:
+                break
+            time.sleep(0.5)
+        assert rc == 0
+        body = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5))
+        assert set(body) == {"healthy", "has_snapshot", "stale", "seq", "age_ms"}
+    finally:
+        for p in (pricer, replay):
+            if p is not None:
+                p.terminate()
+                p.wait(15)
+
+
+@pytest.mark.timeout(120)
+def test_trader_healthcheck_command_with_bearer_token(tmp_path):
+    """The trader's healthcheck reaches /status with CONTROL_TOKEN (as the container's env has it)."""
+    import os
+    import socket
+    import sys
+    import time
+
+    hc = _compose()["services"]["polymarket_trader"]["healthcheck"]["test"][3]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+        with socket.socket() as s2:
+            s2.bind(("127.0.0.1", 0))
+            port = s2.getsockname()[1]
+    token = "tok-" + "k" * 16
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PM_", "CONTROL_", "HOURMM_SIM_CLOCK"))}
+    env.update(CONTROL_PORT=str(port), CONTROL_TOKEN=token, SQLITE_PATH=str(tmp_path / "j.db"),
+               GAMMA_URL=f"http://127.0.0.1:{dead}", CLOB_URL=f"http://127.0.0.1:{dead}",
+               PM_WS_URL=f"ws://127.0.0.1:{dead}", SNAPSHOT_URL=f"http://127.0.0.1:{dead}/snapshot/latest")
+    trader = subprocess.Popen([sys.executable, *TRADER_ARGV[1:]], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, rc = time.monotonic() + 60, None
+        while time.monotonic() < deadline:
+            rc = subprocess.run([sys.executable, "-c", hc], env=env, timeout=30, capture_output=True).returncode
+            if rc == 0:
+                break
+            time.sleep(0.5)
+        assert rc == 0
+        no_token = {k: v for k, v in env.items() if k != "CONTROL_TOKEN"}
+        assert subprocess.run([sys.executable, "-c", hc], env=no_token, timeout=30,
+                              capture_output=True).returncode != 0   # 401 without the bearer token
+    finally:
+        trader.terminate()
+        trader.wait(20)

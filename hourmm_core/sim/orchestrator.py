@@ -353,7 +353,8 @@ class Orchestrator:
         except RuntimeError as exc:
             raise RuntimeError(f"{exc} (see {ch.log_path})") from None
 
-    async def _await_http(self, ch: Child, url: str) -> None:
+    async def _await_http(self, ch: Child, url: str, key: str | None = None) -> None:
+        """Wait until ``url`` answers (below 500; and JSON ``key`` true when given), like compose's healthcheck."""
         deadline = time.monotonic() + self.opts.startup_timeout_s
         last = ""
         while time.monotonic() < deadline:
@@ -363,10 +364,16 @@ class Orchestrator:
                                    f"during start-up (see {ch.log_path})")
             try:
                 async with self._http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
-                    if r.status < 500:
+                    if r.status < 500 and key is None:
                         return
-                    last = f"HTTP {r.status}"
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    if r.status < 500:
+                        body = await r.json(content_type=None)
+                        if isinstance(body, dict) and body.get(key):
+                            return
+                        last = f"{key} is not true yet"
+                    else:
+                        last = f"HTTP {r.status}"
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
                 last = type(exc).__name__
             await asyncio.sleep(0.2)
         raise RuntimeError(f"{ch.name} did not answer {url} within {self.opts.startup_timeout_s:.0f}s "
@@ -398,7 +405,8 @@ class Orchestrator:
         pf = await self._await_ready(pm)
         self.urls.update({"gamma": pf["gamma"], "clob": pf["clob"], "pm_ws": pf["ws"]})
         self.urls["sim_state"] = pf.get("state") or (self.urls["clob"].rstrip("/") + "/_sim/state")
-        await self._await_http(pricer, self.urls["pricer"] + "/health")
+        # the trader starts once container A is healthy (docker-compose: depends_on service_healthy)
+        await self._await_http(pricer, self.urls["pricer"] + "/health", key="healthy")
 
         acct = Account.create()  # throwaway wallet: lives only in this process and the trader's env
         from hourmm_core.logsetup import register_secret
