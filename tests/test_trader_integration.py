@@ -275,3 +275,38 @@ async def test_market_ws_drop_pulls_quotes_then_recovers(tmp_path) -> None:
     after = [e for e in events[i + 1:] if e.kind == "decision"]
     # the first decision after the loss only cancels: no quoting against an unknown book
     assert after and after[0].payload["actions"] and all(a.startswith("cancel") for a in after[0].payload["actions"])
+
+
+@pytest.mark.timeout(90)
+async def test_control_plane_drives_the_live_trader(tmp_path) -> None:
+    h = Harness(tmp_path, 20.0, H + 5 * 60_000)
+    await h.start()
+    try:
+        tr = await h.start_trader()
+        await h.until(lambda: len(h.our_open_orders()) >= 3)
+        async with h.http.post(h.control + "/set_limits", json={"max_open_orders": 2}) as r:
+            assert r.status == 200
+        await h.until(lambda: len(h.our_open_orders()) <= 2)
+        await asyncio.sleep(0.5)
+        assert len(h.our_open_orders()) <= 2  # the new limit holds on the venue
+        async with h.http.post(h.control + "/pause_quoting", data='{"pause": true}') as r:
+            assert r.status == 200
+        await h.until(lambda: not h.our_open_orders())
+        async with h.http.post(h.control + "/set_limits", json={"max_open_orders": -1}) as r:
+            assert r.status == 400  # refused, limits unchanged
+        assert tr.core.risk.limits.max_open_orders == 2
+        async with h.http.post(h.control + "/pause_quoting", json={"pause": False}) as r:
+            assert r.status == 200
+        await h.until(lambda: len(h.our_open_orders()) > 0)
+        async with h.http.post(h.control + "/flatten_now") as r:
+            assert r.status == 200 and (await r.json())["risk_mode"] == "FLATTEN"
+        # FLATTEN: only sells of held tokens may rest; no buys at all
+        await h.until(lambda: all(o["side"] == "SELL" for o in h.our_open_orders()))
+        async with h.http.get(h.control + "/status") as r:
+            st = await r.json()
+        assert st["risk_mode"] == "FLATTEN" and st["limits"]["max_open_orders"] == 2
+    finally:
+        await h.stop()
+    actions = [e.payload["action"] for e in kinds(h.db, "control")]
+    assert actions == ["set_limits", "pause_quoting", "pause_quoting", "flatten_now"]
+    assert [e.payload["action"] for e in kinds(h.db, "control_rejected")] == ["set_limits"]
