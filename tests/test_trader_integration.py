@@ -49,6 +49,7 @@ class Harness:
         self.creds = Credentials(key if key.startswith("0x") else "0x" + key, self.acct.address, 1)
         self.db = str(tmp_path / "journal.db")
         self.trader: Trader | None = None
+        self.sweep_every_s = 10.0
         self._feed_task: asyncio.Task | None = None
         self.http: aiohttp.ClientSession | None = None
 
@@ -83,7 +84,7 @@ class Harness:
         ex = TraderExecutor.from_config(cfg.clob_url, cfg.chain_id, self.creds)
         self.api_key = await ex.start()
         self.trader = Trader(cfg, self.clock, self.creds, ex, journal=Journal(self.db, synchronous="NORMAL"),
-                             housekeeping_s=0.02, discovery_every_s=0.1)
+                             housekeeping_s=0.02, discovery_every_s=0.1, sweep_every_s=self.sweep_every_s)
         await self.trader.start()
         return self.trader
 
@@ -310,3 +311,25 @@ async def test_control_plane_drives_the_live_trader(tmp_path) -> None:
     actions = [e.payload["action"] for e in kinds(h.db, "control")]
     assert actions == ["set_limits", "pause_quoting", "pause_quoting", "flatten_now"]
     assert [e.payload["action"] for e in kinds(h.db, "control_rejected")] == ["set_limits"]
+
+
+@pytest.mark.timeout(90)
+async def test_unmanaged_order_on_the_venue_is_swept(tmp_path) -> None:
+    h = Harness(tmp_path, 10.0, H + 5 * 60_000)
+    h.sweep_every_s = 0.3
+    await h.start()
+    try:
+        tr = await h.start_trader()
+        await h.until(lambda: len(h.our_open_orders()) > 0)
+        ex = TraderExecutor.from_config(h.sim.urls["clob"], 137, h.creds)
+        await ex.start()
+        res = await ex.place(tr.core.market.up_token_id, "BUY", 0.02, 5.0, tick_size=0.01, neg_risk=False,
+                             post_only=True, client_id="unmanaged")
+        await ex.ex.close()
+        assert res.ok
+        await h.until(lambda: res.order_id not in {o["id"] for o in h.our_open_orders()})
+        assert tr.core.om.open_count > 0  # our managed quotes were not touched by the sweep
+    finally:
+        await h.stop()
+    swept = [i for e in kinds(h.db, "stray_cancel") for i in e.payload["cancelled"]]
+    assert res.order_id in swept

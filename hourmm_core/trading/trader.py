@@ -73,7 +73,7 @@ class Trader:
     def __init__(self, cfg: TraderConfig, clock: Clock, creds: Credentials | None,
                  executor: Executor | None = None, journal: Any = None,
                  housekeeping_s: float = 0.05, discovery_every_s: float = 1.0,
-                 state_every_s: float = 2.0) -> None:
+                 state_every_s: float = 2.0, sweep_every_s: float = 10.0) -> None:
         self.cfg = cfg
         self.clock = clock
         self.creds = creds
@@ -81,6 +81,7 @@ class Trader:
         self.housekeeping_s = housekeeping_s
         self.discovery_every_s = discovery_every_s
         self.state_every_s = state_every_s
+        self.sweep_every_s = sweep_every_s
         limits = Limits(cfg.max_reserved_capital, cfg.max_position_size, cfg.max_order_size, cfg.max_open_orders)
         self.core = DecisionCore(limits, Schedule(cfg.t_wind_ms, cfg.t_flatten_ms, cfg.hard_cutoff_ms),
                                  StrategyParams.from_config(cfg), cfg.requote_price_tol, cfg.requote_size_tol)
@@ -520,6 +521,46 @@ class Trader:
             except Exception:  # noqa: BLE001
                 log.exception("journal snapshot failed")
 
+    async def sweep_strays(self) -> list[str]:
+        """Cancel venue orders of this market we do not manage (or believe final).
+
+        Catches the rare order whose POST outcome stayed unknown but that did reach the
+        exchange. Runs under the cycle lock, when no POST of ours is in flight, so an order
+        being placed right now can never be mistaken for a stray.
+        """
+        m = self.core.market
+        if self.executor is None or m is None:
+            return []
+        async with self._cycle_lock:
+            try:
+                orders = await self.executor.open_orders(m.condition_id)  # type: ignore[call-arg]
+            except Exception as exc:  # noqa: BLE001
+                log.warning("Stray sweep: open orders failed: %s", exc)
+                return []
+            strays = []
+            for o in orders:
+                oid = str(o.get("id") or "")
+                mine = self.core.om.by_order_id(oid)
+                if oid and (mine is None or mine.state.final):
+                    strays.append(oid)
+            if not strays:
+                return []
+            log.warning("Cancelling %d order(s) on the venue we do not manage: %s", len(strays), strays)
+            try:
+                done, failed = await self.executor.cancel(strays)
+            except Exception as exc:  # noqa: BLE001
+                done, failed = [], {"_": str(exc)}
+            self._j("stray_cancel", {"ids": strays, "cancelled": list(done), "failed": failed})
+            return list(done)
+
+    async def _sweep_loop(self) -> None:
+        while not self._stop.is_set():
+            await asyncio.sleep(self.sweep_every_s)
+            try:
+                await self.sweep_strays()
+            except Exception:  # noqa: BLE001
+                log.exception("stray sweep failed")
+
     async def _heartbeat_loop(self) -> None:
         hb = getattr(self.executor, "heartbeat", None)
         if hb is None:
@@ -560,7 +601,7 @@ class Trader:
         await self.snapshots.start()
         self._tasks = [asyncio.create_task(c, name=n) for n, c in (
             ("discovery", self._discovery_loop()), ("decision", self._decision_loop()),
-            ("state", self._state_loop()), ("heartbeat", self._heartbeat_loop()))]
+            ("state", self._state_loop()), ("heartbeat", self._heartbeat_loop()), ("sweep", self._sweep_loop()))]
 
     def _api_creds(self) -> tuple[str, str, str]:
         ex = self.executor
