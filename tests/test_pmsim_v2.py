@@ -63,6 +63,8 @@ async def test_every_v2_signature_type_trades_on_v2_only_sim(sig_type: int) -> N
         assert order.signer == (funder if sig_type == 3 else signer)
         r = await asyncio.to_thread(c.post_order, order, "GTC", True)
         assert r["success"] is True and r["status"] == "live"
+        st = sim.state()
+        assert st["order_versions"] == {"v2": 1, f"sigtype{sig_type}": 1} and st["allowed_versions"] == [2]
         opens = await asyncio.to_thread(c.get_open_orders)
         assert [o["id"] for o in opens] == [r["orderID"]]
         assert opens[0]["maker_address"] == funder.lower()  # funds live at the funder

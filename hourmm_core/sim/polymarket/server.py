@@ -196,6 +196,9 @@ class PolymarketSim:
         self.heartbeats: dict[str, tuple[str, float]] = {}   # api key -> (heartbeat id, last wall s)
         self.hb_cancels = 0
         self.errors: Counter[str] = Counter()
+        # signature-checked orders per signed-struct version ("v1"/"v2") and signature type: lets a run
+        # prove it traded with production-valid CLOB V2 orders (see /_sim/state "order_versions")
+        self.order_versions: Counter[str] = Counter()
         self.faults: dict[str, Any] = {"rest_error": None, "rest_error_count": 0, "retry_after_s": 1,
                                        "ack_delay_ms": 0, "reject_next": 0, "clock_skew_ms": 0}
         self.conns: set[_Conn] = set()
@@ -731,6 +734,8 @@ class PolymarketSim:
             self.faults["reject_next"] -= 1
             self.errors["fault_reject"] += 1
             return 400, {"error": "could not insert order (sim fault: reject_next)"}
+        self.order_versions[f"v{so.version}"] += 1
+        self.order_versions[f"sigtype{so.signature_type}"] += 1
         maker = so.maker.lower()
         self.fund(maker)
         self.signer_funder[k.address.lower()] = maker
@@ -1160,7 +1165,9 @@ class PolymarketSim:
                                                                   if o.owner in self.agent_owners])})
             if self.agents else None,
             "heartbeats": len(self.heartbeats), "heartbeat_cancels": self.hb_cancels,
-            "faults": dict(self.faults), "errors": dict(self.errors), "fees_collected": self.ex.fees_u / USDC_SCALE,
+            "faults": dict(self.faults), "errors": dict(self.errors),
+            "order_versions": dict(self.order_versions), "allowed_versions": list(self.cfg.allowed_versions),
+            "fees_collected": self.ex.fees_u / USDC_SCALE,
             "ws_connections": {"market": sum(c.kind == "market" for c in self.conns),
                                "user": sum(c.kind == "user" for c in self.conns)},
         }
