@@ -207,6 +207,8 @@ def test_csv_round_trip_matches_source_exactly(tmp_path: Path):
 def test_parsed_dumps_are_cached_and_invalidated(tmp_path: Path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("HOURMM_CACHE_DIR", str(cache))
+    from hourmm_core.data import binance_dumps
+    monkeypatch.setattr(binance_dumps, "CACHE_MIN_BYTES", 0)  # our fixture is tiny
     d = tmp_path / "data"
     d.mkdir()
     f = d / "BTCUSDT-trades-2026-01-22.csv"

@@ -382,6 +382,9 @@ def read_dump(path: str | os.PathLike[str], kind: str | None = None, stats: Pars
 
 
 CACHE_DIR_ENV = "HOURMM_CACHE_DIR"
+#: files smaller than this parse in well under a second: not worth a cache entry (keeps test
+#: fixtures out of the cache)
+CACHE_MIN_BYTES = 4 * 1024 * 1024
 
 
 def cache_dir(environ: dict[str, str] | None = None) -> Path | None:
@@ -410,6 +413,8 @@ def read_dump_cached(path: str | os.PathLike[str], stats: ParseStats | None = No
     if cdir is not None:
         try:
             st = p.stat()
+            if st.st_size < CACHE_MIN_BYTES:
+                raise OSError("small file: not cached")
             key = hashlib.sha1(f"v1|{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
         except OSError:
             key = None
