@@ -277,7 +277,7 @@ async def test_v1_legacy_client_unchanged():
     from py_clob_client.client import ClobClient as V1Client
     from py_clob_client.clob_types import OrderArgs as V1OrderArgs
 
-    sim = make_sim()
+    sim = make_sim(allowed_versions=(1, 2))    # legacy V1 structs only when asked for
     await sim.start()
     try:
         ev = await _event(sim)
@@ -337,7 +337,7 @@ async def test_v2_only_mode_rejects_v1_orders_with_version_mismatch():
     from py_clob_client.client import ClobClient as V1Client
     from py_clob_client.clob_types import OrderArgs as V1OrderArgs
 
-    sim = make_sim(allowed_versions=(2,))
+    sim = make_sim()     # the default is V2-only, like production
     await sim.start()
     try:
         ev = await _event(sim)

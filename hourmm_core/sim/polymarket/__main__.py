@@ -32,8 +32,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fee-exponent", type=float, default=None,
                    help="use the CLOB V2 fee curve rate*(p(1-p))**e instead of rate*min(p,1-p)")
     p.add_argument("--heartbeat-timeout-s", type=float, default=10.0)
+    p.add_argument("--allow-v1", action="store_true",
+                   help="also accept legacy V1-signed orders (default: V2 only, like production since 2026-04-28)")
     p.add_argument("--v2-only", action="store_true",
-                   help="reject V1-signed orders with order_version_mismatch, like production since 2026-04-28")
+                   help="reject V1-signed orders with order_version_mismatch (the default; kept for old scripts)")
     p.add_argument("--no-auto-tick", action="store_true",
                    help="keep the tick at 0.01 even when the price nears 0 or 1")
     p.add_argument("--no-agents", action="store_true", help="no background makers/takers")
@@ -48,7 +50,7 @@ async def amain(a: argparse.Namespace) -> int:
     cfg = SimConfig(host=a.host, port=a.port, speed=a.speed, start_ms=a.start_ms, hours=a.hours, seed=a.seed,
                     data_dir=a.data_dir, fund_usdc=a.fund_usdc, fee_rate_bps=a.fee_rate_bps, fee_exponent=a.fee_exponent,
                     heartbeat_timeout_s=a.heartbeat_timeout_s, agents=not a.no_agents,
-                    allowed_versions=(2,) if a.v2_only else (1, 2), auto_tick=not a.no_auto_tick)
+                    allowed_versions=(1, 2) if a.allow_v1 and not a.v2_only else (2,), auto_tick=not a.no_auto_tick)
     sim = PolymarketSim(cfg, clock=clock)
     await sim.start()
     print(sim.ready_line(), flush=True)

@@ -22,7 +22,9 @@ every maker address seen on a signed order, is credited ``fund_usdc`` (default 1
 USDC once.
 
 Orders: the body is parsed and its EIP-712 signature recovered by
-:mod:`hourmm_core.polymarket.clob_orders` (V1 and V2 structs; V2 is production);
+:mod:`hourmm_core.polymarket.clob_orders`. Like production since 2026-04-28 only V2
+structs are accepted by default (V1 -> ``order_version_mismatch``);
+``SimConfig(allowed_versions=(1, 2))`` / ``--allow-v1`` also takes legacy V1 orders;
 the signer must be the API key's address and ``owner`` the API key. The matching is
 :class:`hourmm_core.sim.polymarket.engine.Exchange`; its order id is the order hash.
 Business rejections answer HTTP 400 ``{"error": "<real CLOB message>"}`` (what the
@@ -93,7 +95,7 @@ class SimConfig:
     agent_config: AgentConfig = field(default_factory=AgentConfig)
     loop_interval_s: float = 0.02
     confirm_delay_s: float = 0.2
-    allowed_versions: tuple[int, ...] = (1, 2)
+    allowed_versions: tuple[int, ...] = (2,)   # production: CLOB V2 only; (1, 2) = legacy V1 too
     base_slug: str = "bitcoin-up-or-down"
     version: int = 2
     page_size: int = PAGE_SIZE           # rows per /data/orders and /data/trades page
