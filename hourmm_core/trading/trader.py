@@ -511,7 +511,9 @@ class Trader:
             except Exception:  # noqa: BLE001
                 log.exception("market discovery failed (will retry)")
             self._wake.set()
-            await asyncio.sleep(self.discovery_every_s)
+            # only the next hour missing: no hurry (Gamma lists hourly markets well ahead)
+            relaxed = self.discovery.current is not None and self.discovery.next is None
+            await asyncio.sleep(max(self.discovery_every_s, 5.0) if relaxed else self.discovery_every_s)
 
     async def _state_loop(self) -> None:
         while not self._stop.is_set():
