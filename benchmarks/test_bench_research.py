@@ -35,6 +35,7 @@ def _core():
         pytest.skip(f"compiled core not built: {exc}")
 
 
+@pytest.mark.timeout(1800)
 def test_bench_calibration(benchmark):
     from hourmm_core import data
 
@@ -51,6 +52,7 @@ def test_bench_calibration(benchmark):
         benchmark.extra_info.update({"ticks_per_s": ts.size / secs, "hours_per_s": res.n_hours / secs})
 
 
+@pytest.mark.timeout(7200)  # a month takes ~15 min on 2 busy cores; the suite's 300 s default would kill it
 def test_bench_backtest_month(benchmark):
     hours = _size(benchmark, "HOURMM_BENCH_BT_HOURS", 720, 2)
     workers = int(os.environ.get("HOURMM_BENCH_WORKERS", os.cpu_count() or 1))
@@ -59,7 +61,7 @@ def test_bench_backtest_month(benchmark):
     res = benchmark.pedantic(bt.run_backtest_span, args=(hours,),
                              kwargs={"params": params, "components": comps, "workers": workers},
                              rounds=1, iterations=1)
-    assert len(res.hours) == hours
+    assert len(res.hours) == hours and not res.errors, res.errors
     tot = res.totals()
     benchmark.extra_info.update({"source": res.source, "ticks": res.n_ticks, "hours": len(res.hours),
                                  "workers": workers, "decision_ms": params.decision_ms,
