@@ -41,11 +41,13 @@ class MarketRef:
     end_ms: int
     tick_size: float = 0.01
     min_size: float = 5.0
+    neg_risk: bool = False  # selects the exchange contract the order is signed for
 
     @classmethod
     def from_info(cls, info: Any) -> "MarketRef":
         return cls(info.slug, info.condition_id, info.up_token_id, info.down_token_id,
-                   info.start_ms, info.end_ms, info.tick_size, info.min_size)
+                   info.start_ms, info.end_ms, info.tick_size, info.min_size,
+                   bool(getattr(info, "neg_risk", False)))
 
     def token_id(self, token: int) -> str:
         return self.up_token_id if token == UP else self.down_token_id

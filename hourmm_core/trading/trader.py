@@ -370,7 +370,7 @@ class Trader:
         self._j("intent", {**self._order_payload(o), "post_only": post_only})
         try:
             res = await self.executor.place(m.token_id(o.token), SIDE_NAMES[o.side], o.price, o.size,  # type: ignore[union-attr]
-                                            tick_size=m.tick_size, neg_risk=False, post_only=post_only,
+                                            tick_size=m.tick_size, neg_risk=m.neg_risk, post_only=post_only,
                                             client_id=o.client_id)
         except Exception as exc:  # noqa: BLE001
             res = PlaceResult(False, error=f"{type(exc).__name__}: {exc}")
