@@ -136,3 +136,24 @@ def test_failed_trade_is_reversed_once() -> None:
     assert om.reverse_fill("t1", "o1", UP, BUY, 0.4, 10, 1)
     assert not om.reverse_fill("t1", "o1", UP, BUY, 0.4, 10, 2)  # a replayed FAILED does not undo twice
     assert om.yes_tokens == 0 and abs(om.cash) < 1e-12
+
+
+def test_prune_bounds_final_orders_and_keeps_open_ones_and_inventory() -> None:
+    om = OrderManager(price_tol=0.0, size_tol=0.0)
+    for k in range(60):  # churn: every pass moves the price, cancelling the previous quote
+        r = om.plan([Quote(UP, BUY, 0.30 + (k % 20) / 100, 5)], k * 10, 4)
+        live(om, k * 10)
+        for a in r.actions:
+            if a.kind == "cancel":
+                om.on_cancel_sent(a.order, k * 10)
+                om.on_cancelled(a.order.order_id, k * 10)
+    live_one = om.open_orders()
+    assert len(live_one) == 1
+    om.on_fill(Fill("t1", live_one[0].order_id, UP, BUY, live_one[0].price, 5.0, 700))
+    before = (om.yes_tokens, om.no_tokens)
+    n_final = sum(1 for o in om.orders.values() if o.state.final)
+    assert n_final > 10
+    om.prune(keep_final=10)
+    assert sum(1 for o in om.orders.values() if o.state.final) == 10
+    assert all(o.client_id in om.orders for o in live_one if not o.state.final)
+    assert (om.yes_tokens, om.no_tokens) == before
