@@ -120,15 +120,18 @@ def test_batch_features_vol_price(benchmark, ticks, impl):
                                  "target_ticks_per_s": 20_000_000})
 
 
-@pytest.mark.parametrize("impl", ["compiled", "reference_20k_ticks"])
+@pytest.mark.parametrize("impl", ["compiled", "compiled_out", "reference_20k_ticks"])
 def test_batch_price_path_fused(benchmark, ticks, impl):
     benchmark.group = "quant batch: price_path_batch (vol+features+price, one pass)"
     ts, px, source = ticks
     if impl == "reference_20k_ticks":
         ts, px = ts[:N_REF_BATCH], px[:N_REF_BATCH]
-    mod = q if impl == "compiled" else R
-    sig, feat, p = benchmark.pedantic(mod.price_path_batch, args=(ts, px), rounds=5 if impl == "compiled" else 1,
-                                      iterations=1)
+    mod = R if impl == "reference_20k_ticks" else q
+    kwargs = {}
+    if impl == "compiled_out":  # a notebook sweep reusing its output buffers
+        kwargs["out"] = (np.empty((len(ts), 3)), np.empty((len(ts), 7)), np.empty(len(ts)))
+    sig, feat, p = benchmark.pedantic(mod.price_path_batch, args=(ts, px), kwargs=kwargs,
+                                      rounds=1 if impl == "reference_20k_ticks" else 5, iterations=1)
     assert p.shape == (len(ts),) and sig.shape == (len(ts), 3) and feat.shape == (len(ts), 7)
     benchmark.extra_info.update({"source": source, "ticks": int(len(ts)), "ticks_per_s": _rate(len(ts), _t(benchmark)),
                                  "target_ticks_per_s": 20_000_000})

@@ -202,3 +202,21 @@ def test_tick_pricer_matches_parts_and_warms_up():
     want_alt = q.digital_prob(float(px[-1]), tp.open_price, tp.tau_s, ev.sigma_at(1), 0.0, 0.001)
     assert tp.p_unc == pytest.approx(abs(want - want_alt), rel=1e-9, abs=1e-12)
     assert math.isnan(tp.update(int(ts[-1]) + 1, -5.0)) and tp.n_bad == 1
+
+
+def test_price_path_batch_out_buffers_give_the_same_numbers_and_bad_out_is_refused() -> None:
+    import hourmm_core.quant as qq
+    rng = np.random.default_rng(3)
+    n = 5000
+    ts = 1_768_000_000_000 + np.cumsum(rng.integers(1, 400, n)).astype(np.int64)
+    px = 50_000.0 * np.exp(np.cumsum(rng.normal(0, 2e-4, n)))
+    fresh = qq.price_path_batch(ts, px)
+    buf = (np.full((n, 3), -1.0), np.full((n, 7), -1.0), np.full(n, -1.0))
+    got = qq.price_path_batch(ts, px, out=buf)
+    for a, b, c in zip(fresh, got, buf):
+        assert b is c
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="out"):
+        qq.price_path_batch(ts, px, out=(np.empty((n, 2)), np.empty((n, 7)), np.empty(n)))
+    with pytest.raises(ValueError, match="out"):
+        qq.price_path_batch(ts, px, out=np.empty(n))

@@ -276,9 +276,23 @@ from hourmm_core.quant.vol cimport EwmaVol
 from hourmm_core.quant.features cimport ReturnFeatures
 
 
+def _check_out(out, Py_ssize_t n, int k):
+    """Validate price_path_batch's ``out`` triple (shape, dtype, contiguity) with a clear error."""
+    try:
+        so, fo, po = out
+    except (TypeError, ValueError):
+        raise ValueError("price_path_batch: out must be a (sigma, features, p) tuple of arrays") from None
+    for name, a, shape in (("sigma", so, (n, k)), ("features", fo, (n, 7)), ("p", po, (n,))):
+        if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape == shape
+                and a.flags.c_contiguous and a.flags.writeable):
+            raise ValueError(f"price_path_batch: out {name} must be a writeable C-contiguous float64 "
+                             f"array of shape {shape}")
+    return so, fo, po
+
+
 def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long sample_ms=1000,
                      double var_floor=1e-12, double nu=0.0, double p_min=0.001, int sigma_index=0,
-                     long long hour_ms=3_600_000):
+                     long long hour_ms=3_600_000, out=None):
     """What the live pricer would say after every tick, in one nogil pass.
 
     Runs ``EwmaVol`` and ``ReturnFeatures`` tick by tick and prices
@@ -289,6 +303,9 @@ def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long s
     first good tick). sigma/features are the same numbers as the separate batch functions; p
     uses ``ln S - ln K`` from the features' log prices (one log per tick), which equals
     ``fair_prob_batch`` up to float rounding (~1e-16 in x).
+    ``out``: optional ``(sigma, features, p)`` preallocated C-contiguous float64 arrays of
+    those shapes, filled and returned (a sweep over the same ticks then skips the page
+    faults of ~88 MB of fresh output per million ticks).
     """
     _check_params(nu, p_min)
     cdef const cnp.int64_t[::1] t = np.ascontiguousarray(ts_ms, dtype=np.int64)
@@ -301,9 +318,12 @@ def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long s
         raise ValueError(f"price_path_batch: sigma_index {sigma_index} out of range 0..{ev.k - 1}")
     cdef Py_ssize_t n = t.shape[0], j
     cdef int k = ev.k, i
-    sig_out = np.empty((n, k), dtype=np.float64)
-    feat_out = np.empty((n, 7), dtype=np.float64)
-    p_out = np.empty(n, dtype=np.float64)
+    if out is None:
+        sig_out = np.empty((n, k), dtype=np.float64)
+        feat_out = np.empty((n, 7), dtype=np.float64)
+        p_out = np.empty(n, dtype=np.float64)
+    else:
+        sig_out, feat_out, p_out = _check_out(out, n, k)
     cdef double[:, ::1] so = sig_out
     cdef double[:, ::1] fo = feat_out
     cdef double[::1] po = p_out

@@ -157,8 +157,11 @@ class FairPricer:
 
 def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), sample_ms: int = 1000,
                      var_floor: float = 1e-12, nu: float = 0.0, p_min: float = 0.001, sigma_index: int = 0,
-                     hour_ms: int = 3_600_000):
-    """(sigma[n, k], features[n, 7], p[n]): vol + features + price after every tick."""
+                     hour_ms: int = 3_600_000, out=None):
+    """(sigma[n, k], features[n, 7], p[n]): vol + features + price after every tick.
+
+    ``out``: optional preallocated (sigma, features, p) arrays to fill, as in the compiled twin.
+    """
     from hourmm_core.quant.reference.features import ReturnFeatures
     from hourmm_core.quant.reference.vol import EwmaVol
     _check_params(nu, p_min)
@@ -169,9 +172,15 @@ def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), sample_ms: 
     ev, rf = EwmaVol(halflives_s, sample_ms, var_floor), ReturnFeatures(hour_ms, 1000)
     if not 0 <= sigma_index < len(ev.halflives_s):
         raise ValueError(f"price_path_batch: sigma_index {sigma_index} out of range")
-    sig = np.empty((len(ts), len(ev.halflives_s)))
-    feat = np.empty((len(ts), 7))
-    p = np.empty(len(ts))
+    if out is None:
+        sig = np.empty((len(ts), len(ev.halflives_s)))
+        feat = np.empty((len(ts), 7))
+        p = np.empty(len(ts))
+    else:
+        sig, feat, p = out
+        for a, shape in ((sig, (len(ts), len(ev.halflives_s))), (feat, (len(ts), 7)), (p, (len(ts),))):
+            if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape == shape):
+                raise ValueError(f"price_path_batch: out arrays must be float64 of shape {shape}")
     last_p = math.nan
     for j in range(len(ts)):
         t, x = int(ts[j]), float(px[j])
