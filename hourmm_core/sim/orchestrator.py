@@ -225,7 +225,8 @@ class Orchestrator:
     def __init__(self, opts: SimOptions) -> None:
         self.opts = opts
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        self.out = Path(opts.out_dir) if opts.out_dir else Path("sim_out") / stamp
+        # absolute: the children run with cwd=REPO_ROOT, the user may start the sim anywhere
+        self.out = (Path(opts.out_dir) if opts.out_dir else Path("sim_out") / stamp).resolve()
         self.children: dict[str, Child] = {}
         self.failures: list[str] = []
         self.samples: list[dict[str, Any]] = []      # fine-grained: fair, mid, inventory, pnl
