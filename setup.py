@@ -23,7 +23,7 @@ def _extensions() -> list[Extension]:
                 [str(pyx.relative_to(ROOT))],
                 include_dirs=[np.get_include()],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-                extra_compile_args=["-O3"],
+                extra_compile_args=["-O3", "-fno-math-errno"],
             )
         )
     return exts
