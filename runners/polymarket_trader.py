@@ -4,6 +4,7 @@ Settings from the environment (TraderConfig / Credentials), logging, the clock
 (wall, or the simulator's scaled clock), the executor when credentials are given,
 then :meth:`hourmm_core.trading.trader.Trader.run` until SIGTERM/SIGINT, which
 cancels our orders and closes the journal before exiting 0.
+Start-up retries of the venue live in ``hourmm_core.polymarket.executor``.
 Exit codes: 0 clean stop, 2 configuration error (message names the variable),
 1 venue unreachable at start-up.
 """
@@ -20,29 +21,8 @@ from hourmm_core.logsetup import setup_logging
 log = logging.getLogger("polymarket_trader")
 
 
-async def _start_executor(cfg: TraderConfig, creds: Credentials, attempts: int = 10) -> tuple[object | None, bool]:
-    """(venue, auth_failed). Transient failures are retried with backoff."""
-    from hourmm_core.polymarket.executor import AuthError, ExecutorError, TraderExecutor
-
-    ex = TraderExecutor.from_config(cfg.clob_url, cfg.chain_id, creds)
-    delay = 0.5
-    for i in range(attempts):
-        try:
-            await ex.start()
-            return ex, False
-        except AuthError as exc:  # the risk engine logs "REST authentication failed" and HALTs
-            log.error("Could not authenticate with %s: %s", cfg.clob_url, exc)
-            await ex.ex.close()
-            return None, True
-        except ExecutorError as exc:
-            log.warning("CLOB not reachable yet (%s); retry %d/%d in %.1fs", exc, i + 1, attempts, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-    await ex.ex.close()
-    raise RuntimeError(f"CLOB at {cfg.clob_url} unreachable after {attempts} attempts")
-
-
 async def amain() -> int:
+    from hourmm_core.polymarket.executor import connect_trader_executor
     from hourmm_core.trading.trader import Trader
 
     cfg = TraderConfig.from_env()
@@ -55,7 +35,7 @@ async def amain() -> int:
     venue, auth_failed = (None, False)
     if creds is not None:
         try:
-            venue, auth_failed = await _start_executor(cfg, creds)
+            venue, auth_failed = await connect_trader_executor(cfg.clob_url, cfg.chain_id, creds)
         except RuntimeError as exc:
             log.error("%s", exc)
             return 1

@@ -781,5 +781,31 @@ class TraderExecutor:
         await self.ex.close()
 
 
+async def connect_trader_executor(clob_url: str, chain_id: int, creds: Credentials,
+                                  attempts: int = 10) -> tuple[TraderExecutor | None, bool]:
+    """Start the venue for container B: ``(executor, auth_failed)``.
+
+    Transient failures (CLOB not up yet) are retried with exponential backoff; an
+    authentication failure is not retried (the caller HALTs with the guide's
+    ``REST authentication failed`` line). RuntimeError after ``attempts`` transient failures.
+    """
+    ex = TraderExecutor.from_config(clob_url, chain_id, creds)
+    delay = 0.5
+    for i in range(attempts):
+        try:
+            await ex.start()
+            return ex, False
+        except AuthError as exc:
+            log.error("Could not authenticate with %s: %s", clob_url, exc)
+            await ex.ex.close()
+            return None, True
+        except ExecutorError as exc:
+            log.warning("CLOB not reachable yet (%s); retry %d/%d in %.1fs", exc, i + 1, attempts, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    await ex.ex.close()
+    raise RuntimeError(f"CLOB at {clob_url} unreachable after {attempts} attempts")
+
+
 def now_s() -> int:  # pragma: no cover - convenience for GTD expirations in runners
     return int(time.time())
