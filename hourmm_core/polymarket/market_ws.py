@@ -71,18 +71,18 @@ class MarketWsClient(WsClientBase):
             return
         self.token_ids = new
         self.books.reset(new, tick_size)
-        await self._emit(MarketEvent("resync", new, self.clock.now_ms(), "roll"))
+        await self.deliver(MarketEvent("resync", new, self.clock.now_ms(), "roll"))
         if self.connected:
             await self.reconnect("market roll")
 
     async def on_connected(self) -> None:
         self.books.invalidate_all("reconnect")
-        await self._emit(MarketEvent("resync", self.token_ids, self.clock.now_ms(), "connected"))
+        await self.deliver(MarketEvent("resync", self.token_ids, self.clock.now_ms(), "connected"))
 
     async def on_disconnected(self, reason: str) -> None:
         self.books.invalidate_all(f"disconnected: {reason}")
         (log.info if reason.startswith("planned: ") else log.warning)("WS market disconnected (%s)", reason)
-        await self._emit(MarketEvent("resync", self.token_ids, self.clock.now_ms(), reason))
+        await self.deliver(MarketEvent("resync", self.token_ids, self.clock.now_ms(), reason))
 
     async def handle(self, msg: Any) -> None:
         items = msg if isinstance(msg, list) else [msg]
@@ -101,15 +101,5 @@ class MarketWsClient(WsClientBase):
                 self.count_bad(f"bad_{kind}", str(exc))
                 continue
             ids = tuple(changed) if changed else ((m["asset_id"],) if isinstance(m.get("asset_id"), str) else ())
-            await self._emit(MarketEvent(kind, ids, now, m))
+            await self.deliver(MarketEvent(kind, ids, now, m))
 
-    async def _emit(self, ev: MarketEvent) -> None:
-        if self.on_event is not None:
-            try:
-                r = self.on_event(ev)
-                if asyncio.iscoroutine(r):
-                    await r
-            except Exception:
-                log.exception("market event callback failed")
-        if self.queue is not None:
-            self.enqueue(self.queue, ev)

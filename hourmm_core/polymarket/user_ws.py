@@ -253,14 +253,6 @@ class UserWsClient(WsClientBase):
                 continue
             if ev is None:
                 continue
-            if self.on_event is not None:
-                try:
-                    r = self.on_event(ev)
-                    if asyncio.iscoroutine(r):
-                        await r
-                except Exception:
-                    log.exception("user event callback failed")
-            if self.queue is not None:
-                self.enqueue(self.queue, ev)
+            await self.deliver(ev)
         if len(self._seen_trades) > 100_000:   # bounded memory over long runs
             self._seen_trades.clear()

@@ -125,6 +125,21 @@ class WsClientBase:
             await self._ws.close(code=1000, reason=reason[:100])
 
     QUEUE_MAX = 100_000
+    on_event: Any = None                      # subclasses: callback, sync or async
+    queue: "asyncio.Queue[Any] | None" = None  # subclasses: optional consumer queue
+
+    async def deliver(self, ev: Any) -> None:
+        """Hand one typed event to the callback (a failing callback is logged, not fatal) and
+        to the consumer queue."""
+        if self.on_event is not None:
+            try:
+                r = self.on_event(ev)
+                if asyncio.iscoroutine(r):
+                    await r
+            except Exception:
+                log.exception("%s event callback failed", self.channel)
+        if self.queue is not None:
+            self.enqueue(self.queue, ev)
 
     def enqueue(self, q: "asyncio.Queue[Any]", ev: Any) -> None:
         """Put an event on a consumer queue; if nobody drains it, drop the *oldest* (counted)
