@@ -61,6 +61,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from hourmm_core.config import ConfigError, Credentials
 from hourmm_core.logsetup import register_secret
+from hourmm_core.safe_json import limit_recursion
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -250,6 +251,7 @@ class Executor:
                  post_retries: int = 2, retry_backoff_s: float = 0.2, call_timeout_s: float = 15.0) -> None:
         from eth_account import Account
 
+        limit_recursion()  # eth_account -> py_ecc raised it to 100,000 (deep recursion would segfault)
         self.clob_url = clob_url.rstrip("/")
         self.chain_id = chain_id
         self._creds = creds
@@ -310,6 +312,7 @@ class Executor:
         from py_clob_client_v2.client import ClobClient
         from py_clob_client_v2.clob_types import ApiCreds
 
+        limit_recursion()
         c = self._creds
         log.info("Executor: signer %s, funder %s, signature type %d (%s)", self.signer_address, c.funder,
                  self.signature_type, self.signature_type_reason)

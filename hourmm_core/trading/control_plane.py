@@ -21,12 +21,12 @@ otherwise). Every POST (accepted or refused) is journaled through ``journal``.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from aiohttp import web
 
+from hourmm_core import safe_json
 from hourmm_core.trading.risk_engine import Limits, Mode
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,9 @@ class ControlTarget(Protocol):
 JournalFn = Callable[[str, dict[str, Any]], None]
 
 
+MAX_BODY_BYTES = 16 * 1024   # the largest valid body is ~150 bytes
+
+
 class BadRequest(ValueError):
     """Validation failure -> HTTP 400 with this message."""
 
@@ -62,9 +65,9 @@ async def _body(request: web.Request, allow_empty: bool = False) -> dict[str, An
             return {}
         raise BadRequest("request body must be a JSON object")
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON ({exc.msg})") from None
+        data = safe_json.loads(raw, max_bytes=MAX_BODY_BYTES, max_depth=8, what="request body")
+    except safe_json.JsonInputError as exc:
+        raise BadRequest(str(exc)) from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
     return data
