@@ -47,6 +47,10 @@ JournalFn = Callable[[str, dict[str, Any]], None]
 
 
 MAX_BODY_BYTES = 16 * 1024   # the largest valid body is ~150 bytes
+# Sanity caps for /set_limits (USDC / shares / orders): far above any real account of this
+# strategy, far below values that would make the risk arithmetic meaningless (1e308).
+LIMIT_CAPS = {"max_reserved_capital": 1e6, "max_position_size": 1e6, "max_order_size": 1e6,
+              "max_open_orders": 1000}
 
 
 class BadRequest(ValueError):
@@ -180,5 +184,9 @@ class ControlPlane:
 
     async def _set_limits(self, request: web.Request) -> dict[str, Any]:
         data = await _body(request)
+        for k, v in data.items():
+            cap = LIMIT_CAPS.get(k)
+            if cap is not None and isinstance(v, (int, float)) and not isinstance(v, bool) and v > cap:
+                raise BadRequest(f"{k} must be at most {cap:g}")
         self.target.current_limits().updated(data)  # validate fully first: ValueError -> 400
         return await self.target.set_limits(data)
