@@ -27,6 +27,7 @@ from typing import Any, Awaitable, Callable, Mapping, Protocol
 from aiohttp import web
 
 from hourmm_core import safe_json
+from hourmm_core.httplog import ProtocolErrorLogger
 from hourmm_core.trading.risk_engine import Limits, Mode
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class ControlPlane:
         self._token = token or ""
         self._journal = journal
         self.counts = {"requests": 0, "bad_request": 0, "unauthorized": 0}
+        self.http_log = ProtocolErrorLogger(__name__)
         self._runner: web.AppRunner | None = None
         self.app = web.Application(middlewares=[self._auth])
         self.app.router.add_get("/status", self._status)
@@ -104,7 +106,7 @@ class ControlPlane:
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self) -> int:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, logger=self.http_log)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
