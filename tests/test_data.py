@@ -421,3 +421,25 @@ def test_hourmm_data_command(capsys):
     out = capsys.readouterr().out
     assert "klines 1m" in out and "110,880" in out and "19,904" in out and "default source: binance-klines+bridge" in out
     assert cli.main(["data", "/no/such/dir"]) == 2
+
+
+@needs_real
+def test_bridge_matches_the_real_tick_sample():
+    """docs/DATA.md's table: real trades of the sample vs ticks bridged from their own 1m klines."""
+    from hourmm_core.data import bridge_check as bc
+    c = bc.compare_bridge(REAL, seeds=range(1, 9))
+    assert c.klines_match                       # the trades rebuild Binance's own 1m klines exactly
+    for step, bound in bc.RV_BOUNDS.items():    # 1 s and 10 s realized variance within 25 %
+        for capped in (False, True):
+            r = c.rv_ratio(step, capped)
+            assert abs(r - 1.0) <= bound, (step, capped, r)
+    assert c.rv_ratio(60_000) == pytest.approx(1.0, abs=1e-9)      # minute closes are the real ones
+    assert all(b.boundary_open == c.real.boundary_open for b in c.bridged + c.capped)
+    # distributions: same-ms bursts, trade sizes and spread widening stay near the real ones
+    mean = lambda f: float(np.mean([f(b) for b in c.bridged]))  # noqa: E731
+    assert abs(mean(lambda b: b.dt_zero) - c.real.dt_zero) < 0.1
+    assert abs(mean(lambda b: b.dt_mean) / c.real.dt_mean - 1) < 0.1
+    for i in range(4):
+        assert 0.5 < mean(lambda b: b.size_q[i]) / c.real.size_q[i] < 2.0, i
+    assert abs(mean(lambda b: b.wide) - c.real.wide) < 0.1
+    assert 0.5 < mean(lambda b: b.spread_mean) / c.real.spread_mean < 2.0

@@ -60,8 +60,10 @@ def load_ticks(start_ms: int | str | os.PathLike[str] | None = None, end_ms: int
     (``load_ticks("/data/btc")``). Without a window, klines (when present) give their longest
     contiguous span ("the whole history"); trades are used when there are no klines.
     Real trades win wherever they cover the window; a window the trades only partly cover is
-    bridged from the klines when the klines have it (else the partial trades are returned,
-    and an empty TickData when no real data falls in the window).
+    bridged from the klines when the klines have it (else the partial trades are returned).
+    A window without any real data gives an empty TickData from an explicit ``data_dir``,
+    and the loudly-labelled synthetic stand-in from the default data location (as when no
+    real data exists at all).
 
     The bridge's per-minute tick cap is ``max_ticks_per_minute`` (default
     :data:`DEFAULT_MAX_TICKS_PER_MINUTE`, lowered automatically so one call yields at most
@@ -79,8 +81,9 @@ def load_ticks(start_ms: int | str | os.PathLike[str] | None = None, end_ms: int
         if data_dir is not None:
             raise TypeError("data_dir given twice")
         data_dir, start_ms = start_ms, None
+    explicit = data_dir is not None
     if allow_synthetic is None:
-        allow_synthetic = data_dir is None
+        allow_synthetic = not explicit
     d = Path(data_dir) if data_dir is not None else find_data_dir()
     if d is not None and not d.exists():
         raise FileNotFoundError(f"data path {d} does not exist")
@@ -102,14 +105,17 @@ def load_ticks(start_ms: int | str | os.PathLike[str] | None = None, end_ms: int
             k = kh.window(lo, hi)
             if len(k["open_ms"]):
                 return _bridge(k, seed, symbol, max_ticks_per_minute, d)
-        if ticks is not None:
-            if len(ticks) == 0:
+        if ticks is not None and len(ticks):
+            return ticks   # real trades, partly covering the window, and no klines for it
+        if explicit:
+            if ticks is not None or kh is not None:
                 log.warning("No %s trades or klines in the requested window in %s", symbol, d)
-            return ticks
-        if kh is not None:
-            log.warning("No %s klines in the requested window in %s", symbol, d)
-            return bridge_klines(kh.window(0, 0), seed, symbol=symbol)
-        log.warning("No trade/aggTrade/kline dumps for %s under %s", symbol, d)
+                return ticks if ticks is not None else bridge_klines(kh.window(0, 0), seed, symbol=symbol)  # type: ignore[union-attr]
+        elif ticks is not None or kh is not None:
+            # the default data set has nothing for this window (e.g. a test at a synthetic-era time)
+            log.warning("No real %s data in the requested window under %s", symbol, d)
+        else:
+            log.warning("No trade/aggTrade/kline dumps for %s under %s", symbol, d)
     if not allow_synthetic:
         raise FileNotFoundError(f"no real Binance trade or kline dumps for {symbol} "
                                 f"(looked in {d or '$' + DATA_DIR_ENV + ' / ../shared/data'})")

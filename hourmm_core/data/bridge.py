@@ -8,11 +8,14 @@ real 1-minute klines. :func:`bridge_klines` turns each kline into ticks labelled
   the **high** and the **low** exactly and never leaves [low, high]. So every 1m and every
   1h candle rebuilt from the ticks equals the real Binance kline (the hourly market's
   settlement: close >= open of the real hour);
-- the extreme nearer the open is visited first (ties: the one farther from the close);
-  their tick positions are drawn uniformly; between the four pinned points the price is a
-  Brownian bridge in *time* whose volatility comes from the kline's range (Parkinson:
-  sigma_minute = range / sqrt(4 ln 2), times ``sigma_scale``), clipped to [low, high] and
-  rounded to the 0.01 USDT grid;
+- the extreme nearer the open is visited first (ties: the one farther from the close); the
+  two extremes are placed in time in proportion to the distance travelled (open -> first
+  extreme -> second extreme -> close), jittered by ``pin_jitter``. Between these four pins
+  the price is a Brownian bridge in *time* whose volatility comes from the kline's range
+  (Parkinson: sigma_minute = range / sqrt(4 ln 2), times ``sigma_scale``) plus a
+  mean-reverting deviation (Ornstein-Uhlenbeck, ``ou_scale`` Parkinson sds, time constant
+  ``ou_tau_s``, pinned to zero at the pins) -- the real sample reverts at the 10-60 s scale --
+  clipped to [low, high] and rounded to the 0.01 USDT grid;
 - the number of ticks is the kline's number_of_trades, capped at ``max_ticks_per_minute``
   (default :data:`DEFAULT_MAX_TICKS_PER_MINUTE`; at least ``min_ticks`` so open, both
   extremes and close all print). Real 2025 minutes carry ~500..5,000 trades; the cap keeps
@@ -20,7 +23,8 @@ real 1-minute klines. :func:`bridge_klines` turns each kline into ticks labelled
   has fewer, larger trades: volumes and prices are unchanged;
 - arrival times are uniform in the minute with bursts (a tick shares the previous tick's
   millisecond with probability ``burst_prob``, like a taker sweeping several makers);
-- sizes are lognormal weights scaled so the minute's **volume** is exact, and so the
+- sizes are two-component lognormal weights (retail-sized prints and ``size_big_ratio``
+  times larger ones) scaled so the minute's **volume** is exact, and so the
   aggressive-buy ticks carry exactly the kline's **taker-buy volume** (sides: an up-tick is
   an aggressive buy, a down-tick an aggressive sell, a flat tick buys with probability
   taker_buy_volume / volume);
@@ -52,15 +56,23 @@ _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 @dataclass(frozen=True)
 class BridgeParams:
+    """Bridge knobs. The defaults were set on the real tick sample (2024-08-08/09, see
+    docs/DATA.md), never on the June 2025 report span."""
+
     max_ticks_per_minute: int = DEFAULT_MAX_TICKS_PER_MINUTE
     min_ticks: int = 4
-    sigma_scale: float = 0.75       # Brownian part of the bridge vs the Parkinson vol of the minute's range
-    burst_prob: float = 0.6         # a tick shares the previous tick's ms (real sample: 64 % of trades)
-    size_sigma: float = 2.6         # lognormal size dispersion (real sample: mean/median ~ 33)
-    wide_base: float = 0.03         # spread-widening hazard at zero move
-    wide_move: float = 12.0         # USDT of move that raises the widening hazard by one unit
-    wide_median: float = 1.5        # median of a wide spread (USDT)
-    wide_log_sd: float = 1.15
+    sigma_scale: float = 0.3        # Brownian part vs the Parkinson vol of the minute's range
+    pin_jitter: float = 0.1         # extremes' times: share of uniform randomness vs distance-proportional
+    ou_scale: float = 0.12          # mean-reverting deviation, in Parkinson minute sds
+    ou_tau_s: float = 1.5           # its time constant (s)
+    burst_prob: float = 0.6         # a tick shares the previous tick's ms (real sample: 65 % of trades)
+    size_sigma: float = 1.3         # lognormal size dispersion of each size component
+    size_big_share: float = 0.25    # share of trades from the large-size component
+    size_big_ratio: float = 100.0   # its median / the small component's median
+    wide_base: float = 0.3          # spread-widening hazard at zero move
+    wide_move: float = 10.0         # USDT of move that raises the widening hazard by one unit
+    wide_median: float = 2.0        # median of a wide spread (USDT)
+    wide_log_sd: float = 0.95
     wide_max: float = 100.0
     tick: float = 0.01
 
@@ -157,12 +169,21 @@ def bridge_klines(k: dict[str, np.ndarray], seed: int = 7, params: BridgeParams 
     e2 = np.where(high_first, lo, hi)
     last = n - 1
     mk0 = np.zeros(m_n, np.int64)
+    d1, d2, d3 = np.abs(e1 - o), np.abs(e2 - e1), np.abs(c - e2)
+    dist = d1 + d2 + d3
+    safe = np.where(dist > 0, dist, 1.0)
+    f1 = np.where(dist > 0, d1 / safe, 1 / 3)
+    f2 = np.where(dist > 0, (d1 + d2) / safe, 2 / 3)
     ua = _uniform(seed, mnum, mk0, 3)
     ub = _uniform(seed, mnum, mk0, 4)
-    a = 1 + np.floor(ua * (n - 2)).astype(np.int64)          # in [1, n-2]
-    b = 1 + np.floor(ub * (n - 3)).astype(np.int64)          # in [1, n-3]
-    b = np.where(b >= a, b + 1, b)
-    i1, i2 = np.minimum(a, b), np.maximum(a, b)
+    lam = p.pin_jitter
+    g1 = (1 - lam) * f1 + lam * np.minimum(ua, ub)
+    g2 = (1 - lam) * f2 + lam * np.maximum(ua, ub)
+    # the tick at (or just after) each target time; kept inside (0, n-1) and in order
+    j1 = np.searchsorted(ts, t0 + (g1 * interval_ms).astype(np.int64), side="left") - start
+    j2 = np.searchsorted(ts, t0 + (g2 * interval_ms).astype(np.int64), side="left") - start
+    i1 = np.clip(j1, 1, n - 3)
+    i2 = np.clip(np.maximum(j2, i1 + 1), 2, n - 2)
     i1 = np.where(e1 == o, 0, i1)
     i2 = np.where(e2 == c, last, i2)
     i2 = np.maximum(i1, i2)
@@ -187,6 +208,24 @@ def bridge_klines(k: dict[str, np.ndarray], seed: int = 7, params: BridgeParams 
     bridge = (w - w[gs]) - frac * (w[ge] - w[gs])
     sig = p.sigma_scale * (hi - lo) / math.sqrt(4.0 * math.log(2.0)) / math.sqrt(interval_ms / 1000.0)
     px = s_p + (e_p - s_p) * frac + sig[mi] * bridge
+    if p.ou_scale > 0:
+        # mean-reverting deviation: a stationary OU (unit sd, time constant ou_tau_s) on a 500 ms
+        # grid per minute (a loop over the grid, vectorised over minutes: no precision loss, no
+        # dependence on the window), read at each tick, then pinned to 0 at the four pins
+        step = 500
+        g_n = interval_ms // step
+        phi = math.exp(-step / 1000.0 / p.ou_tau_s)
+        gz, _ = _normals(seed, np.repeat(mnum, g_n), np.tile(np.arange(g_n, dtype=np.int64), m_n), 13)
+        gz = gz.reshape(m_n, g_n)
+        ou = np.empty_like(gz)
+        ou[:, 0] = gz[:, 0]
+        innov = math.sqrt(1.0 - phi * phi)
+        for j in range(1, g_n):
+            ou[:, j] = phi * ou[:, j - 1] + innov * gz[:, j]
+        x = ou[mi, np.minimum((off // step).astype(np.int64), g_n - 1)]
+        x = x - (x[gs] + (x[ge] - x[gs]) * frac)
+        ou_sd = p.ou_scale * (hi - lo) / math.sqrt(4.0 * math.log(2.0))
+        px = px + ou_sd[mi] * x
     px = np.clip(px, lo[mi], hi[mi])
     px = np.round(px / p.tick) * p.tick
     gi = (start[:, None] + pin_i).ravel()
@@ -201,7 +240,8 @@ def bridge_klines(k: dict[str, np.ndarray], seed: int = 7, params: BridgeParams 
     buy = np.where(dpx > 0, True, np.where(dpx < 0, False, flat_buy))
 
     # ---- sizes: lognormal weights; buys sum to taker-buy volume, sells to the rest
-    wgt = np.exp(p.size_sigma * z_size)
+    big = _uniform(seed, mt, kk, 9) < p.size_big_share
+    wgt = np.exp(p.size_sigma * z_size + np.where(big, math.log(p.size_big_ratio), 0.0))
     key = mi * 2 + buy
     side_sum = np.bincount(key, weights=wgt, minlength=2 * m_n)
     all_sum = np.bincount(mi, weights=wgt, minlength=m_n)

@@ -443,8 +443,9 @@ async def _amain(args: argparse.Namespace) -> int:
         start = args.start_ms
     if start is None:  # no start given: the first hours of the data (not all of a large data set)
         from hourmm_core.data import default_sim_start
+        # the hour before hourmm sim's default first traded hour (trade dumps only: the first trade's hour)
         hint = default_sim_start(args.data_dir, max(1, math.ceil(args.hours)), args.symbol.upper())
-        lo = None if hint is None else hour_start_ms(hint)
+        lo = None if hint is None else hour_start_ms(hint) - HOUR_MS
     else:
         lo = hour_start_ms(start)
     hi = lo + int(args.hours * HOUR_MS) + HOUR_MS if lo is not None else None
