@@ -106,6 +106,7 @@ class HourResult:
     n_orders: int = 0
     n_cancels: int = 0
     n_risk_rejects: int = 0
+    detail: dict = field(default_factory=dict)   # venue/strategy evidence of the hour (research.evidence)
 
     def row(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,6 +150,19 @@ class HourLedger:
         self.notional += f.price * f.size
         self.fills.append(f)
         self.path_ts.append(f.ts_ms)
+        self.path_up.append(self.pos[UP])
+        self.path_down.append(self.pos[DOWN])
+
+    def merge(self, ts_ms: int, size: float) -> None:
+        """CTF merge of ``size`` Up+Down pairs for ``size`` USDC (no fee)."""
+        if self.settled is not None:
+            raise RuntimeError("merge after settlement")
+        if not (size > 0) or size > min(self.pos) + 1e-9:
+            raise ValueError(f"merge of {size} exceeds the pairs held {self.pos}")
+        self.pos = [max(0.0, self.pos[UP] - size), max(0.0, self.pos[DOWN] - size)]
+        self.cash += size
+        self.merged = getattr(self, "merged", 0.0) + size
+        self.path_ts.append(int(ts_ms))
         self.path_up.append(self.pos[UP])
         self.path_down.append(self.pos[DOWN])
 
@@ -321,6 +335,18 @@ class BacktestParams:
     min_size: float = 5.0
     engine_fee_bps: int = 0
     agents: tuple = ()
+    # our snapshot -> order-at-venue latency (ms): decisions made at t act at t + order_latency_ms
+    # (cancels too), so latency snipers faster than that pick off the stale quotes
+    order_latency_ms: int = 150
+    # hostile-venue strategy knobs (trading.strategy.StrategyParams, same names and meaning)
+    latency_ms: float = 1150.0
+    move_mult: float = 0.0
+    pull_move: float = 0.0
+    pull_hold_ms: int = 2000
+    inv_limit: float = math.inf
+    extreme_cut: float = 0.0
+    merge_min: float = 0.0
+    maker_rebate: float = 0.2      # share of the taker fee rebated to the maker (reported apart)
 
     def __post_init__(self) -> None:
         if self.decision_ms <= 0 or self.decision_ms > 60_000:
@@ -664,6 +690,11 @@ def format_backtest(res: BacktestResult, max_rows: int = 48) -> str:
         lines.append(f"FAILED hour {h}: {err}")
     tot = res.totals()
     lines.append("totals: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in tot.items()))
+    from hourmm_core.research.evidence import format_summary, summarize
+
+    ev = format_summary(summarize(res.hours))
+    if ev:
+        lines.append(ev)
     return "\n".join(lines)
 
 
@@ -677,7 +708,10 @@ def result_json(res: BacktestResult) -> dict[str, Any]:
             return [clean(v) for v in x]
         return x
 
+    from hourmm_core.research.evidence import summarize
+
     return clean({"source": res.source, "params": res.params, "n_ticks": res.n_ticks, "totals": res.totals(),
+                  "evidence": summarize(res.hours),
                   "hours": [h.row() for h in res.hours],
                   "errors": {str(k): v for k, v in res.errors.items()}})
 
