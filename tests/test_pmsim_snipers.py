@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from hourmm_core.clock import HOUR_MS
+from hourmm_core.fees import CRYPTO_FEES
 from hourmm_core.sim.polymarket.agents import AgentConfig, BackgroundAgents, PricePath
 from hourmm_core.sim.polymarket.engine import EngineError, Exchange
 
@@ -41,7 +42,7 @@ def _market(ex: Exchange):
 
 def _stale_setup(reaction: float):
     path = kline_path()
-    ex = Exchange(fee_rate_bps=700, fee_exponent=1.0)
+    ex = Exchange(fee=CRYPTO_FEES)
     m = _market(ex)
     cfg = AgentConfig(n_makers=0, noise_takers_per_min=0.0, informed_per_min=0.0,
                       sniper_reaction_ms=(reaction, reaction))
@@ -83,7 +84,7 @@ def test_cancel_faster_than_the_sniper_escapes():
 @needs_data
 def test_fresh_quote_within_the_fee_is_left_alone():
     path = kline_path()
-    ex = Exchange(fee_rate_bps=700, fee_exponent=1.0)
+    ex = Exchange(fee=CRYPTO_FEES)
     m = _market(ex)
     ag = BackgroundAgents(ex, path, seed=1, config=AgentConfig(n_makers=0, noise_takers_per_min=0.0,
                                                                informed_per_min=0.0))

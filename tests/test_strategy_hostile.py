@@ -109,7 +109,7 @@ def test_backtest_evidence_on_a_real_hour_against_snipers():
     ts = np.concatenate([k["open_ms"][sel], k["close_ms"][sel]])
     px = np.concatenate([k["open"][sel], k["close"][sel]])
     o = np.argsort(ts, kind="stable")
-    p = BacktestParams(engine_fee_bps=700, move_mult=1.0, inv_limit=60.0, merge_min=1.0, extreme_cut=0.05,
+    p = BacktestParams(move_mult=1.0, inv_limit=60.0, merge_min=1.0, extreme_cut=0.05,
                        pull_move=0.02, max_open_orders=8)
     res = run_backtest((ts[o], px[o]), p, start_ms=h0, end_ms=h0 + HOUR_MS, warmup_ms=0, keep_paths=True)
     assert not res.errors and len(res.hours) == 1

@@ -61,6 +61,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from hourmm_core.config import ConfigError, Credentials
 from hourmm_core.logsetup import register_secret
+from hourmm_core.polymarket.order_signer import install_fast_signer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -324,6 +325,7 @@ class Executor:
             register_secret(creds.api_secret)
             register_secret(creds.api_passphrase)
             client.set_api_creds(creds)
+            install_fast_signer(client)   # speed: compiled V2 signing, probe-checked, loud fallback
             return client
 
         try:
@@ -370,7 +372,7 @@ class Executor:
                            expiration=req.expiration_s)
         signed = client.create_order(args, PartialCreateOrderOptions(tick_size=req.tick_size,
                                                                      neg_risk=req.neg_risk))
-        return signed, self._order_hash(signed, req.neg_risk)
+        return signed, getattr(signed, "order_hash", "") or self._order_hash(signed, req.neg_risk)
 
     def _order_hash(self, signed: Any, neg_risk: bool) -> str:
         """EIP-712 digest of the signed order = the CLOB's order id (builders cached per domain)."""

@@ -5,8 +5,8 @@ Per hour (:func:`hour_detail`, stored in ``HourResult.detail``) and over all hou
 
 * after-fee PnL per hour with a bootstrap-by-hour 95 % CI (hours resampled with
   replacement; each hour is its own market, settled at its close); the maker rebate
-  (``maker_rebate`` x the taker fee of each of our maker fills, paid by the venue later
-  and pro rata, so uncertain) is reported apart and *not* in the headline PnL;
+  (:func:`hourmm_core.fees.maker_rebate_estimate` of each of our maker fills, paid by the
+  venue later and pro rata, so uncertain) is reported apart and *not* in the headline PnL;
 * fees paid, maker vs taker volume, CTF merges;
 * markouts of our fills at 5 / 30 / 60 s against the fair value (the research pricer's
   fair on the decision grid) and against the settled outcome (1 for the winning token),
@@ -27,9 +27,10 @@ import numpy as np
 
 from hourmm_core.clock import HOUR_MS
 
+from hourmm_core.fees import maker_rebate_estimate
+
 UP, DOWN, BUY = 0, 1, 0
 HORIZONS_S = (5, 30, 60)
-FEE_RATE = 0.07   # Polymarket crypto taker rate (fee = rate * p * (1 - p) per share); see hourmm_core.fees
 
 
 def _who(owner: str) -> str:
@@ -51,7 +52,6 @@ def hour_detail(led: Any, counterparty: Sequence[str], grid: np.ndarray, fair: n
     """Evidence of one hour (see module docstring). ``counterparty[i]`` is the taker of fill i ("" = us)."""
     fills = led.fills
     end = hour_start + HOUR_MS
-    rate = params.engine_fee_bps / 10_000.0 if params.engine_fee_bps > 0 else FEE_RATE
     d: dict[str, Any] = {"maker_volume": 0.0, "taker_volume": 0.0, "maker_notional": 0.0, "taker_notional": 0.0,
                          "rebate": 0.0, "merged": float(getattr(led, "merged", 0.0)),
                          "by_taker": {k: 0.0 for k in ("sniper", "informed", "noise", "maker", "other", "we_took")}}
@@ -66,7 +66,7 @@ def hour_detail(led: Any, counterparty: Sequence[str], grid: np.ndarray, fair: n
         if f.maker:
             d["maker_volume"] += f.size
             d["maker_notional"] += f.price * f.size
-            d["rebate"] += params.maker_rebate * rate * f.price * (1 - f.price) * f.size
+            d["rebate"] += maker_rebate_estimate(f.price, f.size, params.fee)
         else:
             d["taker_volume"] += f.size
             d["taker_notional"] += f.price * f.size

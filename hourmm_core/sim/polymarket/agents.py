@@ -85,7 +85,6 @@ class AgentConfig:
     sniper_reaction_ms: tuple[float, float] = (30.0, 300.0)
     sniper_min_edge: float = 0.0         # USDC per share beyond the taker fee
     sniper_max_size: float = 2_000.0
-    sniper_fee_rate: float = 0.07        # taker fee rate * p(1-p) per share the sniper must beat
 
     @classmethod
     def legacy(cls, **kw: object) -> "AgentConfig":

@@ -23,6 +23,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from hourmm_core.clock import HOUR_MS
+from hourmm_core.fees import CRYPTO_FEES
 
 BOOK_FILE = "btc15m_book_l2_up_2026-09-28.csv.gz"
 GAMMA_FILES = ("btc5m_markets_gamma_2026-06-08.csv.gz", "btc5m_markets_gamma_2026-07-24.csv.gz")
@@ -80,7 +81,7 @@ def sim_venue_stats(ts_ms: np.ndarray, price: np.ndarray, hour_starts: Iterable[
     path = PricePath(SimpleNamespace(ts_ms=ts_ms, price=price), sigma=_realized_sigma(ts_ms, price))
     spread, touch, depth, vols, trades = [], [], [], [], []
     for k, h in enumerate(hour_starts):
-        ex = Exchange(fee_rate_bps=700, fee_exponent=1.0, seed=seed + k)
+        ex = Exchange(seed=seed + k, fee=CRYPTO_FEES)
         m = ex.list_market(f"c{k}", f"U{k}", f"D{k}", h, h + HOUR_MS)
         ag = BackgroundAgents(ex, path, seed=seed + k, config=config or AgentConfig())
         ag.step(h - 1, [m])

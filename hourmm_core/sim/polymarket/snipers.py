@@ -14,8 +14,8 @@ Model (all on simulated time, deterministic for a given call sequence):
   than ours;
 * :meth:`LatencySniper.scan` looks at every live order of the target owners (the
   market maker under test). An order is *stale* when buying the token it lets a taker
-  buy is worth more than its price plus the taker fee (``sniper_fee_rate * p * (1 - p)``
-  per share, Polymarket's crypto taker fee) plus ``sniper_min_edge``. A resting BUY Up at
+  buy is worth more than its price plus the venue's taker fee (the engine's schedule,
+  :mod:`hourmm_core.fees`: 0.07 p (1 - p) per share on crypto markets) plus ``sniper_min_edge``. A resting BUY Up at
   ``b`` lets a taker buy Down at ``1 - b``; a SELL Up at ``a`` lets it buy Up at ``a``
   (likewise for Down);
 * the first time an order is seen stale the sniper decides, with probability
@@ -34,6 +34,7 @@ import random
 from typing import TYPE_CHECKING, Any, Iterable
 
 from hourmm_core.clock import HOUR_MS
+from hourmm_core.fees import FeeSchedule, taker_fee
 from hourmm_core.sim.polymarket.engine import BUY, PRICE_SCALE, SIZE_SCALE, Exchange, Market
 
 if TYPE_CHECKING:
@@ -42,10 +43,10 @@ if TYPE_CHECKING:
 SNIPER_OWNER = "agent-sniper"
 
 
-def taker_fee_per_share(rate: float, price: float) -> float:
-    """Polymarket crypto taker fee per share at ``price`` (``rate * p * (1 - p)``)."""
-    # TODO(strategy): switch to hourmm_core.fees once the team's fee function lands
-    return rate * price * (1.0 - price)
+def taker_fee_per_share(fs: FeeSchedule, price: float) -> float:
+    """Taker fee per share at ``price`` under the market's schedule (:func:`hourmm_core.fees.taker_fee`
+    of 100 shares / 100, so the venue's 1e-5 flooring does not zero it)."""
+    return taker_fee(price, 100.0, fs) / 100.0
 
 
 class LatencySniper:
@@ -88,7 +89,7 @@ class LatencySniper:
             tok = o.token_id
             q = px
         value = fair_up if tok == m.up_token else 1.0 - fair_up
-        return value - q - taker_fee_per_share(self.cfg.sniper_fee_rate, q), tok, q
+        return value - q - taker_fee_per_share(self.ex.fee, q), tok, q
 
     def _fair(self, m: Market, now_ms: int) -> float:
         return self.path.fair_up(m.end_ms - HOUR_MS, now_ms)
