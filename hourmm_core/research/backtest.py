@@ -505,8 +505,12 @@ def run_hour(components: Components, params: BacktestParams, ts_ms: np.ndarray, 
 
 def run_backtest(ticks: Any, params: BacktestParams | None = None, components: Components | None = None,
                  max_hours: int | None = None, start_ms: int | None = None, end_ms: int | None = None,
-                 keep_paths: bool | int = False, warmup_ms: int = HOUR_MS, workers: int = 1) -> BacktestResult:
+                 keep_paths: bool | int = False, warmup_ms: int = HOUR_MS, workers: int = 1,
+                 hour_stride: int = 1) -> BacktestResult:
     """Backtest the strategy over every complete hour of ``ticks`` (TickData or (ts_ms, price)).
+
+    ``hour_stride`` k > 1 keeps every k-th hour of the window (a systematic sample across
+    the days and hours of the day, for long spans on a busy machine).
 
     Hours before ``ts[0] + warmup_ms`` are skipped (vol warm-up). ``components``
     defaults to the trader's decision core against the simulator engine
@@ -536,6 +540,8 @@ def run_backtest(ticks: Any, params: BacktestParams | None = None, components: C
     if end_ms is not None:
         keep &= hs + HOUR_MS <= end_ms
     hs, first, last = hs[keep], first[keep], last[keep]
+    if hour_stride > 1:
+        hs, first, last = hs[::hour_stride], first[::hour_stride], last[::hour_stride]
     if max_hours is not None:
         hs, first, last = hs[:max_hours], first[:max_hours], last[:max_hours]
     n_keep = len(hs) if keep_paths is True else int(keep_paths or 0)
@@ -730,6 +736,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--config", default=None, help="YAML overlaying configs/research.yaml")
     ap.add_argument("--out", default="out/backtest", help="directory for backtest.png, index.html, result.json")
     ap.add_argument("--hours", type=int, default=None, help="backtest at most this many hours")
+    ap.add_argument("--start", default=None, help="first hour (UTC, e.g. 2025-06-01 or 2025-06-01T05:00)")
+    ap.add_argument("--end", default=None, help="end of the window (UTC, exclusive)")
+    ap.add_argument("--every", type=int, default=1, help="keep every k-th hour of the window (systematic sample)")
     ap.add_argument("--synthetic-hours", type=int, default=None, help="size of the synthetic stand-in")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a backtest parameter, e.g. --set half_spread=0.03")
@@ -739,6 +748,23 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--scheduler", default=None, help="with --sweep: Dask scheduler address (tcp://host:8786)")
     ap.add_argument("--no-plots", action="store_true")
     return ap
+
+
+def _utc_ms(raw: str | None) -> int | None:
+    """'2025-06-01' / '2025-06-01T05:00' (UTC) or epoch ms -> ms UTC; None passes through."""
+    if raw is None:
+        return None
+    import datetime as _dt
+
+    if raw.strip().isdigit():
+        return int(raw)
+    try:
+        t = _dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"bad UTC time {raw!r}: use 2025-06-01 or 2025-06-01T05:00") from exc
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.timezone.utc)
+    return int(t.timestamp() * 1000)
 
 
 def _coerce(p: BacktestParams, key: str, raw: str) -> Any:
@@ -777,7 +803,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ticks = cal.load_history(args.data, args.synthetic_hours)
         if args.sweep:
             return _main_sweep(args, ticks, params, load_research_config(args.config).get("sweep", {}))
-        res = run_backtest(ticks, params, comps, max_hours=args.hours, keep_paths=12, workers=args.workers)
+        res = run_backtest(ticks, params, comps, max_hours=args.hours, keep_paths=12, workers=args.workers,
+                           start_ms=_utc_ms(args.start), end_ms=_utc_ms(args.end), hour_stride=max(1, args.every))
     except (ValueError, TypeError, OSError, ImportError, ConfigError) as exc:
         print(f"backtest: error: {exc}", file=sys.stderr)
         return 2
