@@ -12,7 +12,8 @@ Accounting lives here (it is research bookkeeping, not trading logic):
   Down pays 1 otherwise).
 * :func:`markouts` - adverse selection: how the fair value of the token we
   traded moved 5 s / 30 s after each fill (negative = we were picked off).
-* :class:`FeeModel` - Polymarket's taker fee curve; makers pay nothing.
+* fees: :mod:`hourmm_core.fees` (the venue's schedule, one formula for the
+  simulator, the backtest, the client and the reports); makers pay nothing.
 
 Units: ts in int ms UTC, prices in USDC per token (probability units),
 sizes in tokens, money in USDC.
@@ -31,34 +32,13 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from hourmm_core.clock import HOUR_MS
+from hourmm_core.fees import CRYPTO_FEES, FeeSchedule, fill_fee
 
 log = logging.getLogger(__name__)
 
 UP, DOWN = 0, 1
 BUY, SELL = 0, 1
 TOKEN_NAMES = ("Up", "Down")
-
-
-# --------------------------------------------------------------------------- fees
-@dataclass(frozen=True)
-class FeeModel:
-    """Fee in USDC of one fill: ``size * rate * price * (price*(1-price))**exponent``.
-
-    Defaults follow Polymarket's published crypto-market taker curve (rate 0.25,
-    exponent 2: ~1.56% of notional at p=0.5, vanishing at the extremes); makers pay
-    ``maker_rate`` (0: resting orders are free). Override per market if it differs.
-    """
-
-    taker_rate: float = 0.25
-    taker_exponent: float = 2.0
-    maker_rate: float = 0.0
-    maker_exponent: float = 2.0
-
-    def fee(self, price: float, size: float, maker: bool) -> float:
-        if not (0.0 <= price <= 1.0) or size < 0:
-            raise ValueError(f"fee of a fill needs 0<=price<=1 and size>=0, got {price}, {size}")
-        rate, ex = (self.maker_rate, self.maker_exponent) if maker else (self.taker_rate, self.taker_exponent)
-        return float(size * rate * price * (price * (1.0 - price)) ** ex)
 
 
 # --------------------------------------------------------------------------- ledger
@@ -285,7 +265,8 @@ class BacktestParams:
     """Knobs of one backtest run (sweepable). Strategy knobs mirror TraderConfig names.
 
     ``decision_ms``: how often (simulated) the trader re-quotes; ``halflife_s``,
-    ``sample_ms``, ``nu``: the pricer's estimator; ``fee``: the venue fee curve.
+    ``sample_ms``, ``nu``: the pricer's estimator; ``fee``: the market's fee schedule
+    (default: the venue's crypto schedule, :data:`hourmm_core.fees.CRYPTO_FEES`).
     """
 
     half_spread: float = 0.02
@@ -308,7 +289,7 @@ class BacktestParams:
     t_flatten_ms: int = 300_000
     hard_cutoff_ms: int = 60_000
     seed: int = 0
-    fee: FeeModel = FeeModel()
+    fee: FeeSchedule = CRYPTO_FEES
     # the rest of TraderConfig's strategy knobs (same names, same defaults)
     unc_mult: float = 1.0
     price_band: float = 0.15
@@ -316,10 +297,8 @@ class BacktestParams:
     wind_down_size_mult: float = 0.5
     requote_price_tol: float = 0.005
     requote_size_tol: float = 0.2
-    # venue: market minimum order size, the engine's own taker fee (bps, 0 = use ``fee`` only),
-    # background-agent overrides as (AgentConfig field, value) pairs
+    # venue: market minimum order size, background-agent overrides as (AgentConfig field, value) pairs
     min_size: float = 5.0
-    engine_fee_bps: int = 0
     agents: tuple = ()
 
     def __post_init__(self) -> None:
@@ -485,8 +464,9 @@ def run_hour(components: Components, params: BacktestParams, ts_ms: np.ndarray, 
                 counters["orders"] += 1
         nxt = int(grid[i + 1]) if i + 1 < grid.size else end
         for f in venue.advance(nxt):
-            if f.fee == 0.0 and params.fee.fee(f.price, f.size, f.maker) > 0.0:
-                f = Fill(f.ts_ms, f.token, f.side, f.price, f.size, params.fee.fee(f.price, f.size, f.maker), f.maker)
+            if f.fee == 0.0 and fill_fee(f.price, f.size, f.maker, params.fee) > 0.0:
+                f = Fill(f.ts_ms, f.token, f.side, f.price, f.size, fill_fee(f.price, f.size, f.maker, params.fee),
+                         f.maker)
             led.apply(f)
         path["ts_ms"].append(nxt)
         path["pos_up"].append(led.pos[UP])
@@ -702,7 +682,7 @@ def sweep_backtest(ticks: Any, grid: Mapping[str, Sequence[Any]], scheduler: Any
 def params_from_config(cfg: Mapping[str, Any]) -> BacktestParams:
     """BacktestParams from the ``backtest:`` section of configs/research.yaml."""
     d = dict(cfg)
-    fee = FeeModel(**d.pop("fee", {}) or {})
+    fee = FeeSchedule(**{**asdict(CRYPTO_FEES), **(d.pop("fee", {}) or {})})
     agents = d.pop("agents", None) or {}
     if not isinstance(agents, Mapping):
         raise ValueError("backtest.agents must be a mapping of AgentConfig fields")

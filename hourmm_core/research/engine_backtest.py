@@ -22,9 +22,10 @@ Order flags as the live executor sends them: ladder quotes are GTC post-only;
 a reducing SELL priced at or through the token's best bid (the FLATTEN exit) is
 sent without post-only so it can take liquidity, and pays the taker fee.
 
-Fees: the engine runs with ``engine_fee_bps`` (default 0); the ledger charges
-each of our taker fills ``params.fee`` (Polymarket's crypto taker curve) unless
-the engine already charged one. Maker fills are free.
+Fees: the engine charges the market's schedule ``params.fee``
+(:mod:`hourmm_core.fees`, default the venue's crypto schedule) to every taker; the
+ledger books exactly the fee the engine charged on each of our fills (makers pay
+nothing), so the ledger's PnL equals the engine's to the micro-USDC.
 
 Data freshness: historical ticks are treated as always fresh (``fresh=True``):
 staleness is a property of the live feed, not of the price path.
@@ -97,7 +98,7 @@ class TraderEngineComponents(Components):
         hour_idx = hour_start // HOUR_MS
         grid, fair, _, unc = fair_unc_path(ts_ms, price, hour_start, first, params, sigma, params.decision_ms)
 
-        ex = Exchange(fee_rate_bps=int(params.engine_fee_bps), seed=int(params.seed))
+        ex = Exchange(seed=int(params.seed), fee=params.fee)
         cid, up_id, dn_id = f"bt-{hour_idx}", f"{hour_idx}1", f"{hour_idx}2"
         ex.list_market(cid, up_id, dn_id, hour_start, end, tick_size=params.tick_size, min_size=params.min_size)
         market = ex.markets[cid]
@@ -133,8 +134,7 @@ class TraderEngineComponents(Components):
             return BookTop(b, a)
 
         def apply(ts: int, token: int, side: int, px: float, size: float, maker: bool, trade_id: str,
-                  order_id: str, engine_fee: float) -> None:
-            fee = engine_fee if engine_fee > 0 else params.fee.fee(px, size, maker)
+                  order_id: str, fee: float) -> None:
             f = Fill(int(ts), token, side, float(px), float(size), float(fee), maker)
             led.apply(f)
             core.om.on_fill(OmFill(trade_id, order_id, token, side, float(px), float(size), int(ts), float(fee)))
@@ -198,10 +198,9 @@ class TraderEngineComponents(Components):
         res = hour_result(led, open_px, close_px, grid, fair, counters)
         usdc_after = ex.balances(US)["usdc"]
         engine_pnl = usdc_after - capital
-        # the engine and the research ledger must agree: same payout, same PnL up to the fees only the
-        # ledger charged (engine_fee_bps=0: the FeeModel is applied by the ledger alone)
-        gap = (engine_pnl - res.pnl) - self._ledger_only_fees(led, params)
-        if abs(res.settlement - paid) > 1e-6 or abs(gap) > 1e-4:
+        # the engine and the research ledger must agree: same payout, same PnL (the same fees)
+        gap = engine_pnl - res.pnl
+        if abs(res.settlement - paid) > 1e-6 or abs(gap) > 1e-6:
             log.error("backtest hour %d: engine and ledger disagree: engine pnl %.6f paid %.6f, ledger pnl %.6f "
                       "settle %.6f", hour_start, engine_pnl, paid, res.pnl, res.settlement)
             counters["ledger_mismatch"] = 1
@@ -211,13 +210,6 @@ class TraderEngineComponents(Components):
         path["counters"] = counters
         path["rejects"] = dict(core.rejects)
         return res, path
-
-    @staticmethod
-    def _ledger_only_fees(led: HourLedger, params: BacktestParams) -> float:
-        """Fees the ledger charged that the engine did not (engine fee 0): explains engine - ledger PnL."""
-        if params.engine_fee_bps > 0:
-            return 0.0
-        return float(sum(f.fee for f in led.fills))
 
 
 def _realized_sigma(ts_ms: np.ndarray, price: np.ndarray, sample_ms: int = 1000) -> float:
