@@ -179,3 +179,23 @@ def test_protocol_reproduces_the_score_tool_and_predictions_round_trip(kl, shipp
     assert row["seasonal"]["brier"] == pytest.approx(tool["project"]["brier"], abs=1e-12)
     assert row["seasonal"]["logloss"] == pytest.approx(tool["project"]["logloss"], abs=1e-12)
     assert row["seasonal"]["brier"] != row["rv60"]["brier"]
+
+
+@pytest.mark.parametrize("impl", ["compiled", "reference"])
+def test_pricing_on_the_local_clock_never_moves_a_late_trade_into_the_next_minute(kl, shipped, impl):
+    """Container A prices on its own clock, which runs a little ahead of trade times: a price()
+    just after a minute boundary must not close the bar, or the minute's last trade would land in
+    the next bar. Batch on the klines vs streaming with the pricing call before the late close."""
+    _, prm = shipped
+    mod = quant if impl == "compiled" else R
+    season = prm.season()
+    mp = mod.MinutePricer(season, 60.0, prm.var_prior)
+    n = 130
+    lv = quant.minute_level_batch(kl["open_ms"][:n], kl["close"][:n], season, 60.0, prm.var_prior)
+    for i in range(n):
+        t0 = int(kl["open_ms"][i])
+        mp.on_trade(t0, float(kl["open"][i]))
+        mp.price(t0 + 60_005, float(kl["open"][i]), float(kl["open"][0]), t0 + HOUR_MS)  # clock 5 ms ahead
+        mp.on_trade(t0 + 59_990, float(kl["close"][i]))                                  # the late last trade
+    mp.advance(int(kl["open_ms"][n - 1]) + 60_000)
+    assert mp.level_var == pytest.approx(lv[-1], rel=1e-12)

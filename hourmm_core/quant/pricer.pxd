@@ -42,6 +42,7 @@ cdef class MinutePricer:
     cdef double var_rest_
     cdef double tau_s_
     cdef double level(self) noexcept nogil
+    cdef double level_at(self, long long ts_ms) noexcept nogil
     cdef void _close_bar(self) noexcept nogil
     cdef void c_advance(self, long long ts_ms) noexcept nogil
     cdef int c_on_trade(self, long long ts_ms, double price) noexcept nogil

@@ -489,8 +489,10 @@ cdef class MinutePricer:
     """Streaming rest-of-hour pricer: ticks in, 1-minute bars inside, p at any instant.
 
     ``on_trade(ts_ms, price)`` aggregates trades into UTC 1-minute bars (close = last trade
-    of the minute); a bar is closed, and its return enters the variance level, as soon as
-    time reaches its end (a later trade, or ``advance``/``price`` at a later time). A minute
+    of the minute, by trade time); a bar is closed, and its return enters the variance level,
+    when a trade of a later minute arrives (or ``advance``). ``price`` at a time past the
+    current bar's end counts that bar's return provisionally without closing it, so pricing
+    on the local clock never moves a late trade into the wrong minute. A minute
     without trades is missing data: no update, and the return spanning it is dropped. ``price(ts_ms, S, K, hour_end_ms)``
     prices the digital at the live price S with the exact time left. Time never goes
     backwards here: an older ts is treated as the current bar. Bad ticks (price not
@@ -574,6 +576,17 @@ cdef class MinutePricer:
         self.bar_traded = True
         return 1
 
+    cdef double level_at(self, long long ts_ms) noexcept nogil:
+        """The level as it stands at ts_ms without closing any bar: when ts_ms is past the current
+        bar's end, that bar's return is included provisionally (pricing never moves bar state, so
+        a trade of that minute arriving later still lands in its own bar)."""
+        cdef double r
+        if self.have_bar and self.bar_traded and self.have_prev and _floordiv(ts_ms, 60000) > self.bar:
+            r = log(self.bar_close / self.prev_close)
+            return ((1.0 - self.alpha) * self.num + self.alpha * r * r / self.season[<int>(self.bar % 1440)]) \
+                / ((1.0 - self.alpha) * self.den + self.alpha)
+        return self.level()
+
     cdef double c_rest_var(self, long long ts_ms, long long hour_end_ms) noexcept nogil:
         """Forecast variance of ln(close of the hour / price now), at ts_ms."""
         cdef long long left = hour_end_ms - ts_ms, b, bend
@@ -589,13 +602,12 @@ cdef class MinutePricer:
             return NAN
         e = c + <int>(bend - b)                          # season index one past the hour's last minute
         if e <= 1440:
-            return self.var_scale * self.level() * (f * self.season[c] + self.cum[e] - self.cum[c + 1])
-        return self.var_scale * self.level() * (f * self.season[c] + self.cum[1440] - self.cum[c + 1]
+            return self.var_scale * self.level_at(ts_ms) * (f * self.season[c] + self.cum[e] - self.cum[c + 1])
+        return self.var_scale * self.level_at(ts_ms) * (f * self.season[c] + self.cum[1440] - self.cum[c + 1]
                                                 + self.cum[e - 1440])
 
     cdef double c_price(self, long long ts_ms, double S, double K, long long hour_end_ms) noexcept nogil:
         cdef double v, x
-        self.c_advance(ts_ms)
         v = self.c_rest_var(ts_ms, hour_end_ms)
         self.var_rest_ = v
         self.tau_s_ = (hour_end_ms - ts_ms) / 1000.0 if hour_end_ms > ts_ms else 0.0
@@ -720,7 +732,7 @@ def minute_prob_batch(S, K, ts_ms, hour_end_ms, level, season, double var_scale=
     cdef Py_ssize_t n = s_.shape[0], i
     if not (k_.shape[0] == n and t_.shape[0] == n and e_.shape[0] == n and l_.shape[0] == n):
         raise ValueError("minute_prob_batch: S, K, ts_ms, hour_end_ms, level differ in length")
-    cdef MinutePricer mp = MinutePricer(season, 60.0, 1.0, var_scale, nu, p_min)
+    cdef MinutePricer mp = MinutePricer(season, 60.0, 1.0, var_scale, nu, p_min)   # no bar: level = num/den
     out = np.empty(n, dtype=np.float64)
     cdef double[::1] o = out
     cdef double v

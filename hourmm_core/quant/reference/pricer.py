@@ -328,6 +328,14 @@ class MinutePricer:
             return math.nan
         return self.price(ts_ms, price, K, hour_end_ms)
 
+    def level_at(self, ts_ms: int) -> float:
+        """The level at ts_ms with the current bar's return counted provisionally once it has ended."""
+        if self.have_bar and self.bar_traded and self.have_prev and ts_ms // 60000 > self.bar:
+            r = math.log(self.bar_close / self.prev_close)
+            return ((1.0 - self.alpha) * self.num + self.alpha * r * r / self.season_[self.bar % 1440]) \
+                / ((1.0 - self.alpha) * self.den + self.alpha)
+        return self.level_var
+
     def rest_var(self, ts_ms: int, hour_end_ms: int) -> float:
         if hour_end_ms - ts_ms <= 0:
             return 0.0
@@ -342,10 +350,9 @@ class MinutePricer:
             rest = self.cum[e] - self.cum[c + 1]
         else:
             rest = self.cum[1440] - self.cum[c + 1] + self.cum[e - 1440]
-        return self.var_scale * self.level_var * (f * self.season_[c] + rest)
+        return self.var_scale * self.level_at(ts_ms) * (f * self.season_[c] + rest)
 
     def price(self, ts_ms: int, S: float, K: float, hour_end_ms: int) -> float:
-        self.advance(ts_ms)
         v = self.rest_var(ts_ms, hour_end_ms)
         self.var_rest = v
         self.tau_s = (hour_end_ms - ts_ms) / 1000.0 if hour_end_ms > ts_ms else 0.0
