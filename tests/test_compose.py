@@ -255,6 +255,27 @@ def test_trader_healthcheck_command_with_bearer_token(tmp_path):
         trader.wait(20)
 
 
+def test_healthcheck_reads_the_token_like_the_runner(tmp_path, monkeypatch):
+    """deploy/healthcheck's own CONTROL_TOKEN reader agrees with hourmm_core.check.load_env_file."""
+    import importlib.machinery
+    import importlib.util
+
+    from hourmm_core.check import load_env_file
+
+    loader = importlib.machinery.SourceFileLoader("hourmm_healthcheck", str(HEALTHCHECK))
+    hc = importlib.util.module_from_spec(importlib.util.spec_from_loader("hourmm_healthcheck", loader))
+    loader.exec_module(hc)
+    monkeypatch.delenv("CONTROL_TOKEN", raising=False)
+    cases = ["CONTROL_TOKEN=abc\n", "# CONTROL_TOKEN=commented\nexport CONTROL_TOKEN = 'q t'\n",
+             'PM_FUNDER=x\n  CONTROL_TOKEN="dq"  \nOTHER=1\n', "CONTROL_TOKEN=first\nCONTROL_TOKEN=second\n",
+             "NOTHING=here\n", "CONTROL_TOKEN=\n"]
+    for i, text in enumerate(cases):
+        f = tmp_path / f"s{i}.env"
+        f.write_text(text)
+        monkeypatch.setenv("HOURMM_SECRETS_FILE", str(f))
+        assert hc._control_token() == load_env_file(str(f)).get("CONTROL_TOKEN", "").strip(), text
+
+
 def test_trader_refuses_a_secrets_file_it_cannot_read(tmp_path):
     """A missing bind-mount source becomes a directory under docker: a clear error, exit 2."""
     import os
