@@ -1,9 +1,13 @@
 """Matching engine of the Polymarket simulator: rules, complement matching, invariants (hypothesis)."""
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
+from hourmm_core.fees import NO_FEES, FeeSchedule
 from hourmm_core.sim.polymarket.engine import (
     ERR_BALANCE, ERR_FAK, ERR_FOK, ERR_POST_ONLY, ERR_NOT_ACCEPTING, Exchange, EngineError,
 )
@@ -11,8 +15,8 @@ from hourmm_core.sim.polymarket.engine import (
 H = 3_600_000
 
 
-def mk(fee: int = 0) -> Exchange:
-    ex = Exchange(fee_rate_bps=fee, seed=1)
+def mk(fee: FeeSchedule = NO_FEES) -> Exchange:
+    ex = Exchange(seed=1, fee=fee)
     ex.list_market("c1", "UP", "DN", 0, H)
     for o in ("a", "b", "c"):
         ex.deposit(o, 1000)
@@ -76,19 +80,19 @@ def test_rules_tick_min_size_post_only_balance_fok_fak_gtd():
 
 
 def test_fee_formula_taker_only():
-    ex = mk(fee=200)    # 2%
+    ex = mk(fee=FeeSchedule(rate=0.02))    # 2%
     ex.place("a", "UP", "BUY", 0.30, 10, now_ms=1)          # maker
     r = ex.place("b", "DN", "BUY", 0.70, 10, now_ms=2)       # taker buys Down at 0.70
-    # fee = 0.02 * min(0.7, 0.3) * 10 = 0.06, charged to the taker only
-    assert r.fills[0].taker_fee == pytest.approx(0.06)
+    # fee = 10 shares * 0.02 * 0.7 * 0.3 = 0.042, charged to the taker only
+    assert r.fills[0].taker_fee == pytest.approx(0.042)
     assert ex.balances("a")["usdc"] == pytest.approx(1000 - 3.0)
-    assert ex.balances("b")["usdc"] == pytest.approx(1000 - 7.0 - 0.06)
-    assert ex.fees_u == 60_000
+    assert ex.balances("b")["usdc"] == pytest.approx(1000 - 7.0 - 0.042)
+    assert ex.fees_u == 42_000
     ex.check_invariants()
 
 
-def test_fee_v2_curve_option():
-    ex = Exchange(fee_rate_bps=1000, seed=1, fee_exponent=1.0)
+def test_fee_crypto_schedule_at_the_engine():
+    ex = Exchange(seed=1, fee=FeeSchedule(rate=0.10, exponent=1))
     ex.list_market("c1", "UP", "DN", 0, H)
     ex.deposit("a", 100)
     ex.deposit("b", 100)
@@ -141,10 +145,10 @@ op_st = st.tuples(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops=st.lists(op_st, min_size=1, max_size=60), fee=st.sampled_from([0, 100, 1000]),
+@given(ops=st.lists(op_st, min_size=1, max_size=60), fee=st.sampled_from([0.0, 0.01, 0.07, 0.1]),
        up_wins=st.booleans())
 def test_invariants_random_flow(ops, fee, up_wins):
-    ex = Exchange(fee_rate_bps=fee, seed=3)
+    ex = Exchange(seed=3, fee=FeeSchedule(rate=fee))
     ex.list_market("c1", "UP", "DN", 0, H, min_size=1.0)
     for o in OWNERS:
         ex.deposit(o, 200)
@@ -165,9 +169,9 @@ def test_invariants_random_flow(ops, fee, up_wins):
                 fee_sum = sum(f.taker_fee for f in r.fills)
                 for f in r.fills:                                 # fees as specified
                     pr = f.price
-                    assert f.taker_fee == pytest.approx(
-                        int(fee * min(round(pr * 10000), 10000 - round(pr * 10000)) * round(f.size * 100) // 10000)
-                        / 1e6, abs=1e-9)
+                    exact = Fraction(round(f.size * 100), 100) * Fraction(fee).limit_denominator(10**6) \
+                        * Fraction(round(pr * 10000), 10000) * Fraction(10000 - round(pr * 10000), 10000)
+                    assert f.taker_fee == pytest.approx(math.floor(exact * 100_000) / 100_000, abs=1e-12)
                 assert fee_sum >= 0
         ex.check_invariants()                                     # no crossed book, conservation
     paid = ex.resolve("c1", up_wins, now_ms=H)

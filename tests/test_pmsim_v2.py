@@ -107,7 +107,9 @@ async def test_market_order_uses_clob_market_info_and_fills() -> None:
         info = await asyncio.to_thread(taker.get_clob_market_info, hm.condition_id)
         assert {t["t"] for t in info["t"]} == {hm.up_token, hm.down_token}
         assert float(info["mts"]) == 0.01 and "fd" in info
-        assert await asyncio.to_thread(taker.get_fee_exponent, hm.up_token) == 0
+        # the sim's markets carry the venue's crypto fee schedule (hourmm_core.fees.CRYPTO_FEES)
+        assert info["fd"] == {"r": 0.07, "e": 1, "to": True}
+        assert await asyncio.to_thread(taker.get_fee_exponent, hm.up_token) == 1
         ask = await asyncio.to_thread(maker.create_order, OrderArgsV2(token_id=hm.down_token, price=0.4, size=20,
                                                                       side="BUY"))
         assert (await asyncio.to_thread(maker.post_order, ask, "GTC", True))["status"] == "live"

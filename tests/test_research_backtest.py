@@ -9,21 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hourmm_core.clock import HOUR_MS
+from hourmm_core.fees import CRYPTO_FEES, fill_fee
 from hourmm_core.research import backtest as bt
 from hourmm_core.research.backtest import BUY, DOWN, SELL, UP, Fill, HourLedger
 
 H0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS
-
-
-def test_fee_curve():
-    fm = bt.FeeModel()
-    # published example: 100 shares at 0.54 -> 100*0.25*0.54*(0.54*0.46)^2
-    assert fm.fee(0.54, 100, maker=False) == pytest.approx(100 * 0.25 * 0.54 * (0.54 * 0.46) ** 2)
-    assert fm.fee(0.5, 100, maker=False) / 50.0 == pytest.approx(0.015625)  # 1.5625% of notional at 0.5
-    assert fm.fee(0.5, 100, maker=True) == 0.0
-    assert fm.fee(0.99, 10, maker=False) < fm.fee(0.5, 10, maker=False)
-    with pytest.raises(ValueError):
-        fm.fee(1.5, 1, maker=False)
 
 
 def test_settlement_arithmetic_up_wins_and_down_wins():
@@ -81,7 +71,6 @@ fills_strategy = st.lists(
 def test_conservation(raw, up_won):
     """Money in = money out: PnL equals sum of sells - buys - fees + winning tokens held,
     and token holdings equal buys - sells per token, whatever the fill sequence."""
-    fm = bt.FeeModel()
     led = HourLedger(H0)
     bought = [0.0, 0.0]
     sold = [0.0, 0.0]
@@ -91,7 +80,7 @@ def test_conservation(raw, up_won):
         price = cents / 100.0
         if side == SELL and size > led.pos[tok]:
             continue
-        fee = fm.fee(price, size, maker=(i % 2 == 0))
+        fee = fill_fee(price, size, (i % 2 == 0), CRYPTO_FEES)
         led.apply(Fill(H0 + i, tok, side, price, float(size), fee=fee, maker=(i % 2 == 0)))
         (bought if side == BUY else sold)[tok] += size
         cash += (price * size if side == SELL else -price * size) - fee

@@ -329,6 +329,9 @@ async def test_unmanaged_order_on_the_venue_is_swept(tmp_path) -> None:
         assert res.ok
         await h.until(lambda: res.order_id not in {o["id"] for o in h.our_open_orders()})
         assert tr.core.om.open_count > 0  # our managed quotes were not touched by the sweep
+        # The venue shows the cancel before the trader has journaled it (the journal row is written
+        # when the cancel call returns): wait for the row itself, not for a fixed time.
+        await h.until(lambda: any(res.order_id in e.payload["cancelled"] for e in kinds(h.db, "stray_cancel")))
     finally:
         await h.stop()
     swept = [i for e in kinds(h.db, "stray_cancel") for i in e.payload["cancelled"]]

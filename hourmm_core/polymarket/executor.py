@@ -61,6 +61,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from hourmm_core.config import ConfigError, Credentials
 from hourmm_core.logsetup import register_secret
+from hourmm_core.polymarket.order_signer import install_fast_signer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -324,6 +325,7 @@ class Executor:
             register_secret(creds.api_secret)
             register_secret(creds.api_passphrase)
             client.set_api_creds(creds)
+            install_fast_signer(client)   # speed: compiled V2 signing, probe-checked, loud fallback
             return client
 
         try:
@@ -370,7 +372,7 @@ class Executor:
                            expiration=req.expiration_s)
         signed = client.create_order(args, PartialCreateOrderOptions(tick_size=req.tick_size,
                                                                      neg_risk=req.neg_risk))
-        return signed, self._order_hash(signed, req.neg_risk)
+        return signed, getattr(signed, "order_hash", "") or self._order_hash(signed, req.neg_risk)
 
     def _order_hash(self, signed: Any, neg_risk: bool) -> str:
         """EIP-712 digest of the signed order = the CLOB's order id (builders cached per domain)."""
@@ -723,27 +725,55 @@ class TraderExecutor:
     def rest_ok(self) -> bool:
         return self.ex.rest_ok
 
+    @staticmethod
+    def _request(token_id: str, side: str, price: float, size: float, *, tick_size: float | str, neg_risk: bool,
+                 post_only: bool, client_id: str, expiration_s: int = 0) -> OrderRequest:
+        return OrderRequest(client_key=client_id, token_id=token_id, side=side, price=float(price),
+                            size=float(size), tick_size=tick_str(tick_size), neg_risk=neg_risk,
+                            post_only=post_only, expiration_s=expiration_s)
+
+    @staticmethod
+    def _outcome(res: "OrderAck | ExecutorError") -> PlaceOutcome:
+        if isinstance(res, OrderAck):
+            return PlaceOutcome(True, res.order_id, res.status)
+        if isinstance(res, AuthError):
+            return PlaceOutcome(False, error=f"REST authentication failed: {res}", auth_failed=True)
+        if isinstance(res, RateLimited):
+            return PlaceOutcome(False, error=f"rate limited (retry after {res.retry_after_s}s): {res}",
+                                rate_limited=True)
+        if isinstance(res, Rejected):
+            return PlaceOutcome(False, error=res.reason)
+        if isinstance(res, TransientError):
+            return PlaceOutcome(False, error=f"unknown outcome: {res}", unknown=True)
+        return PlaceOutcome(False, error=f"{type(res).__name__}: {res}")
+
     async def place(self, token_id: str, side: str, price: float, size: float, *, tick_size: float | str,
                     neg_risk: bool, post_only: bool, client_id: str, expiration_s: int = 0) -> PlaceOutcome:
         try:
-            req = OrderRequest(client_key=client_id, token_id=token_id, side=side, price=float(price),
-                               size=float(size), tick_size=tick_str(tick_size), neg_risk=neg_risk,
-                               post_only=post_only, expiration_s=expiration_s)
-            ack = await self.ex.place(req)
-            return PlaceOutcome(True, ack.order_id, ack.status)
-        except AuthError as exc:
-            return PlaceOutcome(False, error=f"REST authentication failed: {exc}", auth_failed=True)
-        except RateLimited as exc:
-            return PlaceOutcome(False, error=f"rate limited (retry after {exc.retry_after_s}s): {exc}",
-                                rate_limited=True)
-        except Rejected as exc:
-            return PlaceOutcome(False, error=exc.reason)
-        except TransientError as exc:
-            return PlaceOutcome(False, error=f"unknown outcome: {exc}", unknown=True)
+            req = self._request(token_id, side, price, size, tick_size=tick_size, neg_risk=neg_risk,
+                                post_only=post_only, client_id=client_id, expiration_s=expiration_s)
+            return self._outcome(await self.ex.place(req))
         except ExecutorError as exc:
-            return PlaceOutcome(False, error=f"{type(exc).__name__}: {exc}")
+            return self._outcome(exc)
         finally:
             self.ex.forget(client_id)   # OM client ids are unique per intent; keep the map bounded
+
+    async def place_many(self, orders: list[dict[str, Any]]) -> list[PlaceOutcome]:
+        """Several orders in one go (speed): each dict holds :meth:`place`'s arguments.
+
+        Signed with the fast signer, posted as POST /orders batches of up to 15 (one HMAC,
+        one round trip), one outcome per order in the same order; never raises for an
+        executor error (they become outcomes, like :meth:`place`).
+        """
+        reqs = [self._request(**o) for o in orders]
+        try:
+            res: list[Any] = await self.ex.place_many(reqs)
+        except ExecutorError as exc:
+            res = [exc] * len(reqs)
+        finally:
+            for r in reqs:
+                self.ex.forget(r.client_key)
+        return [self._outcome(r) for r in res]
 
     async def cancel(self, order_ids: list[str]) -> tuple[list[str], dict[str, str]]:
         ids = [i for i in order_ids if i]

@@ -28,6 +28,7 @@ from typing import Any, Mapping
 
 import aiohttp
 
+from hourmm_core.fees import NO_FEES, FeeError, FeeSchedule
 from hourmm_core.polymarket.slug import HOUR_MS, market_slug
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class MarketInfo:
     neg_risk: bool
     accepting_orders: bool
     closed: bool
+    fee: FeeSchedule = NO_FEES       # the market's fee schedule (Gamma ``feeSchedule``; none = fee-free)
 
     @property
     def token_ids(self) -> tuple[str, str]:
@@ -164,6 +166,10 @@ def parse_market(event: Mapping[str, Any], slug: str | None = None) -> MarketInf
     s = slug or event.get("slug") or m.get("slug")
     if not isinstance(s, str) or not s:
         raise MarketParseError("slug is missing")
+    try:
+        fee = FeeSchedule.from_market(m)
+    except FeeError as exc:
+        raise MarketParseError(f"feeSchedule: {exc}") from None
     return MarketInfo(
         slug=s,
         question=str(m.get("question", event.get("title", ""))),
@@ -177,6 +183,7 @@ def parse_market(event: Mapping[str, Any], slug: str | None = None) -> MarketInf
         neg_risk=_bool(m, "negRisk", _bool(event, "negRisk", False)),
         accepting_orders=_bool(m, "acceptingOrders", False),
         closed=_bool(m, "closed", False),
+        fee=fee,
     )
 
 

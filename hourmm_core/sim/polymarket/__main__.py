@@ -14,6 +14,7 @@ import signal
 import sys
 
 from hourmm_core.clock import SIM_CLOCK_ENV, clock_from_env
+from hourmm_core.fees import CRYPTO_FEES, NO_FEES, FeeSchedule
 from hourmm_core.logsetup import setup_logging
 from hourmm_core.sim.polymarket.server import PolymarketSim, SimConfig
 
@@ -28,9 +29,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7, help="agents/ids seed and synthetic-data seed (as the replay)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--fund-usdc", type=float, default=1000.0, help="USDC credited to each new wallet")
-    p.add_argument("--fee-rate-bps", type=int, default=0)
-    p.add_argument("--fee-exponent", type=float, default=None,
-                   help="use the CLOB V2 fee curve rate*(p(1-p))**e instead of rate*min(p,1-p)")
+    p.add_argument("--fee-rate", type=float, default=CRYPTO_FEES.rate,
+                   help="taker fee rate of the markets (fee = shares*rate*(p(1-p))**exponent; default: crypto 0.07)")
+    p.add_argument("--fee-exponent", type=int, default=CRYPTO_FEES.exponent)
+    p.add_argument("--no-fees", action="store_true", help="fee-free markets")
     p.add_argument("--heartbeat-timeout-s", type=float, default=10.0)
     p.add_argument("--allow-v1", action="store_true",
                    help="also accept legacy V1-signed orders (default: V2 only, like production since 2026-04-28)")
@@ -43,12 +45,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _fee(a: argparse.Namespace) -> FeeSchedule:
+    if a.no_fees:
+        return NO_FEES
+    return FeeSchedule(rate=a.fee_rate, exponent=a.fee_exponent, maker_rebate_rate=CRYPTO_FEES.maker_rebate_rate)
+
+
 async def amain(a: argparse.Namespace) -> int:
     clock = None
     if a.start_ms is None and os.environ.get(SIM_CLOCK_ENV, "").strip():
         clock = clock_from_env()   # start = the shared clock's "now", like the Binance replay
     cfg = SimConfig(host=a.host, port=a.port, speed=a.speed, start_ms=a.start_ms, hours=a.hours, seed=a.seed,
-                    data_dir=a.data_dir, fund_usdc=a.fund_usdc, fee_rate_bps=a.fee_rate_bps, fee_exponent=a.fee_exponent,
+                    data_dir=a.data_dir, fund_usdc=a.fund_usdc, fee=_fee(a),
                     heartbeat_timeout_s=a.heartbeat_timeout_s, agents=not a.no_agents,
                     allowed_versions=(1, 2) if a.allow_v1 and not a.v2_only else (2,), auto_tick=not a.no_auto_tick)
     sim = PolymarketSim(cfg, clock=clock)

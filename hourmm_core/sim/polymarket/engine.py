@@ -7,7 +7,7 @@ and the backtests all drive the same object.
 
 Public API (prices/sizes are floats at the boundary, exact integers inside)::
 
-    ex = Exchange(fee_rate_bps=0, seed=0)
+    ex = Exchange(seed=0, fee=CRYPTO_FEES)        # fee: hourmm_core.fees.FeeSchedule (default none)
     ex.list_market(condition_id, up_token, down_token, start_ms, end_ms,
                    tick_size=0.01, min_size=5.0, neg_risk=False)
     ex.deposit(owner, usdc)                       # credit collateral
@@ -22,6 +22,7 @@ Public API (prices/sizes are floats at the boundary, exact integers inside)::
     ex.advance(now_ms)           # expire GTD orders
     ex.stop_market(condition_id, now_ms)          # end of hour: cancel all, refuse new orders
     ex.resolve(condition_id, up_wins, now_ms)     # pay 1 USDC per winning token, burn losers
+    ex.merge(owner, condition_id, size, now_ms)   # CTF merge: Up+Down pair -> 1 USDC
     ex.set_tick_size(condition_id, tick, now_ms)
     ex.add_listener(fn)          # fn(event: dict) for every book/order/trade/market change
 
@@ -51,15 +52,14 @@ matches several makers produces ONE trade record (like the CLOB's grouped trade
 with ``maker_orders``) whose ``price`` is the size-weighted average in the taker's
 token.
 
-Fees (formula from Polymarket's CTF Exchange ``CalculatorHelper.calculateFee`` and
-the CLOB fee docs): ``fee = baseRate * min(price, 1 - price) * size`` in USDC,
-charged to the TAKER only, where ``baseRate = fee_rate_bps / 10_000`` and
-``price`` is the execution price of the taker's token. Deviation: on chain a BUY
-taker's fee is taken out of the tokens it receives; here every fee is charged in
-USDC (added to a BUY's cost, deducted from a SELL's proceeds), floored to 1e-6
-USDC, and credited to the exchange fee account (``fees_collected``).
-Option ``fee_exponent=e`` switches to the CLOB V2 fee curve the V2 client assumes
-(``py_clob_client_v2.fees``: ``fee = rate * (p * (1 - p)) ** e * shares``).
+Fees: :mod:`hourmm_core.fees` (the project's one fee formula, the venue's current
+schedule): ``fee = shares * rate * (p * (1 - p)) ** exponent`` floored to 0.00001
+USDC, charged to the TAKER only, ``p`` the execution price of the taker's token,
+``rate``/``exponent`` from the market's :class:`~hourmm_core.fees.FeeSchedule`.
+Deviation: on chain a BUY taker's fee is taken out of the tokens it receives; here
+every fee is charged in USDC (added to a BUY's cost, deducted from a SELL's
+proceeds) and credited to the exchange fee account (``fees_collected``). Maker
+rebates are paid by the venue daily, outside the match: not simulated here.
 
 Order rules (error texts follow the real CLOB's documented strings where known: balance /
 allowance, post-only crosses book, FOK, FAK, duplicated, tick size, minimum size; the
@@ -86,9 +86,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-PRICE_SCALE = 10_000      # price units per 1.0
-SIZE_SCALE = 100          # size units per share
-USDC_SCALE = 1_000_000    # USDC micro-units per 1 USDC (== PRICE_SCALE * SIZE_SCALE)
+from hourmm_core.fees import NO_FEES, PRICE_SCALE, SIZE_SCALE, USDC_SCALE, FeeSchedule, taker_fee_units
+
+# price units per 1.0, size units per share, USDC micro-units per 1 USDC: shared with the fee
 assert PRICE_SCALE * SIZE_SCALE == USDC_SCALE
 
 BUY = "BUY"
@@ -129,21 +129,6 @@ def size_to_units(size: float) -> int:
     return int(float(size) * SIZE_SCALE + 1e-7)
 
 
-def fee_units(fee_rate_bps: int, price_u: int, size_u: int, exponent: float | None = None) -> int:
-    """Taker fee in USDC micro-units.
-
-    ``exponent is None`` (default, CTF Exchange V1 formula): floor(bps/1e4 * min(p, 1-p) * size).
-    ``exponent = e`` (CLOB V2 fee curve, as ``py_clob_client_v2.fees`` computes it):
-    floor(bps/1e4 * (p * (1-p)) ** e * size).
-    """
-    if fee_rate_bps <= 0:
-        return 0
-    if exponent is None:
-        return (fee_rate_bps * min(price_u, PRICE_SCALE - price_u) * size_u) // 10_000
-    p = price_u / PRICE_SCALE
-    return int(fee_rate_bps / 10_000 * (p * (1 - p)) ** exponent * (size_u / SIZE_SCALE) * USDC_SCALE + 1e-9)
-
-
 @dataclass
 class Market:
     """One binary market: Up/Down token pair, its hour and its trading state."""
@@ -160,8 +145,7 @@ class Market:
     closed: bool = False
     resolved: bool = False
     up_wins: bool | None = None
-    fee_rate_bps: int = 0
-    fee_exponent: float | None = None    # None: V1 min(p, 1-p) formula; e: V2 curve (p(1-p))**e
+    fee: FeeSchedule = NO_FEES
     # Up-terms book: price_u -> deque[order_id]; sorted price lists for best lookup.
     bids: dict[int, deque] = field(default_factory=dict)
     asks: dict[int, deque] = field(default_factory=dict)
@@ -173,6 +157,11 @@ class Market:
     @property
     def tick_size(self) -> float:
         return self.tick_u / PRICE_SCALE
+
+    @property
+    def fee_rate_bps(self) -> int:
+        """The schedule's rate in basis points (what the CLOB reports as ``fee_rate_bps``/``base_fee``)."""
+        return int(round(self.fee.rate * 10_000))
 
     @property
     def min_size(self) -> float:
@@ -285,13 +274,10 @@ class Account:
 class Exchange:
     """Matching engine for many binary markets; deterministic given ``seed`` and call order."""
 
-    def __init__(self, fee_rate_bps: int = 0, seed: int = 0, fee_exponent: float | None = None) -> None:
-        if not isinstance(fee_rate_bps, int) or fee_rate_bps < 0 or fee_rate_bps > 1000:
-            raise EngineError(f"fee_rate_bps must be an int in [0, 1000], got {fee_rate_bps!r}")
-        if fee_exponent is not None and not (0.0 <= float(fee_exponent) <= 10.0):
-            raise EngineError(f"fee_exponent must be in [0, 10], got {fee_exponent!r}")
-        self.fee_rate_bps = fee_rate_bps
-        self.fee_exponent = fee_exponent
+    def __init__(self, seed: int = 0, fee: FeeSchedule = NO_FEES) -> None:
+        if not isinstance(fee, FeeSchedule):
+            raise EngineError(f"fee must be a hourmm_core.fees.FeeSchedule, got {fee!r}")
+        self.fee = fee
         self.seed = seed
         self._rng = random.Random(seed)
         self.markets: dict[str, Market] = {}
@@ -330,7 +316,7 @@ class Exchange:
 
     def list_market(self, condition_id: str, up_token: str, down_token: str, start_ms: int, end_ms: int,
                     tick_size: float = 0.01, min_size: float = 5.0, neg_risk: bool = False,
-                    fee_rate_bps: int | None = None) -> Market:
+                    fee: FeeSchedule | None = None) -> Market:
         """Create a market; orders are accepted from listing until ``end_ms`` (or stop_market)."""
         if condition_id in self.markets:
             raise EngineError(f"market {condition_id} already listed")
@@ -343,8 +329,7 @@ class Exchange:
             raise EngineError(f"invalid tick size {tick_size}")
         m = Market(condition_id, up_token, down_token, int(start_ms), int(end_ms), tick_u,
                    size_to_units(min_size), bool(neg_risk),
-                   fee_rate_bps=self.fee_rate_bps if fee_rate_bps is None else int(fee_rate_bps),
-                   fee_exponent=self.fee_exponent)
+                   fee=self.fee if fee is None else fee)
         self.markets[condition_id] = m
         self.token_market[up_token] = m
         self.token_market[down_token] = m
@@ -493,6 +478,9 @@ class Exchange:
         """Emit one ``price_change`` per market for the levels touched by the last operation."""
         if not self._touched:
             return
+        if not self._listeners:
+            self._touched.clear()
+            return
         touched, self._touched = self._touched, set()
         by_market: dict[str, list[tuple[bool, int]]] = {}
         for cid, bid, p in touched:
@@ -566,10 +554,9 @@ class Exchange:
         o = Order(oid, owner, m.condition_id, token_id, "Up" if up else "Down", side, pu, su, order_type,
                   bool(post_only), int(expiration_ms), int(now_ms), self._seq, is_up=up)
         a = self._acct(owner)
-        fee_bps = m.fee_rate_bps
         if side == BUY:
-            # worst-case taker fee: both fee shapes peak at p = 0.5 and rise on [0, 0.5]
-            need = pu * su + fee_units(fee_bps, min(pu, PRICE_SCALE // 2), su, m.fee_exponent)
+            # worst-case taker fee: the curve peaks at p = 0.5 and rises on [0, 0.5]
+            need = pu * su + taker_fee_units(min(pu, PRICE_SCALE // 2), su, m.fee)
             if a.usdc_u - a.usdc_res_u < need:
                 return self._reject(oid, ERR_BALANCE)
         else:
@@ -613,6 +600,10 @@ class Exchange:
             o.status = "MATCHED"
         if not fills and o.status == "LIVE":
             res.status = "live"
+        if not self._listeners:      # in-process backtests: nobody listens, skip building the events
+            self._pending_updates = []
+            self._touched.clear()
+            return res
         self._emit({"event_type": "order", "type": "PLACEMENT", "order": o.to_dict(), "ts_ms": now_ms})
         if trade is not None:
             self._emit({"event_type": "trade", "trade": trade, "ts_ms": now_ms})
@@ -721,7 +712,7 @@ class Exchange:
         ta, ma = self._acct(t.owner), self._acct(mk.owner)
         tp = p_b if t.is_up else PRICE_SCALE - p_b        # taker token price
         mp = mk.price_u                                    # maker token price (== p_b mirrored)
-        fee_u = fee_units(m.fee_rate_bps, tp, x, m.fee_exponent)
+        fee_u = taker_fee_units(tp, x, m.fee)
         # maker side: release its reservation and move its own leg
         if mk.side == BUY:
             cost = mp * x
@@ -771,6 +762,8 @@ class Exchange:
         self._release(o)
         self._drop_gtd(o)
         o.status = "CANCELED"
+        if not self._listeners:
+            return
         ev = {"event_type": "order", "type": "CANCELLATION", "order": o.to_dict(), "ts_ms": now_ms,
               "reason": reason}
         self._emit(ev)
@@ -851,6 +844,30 @@ class Exchange:
         self._flush_book_events(now_ms)
         self._emit({"event_type": "market_status", "market": condition_id, "status": "closed", "ts_ms": now_ms})
         return len(live)
+
+    def merge(self, owner: str, condition_id: str, size: float, now_ms: int = 0) -> float:
+        """CTF merge: burn ``size`` Up + ``size`` Down of ``owner`` (free, unreserved tokens) for
+        ``size`` USDC from the collateral pool. Any amount (no venue minimum); returns the USDC paid.
+        """
+        m = self.markets.get(condition_id)
+        if m is None:
+            raise EngineError(f"unknown market {condition_id}")
+        if m.resolved:
+            raise EngineError(f"market {condition_id} already resolved")
+        x = size_to_units(size)
+        if x <= 0:
+            raise EngineError(f"invalid merge size {size!r}")
+        a = self._acct(owner)
+        for tok in (m.up_token, m.down_token):
+            if a.tok_u.get(tok, 0) - a.tok_res_u.get(tok, 0) < x:
+                raise EngineError(f"merge of {size} needs {size} free {tok} tokens")
+        a.tok_u[m.up_token] -= x
+        a.tok_u[m.down_token] -= x
+        a.usdc_u += x * PRICE_SCALE
+        m.pairs_u -= x
+        self._emit({"event_type": "merge", "market": condition_id, "owner": owner, "size": _fmt(x / SIZE_SCALE),
+                    "ts_ms": now_ms})
+        return x * PRICE_SCALE / USDC_SCALE
 
     def resolve(self, condition_id: str, up_wins: bool, now_ms: int = 0) -> dict[str, float]:
         """Settle: each winning token pays exactly 1 USDC from the pool, losing tokens are burned.

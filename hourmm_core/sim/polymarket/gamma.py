@@ -6,7 +6,8 @@ events ``{id, slug, title, startDate, endDate, startTime, closed, active, negRis
 markets: [...]}`` and markets ``{conditionId, question, slug, clobTokenIds (JSON
 string), outcomes (JSON string '["Up", "Down"]'), outcomePrices (JSON string),
 startDate, endDate, eventStartTime, acceptingOrders, closed, active,
-orderPriceMinTickSize, orderMinSize, negRisk, enableOrderBook}`` like the real API.
+orderPriceMinTickSize, orderMinSize, negRisk, enableOrderBook, feeType,
+feeSchedule {rate, exponent, takerOnly, rebateRate}}`` like the real API.
 Ids are derived from (seed, hour) so a run is reproducible; token ids are 256-bit
 decimal strings like Polymarket's.
 """
@@ -74,6 +75,7 @@ def market_json(hm: HourMarket, m: Market, resolution: dict[str, Any] | None, li
         "active": True, "closed": m.closed, "acceptingOrders": m.accepting and not m.closed and now_ms < m.end_ms,
         "enableOrderBook": True, "orderPriceMinTickSize": m.tick_size, "orderMinSize": m.min_size,
         "negRisk": m.neg_risk, "umaResolutionStatus": "resolved" if resolved else None,
+        "feeType": "crypto_fees_v2" if m.fee.enabled else None, "feeSchedule": m.fee.as_gamma(),
     }
 
 

@@ -54,6 +54,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from hourmm_core.clock import HOUR_MS, Clock, ScaledClock, hour_start_ms
+from hourmm_core.fees import CRYPTO_FEES, FeeSchedule
 from hourmm_core.polymarket import clob_orders
 from hourmm_core.sim.polymarket.agents import AgentConfig, BackgroundAgents, PricePath
 from hourmm_core.sim.polymarket.auth import AuthError, KeyStore
@@ -87,8 +88,7 @@ class SimConfig:
     fund_usdc: float = 1000.0
     list_ahead_ms: int = 2 * HOUR_MS
     heartbeat_timeout_s: float = 10.0
-    fee_rate_bps: int = 0
-    fee_exponent: float | None = None    # None: V1 min(p,1-p) fee; e: V2 curve rate*(p(1-p))**e
+    fee: FeeSchedule = CRYPTO_FEES       # the venue's crypto schedule (hourmm_core.fees); NO_FEES to switch off
     tick_size: float = 0.01
     min_size: float = 5.0
     agents: bool = True
@@ -174,7 +174,7 @@ class PolymarketSim:
         self.start_ms = start
         self._clock = clock
         self.path = PricePath(ticks)
-        self.ex = Exchange(fee_rate_bps=cfg.fee_rate_bps, seed=cfg.seed, fee_exponent=cfg.fee_exponent)
+        self.ex = Exchange(seed=cfg.seed, fee=cfg.fee)
         self.keys = KeyStore(cfg.seed, cfg.chain_id)
         self.hours: list[HourMarket] = []
         first = hour_start_ms(start)
@@ -662,8 +662,7 @@ class PolymarketSim:
         return web.json_response({"c": m.condition_id, "t": [{"t": m.up_token, "o": "Up"}, {"t": m.down_token, "o": "Down"}],
                                   "mts": m.tick_size, "mos": m.min_size, "mbf": 0, "tbf": m.fee_rate_bps,
                                   "ao": m.accepting and not m.closed,
-                                  "fd": {"r": m.fee_rate_bps / 10_000,
-                                         "e": m.fee_exponent if m.fee_exponent is not None else 0, "to": True}})
+                                  "fd": m.fee.as_fd()})
 
     async def h_clob_market_full(self, request: web.Request) -> web.Response:
         m = self.ex.markets.get(request.match_info["cid"])
