@@ -67,7 +67,7 @@ class PricerService:
         self.msg_wall_ns = time.perf_counter_ns()
         self.builder.on_message(msg, recv_ms)
         if self.push_delta > 0.0:
-            p = self.builder.pricer.p
+            p = self.builder.last_fair
             # a move the trader must see now (snipers won't wait for the next publish slot);
             # NaN-safe: the first priced message after start/NaN also goes out at once
             if p == p and not abs(p - self._published_p) < self.push_delta:
