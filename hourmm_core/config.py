@@ -16,15 +16,14 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import yaml
 
+from hourmm_core.errors import ConfigError  # noqa: F401 - re-exported (runners, tests)
+from hourmm_core.logsetup import register_secret
+
 T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
 CONFIG_ENV = "HOURMM_CONFIG"
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 def _parse_bool(raw: str) -> bool:
@@ -267,8 +266,6 @@ class Credentials:
         api = [env.get(n, "").strip() or None for n in ("PM_API_KEY", "PM_API_SECRET", "PM_PASSPHRASE")]
         if any(api) and not all(api):
             raise ConfigError("PM_API_KEY, PM_API_SECRET and PM_PASSPHRASE must be set together (or none, to derive them)")
-        from hourmm_core.logsetup import register_secret
-
         for s in (key, api[1], api[2]):
             register_secret(s)
         return cls(key, funder, sig_type, *api)

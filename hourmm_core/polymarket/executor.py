@@ -62,6 +62,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from hourmm_core.config import ConfigError, Credentials
 from hourmm_core.logsetup import register_secret
 from hourmm_core.polymarket.order_signer import install_fast_signer
+from hourmm_core.trading.types import PlaceResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -674,23 +675,6 @@ class Executor:
 
 
 # ------------------------------------------------------------------------- trader adapter
-@dataclass(frozen=True)
-class PlaceOutcome:
-    """Normalised result for :class:`hourmm_core.trading.trader.Trader` (duck-typed PlaceResult).
-
-    ``unknown`` is True when the POST stayed ambiguous after every retry and lookup: the
-    order *may* rest on the book; start-up/periodic reconciliation (open orders) settles it.
-    """
-
-    ok: bool
-    order_id: str | None = None
-    status: str = ""
-    error: str = ""
-    auth_failed: bool = False
-    rate_limited: bool = False
-    unknown: bool = False
-
-
 class TraderExecutor:
     """The interface the trader's ``Executor`` protocol expects, over :class:`Executor`.
 
@@ -726,24 +710,24 @@ class TraderExecutor:
         return self.ex.rest_ok
 
     async def place(self, token_id: str, side: str, price: float, size: float, *, tick_size: float | str,
-                    neg_risk: bool, post_only: bool, client_id: str, expiration_s: int = 0) -> PlaceOutcome:
+                    neg_risk: bool, post_only: bool, client_id: str, expiration_s: int = 0) -> PlaceResult:
         try:
             req = OrderRequest(client_key=client_id, token_id=token_id, side=side, price=float(price),
                                size=float(size), tick_size=tick_str(tick_size), neg_risk=neg_risk,
                                post_only=post_only, expiration_s=expiration_s)
             ack = await self.ex.place(req)
-            return PlaceOutcome(True, ack.order_id, ack.status)
+            return PlaceResult(True, ack.order_id, ack.status)
         except AuthError as exc:
-            return PlaceOutcome(False, error=f"REST authentication failed: {exc}", auth_failed=True)
+            return PlaceResult(False, error=f"REST authentication failed: {exc}", auth_failed=True)
         except RateLimited as exc:
-            return PlaceOutcome(False, error=f"rate limited (retry after {exc.retry_after_s}s): {exc}",
+            return PlaceResult(False, error=f"rate limited (retry after {exc.retry_after_s}s): {exc}",
                                 rate_limited=True)
         except Rejected as exc:
-            return PlaceOutcome(False, error=exc.reason)
+            return PlaceResult(False, error=exc.reason)
         except TransientError as exc:
-            return PlaceOutcome(False, error=f"unknown outcome: {exc}", unknown=True)
+            return PlaceResult(False, error=f"unknown outcome: {exc}", unknown=True)
         except ExecutorError as exc:
-            return PlaceOutcome(False, error=f"{type(exc).__name__}: {exc}")
+            return PlaceResult(False, error=f"{type(exc).__name__}: {exc}")
         finally:
             self.ex.forget(client_id)   # OM client ids are unique per intent; keep the map bounded
 
