@@ -107,6 +107,15 @@ class BacktestParams:
         if s.quote_size < 0 or s.half_spread < 0 or s.quote_levels < 1:
             raise ValueError("quote_size, half_spread must be >= 0 and quote_levels >= 1")
 
+    @classmethod
+    def from_trader_config(cls, cfg: Any, **research: Any) -> "BacktestParams":
+        """The knobs a :class:`~hourmm_core.config.TraderConfig` runs with (strategy, limits,
+        schedule, requote tolerances), plus research-only fields ``research``."""
+        return cls(strategy=StrategyParams.from_config(cfg),
+                   limits=Limits(**{k: getattr(cfg, k) for k in _LIMIT_KEYS}),
+                   schedule=Schedule(**{k: getattr(cfg, k) for k in _SCHEDULE_KEYS}),
+                   requote_price_tol=cfg.requote_price_tol, requote_size_tol=cfg.requote_size_tol, **research)
+
     # convenient read access to the most used knobs
     @property
     def fee(self) -> FeeSchedule:

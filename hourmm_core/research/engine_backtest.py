@@ -35,6 +35,7 @@ import heapq
 import itertools
 import logging
 import random
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -46,7 +47,7 @@ from hourmm_core.research.ledger import HourLedger, HourResult, hour_result
 from hourmm_core.sim.polymarket.agents import PricePath
 from hourmm_core.sim.polymarket.engine import BUY as E_BUY
 from hourmm_core.sim.polymarket.engine import SELL as E_SELL
-from hourmm_core.sim.polymarket.engine import Exchange
+from hourmm_core.sim.polymarket.engine import Exchange, Market
 from hourmm_core.trading.decision import DecisionCore, MarketRef, places_allowed, post_only_for
 from hourmm_core.trading.order_manager import Order
 from hourmm_core.trading.strategy import BookTop
@@ -94,6 +95,40 @@ class _DueQueue:
             fn(due)
 
 
+@dataclass
+class HourVenue:
+    """The simulated venue of one backtest hour: engine, market, counterparty flow, our account."""
+
+    ex: Exchange
+    cid: str
+    up_id: str
+    dn_id: str
+    market: Market
+    market_ref: MarketRef
+    flow: Any
+    capital: float
+
+
+def open_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_start: int) -> HourVenue:
+    """List the hour's market on a fresh engine (fee ``params.models.fee``), fund our account,
+    start the flow model and let its makers post their first quotes before the open. Also
+    what a test uses to drive the live Trader on the very same venue."""
+    models = params.models
+    end = hour_start + HOUR_MS
+    hour_idx = hour_start // HOUR_MS
+    ex = Exchange(seed=int(params.seed), fee=models.fee)
+    cid, up_id, dn_id = f"bt-{hour_idx}", f"{hour_idx}1", f"{hour_idx}2"
+    market = ex.list_market(cid, up_id, dn_id, hour_start, end, tick_size=params.tick_size, min_size=params.min_size)
+    capital = 2.0 * params.limits.max_reserved_capital + 100.0
+    ex.deposit(US, capital)
+    flow = models.flow.build(ex, _price_path(ts_ms, price, models.flow.sigma_truth),
+                             int(params.seed) * 1_000_003 + hour_idx)
+    flow.step(hour_start - 1, [market])  # makers post their first quotes before the open
+    ref = MarketRef(f"backtest-{hour_idx}", cid, up_id, dn_id, hour_start, end, params.tick_size, params.min_size,
+                    fee=models.fee)
+    return HourVenue(ex, cid, up_id, dn_id, market, ref, flow, capital)
+
+
 def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_start: int,
              first: int, last: int, sigma: np.ndarray) -> tuple[HourResult, dict[str, Any]]:
     """Trade one hour on simulated time and settle it; returns (row, inventory path)."""
@@ -102,22 +137,15 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
     hour_idx = hour_start // HOUR_MS
     grid, fair, _, unc = fair_unc_path(ts_ms, price, hour_start, first, params, sigma, params.decision_ms)
 
-    ex = Exchange(seed=int(params.seed), fee=models.fee)
-    cid, up_id, dn_id = f"bt-{hour_idx}", f"{hour_idx}1", f"{hour_idx}2"
-    ex.list_market(cid, up_id, dn_id, hour_start, end, tick_size=params.tick_size, min_size=params.min_size)
-    market = ex.markets[cid]
-    capital = 2.0 * params.limits.max_reserved_capital + 100.0
-    ex.deposit(US, capital)
-    flow = models.flow.build(ex, _price_path(ts_ms, price, models.flow.sigma_truth),
-                             int(params.seed) * 1_000_003 + hour_idx)
-    flow.step(hour_start - 1, [market])  # makers post their first quotes before the open
+    v = open_hour(params, ts_ms, price, hour_start)
+    ex, cid, up_id, dn_id, market, flow = v.ex, v.cid, v.up_id, v.dn_id, v.market, v.flow
+    capital = v.capital
     lat = models.latency
     rng = random.Random(int(params.seed) * 7_919 + hour_idx)
 
     core = DecisionCore(params.limits, params.schedule, params.strategy,
                         params.requote_price_tol, params.requote_size_tol)
-    core.set_market(MarketRef(f"backtest-{hour_idx}", cid, up_id, dn_id, hour_start, end,
-                              params.tick_size, params.min_size, fee=models.fee))
+    core.set_market(v.market_ref)
     om = core.om
     # in-process venue: our fills and the book are always visible (the live loop gets these
     # from the user/market WebSockets and REST health)
