@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _coerce(p: BacktestParams, key: str, raw: str) -> Any:
     cur = p.flat().get(key)
-    if key in ("fee", "agents", "latency") and raw.strip().isdigit() and key == "latency":
+    if key == "latency":          # --set latency=MS: ConstantLatency(MS, MS)
         return int(raw)
     if cur is None or isinstance(cur, dict):
         raise ValueError(f"unknown backtest parameter {key!r}")
