@@ -84,6 +84,7 @@ class _EngineExecutor:
     async def place(self, token_id, side, price, size, *, tick_size, neg_risk, post_only, client_id):
         t = self.clock.t
         r = self.v.ex.place(eb.US, token_id, side, price, size, "GTC", post_only=post_only, now_ms=t)
+        self.v.flow.react(t, [self.v.market])   # the snipers see our new quote at once
         if not r.ok:
             return PlaceResult(False, error=r.error_msg)
         tok = UP if token_id == self.v.up_id else DOWN
@@ -97,6 +98,7 @@ class _EngineExecutor:
         for oid in order_ids:
             ok, why = self.v.ex.cancel(eb.US, oid, self.clock.t)
             (done.append(oid) if ok else failed.__setitem__(oid, why))
+        self.v.flow.react(self.clock.t, [self.v.market])
         return done, failed
 
     async def cancel_all(self):
@@ -111,7 +113,7 @@ async def test_live_trader_and_backtest_take_the_same_decisions_on_a_real_hour(t
     ts, price = _real_ticks()
     cfg = dataclasses.replace(TraderConfig.from_env({"SQLITE_PATH": str(tmp_path / "j.db")}), control_port=0,
                               snapshot_max_age_ms=10 * DECISION_MS)
-    params = BacktestParams.from_trader_config(cfg, decision_ms=DECISION_MS, seed=3)
+    params = BacktestParams.from_trader_config(cfg, decision_ms=DECISION_MS, seed=3).replace(latency=0)
     sigma = cal.sigma_path(ts, price, (params.halflife_s, params.halflife_alt_s), params.sample_ms)
     first = int(np.searchsorted(ts, HOUR))
     last = int(np.searchsorted(ts, HOUR + HOUR_MS)) - 1
@@ -160,7 +162,12 @@ async def test_live_trader_and_backtest_take_the_same_decisions_on_a_real_hour(t
         grid, fair, _, unc = fair_unc_path(ts, price, HOUR, first, params, sigma, DECISION_MS)
         seen = 0
         tok_of = {v.up_id: UP, v.dn_id: DOWN}
+        def fire_flow_events(t_end):          # the snipers' shots between decisions
+            while (tf := v.flow.next_event_ms()) is not None and tf <= t_end:
+                v.flow.fire(tf)
+
         for i, t in enumerate(grid.tolist()):
+            fire_flow_events(t - 1)
             clock.t = t
             v.flow.step(t, [v.market])
             trades = v.ex.trades(eb.US)
@@ -172,8 +179,10 @@ async def test_live_trader_and_backtest_take_the_same_decisions_on_a_real_hour(t
                         core.om.on_fill(Fill(f"{tr_['id']}:{e['order_id']}", e["order_id"], tok_of[e["asset_id"]],
                                              BUY if e["side"] == E_BUY else SELL, float(e["price"]),
                                              float(e["matched_amount"]), t, 0.0, True))
+            v.flow.react(t, [v.market])
             tr.snapshots.latest = Snapshot(i + 1, t, HOUR, HOUR + HOUR_MS, float(fair[i]), float(unc[i]), False)
             await tr.cycle("tick")
+            fire_flow_events(t)
     finally:
         tr.journal.close()
 

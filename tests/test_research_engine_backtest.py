@@ -214,16 +214,19 @@ def test_params_compose_the_traders_config_objects():
         p.replace(agents={"not_an_agent_field": 1})
 
 
-# The pre-refactor backtest loop's figures on this data (commit a96f6b2: trader DecisionCore vs engine,
-# no latency model): (pnl, fees, volume, fills, orders, cancels) per hour. ConstantLatency(0, 0), the
-# default, must reproduce them to the cent. If you changed the strategy, the agents or the engine on
-# purpose, re-pin them from `bt.run_backtest(ticks, bt.BacktestParams(decision_ms=2000, seed=5), max_hours=2)`.
-PINNED_ZERO_LATENCY = [(-27.9741, 0.1061, 421.72, 60, 2261, 2208), (-23.3132, 0.0665, 161.92, 31, 2079, 2051)]
+# The pre-refactor backtest loop's figures on this data (main at 9fc7475: trader DecisionCore vs engine +
+# agents incl. snipers, order_latency_ms=0): (pnl, fees, volume, fills, orders, cancels) per hour.
+# ConstantLatency(0, 0) must reproduce them to the cent. If you changed the strategy, the agents or the
+# engine on purpose, re-pin them from
+# `bt.run_backtest(ticks, bt.BacktestParams(decision_ms=2000, seed=5).replace(latency=0), max_hours=2)`.
+PINNED_ZERO_LATENCY = [(-90.747, 0.2772, 1013.96, 137, 2283, 2162), (13.8885, 0.1974, 232.51, 33, 2194, 2169)]
 
 
-def test_zero_latency_reproduces_the_pre_refactor_loop(base):
-    p, res = base
-    assert p.models.latency == ConstantLatency(0, 0)
+def test_zero_latency_reproduces_the_pre_refactor_loop(ticks, base):
+    p, _ = base
+    p0 = p.replace(latency=0)
+    assert p0.models.latency == ConstantLatency(0, 0)
+    res = bt.run_backtest(ticks, p0, max_hours=2)
     got = [(round(h.pnl, 4), round(h.fees, 4), round(h.volume, 2), h.n_fills, h.n_orders, h.n_cancels)
            for h in res.hours]
     assert got == PINNED_ZERO_LATENCY
@@ -231,13 +234,14 @@ def test_zero_latency_reproduces_the_pre_refactor_loop(base):
 
 def test_latency_puts_orders_in_flight_and_still_reconciles(ticks, base):
     p, res = base
+    assert p.models.latency == ConstantLatency(150, 0)          # the default: order entry 150 ms
     slow = bt.run_backtest(ticks, p.replace(latency={"entry": 300, "response": 150}), keep_paths=True, max_hours=2)
     assert not slow.errors and sum(h.n_fills for h in slow.hours) > 0
     for h, path in zip(slow.hours, slow.paths):
         assert "ledger_mismatch" not in path["counters"]
         assert path["engine_pnl"] == pytest.approx(h.pnl, abs=1e-9)
     assert [h.row() for h in slow.hours] != [h.row() for h in res.hours]
-    sampled = bt.run_backtest(ticks, p.replace(latency=SampledLatency((0,), (0,))), max_hours=2)
+    sampled = bt.run_backtest(ticks, p.replace(latency=SampledLatency((150,), (0,))), max_hours=2)
     assert [h.row() for h in sampled.hours] == [h.row() for h in res.hours]
     with pytest.raises(ValueError):
         ConstantLatency(-1, 0)

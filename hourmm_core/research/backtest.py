@@ -40,6 +40,7 @@ from hourmm_core.clock import HOUR_MS
 from hourmm_core.fees import CRYPTO_FEES, FeeSchedule
 from hourmm_core.research import calibration as cal
 from hourmm_core.research import engine_backtest, sweep
+from hourmm_core.research.evidence import format_summary, summarize
 from hourmm_core.research.fair import fair_path, fair_unc_path
 from hourmm_core.research.ledger import BUY, DOWN, SELL, UP, Fill, HourLedger, HourResult, hour_result, markouts
 from hourmm_core.research.models import BacktestModels, ConstantLatency, SampledLatency
@@ -116,19 +117,37 @@ class BacktestParams:
                    schedule=Schedule(**{k: getattr(cfg, k) for k in _SCHEDULE_KEYS}),
                    requote_price_tol=cfg.requote_price_tol, requote_size_tol=cfg.requote_size_tol, **research)
 
-    # convenient read access to the most used knobs
     @property
     def fee(self) -> FeeSchedule:
         return self.models.fee
+
+    @property
+    def order_latency_ms(self) -> int | None:
+        """Order-entry latency of a constant latency model (ms; None for a sampled one);
+        sweeps/configs set it flat."""
+        lat = self.models.latency
+        return int(lat.entry) if isinstance(lat, ConstantLatency) else None
+
+    def __getattr__(self, name: str) -> Any:
+        """Read access by flat name to the composed objects' fields (``p.half_spread``,
+        ``p.max_position_size``, ``p.t_flatten_ms``): the same value, one definition."""
+        if name in _STRATEGY_KEYS:
+            return getattr(self.strategy, name)
+        if name in _LIMIT_KEYS:
+            return getattr(self.limits, name)
+        if name in _SCHEDULE_KEYS:
+            return getattr(self.schedule, name)
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
 
     def replace(self, **kw: Any) -> "BacktestParams":
         """A copy with ``kw`` applied. Keys are this class's fields, or the flat names of a
         strategy / limit / schedule field, or ``fee`` (FeeSchedule or mapping), ``agents``
         (AgentConfig overrides as a mapping or pairs), ``latency`` (a latency model, an int
-        ms for both legs, or ``{"entry": ms, "response": ms}``)."""
+        ms for both legs, or ``{"entry": ms, "response": ms}``), ``order_latency_ms`` (entry
+        latency of a constant model)."""
         own = {f.name for f in fields(self)}
         unknown = sorted(k for k in kw if k not in own and k not in _STRATEGY_KEYS | _LIMIT_KEYS | _SCHEDULE_KEYS
-                         and k not in ("fee", "agents", "latency"))
+                         and k not in ("fee", "agents", "latency", "order_latency_ms"))
         if unknown:
             raise ValueError(f"unknown backtest parameter(s): {', '.join(unknown)}")
         top = {k: v for k, v in kw.items() if k in own}
@@ -143,6 +162,10 @@ class BacktestParams:
             mod = replace(mod, flow=replace(mod.flow, overrides=_agent_pairs(kw["agents"])))
         if "latency" in kw:
             mod = replace(mod, latency=_latency(kw["latency"]))
+        if "order_latency_ms" in kw:   # the strategy issue's flat knob: order entry latency, ms
+            ms = int(kw["order_latency_ms"])
+            resp = int(getattr(mod.latency, "response", 0)) if isinstance(mod.latency, ConstantLatency) else 0
+            mod = replace(mod, latency=ConstantLatency(ms, resp))
         return replace(base, strategy=replace(base.strategy, **strat) if strat else base.strategy,
                        limits=replace(base.limits, **lim) if lim else base.limits,
                        schedule=replace(base.schedule, **sch) if sch else base.schedule, models=mod)
@@ -156,6 +179,7 @@ class BacktestParams:
         d["fee"] = m["fee"]
         d["agents"] = dict(self.models.flow.overrides)
         d["latency"] = m["latency"]
+        d["order_latency_ms"] = self.order_latency_ms
         return d
 
 
@@ -234,8 +258,12 @@ class BacktestResult:
 # --------------------------------------------------------------------------- the runner
 def run_backtest(ticks: Any, params: BacktestParams | None = None,
                  max_hours: int | None = None, start_ms: int | None = None, end_ms: int | None = None,
-                 keep_paths: bool | int = False, warmup_ms: int = HOUR_MS, workers: int = 1) -> BacktestResult:
+                 keep_paths: bool | int = False, warmup_ms: int = HOUR_MS, workers: int = 1,
+                 hour_stride: int = 1) -> BacktestResult:
     """Backtest the strategy over every complete hour of ``ticks`` (TickData or (ts_ms, price)).
+
+    ``hour_stride`` k > 1 keeps every k-th hour of the window (a systematic sample across
+    the days and hours of the day, for long spans on a busy machine).
 
     Hours before ``ts[0] + warmup_ms`` are skipped (vol warm-up). Each hour is
     :func:`hourmm_core.research.engine_backtest.run_hour` (the trader's decision core
@@ -260,6 +288,8 @@ def run_backtest(ticks: Any, params: BacktestParams | None = None,
     if end_ms is not None:
         keep &= hs + HOUR_MS <= end_ms
     hs, first, last = hs[keep], first[keep], last[keep]
+    if hour_stride > 1:
+        hs, first, last = hs[::hour_stride], first[::hour_stride], last[::hour_stride]
     if max_hours is not None:
         hs, first, last = hs[:max_hours], first[:max_hours], last[:max_hours]
     n_keep = len(hs) if keep_paths is True else int(keep_paths or 0)
@@ -368,6 +398,9 @@ def format_backtest(res: BacktestResult, max_rows: int = 48) -> str:
         lines.append(f"FAILED hour {h}: {err}")
     tot = res.totals()
     lines.append("totals: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in tot.items()))
+    ev = format_summary(summarize(res.hours))
+    if ev:
+        lines.append(ev)
     return "\n".join(lines)
 
 
@@ -382,6 +415,7 @@ def result_json(res: BacktestResult) -> dict[str, Any]:
         return x
 
     return clean({"source": res.source, "params": res.params, "n_ticks": res.n_ticks, "totals": res.totals(),
+                  "evidence": summarize(res.hours),
                   "hours": [h.row() for h in res.hours],
                   "errors": {str(k): v for k, v in res.errors.items()}})
 

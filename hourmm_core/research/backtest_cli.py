@@ -7,6 +7,7 @@ Reads the ``backtest:`` and ``sweep:`` sections of configs/research.yaml (overla
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import json
 import logging
 import sys
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--config", default=None, help="YAML overlaying configs/research.yaml")
     ap.add_argument("--out", default="out/backtest", help="directory for backtest.png, index.html, result.json")
     ap.add_argument("--hours", type=int, default=None, help="backtest at most this many hours")
+    ap.add_argument("--start", default=None, help="first hour (UTC, e.g. 2025-06-01 or 2025-06-01T05:00)")
+    ap.add_argument("--end", default=None, help="end of the window (UTC, exclusive)")
+    ap.add_argument("--every", type=int, default=1, help="keep every k-th hour of the window (systematic sample)")
     ap.add_argument("--synthetic-hours", type=int, default=None, help="size of the synthetic stand-in")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a backtest parameter, e.g. --set half_spread=0.03")
@@ -46,6 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--scheduler", default=None, help="with --sweep: Dask scheduler address (tcp://host:8786)")
     ap.add_argument("--no-plots", action="store_true")
     return ap
+
+
+def _utc_ms(raw: str | None) -> int | None:
+    """'2025-06-01' / '2025-06-01T05:00' (UTC) or epoch ms -> ms UTC; None passes through."""
+    if raw is None:
+        return None
+    if raw.strip().isdigit():
+        return int(raw)
+    try:
+        t = _dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"bad UTC time {raw!r}: use 2025-06-01 or 2025-06-01T05:00") from exc
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.timezone.utc)
+    return int(t.timestamp() * 1000)
 
 
 def _coerce(p: BacktestParams, key: str, raw: str) -> Any:
@@ -80,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ticks = cal.load_history(args.data, args.synthetic_hours)
         if args.sweep:
             return _main_sweep(args, ticks, params, load_research_config(args.config).get("sweep", {}))
-        res = run_backtest(ticks, params, max_hours=args.hours, keep_paths=12, workers=args.workers)
+        res = run_backtest(ticks, params, max_hours=args.hours, keep_paths=12, workers=args.workers,
+                           start_ms=_utc_ms(args.start), end_ms=_utc_ms(args.end), hour_stride=max(1, args.every))
     except (ValueError, TypeError, OSError, ImportError, ConfigError) as exc:
         print(f"backtest: error: {exc}", file=sys.stderr)
         return 2

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from hourmm_core.clock import HOUR_MS
+from hourmm_core.research.evidence import hour_detail
 from hourmm_core.research.fair import fair_unc_path
 from hourmm_core.research.ledger import HourLedger, HourResult, hour_result
 from hourmm_core.sim.polymarket.agents import PricePath
@@ -80,19 +81,23 @@ def _price_path(ts_ms: np.ndarray, price: np.ndarray, sigma_truth: float | None)
 
 
 class _DueQueue:
-    """Events (callbacks) ordered by due time, then by the order they were scheduled."""
+    """Our events (callbacks) ordered by due time, then by the order they were scheduled.
+    ``venue``: the event acts on the venue (the flow then sees the book at once)."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, Callable[[int], None]]] = []
+        self._heap: list[tuple[int, int, Callable[[int], None], bool]] = []
         self._seq = itertools.count()
 
-    def at(self, due_ms: int, fn: Callable[[int], None]) -> None:
-        heapq.heappush(self._heap, (int(due_ms), next(self._seq), fn))
+    def at(self, due_ms: int, fn: Callable[[int], None], venue: bool = False) -> None:
+        heapq.heappush(self._heap, (int(due_ms), next(self._seq), fn, venue))
 
-    def run_until(self, t_ms: int) -> None:
-        while self._heap and self._heap[0][0] <= t_ms:
-            due, _, fn = heapq.heappop(self._heap)
-            fn(due)
+    def next_due(self) -> int | None:
+        return self._heap[0][0] if self._heap else None
+
+    def pop_run(self) -> tuple[int, bool]:
+        due, _, fn, venue = heapq.heappop(self._heap)
+        fn(due)
+        return due, venue
 
 
 @dataclass
@@ -122,7 +127,7 @@ def open_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour
     capital = 2.0 * params.limits.max_reserved_capital + 100.0
     ex.deposit(US, capital)
     flow = models.flow.build(ex, _price_path(ts_ms, price, models.flow.sigma_truth),
-                             int(params.seed) * 1_000_003 + hour_idx)
+                             int(params.seed) * 1_000_003 + hour_idx, targets=(US,))
     flow.step(hour_start - 1, [market])  # makers post their first quotes before the open
     ref = MarketRef(f"backtest-{hour_idx}", cid, up_id, dn_id, hour_start, end, params.tick_size, params.min_size,
                     fee=models.fee)
@@ -139,7 +144,6 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
 
     v = open_hour(params, ts_ms, price, hour_start)
     ex, cid, up_id, dn_id, market, flow = v.ex, v.cid, v.up_id, v.dn_id, v.market, v.flow
-    capital = v.capital
     lat = models.latency
     rng = random.Random(int(params.seed) * 7_919 + hour_idx)
 
@@ -155,8 +159,9 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
 
     led = HourLedger(hour_start)
     counters = {"orders": 0, "cancels": 0, "risk_rejects": 0, "venue_rejects": 0, "taker_fills": 0,
-                "dropped_places": 0}
+                "dropped_places": 0, "merges": 0}
     path: dict[str, Any] = {"ts_ms": [], "pos_up": [], "pos_down": [], "fair_up": [], "decisions": []}
+    counterparty: list[str] = []          # taker owner of each of our fills ("" = we took)
     seen_trades = 0
     tok_of = {up_id: UP, dn_id: DOWN}
     q = _DueQueue()
@@ -165,9 +170,10 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
         b, a = ex.best(tok_id)
         return BookTop(b, a)
 
-    def book_fill(f: Fill) -> None:
+    def book_fill(f: Fill, who: str) -> None:
         """The ledger books the fill at the venue's time; the trader sees it ``response_ms`` later."""
         led.apply(f)
+        counterparty.append(who)
         q.at(f.ts_ms + lat.response_ms(f.ts_ms, rng), lambda _t, f=f: om.on_fill(f))
 
     def collect_maker_fills(ts: int) -> None:
@@ -181,29 +187,55 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
                     continue
                 book_fill(Fill(f"{tr['id']}:{e['order_id']}", e["order_id"], tok_of[e["asset_id"]],
                                BUY if e["side"] == E_BUY else SELL, float(e["price"]),
-                               float(e["matched_amount"]), int(tr.get("match_time_ms", ts)), 0.0, True))
+                               float(e["matched_amount"]), int(tr.get("match_time_ms", ts)), 0.0, True),
+                          str(tr.get("owner", "")))
 
-    # ---- sending, as Trader._execute does: cancels, their answers, then the places ----
-    def send_place(o: Order, post_only: bool, t_send: int) -> None:
-        om.on_sent(o, t_send)
-        q.at(t_send + lat.entry_ms(t_send, rng), lambda t, o=o: venue_place(o, post_only, t))
+    # ---- sending, as Trader._execute does: cancels, their answers, then the places (one batch) ----
+    def send_merge(size: float, t: int) -> None:
+        """CTF merge of Up+Down pairs (``Decision.merge``), landing ``entry_ms`` after the decision."""
+        def at_venue(tv: int) -> None:
+            ok_sz = min(size, ex.token_available(US, up_id), ex.token_available(US, dn_id),
+                        led.pos[UP], led.pos[DOWN])
+            ok_sz = int(ok_sz * 100 + 1e-9) / 100.0
+            if ok_sz > 0:
+                ex.merge(US, cid, ok_sz, tv)
+                led.merge(tv, ok_sz)
+                om.on_merge(ok_sz)
+                counters["merges"] += 1
 
-    def venue_place(o: Order, post_only: bool, t: int) -> None:
-        tok_id = up_id if o.token == UP else dn_id
-        r = ex.place(US, tok_id, E_BUY if o.side == BUY else E_SELL, o.price, o.size, "GTC",
-                     post_only=post_only, now_ms=t)
-        fills: list[Fill] = []
-        if r.ok:
-            counters["orders"] += 1
-            for j, f in enumerate(r.fills):  # we were the taker: price is in our token's terms
-                counters["taker_fills"] += 1
-                fills.append(Fill(f"{r.order_id}:t{j}", r.order_id, o.token, o.side, f.price, f.size, t,
-                                  f.taker_fee, False))
-                led.apply(fills[-1])
-        else:
-            counters["venue_rejects"] += 1
-        q.at(t + lat.response_ms(t, rng), lambda tr, o=o, r=r, fills=fills: place_answer(o, r, fills, tr))
-        collect_maker_fills(t)  # self-trades show up as maker fills too
+        q.at(t + lat.entry_ms(t, rng), at_venue, venue=True)
+
+    def send_places(places: list[Order], failed: list[Order | None], t: int) -> None:
+        if not places:
+            return
+        if not places_allowed(failed):
+            counters["dropped_places"] += len(places)
+            for o in places:
+                om.on_reject(o, "not sent: a cancel of the same plan failed", t)
+            return
+        post_only = post_only_for(core.session.phase, core.risk.mode)
+        for o in places:
+            om.on_sent(o, t)
+        q.at(t + lat.entry_ms(t, rng), lambda tv: places_at_venue(places, post_only, tv), venue=True)
+
+    def places_at_venue(places: list[Order], post_only: bool, t: int) -> None:
+        for o in places:
+            tok_id = up_id if o.token == UP else dn_id
+            r = ex.place(US, tok_id, E_BUY if o.side == BUY else E_SELL, o.price, o.size, "GTC",
+                         post_only=post_only, now_ms=t)
+            fills: list[Fill] = []
+            if r.ok:
+                counters["orders"] += 1
+                for j, f in enumerate(r.fills):  # we were the taker: price is in our token's terms
+                    counters["taker_fills"] += 1
+                    fills.append(Fill(f"{r.order_id}:t{j}", r.order_id, o.token, o.side, f.price, f.size, t,
+                                      f.taker_fee, False))
+                    led.apply(fills[-1])
+                    counterparty.append("")
+            else:
+                counters["venue_rejects"] += 1
+            q.at(t + lat.response_ms(t, rng), lambda tr, o=o, r=r, fills=fills: place_answer(o, r, fills, tr))
+            collect_maker_fills(t)  # self-trades show up as maker fills too
 
     def place_answer(o: Order, r: Any, fills: list[Fill], t: int) -> None:
         if not r.ok:
@@ -216,16 +248,16 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
     def send_cancels(cancels: list[Order], places: list[Order], t: int) -> None:
         for o in cancels:
             om.on_cancel_sent(o, t)
-        t_venue = t + lat.entry_ms(t, rng)
 
         def at_venue(tv: int) -> None:
             res = []
             for o in cancels:
                 counters["cancels"] += 1
                 res.append((o, *ex.cancel(US, o.order_id, tv)))
+                collect_maker_fills(tv)
             q.at(tv + lat.response_ms(tv, rng), lambda ta: cancels_answered(res, places, ta))
 
-        q.at(t_venue, at_venue)
+        q.at(t + lat.entry_ms(t, rng), at_venue, venue=True)
 
     def cancels_answered(res: list[tuple[Order, bool, str]], places: list[Order], t: int) -> None:
         failed = []
@@ -236,34 +268,47 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
                 failed.append(om.on_cancel_failed(o.order_id, why, t))
         send_places(places, failed, t)
 
-    def send_places(places: list[Order], failed: list[Order | None], t: int) -> None:
-        if not places:
-            return
-        if not places_allowed(failed):
-            counters["dropped_places"] += len(places)
-            for o in places:
-                om.on_reject(o, "not sent: a cancel of the same plan failed", t)
-            return
-        post_only = post_only_for(core.session.phase, core.risk.mode)
-        for o in places:
-            send_place(o, post_only, t)
+    def run_events(t_end: int) -> None:
+        """Our due events and the flow's sub-second events in (.., t_end], in time order
+        (ours first on a tie); the flow sees the book right after our orders landed."""
+        while True:
+            ta, tf = q.next_due(), flow.next_event_ms()
+            if ta is not None and ta <= t_end and (tf is None or ta <= tf):
+                due, venue = q.pop_run()
+                if venue:
+                    flow.react(due, [market])
+            elif tf is not None and tf <= t_end:
+                flow.fire(tf)
+                collect_maker_fills(tf)
+            else:
+                return
+
+    def run_ours(t_end: int) -> None:
+        while (ta := q.next_due()) is not None and ta <= t_end:
+            due, venue = q.pop_run()
+            if venue:
+                flow.react(due, [market])
 
     for i, t in enumerate(grid.tolist()):
-        q.run_until(t)
+        run_events(t - 1)
         flow.step(t, [market])
         collect_maker_fills(t)
-        q.run_until(t)
+        run_ours(t)                   # e.g. those fills reaching the trader (zero response latency)
+        flow.react(t, [market])       # zero-delay view of the price at t
         d = core.decide(t, float(fair[i]), float(unc[i]), True, book(up_id), book(dn_id))
         cancels = [a.order for a in d.actions if a.kind == "cancel" and a.order.order_id]
         places = [a.order for a in d.actions if a.kind == "place"]
+        mg = float(getattr(d, "merge", 0.0) or 0.0)
         if d.actions:
             path["decisions"].append((t, tuple((a.kind, a.order.token, a.order.side, a.order.price, a.order.size)
                                                for a in d.actions)))
+        if mg > 0:
+            send_merge(mg, t)
         if cancels:
             send_cancels(cancels, places, t)
         else:
             send_places(places, [], t)
-        q.run_until(t)
+        run_events(t)
         counters["risk_rejects"] += len(d.plan.rejected) if d.plan is not None else 0
         om.prune(keep_final=5)  # bounded memory, as a long-running trader must
         path["ts_ms"].append(t)
@@ -271,7 +316,7 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
         path["pos_down"].append(led.pos[DOWN])
         path["fair_up"].append(float(fair[i]))
 
-    q.run_until(end - 1)  # answers due after the close are moot: the market is over
+    run_events(end - 1)  # answers due after the close are moot: the market is over
     open_px, close_px = float(price[first]), float(price[last])
     up_won = close_px >= open_px
     ex.stop_market(cid, end)
@@ -279,18 +324,21 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
     paid = ex.resolve(cid, up_won, end).get(US, 0.0)
     res = hour_result(led, open_px, close_px, grid, fair, counters)
     usdc_after = ex.balances(US)["usdc"]
-    engine_pnl = usdc_after - capital
+    engine_pnl = usdc_after - v.capital
     # the engine and the research ledger must agree: same payout, same PnL (the same fees)
     gap = engine_pnl - res.pnl
     if abs(res.settlement - paid) > 1e-6 or abs(gap) > 1e-6:
         log.error("backtest hour %d: engine and ledger disagree: engine pnl %.6f paid %.6f, ledger pnl %.6f "
                   "settle %.6f", hour_start, engine_pnl, paid, res.pnl, res.settlement)
         counters["ledger_mismatch"] = 1
+    res.detail = hour_detail(led, counterparty, grid, fair, path, up_won, params, hour_start,
+                             snipes=flow.snipes() if hasattr(flow, "snipes") else None)
     path["engine_pnl"] = engine_pnl
     path["fills"] = [(f.ts_ms, f.token, f.side, f.price, f.size, f.fee, f.maker) for f in led.fills]
     stats = getattr(flow, "stats", None)
     if stats is not None:
-        path["agents"] = {"noise_trades": stats.noise_trades, "informed_trades": stats.informed_trades}
+        path["agents"] = {"noise_trades": stats.noise_trades, "informed_trades": stats.informed_trades,
+                          "sniper_trades": getattr(stats, "sniper_trades", 0)}
     path["counters"] = counters
     path["rejects"] = dict(core.rejects)
     return res, path

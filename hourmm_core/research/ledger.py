@@ -14,7 +14,7 @@ tokens, money in USDC.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -50,6 +50,7 @@ class HourResult:
     n_orders: int = 0
     n_cancels: int = 0
     n_risk_rejects: int = 0
+    detail: dict = field(default_factory=dict)   # venue/strategy evidence of the hour (research.evidence)
 
     def row(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +77,7 @@ class HourLedger:
         self.path_up: list[float] = []
         self.path_down: list[float] = []
         self.settled: float | None = None
+        self.merged = 0.0
 
     def apply(self, f: Fill) -> None:
         """Book one fill of ours (:class:`hourmm_core.trading.types.Fill`, ``fee`` in USDC)."""
@@ -98,6 +100,19 @@ class HourLedger:
         self.notional += f.price * f.size
         self.fills.append(f)
         self.path_ts.append(f.ts_ms)
+        self.path_up.append(self.pos[UP])
+        self.path_down.append(self.pos[DOWN])
+
+    def merge(self, ts_ms: int, size: float) -> None:
+        """CTF merge of ``size`` Up+Down pairs for ``size`` USDC (no fee)."""
+        if self.settled is not None:
+            raise RuntimeError("merge after settlement")
+        if not (size > 0) or size > min(self.pos) + 1e-9:
+            raise ValueError(f"merge of {size} exceeds the pairs held {self.pos}")
+        self.pos = [max(0.0, self.pos[UP] - size), max(0.0, self.pos[DOWN] - size)]
+        self.cash += size
+        self.merged += size
+        self.path_ts.append(int(ts_ms))
         self.path_up.append(self.pos[UP])
         self.path_down.append(self.pos[DOWN])
 

@@ -11,7 +11,9 @@ the simulator's matching engine. What varies is a small model object, never the 
   venue acting on an order or cancel (the order manager sees the order as *sent* in between,
   as live); ``response_ms`` the delay from the venue's answer (ack, reject, cancel result)
   to the trader seeing it. Units: ms of simulated time, integers >= 0; 0 means "at the
-  decision instant" and ``ConstantLatency(0, 0)`` is the no-latency backtest. Fills are
+  decision instant" and ``ConstantLatency(0, 0)`` is the no-latency backtest; the default
+  is ``ConstantLatency(150, 0)`` (``order_latency_ms``: our snapshot -> order at the venue,
+  what lets latency snipers pick off stale quotes). Fills are
   booked in the research ledger at the venue's time; the trader's order manager learns of
   a fill ``response_ms`` later. (Negative values are refused: unlike hftbacktest, a
   rejection is a venue answer here, not a negative latency.)
@@ -20,7 +22,8 @@ the simulator's matching engine. What varies is a small model object, never the 
   probabilistic queue model to choose.
 * **Flow** - :class:`FlowModel`: who trades against our quotes. :class:`AgentFlow` is the
   simulator's :class:`~hourmm_core.sim.polymarket.agents.BackgroundAgents` (makers, noise
-  takers, informed takers looking ahead on the real path), with ``AgentConfig`` overrides.
+  takers, informed takers looking ahead on the real path, latency snipers reacting to the
+  real BTC price on sub-second event times), with ``AgentConfig`` overrides.
 
 Every model is a frozen dataclass so it pickles into the worker pool and appears in the
 result JSON (``params.models``).
@@ -35,8 +38,11 @@ from hourmm_core.fees import CRYPTO_FEES, FeeSchedule
 from hourmm_core.sim.polymarket.agents import AgentConfig, BackgroundAgents, PricePath
 from hourmm_core.sim.polymarket.engine import Exchange, Market
 
-
 # ----------------------------------------------------------------------------- latency
+#: Default order-entry latency of the backtest (ms): our snapshot -> order/cancel at the venue,
+#: what lets the latency snipers pick off stale quotes (the strategy issue's calibration).
+DEFAULT_ENTRY_MS = 150
+
 class LatencyModel(Protocol):
     """Order-entry and response delays in ms of simulated time (>= 0)."""
 
@@ -87,15 +93,48 @@ class SampledLatency:
 
 # ----------------------------------------------------------------------------- flow
 class Flow(Protocol):
-    """A running counterparty flow of one backtest hour."""
+    """A running counterparty flow of one backtest hour, driven on simulated time.
+
+    ``step`` is the periodic flow at each decision time (makers requote, takers arrive);
+    sub-second events (latency snipers' shots) are exposed as a due-time stream
+    (``next_event_ms`` / ``fire``) that the loop interleaves with our own orders landing;
+    ``react`` lets the flow see the book right after our orders landed (snipers aim)."""
 
     def step(self, now_ms: int, markets: Iterable[Market]) -> None: ...
+    def next_event_ms(self) -> int | None: ...
+    def fire(self, ts_ms: int) -> None: ...
+    def react(self, ts_ms: int, markets: Iterable[Market]) -> None: ...
 
 
 class FlowModel(Protocol):
-    """Builds the counterparty flow of one hour on the engine."""
+    """Builds the counterparty flow of one hour on the engine; ``targets``: our owner id(s)."""
 
-    def build(self, exchange: Exchange, path: PricePath, seed: int) -> Flow: ...
+    def build(self, exchange: Exchange, path: PricePath, seed: int, targets: Iterable[str]) -> Flow: ...
+
+
+class AgentRun:
+    """:class:`BackgroundAgents` (makers, noise/informed takers, latency snipers) as a :class:`Flow`."""
+
+    def __init__(self, agents: BackgroundAgents, targets: Iterable[str]) -> None:
+        self.agents = agents
+        self.sniper = agents.sniper
+        self.sniper.targets = set(targets)
+        self.stats = agents.stats
+
+    def step(self, now_ms: int, markets: Iterable[Market]) -> None:
+        self.agents.step(now_ms, markets, snipe=False)   # the loop drives the snipers on event times
+
+    def next_event_ms(self) -> int | None:
+        return self.sniper.next_due()
+
+    def fire(self, ts_ms: int) -> None:
+        self.sniper.fire_due(ts_ms)
+
+    def react(self, ts_ms: int, markets: Iterable[Market]) -> None:
+        self.sniper.scan(ts_ms, markets)
+
+    def snipes(self) -> dict[str, int]:
+        return {"shots": self.sniper.shots, "misses": self.sniper.misses}
 
 
 @dataclass(frozen=True)
@@ -116,8 +155,8 @@ class AgentFlow:
     def config(self) -> AgentConfig:
         return AgentConfig(**dict(self.overrides))
 
-    def build(self, exchange: Exchange, path: PricePath, seed: int) -> BackgroundAgents:
-        return BackgroundAgents(exchange, path, seed=seed, config=self.config())
+    def build(self, exchange: Exchange, path: PricePath, seed: int, targets: Iterable[str] = ()) -> AgentRun:
+        return AgentRun(BackgroundAgents(exchange, path, seed=seed, config=self.config()), targets)
 
 
 # ----------------------------------------------------------------------------- all models
@@ -125,7 +164,7 @@ class AgentFlow:
 class BacktestModels:
     """The models of one backtest: latency, counterparty flow, fee schedule."""
 
-    latency: ConstantLatency | SampledLatency = ConstantLatency()
+    latency: ConstantLatency | SampledLatency = ConstantLatency(DEFAULT_ENTRY_MS, 0)
     flow: AgentFlow = field(default_factory=AgentFlow)
     fee: FeeSchedule = CRYPTO_FEES
 
