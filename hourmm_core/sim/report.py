@@ -598,7 +598,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     for h in summary.get("hours", []):
         inv = h.get("inventory_at_cutoff")
         inv_s = (f"Up {inv['yes']:g} / Down {inv['no']:g} ({h.get('inventory_source')})" if inv else "-")
-        lines.append(f"{h['hour'] + ('*' if h.get('partial') else ''):<21}{h['outcome']:>8}{n(h.get('fills'), 'd') if isinstance(h.get('fills'), int) else '-':>7}"
+        fills = n(h.get("fills"), "d") if isinstance(h.get("fills"), int) else "-"
+        lines.append(f"{h['hour'] + ('*' if h.get('partial') else ''):<21}{h['outcome']:>8}{fills:>7}"
                      f"{h['journal_fills'] if h.get('journal_fills') is not None else '-':>8}"
                      f"{n(h.get('volume')):>10}{n(h.get('fees'), '.4f'):>9}{n(h.get('pnl'), '+.3f'):>10}  {inv_s}")
     if any(h.get("partial") for h in summary.get("hours", [])):
