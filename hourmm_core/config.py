@@ -18,6 +18,7 @@ import yaml
 
 from hourmm_core.errors import ConfigError  # noqa: F401 - re-exported (runners, tests)
 from hourmm_core.logsetup import register_secret
+from hourmm_core.quant.reference.pricer import season_table
 
 T = TypeVar("T")
 
@@ -154,8 +155,6 @@ class PricerConfig:
 
     def season(self):
         """The 1440 minute-of-day variance factors (PRICER_SEASON_HOD x PRICER_SEASON_MOH; empty = flat)."""
-        from hourmm_core.quant.reference.pricer import season_table
-
         try:
             hod = [float(x) for x in self.pricer_season_hod.split(",") if x.strip()]
             moh = [float(x) for x in self.pricer_season_moh.split(",") if x.strip()]

@@ -15,8 +15,7 @@ from hourmm_core.trading.decision import DecisionCore, MarketRef
 from hourmm_core.trading.order_manager import Fill
 from hourmm_core.trading.risk_engine import Limits, Mode
 from hourmm_core.trading.session import Phase, Schedule
-from hourmm_core.trading.strategy import (BookTop, MarketState, StrategyParams, desired_quotes, merge_size,
-                                          move_width)
+from hourmm_core.trading.strategy import BookTop, MarketState, StrategyParams, desired_quotes, merge_size, move_width
 from hourmm_core.trading.types import BUY, DOWN, SELL, UP
 
 LIM = Limits(1000.0, 500.0, 100.0, 8)
