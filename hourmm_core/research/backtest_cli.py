@@ -97,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workers < 1:
             raise ValueError("--workers must be >= 1")
         from hourmm_core import data as hdata
-        if args.hours is not None and args.hours > 0 and hdata.history_span(args.data) is not None:
+        if (args.hours is not None and args.hours > 0 and args.start is None and args.end is None
+                and max(1, args.every) == 1 and hdata.history_span(args.data) is not None):
             # real data and --hours: load just those hours (+2 h: the vol warm-up skips the first
             # hour and the one its first tick falls in) from the history's start
             ticks = hdata.load_first_hours(args.hours + 2, args.data)
