@@ -140,8 +140,11 @@ def test_install_refuses_on_mismatch(caplog, monkeypatch):
     c = _client(0)
     before = c.builder
     # a subtly wrong signer (wrong v byte) must be caught by the probe, not shipped
-    monkeypatch.setattr(V2OrderSigner, "_ecdsa",
-                        lambda self, d: "0x" + self._key.sign_recoverable(d, hasher=None)[:64].hex() + "1c")
+    def flipped_v(self, d):
+        rsv = self._key.sign_recoverable(d, hasher=None)
+        return "0x" + rsv[:64].hex() + format(28 - rsv[64], "02x")   # 27 <-> 28: always wrong
+
+    monkeypatch.setattr(V2OrderSigner, "_ecdsa", flipped_v)
     with caplog.at_level(logging.ERROR, logger=osg.__name__):
         assert install_fast_signer(c) is False
     assert c.builder is before

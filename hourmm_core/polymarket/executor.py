@@ -61,6 +61,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from hourmm_core.config import ConfigError, Credentials
 from hourmm_core.logsetup import register_secret
+from hourmm_core.polymarket.fast_wire import hot_calls
 from hourmm_core.polymarket.order_signer import install_fast_signer
 
 log = logging.getLogger(__name__)
@@ -269,6 +270,8 @@ class Executor:
         self._client: Any = None
         self._acks: dict[str, OrderAck] = {}
         self._hashers: dict[tuple[bool, bool], Any] = {}
+        self._hot: dict[Any, Callable[..., Any]] = {}
+        self._wire: Any = None
         self._hb_task: asyncio.Task | None = None
         self._hb_id = ""
         self.heartbeat_ok = False
@@ -287,7 +290,9 @@ class Executor:
         """Run a blocking client call in the dedicated pool; map its exceptions."""
         loop = asyncio.get_running_loop()
         try:
-            res = await asyncio.wait_for(loop.run_in_executor(self._pool, fn, *args), self.call_timeout_s)
+            hot = self._hot.get(getattr(fn, "__func__", fn))   # speed: cancels/posts/signing off the pool
+            aw = hot(*args) if hot is not None else loop.run_in_executor(self._pool, fn, *args)
+            res = await asyncio.wait_for(aw, self.call_timeout_s)
         except asyncio.TimeoutError:
             self._count("timeout")
             raise TransientError(f"no reply within {self.call_timeout_s}s") from None
@@ -338,6 +343,7 @@ class Executor:
         except KeyError as exc:  # pragma: no cover - mapped to Rejected above
             raise AuthError(f"could not derive API credentials: {exc}") from None
         self._client = client
+        self._wire, self._hot = hot_calls(self, client)
         self.api_key = client.creds.api_key
         if c.api_key:
             # given creds are only proven by an authenticated call
@@ -670,6 +676,8 @@ class Executor:
 
     async def close(self) -> None:
         await self.stop_heartbeat()
+        if self._wire is not None:
+            await self._wire.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
