@@ -206,3 +206,24 @@ def test_pricing_on_the_local_clock_never_moves_a_late_trade_into_the_next_minut
         mp.on_trade(t0 + 59_990, float(kl["close"][i]))                                  # the late last trade
     mp.advance(int(kl["open_ms"][n - 1]) + 60_000)
     assert mp.level_var == pytest.approx(lv[-1], rel=1e-12)
+
+
+def test_calibrate_cli_writes_table_and_predictions(tmp_path):
+    """`hourmm calibrate DIR --predictions FILE`: result.json has span -> model -> scores; one row per point."""
+    d = tmp_path / "data"
+    d.mkdir()
+    with gzip.open(MAY, "rt") as src, gzip.open(d / "BTCUSDT-1m-2025-05.csv.gz", "wt") as dst:
+        for _ in range(6 * 60):
+            dst.write(src.readline())
+    out, preds = tmp_path / "out", tmp_path / "preds.csv"
+    rc = cal.main([str(d), "--out", str(out), "--predictions", str(preds), "--no-plots",
+                   "--train-span", "2025-05-01:2025-05-02", "--valid-span", "2025-05-01:2025-05-01"])
+    assert rc == 0
+    res = json.loads((out / "result.json").read_text())
+    tab = res["table"]["train"]
+    assert set(tab) == {"const", "rv60", "legacy_ewma", "seasonal"}
+    assert tab["seasonal"]["n"] == 5 * 59 and 0.0 < tab["seasonal"]["brier"] < 0.25
+    assert tab["const"]["logloss"] == pytest.approx(math.log(2.0))
+    rows = preds.read_text().splitlines()
+    assert rows[0] == "hour_ms,minute,p" and len(rows) == 1 + 5 * 59
+    assert cal.main([str(tmp_path / "nothing"), "--out", str(out), "--predictions", str(preds)]) == 2
