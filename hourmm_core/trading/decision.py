@@ -17,16 +17,35 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
-from hourmm_core.trading.order_manager import Action, OrderManager, PlanResult
-from hourmm_core.trading.risk_engine import (Exposure, Limits, Mode, ModeChange, Reason, RiskEngine,
-                                             check_quote)
+from hourmm_core.fees import NO_FEES, FeeSchedule
+from hourmm_core.trading.order_manager import Action, Order, OrderManager, PlanResult
+from hourmm_core.trading.risk_engine import Exposure, Limits, Mode, ModeChange, Reason, RiskEngine, check_quote
 from hourmm_core.trading.session import Phase, PhaseChange, Schedule, Session
-from hourmm_core.trading.strategy import BookTop, MarketState, StrategyParams, desired_quotes
+from hourmm_core.trading.strategy import BookTop, MarketState, StrategyParams, desired_quotes, merge_size
 from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Quote
 
 log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- execution rules
+# How a plan's actions are sent. One definition, used by the live Trader
+# (:meth:`hourmm_core.trading.trader.Trader._execute`) and by the research backtest
+# (:mod:`hourmm_core.research.engine_backtest`), so the backtest runs the trader's rules.
+def post_only_for(phase: Phase, mode: Mode) -> bool:
+    """Orders are post-only (never take liquidity) except while flattening (session phase
+    FLATTEN or risk mode FLATTEN), when the reducing exit may cross the spread and pays the
+    taker fee. Applies to the whole batch of places of one plan."""
+    return not (phase is Phase.FLATTEN or mode is Mode.FLATTEN)
+
+
+def places_allowed(failed_cancels: Iterable[Order | None]) -> bool:
+    """A plan's places are sent only if none of its cancels failed on an order that is
+    still open (``om.on_cancel_failed`` returns it; ``None`` or a final order means the
+    order is gone anyway): placing the replacement next to a live old order could
+    double the exposure. The dropped places are re-planned on the next decision."""
+    return all(o is None or o.state.final for o in failed_cancels)
 
 
 @dataclass(frozen=True)
@@ -42,12 +61,13 @@ class MarketRef:
     tick_size: float = 0.01
     min_size: float = 5.0
     neg_risk: bool = False  # selects the exchange contract the order is signed for
+    fee: FeeSchedule = NO_FEES  # the market's fee schedule (Gamma ``feeSchedule``), hourmm_core.fees
 
     @classmethod
     def from_info(cls, info: Any) -> "MarketRef":
         return cls(info.slug, info.condition_id, info.up_token_id, info.down_token_id,
                    info.start_ms, info.end_ms, info.tick_size, info.min_size,
-                   bool(getattr(info, "neg_risk", False)))
+                   bool(getattr(info, "neg_risk", False)), getattr(info, "fee", NO_FEES))
 
     def token_id(self, token: int) -> str:
         return self.up_token_id if token == UP else self.down_token_id
@@ -71,6 +91,7 @@ class Decision:
     mode_changes: list[ModeChange] = field(default_factory=list)
     plan: PlanResult | None = None
     cancel_all: bool = False
+    merge: float = 0.0      # Up+Down pairs to merge (CTF) before the actions; the runner executes it
 
 
 ControlHook = Callable[[str], Awaitable[None]]
@@ -97,11 +118,15 @@ class DecisionCore:
         self.last_quotes: list[Quote] = []
         self.extra_status: dict[str, Any] = {}
         self.status_hook: Callable[[], dict[str, Any]] | None = None  # live extras (the Trader's feeds)
+        self._prev_fair: float | None = None
+        self._pull = 0
+        self._pull_until = 0
 
     # ---- market -----------------------------------------------------------------------
     def set_market(self, market: MarketRef | None, keep_orders: bool = False) -> None:
         """Switch to a new market (the hour roll). Orders/inventory restart from zero."""
         self.market = market
+        self._prev_fair, self._pull, self._pull_until = None, 0, 0
         if not keep_orders:
             self.om.reset(prefix="c")
         if market is None:
@@ -137,11 +162,23 @@ class DecisionCore:
             d.actions = self.om.cancel_all_actions()
             d.cancel_all = True
             return d
-        state = MarketState(fair_up, self.fair_unc, fresh, self.om.yes_tokens, self.om.no_tokens,
+        prm = self.params
+        # fast move: pull the side it made stale for pull_hold_ms (fresh fair values only)
+        if fresh and fair_up is not None:
+            if prm.pull_move > 0 and self._prev_fair is not None and abs(fair_up - self._prev_fair) >= prm.pull_move:
+                self._pull = 1 if fair_up > self._prev_fair else -1
+                self._pull_until = now_ms + prm.pull_hold_ms
+            self._prev_fair = fair_up
+        if now_ms >= self._pull_until:
+            self._pull = 0
+        # merge Up+Down pairs not reserved by resting sells; quote on what is left after it
+        d.merge = merge_size(om.yes_tokens - om.open_size(UP, SELL), om.no_tokens - om.open_size(DOWN, SELL), prm)
+        state = MarketState(fair_up, self.fair_unc, fresh, self.om.yes_tokens - d.merge, self.om.no_tokens - d.merge,
                             up, down, phase, mode,
                             self.session.schedule.wind_progress(now_ms, m.end_ms),
                             m.tick_size, m.min_size, self.paused, om.cost[UP] + om.cost[DOWN],
-                            self.session.schedule.flatten_progress(now_ms, m.end_ms))
+                            self.session.schedule.flatten_progress(now_ms, m.end_ms),
+                            float(m.end_ms - now_ms), self._pull)
         lim = risk.limits
         quotes = desired_quotes(state, self.params, lim)
         ex = Exposure(om.yes_tokens, om.no_tokens, bu, bd, su, sd, reserved, 0)

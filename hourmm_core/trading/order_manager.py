@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Iterable, Sequence
 
-from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Quote, SIDE_NAMES, TOKEN_NAMES
+from hourmm_core.trading.types import BUY, DOWN, SELL, SIDE_NAMES, TOKEN_NAMES, UP, Fill, Quote
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +84,6 @@ class Action:
 
     kind: str  # "place" | "cancel"
     order: Order
-
-
-@dataclass(frozen=True)
-class Fill:
-    """A fill of one of our orders, as applied to inventory."""
-
-    trade_id: str
-    order_id: str | None
-    token: int
-    side: int
-    price: float
-    size: float
-    ts_ms: int
-    fee: float = 0.0
 
 
 class TokenBucket:
@@ -399,6 +385,17 @@ class OrderManager:
         elif o.state in (OrderState.INTENT, OrderState.SENT):
             o.state = OrderState.LIVE
         return o
+
+    def on_merge(self, size: float) -> None:
+        """CTF merge of ``size`` Up+Down pairs: both positions drop by ``size``, cash +size USDC."""
+        if not (size > 0) or size > min(self.yes_tokens, self.no_tokens) + 1e-9:
+            raise ValueError(f"merge of {size} exceeds the pairs held ({self.yes_tokens}, {self.no_tokens})")
+        for t in (UP, DOWN):
+            held = self.position(t)
+            self.cost[t] *= max(0.0, held - size) / held if held > 1e-12 else 0.0
+        self.yes_tokens = max(0.0, self.yes_tokens - size)
+        self.no_tokens = max(0.0, self.no_tokens - size)
+        self.cash += size
 
     def on_fill(self, fill: Fill) -> bool:
         """Apply a fill to inventory and cash; False if already seen (replay) or invalid."""

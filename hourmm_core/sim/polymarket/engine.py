@@ -22,6 +22,7 @@ Public API (prices/sizes are floats at the boundary, exact integers inside)::
     ex.advance(now_ms)           # expire GTD orders
     ex.stop_market(condition_id, now_ms)          # end of hour: cancel all, refuse new orders
     ex.resolve(condition_id, up_wins, now_ms)     # pay 1 USDC per winning token, burn losers
+    ex.merge(owner, condition_id, size, now_ms)   # CTF merge: Up+Down pair -> 1 USDC
     ex.set_tick_size(condition_id, tick, now_ms)
     ex.add_listener(fn)          # fn(event: dict) for every book/order/trade/market change
 
@@ -82,192 +83,32 @@ import bisect
 import hashlib
 import random
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from hourmm_core.fees import NO_FEES, PRICE_SCALE, SIZE_SCALE, USDC_SCALE, FeeSchedule, taker_fee_units
-
-# price units per 1.0, size units per share, USDC micro-units per 1 USDC: shared with the fee
-assert PRICE_SCALE * SIZE_SCALE == USDC_SCALE
-
-BUY = "BUY"
-SELL = "SELL"
-ORDER_TYPES = ("GTC", "GTD", "FOK", "FAK")
-
-# Real CLOB error strings (docs.polymarket.com "Order placement errors").
-ERR_BALANCE = "not enough balance / allowance"
-ERR_POST_ONLY = "invalid post-only order: order crosses book"
-ERR_FOK = "order couldn't be fully filled. FOK orders are fully filled or killed."
-ERR_FAK = "no orders found to match with FAK order. FAK orders are partially filled or killed if no match is found."
-ERR_DUPLICATE = "order is invalid. Duplicated."
-ERR_EXPIRATION = "invalid expiration"
-ERR_NOT_ACCEPTING = "the market is not accepting orders"
-ERR_NOT_READY = "the market is not yet ready to process new orders"
-
-Listener = Callable[[dict[str, Any]], None]
-
-
-class EngineError(ValueError):
-    """A request the exchange refuses (bad token, unknown order, bad numbers)."""
-
-
-def price_to_units(price: float) -> int:
-    """Float price -> 1e-4 units; raises if not representable on the finest grid."""
-    if not isinstance(price, (int, float)) or isinstance(price, bool) or price != price:
-        raise EngineError(f"invalid price {price!r}")
-    u = round(float(price) * PRICE_SCALE)
-    if abs(u - float(price) * PRICE_SCALE) > 1e-6:
-        raise EngineError(f"invalid price {price!r}: finer than 0.0001")
-    return u
-
-
-def size_to_units(size: float) -> int:
-    """Float size -> 1e-2 share units, flooring sub-cent dust (the CLOB rounds sizes down to 2 dp)."""
-    if not isinstance(size, (int, float)) or isinstance(size, bool) or size != size:
-        raise EngineError(f"invalid size {size!r}")
-    return int(float(size) * SIZE_SCALE + 1e-7)
-
-
-@dataclass
-class Market:
-    """One binary market: Up/Down token pair, its hour and its trading state."""
-
-    condition_id: str
-    up_token: str
-    down_token: str
-    start_ms: int
-    end_ms: int
-    tick_u: int
-    min_size_u: int
-    neg_risk: bool = False
-    accepting: bool = True
-    closed: bool = False
-    resolved: bool = False
-    up_wins: bool | None = None
-    fee: FeeSchedule = NO_FEES
-    # Up-terms book: price_u -> deque[order_id]; sorted price lists for best lookup.
-    bids: dict[int, deque] = field(default_factory=dict)
-    asks: dict[int, deque] = field(default_factory=dict)
-    bid_prices: list[int] = field(default_factory=list)
-    ask_prices: list[int] = field(default_factory=list)
-    pairs_u: int = 0              # outstanding full sets (size units)
-    last_trade_price: float | None = None
-
-    @property
-    def tick_size(self) -> float:
-        return self.tick_u / PRICE_SCALE
-
-    @property
-    def fee_rate_bps(self) -> int:
-        """The schedule's rate in basis points (what the CLOB reports as ``fee_rate_bps``/``base_fee``)."""
-        return int(round(self.fee.rate * 10_000))
-
-    @property
-    def min_size(self) -> float:
-        return self.min_size_u / SIZE_SCALE
-
-
-@dataclass
-class Order:
-    """A (possibly resting) limit order. ``price_u`` is in the order's own token terms."""
-
-    order_id: str
-    owner: str
-    condition_id: str
-    token_id: str
-    outcome: str
-    side: str
-    price_u: int
-    size_u: int
-    order_type: str
-    post_only: bool
-    expiration_ms: int
-    created_ms: int
-    seq: int
-    filled_u: int = 0
-    status: str = "LIVE"          # LIVE | MATCHED | CANCELED | INVALID
-    res_usdc_u: int = 0           # USDC still reserved (BUY)
-    res_tok_u: int = 0            # tokens still reserved (SELL)
-    trade_ids: list[str] = field(default_factory=list)
-    is_up: bool = True
-
-    @property
-    def remaining_u(self) -> int:
-        return self.size_u - self.filled_u
-
-    @property
-    def book_is_bid(self) -> bool:
-        """Side in the Up-terms book: BUY Up / SELL Down are bids."""
-        return (self.side == BUY) == self.is_up
-
-    @property
-    def book_price_u(self) -> int:
-        return self.price_u if self.is_up else PRICE_SCALE - self.price_u
-
-    def to_dict(self) -> dict[str, Any]:
-        """Shape of the CLOB's ``GET /data/order`` object (owner = engine owner string)."""
-        return {
-            "id": self.order_id,
-            "status": self.status,
-            "owner": self.owner,
-            "maker_address": self.owner,
-            "market": self.condition_id,
-            "asset_id": self.token_id,
-            "side": self.side,
-            "original_size": _fmt(self.size_u / SIZE_SCALE),
-            "size_matched": _fmt(self.filled_u / SIZE_SCALE),
-            "price": _fmt(self.price_u / PRICE_SCALE),
-            "outcome": self.outcome,
-            "expiration": str(self.expiration_ms // 1000 if self.expiration_ms else 0),
-            "order_type": self.order_type,
-            "associate_trades": list(self.trade_ids),
-            "created_at": self.created_ms // 1000,
-        }
-
-
-def _fmt(x: float) -> str:
-    """Decimal string like the CLOB's JSON ("0.52", "10", "12.5")."""
-    s = f"{x:.6f}".rstrip("0").rstrip(".")
-    return s if s not in ("", "-0") else "0"
-
-
-@dataclass
-class Fill:
-    """One maker/taker match, from the taker's point of view (price in taker-token terms)."""
-
-    maker_order_id: str
-    maker_owner: str
-    taker_order_id: str
-    taker_owner: str
-    price: float
-    size: float
-    kind: str          # transfer | mint | merge
-    taker_fee: float
-
-
-@dataclass
-class PlaceResult:
-    """Outcome of :meth:`Exchange.place`, mirrors POST /order's response fields."""
-
-    order_id: str
-    status: str                      # matched | live | unmatched | "" (rejected)
-    fills: list[Fill] = field(default_factory=list)
-    error_msg: str = ""
-    making_amount: str = "0"
-    taking_amount: str = "0"
-    trade_ids: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.error_msg
-
-
-@dataclass
-class Account:
-    usdc_u: int = 0
-    usdc_res_u: int = 0
-    tok_u: dict[str, int] = field(default_factory=dict)
-    tok_res_u: dict[str, int] = field(default_factory=dict)
+from hourmm_core.sim.polymarket.orders import (  # noqa: F401 - re-exported: the engine's public names
+    BUY,
+    ERR_BALANCE,
+    ERR_DUPLICATE,
+    ERR_EXPIRATION,
+    ERR_FAK,
+    ERR_FOK,
+    ERR_NOT_ACCEPTING,
+    ERR_NOT_READY,
+    ERR_POST_ONLY,
+    ORDER_TYPES,
+    SELL,
+    Account,
+    EngineError,
+    Fill,
+    Listener,
+    Market,
+    Order,
+    PlaceResult,
+    _fmt,
+    price_to_units,
+    size_to_units,
+)
 
 
 class Exchange:
@@ -477,6 +318,9 @@ class Exchange:
         """Emit one ``price_change`` per market for the levels touched by the last operation."""
         if not self._touched:
             return
+        if not self._listeners:
+            self._touched.clear()
+            return
         touched, self._touched = self._touched, set()
         by_market: dict[str, list[tuple[bool, int]]] = {}
         for cid, bid, p in touched:
@@ -596,6 +440,10 @@ class Exchange:
             o.status = "MATCHED"
         if not fills and o.status == "LIVE":
             res.status = "live"
+        if not self._listeners:      # in-process backtests: nobody listens, skip building the events
+            self._pending_updates = []
+            self._touched.clear()
+            return res
         self._emit({"event_type": "order", "type": "PLACEMENT", "order": o.to_dict(), "ts_ms": now_ms})
         if trade is not None:
             self._emit({"event_type": "trade", "trade": trade, "ts_ms": now_ms})
@@ -754,6 +602,8 @@ class Exchange:
         self._release(o)
         self._drop_gtd(o)
         o.status = "CANCELED"
+        if not self._listeners:
+            return
         ev = {"event_type": "order", "type": "CANCELLATION", "order": o.to_dict(), "ts_ms": now_ms,
               "reason": reason}
         self._emit(ev)
@@ -834,6 +684,30 @@ class Exchange:
         self._flush_book_events(now_ms)
         self._emit({"event_type": "market_status", "market": condition_id, "status": "closed", "ts_ms": now_ms})
         return len(live)
+
+    def merge(self, owner: str, condition_id: str, size: float, now_ms: int = 0) -> float:
+        """CTF merge: burn ``size`` Up + ``size`` Down of ``owner`` (free, unreserved tokens) for
+        ``size`` USDC from the collateral pool. Any amount (no venue minimum); returns the USDC paid.
+        """
+        m = self.markets.get(condition_id)
+        if m is None:
+            raise EngineError(f"unknown market {condition_id}")
+        if m.resolved:
+            raise EngineError(f"market {condition_id} already resolved")
+        x = size_to_units(size)
+        if x <= 0:
+            raise EngineError(f"invalid merge size {size!r}")
+        a = self._acct(owner)
+        for tok in (m.up_token, m.down_token):
+            if a.tok_u.get(tok, 0) - a.tok_res_u.get(tok, 0) < x:
+                raise EngineError(f"merge of {size} needs {size} free {tok} tokens")
+        a.tok_u[m.up_token] -= x
+        a.tok_u[m.down_token] -= x
+        a.usdc_u += x * PRICE_SCALE
+        m.pairs_u -= x
+        self._emit({"event_type": "merge", "market": condition_id, "owner": owner, "size": _fmt(x / SIZE_SCALE),
+                    "ts_ms": now_ms})
+        return x * PRICE_SCALE / USDC_SCALE
 
     def resolve(self, condition_id: str, up_wins: bool, now_ms: int = 0) -> dict[str, float]:
         """Settle: each winning token pays exactly 1 USDC from the pool, losing tokens are burned.
