@@ -325,6 +325,8 @@ class BacktestParams:
     inv_limit: float = math.inf
     extreme_cut: float = 0.0
     merge_min: float = 0.0
+    mid_weight: float = 0.0
+    mid_max_spread: float = 0.03
 
     def __post_init__(self) -> None:
         if self.decision_ms <= 0 or self.decision_ms > 60_000:

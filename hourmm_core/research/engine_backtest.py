@@ -252,8 +252,9 @@ class TraderEngineComponents(Components):
             counters["ledger_mismatch"] = 1
         from hourmm_core.research.evidence import hour_detail
 
+        true_fair = np.array([agents.path.fair_up(hour_start, int(t)) for t in grid.tolist()])
         res.detail = hour_detail(led, counterparty, grid, fair, path, up_won, params, hour_start,
-                                 snipes={"shots": sniper.shots, "misses": sniper.misses})
+                                 snipes={"shots": sniper.shots, "misses": sniper.misses}, true_fair=true_fair)
         path["engine_pnl"] = engine_pnl
         path["fills"] = [(f.ts_ms, f.token, f.side, f.price, f.size, f.fee, f.maker) for f in led.fills]
         path["agents"] = {"noise_trades": agents.stats.noise_trades, "informed_trades": agents.stats.informed_trades,
