@@ -123,3 +123,16 @@ def test_backtest_evidence_on_a_real_hour_against_snipers():
     ev = summarize(res.hours)
     assert set(ev["markout_fair"]) == {"5s", "30s", "60s"} and math.isfinite(ev["pnl_per_hour"])
     assert ev["fees"] == pytest.approx(h.fees) and h.fees >= 0
+
+
+def test_book_anchor_pulls_the_quoting_fair_to_a_tight_mid():
+    from hourmm_core.trading.strategy import quoting_fair
+
+    p = StrategyParams(mid_weight=0.75)
+    assert quoting_fair(st(fair_up=0.40, up=BookTop(0.49, 0.50)), p) == pytest.approx(0.25 * 0.40 + 0.75 * 0.495)
+    assert quoting_fair(st(fair_up=0.40, up=BookTop(0.30, 0.70)), p) == 0.40     # wide book: ignored
+    assert quoting_fair(st(fair_up=0.40, up=BookTop(None, 0.50)), p) == 0.40
+    assert quoting_fair(st(fair_up=0.40, up=BookTop(0.49, 0.50)), StrategyParams()) == 0.40   # off by default
+    qs = desired_quotes(st(fair_up=0.40, up=BookTop(0.49, 0.50), down=BookTop(0.50, 0.51)),
+                        StrategyParams(mid_weight=1.0, half_spread=0.005, unc_mult=0.0, quote_levels=1), LIM)
+    assert sorted((q.token, q.price) for q in qs) == [(UP, 0.49), (DOWN, 0.5)]   # joins both touches
