@@ -130,3 +130,51 @@ def test_bench_push_latency(benchmark, hz):
                                  "latency_ms_p50": float(np.percentile(arr, 50)),
                                  "latency_ms_p99": float(np.percentile(arr, 99)),
                                  "latency_ms_max": float(arr.max())})
+
+
+# ----------------------------------------------------------------------------- rest-of-hour model
+TRADES = "/work/shared/data/BTCUSDT-trades-2024-08-08T2354_2024-08-09T0005.csv.gz"
+
+
+@pytest.fixture(scope="module")
+def real_trades():
+    """The 11-minute real Binance BTCUSDT trade sample (19,904 trades, across an hour boundary)."""
+    import gzip
+    import os
+
+    if not os.path.exists(TRADES):
+        pytest.skip("real trade sample not available")
+    a = np.loadtxt(gzip.open(TRADES, "rt"), delimiter=",", usecols=(1, 4))
+    return a[:, 1].astype(np.int64).tolist(), a[:, 0].tolist()
+
+
+def _minute_loop(mod, ts_list, px_list):
+    from hourmm_core.config import PricerConfig
+
+    cfg = PricerConfig.from_env({})
+    args = (cfg.season(), cfg.pricer_halflife_min, cfg.pricer_var_prior, cfg.pricer_var_scale)
+    K = px_list[0]
+    end = (ts_list[0] // 3_600_000 + 1) * 3_600_000
+
+    def run():
+        mp = mod.MinutePricer(*args)      # fresh state each round (about 2 us, vs ~20k ticks)
+        upd = mp.update
+        for t, p in zip(ts_list, px_list):
+            upd(t, p, K, end)
+        return mp
+    return run
+
+
+@pytest.mark.parametrize("impl", ["compiled", "reference"])
+def test_bench_minute_pricer_per_tick(benchmark, real_trades, impl):
+    """Per-trade cost of the shipped model (MinutePricer.update: bar aggregation + price); target
+    <= 0.3 us compiled and >= 30x the reference. Real trades; the hour end is the first hour's."""
+    benchmark.group = "pricer per-tick: MinutePricer.update (real trades, 19.9k/round)"
+    ts_list, px_list = real_trades
+    mod = quant if impl == "compiled" else reference
+    mp = benchmark.pedantic(_minute_loop(mod, ts_list, px_list), rounds=20 if impl == "compiled" else 2,
+                            iterations=1)
+    assert mp.n_returns >= 5 and mp.n_bad == 0
+    m = _mean(benchmark)
+    if m is not None:
+        benchmark.extra_info.update({"us_per_tick": m / len(ts_list) * 1e6, "target_us": 0.3})
