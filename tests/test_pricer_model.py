@@ -107,10 +107,8 @@ def test_container_a_streaming_matches_batch_model_at_every_point(kl, shipped, i
     """Real minutes through container A's SnapshotBuilder: fair_up == batch p to 1e-9 at every point."""
     cfg, prm = shipped
     core = quant if impl == "compiled" else R
-    b = SnapshotBuilder("BTCUSDT", cfg.halflives(), cfg.vol_sample_ms, cfg.vol_floor, cfg.pricer_nu,
-                        cfg.pricer_p_min, core=core, model="seasonal", season=cfg.season(),
-                        halflife_min=cfg.pricer_halflife_min, var_prior=cfg.pricer_var_prior,
-                        var_scale=cfg.pricer_var_scale)
+    b = SnapshotBuilder.from_config(cfg, core=core)     # exactly what PricerService builds
+    assert b.model == "seasonal"
     pts = cal.kline_points(kl["open_ms"], kl["open"], kl["close"])
     batch = cal.seasonal_predict(kl["open_ms"], kl["close"], pts, prm)
     want = {(int(h), int(m)): p for h, m, p in zip(pts.hour_ms, pts.minute, batch)}

@@ -150,11 +150,12 @@ async def test_stale_raised_on_pause_and_cleared(ticks, caplog):
             await until(lambda: st.svc.stale, 5, "stale")
             code, h = await st.get("/health")
             assert h["stale"] is True and h["healthy"] is False and h["age_ms"] > 500
+            assert code == 503   # plain HTTP monitors see "not healthy" from the status code
             _, snap = await st.get("/snapshot/latest")
             assert snap["stale"] is True
             await until(lambda: not st.svc.stale, 8, "fresh again")
-            _, h = await st.get("/health")
-            assert h["healthy"] is True
+            code, h = await st.get("/health")
+            assert h["healthy"] is True and code == 200
             assert st.svc.stale_episodes == 1
     assert caplog.text.count("Binance stale beyond threshold") == 1
 

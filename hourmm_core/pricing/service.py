@@ -31,12 +31,7 @@ class PricerService:
                  http_host: str | None = None) -> None:
         self.cfg = cfg
         self.clock = clock
-        self.builder = SnapshotBuilder(cfg.binance_symbol, cfg.halflives(), cfg.vol_sample_ms, cfg.vol_floor,
-                                       cfg.pricer_nu, cfg.pricer_p_min, cfg.stale_threshold_ms,
-                                       speed=float(getattr(clock, "speed", 1.0) or 1.0),
-                                       model=cfg.pricer_model, season=cfg.season(),
-                                       halflife_min=cfg.pricer_halflife_min, var_prior=cfg.pricer_var_prior,
-                                       var_scale=cfg.pricer_var_scale)
+        self.builder = SnapshotBuilder.from_config(cfg, speed=float(getattr(clock, "speed", 1.0) or 1.0))
         self.client = BinanceStreamClient(cfg.binance_ws_url, cfg.binance_symbol, self._on_message, clock,
                                           reconnect_before_ms=cfg.reconnect_before_ms,
                                           on_connect=self._on_connect, on_disconnect=self._on_disconnect)

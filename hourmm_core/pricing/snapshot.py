@@ -125,6 +125,14 @@ class SnapshotBuilder:
         self.recv_ts_ms: int | None = None
         self.late_trades = 0
 
+    @classmethod
+    def from_config(cls, cfg: Any, core: Any = None, speed: float = 1.0) -> "SnapshotBuilder":
+        """Container A's builder from a ``PricerConfig`` (the shipped model and its tables)."""
+        return cls(cfg.binance_symbol, cfg.halflives(), cfg.vol_sample_ms, cfg.vol_floor, cfg.pricer_nu,
+                   cfg.pricer_p_min, cfg.stale_threshold_ms, core=core, speed=speed, model=cfg.pricer_model,
+                   season=cfg.season(), halflife_min=cfg.pricer_halflife_min, var_prior=cfg.pricer_var_prior,
+                   var_scale=cfg.pricer_var_scale)
+
     # ------------------------------------------------------------ inputs
     def _on_open(self, hour_start: int, open_price: float, source: str) -> None:
         self.features.set_hour_open(hour_start, open_price)

@@ -624,13 +624,13 @@ def seasonal_predict(open_ms: np.ndarray, close: np.ndarray, pts: KlinePoints, p
 def rv60_predict(close: np.ndarray, pts: KlinePoints) -> np.ndarray:
     """The score tool's ``ref`` row: Phi(ln(S/K) / (std(last 60 1m log returns)/sqrt 60 * sqrt tau))."""
     from numpy.lib.stride_tricks import sliding_window_view
-    from scipy.special import ndtr
 
     lc = np.log(np.asarray(close, dtype=np.float64))
     lr = np.diff(lc, prepend=lc[0])
     sig = np.std(sliding_window_view(lr, 60)[pts.j - 59], axis=1) / math.sqrt(60.0)
     tau = 3600.0 - 60.0 * pts.minute
-    return ndtr(np.log(pts.S / pts.K) / np.maximum(sig * np.sqrt(tau), 1e-12))
+    # the compiled normal digital without a clamp (p_min 0); sigma 0 settles like the tool's 1e-12 floor
+    return np.asarray(_quant().fair_prob_batch(pts.S, pts.K, tau, sig, 0.0, 0.0), dtype=np.float64)
 
 
 def legacy_predict(open_ms: np.ndarray, close: np.ndarray, pts: KlinePoints, params: PricerParams) -> np.ndarray:
