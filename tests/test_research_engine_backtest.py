@@ -97,8 +97,14 @@ def _same_rows(a: list[dict], b: list[dict]) -> bool:
 
 def test_backtest_sweep_local_equals_dask(ticks):
     distributed = pytest.importorskip("distributed")
+    from dataclasses import asdict
+
+    from hourmm_core.sim.polymarket.agents import AgentConfig
+
     grid = {"half_spread": [0.02, 0.1], "skew": [0.0, 0.04]}
-    fixed = {"decision_ms": 5000, "max_hours": 2, "seed": 5}
+    # the sweep plumbing, not the venue: the light pre-calibration flow keeps 8 backtests quick
+    legacy = tuple(sorted(asdict(AgentConfig.legacy()).items()))
+    fixed = {"decision_ms": 5000, "max_hours": 2, "seed": 5, "agents": legacy}
     local = bt.sweep_backtest(ticks, grid, max_workers=2, **fixed)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
                                   host="127.0.0.1", scheduler_port=0, dashboard_address=None) as cluster:
@@ -158,7 +164,7 @@ def test_fair_unc_path_is_disagreement_of_two_sigmas(ticks):
     from hourmm_core.research import calibration as cal
 
     ts, px, _ = cal.as_arrays(ticks)
-    p = bt.BacktestParams()
+    p = bt.BacktestParams(fair_model="ewma")      # the old digital: fair from sigma column 0
     sig = cal.sigma_path(ts, px, (p.halflife_s, p.halflife_alt_s), p.sample_ms)
     hs, first, _ = cal.complete_hours(ts)
     grid, fair, sg, unc = bt.fair_unc_path(ts, px, int(hs[1]), int(first[1]), p, sig, 60_000)
@@ -167,6 +173,11 @@ def test_fair_unc_path_is_disagreement_of_two_sigmas(ticks):
     assert np.allclose(unc, np.abs(fair - fair_alt)) and unc.max() > 0
     _, fair1, _, unc1 = bt.fair_unc_path(ts, px, int(hs[1]), int(first[1]), p, sig[:, 0], 60_000)
     assert np.array_equal(fair1, fair) and not unc1.any()
+    # the default (container A's seasonal model): unc = |seasonal fair - digital of the long half-life|
+    ps = bt.BacktestParams()
+    _, fs, _, us = bt.fair_unc_path(ts, px, int(hs[1]), int(first[1]), ps, sig, 60_000)
+    assert np.all((fs > 0) & (fs < 1)) and not np.array_equal(fs, fair)
+    assert np.allclose(us, np.abs(fs - fair_alt))
 
 
 def test_uncertainty_widens_the_ladder(ticks, base):
