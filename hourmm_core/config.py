@@ -16,15 +16,15 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import yaml
 
+from hourmm_core.errors import ConfigError  # noqa: F401 - re-exported (runners, tests)
+from hourmm_core.logsetup import register_secret
+from hourmm_core.quant.reference.pricer import season_table
+
 T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
 CONFIG_ENV = "HOURMM_CONFIG"
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 def _parse_bool(raw: str) -> bool:
@@ -155,8 +155,6 @@ class PricerConfig:
 
     def season(self):
         """The 1440 minute-of-day variance factors (PRICER_SEASON_HOD x PRICER_SEASON_MOH; empty = flat)."""
-        from hourmm_core.quant.reference.pricer import season_table
-
         try:
             hod = [float(x) for x in self.pricer_season_hod.split(",") if x.strip()]
             moh = [float(x) for x in self.pricer_season_moh.split(",") if x.strip()]
@@ -286,8 +284,6 @@ class Credentials:
         api = [env.get(n, "").strip() or None for n in ("PM_API_KEY", "PM_API_SECRET", "PM_PASSPHRASE")]
         if any(api) and not all(api):
             raise ConfigError("PM_API_KEY, PM_API_SECRET and PM_PASSPHRASE must be set together (or none, to derive them)")
-        from hourmm_core.logsetup import register_secret
-
         for s in (key, api[1], api[2]):
             register_secret(s)
         return cls(key, funder, sig_type, *api)

@@ -103,6 +103,7 @@ class SnapshotBuilder:
         if model not in ("seasonal", "ewma"):
             raise ValueError(f"model must be 'seasonal' or 'ewma', got {model!r}")
         self.model = model
+        self.last_fair = math.nan   # fair after the latest message (NaN until priceable)
         if season is None:
             season = [1.0] * 1440
         self.minute = core.MinutePricer(season, halflife_min, var_prior, var_scale, nu, p_min)
@@ -186,9 +187,11 @@ class SnapshotBuilder:
         if K is None or end is None or self.last_price is None or not self.vol.ready:
             return None
         if self.model == "ewma":
-            return self.pricer.update(ts_ms, self.last_price, K, end, self.vol.sigma, self._sigma_alt())
-        p = self.minute.price(ts_ms, self.last_price, K, end)
-        self.pricer.update(ts_ms, self.last_price, K, end, self.vol.sigma, self._sigma_alt())
+            p = self.pricer.update(ts_ms, self.last_price, K, end, self.vol.sigma, self._sigma_alt())
+        else:
+            p = self.minute.price(ts_ms, self.last_price, K, end)
+            self.pricer.update(ts_ms, self.last_price, K, end, self.vol.sigma, self._sigma_alt())
+        self.last_fair = p  # the service's publish-on-change trigger reads it
         return p
 
     def _fair_unc(self, p: float) -> float:

@@ -29,7 +29,7 @@ import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -967,10 +967,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.protocol != "ticks":
             from hourmm_core.data.binance_dumps import load_klines
 
-            kl = load_klines(args.data) if args.data else None
+            explicit = args.protocol == "klines" or bool(args.predictions)
+            kl = load_klines(args.data) if (args.data or explicit) else None   # None: find_data_dir()
             if kl is not None and kl["open_ms"].size > 120 and np.any(np.diff(kl["open_ms"]) == MINUTE_MS):
                 return main_klines(args, kl)
-            if args.protocol == "klines" or args.predictions:
+            if explicit:
                 raise ValueError(f"no 1m klines found in {args.data!r} (the klines protocol needs them)")
         ticks = load_history(args.data, args.synthetic_hours)
         ts, price, source = as_arrays(ticks)

@@ -277,7 +277,7 @@ class MinutePricer:
         self.halflife_min = halflife_min
         self.alpha = 1.0 - 0.5 ** (1.0 / halflife_min)
         self.var_prior, self.var_scale, self.nu, self.p_min = var_prior, var_scale, nu, p_min
-        self.num = self.den = 0.0
+        self.num, self.den = 0.5 * var_prior, 0.5      # the prior, worth one half-life of data
         self.bar = 0
         self.bar_close = self.prev_close = math.nan
         self.have_bar = self.have_prev = self.bar_traded = False
@@ -289,8 +289,10 @@ class MinutePricer:
         return self.num / self.den if self.den > 0.0 else self.var_prior
 
     def _close_bar(self) -> None:
-        if not self.bar_traded:          # a minute without trades: missing data
+        if not self.bar_traded:          # a minute without trades: missing data, weight to the prior
             self.have_prev = False
+            self.num = (1.0 - self.alpha) * self.num + self.alpha * self.var_prior
+            self.den = (1.0 - self.alpha) * self.den + self.alpha
             return
         self.bar_traded = False
         if self.have_prev:
@@ -381,7 +383,7 @@ def minute_level_batch(open_ms, close, season, halflife_min: float = 60.0, var_p
     if len(c) != len(t):
         raise ValueError(f"minute_level_batch: open_ms has {len(t)} rows, close has {len(c)}")
     a = 1.0 - 0.5 ** (1.0 / halflife_min)
-    num = den = 0.0
+    num, den = 0.5 * var_prior, 0.5
     out = np.empty(len(t))
     bprev = 0
     for i in range(len(t)):
@@ -391,7 +393,11 @@ def minute_level_batch(open_ms, close, season, halflife_min: float = 60.0, var_p
         if i > 0:
             if b <= bprev:
                 raise ValueError("minute_level_batch: closes must be finite > 0 and open times strictly increasing")
-            if b == bprev + 1:
+            gap = b - bprev - 1
+            for _ in range(gap):
+                num = (1.0 - a) * num + a * var_prior
+                den = (1.0 - a) * den + a
+            if gap == 0:
                 r = math.log(c[i] / c[i - 1])
                 num = (1.0 - a) * num + a * r * r / s[b % 1440]
                 den = (1.0 - a) * den + a
