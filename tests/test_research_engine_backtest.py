@@ -235,7 +235,7 @@ PINNED_ZERO_LATENCY = [(-90.747, 0.2772, 1013.96, 137, 2283, 2162), (13.8885, 0.
 
 def test_zero_latency_reproduces_the_pre_refactor_loop(ticks, base):
     p, _ = base
-    p0 = p.replace(latency=0)
+    p0 = p.replace(latency=0, fair_model="ewma")   # the pre-refactor loop priced with the EWMA digital
     assert p0.models.latency == ConstantLatency(0, 0)
     res = bt.run_backtest(ticks, p0, max_hours=2)
     got = [(round(h.pnl, 4), round(h.fees, 4), round(h.volume, 2), h.n_fills, h.n_orders, h.n_cancels)
