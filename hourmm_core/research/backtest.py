@@ -578,16 +578,18 @@ def run_backtest_span(hours: int, start_ms: int | None = None, params: BacktestP
 
     Each chunk of ``chunk_hours`` is loaded with ``warmup_ms`` of history before it (the vol
     estimator's warm-up) through :func:`hourmm_core.data.load_ticks` - real dumps when found,
-    else the labelled synthetic stand-in. ``start_ms=None``: the first kline hour of the real
-    data, or the synthetic default start.
+    else the labelled synthetic stand-in. ``start_ms=None``: the first hour after the warm-up
+    in the longest contiguous real kline span (:func:`hourmm_core.data.history_span`), or the
+    synthetic default start.
     """
     from hourmm_core import data as hdata
 
     if hours <= 0 or chunk_hours <= 0:
         raise ValueError("hours and chunk_hours must be > 0")
     if start_ms is None:
-        kl = hdata.load_klines(data_dir) if (data_dir or hdata.find_data_dir()) else None
-        start_ms = int(kl["open_ms"][0]) if kl is not None and len(kl["open_ms"]) else hdata.DEFAULT_SYNTHETIC_START_MS
+        span = hdata.history_span(data_dir)  # the longest contiguous real kline span (else trades)
+        # real data: the first hour that has its warm-up inside the span
+        start_ms = span[0] + warmup_ms if span is not None else hdata.DEFAULT_SYNTHETIC_START_MS
     start_ms = int(start_ms) - int(start_ms) % HOUR_MS
     params = params or BacktestParams()
     comps = components or default_components()

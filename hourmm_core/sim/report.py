@@ -461,7 +461,8 @@ def summarize(run: RunData) -> dict[str, Any]:
         "output_dir": str(run.out_dir),
         "data": {k: v for k, v in run.data.items() if k != "hours"},
         "data_label": ("SYNTHETIC (seeded stand-in, NOT market data)" if run.data.get("synthetic")
-                       else f"real Binance data ({run.data.get('source')})") if run.data else "none",
+                       else f"real {run.data.get('source')} {run.data.get('data_start')} .. "
+                            f"{run.data.get('data_end')}") if run.data else "none",
         "run": {"hours": run.hours, "speed": run.speed, "seed": run.seed, "sim_start": _iso(run.sim_start_ms),
                 "first_hour": _iso(run.first_hour_ms), "sim_end": _iso(run.end_sim_ms),
                 "wall_seconds": round(run.wall_s, 1), "samples": len(run.samples)},
