@@ -29,9 +29,9 @@ import pytest
 
 pytest.importorskip("numba")
 
-from hourmm_core import quant as q  # noqa: E402
-
 import numba_peer as nb  # noqa: E402  (benchmarks/ is on sys.path under pytest's rootdir import)
+
+from hourmm_core import quant as q  # noqa: E402
 
 N_TICK = 20_000
 

@@ -16,8 +16,8 @@ import pytest
 
 from hourmm_core.binance.messages import parse_frame
 from hourmm_core.clock import ScaledClock
-from hourmm_core.data import synthetic_ticks
 from hourmm_core.config import PricerConfig
+from hourmm_core.data import synthetic_ticks
 from hourmm_core.pricing.snapshot import SnapshotBuilder
 
 quant = pytest.importorskip("hourmm_core.quant")
@@ -93,6 +93,7 @@ def test_bench_push_latency(benchmark, hz):
     counted once per new frame. Bounded below by the publish period (1/hz).
     """
     import aiohttp
+
     from hourmm_core.config import PricerConfig
     from hourmm_core.pricing import PricerService
     from hourmm_core.sim.binance_replay import BinanceReplayServer

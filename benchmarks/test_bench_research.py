@@ -64,9 +64,8 @@ def test_bench_backtest_month(benchmark):
     hours = _size(benchmark, "HOURMM_BENCH_BT_HOURS", 720, 2)
     workers = int(os.environ.get("HOURMM_BENCH_WORKERS", os.cpu_count() or 1))
     params = bt.BacktestParams()
-    comps = bt.default_components()
     res = benchmark.pedantic(bt.run_backtest_span, args=(hours,),
-                             kwargs={"params": params, "components": comps, "workers": workers},
+                             kwargs={"params": params, "workers": workers},
                              rounds=1, iterations=1)
     assert len(res.hours) == hours and not res.errors, res.errors
     from hourmm_core import data

@@ -7,6 +7,7 @@ built and the stack is run for real by ``deploy/container-smoke`` (CI runs it af
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -286,3 +287,22 @@ def test_trader_refuses_a_secrets_file_it_cannot_read(tmp_path):
         r = subprocess.run([sys.executable, *TRADER_ARGV[1:]], env=dict(env, HOURMM_SECRETS_FILE=str(path)),
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and why in r.stdout + r.stderr, (r.returncode, r.stdout, r.stderr)
+
+
+def test_smoke_override_only_adds_the_simulators_and_points_the_urls():
+    """deploy/docker-compose.smoke.yml is the only difference from production in the container smoke run."""
+    over = yaml.safe_load((ROOT / "deploy" / "docker-compose.smoke.yml").read_text())["services"]
+    prod = _compose()["services"]
+    assert set(over) == set(prod) | {"binance_replay", "polymarket_sim"}
+    allowed = {"HOURMM_SIM_CLOCK", "BINANCE_WS_URL", "BINANCE_REST_URL", "GAMMA_URL", "CLOB_URL", "PM_WS_URL"}
+    for name in prod:
+        assert set(over[name]) == {"environment"}, name          # no port, volume, image or env_file change
+        assert set(over[name]["environment"]) <= allowed, name
+    for name, module in (("binance_replay", "hourmm_core.sim.binance_replay"), ("polymarket_sim", "hourmm_core.sim.polymarket")):
+        sim = over[name]
+        assert sim["image"] == prod["polymarket_trader"]["image"]     # the same image as production
+        assert sim["entrypoint"] == ["python", "-m", module]
+        assert all(v.endswith(":ro") for v in sim["volumes"])          # real data, read-only
+        assert all(p.startswith("127.0.0.1:") for p in sim.get("ports", []))
+    smoke = (ROOT / "deploy" / "container-smoke").read_text()
+    assert "docker-compose.smoke.yml" in smoke and os.access(ROOT / "deploy" / "container-smoke", os.X_OK)

@@ -66,14 +66,23 @@ def test_compiled_equals_reference_on_real_minutes(kl, shipped):
     lv = quant.minute_level_batch(kl["open_ms"], kl["close"], season, 60.0, prm.var_prior)
     rlv = R.minute_level_batch(kl["open_ms"], kl["close"], season, 60.0, prm.var_prior)
     np.testing.assert_allclose(lv, rlv, rtol=1e-12)
-    assert lv[0] == prm.var_prior and np.all(lv > 0)
+    assert lv[0] == pytest.approx(prm.var_prior, rel=1e-15) and np.all(lv > 0)
     # a gap (two missing minutes): no update and the return across it is dropped, in batch and streaming
     keep = np.r_[0:100, 102:200]
-    gl = quant.minute_level_batch(kl["open_ms"][keep], kl["close"][keep], season)
-    np.testing.assert_allclose(gl, R.minute_level_batch(kl["open_ms"][keep], kl["close"][keep], season), rtol=1e-12)
-    assert gl[100] == gl[99] and gl[101] != gl[100]
+    gl = quant.minute_level_batch(kl["open_ms"][keep], kl["close"][keep], season, 60.0, prm.var_prior)
+    np.testing.assert_allclose(gl, R.minute_level_batch(kl["open_ms"][keep], kl["close"][keep], season, 60.0,
+                                                        prm.var_prior), rtol=1e-12)
+    # the two missing minutes pull the level towards the prior; bar 100's return (across the gap) is dropped
+    a = 1 - 0.5 ** (1 / 60.0)
+    den99, den101 = 1 - 0.5 * (1 - a) ** 99, 1 - 0.5 * (1 - a) ** 101     # prior weight 1/2 at the start
+    want = (gl[99] * den99 * (1 - a) ** 2 + prm.var_prior * (1 - (1 - a) ** 2)) / den101
+    assert gl[100] == pytest.approx(want, rel=1e-12)
+    assert gl[101] != gl[100]
+    long_gap = quant.minute_level_batch(np.r_[kl["open_ms"][:100], kl["open_ms"][100:110] + 10**9],
+                                        kl["close"][:110], season, 60.0, prm.var_prior)
+    assert long_gap[100] == pytest.approx(prm.var_prior, rel=1e-9)     # ~11 days without data: back to the prior
     for impl in (quant, R):
-        mp = impl.MinutePricer(season)
+        mp = impl.MinutePricer(season, 60.0, prm.var_prior)
         for i in keep:
             mp.on_trade(int(kl["open_ms"][i]) + 5, float(kl["close"][i]))
             mp.advance(int(kl["open_ms"][i]) + 60_000)
@@ -197,3 +206,58 @@ def test_pricing_on_the_local_clock_never_moves_a_late_trade_into_the_next_minut
         mp.on_trade(t0 + 59_990, float(kl["close"][i]))                                  # the late last trade
     mp.advance(int(kl["open_ms"][n - 1]) + 60_000)
     assert mp.level_var == pytest.approx(lv[-1], rel=1e-12)
+
+
+def test_calibrate_cli_writes_table_and_predictions(tmp_path):
+    """`hourmm calibrate DIR --predictions FILE`: result.json has span -> model -> scores; one row per point."""
+    d = tmp_path / "data"
+    d.mkdir()
+    with gzip.open(MAY, "rt") as src, gzip.open(d / "BTCUSDT-1m-2025-05.csv.gz", "wt") as dst:
+        for _ in range(6 * 60):
+            dst.write(src.readline())
+    out, preds = tmp_path / "out", tmp_path / "preds.csv"
+    rc = cal.main([str(d), "--out", str(out), "--predictions", str(preds), "--no-plots",
+                   "--train-span", "2025-05-01:2025-05-02", "--valid-span", "2025-05-01:2025-05-01"])
+    assert rc == 0
+    res = json.loads((out / "result.json").read_text())
+    tab = res["table"]["train"]
+    assert set(tab) == {"const", "rv60", "legacy_ewma", "seasonal"}
+    assert tab["seasonal"]["n"] == 5 * 59 and 0.0 < tab["seasonal"]["brier"] < 0.25
+    assert tab["const"]["logloss"] == pytest.approx(math.log(2.0))
+    rows = preds.read_text().splitlines()
+    assert rows[0] == "hour_ms,minute,p" and len(rows) == 1 + 5 * 59
+    assert cal.main([str(tmp_path / "nothing"), "--out", str(out), "--predictions", str(preds)]) == 2
+
+
+def test_minute_path_batch_is_the_live_model_on_ticks(kl, shipped):
+    """Backtest API: ticks in, p at given instants == MinutePricer streaming == the kline batch."""
+    _, prm = shipped
+    season = prm.season()
+    # ticks rebuilding each real minute (open, close), evaluated at every protocol point
+    ts = np.ravel(np.column_stack([kl["open_ms"], kl["open_ms"] + 59_999]))
+    px = np.ravel(np.column_stack([kl["open"], kl["close"]]))
+    pts = cal.kline_points(kl["open_ms"], kl["open"], kl["close"])
+    ev = pts.hour_ms + pts.minute * 60_000
+    args = (ts, px, ev, pts.K, pts.hour_ms + HOUR_MS, season, prm.halflife_min, prm.var_prior, 1.0, 0.0, 0.001)
+    got = quant.minute_path_batch(*args)
+    np.testing.assert_allclose(got, R.minute_path_batch(*args), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got, cal.seasonal_predict(kl["open_ms"], kl["close"], pts, prm), rtol=0, atol=1e-9)
+    # every second of the real trade sample (crosses 00:00): same as a hand-driven MinutePricer
+    tr = DATA / "BTCUSDT-trades-2024-08-08T2354_2024-08-09T0005.csv.gz"
+    a = np.loadtxt(gzip.open(tr, "rt"), delimiter=",", usecols=(1, 4))
+    tts, tpx = a[:, 1].astype(np.int64), a[:, 0]
+    grid = np.arange(tts[0] + 1000, tts[-1], 1000, dtype=np.int64)
+    hend = (grid // HOUR_MS + 1) * HOUR_MS
+    Kg = np.where(hend > tts[0] // HOUR_MS * HOUR_MS + HOUR_MS, tpx[np.searchsorted(tts, hend[-1] - HOUR_MS)], tpx[0])
+    p = quant.minute_path_batch(tts, tpx, grid, Kg, hend, season, 60.0, prm.var_prior)
+    mp, j, want = quant.MinutePricer(season, 60.0, prm.var_prior), 0, []
+    for g, k_, e in zip(grid.tolist(), Kg.tolist(), hend.tolist()):
+        while j < len(tts) and tts[j] < g:
+            mp.on_trade(int(tts[j]), float(tpx[j]))
+            j += 1
+        want.append(mp.price(g, float(tpx[j - 1]), k_, e))
+    np.testing.assert_array_equal(p, np.array(want))
+    assert np.all((p > 0) & (p < 1)) and len(np.unique(np.round(p, 6))) > 50
+    assert math.isnan(quant.minute_path_batch(tts, tpx, tts[:1], Kg[:1], hend[:1], season)[0])  # no tick yet
+    with pytest.raises(ValueError):
+        quant.minute_path_batch(tts[::-1], tpx, grid, Kg, hend, season)

@@ -6,9 +6,9 @@ runner and replay CLIs as subprocesses for start-up, log lines and bad settings.
 from __future__ import annotations
 
 import asyncio
-import math
 import json
 import logging
+import math
 import os
 import signal
 import socket

@@ -10,7 +10,12 @@ from typing import Any
 
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.data.binance_dumps import (
-    DataFormatError, ParseStats, find_data_dir, kind_from_name, list_dump_files, read_dump_cached,
+    DataFormatError,
+    ParseStats,
+    find_data_dir,
+    kind_from_name,
+    list_dump_files,
+    read_dump_cached,
 )
 from hourmm_core.data.klines import MINUTE_MS, KlineError, kline_history
 

@@ -30,7 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from hourmm_core.data.binance_dumps import (
-    DataFormatError, find_data_dir, is_dump_file, kind_from_name, open_text, span_from_name, to_ms,
+    DataFormatError,
+    find_data_dir,
+    is_dump_file,
+    kind_from_name,
+    open_text,
+    span_from_name,
+    to_ms,
 )
 
 log = logging.getLogger(__name__)

@@ -63,6 +63,7 @@ from hourmm_core.config import ConfigError, Credentials
 from hourmm_core.logsetup import register_secret
 from hourmm_core.polymarket.fast_wire import hot_calls
 from hourmm_core.polymarket.order_signer import install_fast_signer
+from hourmm_core.trading.types import PlaceResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -682,23 +683,6 @@ class Executor:
 
 
 # ------------------------------------------------------------------------- trader adapter
-@dataclass(frozen=True)
-class PlaceOutcome:
-    """Normalised result for :class:`hourmm_core.trading.trader.Trader` (duck-typed PlaceResult).
-
-    ``unknown`` is True when the POST stayed ambiguous after every retry and lookup: the
-    order *may* rest on the book; start-up/periodic reconciliation (open orders) settles it.
-    """
-
-    ok: bool
-    order_id: str | None = None
-    status: str = ""
-    error: str = ""
-    auth_failed: bool = False
-    rate_limited: bool = False
-    unknown: bool = False
-
-
 class TraderExecutor:
     """The interface the trader's ``Executor`` protocol expects, over :class:`Executor`.
 
@@ -741,22 +725,22 @@ class TraderExecutor:
                             post_only=post_only, expiration_s=expiration_s)
 
     @staticmethod
-    def _outcome(res: "OrderAck | ExecutorError") -> PlaceOutcome:
+    def _outcome(res: "OrderAck | ExecutorError") -> PlaceResult:
         if isinstance(res, OrderAck):
-            return PlaceOutcome(True, res.order_id, res.status)
+            return PlaceResult(True, res.order_id, res.status)
         if isinstance(res, AuthError):
-            return PlaceOutcome(False, error=f"REST authentication failed: {res}", auth_failed=True)
+            return PlaceResult(False, error=f"REST authentication failed: {res}", auth_failed=True)
         if isinstance(res, RateLimited):
-            return PlaceOutcome(False, error=f"rate limited (retry after {res.retry_after_s}s): {res}",
+            return PlaceResult(False, error=f"rate limited (retry after {res.retry_after_s}s): {res}",
                                 rate_limited=True)
         if isinstance(res, Rejected):
-            return PlaceOutcome(False, error=res.reason)
+            return PlaceResult(False, error=res.reason)
         if isinstance(res, TransientError):
-            return PlaceOutcome(False, error=f"unknown outcome: {res}", unknown=True)
-        return PlaceOutcome(False, error=f"{type(res).__name__}: {res}")
+            return PlaceResult(False, error=f"unknown outcome: {res}", unknown=True)
+        return PlaceResult(False, error=f"{type(res).__name__}: {res}")
 
     async def place(self, token_id: str, side: str, price: float, size: float, *, tick_size: float | str,
-                    neg_risk: bool, post_only: bool, client_id: str, expiration_s: int = 0) -> PlaceOutcome:
+                    neg_risk: bool, post_only: bool, client_id: str, expiration_s: int = 0) -> PlaceResult:
         try:
             req = self._request(token_id, side, price, size, tick_size=tick_size, neg_risk=neg_risk,
                                 post_only=post_only, client_id=client_id, expiration_s=expiration_s)
@@ -766,7 +750,7 @@ class TraderExecutor:
         finally:
             self.ex.forget(client_id)   # OM client ids are unique per intent; keep the map bounded
 
-    async def place_many(self, orders: list[dict[str, Any]]) -> list[PlaceOutcome]:
+    async def place_many(self, orders: list[dict[str, Any]]) -> list[PlaceResult]:
         """Several orders in one go (speed): each dict holds :meth:`place`'s arguments.
 
         Signed with the fast signer, posted as POST /orders batches of up to 15 (one HMAC,

@@ -449,8 +449,9 @@ cdef class TickPricer:
 #
 #   r_k      = ln(close_k / close_{k-1})                       (1-minute close-to-close return)
 #   d_k      = r_k^2 / season[minute-of-day(k)]                (deseasonalised squared return)
-#   L        = sum_k w_k d_k / sum_k w_k, w_k = (1-a)^(age in minutes), a = 1 - 2^(-1/halflife_min)
-#              (var_prior before the first return)
+#   L        = (sum_k w_k d_k + w_0 var_prior) / (sum_k w_k + w_0), w_k = (1-a)^(age in minutes),
+#              a = 1 - 2^(-1/halflife_min); the prior starts with weight 1/2 (one half-life of data)
+#              and decays like any observation
 #   V(t)     = var_scale * L * (f * season[c] + sum_{c < k < end} season[k])
 #              c = minute-of-day of t, f = fraction of minute c still to run, end = the hour's end
 #   p        = F(ln(S/K) / sqrt(V))                            F normal (nu=0) or unit-variance t
@@ -493,7 +494,8 @@ cdef class MinutePricer:
     when a trade of a later minute arrives (or ``advance``). ``price`` at a time past the
     current bar's end counts that bar's return provisionally without closing it, so pricing
     on the local clock never moves a late trade into the wrong minute. A minute
-    without trades is missing data: no update, and the return spanning it is dropped. ``price(ts_ms, S, K, hour_end_ms)``
+    without trades is missing data: its weight goes to the prior, and the return spanning it
+    is dropped. ``price(ts_ms, S, K, hour_end_ms)``
     prices the digital at the live price S with the exact time left. Time never goes
     backwards here: an older ts is treated as the current bar. Bad ticks (price not
     finite/positive) are counted in ``n_bad`` and change nothing.
@@ -515,8 +517,8 @@ cdef class MinutePricer:
         self.var_scale = var_scale
         self.nu = nu
         self.p_min = p_min
-        self.num = 0.0
-        self.den = 0.0
+        self.den = 0.5                  # start from one half-life's worth of the prior level:
+        self.num = 0.5 * var_prior      # a restart prices sanely at once and the data take over
         self.bar = 0
         self.bar_close = NAN
         self.prev_close = NAN
@@ -538,10 +540,13 @@ cdef class MinutePricer:
         """Close the current bar: its return (vs the previous bar's close) updates the level.
 
         A minute without any trade is missing data (a disconnect; BTCUSDT trades every minute):
-        it changes nothing, and the next return, which would span the gap, is not used."""
+        its weight goes to the prior (a long gap relaxes the level to var_prior, a short one
+        barely moves it), and the next return, which would span the gap, is not used."""
         cdef double r, d
         if not self.bar_traded:
             self.have_prev = False
+            self.num = (1.0 - self.alpha) * self.num + self.alpha * self.var_prior
+            self.den = (1.0 - self.alpha) * self.den + self.alpha
             return
         self.bar_traded = False
         if self.have_prev:
@@ -679,9 +684,10 @@ cdef class MinutePricer:
 def minute_level_batch(open_ms, close, season, double halflife_min=60.0, double var_prior=1e-7):
     """Variance level L after each 1-minute bar closes (batch twin of MinutePricer).
 
-    ``open_ms`` int64 minute open times (missing minutes change nothing and the return across
-    them is not used, as in the streaming object), ``close`` float64 closes. Returns f64[n]: L once
-    bar i is closed (bar 0 has no return: ``var_prior``).
+    ``open_ms`` int64 minute open times (a missing minute gives its weight to var_prior and the
+    return across missing minutes is not used, as in the streaming object), ``close`` float64
+    closes. Returns f64[n]: L once
+    bar i is closed (bar 0 has no return: ``var_prior``; the prior starts with weight 1/2 and decays).
     """
     _check_minute_params(halflife_min, var_prior, 1.0)
     cdef const cnp.int64_t[::1] t = np.ascontiguousarray(open_ms, dtype=np.int64)
@@ -692,8 +698,8 @@ def minute_level_batch(open_ms, close, season, double halflife_min=60.0, double 
         raise ValueError(f"minute_level_batch: open_ms has {n} rows, close has {c.shape[0]}")
     out = np.empty(n, dtype=np.float64)
     cdef double[::1] o = out
-    cdef double a = 1.0 - 0.5 ** (1.0 / halflife_min), num = 0.0, den = 0.0, r, d
-    cdef long long b, bprev = 0
+    cdef double a = 1.0 - 0.5 ** (1.0 / halflife_min), num = 0.5 * var_prior, den = 0.5, r, d
+    cdef long long b, bprev = 0, gap
     cdef bint bad = False
     with nogil:
         for i in range(n):
@@ -705,7 +711,12 @@ def minute_level_batch(open_ms, close, season, double halflife_min=60.0, double 
                 if b <= bprev:
                     bad = True
                     break
-                if b == bprev + 1:                      # a return across missing minutes is not used
+                gap = b - bprev - 1
+                while bprev + 1 < b:                    # missing minutes: their weight goes to the prior
+                    bprev += 1
+                    num = (1.0 - a) * num + a * var_prior
+                    den = (1.0 - a) * den + a
+                if gap == 0:                            # a return across missing minutes is not used
                     r = log(c[i] / c[i - 1])
                     d = r * r / s[<int>(b % 1440)]
                     num = (1.0 - a) * num + a * d
@@ -748,4 +759,46 @@ def minute_prob_batch(S, K, ts_ms, hour_end_ms, level, season, double var_scale=
                 o[i] = _digital_x(log(s_[i] / k_[i]), 1.0, sqrt(v), nu, p_min)
             else:
                 o[i] = _digital_x(log(s_[i] / k_[i]), 0.0, 1.0, nu, p_min)
+    return out
+
+
+def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, double halflife_min=60.0,
+                      double var_prior=1e-7, double var_scale=1.0, double nu=0.0, double p_min=0.001):
+    """The live model on a tick history, priced at given instants (backtests, replays).
+
+    Streams the ticks (``ts_ms`` non-decreasing, ``price``) through one ``MinutePricer`` and,
+    at each ``eval_ms[i]`` (non-decreasing), prices with S = the last tick strictly before it
+    (a tick stamped exactly at the instant counts as after it, so at H + 60 m the price is
+    minute m-1's close, as in the evaluation protocol), the strike ``K[i]`` and
+    ``hour_end_ms[i]``: what container A publishes at those instants. NaN before the first
+    tick or for bad rows.
+    """
+    _check_params(nu, p_min)
+    _check_minute_params(halflife_min, var_prior, var_scale)
+    cdef const cnp.int64_t[::1] t = np.ascontiguousarray(ts_ms, dtype=np.int64).reshape(-1)
+    cdef const double[::1] px = np.ascontiguousarray(price, dtype=np.float64).reshape(-1)
+    cdef const cnp.int64_t[::1] ev = np.ascontiguousarray(eval_ms, dtype=np.int64).reshape(-1)
+    cdef const double[::1] k = np.ascontiguousarray(K, dtype=np.float64).reshape(-1)
+    cdef const cnp.int64_t[::1] he = np.ascontiguousarray(hour_end_ms, dtype=np.int64).reshape(-1)
+    cdef Py_ssize_t n = t.shape[0], m = ev.shape[0], i, j = 0
+    if px.shape[0] != n:
+        raise ValueError(f"minute_path_batch: ts_ms has {n} rows, price has {px.shape[0]}")
+    if k.shape[0] != m or he.shape[0] != m:
+        raise ValueError("minute_path_batch: eval_ms, K, hour_end_ms differ in length")
+    if n and np.any(np.diff(np.asarray(t)) < 0) or m and np.any(np.diff(np.asarray(ev)) < 0):
+        raise ValueError("minute_path_batch: ts_ms and eval_ms must be non-decreasing")
+    cdef MinutePricer mp = MinutePricer(season, halflife_min, var_prior, var_scale, nu, p_min)
+    out = np.empty(m, dtype=np.float64)
+    cdef double[::1] o = out
+    cdef double last = NAN
+    with nogil:
+        for i in range(m):
+            while j < n and t[j] < ev[i]:
+                if mp.c_on_trade(t[j], px[j]) == 1:
+                    last = px[j]
+                j += 1
+            if isnan(last):
+                o[i] = NAN
+            else:
+                o[i] = mp.c_price(ev[i], last, k[i], he[i])
     return out

@@ -29,7 +29,7 @@ import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -917,11 +917,14 @@ def main_klines(args: argparse.Namespace, kl: Mapping[str, np.ndarray]) -> int:
     cfg = PricerConfig.from_env()
     rep = kline_report(kl, SeasonalParams.from_config(cfg), PricerParams.from_config(cfg),
                        {"train": _span(args.train_span), "valid": _span(args.valid_span)}, int(args.bins or 10))
-    text = format_kline_report(rep)
+    from hourmm_core.data import SOURCE_KLINES
+
+    text = (f"data source: {SOURCE_KLINES} (real 1m klines of {args.data}, scored on minute closes: "
+            f"no ticks, no bridge)\n" + format_kline_report(rep))
     print(text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "result.json").write_text(json.dumps(kline_result_json(rep), indent=1))
+    (out / "result.json").write_text(json.dumps({"source": SOURCE_KLINES, **kline_result_json(rep)}, indent=1))
     if args.predictions:
         print(f"predictions: {write_predictions(args.predictions, rep)} ({rep.points.y.size} rows)")
     return 0
@@ -967,10 +970,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.protocol != "ticks":
             from hourmm_core.data.binance_dumps import load_klines
 
-            kl = load_klines(args.data) if args.data else None
+            explicit = args.protocol == "klines" or bool(args.predictions)
+            kl = load_klines(args.data) if (args.data or explicit) else None   # None: find_data_dir()
             if kl is not None and kl["open_ms"].size > 120 and np.any(np.diff(kl["open_ms"]) == MINUTE_MS):
                 return main_klines(args, kl)
-            if args.protocol == "klines" or args.predictions:
+            if explicit:
                 raise ValueError(f"no 1m klines found in {args.data!r} (the klines protocol needs them)")
         ticks = load_history(args.data, args.synthetic_hours)
         ts, price, source = as_arrays(ticks)

@@ -27,11 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
-import shutil
 import signal
 import socket
 import sys

@@ -40,8 +40,10 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Mapping
 
+from hourmm_core.fields import setting
 from hourmm_core.quant import RiskChecker
-from hourmm_core.quant.risk_codes import RiskReason
+from hourmm_core.quant.risk_codes import RiskMode, RiskReason
+from hourmm_core.trading.types import BUY, UP
 
 if TYPE_CHECKING:
     from hourmm_core.trading.types import Quote
@@ -59,7 +61,7 @@ class Mode(str, Enum):
 
     @property
     def level(self) -> int:
-        """Matches ``hourmm_core.quant.RiskMode`` (NORMAL=0 .. HALT=3)."""
+        """``hourmm_core.quant.RiskMode`` of the same name (NORMAL=0 .. HALT=3)."""
         return _LEVEL[self]
 
     @classmethod
@@ -69,17 +71,20 @@ class Mode(str, Enum):
         return cls[raw.strip().upper()]
 
 
-_LEVEL = {Mode.NORMAL: 0, Mode.REDUCE_ONLY: 1, Mode.FLATTEN: 2, Mode.HALT: 3}
+# the level is the compiled core's RiskMode (one definition); looked up once, not per order
+_LEVEL = {m: int(RiskMode[m.name]) for m in Mode}
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Hard limits (USDC / tokens), mutable at run time through ``/set_limits``."""
+    """Hard limits (USDC / tokens), mutable at run time through ``/set_limits``; the one
+    definition (env MAX_RESERVED_CAPITAL, MAX_POSITION_SIZE, MAX_ORDER_SIZE, MAX_OPEN_ORDERS,
+    defaults as the operator guide)."""
 
-    max_reserved_capital: float
-    max_position_size: float
-    max_order_size: float
-    max_open_orders: int
+    max_reserved_capital: float = setting(1000.0, lo=0.0)
+    max_position_size: float = setting(500.0, lo=0.0)
+    max_order_size: float = setting(100.0, lo=0.0)
+    max_open_orders: int = setting(4, lo=0, hi=1000)
 
     def updated(self, changes: Mapping[str, Any]) -> "Limits":
         """A validated copy with ``changes`` applied; ValueError names the bad field.
@@ -301,8 +306,6 @@ def check_quote(q: "Quote", mode: Mode, lim: Limits, ex: Exposure, fair_up: floa
     best bid matters more than the price. On OK the exposure is updated so the next
     quote of the same plan sees it. Returns a :class:`Reason` code.
     """
-    from hourmm_core.trading.types import BUY, UP
-
     rc = _checker(lim, price_band, tick, min_size)
     up = q.token == UP
     free_up = ex.yes_tokens - ex.open_sell_up

@@ -277,7 +277,7 @@ class MinutePricer:
         self.halflife_min = halflife_min
         self.alpha = 1.0 - 0.5 ** (1.0 / halflife_min)
         self.var_prior, self.var_scale, self.nu, self.p_min = var_prior, var_scale, nu, p_min
-        self.num = self.den = 0.0
+        self.num, self.den = 0.5 * var_prior, 0.5      # the prior, worth one half-life of data
         self.bar = 0
         self.bar_close = self.prev_close = math.nan
         self.have_bar = self.have_prev = self.bar_traded = False
@@ -289,8 +289,10 @@ class MinutePricer:
         return self.num / self.den if self.den > 0.0 else self.var_prior
 
     def _close_bar(self) -> None:
-        if not self.bar_traded:          # a minute without trades: missing data
+        if not self.bar_traded:          # a minute without trades: missing data, weight to the prior
             self.have_prev = False
+            self.num = (1.0 - self.alpha) * self.num + self.alpha * self.var_prior
+            self.den = (1.0 - self.alpha) * self.den + self.alpha
             return
         self.bar_traded = False
         if self.have_prev:
@@ -381,7 +383,7 @@ def minute_level_batch(open_ms, close, season, halflife_min: float = 60.0, var_p
     if len(c) != len(t):
         raise ValueError(f"minute_level_batch: open_ms has {len(t)} rows, close has {len(c)}")
     a = 1.0 - 0.5 ** (1.0 / halflife_min)
-    num = den = 0.0
+    num, den = 0.5 * var_prior, 0.5
     out = np.empty(len(t))
     bprev = 0
     for i in range(len(t)):
@@ -391,7 +393,11 @@ def minute_level_batch(open_ms, close, season, halflife_min: float = 60.0, var_p
         if i > 0:
             if b <= bprev:
                 raise ValueError("minute_level_batch: closes must be finite > 0 and open times strictly increasing")
-            if b == bprev + 1:
+            gap = b - bprev - 1
+            for _ in range(gap):
+                num = (1.0 - a) * num + a * var_prior
+                den = (1.0 - a) * den + a
+            if gap == 0:
                 r = math.log(c[i] / c[i - 1])
                 num = (1.0 - a) * num + a * r * r / s[b % 1440]
                 den = (1.0 - a) * den + a
@@ -434,3 +440,30 @@ def season_table(hod, moh) -> np.ndarray:
     if not (np.all(np.isfinite(h)) and np.all(h > 0) and np.all(np.isfinite(m)) and np.all(m > 0)):
         raise ValueError("season factors must be finite and > 0")
     return np.outer(h, m).reshape(-1)
+
+
+def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, halflife_min: float = 60.0,
+                      var_prior: float = 1e-7, var_scale: float = 1.0, nu: float = 0.0,
+                      p_min: float = 0.001) -> np.ndarray:
+    """Twin of the compiled ``minute_path_batch``."""
+    t = [int(v) for v in np.asarray(ts_ms, dtype=np.int64).reshape(-1)]
+    px = [float(v) for v in np.asarray(price, dtype=np.float64).reshape(-1)]
+    ev = [int(v) for v in np.asarray(eval_ms, dtype=np.int64).reshape(-1)]
+    k = [float(v) for v in np.asarray(K, dtype=np.float64).reshape(-1)]
+    he = [int(v) for v in np.asarray(hour_end_ms, dtype=np.int64).reshape(-1)]
+    if len(px) != len(t):
+        raise ValueError(f"minute_path_batch: ts_ms has {len(t)} rows, price has {len(px)}")
+    if len(k) != len(ev) or len(he) != len(ev):
+        raise ValueError("minute_path_batch: eval_ms, K, hour_end_ms differ in length")
+    if any(b < a for a, b in zip(t, t[1:])) or any(b < a for a, b in zip(ev, ev[1:])):
+        raise ValueError("minute_path_batch: ts_ms and eval_ms must be non-decreasing")
+    mp = MinutePricer(season, halflife_min, var_prior, var_scale, nu, p_min)
+    out = np.empty(len(ev))
+    j, last = 0, math.nan
+    for i, e in enumerate(ev):
+        while j < len(t) and t[j] < e:
+            if mp.on_trade(t[j], px[j]):
+                last = px[j]
+            j += 1
+        out[i] = math.nan if math.isnan(last) else mp.price(e, last, k[i], he[i])
+    return out
