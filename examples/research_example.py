@@ -29,14 +29,13 @@ OUT = Path(os.environ.get("HOURMM_EXAMPLE_OUT", "out/research_example"))
 HOURS = int(os.environ.get("HOURMM_EXAMPLE_HOURS", "12"))  # hours of history to load
 DECISION_MS = int(os.environ.get("HOURMM_EXAMPLE_DECISION_MS", "1000"))  # trader re-quote interval (sim ms)
 
-from hourmm_core.research import backtest as bt
-from hourmm_core.research import calibration as cal
-from hourmm_core.research import plots, sweep
-
 # %% [markdown]
 # ## 1. Load ticks (the real history's first hours, else the labelled synthetic stand-in)
 # %%
 from hourmm_core import data as hdata
+from hourmm_core.research import backtest as bt
+from hourmm_core.research import calibration as cal
+from hourmm_core.research import plots, sweep
 
 ts, price, source = cal.as_arrays(hdata.load_first_hours(HOURS))
 print(f"data source: {source}  ticks: {ts.size}  span: {(ts[-1] - ts[0]) / 3.6e6:.1f} h")

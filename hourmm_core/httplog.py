@@ -12,6 +12,7 @@ aiohttp's ERROR + traceback: a bug in a handler must stay loud.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any, Callable
 
@@ -36,7 +37,6 @@ class ProtocolErrorLogger:
     def exception(self, msg: str, *args: Any, exc_info: Any = True, **kw: Any) -> None:
         exc = exc_info if isinstance(exc_info, BaseException) else None
         if exc is None and exc_info is True:
-            import sys
             exc = sys.exc_info()[1]
         if isinstance(exc, HttpProcessingError):
             self.refused += 1

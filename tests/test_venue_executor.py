@@ -6,7 +6,6 @@ hourmm_core.polymarket.clob_orders, an independent implementation), so the execu
 locally computed order id is checked against the exchange's.
 """
 import asyncio
-import time
 import base64
 import hashlib
 import hmac
@@ -14,6 +13,7 @@ import json
 import logging
 import os
 import secrets
+import time
 
 import pytest
 from aiohttp import web
@@ -327,6 +327,9 @@ async def test_error_mapping():
             with pytest.raises(RateLimited) as ei:
                 await ex.place(req("x2"))
             assert ei.value.retry_after_s == 2.0
+            with pytest.raises(RateLimited):      # the gate stays closed: refused locally, nothing sent
+                await ex.place(req("x2b"))
+            await asyncio.sleep(ex.rate_gate.remaining())
             clob.fail_next_post = (200, {"success": False, "errorMsg": "not enough balance / allowance"}, False)
             with pytest.raises(Rejected, match="balance"):
                 await ex.place(req("x3"))

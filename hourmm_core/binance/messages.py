@@ -16,9 +16,10 @@ Wire formats (spot):
 from __future__ import annotations
 
 import logging
-from hourmm_core import safe_json
 from collections import Counter
 from typing import Any, NamedTuple, Union
+
+from hourmm_core import safe_json
 
 log = logging.getLogger(__name__)
 

@@ -73,6 +73,7 @@ class AsyncWire:
                                             headers=headers) as r:
                 text = await r.text()
                 status = r.status
+                retry_after = r.headers.get("Retry-After")
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             log.debug("wire %s %s failed: %s", method, path, exc)
             raise PolyApiException(error_msg="Request exception!") from None
@@ -84,6 +85,11 @@ class AsyncWire:
         if status != 200:
             err = PolyApiException(error_msg=body)
             err.status_code = status
+            if status == 429 and retry_after is not None:
+                try:   # the executor's 429 gate honours the header, as on the library path
+                    err.hourmm_retry_after = max(0.0, float(retry_after))  # type: ignore[attr-defined]
+                except ValueError:
+                    pass
             raise err
         return body
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from hourmm_core import quant
 from hourmm_core.clock import HOUR_MS
+from hourmm_core.config import PricerConfig
 
 
 def fair_path(ts_ms: np.ndarray, price: np.ndarray, hour_start: int, first: int, params: Any,
@@ -70,8 +71,6 @@ def seasonal_fair(ts_ms: np.ndarray, price: np.ndarray, grid: np.ndarray, S: np.
     at each grid time with the level of the last bar closed by then (as the streaming
     ``MinutePricer`` of the live snapshot). Bars are cached per tick array.
     """
-    from hourmm_core.config import PricerConfig
-
     key = (id(ts_ms), int(ts_ms.size), int(ts_ms[0]) if ts_ms.size else 0)
     c = _SEASONAL_CACHE.get("bars")
     if c is None or c[0] != key:

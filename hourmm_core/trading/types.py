@@ -68,3 +68,4 @@ class PlaceResult:
     auth_failed: bool = False
     rate_limited: bool = False
     unknown: bool = False
+    retry_after_s: float = 0.0       # with rate_limited: the venue's Retry-After (s), 0 when absent
