@@ -12,9 +12,10 @@
 # sqrt(second) of log price, probabilities in [0, 1], money in USDC.
 #
 # Runs as a script (CI) or as a notebook (`examples/research_example.ipynb`,
-# built from this file). Set `HOURMM_DATA_DIR` to a folder of Binance dumps to
-# use real data; without it the seeded SYNTHETIC stand-in is used and every
-# output says so.
+# built from this file). It reads the first `HOURMM_EXAMPLE_HOURS` hours of the real
+# BTC history in ../shared/data (or `HOURMM_DATA_DIR`): 1m klines from 2025-04-15 with
+# ticks inside each minute from the seeded bridge (`binance-klines+bridge`). Only
+# without any real data the seeded SYNTHETIC stand-in is used, and every output says so.
 
 # %%
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(os.environ.get("HOURMM_EXAMPLE_OUT", "out/research_example"))
-HOURS = int(os.environ.get("HOURMM_EXAMPLE_HOURS", "12"))  # synthetic size when no real data
+HOURS = int(os.environ.get("HOURMM_EXAMPLE_HOURS", "12"))  # hours of history to load
 DECISION_MS = int(os.environ.get("HOURMM_EXAMPLE_DECISION_MS", "1000"))  # trader re-quote interval (sim ms)
 
 from hourmm_core.research import backtest as bt
@@ -33,9 +34,11 @@ from hourmm_core.research import calibration as cal
 from hourmm_core.research import plots, sweep
 
 # %% [markdown]
-# ## 1. Load ticks (real Binance dumps, else the labelled synthetic stand-in)
+# ## 1. Load ticks (the real history's first hours, else the labelled synthetic stand-in)
 # %%
-ts, price, source = cal.as_arrays(cal.load_history(None, HOURS))
+from hourmm_core import data as hdata
+
+ts, price, source = cal.as_arrays(hdata.load_first_hours(HOURS))
 print(f"data source: {source}  ticks: {ts.size}  span: {(ts[-1] - ts[0]) / 3.6e6:.1f} h")
 
 # %% [markdown]

@@ -45,13 +45,16 @@ def test_notebook_is_built_from_the_script(tmp_path):
 def test_example_runs_and_writes_reports(tmp_path):
     env = dict(os.environ, HOURMM_EXAMPLE_OUT=str(tmp_path), HOURMM_EXAMPLE_HOURS="6",
                HOURMM_EXAMPLE_DECISION_MS="5000", MPLBACKEND="Agg")
-    empty = tmp_path / "empty-data-dir"  # no dumps in it: the seeded synthetic stand-in, small and deterministic
-    empty.mkdir()
-    env["HOURMM_DATA_DIR"] = str(empty)
+    from hourmm_core.data import find_data_dir
+    real = find_data_dir() is not None   # 6 real hours (klines + bridge) from ../shared/data when present
+    if not real:
+        empty = tmp_path / "empty-data-dir"  # no dumps: the seeded synthetic stand-in, small and deterministic
+        empty.mkdir()
+        env["HOURMM_DATA_DIR"] = str(empty)
     p = subprocess.run([sys.executable, str(EXAMPLE)], cwd=tmp_path, env=env, capture_output=True, text=True,
                        timeout=280)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    assert "data source: synthetic" in p.stdout
+    assert ("data source: binance-klines+bridge" if real else "data source: synthetic") in p.stdout
     assert (tmp_path / "calibration" / "index.html").exists()
     assert (tmp_path / "backtest" / "index.html").exists()
     assert "pnl" in p.stdout and "held-out log loss" in p.stdout and "half_spread" in p.stdout

@@ -32,7 +32,7 @@ from hourmm_core.data.klines import KlineError, KlineHistory, kline_history, rea
 from hourmm_core.data.synthetic import (
     DEFAULT_SYNTHETIC_HOURS, DEFAULT_SYNTHETIC_START_MS, synthetic_span, synthetic_ticks,
 )
-from hourmm_core.data.ticks import SOURCE_BINANCE, SOURCE_KLINES_BRIDGE, SOURCE_SYNTHETIC, TickData
+from hourmm_core.data.ticks import SOURCE_BINANCE, SOURCE_KLINES, SOURCE_KLINES_BRIDGE, SOURCE_SYNTHETIC, TickData
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def _bridge(k: dict, seed: int, symbol: str, cap: int | None, d: Path) -> TickDa
 
 __all__ = [
     "CACHE_DIR_ENV", "DATA_DIR_ENV", "cache_dir", "data_start_hint", "read_dump_cached", "DEFAULT_SYNTHETIC_HOURS", "DEFAULT_SYNTHETIC_START_MS", "DEFAULT_TICK",
-    "DataFormatError", "ParseStats", "SOURCE_BINANCE", "SOURCE_KLINES_BRIDGE", "SOURCE_SYNTHETIC", "SYNTHETIC_WARNING",
+    "DataFormatError", "ParseStats", "SOURCE_BINANCE", "SOURCE_KLINES", "SOURCE_KLINES_BRIDGE", "SOURCE_SYNTHETIC", "SYNTHETIC_WARNING",
     "BridgeParams", "DEFAULT_MAX_TICKS_PER_MINUTE", "DEFAULT_TICK_BUDGET", "KlineError", "KlineHistory",
     "bridge_klines", "kline_history", "read_klines", "validate_klines",
     "DEFAULT_SIM_HOUR_MS", "DataInventory", "data_inventory", "default_sim_start", "history_span", "load_first_hours",

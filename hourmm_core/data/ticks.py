@@ -18,6 +18,8 @@ SOURCE_SYNTHETIC = "synthetic"
 #: ticks generated inside real Binance 1m klines by the seeded bridge (hourmm_core.data.bridge):
 #: real OHLC/volume/trade count per minute, modelled path inside the minute
 SOURCE_KLINES_BRIDGE = "binance-klines+bridge"
+#: real Binance 1m klines used as they are (no ticks): e.g. the pricer's klines calibration protocol
+SOURCE_KLINES = "binance-klines"
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = params.replace(**over)
         if args.workers < 1:
             raise ValueError("--workers must be >= 1")
-        ticks = cal.load_history(args.data, args.synthetic_hours)
+        from hourmm_core import data as hdata
+        if (args.hours is not None and args.hours > 0 and args.start is None and args.end is None
+                and max(1, args.every) == 1 and hdata.history_span(args.data) is not None):
+            # real data and --hours: load just those hours (+2 h: the vol warm-up skips the first
+            # hour and the one its first tick falls in) from the history's start
+            ticks = hdata.load_first_hours(args.hours + 2, args.data)
+        else:
+            ticks = cal.load_history(args.data, args.synthetic_hours)
         if args.sweep:
             return _main_sweep(args, ticks, params, load_research_config(args.config).get("sweep", {}))
         res = run_backtest(ticks, params, max_hours=args.hours, keep_paths=12, workers=args.workers,

@@ -917,11 +917,14 @@ def main_klines(args: argparse.Namespace, kl: Mapping[str, np.ndarray]) -> int:
     cfg = PricerConfig.from_env()
     rep = kline_report(kl, SeasonalParams.from_config(cfg), PricerParams.from_config(cfg),
                        {"train": _span(args.train_span), "valid": _span(args.valid_span)}, int(args.bins or 10))
-    text = format_kline_report(rep)
+    from hourmm_core.data import SOURCE_KLINES
+
+    text = (f"data source: {SOURCE_KLINES} (real 1m klines of {args.data}, scored on minute closes: "
+            f"no ticks, no bridge)\n" + format_kline_report(rep))
     print(text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "result.json").write_text(json.dumps(kline_result_json(rep), indent=1))
+    (out / "result.json").write_text(json.dumps({"source": SOURCE_KLINES, **kline_result_json(rep)}, indent=1))
     if args.predictions:
         print(f"predictions: {write_predictions(args.predictions, rep)} ({rep.points.y.size} rows)")
     return 0
