@@ -155,8 +155,11 @@ def _hops(ev: dict[str, list]) -> dict[str, Any]:
         if dec is None:
             no_reaction += 1
             continue
-        can = _first(ev["cancel"], dec, nxt)
-        order = _first(ev["order"], dec, nxt)
+        # this decision's own requests: before the next decision (cycles are serialised, so the
+        # next decide() runs only after this one's cancels and places were sent)
+        end = min(nxt, next((d for d in ev["decided"] if d > dec), 1 << 62))
+        can = _first(ev["cancel"], dec, end)
+        order = _first(ev["order"], dec, end)
         ms = 1e-6
         samples["frame->priced"].append((t1 - t0) * ms)
         samples["priced->pushed"].append((pub[0] - t1) * ms)

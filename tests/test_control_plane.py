@@ -125,3 +125,30 @@ async def test_bearer_token_required() -> None:
         assert all("s3cret" not in json.dumps(p) for _, p in journal)
     finally:
         await cp.stop()
+
+
+@pytest.mark.parametrize("body,needle", [
+    ('{"max_order_size": 1e308}', "at most"),
+    ('{"max_reserved_capital": 1e400}', "out of range"),
+    ('{"max_position_size": ' + "9" * 5000 + "}", "too many digits"),
+    ('{"max_order_size": 0.' + "1" * 5000 + "}", "characters"),
+    ('{"max_open_orders": NaN}', "not allowed"),
+    ('{"max_order_size": -Infinity}', "not allowed"),
+    ('{"max_open_orders": 1000000}', "at most"),
+])
+async def test_set_limits_refuses_absurd_numbers_cleanly(body: str, needle: str) -> None:
+    """Bug 6 (issue 13): 1e308 was accepted; a 5,000-digit number echoed Python's internal error."""
+    core, cp, base, journal, hooks = await make()
+    before = core.risk.limits
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(base + "/set_limits", data=body) as r:
+                assert r.status == 400
+                err = (await r.json())["error"]
+        assert needle in err, err
+        assert "set_int_max_str_digits" not in err and "Exceeds the limit" not in err and len(err) < 200
+        assert core.risk.limits == before and hooks == []
+        assert journal[-1][0] == "control_rejected"
+    finally:
+        await cp.stop()
+

@@ -98,8 +98,14 @@ def _same_rows(a: list[dict], b: list[dict]) -> bool:
 
 def test_backtest_sweep_local_equals_dask(ticks):
     distributed = pytest.importorskip("distributed")
+    from dataclasses import asdict
+
+    from hourmm_core.sim.polymarket.agents import AgentConfig
+
     grid = {"half_spread": [0.02, 0.1], "skew": [0.0, 0.04]}
-    fixed = {"decision_ms": 5000, "max_hours": 2, "seed": 5}
+    # the sweep plumbing, not the venue: the light pre-calibration flow keeps 8 backtests quick
+    legacy = tuple(sorted(asdict(AgentConfig.legacy()).items()))
+    fixed = {"decision_ms": 5000, "max_hours": 2, "seed": 5, "agents": legacy}
     local = bt.sweep_backtest(ticks, grid, max_workers=2, **fixed)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
                                   host="127.0.0.1", scheduler_port=0, dashboard_address=None) as cluster:
@@ -159,7 +165,7 @@ def test_fair_unc_path_is_disagreement_of_two_sigmas(ticks):
     from hourmm_core.research import calibration as cal
 
     ts, px, _ = cal.as_arrays(ticks)
-    p = bt.BacktestParams()
+    p = bt.BacktestParams(fair_model="ewma")      # the old digital: fair from sigma column 0
     sig = cal.sigma_path(ts, px, (p.halflife_s, p.halflife_alt_s), p.sample_ms)
     hs, first, _ = cal.complete_hours(ts)
     grid, fair, sg, unc = bt.fair_unc_path(ts, px, int(hs[1]), int(first[1]), p, sig, 60_000)
@@ -168,6 +174,11 @@ def test_fair_unc_path_is_disagreement_of_two_sigmas(ticks):
     assert np.allclose(unc, np.abs(fair - fair_alt)) and unc.max() > 0
     _, fair1, _, unc1 = bt.fair_unc_path(ts, px, int(hs[1]), int(first[1]), p, sig[:, 0], 60_000)
     assert np.array_equal(fair1, fair) and not unc1.any()
+    # the default (container A's seasonal model): unc = |seasonal fair - digital of the long half-life|
+    ps = bt.BacktestParams()
+    _, fs, _, us = bt.fair_unc_path(ts, px, int(hs[1]), int(first[1]), ps, sig, 60_000)
+    assert np.all((fs > 0) & (fs < 1)) and not np.array_equal(fs, fair)
+    assert np.allclose(us, np.abs(fs - fair_alt))
 
 
 def test_uncertainty_widens_the_ladder(ticks, base):
@@ -224,7 +235,7 @@ PINNED_ZERO_LATENCY = [(-90.747, 0.2772, 1013.96, 137, 2283, 2162), (13.8885, 0.
 
 def test_zero_latency_reproduces_the_pre_refactor_loop(ticks, base):
     p, _ = base
-    p0 = p.replace(latency=0)
+    p0 = p.replace(latency=0, fair_model="ewma")   # the pre-refactor loop priced with the EWMA digital
     assert p0.models.latency == ConstantLatency(0, 0)
     res = bt.run_backtest(ticks, p0, max_hours=2)
     got = [(round(h.pnl, 4), round(h.fees, 4), round(h.volume, 2), h.n_fills, h.n_orders, h.n_cancels)

@@ -122,3 +122,50 @@ def test_backtest_evidence_on_a_real_hour_against_snipers():
     ev = summarize(res.hours)
     assert set(ev["markout_fair"]) == {"5s", "30s", "60s"} and math.isfinite(ev["pnl_per_hour"])
     assert ev["fees"] == pytest.approx(h.fees) and h.fees >= 0
+
+
+def test_book_anchor_pulls_the_quoting_fair_to_a_tight_mid():
+    from hourmm_core.trading.strategy import quoting_fair
+
+    p = StrategyParams(mid_weight=0.75)
+    assert quoting_fair(st(fair_up=0.40, up=BookTop(0.49, 0.50)), p) == pytest.approx(0.25 * 0.40 + 0.75 * 0.495)
+    assert quoting_fair(st(fair_up=0.40, up=BookTop(0.30, 0.70)), p) == 0.40     # wide book: ignored
+    assert quoting_fair(st(fair_up=0.40, up=BookTop(None, 0.50)), p) == 0.40
+    assert quoting_fair(st(fair_up=0.40, up=BookTop(0.49, 0.50)), StrategyParams()) == 0.40   # off by default
+    qs = desired_quotes(st(fair_up=0.40, up=BookTop(0.49, 0.50), down=BookTop(0.50, 0.51)),
+                        StrategyParams(mid_weight=1.0, half_spread=0.005, unc_mult=0.0, quote_levels=1), LIM)
+    assert sorted((q.token, q.price) for q in qs) == [(UP, 0.49), (DOWN, 0.5)]   # joins both touches
+
+
+@pytest.mark.skipif(not (DATA / "BTCUSDT-1m-2025-05.csv.gz").exists(), reason="real data not found")
+def test_backtest_fair_is_the_live_seasonal_pricer():
+    """The backtest's fair (seasonal_fair, batch) equals container A's streaming MinutePricer fed the
+    same trades, on real 1m klines of 2025-05-06 (open and close of each minute as two trades)."""
+    from hourmm_core import quant
+    from hourmm_core.config import PricerConfig
+    from hourmm_core.data import load_klines
+    from hourmm_core.research.fair import seasonal_fair
+
+    h0 = 1_746_525_600_000
+    k = load_klines(DATA)
+    sel = (k["open_ms"] >= h0 - 3 * HOUR_MS) & (k["open_ms"] < h0 + HOUR_MS)
+    ts = np.concatenate([k["open_ms"][sel], k["open_ms"][sel] + 59_000])
+    px = np.concatenate([k["open"][sel], k["close"][sel]])
+    o = np.argsort(ts, kind="stable")
+    ts, px = ts[o].astype(np.int64), px[o]
+    cfg = PricerConfig.from_env({})
+    mp = quant.MinutePricer(cfg.season(), cfg.pricer_halflife_min, cfg.pricer_var_prior, cfg.pricer_var_scale,
+                            cfg.pricer_nu, cfg.pricer_p_min)
+    grid = h0 + np.arange(30_000, HOUR_MS, 97_000, dtype=np.int64)
+    K = float(px[np.searchsorted(ts, h0)])
+    idx = np.searchsorted(ts, grid, side="right") - 1
+    batch = seasonal_fair(ts, px, grid, px[idx], np.full(grid.shape, K), h0 + HOUR_MS)
+    live = []
+    i = 0
+    for t, s_ in zip(grid.tolist(), px[idx].tolist()):
+        while i < ts.size and ts[i] <= t:
+            mp.on_trade(int(ts[i]), float(px[i]))
+            i += 1
+        live.append(mp.price(int(t), s_, K, h0 + HOUR_MS))
+    assert np.all(np.isfinite(batch)) and np.ptp(batch) > 0.05
+    np.testing.assert_allclose(batch, np.array(live), atol=1e-9)

@@ -4,10 +4,10 @@ from hourmm_core.binance.messages import (
     parse_trade,
 )
 from hourmm_core.binance.rest import BinanceRestError, Kline, fetch_hour_open, fetch_klines, parse_kline
-from hourmm_core.binance.ws_client import BinanceStreamClient, backoff_delay, stream_url
+from hourmm_core.binance.ws_client import BinanceStreamClient, PriceGuard, backoff_delay, stream_url
 
 __all__ = [
-    "BinanceRestError", "BinanceStreamClient", "BookTicker", "FrameError", "FrameStats", "Kline", "Message",
+    "BinanceRestError", "BinanceStreamClient", "PriceGuard", "BookTicker", "FrameError", "FrameStats", "Kline", "Message",
     "Trade", "backoff_delay", "fetch_hour_open", "fetch_klines", "parse_book_ticker", "parse_frame",
     "parse_kline", "parse_payload", "parse_trade", "stream_url",
 ]

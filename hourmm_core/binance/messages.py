@@ -15,8 +15,8 @@ Wire formats (spot):
 """
 from __future__ import annotations
 
-import json
 import logging
+from hourmm_core import safe_json
 from collections import Counter
 from typing import Any, NamedTuple, Union
 
@@ -64,6 +64,9 @@ class BookTicker(NamedTuple):
 
 Message = Union[Trade, BookTicker]
 
+
+MAX_FRAME_BYTES = 1 << 20   # the WS client's max_size too
+MAX_FRAME_DEPTH = 8          # real frames nest 2 deep (envelope -> data)
 
 _NUM_TYPES = (str, float, int)
 _INF = float("inf")
@@ -153,9 +156,9 @@ def parse_payload(d: Any, stream: str | None = None) -> Message | None:
 def parse_frame(raw: str | bytes) -> Message | None:
     """Parse one WebSocket text frame (combined-stream envelope or raw payload)."""
     try:
-        obj = json.loads(raw)
-    except (ValueError, TypeError) as exc:
-        raise FrameError("json", f"not JSON ({exc})") from None
+        obj = safe_json.loads(raw, max_bytes=MAX_FRAME_BYTES, max_depth=MAX_FRAME_DEPTH, what="frame")
+    except safe_json.JsonInputError as exc:
+        raise FrameError("json", str(exc)) from None
     if isinstance(obj, dict) and "stream" in obj:
         stream = obj.get("stream")
         if not isinstance(stream, str) or "data" not in obj:

@@ -14,6 +14,8 @@ from typing import Any
 
 import aiohttp
 
+from hourmm_core import safe_json
+
 log = logging.getLogger(__name__)
 
 
@@ -62,7 +64,7 @@ async def fetch_klines(session: aiohttp.ClientSession, rest_url: str, symbol: st
             if resp.status != 200:
                 body = (await resp.text())[:200]
                 raise BinanceRestError(f"GET {url} -> HTTP {resp.status}: {body}")
-            data = await resp.json(content_type=None)
+            data = safe_json.loads(await resp.read(), what="klines reply")
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
         raise BinanceRestError(f"GET {url} failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(data, list):

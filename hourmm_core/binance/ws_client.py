@@ -6,6 +6,14 @@ logged once per kind (:class:`FrameStats`); frames that go backwards (trade id
 or bookTicker update id not increasing) are counted as ``out_of_order`` and
 dropped so the quant core only ever sees a monotone stream.
 
+Input that parses but cannot be real is refused before the quant core sees it
+(counted per kind, first of each kind logged): a trade or quote price above
+``max_price`` or more than ``max_jump_frac`` away from the last accepted price
+(:class:`PriceGuard`; a new level seen on ``confirm`` consecutive messages is
+accepted, so a genuine gap cannot freeze the feed), and an id that jumps further
+ahead than any real stream could (``bad_id``: 2^62 would otherwise make every later
+real trade look out of order). The id watermarks restart on every fresh connection.
+
 Reconnects use exponential backoff with full jitter, and the connection is
 recycled proactively before Binance's 24 h hard limit (``reconnect_before_ms``,
 measured on the injected clock so a simulated day passes quickly).
@@ -39,6 +47,48 @@ def backoff_delay(attempt: int, base_s: float, max_s: float, rng: random.Random)
     return rng.uniform(cap / 2.0, cap)
 
 
+MAX_TRADE_ID_JUMP = 100_000_000       # BTCUSDT spot does ~3-5 M trades a day
+MAX_UPDATE_ID_JUMP = 1_000_000_000    # bookTicker u: ~60 M a day (real 2024-08-08 sample: 457 k in 11 min)
+OUT_OF_ORDER_RESET = 50               # consecutive backwards ids that prove the watermark wrong
+
+
+class PriceGuard:
+    """Refuses prices no real BTC market prints: above ``max_price``, or a jump of more than
+    ``max_jump_frac`` from the last accepted price (trade or quote mid).
+
+    A refused level that repeats (``confirm`` consecutive refusals, all within
+    ``max_jump_frac`` of the first of them) is a real move after a gap: it becomes the new
+    reference, so the guard can never freeze the feed.
+    """
+
+    def __init__(self, max_jump_frac: float = 0.10, max_price: float = 1e8, confirm: int = 5) -> None:
+        self.max_jump_frac = max_jump_frac
+        self.max_price = max_price
+        self.confirm = confirm
+        self.ref: float | None = None
+        self._streak: list[float] = []
+        self.reanchors = 0
+
+    def check(self, price: float) -> str | None:
+        """None when ``price`` is accepted (and becomes the reference), else the refusal kind."""
+        if not (0.0 < price <= self.max_price):  # NaN fails too
+            return "price_absurd"
+        ref = self.ref
+        if ref is not None and abs(price / ref - 1.0) > self.max_jump_frac:
+            st = self._streak
+            if st and abs(price / st[0] - 1.0) > self.max_jump_frac:
+                st.clear()
+            st.append(price)
+            if len(st) < self.confirm:
+                return "price_jump"
+            self.reanchors += 1
+            log.warning("Binance price level moved from %.2f to %.2f (%d consecutive prints): "
+                        "accepted as the new reference", ref, price, len(st))
+        self._streak.clear()
+        self.ref = price
+        return None
+
+
 class BinanceStreamClient:
     """Keeps one combined-stream connection alive and feeds parsed messages to ``on_message``.
 
@@ -50,7 +100,8 @@ class BinanceStreamClient:
                  reconnect_before_ms: int = 23 * 3_600_000, backoff_base_s: float = 0.2,
                  backoff_max_s: float = 30.0, open_timeout_s: float = 10.0,
                  on_connect: Callable[[], Awaitable[None] | None] | None = None,
-                 on_disconnect: Callable[[str], None] | None = None, seed: int | None = None) -> None:
+                 on_disconnect: Callable[[str], None] | None = None, seed: int | None = None,
+                 price_guard: PriceGuard | None = None) -> None:
         self.url = stream_url(ws_url, symbol)
         self.symbol = symbol.upper()
         self._on_message = on_message
@@ -64,6 +115,7 @@ class BinanceStreamClient:
         self._on_disconnect = on_disconnect
         self._rng = random.Random(seed)
         self.stats = FrameStats(log)
+        self.price_guard = price_guard or PriceGuard()
         self.connects = 0
         self.disconnects = 0
         self.recycles = 0
@@ -71,6 +123,8 @@ class BinanceStreamClient:
         self.last_recv_ms: int | None = None
         self._last_trade_id = -1
         self._last_update_id = -1
+        self._backwards = {True: 0, False: 0}   # consecutive backwards ids (trade, bookTicker)
+        self.watermark_resets = 0
         self._stop = asyncio.Event()
         self._ws: websockets.ClientConnection | None = None
         self._handoff: websockets.ClientConnection | None = None
@@ -90,19 +144,21 @@ class BinanceStreamClient:
             self.stats.record_bad(FrameError("symbol", f"frame for {msg.symbol}, subscribed {self.symbol}"), raw)
             return None
         if isinstance(msg, Trade):
-            if msg.trade_id <= self._last_trade_id:
-                if self._in_handoff:  # overlap of the old and new connection after a recycle
-                    self.handoff_duplicates += 1
-                    return None
-                self.stats.record_bad(FrameError("out_of_order", f"trade id {msg.trade_id} <= {self._last_trade_id}"), raw)
+            if not self._id_ok("trade id", msg.trade_id, raw, True):
+                return None
+            bad = self.price_guard.check(msg.price)
+            if bad is not None:
+                self.stats.record_bad(FrameError(bad, f"trade price {msg.price!r} (reference "
+                                                 f"{self.price_guard.ref!r})"), raw)
                 return None
             self._last_trade_id = msg.trade_id
         elif isinstance(msg, BookTicker):
-            if msg.update_id <= self._last_update_id:
-                if self._in_handoff:
-                    self.handoff_duplicates += 1
-                    return None
-                self.stats.record_bad(FrameError("out_of_order", f"bookTicker u {msg.update_id} <= {self._last_update_id}"), raw)
+            if not self._id_ok("bookTicker u", msg.update_id, raw, False):
+                return None
+            bad = self.price_guard.check(msg.mid)
+            if bad is not None:
+                self.stats.record_bad(FrameError(bad, f"bookTicker mid {msg.mid!r} (reference "
+                                                 f"{self.price_guard.ref!r})"), raw)
                 return None
             self._last_update_id = msg.update_id
         if self._in_handoff and isinstance(msg, Trade):
@@ -116,6 +172,31 @@ class BinanceStreamClient:
             log.exception("Binance message handler failed")
         return msg
 
+    def _id_ok(self, what: str, new_id: int, raw: str | bytes, trade: bool) -> bool:
+        """Order check of one id against its watermark; counts and logs every refusal.
+
+        A run of ``OUT_OF_ORDER_RESET`` consecutive "backwards" ids means the watermark
+        itself is wrong (a bogus id slipped in as a connection's first frame): it is
+        dropped and the stream is followed again.
+        """
+        last = self._last_trade_id if trade else self._last_update_id
+        if new_id <= last:
+            if self._in_handoff:  # overlap of the old and new connection after a recycle
+                self.handoff_duplicates += 1
+                return False
+            streak = self._backwards[trade] = self._backwards[trade] + 1
+            if streak < OUT_OF_ORDER_RESET:
+                self.stats.record_bad(FrameError("out_of_order", f"{what} {new_id} <= {last}"), raw)
+                return False
+            log.warning("%d consecutive Binance %s values behind the watermark %d: the watermark was "
+                        "bogus, following the stream again from %d", streak, what, last, new_id)
+            self.watermark_resets += 1
+        elif last >= 0 and new_id - last > (MAX_TRADE_ID_JUMP if trade else MAX_UPDATE_ID_JUMP):
+            self.stats.record_bad(FrameError("bad_id", f"{what} {new_id} jumps {new_id - last} past {last}"), raw)
+            return False
+        self._backwards[trade] = 0
+        return True
+
     async def run(self) -> None:
         """Connect, read, reconnect with backoff until :meth:`stop`."""
         attempt = 0
@@ -126,6 +207,9 @@ class BinanceStreamClient:
                 ws, self._handoff = self._handoff, None
                 if ws is None:
                     ws = await self._connect()
+                    # a fresh connection: ids restart from what it sends (a bogus id seen on the
+                    # old one must not make every real trade look out of order forever)
+                    self._last_trade_id = self._last_update_id = -1
                 else:
                     self._in_handoff = True
                 self._ws = ws

@@ -148,7 +148,6 @@ above), collected in collateral.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterable, Mapping, Sequence
@@ -157,6 +156,8 @@ from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
+
+from hourmm_core import safe_json
 
 __all__ = [
     "ClobOrderError",
@@ -398,9 +399,9 @@ def _load(body: Any) -> Any:
             raise OrderFormatError("Invalid order payload: body is not UTF-8") from None
     if isinstance(body, str):
         try:
-            return json.loads(body)
-        except json.JSONDecodeError as exc:
-            raise OrderFormatError(f"Invalid order payload: not JSON ({exc.msg})") from None
+            return safe_json.loads(body, max_bytes=1 << 20, what="body")
+        except safe_json.JsonInputError as exc:
+            raise OrderFormatError(f"Invalid order payload: not JSON ({exc})") from None
     return body
 
 

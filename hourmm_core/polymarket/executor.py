@@ -62,6 +62,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from hourmm_core.config import ConfigError, Credentials
 from hourmm_core.logsetup import register_secret
 from hourmm_core.polymarket.fast_wire import hot_calls
+from hourmm_core.safe_json import limit_recursion
 from hourmm_core.polymarket.order_signer import install_fast_signer
 from hourmm_core.trading.types import PlaceResult
 
@@ -253,6 +254,7 @@ class Executor:
                  post_retries: int = 2, retry_backoff_s: float = 0.2, call_timeout_s: float = 15.0) -> None:
         from eth_account import Account
 
+        limit_recursion()  # eth_account -> py_ecc raised it to 100,000 (deep recursion would segfault)
         self.clob_url = clob_url.rstrip("/")
         self.chain_id = chain_id
         self._creds = creds
@@ -317,6 +319,7 @@ class Executor:
         from py_clob_client_v2.client import ClobClient
         from py_clob_client_v2.clob_types import ApiCreds
 
+        limit_recursion()
         c = self._creds
         log.info("Executor: signer %s, funder %s, signature type %d (%s)", self.signer_address, c.funder,
                  self.signature_type, self.signature_type_reason)

@@ -36,6 +36,8 @@ from typing import Any, Awaitable, Callable
 
 import aiohttp
 
+from hourmm_core import safe_json
+
 log = logging.getLogger(__name__)
 
 __all__ = ["AsyncWire", "hot_calls"]
@@ -76,7 +78,7 @@ class AsyncWire:
             raise PolyApiException(error_msg="Request exception!") from None
         self.sent += 1
         try:
-            body: Any = json.loads(text)
+            body: Any = safe_json.loads(text, what="CLOB reply")
         except ValueError:
             body = text
         if status != 200:

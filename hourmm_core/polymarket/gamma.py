@@ -20,7 +20,6 @@ checks ``start_ms == hour_start_ms`` so the ambiguous fall-back "1am" slug (see
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +27,7 @@ from typing import Any, Mapping
 
 import aiohttp
 
+from hourmm_core import safe_json
 from hourmm_core.fees import NO_FEES, FeeError, FeeSchedule
 from hourmm_core.polymarket.slug import HOUR_MS, market_slug
 
@@ -68,7 +68,7 @@ def _json_list(raw: Any, field: str) -> list:
     if not isinstance(raw, str):
         raise MarketParseError(f"{field} must be a JSON string list, got {type(raw).__name__}")
     try:
-        val = json.loads(raw)
+        val = safe_json.loads(raw, max_bytes=1 << 16, what=field)
     except ValueError:
         raise MarketParseError(f"{field} is not valid JSON: {raw[:80]!r}") from None
     if not isinstance(val, list):
@@ -242,7 +242,7 @@ class GammaClient:
                 raise aiohttp.ClientResponseError(r.request_info, r.history, status=r.status,
                                                   message=f"HTTP {r.status}")
             try:
-                data = await r.json(content_type=None)
+                data = safe_json.loads(await r.read(), what="Gamma reply")
             except ValueError:
                 raise MarketParseError("Gamma returned a non-JSON body") from None
         if isinstance(data, list):

@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from hourmm_core import safe_json
 from hourmm_core.clock import Clock, WallClock
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,7 @@ class WsClientBase:
                     continue
                 self.frames += 1
                 try:
-                    msg = json.loads(raw)
+                    msg = safe_json.loads(raw, what="WS frame")
                 except ValueError:
                     self.count_bad("not_json", raw)
                     continue

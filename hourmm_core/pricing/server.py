@@ -18,6 +18,7 @@ from typing import Callable
 
 from aiohttp import WSMsgType, web
 
+from hourmm_core.httplog import ProtocolErrorLogger
 from hourmm_core.pricing.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class SnapshotServer:
         self.push_sent = 0
         self.push_conflated = 0
         self.requests = 0
+        self.http_log = ProtocolErrorLogger(__name__)
 
     @property
     def url(self) -> str:
@@ -62,7 +64,8 @@ class SnapshotServer:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.build_app(), handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(self.build_app(), handle_signals=False, access_log=None,
+                                     logger=self.http_log)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -114,7 +117,8 @@ class SnapshotServer:
         rows += [("hourmm_pricer_snapshots_published_total", "counter", float(self.published), None),
                  ("hourmm_pricer_push_subscribers", "gauge", float(len(self._subs)), None),
                  ("hourmm_pricer_push_sent_total", "counter", float(self.push_sent), None),
-                 ("hourmm_pricer_push_conflated_total", "counter", float(self.push_conflated), None)]
+                 ("hourmm_pricer_push_conflated_total", "counter", float(self.push_conflated), None),
+                 ("hourmm_pricer_http_malformed_total", "counter", float(self.http_log.refused), None)]
         for name, typ, value, labels in rows:
             if name not in seen:
                 lines.append(f"# TYPE {name} {typ}")

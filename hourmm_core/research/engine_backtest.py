@@ -331,8 +331,10 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
         log.error("backtest hour %d: engine and ledger disagree: engine pnl %.6f paid %.6f, ledger pnl %.6f "
                   "settle %.6f", hour_start, engine_pnl, paid, res.pnl, res.settlement)
         counters["ledger_mismatch"] = 1
+    truth = _price_path(ts_ms, price, params.models.flow.sigma_truth)   # the venue's (snipers') fair
+    true_fair = np.array([truth.fair_up(hour_start, int(t)) for t in grid.tolist()])
     res.detail = hour_detail(led, counterparty, grid, fair, path, up_won, params, hour_start,
-                             snipes=flow.snipes() if hasattr(flow, "snipes") else None)
+                             snipes=flow.snipes() if hasattr(flow, "snipes") else None, true_fair=true_fair)
     path["engine_pnl"] = engine_pnl
     path["fills"] = [(f.ts_ms, f.token, f.side, f.price, f.size, f.fee, f.maker) for f in led.fills]
     stats = getattr(flow, "stats", None)

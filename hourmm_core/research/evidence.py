@@ -8,8 +8,9 @@ Per hour (:func:`hour_detail`, stored in ``HourResult.detail``) and over all hou
   (:func:`hourmm_core.fees.maker_rebate_estimate` of each of our maker fills, paid by the
   venue later and pro rata, so uncertain) is reported apart and *not* in the headline PnL;
 * fees paid, maker vs taker volume, CTF merges;
-* markouts of our fills at 5 / 30 / 60 s against the fair value (the research pricer's
-  fair on the decision grid) and against the settled outcome (1 for the winning token),
+* markouts of our fills at 5 / 30 / 60 s against the fair value - ours (the research
+  pricer's fair on the decision grid) and the venue's (the snipers' model: real price,
+  realized vol of the path) - and against the settled outcome (1 for the winning token),
   size-weighted, in USDC per share: ``sign * (value - price)``, positive = we earned;
 * who took our quotes: latency snipers, informed takers, noise takers, other makers;
 * inventory: max per token, max |Up - Down|, the position at the start of each session
@@ -47,7 +48,8 @@ def _who(owner: str) -> str:
 
 
 def hour_detail(led: Any, counterparty: Sequence[str], grid: np.ndarray, fair: np.ndarray, path: dict,
-                up_won: bool, params: Any, hour_start: int, snipes: dict | None = None) -> dict[str, Any]:
+                up_won: bool, params: Any, hour_start: int, snipes: dict | None = None,
+                true_fair: np.ndarray | None = None) -> dict[str, Any]:
     """Evidence of one hour (see module docstring). ``counterparty[i]`` is the taker of fill i ("" = us)."""
     fills = led.fills
     end = hour_start + HOUR_MS
@@ -56,7 +58,9 @@ def hour_detail(led: Any, counterparty: Sequence[str], grid: np.ndarray, fair: n
                          "by_taker": {k: 0.0 for k in ("sniper", "informed", "noise", "maker", "other", "we_took")}}
     g = np.asarray(grid, dtype=np.int64)
     fu = np.asarray(fair, dtype=np.float64)
+    tfu = np.asarray(true_fair, dtype=np.float64) if true_fair is not None else fu
     mk = {f"mk_fair_{h}s": 0.0 for h in HORIZONS_S}
+    mk.update({f"mk_true_{h}s": 0.0 for h in HORIZONS_S})
     mk["mk_settle"] = 0.0
     mk_maker = dict.fromkeys(mk, 0.0)
     size_all = size_maker = 0.0
@@ -76,6 +80,8 @@ def hour_detail(led: Any, counterparty: Sequence[str], grid: np.ndarray, fair: n
             i = int(np.clip(np.searchsorted(g, th, side="right") - 1, 0, g.size - 1))
             v = fu[i] if f.token == UP else 1.0 - fu[i]
             vals[f"mk_fair_{h}s"] = sgn * (v - f.price) * f.size
+            v = tfu[i] if f.token == UP else 1.0 - tfu[i]
+            vals[f"mk_true_{h}s"] = sgn * (v - f.price) * f.size
         won = (f.token == UP) == up_won
         vals["mk_settle"] = sgn * ((1.0 if won else 0.0) - f.price) * f.size
         for k, v in vals.items():
@@ -165,6 +171,7 @@ def summarize(hours: Sequence[Any]) -> dict[str, Any]:
         "taker_notional": float(sum(h.detail["taker_notional"] for h in hs)),
         "merged": float(sum(h.detail["merged"] for h in hs)),
         "markout_fair": {f"{s}s": mkt(f"mk_fair_{s}s") for s in HORIZONS_S},
+        "markout_true_fair": {f"{s}s": mkt(f"mk_true_{s}s") for s in HORIZONS_S},
         "markout_settle": mkt("mk_settle"),
         "markout_fair_maker": {f"{s}s": mkt(f"mk_fair_{s}s", "markout_sums_maker") for s in HORIZONS_S},
         "our_maker_fills_by_taker": by,
@@ -194,7 +201,8 @@ def format_summary(ev: dict[str, Any]) -> str:
         f"{f(ev['pnl_with_rebate_per_hour'])})  worst hour {f(ev['worst_hour']['pnl'])}  fees {f(ev['fees'])}",
         f"volume maker {f(ev['maker_volume'])} taker {f(ev['taker_volume'])} merged {f(ev['merged'])}  "
         f"sniper share {f(ev['sniper_share_of_maker_fills'])}",
-        "markout vs fair " + " ".join(f"{k}={f(v)}" for k, v in ev["markout_fair"].items())
+        "markout vs our fair " + " ".join(f"{k}={f(v)}" for k, v in ev["markout_fair"].items())
+        + "  vs venue fair " + " ".join(f"{k}={f(v)}" for k, v in ev.get("markout_true_fair", {}).items())
         + f"  vs settle={f(ev['markout_settle'])}",
         f"max inventory {f(ev['max_inventory_token'])}  max |net| {f(ev['max_abs_net'])}  flat every cutoff "
         f"{ev['flat_every_cutoff']} ({ev['hours_not_flat']} not)  limit breaches {ev['limit_breaches']}",

@@ -21,12 +21,13 @@ otherwise). Every POST (accepted or refused) is journaled through ``journal``.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from aiohttp import web
 
+from hourmm_core import safe_json
+from hourmm_core.httplog import ProtocolErrorLogger
 from hourmm_core.trading.risk_engine import Limits, Mode
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,13 @@ class ControlTarget(Protocol):
 JournalFn = Callable[[str, dict[str, Any]], None]
 
 
+MAX_BODY_BYTES = 16 * 1024   # the largest valid body is ~150 bytes
+# Sanity caps for /set_limits (USDC / shares / orders): far above any real account of this
+# strategy, far below values that would make the risk arithmetic meaningless (1e308).
+LIMIT_CAPS = {"max_reserved_capital": 1e6, "max_position_size": 1e6, "max_order_size": 1e6,
+              "max_open_orders": 1000}
+
+
 class BadRequest(ValueError):
     """Validation failure -> HTTP 400 with this message."""
 
@@ -62,9 +70,9 @@ async def _body(request: web.Request, allow_empty: bool = False) -> dict[str, An
             return {}
         raise BadRequest("request body must be a JSON object")
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON ({exc.msg})") from None
+        data = safe_json.loads(raw, max_bytes=MAX_BODY_BYTES, max_depth=8, what="request body")
+    except safe_json.JsonInputError as exc:
+        raise BadRequest(str(exc)) from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
     return data
@@ -87,6 +95,7 @@ class ControlPlane:
         self._token = token or ""
         self._journal = journal
         self.counts = {"requests": 0, "bad_request": 0, "unauthorized": 0}
+        self.http_log = ProtocolErrorLogger(__name__)
         self._runner: web.AppRunner | None = None
         self.app = web.Application(middlewares=[self._auth])
         self.app.router.add_get("/status", self._status)
@@ -97,7 +106,7 @@ class ControlPlane:
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self) -> int:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, logger=self.http_log)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -177,5 +186,9 @@ class ControlPlane:
 
     async def _set_limits(self, request: web.Request) -> dict[str, Any]:
         data = await _body(request)
+        for k, v in data.items():
+            cap = LIMIT_CAPS.get(k)
+            if cap is not None and isinstance(v, (int, float)) and not isinstance(v, bool) and v > cap:
+                raise BadRequest(f"{k} must be at most {cap:g}")
         self.target.current_limits().updated(data)  # validate fully first: ValueError -> 400
         return await self.target.set_limits(data)

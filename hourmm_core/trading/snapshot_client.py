@@ -15,7 +15,6 @@ once per kind per minute; they never raise out of the loop.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import random
@@ -24,6 +23,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 import aiohttp
 
+from hourmm_core import safe_json
 from hourmm_core.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -169,8 +169,8 @@ class SnapshotClient:
             return None
         self.connected = True
         try:
-            payload = json.loads(text)
-        except json.JSONDecodeError as exc:
+            payload = safe_json.loads(text, max_bytes=1 << 20, what="snapshot")
+        except safe_json.JsonInputError as exc:
             self._bad("bad_json", f"not JSON ({exc.msg})")
             return None
         return await self.ingest(payload)
@@ -192,8 +192,8 @@ class SnapshotClient:
                     async for msg in ws:
                         if msg.type == aiohttp.WSMsgType.TEXT:
                             try:
-                                payload = json.loads(msg.data)
-                            except json.JSONDecodeError as exc:
+                                payload = safe_json.loads(msg.data, max_bytes=1 << 20, what="snapshot")
+                            except safe_json.JsonInputError as exc:
                                 self._bad("bad_json", f"stream frame not JSON ({exc.msg})")
                                 continue
                             await self.ingest(payload)

@@ -17,6 +17,10 @@ chooses its parameters per phase and mode and filters the result:
 * Inventory: ``inv_limit`` caps each token (the ladder's room and skew scale), so the
   losing side cannot pile up; Up+Down pairs are merged (CTF merge, see
   :func:`merge_size`), never carried.
+* Book anchor (``mid_weight`` w): quote around ``(1 - w) fair + w mid`` while the Up book's
+  spread is at most ``mid_max_spread``: the touch is set by faster quoters, so where our
+  fair disagrees with it we are more often wrong than they are (that disagreement is what
+  the snipers and informed takers trade on).
 * Near-certain outcome (``min(fair, 1 - fair) < extreme_cut``): no new buys, only
   sells of held tokens (late in the hour the fee a sniper must beat is near zero there).
 * WIND_DOWN: spread x ``wind_down_spread_mult``, size x ``wind_down_size_mult``, skew
@@ -82,6 +86,8 @@ class StrategyParams:
     inv_limit: float = math.inf      # tokens per side the ladder may build up to (<= max_position_size)
     extreme_cut: float = 0.0         # no buys once min(fair, 1 - fair) < this
     merge_min: float = 0.0           # merge Up+Down pairs once >= this many (0 = never)
+    mid_weight: float = 0.0          # weight of the Up book's mid in the quoting fair (0 = our fair only)
+    mid_max_spread: float = 0.03     # the mid counts only while the Up spread is at most this
 
     @classmethod
     def from_config(cls, cfg: object) -> "StrategyParams":
@@ -130,6 +136,17 @@ def move_width(fair: float, ms_left: float, latency_ms: float) -> float:
     p = min(1.0 - 1e-6, max(1e-6, fair))
     z = _N.inv_cdf(p)
     return math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi) * math.sqrt(max(0.0, latency_ms) / max(ms_left, 1.0))
+
+
+def quoting_fair(s: MarketState, p: StrategyParams) -> float:
+    """Our fair value, pulled toward the Up book's mid by ``mid_weight`` when the book is tight."""
+    f = float(s.fair_up)  # type: ignore[arg-type]
+    if p.mid_weight <= 0 or s.up is None or s.up.bid is None or s.up.ask is None:
+        return f
+    if not (0.0 < s.up.ask - s.up.bid <= p.mid_max_spread + _EPS):
+        return f
+    w = min(1.0, p.mid_weight)
+    return (1.0 - w) * f + w * 0.5 * (s.up.bid + s.up.ask)
 
 
 def merge_size(yes_free: float, no_free: float, p: StrategyParams) -> float:
@@ -181,7 +198,8 @@ def ladder_quotes(s: MarketState, p: StrategyParams, limits: Limits, reduce_only
     size = min(p.quote_size, limits.max_order_size)
     skew = p.skew
     spread_mult = 1.0
-    if p.extreme_cut > 0 and min(s.fair_up, 1.0 - s.fair_up) < p.extreme_cut:
+    fair = quoting_fair(s, p)
+    if p.extreme_cut > 0 and min(fair, 1.0 - fair) < p.extreme_cut:
         reduce_only = True       # outcome near-certain: snipers need almost no edge there
     if s.phase is Phase.WIND_DOWN:
         spread_mult = p.wind_down_spread_mult
@@ -191,9 +209,9 @@ def ladder_quotes(s: MarketState, p: StrategyParams, limits: Limits, reduce_only
         return []
     bid = s.up.bid if s.up.bid is not None else _NAN
     ask = s.up.ask if s.up.ask is not None else _NAN
-    half = p.half_spread + (p.move_mult * move_width(s.fair_up, s.ms_left, p.latency_ms) if p.move_mult > 0 else 0.0)
+    half = p.half_spread + (p.move_mult * move_width(fair, s.ms_left, p.latency_ms) if p.move_mult > 0 else 0.0)
     max_pos = min(limits.max_position_size, p.inv_limit)
-    lad = build_ladder(s.fair_up, s.fair_unc, max(0.0, s.yes_tokens), max(0.0, s.no_tokens), bid, ask,
+    lad = build_ladder(fair, s.fair_unc, max(0.0, s.yes_tokens), max(0.0, s.no_tokens), bid, ask,
                        tick=s.tick, min_size=s.min_size, n_levels=p.quote_levels, base_size=size,
                        half_spread=half, level_step=p.level_step, unc_mult=p.unc_mult, skew=skew,
                        max_order_size=limits.max_order_size, max_position=max_pos,

@@ -54,6 +54,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from hourmm_core.clock import HOUR_MS, Clock, ScaledClock, hour_start_ms
+from hourmm_core import safe_json
 from hourmm_core.fees import CRYPTO_FEES, FeeSchedule
 from hourmm_core.polymarket import clob_orders
 from hourmm_core.sim.polymarket.agents import AgentConfig, BackgroundAgents, PricePath
@@ -71,6 +72,7 @@ from hourmm_core.sim.polymarket.gamma import HourMarket, event_json, make_hour, 
 from hourmm_core.sim.polymarket.gamma import iso as _iso
 
 log = logging.getLogger("hourmm.sim.polymarket")
+safe_json.limit_recursion()  # clob_orders -> eth_account -> py_ecc raised it to 100,000
 
 INITIAL_CURSOR = "MA=="
 END_CURSOR = "LTE="
@@ -552,7 +554,7 @@ class PolymarketSim:
         if not body:
             return None
         try:
-            return json.loads(body)
+            return safe_json.loads(body, what="request body")
         except ValueError:
             self.errors["bad_json"] += 1
             log.warning("CLOB sim bad_request: body is not JSON")
@@ -1067,7 +1069,7 @@ class PolymarketSim:
                     c.q.put_nowait("PONG")
                     continue
                 try:
-                    sub = json.loads(data)
+                    sub = safe_json.loads(data, max_bytes=1 << 16, what="WS frame")
                 except ValueError:
                     self.errors[f"ws_{kind}_bad_json"] += 1
                     log.warning("WS %s: frame is not JSON (ignored)", kind)
