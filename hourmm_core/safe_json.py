@@ -146,3 +146,20 @@ def limit_recursion(limit: int = SAFE_RECURSION_LIMIT) -> int:
     if old > limit:
         sys.setrecursionlimit(limit)
     return old
+
+
+def json_safe(x: Any) -> Any:
+    """The encoding side: a copy of ``x`` that ``json.dumps`` writes as strict JSON.
+
+    Non-finite floats become ``None`` (JSON has no NaN); dicts, lists and tuples are walked
+    (tuples come out as lists, which is what JSON writes for them anyway). Reports and
+    result files go through this so they never carry ``NaN``.
+    """
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    return x
+

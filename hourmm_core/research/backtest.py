@@ -44,6 +44,7 @@ from hourmm_core.research.evidence import format_summary, summarize
 from hourmm_core.research.fair import fair_path, fair_unc_path
 from hourmm_core.research.ledger import BUY, DOWN, SELL, UP, Fill, HourLedger, HourResult, hour_result, markouts
 from hourmm_core.research.models import BacktestModels, ConstantLatency, SampledLatency
+from hourmm_core.safe_json import json_safe
 from hourmm_core.trading.risk_engine import Limits
 from hourmm_core.trading.session import Schedule
 from hourmm_core.trading.strategy import StrategyParams
@@ -405,16 +406,7 @@ def format_backtest(res: BacktestResult, max_rows: int = 48) -> str:
 
 
 def result_json(res: BacktestResult) -> dict[str, Any]:
-    def clean(x: Any) -> Any:
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, list):
-            return [clean(v) for v in x]
-        return x
-
-    return clean({"source": res.source, "params": res.params, "n_ticks": res.n_ticks, "totals": res.totals(),
+    return json_safe({"source": res.source, "params": res.params, "n_ticks": res.n_ticks, "totals": res.totals(),
                   "evidence": summarize(res.hours),
                   "hours": [h.row() for h in res.hours],
                   "errors": {str(k): v for k, v in res.errors.items()}})

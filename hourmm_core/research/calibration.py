@@ -35,6 +35,7 @@ import numpy as np
 
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.config import ConfigError
+from hourmm_core.safe_json import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -767,16 +768,7 @@ def format_kline_report(rep: KlineReport) -> str:
 
 
 def kline_result_json(rep: KlineReport) -> dict[str, Any]:
-    def clean(x: Any) -> Any:
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
-        return x
-
-    return clean({"protocol": "klines (score_predictions.py points)", "chosen": rep.chosen, "params": rep.params,
+    return json_safe({"protocol": "klines (score_predictions.py points)", "chosen": rep.chosen, "params": rep.params,
                   "spans": {k: {"start_ms": a, "end_ms": b, "start": _fmt_ms(a), "end": _fmt_ms(b)}
                             for k, (a, b) in rep.spans.items()},
                   "table": rep.table, "by_minutes_left": rep.by_minutes_left, "reliability": rep.reliability,
@@ -822,15 +814,6 @@ def format_table(res: CalibrationResult) -> str:
 
 def result_json(res: CalibrationResult) -> dict[str, Any]:
     """JSON-safe summary (no per-sample arrays); NaN becomes null."""
-    def clean(x: Any) -> Any:
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
-        return x
-
     out: dict[str, Any] = {
         "source": res.source, "params": asdict(res.params), "const_sigma": res.const_sigma,
         "n_hours": res.n_hours, "n_samples": res.n_samples, "span_ms": list(res.span_ms),
@@ -843,7 +826,7 @@ def result_json(res: CalibrationResult) -> dict[str, Any]:
         out["tuning"] = {"best": t.best.to_config(), "metric": t.metric, "split_ms": t.split_ms,
                          "train_hours": t.train_hours, "test_hours": t.test_hours,
                          "shipped_default_test": asdict(t.default_test), "grid": t.table}
-    return clean(out)
+    return json_safe(out)
 
 
 def write_tuned_config(path: str | Path, best: PricerParams, note: str = "") -> Path:
