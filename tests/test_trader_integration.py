@@ -236,10 +236,22 @@ async def test_restart_mid_hour_reconciles_live_orders(tmp_path) -> None:
         await tr.stop(cancel_orders=False)  # a crash: orders stay on the exchange
         left = {o["id"] for o in h.our_open_orders()}
         assert res.order_id in left and len(left) >= 2
+        ev = kinds(h.db, "reconcile")
+        n_rec_before = ev[-1].id if ev else 0
         tr2 = await h.start_trader()
         await h.until(lambda: tr2.core.market is not None)
         await h.until(lambda: res.order_id not in {o["id"] for o in h.our_open_orders()})
-        rec = kinds(h.db, "reconcile")[-1].payload
+        # the venue can show the cancel before the trader has journaled its reconcile report, and the
+        # journal writes from a background thread: wait for tr2's report itself, not for a later row count
+        recs: list = []
+
+        def tr2_reconciled() -> bool:
+            tr2.journal.flush()
+            recs[:] = [e.payload for e in tr2.journal.events("reconcile", since_id=n_rec_before)]
+            return bool(recs)
+
+        await h.until(tr2_reconciled)
+        rec = recs[-1]
         assert res.order_id in rec["strays"]
         # orders of ours still open are managed again (adopted); ones filled meanwhile are gone, and
         # an order whose ack never reached the journal counts as a stray and is cancelled
