@@ -137,6 +137,9 @@ class Exchange:
         self.listener_errors = 0
         self._pending_updates: list[Order] = []
         self._live: dict[str, dict[str, Order]] = {}   # owner -> resting orders (index for open_orders)
+        # owner -> count of changes to its resting orders (rested, removed, filled): lets an agent
+        # know its book presence is exactly as it left it without re-reading every order
+        self.book_version: dict[str, int] = {}
 
     # ------------------------------------------------------------------ setup
     def add_listener(self, fn: Listener) -> None:
@@ -293,10 +296,12 @@ class Exchange:
             bisect.insort(prices, p)
         q.append(o.order_id)
         self._live.setdefault(o.owner, {})[o.order_id] = o
+        self.book_version[o.owner] = self.book_version.get(o.owner, 0) + 1
         self._touched.add((m.condition_id, bid, p))
 
     def _remove(self, m: Market, o: Order) -> None:
         self._live.get(o.owner, {}).pop(o.order_id, None)
+        self.book_version[o.owner] = self.book_version.get(o.owner, 0) + 1
         bid = o.book_is_bid
         book, prices = (m.bids, m.bid_prices) if bid else (m.asks, m.ask_prices)
         p = o.book_price_u
@@ -496,6 +501,7 @@ class Exchange:
                 total_fee_u += fee_u
                 t.filled_u += x
                 mk.filled_u += x
+                self.book_version[mk.owner] = self.book_version.get(mk.owner, 0) + 1
                 taker_px = p if t.is_up else PRICE_SCALE - p
                 maker_px = mk.price_u
                 fills.append(Fill(mk.order_id, mk.owner, t.order_id, t.owner, taker_px / PRICE_SCALE,
