@@ -182,9 +182,9 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
 
     def collect_maker_fills(ts: int) -> None:
         nonlocal seen_trades
-        trades = ex.trades(US)  # our trade records (as taker or maker), in order
-        while seen_trades < len(trades):
-            tr = trades[seen_trades]
+        if ex.trade_count(US) == seen_trades:
+            return
+        for tr in ex.trades_since(US, seen_trades):  # our new trade records (as taker or maker), in order
             seen_trades += 1
             for e in tr["maker_orders"]:
                 if e["owner"] != US:

@@ -70,6 +70,7 @@ class LatencySniper:
         self.size_taken = 0.0
         self.fast = bool(fast)
         self._fee_ps: dict[float, float] = {}   # fast: taker fee per share by price (the schedule is fixed)
+        self._due: int | None | bool = False     # fast: cached next_due() (False = recompute)
 
     # ------------------------------------------------------------------ helpers
     def _target_orders(self, markets: Iterable[Market]) -> list[Any]:
@@ -131,6 +132,7 @@ class LatencySniper:
             lo, hi = c.sniper_reaction_ms
             react = math.exp(self.rng.uniform(math.log(max(1.0, lo)), math.log(max(lo, hi, 1.0))))
             self.pending[o.order_id] = now_ms + int(round(react))
+            self._due = False
             new += 1
         for oid in [k for k in self.pending if k not in live_ids and self.pending[k] == -1]:
             del self.pending[oid]
@@ -138,12 +140,17 @@ class LatencySniper:
 
     def next_due(self) -> int | None:
         """Earliest scheduled shot time (ms) or None."""
+        if self.fast and self._due is not False:
+            return self._due      # type: ignore[return-value]
         ts = [t for t in self.pending.values() if t >= 0]
-        return min(ts) if ts else None
+        self._due = min(ts) if ts else None
+        return self._due
 
     def fire_due(self, now_ms: int) -> int:
         """Fire every shot due at or before ``now_ms``; returns the number of trades made."""
         due = sorted((t, oid) for oid, t in self.pending.items() if 0 <= t <= now_ms)
+        if due:
+            self._due = False
         n = 0
         for _, oid in due:
             self.pending.pop(oid, None)
