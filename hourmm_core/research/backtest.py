@@ -360,7 +360,7 @@ def _run_block(params: BacktestParams, ts: np.ndarray, price: np.ndarray, sigma:
     out: list[tuple[HourResult | None, Any]] = []
     for h, a, b, keep in jobs:
         try:
-            r, path = engine_backtest.run_hour(params, ts, price, h, a, b, sigma, fast=fast)
+            r, path = engine_backtest.run_hour(params, ts, price, h, a, b, sigma, **({} if fast else {"fast": False}))
         except Exception as exc:  # noqa: BLE001 - one broken hour must not lose a month
             log.error("backtest hour %d failed: %s: %s\n%s", h, type(exc).__name__, exc, traceback.format_exc())
             out.append((None, (h, f"{type(exc).__name__}: {exc}")))
