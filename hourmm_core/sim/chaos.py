@@ -89,8 +89,8 @@ FAULTS: dict[str, FaultKind] = {k.name: k for k in (
               "HALT + cancel-all, 0 orders at the venue", 2.0,
               "trading/risk_engine.py on_user_ws (HALT latched), trader.py cancel-all"),
     FaultKind("rest_5xx", "next 3 CLOB REST calls answer 503",
-              "call failed, not booked; no HALT; quoting resumes", 10.0,
-              "polymarket/executor.py TransientError, trader.py reject/cancel_reject"),
+              "absorbed (lookup, same order re-posted); quoting goes on", 10.0,
+              "polymarket/executor.py TransientError + _find_order, trader.py reject/cancel_reject"),
     FaultKind("rest_429", "next 5 CLOB REST calls answer 429, Retry-After 1 s",
               "gate closed for Retry-After, nothing sent meanwhile", 10.0,
               "polymarket/executor.py RateGate (issue 13 bug 4)"),
@@ -558,6 +558,8 @@ class ChaosRun:
         kind = FAULTS[rec.fault]
         eid = await self.last_event_id()
         t0 = self._begin(rec)
+        st0 = await self.sim_state() or {}
+        n0 = int((st0.get("errors") or {}).get("fault_503") or 0)
         code, body = await self.pm_fault({"rest_error": 503, "count": 3})
         if code != 200:
             rec.problems.append(f"fault not applied: HTTP {code} {str(body)[:120]}")
@@ -566,24 +568,37 @@ class ChaosRun:
         if drained is None:
             rec.problems.append("the trader made fewer than 3 REST calls in 30 s")
             return
+        st1 = await self.sim_state() or {}
+        answered = int((st1.get("errors") or {}).get("fault_503") or 0) - n0
+        # what the trader made of them: most are absorbed by the executor (an ambiguous POST is
+        # looked up on the venue and the same signed order re-posted; reads are retried)
         seen = self.lines_after(t0, "polymarket_trader", "503")
         jseen = [e for e in await self.events(eid, "reject", "cancel_reject")
                  if "503" in str(e["payload"].get("error"))]
-        first = min([t for t, _ in seen] + [e["ts_ms"] for e in jseen], default=None)
-        self._react(rec, first)
-        if first is None:
-            rec.problems.append("no 503 reached the trader's log or journal")
-        ack = await self.first_event(eid, "ack", lambda e: e["ts_ms"] >= drained, 20)
-        halts = [e for e in await self.events(eid, "mode") if e["payload"].get("new") == "HALT"]
+        ack = await self.first_event(eid, "ack", lambda e: e["ts_ms"] >= drained, kind.deadline_s + 10)
+        self._react(rec, ack["ts_ms"] if ack else None)
         self._recover(rec, ack["ts_ms"] if ack else None)
-        rec.observed = (f"{len(jseen)} reject/cancel_reject journaled, {len(seen)} log line(s); "
-                        + (f"next ack at +{rec.recover_ms:.0f} ms" if ack else "no ack after"))
+        evs = await self.events(eid, "ack", "mode")
+        halts = [e for e in evs if e["kind"] == "mode" and e["payload"].get("new") == "HALT"]
+        by_client: dict[str, set[str]] = {}
+        for e in evs:
+            if e["kind"] == "ack" and e["payload"].get("client_id"):
+                by_client.setdefault(str(e["payload"]["client_id"]), set()).add(str(e["order_id"]))
+        doubles = [c for c, ids in by_client.items() if len(ids) > 1]
+        rec.details.update(answered_503=answered, journaled=len(jseen), log_lines=len(seen))
+        rec.observed = (f"{answered} x 503 answered, {len(jseen)} reject/cancel_reject journaled, "
+                        + (f"next ack +{rec.react_ms:.0f} ms" if ack else "no ack after")
+                        + f", {len(doubles)} double post(s)")
+        if answered < 3:
+            rec.problems.append(f"only {answered} of 3 503s were answered")
         if ack is None:
-            rec.problems.append("quoting did not resume (no ack) within 20 s after the 503s")
+            rec.problems.append(f"quoting did not resume (no ack) within {kind.deadline_s + 10:g} s after the 503s")
         if halts:
             rec.problems.append("HALT on a 5xx window")
+        if doubles:
+            rec.problems.append(f"{len(doubles)} order(s) acked twice under different ids (double post)")
         if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
-            rec.problems.append(f"first reaction after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+            rec.problems.append(f"quoting resumed after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
 
     async def f_rest_429(self, rec: FaultRecord) -> None:
         kind = FAULTS[rec.fault]

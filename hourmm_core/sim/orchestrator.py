@@ -612,8 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="hourmm sim",
         description="Run the whole HourMM system end to end on loopback simulators, N real hours compressed.")
-    ap.add_argument("--hours", type=int, default=None, help="full hours to trade (default 2; 1 with --chaos)")
-    ap.add_argument("--speed", type=float, default=None,
+    ap.add_argument("--hours", type=int, default=2, help="full hours to trade (default 2; 1 with --chaos)")
+    ap.add_argument("--speed", type=float, default=60.0,
                     help="simulated seconds per wall second (default 60; 30 with --chaos)")
     ap.add_argument("--start", default=None,
                     help="first hour to trade, ISO-8601 UTC or ms (default on real klines: 2025-05-22T14:00Z, "
@@ -638,13 +638,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``hourmm sim``: returns 0 when the run was clean, 1 with the reasons otherwise, 2 on usage errors."""
     ap = build_parser()
     try:
-        args = ap.parse_args(list(argv) if argv is not None else None)
+        argv = list(argv) if argv is not None else sys.argv[1:]
+        args = ap.parse_args(argv)
         chaos = args.chaos or args.chaos_seed is not None or args.chaos_faults is not None
-        if args.hours is None:
-            args.hours = 1 if chaos else 2
-        if args.speed is None:
+
+        def given(opt: str) -> bool:
+            return any(a == opt or a.startswith(opt + "=") for a in argv)
+        if chaos and not given("--hours"):
+            args.hours = 1
+        if chaos and not given("--speed"):
             from hourmm_core.sim.chaos import CHAOS_SPEED
-            args.speed = CHAOS_SPEED if chaos else 60.0
+            args.speed = CHAOS_SPEED
         faults = [f.strip() for f in args.chaos_faults.split(",") if f.strip()] if args.chaos_faults else None
         if faults:
             from hourmm_core.sim.chaos import build_schedule
