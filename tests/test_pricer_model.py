@@ -23,7 +23,8 @@ from hourmm_core.binance.messages import Trade
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.config import ConfigError, PricerConfig
 from hourmm_core.pricing.snapshot import SnapshotBuilder
-from hourmm_core.research import calibration as cal
+from hourmm_core.research import calibrate_cli
+from hourmm_core.research import kline_calibration as cal
 
 quant = pytest.importorskip("hourmm_core.quant")
 from hourmm_core.quant import reference as R  # noqa: E402
@@ -216,7 +217,7 @@ def test_calibrate_cli_writes_table_and_predictions(tmp_path):
         for _ in range(6 * 60):
             dst.write(src.readline())
     out, preds = tmp_path / "out", tmp_path / "preds.csv"
-    rc = cal.main([str(d), "--out", str(out), "--predictions", str(preds), "--no-plots",
+    rc = calibrate_cli.main([str(d), "--out", str(out), "--predictions", str(preds), "--no-plots",
                    "--train-span", "2025-05-01:2025-05-02", "--valid-span", "2025-05-01:2025-05-01"])
     assert rc == 0
     res = json.loads((out / "result.json").read_text())
@@ -226,7 +227,7 @@ def test_calibrate_cli_writes_table_and_predictions(tmp_path):
     assert tab["const"]["logloss"] == pytest.approx(math.log(2.0))
     rows = preds.read_text().splitlines()
     assert rows[0] == "hour_ms,minute,p" and len(rows) == 1 + 5 * 59
-    assert cal.main([str(tmp_path / "nothing"), "--out", str(out), "--predictions", str(preds)]) == 2
+    assert calibrate_cli.main([str(tmp_path / "nothing"), "--out", str(out), "--predictions", str(preds)]) == 2
 
 
 def test_minute_path_batch_is_the_live_model_on_ticks(kl, shipped):
