@@ -42,8 +42,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
-import os
 import random
 import re
 import signal
@@ -55,6 +53,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 import aiohttp
 
+from hourmm_core.sim.report import _f as _num
 from hourmm_core.sim.report import our_open_orders, venue_markets
 
 log = logging.getLogger("hourmm.sim.chaos")
@@ -393,13 +392,7 @@ class ChaosRun:
     async def kill9(self, name: str) -> Any:
         """SIGKILL a child's whole process group (no clean-up runs), like ``kill -9`` / a crash."""
         ch = self.orch.children[name]
-        ch.stopped_by_us = True          # the monitor must not count this as a crash
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(ch.proc.pid, signal.SIGKILL)
-        await ch.proc.wait()
-        if ch.reader:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ch.reader, 5)
+        await ch.stop(15.0, sig=signal.SIGKILL)   # marks it stopped by us: the monitor sees no crash
         return ch
 
     async def restart(self, old: Any, health_url: str, key: str | None) -> Any:
@@ -465,14 +458,25 @@ class ChaosRun:
         rec.injected_sim_ms = self.now()
         return rec.injected_sim_ms
 
+    async def _inject(self, rec: FaultRecord, target: str, body: Mapping[str, Any], what: str = "") -> bool:
+        """Start ``rec``'s clock and post the fault to the Polymarket sim (``pm``) or the Binance
+        replay; False (recorded) when it was not applied, "not covered" when the hook does not exist."""
+        self._begin(rec)
+        code, reply = await (self.pm_fault(body) if target == "pm" else self.replay_fault(body))
+        if code == 200:
+            return True
+        if what and code == 400 and "no known fault key" in str(reply):
+            rec.status = "not covered"
+            rec.observed = f"the simulator has no {what} fault"
+        else:
+            rec.problems.append(f"fault not applied: HTTP {code} {str(reply)[:120]}")
+        return False
+
     # ------------------------------------------------------------ faults
     async def f_market_ws_drop(self, rec: FaultRecord) -> None:
         kind = FAULTS[rec.fault]
         eid = await self.last_event_id()
-        self._begin(rec)
-        code, body = await self.pm_fault({"drop_ws": "market"})
-        if code != 200:
-            rec.problems.append(f"fault not applied: HTTP {code} {str(body)[:120]}")
+        if not await self._inject(rec, "pm", {"drop_ws": "market"}):
             return
         down = await self.first_event(eid, "ws", lambda e: e["payload"].get("channel") == "market"
                                       and e["payload"].get("connected") is False, kind.deadline_s + 5)
@@ -496,11 +500,9 @@ class ChaosRun:
     async def f_user_ws_drop(self, rec: FaultRecord) -> None:
         kind = FAULTS[rec.fault]
         eid = await self.last_event_id()
-        t0 = self._begin(rec)
-        code, body = await self.pm_fault({"drop_ws": "user"})
-        if code != 200:
-            rec.problems.append(f"fault not applied: HTTP {code} {str(body)[:120]}")
+        if not await self._inject(rec, "pm", {"drop_ws": "user"}):
             return
+        t0 = rec.injected_sim_ms or 0
         halt = await self.first_event(eid, "mode", lambda e: e["payload"].get("new") == "HALT", kind.deadline_s + 5)
         window = [t0, t0]
         self.halt_windows.append(window)   # updated in place until HALT is cleared
@@ -557,13 +559,11 @@ class ChaosRun:
     async def f_rest_5xx(self, rec: FaultRecord) -> None:
         kind = FAULTS[rec.fault]
         eid = await self.last_event_id()
-        t0 = self._begin(rec)
         st0 = await self.sim_state() or {}
         n0 = int((st0.get("errors") or {}).get("fault_503") or 0)
-        code, body = await self.pm_fault({"rest_error": 503, "count": 3})
-        if code != 200:
-            rec.problems.append(f"fault not applied: HTTP {code} {str(body)[:120]}")
+        if not await self._inject(rec, "pm", {"rest_error": 503, "count": 3}):
             return
+        t0 = rec.injected_sim_ms or 0
         drained = await self._drain(timeout_s=kind.deadline_s + 20)
         if drained is None:
             rec.problems.append("the trader made fewer than 3 REST calls in 30 s")
@@ -603,11 +603,9 @@ class ChaosRun:
     async def f_rest_429(self, rec: FaultRecord) -> None:
         kind = FAULTS[rec.fault]
         ra, count = 1.0, 5
-        t0 = self._begin(rec)
-        code, body = await self.pm_fault({"rest_error": 429, "count": count, "retry_after_s": ra})
-        if code != 200:
-            rec.problems.append(f"fault not applied: HTTP {code} {str(body)[:120]}")
+        if not await self._inject(rec, "pm", {"rest_error": 429, "count": count, "retry_after_s": ra}):
             return
+        t0 = rec.injected_sim_ms or 0
         drained = await self._drain(timeout_s=60)
         await asyncio.sleep(0.3)   # the last 429's log line
         lines = self.lines_after(t0, "polymarket_trader", "HTTP 429 from the CLOB: sending nothing for")
@@ -638,15 +636,10 @@ class ChaosRun:
 
     async def f_rest_425(self, rec: FaultRecord) -> None:
         kind = FAULTS[rec.fault]
-        t0 = self._begin(rec)
-        code, body = await self.pm_fault({"engine_restart": {"count_425": 3, "post_only_s": 5}})
-        if code == 400 and "no known fault key" in str(body):
-            rec.status = "not covered"
-            rec.observed = "the simulator has no engine_restart (425) fault"
+        if not await self._inject(rec, "pm", {"engine_restart": {"count_425": 3, "post_only_s": 5}},
+                                  "engine_restart (425)"):
             return
-        if code != 200:
-            rec.problems.append(f"fault not applied: HTTP {code} {str(body)[:120]}")
-            return
+        t0 = rec.injected_sim_ms or 0
         drained = await self._drain("restart_425", timeout_s=60)
         await asyncio.sleep(0.3)
         seen = self.lines_after(t0, "polymarket_trader", "425")
@@ -662,14 +655,7 @@ class ChaosRun:
     async def f_placed_then_503(self, rec: FaultRecord) -> None:
         kind = FAULTS[rec.fault]
         eid = await self.last_event_id()
-        self._begin(rec)
-        code, body = await self.pm_fault({"place_then_503": 1})
-        if code == 400 and "no known fault key" in str(body):
-            rec.status = "not covered"
-            rec.observed = "the simulator has no place_then_503 fault"
-            return
-        if code != 200:
-            rec.problems.append(f"fault not applied: HTTP {code} {str(body)[:120]}")
+        if not await self._inject(rec, "pm", {"place_then_503": 1}, "place_then_503"):
             return
         drained = await self._drain("place_then_503", timeout_s=60)
         if drained is None:
@@ -702,10 +688,7 @@ class ChaosRun:
         kind = FAULTS[rec.fault]
         pause_wall_s = 5.0
         eid = await self.last_event_id()
-        self._begin(rec)
-        code, body = await self.replay_fault({"pause_ms": int(pause_wall_s * self.speed * 1000)})
-        if code != 200:
-            rec.problems.append(f"fault not applied: HTTP {code} {str(body)[:120]}")
+        if not await self._inject(rec, "replay", {"pause_ms": int(pause_wall_s * self.speed * 1000)}):
             return
         red = await self.first_event(eid, "mode", lambda e: e["payload"].get("new") == "REDUCE_ONLY"
                                      and "stale" in str(e["payload"].get("reason")), kind.deadline_s + 5)
@@ -781,10 +764,7 @@ class ChaosRun:
         before = await self.metrics()
         b0 = sum(bad_frames(before).values())
         g0 = before.get("hourmm_binance_frames_total{trade}", 0.0)
-        self._begin(rec)
-        code, body = await self.replay_fault({"malformed": n})
-        if code != 200:
-            rec.problems.append(f"fault not applied: HTTP {code} {str(body)[:120]}")
+        if not await self._inject(rec, "replay", {"malformed": n}):
             return
 
         async def counted() -> int | None:
@@ -817,10 +797,7 @@ class ChaosRun:
         bad0 = bad_frames(before)
         g0 = before.get("hourmm_binance_frames_total{trade}", 0.0)
         snap0 = await self._get(self.orch.urls["pricer"] + "/snapshot/latest") or {}
-        self._begin(rec)
-        code, body = await self.replay_fault({"out_of_range": 2})
-        if code != 200:
-            rec.problems.append(f"fault not applied: HTTP {code} {str(body)[:120]}")
+        if not await self._inject(rec, "replay", {"out_of_range": 2}):
             return
 
         async def counted() -> int | None:
@@ -963,14 +940,6 @@ class ChaosRun:
         if found:
             failures.append(f"chaos: a secret (wallet key / API secret / passphrase) appears in: {', '.join(found)}")
         return {"checked": len(texts), "secrets": len(secrets), "found_in": found}
-
-
-def _num(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _derive_secrets(clob_url: str, key: str) -> list[str]:

@@ -199,14 +199,15 @@ class Child:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
 
-    async def stop(self, timeout_s: float) -> int | None:
-        """SIGTERM the child's process group, SIGKILL after ``timeout_s``; returns the exit code."""
+    async def stop(self, timeout_s: float, sig: int = signal.SIGTERM) -> int | None:
+        """SIGTERM (or ``sig``, e.g. SIGKILL for a crash) the child's process group, SIGKILL after
+        ``timeout_s``; returns the exit code."""
         if self.proc is None:
             return None
         if self.proc.returncode is None:
             self.stopped_by_us = True
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                os.killpg(self.proc.pid, sig)
             try:
                 await asyncio.wait_for(self.proc.wait(), timeout_s)
             except TimeoutError:
