@@ -50,7 +50,7 @@ def shipped():
 
 def test_shipped_config_is_the_seasonal_model(shipped):
     cfg, prm = shipped
-    assert cfg.pricer_model == "seasonal" and cfg.pricer_halflife_min == 60.0 and cfg.pricer_var_scale == 1.0
+    assert cfg.pricer_model == "seasonal" and cfg.pricer_halflife_min == 60.0 and cfg.pricer_var_scale == 0.74
     s = cfg.season()
     assert s.shape == (1440,) and abs(s.mean() - 1.0) < 0.01
     # real intraday pattern learned on the training span: 13-15 UTC (US open) busier than 04-06 UTC
@@ -90,7 +90,7 @@ def test_compiled_equals_reference_on_real_minutes(kl, shipped):
             assert mp.level_var == pytest.approx(gl[np.searchsorted(keep, i)], rel=1e-12)
     pts = cal.kline_points(kl["open_ms"], kl["open"], kl["close"])
     ts = pts.hour_ms + pts.minute * 60_000
-    args = (pts.S, pts.K, ts, pts.hour_ms + HOUR_MS, lv[pts.j], season, 1.0, 0.0, 0.001)
+    args = (pts.S, pts.K, ts, pts.hour_ms + HOUR_MS, lv[pts.j], season, prm.var_scale, 0.0, 0.001)
     p, rp = quant.minute_prob_batch(*args), R.minute_prob_batch(*args)
     np.testing.assert_allclose(p, rp, rtol=1e-12, atol=1e-15)
     assert np.all((p > 0) & (p < 1)) and len(np.unique(p)) > 100
@@ -239,7 +239,7 @@ def test_minute_path_batch_is_the_live_model_on_ticks(kl, shipped):
     px = np.ravel(np.column_stack([kl["open"], kl["close"]]))
     pts = cal.kline_points(kl["open_ms"], kl["open"], kl["close"])
     ev = pts.hour_ms + pts.minute * 60_000
-    args = (ts, px, ev, pts.K, pts.hour_ms + HOUR_MS, season, prm.halflife_min, prm.var_prior, 1.0, 0.0, 0.001)
+    args = (ts, px, ev, pts.K, pts.hour_ms + HOUR_MS, season, prm.halflife_min, prm.var_prior, prm.var_scale, 0.0, 0.001)
     got = quant.minute_path_batch(*args)
     np.testing.assert_allclose(got, R.minute_path_batch(*args), rtol=0, atol=1e-12)
     np.testing.assert_allclose(got, cal.seasonal_predict(kl["open_ms"], kl["close"], pts, prm), rtol=0, atol=1e-9)

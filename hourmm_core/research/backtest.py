@@ -93,10 +93,6 @@ class BacktestParams:
     requote_price_tol: float = 0.005
     requote_size_tol: float = 0.2
     seed: int = 0
-    # the trader's fair value: "seasonal" = container A's shipped model (configs/pricer.yaml
-    # PRICER_MODEL seasonal: 1-minute bars, rest-of-hour variance forecast), "ewma" = the old
-    # digital with the halflife_s EWMA sigma
-    fair_model: str = "seasonal"
 
     def __post_init__(self) -> None:
         for name, typ in (("strategy", StrategyParams), ("limits", Limits), ("schedule", Schedule),

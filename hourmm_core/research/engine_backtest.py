@@ -19,9 +19,9 @@ earned", so nothing is re-implemented here. Each simulated hour:
 * ``models.latency`` delays each send (``entry_ms``) and each answer (``response_ms``) on
   a due-time queue; with ``ConstantLatency(0, 0)`` everything happens at the decision
   instant;
-* the trader's fair value is the research pricer (compiled ``fair_prob_batch`` with the
-  EWMA sigma of ``halflife_s``/``sample_ms``) on the same ticks, and its ``fair_unc`` is
-  ``|p(sigma) - p(sigma of halflife_alt_s)|`` as in the live snapshot;
+* the trader's fair value is container A's (:mod:`hourmm_core.research.fair`: the model and
+  parameters of ``PricerConfig``, ``fair_up``/``fair_unc`` as the live snapshot publishes them,
+  None before the hour's first trade) on the same ticks;
 * at the close the engine stops the market and resolves it (1 USDC per winning token);
   the research ledger books the fee the engine charged on every fill of ours, so the
   ledger's PnL and the engine's balance must agree exactly (checked every hour).
@@ -295,7 +295,9 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
         collect_maker_fills(t)
         run_ours(t)                   # e.g. those fills reaching the trader (zero response latency)
         flow.react(t, [market])       # zero-delay view of the price at t
-        d = core.decide(t, float(fair[i]), float(unc[i]), True, book(up_id), book(dn_id))
+        fi = float(fair[i])           # NaN where container A publishes fair_up null (no open yet)
+        d = core.decide(t, fi if fi == fi else None, float(unc[i]) if fi == fi else None, True,
+                        book(up_id), book(dn_id))
         cancels = [a.order for a in d.actions if a.kind == "cancel" and a.order.order_id]
         places = [a.order for a in d.actions if a.kind == "place"]
         mg = float(getattr(d, "merge", 0.0) or 0.0)
