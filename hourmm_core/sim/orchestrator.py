@@ -559,7 +559,9 @@ class Orchestrator:
             print(f"hourmm sim: {o.hours} hour(s) from {_iso(self.first_hour_ms)} at {o.speed:g}x "
                   f"(~{(self.end_sim_ms - self.clock.sim_start_ms) / o.speed / 1000:.0f}s wall), "
                   f"data: {'SYNTHETIC' if self.data_info.get('synthetic') else 'real'} {self.data_info['source']} "
-                  f"{self.data_info['data_start']} .. {self.data_info['data_end']}, output: {self.out}", flush=True)
+                  f"{self.data_info['data_start']} .. {self.data_info['data_end']}, output: {self.out}"
+                  + (f"\nchaos: seed {self.chaos.seed}, faults in this order: "
+                     f"{', '.join(s['fault'] for s in self.chaos.schedule)}" if self.chaos else ""), flush=True)
         self._http = aiohttp.ClientSession()
         # SIGTERM (e.g. a CI timeout) stops the run like Ctrl-C: children are still shut down
         # in order and the summary is written, instead of leaving four orphaned processes.
