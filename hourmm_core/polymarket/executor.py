@@ -53,12 +53,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TypeVar
 
+from hourmm_core.binance.ws_client import backoff_delay
 from hourmm_core.config import ConfigError, Credentials
 from hourmm_core.logsetup import register_secret
 from hourmm_core.safe_json import limit_recursion
@@ -81,9 +84,12 @@ class AuthError(ExecutorError):
 
 
 class RateLimited(ExecutorError):
+    """HTTP 429 (or our own gate still closed after one): ``retry_after_s`` = the wait applied."""
+
     def __init__(self, msg: str, retry_after_s: float = 1.0) -> None:
         super().__init__(msg)
         self.retry_after_s = retry_after_s
+        self.header_retry_after: float | None = None
 
 
 class Rejected(ExecutorError):
@@ -100,6 +106,85 @@ class TransientError(ExecutorError):
 
 class NotStarted(ExecutorError):
     """A trading call before :meth:`Executor.start` succeeded."""
+
+
+RETRY_AFTER_CAP_S = 30.0      # never trust a Retry-After longer than this
+RATE_BACKOFF_BASE_S = 0.5     # first wait after a 429 without Retry-After (then x2, jittered)
+_tls = threading.local()      # Retry-After of the last 429 seen by this pool thread
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds form); None when absent or not a number.
+
+    The HTTP-date form is treated as absent (exponential backoff instead): the core never
+    reads the wall clock to turn a date into a delay.
+    """
+    if value is None:
+        return None
+    try:
+        x = float(value.strip())
+    except (TypeError, ValueError):
+        return None
+    return x if x >= 0 and x == x and x != float("inf") else None
+
+
+def _capture_retry_after(response: Any) -> None:
+    """httpx response hook (runs in the calling pool thread): remember a 429's Retry-After."""
+    if getattr(response, "status_code", None) == 429:
+        _tls.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+
+
+def install_retry_after_hook() -> None:
+    """Make the V2 client's shared httpx client report Retry-After (it keeps only the body)."""
+    from py_clob_client_v2.http_helpers import helpers
+
+    client = helpers._http_client
+    hooks = client.event_hooks
+    resp_hooks = list(hooks.get("response", []))
+    if _capture_retry_after not in resp_hooks:
+        resp_hooks.append(_capture_retry_after)
+        client.event_hooks = {**hooks, "response": resp_hooks}
+
+
+class RateGate:
+    """Shared 429 back-off of one API key: while closed, nothing is sent (fail closed).
+
+    A 429 closes it for ``Retry-After`` seconds (capped at ``cap_s``); without the header, for
+    an exponentially growing, jittered delay. Any success resets the growth. ``now`` is the
+    event loop's monotonic clock (a pacing timer, not market time).
+    """
+
+    def __init__(self, cap_s: float = RETRY_AFTER_CAP_S, base_s: float = RATE_BACKOFF_BASE_S,
+                 seed: int | None = None) -> None:
+        self.cap_s = cap_s
+        self.base_s = base_s
+        self._rng = random.Random(seed)
+        self._until = 0.0
+        self.streak = 0
+        self.hits = 0
+        self.delays: list[float] = []   # the last 32 waits applied (observability, tests)
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+    def remaining(self) -> float:
+        return max(0.0, self._until - self._now())
+
+    def on_429(self, retry_after_s: float | None) -> float:
+        self.hits += 1
+        if retry_after_s is not None:
+            delay = min(self.cap_s, retry_after_s)
+        else:
+            delay = backoff_delay(self.streak, self.base_s, self.cap_s, self._rng)
+        self.streak += 1
+        self._until = max(self._until, self._now() + delay)
+        self.delays.append(delay)
+        del self.delays[:-32]
+        return delay
+
+    def on_success(self) -> None:
+        self.streak = 0
 
 
 def _error_text(err: Any) -> str:
@@ -123,8 +208,13 @@ def map_exception(exc: BaseException) -> ExecutorError:
         if code in (401, 403):
             return AuthError(f"HTTP {code}: {text}")
         if code == 429:
-            m = re.search(r"(\d+(?:\.\d+)?)\s*s", text)
-            return RateLimited(f"HTTP 429: {text}", float(m.group(1)) if m else 1.0)
+            ra = getattr(exc, "hourmm_retry_after", None)
+            if ra is None:
+                m = re.search(r"(\d+(?:\.\d+)?)\s*s", text)
+                ra = float(m.group(1)) if m else None
+            err = RateLimited(f"HTTP 429: {text}", ra if ra is not None else 1.0)
+            err.header_retry_after = ra  # type: ignore[attr-defined]
+            return err
         if code is None or code >= 500 or code in (408, 425):
             return TransientError(f"HTTP {code}: {text}" if code else f"network: {text}")
         return Rejected(f"HTTP {code}: {text}")
@@ -269,6 +359,8 @@ class Executor:
         # drown the guide's real ERROR lines (Cancel-all failed / REST authentication failed).
         logging.getLogger("py_clob_client_v2.http_helpers.helpers").setLevel(logging.CRITICAL)
         self._client: Any = None
+        self.rate_gate = RateGate()
+        self.rate_retries = 4      # cancels / reads retried this often on 429 (each after the gate)
         self._acks: dict[str, OrderAck] = {}
         self._hashers: dict[tuple[bool, bool], Any] = {}
         self._hb_task: asyncio.Task | None = None
@@ -285,11 +377,31 @@ class Executor:
     def _count(self, k: str) -> None:
         self.stats[k] = self.stats.get(k, 0) + 1
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking client call in the dedicated pool; map its exceptions."""
+    async def _call(self, fn: Callable[..., T], *args: Any, gate: str = "wait") -> T:
+        """Run a blocking client call in the dedicated pool; map its exceptions.
+
+        While the 429 gate is closed nothing is sent: ``gate="wait"`` sleeps until it opens
+        (cancels, reads, heartbeat), ``gate="fail"`` raises :class:`RateLimited` at once
+        (order placement: a quote delayed by seconds would be stale).
+        """
         loop = asyncio.get_running_loop()
+        while (left := self.rate_gate.remaining()) > 0:
+            if gate == "fail":
+                self._count("rate_gate_closed")
+                raise RateLimited(f"rate limited: not sending for another {left:.2f}s", left)
+            await asyncio.sleep(left)
+
+        def run() -> T:
+            _tls.retry_after = None
+            try:
+                return fn(*args)
+            except BaseException as exc:
+                if getattr(exc, "status_code", None) == 429:
+                    exc.hourmm_retry_after = getattr(_tls, "retry_after", None)  # type: ignore[attr-defined]
+                raise
+
         try:
-            res = await asyncio.wait_for(loop.run_in_executor(self._pool, fn, *args), self.call_timeout_s)
+            res = await asyncio.wait_for(loop.run_in_executor(self._pool, run), self.call_timeout_s)
         except asyncio.TimeoutError:
             self._count("timeout")
             raise TransientError(f"no reply within {self.call_timeout_s}s") from None
@@ -300,9 +412,24 @@ class Executor:
             self._count(type(err).__name__)
             if isinstance(err, AuthError):
                 self.rest_ok = False
+            if isinstance(err, RateLimited):
+                err.retry_after_s = self.rate_gate.on_429(err.header_retry_after)
+                log.warning("HTTP 429 from the CLOB: sending nothing for %.2fs (Retry-After %s)",
+                            err.retry_after_s, err.header_retry_after)
             raise err from None
         self.rest_ok = True
+        self.rate_gate.on_success()
         return res
+
+    async def _call_retry_429(self, fn: Callable[..., T], *args: Any) -> T:
+        """:meth:`_call` that retries a 429 up to ``rate_retries`` times, each after the gate opens."""
+        for attempt in range(self.rate_retries + 1):
+            try:
+                return await self._call(fn, *args)
+            except RateLimited:
+                if attempt >= self.rate_retries:
+                    raise
+        raise AssertionError("unreachable")
 
     # ---------------------------------------------------------------- start / credentials
     async def start(self) -> str:
@@ -314,6 +441,7 @@ class Executor:
         from py_clob_client_v2.clob_types import ApiCreds
 
         limit_recursion()
+        install_retry_after_hook()
         c = self._creds
         log.info("Executor: signer %s, funder %s, signature type %d (%s)", self.signer_address, c.funder,
                  self.signature_type, self.signature_type_reason)
@@ -455,11 +583,11 @@ class Executor:
             self._count("duplicate_client_key")
             return self._acks[req.client_key]
         req.validate()
-        signed, local_id = await self._call(self._sign, req)
+        signed, local_id = await self._call(self._sign, req, gate="fail")
         attempt = 0
         while True:
             try:
-                res = await self._call(self._post, signed, req)
+                res = await self._call(self._post, signed, req, gate="fail")
                 self._count("posted")
                 return self._ack(req, local_id, res)
             except Rejected:
@@ -487,10 +615,12 @@ class Executor:
                 attempt += 1
                 await asyncio.sleep(self.retry_backoff_s * attempt)
             except RateLimited as exc:
-                if attempt >= self.post_retries:
-                    raise
-                attempt += 1
-                await asyncio.sleep(min(exc.retry_after_s, 5.0))
+                # Not retried here: the gate is closed for Retry-After and a quote sent seconds
+                # late would be stale; the caller re-plans. After an ambiguous attempt the order
+                # may rest on the book, so that outcome stays unknown rather than "rejected".
+                if attempt > 0:
+                    raise TransientError(f"outcome unknown: earlier attempt ambiguous, then {exc}") from None
+                raise
 
     async def _find_order(self, order_id: str, token_id: str) -> dict | None:
         """The order if the exchange knows it (live or already matched), else None.
@@ -527,7 +657,7 @@ class Executor:
                 continue
             try:
                 r.validate()
-                signed, lid = await self._call(self._sign, r)
+                signed, lid = await self._call(self._sign, r, gate="fail")
                 todo.append((i, r, signed, lid))
             except ExecutorError as exc:
                 out[i] = exc
@@ -536,7 +666,7 @@ class Executor:
             post_only = all(r.post_only for _, r, _, _ in chunk)   # one flag per batch, like the client
             body = [self._payload(s, r.order_type, post_only) for _, r, s, _ in chunk]
             try:
-                res = await self._call(self._post_payload, body, "/orders")
+                res = await self._call(self._post_payload, body, "/orders", gate="fail")
             except TransientError:
                 for i, r, s, lid in chunk:
                     found = await self._find_order(lid, r.token_id)
@@ -563,7 +693,7 @@ class Executor:
         return [o if o is not None else TransientError("not processed") for o in out]
 
     async def _post_signed_with_retry(self, req: OrderRequest, signed: Any, lid: str) -> OrderAck:
-        res = await self._call(self._post, signed, req)
+        res = await self._call(self._post, signed, req, gate="fail")
         return self._ack(req, lid, res)
 
     def forget(self, client_key: str) -> None:
@@ -581,25 +711,25 @@ class Executor:
     async def cancel(self, order_id: str) -> CancelResult:
         from py_clob_client_v2.clob_types import OrderPayload
 
-        return self._cancel_result(await self._call(self._need().cancel_order, OrderPayload(orderID=order_id)))
+        return self._cancel_result(await self._call_retry_429(self._need().cancel_order, OrderPayload(orderID=order_id)))
 
     async def cancel_many(self, order_ids: Iterable[str]) -> CancelResult:
         ids = list(order_ids)
         if not ids:
             return CancelResult(())
-        return self._cancel_result(await self._call(self._need().cancel_orders, ids))
+        return self._cancel_result(await self._call_retry_429(self._need().cancel_orders, ids))
 
     async def cancel_all(self) -> CancelResult:
         """Cancel every open order of this API key (HALT / hard cut-off)."""
         self._count("cancel_all")
-        return self._cancel_result(await self._call(self._need().cancel_all))
+        return self._cancel_result(await self._call_retry_429(self._need().cancel_all))
 
     async def cancel_market(self, condition_id: str | None = None, asset_id: str | None = None) -> CancelResult:
         from py_clob_client_v2.clob_types import OrderMarketCancelParams
 
         if not condition_id and not asset_id:
             raise Rejected("cancel_market needs a condition_id or an asset_id")
-        return self._cancel_result(await self._call(
+        return self._cancel_result(await self._call_retry_429(
             self._need().cancel_market_orders, OrderMarketCancelParams(market=condition_id, asset_id=asset_id)))
 
     # ------------------------------------------------------------------------- reads
@@ -607,7 +737,7 @@ class Executor:
                           first_page_only: bool = False) -> list[dict]:
         from py_clob_client_v2.clob_types import OpenOrderParams
 
-        res = await self._call(lambda: self._need().get_open_orders(
+        res = await self._call_retry_429(lambda: self._need().get_open_orders(
             OpenOrderParams(market=market, asset_id=asset_id), first_page_only))
         return [o for o in (res or []) if isinstance(o, dict)]
 
@@ -615,7 +745,7 @@ class Executor:
                      after_s: int | None = None) -> list[dict]:
         from py_clob_client_v2.clob_types import TradeParams
 
-        res = await self._call(lambda: self._need().get_trades(
+        res = await self._call_retry_429(lambda: self._need().get_trades(
             TradeParams(market=market, asset_id=asset_id, after=after_s)))
         return [t for t in (res or []) if isinstance(t, dict)]
 
@@ -692,6 +822,7 @@ class PlaceOutcome:
     auth_failed: bool = False
     rate_limited: bool = False
     unknown: bool = False
+    retry_after_s: float = 0.0
 
 
 class TraderExecutor:
@@ -739,8 +870,8 @@ class TraderExecutor:
         except AuthError as exc:
             return PlaceOutcome(False, error=f"REST authentication failed: {exc}", auth_failed=True)
         except RateLimited as exc:
-            return PlaceOutcome(False, error=f"rate limited (retry after {exc.retry_after_s}s): {exc}",
-                                rate_limited=True)
+            return PlaceOutcome(False, error=f"rate limited (retry after {exc.retry_after_s:.2f}s): {exc}",
+                                rate_limited=True, retry_after_s=exc.retry_after_s)
         except Rejected as exc:
             return PlaceOutcome(False, error=exc.reason)
         except TransientError as exc:

@@ -385,8 +385,9 @@ class Trader:
             self._j("reject", {**self._order_payload(o), "error": res.error}, order_id=res.order_id)
             log.warning("Order rejected: %s %s", o.describe(), res.error)
             if getattr(res, "rate_limited", False):
-                # the venue said 429: empty our bucket so nothing is sent for ~1 s (its Retry-After scale)
-                om.bucket.tokens = min(om.bucket.tokens, -om.bucket.rate)
+                # the venue said 429: empty our bucket so nothing is sent for its Retry-After (>= 1 s)
+                wait_s = max(1.0, float(getattr(res, "retry_after_s", 0.0) or 0.0))
+                om.bucket.tokens = min(om.bucket.tokens, -om.bucket.rate * wait_s)
             if res.auth_failed:
                 ch = self.core.risk.on_rest(False, now, auth_failed=True)
                 self._journal_changes(None, [ch] if ch else [])

@@ -203,6 +203,7 @@ class PolymarketSim:
         # signature-checked orders per signed-struct version ("v1"/"v2") and signature type: lets a run
         # prove it traded with production-valid CLOB V2 orders (see /_sim/state "order_versions")
         self.order_versions: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()
         self.faults: dict[str, Any] = {"rest_error": None, "rest_error_count": 0, "retry_after_s": 1,
                                        "ack_delay_ms": 0, "reject_next": 0, "clock_skew_ms": 0}
         self.conns: set[_Conn] = set()
@@ -511,14 +512,16 @@ class PolymarketSim:
     async def _fault_mw(self, request: web.Request, handler: Any) -> web.StreamResponse:
         p = request.path
         if not (p.startswith("/_sim") or p.startswith("/ws/") or p.startswith("/gamma")):
+            self.requests[f"{request.method} {p}"] += 1   # every CLOB REST attempt, faulted or not
             f = self.faults
             if f["rest_error"] and f["rest_error_count"] > 0:
                 f["rest_error_count"] -= 1
                 code = int(f["rest_error"])
                 self.errors[f"fault_{code}"] += 1
-                if code == 429:
+                if code == 429:  # retry_after_s None -> no Retry-After header (client must back off itself)
+                    ra = f["retry_after_s"]
                     return web.json_response({"error": "Too Many Requests"}, status=429,
-                                             headers={"Retry-After": str(f["retry_after_s"])})
+                                             headers={"Retry-After": f"{ra:g}"} if ra is not None else None)
                 return web.json_response({"error": "Internal Server Error (sim fault)"}, status=code)
         try:
             return await handler(request)
@@ -1200,8 +1203,10 @@ class PolymarketSim:
                 code = int(b["rest_error"])
                 if code not in (429, 500, 502, 503, 504):
                     return self._bad("rest_error must be 429 or 5xx")
-                self.faults.update(rest_error=code, rest_error_count=int(b.get("count", 1)),
-                                   retry_after_s=int(b.get("retry_after_s", 1)))
+                ra = b.get("retry_after_s", 1)
+                if ra is not None and (isinstance(ra, bool) or not isinstance(ra, (int, float)) or not 0 <= ra <= 3600):
+                    return self._bad("retry_after_s must be a number of seconds in [0, 3600] or null")
+                self.faults.update(rest_error=code, rest_error_count=int(b.get("count", 1)), retry_after_s=ra)
                 applied["rest_error"] = code
             for key in ("ack_delay_ms", "reject_next", "clock_skew_ms"):
                 if key in b:
