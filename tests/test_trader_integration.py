@@ -239,8 +239,9 @@ async def test_restart_mid_hour_reconciles_live_orders(tmp_path) -> None:
         tr2 = await h.start_trader()
         await h.until(lambda: tr2.core.market is not None)
         await h.until(lambda: res.order_id not in {o["id"] for o in h.our_open_orders()})
-        rec = kinds(h.db, "reconcile")[-1].payload
-        assert res.order_id in rec["strays"]
+        # the start-up reconciliation (later resyncs, e.g. after the user WS connects, follow it)
+        await h.until(lambda: any(res.order_id in e.payload["strays"] for e in kinds(h.db, "reconcile")))
+        rec = next(e.payload for e in kinds(h.db, "reconcile") if res.order_id in e.payload["strays"])
         # orders of ours still open are managed again (adopted); ones filled meanwhile are gone, and
         # an order whose ack never reached the journal counts as a stray and is cancelled
         assert rec["adopted"] and set(rec["adopted"]) <= left

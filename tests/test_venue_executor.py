@@ -320,6 +320,9 @@ async def test_error_mapping():
             with pytest.raises(RateLimited) as ei:
                 await ex.place(req("x2"))
             assert ei.value.retry_after_s == 2.0
+            with pytest.raises(RateLimited):      # the gate stays closed: refused locally, nothing sent
+                await ex.place(req("x2b"))
+            await asyncio.sleep(ex.rate_gate.remaining())
             clob.fail_next_post = (200, {"success": False, "errorMsg": "not enough balance / allowance"}, False)
             with pytest.raises(Rejected, match="balance"):
                 await ex.place(req("x3"))

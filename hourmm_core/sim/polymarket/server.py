@@ -66,6 +66,8 @@ from hourmm_core.sim.polymarket.engine import (
 )
 
 log = logging.getLogger("hourmm.sim.polymarket")
+ORDER_ENDPOINTS = frozenset({"POST /order", "POST /orders", "DELETE /order", "DELETE /orders", "DELETE /cancel-all",
+                             "DELETE /cancel-market-orders", "GET /data/orders", "GET /data/order"})
 safe_json.limit_recursion()  # clob_orders -> eth_account -> py_ecc raised it to 100,000
 
 INITIAL_CURSOR = "MA=="
@@ -205,7 +207,9 @@ class PolymarketSim:
         self.order_versions: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
         self.faults: dict[str, Any] = {"rest_error": None, "rest_error_count": 0, "retry_after_s": 1,
-                                       "ack_delay_ms": 0, "reject_next": 0, "clock_skew_ms": 0}
+                                       "ack_delay_ms": 0, "reject_next": 0, "clock_skew_ms": 0,
+                                       "place_then_503": 0, "outage_after": 0, "restart_425": 0, "post_only_s": 0.0,
+                                       "post_only_until": 0.0}
         self.conns: set[_Conn] = set()
         self._runner: web.AppRunner | None = None
         self._loop_task: asyncio.Task | None = None
@@ -523,6 +527,16 @@ class PolymarketSim:
                     return web.json_response({"error": "Too Many Requests"}, status=429,
                                              headers={"Retry-After": f"{ra:g}"} if ra is not None else None)
                 return web.json_response({"error": "Internal Server Error (sim fault)"}, status=code)
+            ep = request.method + " " + ("/data/order" if p.startswith("/data/order/") else p)
+            if f["restart_425"] > 0 and ep in ORDER_ENDPOINTS:
+                # weekly matching-engine restart: 425 Too Early on every order endpoint, then a
+                # post-only window (docs.polymarket.com/trading/matching-engine)
+                f["restart_425"] -= 1
+                self.errors["fault_425"] += 1
+                if f["restart_425"] == 0:
+                    f["post_only_until"] = time.monotonic() + float(f["post_only_s"])
+                return web.json_response({"error": "Too Early: the matching engine is restarting (sim fault)"},
+                                         status=425)
         try:
             return await handler(request)
         except web.HTTPException:
@@ -736,6 +750,10 @@ class PolymarketSim:
         hm = self.by_cid[m.condition_id]
         if not self.listed(hm, now):
             return 400, {"error": ERR_NOT_READY}
+        if not so.post_only and time.monotonic() < self.faults["post_only_until"]:
+            self.errors["post_only_window_reject"] += 1
+            return 400, {"error": "the matching engine is in post-only mode after a restart: only post-only "
+                                  "orders are accepted"}
         if self.faults["reject_next"] > 0:
             self.faults["reject_next"] -= 1
             self.errors["fault_reject"] += 1
@@ -785,6 +803,13 @@ class PolymarketSim:
         k, body = await self._l2(request)
         await self._ack_delay()
         status, reply = await self._place_one(k, body)
+        if status == 200 and self.faults["place_then_503"] > 0:
+            # the order IS on the book, but the client is told the request failed
+            self.faults["place_then_503"] -= 1
+            self.errors["fault_placed_then_503"] += 1
+            if self.faults["outage_after"] > 0:   # and the venue stays down for the lookups too
+                self.faults.update(rest_error=503, rest_error_count=self.faults["outage_after"], outage_after=0)
+            return web.json_response({"error": "Service Unavailable (sim fault: order placed)"}, status=503)
         return web.json_response(reply, status=status)
 
     async def h_post_orders(self, request: web.Request) -> web.Response:
@@ -1208,7 +1233,15 @@ class PolymarketSim:
                     return self._bad("retry_after_s must be a number of seconds in [0, 3600] or null")
                 self.faults.update(rest_error=code, rest_error_count=int(b.get("count", 1)), retry_after_s=ra)
                 applied["rest_error"] = code
-            for key in ("ack_delay_ms", "reject_next", "clock_skew_ms"):
+            if "engine_restart" in b:
+                er = b["engine_restart"]
+                if not isinstance(er, dict) or not isinstance(er.get("count_425", 0), int) \
+                        or not isinstance(er.get("post_only_s", 0), (int, float)):
+                    return self._bad("engine_restart must be {count_425: int, post_only_s: seconds}")
+                self.faults.update(restart_425=int(er.get("count_425", 3)), post_only_s=float(er.get("post_only_s", 120)))
+                applied["engine_restart"] = {"count_425": self.faults["restart_425"],
+                                             "post_only_s": self.faults["post_only_s"]}
+            for key in ("ack_delay_ms", "reject_next", "clock_skew_ms", "place_then_503", "outage_after"):
                 if key in b:
                     self.faults[key] = int(b[key])
                     applied[key] = self.faults[key]
@@ -1222,7 +1255,8 @@ class PolymarketSim:
         except (TypeError, ValueError, EngineError) as e:
             return self._bad(f"invalid fault: {e}")
         if not applied:
-            return self._bad("no known fault key (drop_ws, rest_error, ack_delay_ms, reject_next, tick_size, "
+            return self._bad("no known fault key (drop_ws, rest_error, engine_restart, place_then_503, ack_delay_ms, "
+                             "reject_next, tick_size, "
                              "clock_skew_ms)")
         log.warning("Sim fault injected: %s", applied)
         return web.json_response({"ok": True, "applied": applied})

@@ -1,0 +1,273 @@
+"""Issue 13, V2 operations: unknown submit outcomes, the 425 restart window, and the trader's
+fail-closed order gate (resync after user-WS reconnects, incomplete reconciliation, heartbeat).
+
+Executor tests run against the loopback Polymarket simulator (real V2 client, real signatures);
+the trader-gate tests use a recording executor (no sockets) so each gate is checked exactly.
+Prices here are order-book levels, not market data.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import aiohttp
+import pytest
+from eth_account import Account
+
+from hourmm_core.clock import WallClock
+from hourmm_core.config import Credentials, TraderConfig
+from hourmm_core.polymarket.executor import EngineRestarting, Executor, OrderRequest, Rejected, TraderExecutor, \
+    UnknownOutcome
+from hourmm_core.sim.polymarket import server
+from hourmm_core.trading.decision import MarketRef
+from hourmm_core.trading.order_manager import Action, Order, OrderState
+from hourmm_core.trading.trader import PlaceResult, Trader
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def creds():
+    a = Account.create()
+    k = a.key.hex()
+    return Credentials(k if k.startswith("0x") else "0x" + k, a.address, 1)
+
+
+async def fault(sim, body):
+    async with aiohttp.ClientSession() as s:
+        async with s.post(sim.urls["clob"] + "/_sim/fault", json=body) as r:
+            assert r.status == 200, await r.text()
+
+
+async def started(**kw):
+    sim = server.PolymarketSim(server.SimConfig(hours=1, speed=60.0, seed=5, agents=False))
+    await sim.start()
+    ex = Executor(sim.urls["clob"], 137, creds(), retry_backoff_s=0.01, **kw)
+    await ex.start()
+    return sim, ex
+
+
+def resting(sim, hm) -> list[str]:
+    return [o["id"] for o in sim.state()["open_orders"] if o.get("asset_id") == hm.up_token]
+
+
+# ----------------------------------------------------------------------- unknown outcomes
+async def test_placed_then_503_is_recovered_by_lookup_not_reposted() -> None:
+    sim, ex = await started()
+    try:
+        hm = sim.hours[0]
+        await fault(sim, {"place_then_503": 1})
+        ack = await ex.place(OrderRequest("k1", hm.up_token, "BUY", 0.05, 10.0))
+        assert ack.recovered and resting(sim, hm) == [ack.order_id]
+        assert sim.requests["POST /order"] == 1 and sim.errors["fault_placed_then_503"] == 1
+    finally:
+        await ex.close()
+        await sim.stop()
+
+
+async def test_unknown_outcome_keeps_the_signed_orders_hash_and_resolves_later() -> None:
+    sim, ex = await started()
+    try:
+        hm = sim.hours[0]
+        # placed, then 503, and the venue stays down for the lookups and the re-posts as well
+        await fault(sim, {"place_then_503": 1, "outage_after": 50})
+        with pytest.raises(UnknownOutcome) as ei:
+            await ex.place(OrderRequest("k2", hm.up_token, "BUY", 0.05, 10.0))
+        oid = ei.value.order_id
+        assert resting(sim, hm) == [oid]          # the id we kept IS the order on the book
+        await fault(sim, {"rest_error": 503, "count": 0})
+        sim.faults["rest_error_count"] = 0
+        got = await ex.lookup_order(oid)
+        assert got is not None and got["id"] == oid
+        assert await ex.lookup_order("0x" + "ab" * 32) is None    # the exchange does not know it
+        # the trader adapter reports it as unknown with that id, never as a plain reject
+        await fault(sim, {"place_then_503": 1, "outage_after": 50})
+        out = await TraderExecutor(ex).place(hm.up_token, "BUY", 0.04, 10.0, tick_size="0.01", neg_risk=False,
+                                             post_only=True, client_id="k3")
+        assert out.unknown and not out.ok and out.order_id in resting(sim, hm)
+    finally:
+        await ex.close()
+        await sim.stop()
+
+
+# -------------------------------------------------------------- 425: engine restart window
+async def test_engine_restart_425_backs_off_then_post_only_window() -> None:
+    sim, ex = await started()
+    try:
+        hm = sim.hours[0]
+        await fault(sim, {"engine_restart": {"count_425": 2, "post_only_s": 600}})
+        with pytest.raises(EngineRestarting):       # nothing placed, not retried in a hurry
+            await ex.place(OrderRequest("r1", hm.up_token, "BUY", 0.05, 10.0))
+        assert ex.engine_restarting and ex.restart_gate.remaining() > 0
+        assert await ex.open_orders() == []         # waits, meets the second 425, waits again, succeeds
+        assert sim.errors["fault_425"] == 2 and not ex.engine_restarting
+        assert 1.0 <= ex.restart_gate.delays[0] <= 2.0 and 2.0 <= ex.restart_gate.delays[1] <= 4.0
+        assert ex.post_only_window() > 0
+        before = sim.requests["POST /order"]
+        with pytest.raises(Rejected, match="post-only"):   # refused locally during the window
+            await ex.place(OrderRequest("r2", hm.up_token, "BUY", 0.05, 10.0, post_only=False))
+        assert sim.requests["POST /order"] == before
+        ack = await ex.place(OrderRequest("r3", hm.up_token, "BUY", 0.05, 10.0, post_only=True))
+        assert ack.success
+        # the simulator enforces the window too (a client that ignores it is refused)
+        ex.post_only_until = 0.0
+        with pytest.raises(Rejected, match="post-only"):
+            await ex.place(OrderRequest("r4", hm.up_token, "BUY", 0.06, 10.0, post_only=False))
+        assert sim.errors["post_only_window_reject"] == 1
+    finally:
+        await ex.close()
+        await sim.stop()
+
+
+# ------------------------------------------------------------------ trader order gate
+class _Venue:
+    """Recording executor: open orders / trades can be made to fail; heartbeat state settable."""
+
+    def __init__(self) -> None:
+        self.places: list[str] = []
+        self.cancels: list[list[str]] = []
+        self.open_fail = False
+        self.heartbeat_ok = True
+        self.lookups: dict[str, dict | None] = {}
+        self.unknown_next = False
+
+    async def heartbeat(self) -> bool:
+        return self.heartbeat_ok
+
+    async def place(self, token_id, side, price, size, *, tick_size, neg_risk, post_only, client_id):
+        self.places.append(client_id)
+        if self.unknown_next:
+            self.unknown_next = False
+            return PlaceResult(False, order_id="0xunknown", error="unknown outcome: HTTP 503", unknown=True)
+        return PlaceResult(True, order_id=f"oid-{client_id}", status="live")
+
+    async def cancel(self, ids):
+        self.cancels.append(list(ids))
+        return list(ids), {}
+
+    async def cancel_all(self) -> bool:
+        return True
+
+    async def open_orders(self, market=None):
+        if self.open_fail:
+            raise ConnectionError("open orders: HTTP 503")
+        return []
+
+    async def trades(self, market=None):
+        return []
+
+    async def lookup_order(self, oid):
+        return self.lookups.get(oid)
+
+
+def _trader(tmp_path, venue) -> Trader:
+    cfg = dataclasses.replace(TraderConfig.from_env({"SQLITE_PATH": str(tmp_path / "j.db")}), control_port=0)
+    tr = Trader(cfg, WallClock(), None, executor=venue)
+    now = WallClock().now_ms()
+    hs = now - now % 3_600_000
+    tr.core.set_market(MarketRef("s", "0xc", "up", "dn", hs, hs + 3_600_000, 0.01, 5.0, False))
+    return tr
+
+
+def _place_action(tr: Trader, cid: str) -> Action:
+    o = Order(cid, 0, 0, 0.45, 5.0, False, 0)
+    tr.core.om.orders[cid] = o
+    return Action("place", o)
+
+
+async def test_incomplete_reconciliation_stops_new_orders_until_a_complete_one(tmp_path) -> None:
+    v = _Venue()
+    tr = _trader(tmp_path, v)
+    try:
+        v.open_fail = True
+        rep = await tr.reconcile(WallClock().now_ms())
+        assert not rep.complete and tr.place_block_reason() == "resync pending (reconciliation incomplete)"
+        await tr._execute([_place_action(tr, "a1")], None)
+        assert v.places == [] and tr.core.om.orders["a1"].state is OrderState.REJECTED
+        await tr._maybe_resync(WallClock().now_ms())          # still failing: still stopped
+        assert tr.place_block_reason() is not None
+        v.open_fail = False
+        tr._resync_next_s = 0.0
+        await tr._maybe_resync(WallClock().now_ms())
+        assert tr.place_block_reason() is None
+        await tr._execute([_place_action(tr, "a2")], None)
+        assert v.places == ["a2"]
+        tr.journal.flush()
+        gates = [e.payload for e in tr.journal.events("order_gate")]
+        assert [g["blocked"] for g in gates] == [True, False]
+    finally:
+        tr.journal.close()
+
+
+async def test_user_ws_reconnect_resyncs_before_quoting_again(tmp_path) -> None:
+    v = _Venue()
+    tr = _trader(tmp_path, v)
+    tr.user_ws = object()
+    try:
+        await tr._on_user_state(True, "connected")
+        assert tr.place_block_reason() == "resync pending (user WS (re)connected)"
+        await tr._execute([_place_action(tr, "b1")], None)
+        assert v.places == []
+        await tr._maybe_resync(WallClock().now_ms())
+        assert tr.resyncs == 1 and tr.place_block_reason() is None
+        await tr._execute([_place_action(tr, "b2")], None)
+        assert v.places == ["b2"]
+        tr.journal.flush()
+        assert [e.kind for e in tr.journal.events(("reconcile", "order_gate"))][-2:] == ["reconcile", "order_gate"]
+    finally:
+        tr.journal.close()
+
+
+async def test_heartbeat_failure_stops_new_orders_until_a_fresh_ack(tmp_path) -> None:
+    v = _Venue()
+    tr = _trader(tmp_path, v)
+    try:
+        v.heartbeat_ok = False
+        assert tr.place_block_reason() == "exchange heartbeat not acknowledged"
+        await tr._execute([_place_action(tr, "c1")], None)
+        assert v.places == []
+        v.heartbeat_ok = True
+        await tr._execute([_place_action(tr, "c2")], None)
+        assert v.places == ["c2"]
+    finally:
+        tr.journal.close()
+
+
+async def test_unknown_order_defers_its_cancel_and_is_resolved_by_lookup(tmp_path) -> None:
+    v = _Venue()
+    tr = _trader(tmp_path, v)
+    try:
+        v.unknown_next = True
+        await tr._execute([_place_action(tr, "d1")], None)
+        o = tr.core.om.orders["d1"]
+        assert o.order_id == "0xunknown" and not o.state.final        # kept, not rejected
+        assert tr.place_block_reason() == "1 order(s) with unknown submit outcome"
+        # a cancel of it is deferred (never raced against its placement); nothing new is placed
+        await tr._execute([Action("cancel", o), _place_action(tr, "d2")], None)
+        assert v.cancels == [] and v.places == ["d1"]
+        v.lookups["0xunknown"] = {"id": "0xunknown", "status": "LIVE", "size_matched": "0"}
+        await tr._maybe_resync(WallClock().now_ms())
+        assert tr._unknown == {} and tr.place_block_reason() is None and o.state is OrderState.LIVE
+        await tr._execute([Action("cancel", o)], None)
+        assert v.cancels == [["0xunknown"]]
+        tr.journal.flush()
+        kinds = [e.kind for e in tr.journal.events(("unknown", "unknown_resolved"))]
+        assert kinds == ["unknown", "unknown_resolved"]
+    finally:
+        tr.journal.close()
+
+
+async def test_unknown_order_the_exchange_never_saw_is_closed_after_grace(tmp_path, monkeypatch) -> None:
+    import hourmm_core.trading.trader as trader_mod
+    monkeypatch.setattr(trader_mod, "UNKNOWN_GRACE_S", 0.0)
+    v = _Venue()
+    tr = _trader(tmp_path, v)
+    try:
+        v.unknown_next = True
+        await tr._execute([_place_action(tr, "e1")], None)
+        await tr._maybe_resync(WallClock().now_ms())               # lookup: None -> never placed
+        assert tr._unknown == {} and tr.core.om.orders["e1"].state.final
+        tr.journal.flush()
+        ev = tr.journal.events("unknown_resolved")[-1].payload
+        assert ev["found"] is False
+    finally:
+        tr.journal.close()
