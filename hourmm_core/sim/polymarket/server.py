@@ -47,6 +47,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,7 @@ from hourmm_core.sim.polymarket.engine import (
 )
 
 log = logging.getLogger("hourmm.sim.polymarket")
+MARKETS_PAGE = 500   # GET /markets page size (the real CLOB pages its list too)
 ORDER_ENDPOINTS = frozenset({"POST /order", "POST /orders", "DELETE /order", "DELETE /orders", "DELETE /cancel-all",
                              "DELETE /cancel-market-orders", "GET /data/orders", "GET /data/order"})
 safe_json.limit_recursion()  # clob_orders -> eth_account -> py_ecc raised it to 100,000
@@ -376,7 +378,21 @@ class PolymarketSim:
 
     # ------------------------------------------------------------------ engine -> WS
     def _key_of(self, owner: str) -> str:
-        return self.addr_key.get(owner, owner)
+        """The API key id the venue shows for an owner; simulated agents (no real key) get a
+        stable UUID like a real key id instead of their internal name."""
+        k = self.addr_key.get(owner)
+        if k is not None:
+            return k
+        if owner.startswith("0x") or not owner:
+            return owner
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, "hourmm-sim-agent:" + owner))
+
+    @staticmethod
+    def _addr_of(owner: str) -> str:
+        """A 0x address for an owner: itself for real makers, a stable derived one for agents."""
+        if isinstance(owner, str) and owner.startswith("0x") and len(owner) == 42:
+            return owner
+        return "0x" + hashlib.sha256(("hourmm-sim-agent:" + str(owner)).encode()).hexdigest()[:40]
 
     def _on_engine_event(self, ev: dict[str, Any]) -> None:
         et = ev["event_type"]
@@ -447,7 +463,9 @@ class PolymarketSim:
         out.pop("match_time_ms", None)
         out["status"] = self.trade_status.get(tr["id"], tr["status"])
         out["owner"] = self._key_of(tr["owner"])
-        out["maker_orders"] = [{**mo, "owner": self._key_of(mo["owner"])} for mo in tr["maker_orders"]]
+        out["maker_address"] = self._addr_of(tr["maker_address"])
+        out["maker_orders"] = [{**mo, "owner": self._key_of(mo["owner"]), "maker_address": self._addr_of(mo["maker_address"])}
+                               for mo in tr["maker_orders"]]
         out["trader_side"] = "TAKER" if viewer is None or viewer == tr["owner"] else "MAKER"
         return out
 
@@ -492,6 +510,7 @@ class PolymarketSim:
         r.add_get("/last-trade-price", self.h_last)
         r.add_get("/markets-by-token/{token}", self.h_market_by_token)
         r.add_get("/clob-markets/{cid}", self.h_clob_market)
+        r.add_get("/markets", self.h_markets)
         r.add_get("/markets/{cid}", self.h_clob_market_full)
         r.add_post("/order", self.h_post_order)
         r.add_post("/orders", self.h_post_orders)
@@ -663,9 +682,14 @@ class PolymarketSim:
     async def h_last(self, request: web.Request) -> web.Response:
         t, m = self._token(request)
         p = m.last_trade_price
+        side = ""
+        for tr in reversed(self.ex.trades_log):   # the taker side of the market's last trade
+            if tr["market"] == m.condition_id:
+                side = tr["side"] if tr["asset_id"] == t else ("SELL" if tr["side"] == "BUY" else "BUY")
+                break
         if p is not None and t == m.down_token:
             p = 1 - p
-        return web.json_response({"price": _fmt(round(p, 4)) if p is not None else "0.5", "side": ""})
+        return web.json_response({"price": _fmt(round(p, 4)) if p is not None else "0.5", "side": side})
 
     async def h_market_by_token(self, request: web.Request) -> web.Response:
         m = self.ex.token_market.get(request.match_info["token"])
@@ -683,19 +707,41 @@ class PolymarketSim:
                                   "ao": m.accepting and not m.closed,
                                   "fd": m.fee.as_fd()})
 
+    async def h_markets(self, request: web.Request) -> web.Response:
+        """``GET /markets?next_cursor=``: the CLOB's paginated market list (cursor = base64 offset,
+        ``LTE=`` = end), as ``ClobClient.get_markets`` pages through it."""
+        cur = request.query.get("next_cursor", "MA==") or "MA=="
+        if cur == "LTE=":
+            return web.json_response({"limit": MARKETS_PAGE, "count": 0, "next_cursor": "LTE=", "data": []})
+        try:
+            off = int(base64.b64decode(cur, validate=True).decode())
+            if off < 0:
+                raise ValueError
+        except (ValueError, UnicodeDecodeError):
+            return self._bad("invalid next_cursor")
+        ms = sorted(self.ex.markets.values(), key=lambda m: m.start_ms)
+        page = ms[off:off + MARKETS_PAGE]
+        nxt = off + len(page)
+        return web.json_response({"limit": MARKETS_PAGE, "count": len(page),
+                                  "next_cursor": base64.b64encode(str(nxt).encode()).decode() if nxt < len(ms) else "LTE=",
+                                  "data": [self._market_full(m) for m in page]})
+
     async def h_clob_market_full(self, request: web.Request) -> web.Response:
         m = self.ex.markets.get(request.match_info["cid"])
         if m is None:
             return self._bad("market not found", 404, "unknown_market")
+        return web.json_response(self._market_full(m))
+
+    def _market_full(self, m: Any) -> dict[str, Any]:
         hm = self.by_cid[m.condition_id]
-        return web.json_response({
+        return {
             "condition_id": m.condition_id, "question": hm.title, "market_slug": hm.slug,
             "accepting_orders": m.accepting and not m.closed, "closed": m.closed, "active": not m.closed,
             "minimum_order_size": m.min_size, "minimum_tick_size": m.tick_size, "neg_risk": m.neg_risk,
             "end_date_iso": _iso(m.end_ms), "game_start_time": _iso(m.start_ms),
             "maker_base_fee": 0, "taker_base_fee": m.fee_rate_bps,
             "tokens": [{"token_id": m.up_token, "outcome": "Up", "winner": m.up_wins is True},
-                       {"token_id": m.down_token, "outcome": "Down", "winner": m.up_wins is False}]})
+                       {"token_id": m.down_token, "outcome": "Down", "winner": m.up_wins is False}]}
 
     # ------------------------------------------------------------------ auth endpoints
     def _l1(self, request: web.Request) -> tuple[str, int]:
