@@ -271,3 +271,40 @@ async def test_unknown_order_the_exchange_never_saw_is_closed_after_grace(tmp_pa
         assert ev["found"] is False
     finally:
         tr.journal.close()
+
+
+# --------------------------------------------------------------- tick_size_change drops the book
+async def test_tick_size_change_drops_the_book_until_a_fresh_snapshot() -> None:
+    from hourmm_core.polymarket.market_ws import MarketWsClient
+
+    sim = server.PolymarketSim(server.SimConfig(hours=1, speed=60.0, seed=5, agents=False))
+    await sim.start()
+    mws = None
+    try:
+        hm = sim.hours[0]
+        mws = MarketWsClient(sim.urls["ws"], (hm.up_token, hm.down_token), clock=sim.clock,
+                             backoff_initial_s=0.05, queue_events=False)
+        seen: list[tuple[str, bool]] = []
+        mws.on_event = lambda ev: seen.append((ev.kind, mws.books.books[hm.up_token].valid))
+        mws.start()
+        loop = asyncio.get_running_loop()
+
+        async def until(cond, what):
+            end = loop.time() + 30
+            while not cond():
+                assert loop.time() < end, what
+                await asyncio.sleep(0.02)
+
+        await until(lambda: mws.healthy, "first books")
+        await fault(sim, {"tick_size": 0.001, "token_id": hm.up_token})
+        await until(lambda: any(k == "tick_size_change" for k, _ in seen), "tick_size_change")
+        # at the change the book was dropped (never quoted on the old grid) ...
+        assert [v for k, v in seen if k == "tick_size_change"][0] is False
+        assert "tick size changed" in (mws.books.books[hm.up_token].resync_reason or "") or mws.healthy
+        # ... and a fresh snapshot (resubscribe) brings it back on the new grid
+        await until(lambda: mws.healthy and mws.book_resyncs >= 1, "fresh book after the change")
+        assert mws.books.books[hm.up_token].tick_size == 0.001
+    finally:
+        if mws is not None:
+            await mws.stop()
+        await sim.stop()
