@@ -308,3 +308,61 @@ async def test_tick_size_change_drops_the_book_until_a_fresh_snapshot() -> None:
         if mws is not None:
             await mws.stop()
         await sim.stop()
+
+
+# ------------------------------------------------------ cross-matched maker fills (Up vs Down)
+async def test_cross_matched_maker_fill_is_attributed_to_our_token_live_and_in_reconcile() -> None:
+    """Our BUY of Down rests; another client BUYs Up against it (a mint cross-match). The fill is
+    ours, on the Down token, as a BUY at our price -- on the user channel and from REST trades."""
+    from hourmm_core.polymarket.user_ws import TradeUpdate, UserWsClient
+    from hourmm_core.trading.decision import DecisionCore
+    from hourmm_core.trading.reconcile import ReconcileReport, exchange_fills
+    from hourmm_core.trading.risk_engine import Limits
+    from hourmm_core.trading.session import Schedule
+    from hourmm_core.trading.strategy import StrategyParams
+    from hourmm_core.trading.types import BUY, DOWN, UP
+
+    sim, us = await started()
+    them = Executor(sim.urls["clob"], 137, creds(), retry_backoff_s=0.01)
+    await them.start()
+    uws = None
+    try:
+        hm = sim.hours[0]
+        key, secret, phrase = us.api_creds
+        uws = UserWsClient(sim.urls["ws"], key, secret, phrase, [hm.condition_id], clock=sim.clock,
+                           backoff_initial_s=0.05)
+        uws.start()
+        assert await uws.wait_connected(10)
+        ours = await us.place(OrderRequest("m1", hm.down_token, "BUY", 0.40, 10.0))
+        await them.place(OrderRequest("t1", hm.up_token, "BUY", 0.60, 10.0, post_only=False))
+        tu = None
+        while tu is None:
+            ev = await asyncio.wait_for(uws.queue.get(), 20)
+            if isinstance(ev, TradeUpdate):
+                tu = ev
+        fills = tu.own_fills(key, [ours.order_id])
+        assert len(fills) == 1
+        f = fills[0]
+        assert (f.order_id, f.asset_id, f.side, f.price, f.size, f.liquidity) == \
+            (ours.order_id, hm.down_token, "BUY", 0.40, 10.0, "MAKER")
+        # reconciliation from the exchange's trade history: same attribution
+        core = DecisionCore(Limits(1000.0, 500.0, 100.0, 4), Schedule(), StrategyParams())
+        core.set_market(MarketRef(hm.slug, hm.condition_id, hm.up_token, hm.down_token, hm.hour_ms,
+                                  hm.hour_ms + 3_600_000))
+        rep = ReconcileReport()
+        new = exchange_fills(core, core.market, await us.trades(market=hm.condition_id), key, 0, rep)
+        assert [(x.token, x.side, x.price, x.size) for x in new] == [(DOWN, BUY, 0.40, 10.0)]
+        assert core.om.position(DOWN) == 10.0 and core.om.position(UP) == 0.0 and not rep.errors
+        # without the maker side in the message the token still decides it (buy vs buy = cross)
+        raw = dict((await us.trades(market=hm.condition_id))[0])
+        raw["maker_orders"] = [{k: v for k, v in mo.items() if k != "side"} for mo in raw["maker_orders"]]
+        core2 = DecisionCore(Limits(1000.0, 500.0, 100.0, 4), Schedule(), StrategyParams())
+        core2.set_market(core.market)
+        new2 = exchange_fills(core2, core2.market, [raw], key, 0, ReconcileReport())
+        assert [(x.token, x.side) for x in new2] == [(DOWN, BUY)]
+    finally:
+        if uws is not None:
+            await uws.stop()
+        await them.close()
+        await us.close()
+        await sim.stop()
