@@ -12,7 +12,7 @@ import pytest
 
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.data import synthetic_ticks
-from hourmm_core.sim.polymarket.agents import BackgroundAgents, PricePath
+from hourmm_core.sim.polymarket.agents import AgentConfig, BackgroundAgents, PricePath
 from hourmm_core.sim.polymarket.engine import Exchange
 
 H0 = 1_769_090_400_000
@@ -56,7 +56,9 @@ def _quoter_result(mode: str, seed: int, hours: int = 3, hs: float = 0.03,
     ex = Exchange(seed=seed)
     ex.deposit("me", 10_000)
     mkts = [ex.list_market(f"c{h}", f"U{h}", f"D{h}", H0 + h * HOUR_MS, H0 + (h + 1) * HOUR_MS) for h in range(hours)]
-    ag = BackgroundAgents(ex, path, seed=seed)
+    # the pre-calibration wide, slow makers: against the calibrated one-tick touch a stale quote
+    # mostly crosses the book and is refused post-only (tests/test_pmsim_snipers.py covers snipers)
+    ag = BackgroundAgents(ex, path, seed=seed, config=AgentConfig.legacy())
     for h, m in enumerate(mkts):
         start = H0 + h * HOUR_MS
         nxt = 0

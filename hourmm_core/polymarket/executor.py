@@ -725,6 +725,10 @@ class Executor:
                 continue
             try:
                 r.validate()
+                if not r.post_only and (left := self.post_only_window()) > 0:
+                    self._count("post_only_window")
+                    raise Rejected(f"matching engine post-only window after a restart ({left:.0f}s left): "
+                                   "only post-only orders are accepted")
                 signed, lid = await self._call(self._sign, r, gate="fail")
                 todo.append((i, r, signed, lid))
             except ExecutorError as exc:
@@ -743,6 +747,14 @@ class Executor:
                     else:
                         try:
                             out[i] = await self._post_signed_with_retry(r, s, lid)
+                        except (TransientError, RateLimited, EngineRestarting) as exc:
+                            # the batch POST may still have placed it: unknown, never "rejected"
+                            self._count("post_unknown")
+                            out[i] = UnknownOutcome(f"outcome unknown after an ambiguous batch: {exc}", lid)
+                        except Rejected as exc:
+                            again = await self._find_order(lid, r.token_id)   # duplicate of the first POST?
+                            out[i] = self._ack(r, lid, {"success": True, "orderID": lid}, recovered=True) \
+                                if again is not None else exc
                         except ExecutorError as exc:
                             out[i] = exc
                 continue
@@ -754,7 +766,7 @@ class Executor:
             for j, (i, r, s, lid) in enumerate(chunk):
                 try:
                     if j >= len(replies):
-                        raise TransientError("missing reply in batch response")
+                        raise UnknownOutcome("missing reply in batch response", lid)
                     out[i] = self._ack(r, lid, replies[j])
                 except ExecutorError as exc:
                     out[i] = exc
@@ -927,30 +939,58 @@ class TraderExecutor:
     def rest_ok(self) -> bool:
         return self.ex.rest_ok
 
+    @staticmethod
+    def _request(token_id: str, side: str, price: float, size: float, *, tick_size: float | str, neg_risk: bool,
+                 post_only: bool, client_id: str, expiration_s: int = 0) -> OrderRequest:
+        return OrderRequest(client_key=client_id, token_id=token_id, side=side, price=float(price),
+                            size=float(size), tick_size=tick_str(tick_size), neg_risk=neg_risk,
+                            post_only=post_only, expiration_s=expiration_s)
+
+    @staticmethod
+    def _outcome(res: "OrderAck | ExecutorError") -> PlaceOutcome:
+        if isinstance(res, OrderAck):
+            return PlaceOutcome(True, res.order_id, res.status)
+        if isinstance(res, AuthError):
+            return PlaceOutcome(False, error=f"REST authentication failed: {res}", auth_failed=True)
+        if isinstance(res, (RateLimited, EngineRestarting)):
+            what = "rate limited" if isinstance(res, RateLimited) else "matching engine restarting"
+            return PlaceOutcome(False, error=f"{what} (retry after {res.retry_after_s:.2f}s): {res}",
+                                rate_limited=True, retry_after_s=res.retry_after_s)
+        if isinstance(res, UnknownOutcome):
+            return PlaceOutcome(False, order_id=res.order_id, error=f"unknown outcome: {res}", unknown=True)
+        if isinstance(res, Rejected):
+            return PlaceOutcome(False, error=res.reason)
+        if isinstance(res, TransientError):
+            return PlaceOutcome(False, error=f"unknown outcome: {res}", unknown=True)
+        return PlaceOutcome(False, error=f"{type(res).__name__}: {res}")
+
     async def place(self, token_id: str, side: str, price: float, size: float, *, tick_size: float | str,
                     neg_risk: bool, post_only: bool, client_id: str, expiration_s: int = 0) -> PlaceOutcome:
         try:
-            req = OrderRequest(client_key=client_id, token_id=token_id, side=side, price=float(price),
-                               size=float(size), tick_size=tick_str(tick_size), neg_risk=neg_risk,
-                               post_only=post_only, expiration_s=expiration_s)
-            ack = await self.ex.place(req)
-            return PlaceOutcome(True, ack.order_id, ack.status)
-        except AuthError as exc:
-            return PlaceOutcome(False, error=f"REST authentication failed: {exc}", auth_failed=True)
-        except (RateLimited, EngineRestarting) as exc:
-            what = "rate limited" if isinstance(exc, RateLimited) else "matching engine restarting"
-            return PlaceOutcome(False, error=f"{what} (retry after {exc.retry_after_s:.2f}s): {exc}",
-                                rate_limited=True, retry_after_s=exc.retry_after_s)
-        except UnknownOutcome as exc:
-            return PlaceOutcome(False, order_id=exc.order_id, error=f"unknown outcome: {exc}", unknown=True)
-        except Rejected as exc:
-            return PlaceOutcome(False, error=exc.reason)
-        except TransientError as exc:
-            return PlaceOutcome(False, error=f"unknown outcome: {exc}", unknown=True)
+            req = self._request(token_id, side, price, size, tick_size=tick_size, neg_risk=neg_risk,
+                                post_only=post_only, client_id=client_id, expiration_s=expiration_s)
+            return self._outcome(await self.ex.place(req))
         except ExecutorError as exc:
-            return PlaceOutcome(False, error=f"{type(exc).__name__}: {exc}")
+            return self._outcome(exc)
         finally:
             self.ex.forget(client_id)   # OM client ids are unique per intent; keep the map bounded
+
+    async def place_many(self, orders: list[dict[str, Any]]) -> list[PlaceOutcome]:
+        """Several orders in one go (speed): each dict holds :meth:`place`'s arguments.
+
+        Signed with the fast signer, posted as POST /orders batches of up to 15 (one HMAC,
+        one round trip), one outcome per order in the same order; never raises for an
+        executor error (they become outcomes, like :meth:`place`).
+        """
+        reqs = [self._request(**o) for o in orders]
+        try:
+            res: list[Any] = await self.ex.place_many(reqs)
+        except ExecutorError as exc:
+            res = [exc] * len(reqs)
+        finally:
+            for r in reqs:
+                self.ex.forget(r.client_key)
+        return [self._outcome(r) for r in res]
 
     async def cancel(self, order_ids: list[str]) -> tuple[list[str], dict[str, str]]:
         ids = [i for i in order_ids if i]

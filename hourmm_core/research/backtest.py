@@ -86,6 +86,7 @@ class HourResult:
     n_orders: int = 0
     n_cancels: int = 0
     n_risk_rejects: int = 0
+    detail: dict = field(default_factory=dict)   # venue/strategy evidence of the hour (research.evidence)
 
     def row(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,6 +130,19 @@ class HourLedger:
         self.notional += f.price * f.size
         self.fills.append(f)
         self.path_ts.append(f.ts_ms)
+        self.path_up.append(self.pos[UP])
+        self.path_down.append(self.pos[DOWN])
+
+    def merge(self, ts_ms: int, size: float) -> None:
+        """CTF merge of ``size`` Up+Down pairs for ``size`` USDC (no fee)."""
+        if self.settled is not None:
+            raise RuntimeError("merge after settlement")
+        if not (size > 0) or size > min(self.pos) + 1e-9:
+            raise ValueError(f"merge of {size} exceeds the pairs held {self.pos}")
+        self.pos = [max(0.0, self.pos[UP] - size), max(0.0, self.pos[DOWN] - size)]
+        self.cash += size
+        self.merged = getattr(self, "merged", 0.0) + size
+        self.path_ts.append(int(ts_ms))
         self.path_up.append(self.pos[UP])
         self.path_down.append(self.pos[DOWN])
 
@@ -300,6 +314,17 @@ class BacktestParams:
     # venue: market minimum order size, background-agent overrides as (AgentConfig field, value) pairs
     min_size: float = 5.0
     agents: tuple = ()
+    # our snapshot -> order-at-venue latency (ms): decisions made at t act at t + order_latency_ms
+    # (cancels too), so latency snipers faster than that pick off the stale quotes
+    order_latency_ms: int = 150
+    # hostile-venue strategy knobs (trading.strategy.StrategyParams, same names and meaning)
+    latency_ms: float = 1150.0
+    move_mult: float = 0.0
+    pull_move: float = 0.0
+    pull_hold_ms: int = 2000
+    inv_limit: float = math.inf
+    extreme_cut: float = 0.0
+    merge_min: float = 0.0
 
     def __post_init__(self) -> None:
         if self.decision_ms <= 0 or self.decision_ms > 60_000:
@@ -480,8 +505,12 @@ def run_hour(components: Components, params: BacktestParams, ts_ms: np.ndarray, 
 
 def run_backtest(ticks: Any, params: BacktestParams | None = None, components: Components | None = None,
                  max_hours: int | None = None, start_ms: int | None = None, end_ms: int | None = None,
-                 keep_paths: bool | int = False, warmup_ms: int = HOUR_MS, workers: int = 1) -> BacktestResult:
+                 keep_paths: bool | int = False, warmup_ms: int = HOUR_MS, workers: int = 1,
+                 hour_stride: int = 1) -> BacktestResult:
     """Backtest the strategy over every complete hour of ``ticks`` (TickData or (ts_ms, price)).
+
+    ``hour_stride`` k > 1 keeps every k-th hour of the window (a systematic sample across
+    the days and hours of the day, for long spans on a busy machine).
 
     Hours before ``ts[0] + warmup_ms`` are skipped (vol warm-up). ``components``
     defaults to the trader's decision core against the simulator engine
@@ -511,6 +540,8 @@ def run_backtest(ticks: Any, params: BacktestParams | None = None, components: C
     if end_ms is not None:
         keep &= hs + HOUR_MS <= end_ms
     hs, first, last = hs[keep], first[keep], last[keep]
+    if hour_stride > 1:
+        hs, first, last = hs[::hour_stride], first[::hour_stride], last[::hour_stride]
     if max_hours is not None:
         hs, first, last = hs[:max_hours], first[:max_hours], last[:max_hours]
     n_keep = len(hs) if keep_paths is True else int(keep_paths or 0)
@@ -644,6 +675,11 @@ def format_backtest(res: BacktestResult, max_rows: int = 48) -> str:
         lines.append(f"FAILED hour {h}: {err}")
     tot = res.totals()
     lines.append("totals: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in tot.items()))
+    from hourmm_core.research.evidence import format_summary, summarize
+
+    ev = format_summary(summarize(res.hours))
+    if ev:
+        lines.append(ev)
     return "\n".join(lines)
 
 
@@ -657,7 +693,10 @@ def result_json(res: BacktestResult) -> dict[str, Any]:
             return [clean(v) for v in x]
         return x
 
+    from hourmm_core.research.evidence import summarize
+
     return clean({"source": res.source, "params": res.params, "n_ticks": res.n_ticks, "totals": res.totals(),
+                  "evidence": summarize(res.hours),
                   "hours": [h.row() for h in res.hours],
                   "errors": {str(k): v for k, v in res.errors.items()}})
 
@@ -697,6 +736,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--config", default=None, help="YAML overlaying configs/research.yaml")
     ap.add_argument("--out", default="out/backtest", help="directory for backtest.png, index.html, result.json")
     ap.add_argument("--hours", type=int, default=None, help="backtest at most this many hours")
+    ap.add_argument("--start", default=None, help="first hour (UTC, e.g. 2025-06-01 or 2025-06-01T05:00)")
+    ap.add_argument("--end", default=None, help="end of the window (UTC, exclusive)")
+    ap.add_argument("--every", type=int, default=1, help="keep every k-th hour of the window (systematic sample)")
     ap.add_argument("--synthetic-hours", type=int, default=None, help="size of the synthetic stand-in")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a backtest parameter, e.g. --set half_spread=0.03")
@@ -706,6 +748,23 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--scheduler", default=None, help="with --sweep: Dask scheduler address (tcp://host:8786)")
     ap.add_argument("--no-plots", action="store_true")
     return ap
+
+
+def _utc_ms(raw: str | None) -> int | None:
+    """'2025-06-01' / '2025-06-01T05:00' (UTC) or epoch ms -> ms UTC; None passes through."""
+    if raw is None:
+        return None
+    import datetime as _dt
+
+    if raw.strip().isdigit():
+        return int(raw)
+    try:
+        t = _dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"bad UTC time {raw!r}: use 2025-06-01 or 2025-06-01T05:00") from exc
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.timezone.utc)
+    return int(t.timestamp() * 1000)
 
 
 def _coerce(p: BacktestParams, key: str, raw: str) -> Any:
@@ -744,7 +803,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ticks = cal.load_history(args.data, args.synthetic_hours)
         if args.sweep:
             return _main_sweep(args, ticks, params, load_research_config(args.config).get("sweep", {}))
-        res = run_backtest(ticks, params, comps, max_hours=args.hours, keep_paths=12, workers=args.workers)
+        res = run_backtest(ticks, params, comps, max_hours=args.hours, keep_paths=12, workers=args.workers,
+                           start_ms=_utc_ms(args.start), end_ms=_utc_ms(args.end), hour_stride=max(1, args.every))
     except (ValueError, TypeError, OSError, ImportError, ConfigError) as exc:
         print(f"backtest: error: {exc}", file=sys.stderr)
         return 2

@@ -108,9 +108,7 @@ class TraderEngineComponents(Components):
                                   config=AgentConfig(**dict(params.agents)))
         agents.step(hour_start - 1, [market])  # makers post their first quotes before the open
 
-        sp = StrategyParams(params.quote_levels, params.quote_size, params.half_spread, params.level_step,
-                            params.unc_mult, params.skew, params.price_band, params.wind_down_spread_mult,
-                            params.wind_down_size_mult)
+        sp = StrategyParams(**{k: getattr(params, k) for k in StrategyParams.__dataclass_fields__})
         limits = Limits(params.max_reserved_capital, params.max_position_size, params.max_order_size,
                         params.max_open_orders)
         core = DecisionCore(limits, Schedule(params.t_wind_ms, params.t_flatten_ms, params.hard_cutoff_ms), sp,
@@ -124,19 +122,24 @@ class TraderEngineComponents(Components):
         core.risk.on_rest(True, hour_start)
 
         led = HourLedger(hour_start)
-        counters = {"orders": 0, "cancels": 0, "risk_rejects": 0, "venue_rejects": 0, "taker_fills": 0}
+        counters = {"orders": 0, "cancels": 0, "risk_rejects": 0, "venue_rejects": 0, "taker_fills": 0, "merges": 0}
         path: dict[str, list] = {"ts_ms": [], "pos_up": [], "pos_down": [], "fair_up": []}
         seen_trades = 0
         tok_of = {up_id: UP, dn_id: DOWN}
+        counterparty: list[str] = []          # taker owner of each of our fills ("" = we took)
+        sniper = agents.sniper
+        sniper.targets = {US}
+        lat = max(0, int(params.order_latency_ms))
 
         def book(tok_id: str) -> BookTop:
             b, a = ex.best(tok_id)
             return BookTop(b, a)
 
         def apply(ts: int, token: int, side: int, px: float, size: float, maker: bool, trade_id: str,
-                  order_id: str, fee: float) -> None:
+                  order_id: str, fee: float, who: str) -> None:
             f = Fill(int(ts), token, side, float(px), float(size), float(fee), maker)
             led.apply(f)
+            counterparty.append(who)
             core.om.on_fill(OmFill(trade_id, order_id, token, side, float(px), float(size), int(ts), float(fee)))
 
         def collect_maker_fills(ts: int) -> None:
@@ -150,18 +153,25 @@ class TraderEngineComponents(Components):
                         continue
                     apply(int(tr.get("match_time_ms", ts)), tok_of[e["asset_id"]], BUY if e["side"] == E_BUY else SELL,
                           float(e["price"]), float(e["matched_amount"]), True, f"{tr['id']}:{e['order_id']}",
-                          e["order_id"], 0.0)
+                          e["order_id"], 0.0, str(tr.get("owner", "")))
 
-        for i, t in enumerate(grid.tolist()):
-            agents.step(t, [market])
-            collect_maker_fills(t)
-            d = core.decide(t, float(fair[i]), float(unc[i]), True, book(up_id), book(dn_id))
-            for a in d.actions:
+        def execute(t: int, actions: list, merge: float) -> None:
+            """Our actions reach the venue (``lat`` ms after the decision that made them)."""
+            if merge > 0:
+                ok_sz = min(merge, ex.token_available(US, up_id), ex.token_available(US, dn_id),
+                            led.pos[UP], led.pos[DOWN])
+                ok_sz = int(ok_sz * 100 + 1e-9) / 100.0
+                if ok_sz > 0:
+                    ex.merge(US, cid, ok_sz, t)
+                    led.merge(t, ok_sz)
+                    core.om.on_merge(ok_sz)
+                    counters["merges"] += 1
+            for a in actions:
                 o = a.order
                 if a.kind == "cancel":
-                    core.om.on_cancel_sent(o, t)
                     ok, why = ex.cancel(US, o.order_id, t)
                     counters["cancels"] += 1
+                    collect_maker_fills(t)
                     if ok:
                         core.om.on_cancelled(o.order_id, t)
                     else:
@@ -170,7 +180,6 @@ class TraderEngineComponents(Components):
                 tok_id = up_id if o.token == UP else dn_id
                 best_bid = ex.best(tok_id)[0]
                 marketable = o.side == SELL and o.reduce and best_bid is not None and o.price <= best_bid + 1e-9
-                core.om.on_sent(o, t)
                 r = ex.place(US, tok_id, E_BUY if o.side == BUY else E_SELL, o.price, o.size, "GTC",
                              post_only=not marketable, now_ms=t)
                 if not r.ok:
@@ -180,15 +189,52 @@ class TraderEngineComponents(Components):
                 counters["orders"] += 1
                 for j, f in enumerate(r.fills):  # we were the taker: price is in our token's terms
                     counters["taker_fills"] += 1
-                    apply(t, o.token, o.side, f.price, f.size, False, f"{r.order_id}:t{j}", r.order_id, f.taker_fee)
+                    apply(t, o.token, o.side, f.price, f.size, False, f"{r.order_id}:t{j}", r.order_id, f.taker_fee, "")
                 core.om.on_ack(o, r.order_id, r.status, t)
                 collect_maker_fills(t)  # self-trades show up as maker fills too
+
+        pending: list[tuple[int, list, float]] = []   # (lands_at, actions, merge size), in time order
+
+        def run_until(t_end: int) -> None:
+            """Venue events in (.., t_end] in time order: sniper shots and our landing actions."""
+            while True:
+                ts_s = sniper.next_due()
+                ts_a = pending[0][0] if pending else None
+                if ts_a is not None and ts_a <= t_end and (ts_s is None or ts_a <= ts_s):
+                    ta, acts, mg = pending.pop(0)
+                    execute(ta, acts, mg)
+                    sniper.scan(ta, [market])          # the snipers see our new quotes at once
+                elif ts_s is not None and ts_s <= t_end:
+                    sniper.fire_due(ts_s)
+                    collect_maker_fills(ts_s)
+                else:
+                    return
+
+        g = grid.tolist()
+        for i, t in enumerate(g):
+            run_until(t - 1)
+            agents.step(t, [market], snipe=False)
+            collect_maker_fills(t)
+            sniper.scan(t, [market])                 # zero-delay view of the price at t
+            d = core.decide(t, float(fair[i]), float(unc[i]), True, book(up_id), book(dn_id))
+            for a in d.actions:                      # the order manager's view: sent now, lands later
+                if a.kind == "cancel":
+                    core.om.on_cancel_sent(a.order, t)
+                else:
+                    core.om.on_sent(a.order, t)
+            mg = float(getattr(d, "merge", 0.0) or 0.0)
+            if lat == 0:
+                execute(t, d.actions, mg)
+                sniper.scan(t, [market])
+            elif d.actions or mg > 0:
+                pending.append((t + lat, d.actions, mg))
             counters["risk_rejects"] += len(d.plan.rejected) if d.plan is not None else 0
             core.om.prune(keep_final=5)  # bounded memory, as a long-running trader must
             path["ts_ms"].append(t)
             path["pos_up"].append(led.pos[UP])
             path["pos_down"].append(led.pos[DOWN])
             path["fair_up"].append(float(fair[i]))
+        run_until(end - 1)
 
         open_px, close_px = float(price[first]), float(price[last])
         up_won = close_px >= open_px
@@ -204,9 +250,14 @@ class TraderEngineComponents(Components):
             log.error("backtest hour %d: engine and ledger disagree: engine pnl %.6f paid %.6f, ledger pnl %.6f "
                       "settle %.6f", hour_start, engine_pnl, paid, res.pnl, res.settlement)
             counters["ledger_mismatch"] = 1
+        from hourmm_core.research.evidence import hour_detail
+
+        res.detail = hour_detail(led, counterparty, grid, fair, path, up_won, params, hour_start,
+                                 snipes={"shots": sniper.shots, "misses": sniper.misses})
         path["engine_pnl"] = engine_pnl
         path["fills"] = [(f.ts_ms, f.token, f.side, f.price, f.size, f.fee, f.maker) for f in led.fills]
-        path["agents"] = {"noise_trades": agents.stats.noise_trades, "informed_trades": agents.stats.informed_trades}
+        path["agents"] = {"noise_trades": agents.stats.noise_trades, "informed_trades": agents.stats.informed_trades,
+                          "sniper_trades": agents.stats.sniper_trades}
         path["counters"] = counters
         path["rejects"] = dict(core.rejects)
         return res, path

@@ -23,7 +23,7 @@ from hourmm_core.trading.order_manager import Action, OrderManager, PlanResult
 from hourmm_core.trading.risk_engine import (Exposure, Limits, Mode, ModeChange, Reason, RiskEngine,
                                              check_quote)
 from hourmm_core.trading.session import Phase, PhaseChange, Schedule, Session
-from hourmm_core.trading.strategy import BookTop, MarketState, StrategyParams, desired_quotes
+from hourmm_core.trading.strategy import BookTop, MarketState, StrategyParams, desired_quotes, merge_size
 from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Quote
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class Decision:
     mode_changes: list[ModeChange] = field(default_factory=list)
     plan: PlanResult | None = None
     cancel_all: bool = False
+    merge: float = 0.0      # Up+Down pairs to merge (CTF) before the actions; the runner executes it
 
 
 ControlHook = Callable[[str], Awaitable[None]]
@@ -97,11 +98,15 @@ class DecisionCore:
         self.last_quotes: list[Quote] = []
         self.extra_status: dict[str, Any] = {}
         self.status_hook: Callable[[], dict[str, Any]] | None = None  # live extras (the Trader's feeds)
+        self._prev_fair: float | None = None
+        self._pull = 0
+        self._pull_until = 0
 
     # ---- market -----------------------------------------------------------------------
     def set_market(self, market: MarketRef | None, keep_orders: bool = False) -> None:
         """Switch to a new market (the hour roll). Orders/inventory restart from zero."""
         self.market = market
+        self._prev_fair, self._pull, self._pull_until = None, 0, 0
         if not keep_orders:
             self.om.reset(prefix="c")
         if market is None:
@@ -137,11 +142,23 @@ class DecisionCore:
             d.actions = self.om.cancel_all_actions()
             d.cancel_all = True
             return d
-        state = MarketState(fair_up, self.fair_unc, fresh, self.om.yes_tokens, self.om.no_tokens,
+        prm = self.params
+        # fast move: pull the side it made stale for pull_hold_ms (fresh fair values only)
+        if fresh and fair_up is not None:
+            if prm.pull_move > 0 and self._prev_fair is not None and abs(fair_up - self._prev_fair) >= prm.pull_move:
+                self._pull = 1 if fair_up > self._prev_fair else -1
+                self._pull_until = now_ms + prm.pull_hold_ms
+            self._prev_fair = fair_up
+        if now_ms >= self._pull_until:
+            self._pull = 0
+        # merge Up+Down pairs not reserved by resting sells; quote on what is left after it
+        d.merge = merge_size(om.yes_tokens - om.open_size(UP, SELL), om.no_tokens - om.open_size(DOWN, SELL), prm)
+        state = MarketState(fair_up, self.fair_unc, fresh, self.om.yes_tokens - d.merge, self.om.no_tokens - d.merge,
                             up, down, phase, mode,
                             self.session.schedule.wind_progress(now_ms, m.end_ms),
                             m.tick_size, m.min_size, self.paused, om.cost[UP] + om.cost[DOWN],
-                            self.session.schedule.flatten_progress(now_ms, m.end_ms))
+                            self.session.schedule.flatten_progress(now_ms, m.end_ms),
+                            float(m.end_ms - now_ms), self._pull)
         lim = risk.limits
         quotes = desired_quotes(state, self.params, lim)
         ex = Exposure(om.yes_tokens, om.no_tokens, bu, bd, su, sd, reserved, 0)

@@ -400,6 +400,17 @@ class OrderManager:
             o.state = OrderState.LIVE
         return o
 
+    def on_merge(self, size: float) -> None:
+        """CTF merge of ``size`` Up+Down pairs: both positions drop by ``size``, cash +size USDC."""
+        if not (size > 0) or size > min(self.yes_tokens, self.no_tokens) + 1e-9:
+            raise ValueError(f"merge of {size} exceeds the pairs held ({self.yes_tokens}, {self.no_tokens})")
+        for t in (UP, DOWN):
+            held = self.position(t)
+            self.cost[t] *= max(0.0, held - size) / held if held > 1e-12 else 0.0
+        self.yes_tokens = max(0.0, self.yes_tokens - size)
+        self.no_tokens = max(0.0, self.no_tokens - size)
+        self.cash += size
+
     def on_fill(self, fill: Fill) -> bool:
         """Apply a fill to inventory and cash; False if already seen (replay) or invalid."""
         key = (fill.trade_id, fill.order_id or "")

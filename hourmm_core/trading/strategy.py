@@ -5,7 +5,20 @@ turns that into place/cancel actions. The two-sided ladder itself (levels, inven
 skew, tick rounding, no crossing) is the compiled core's ``build_ladder``; this module
 chooses its parameters per phase and mode and filters the result:
 
-* ACTIVE, NORMAL: full ladder, inventory skew.
+* ACTIVE, NORMAL: full ladder, inventory skew. The half-width is
+  ``half_spread + unc_mult * fair_unc + move_mult * phi(Phi^-1(fair)) * sqrt(latency_ms / ms_left)``:
+  the last term is the standard deviation of the fair value's change while one of our
+  quotes can be stale (decision interval + order latency): the digital's delta times the
+  expected BTC move in that time, which is tiny early in the hour and large near the
+  strike late in the hour (the sigma cancels, so no vol input is needed).
+* Fast move (``|fair - previous fair| >= pull_move``): the side the move makes stale
+  (asks when fair rose, bids when it fell) is pulled for ``pull_hold_ms``: our cancel is
+  on its way before the latency snipers' shots land.
+* Inventory: ``inv_limit`` caps each token (the ladder's room and skew scale), so the
+  losing side cannot pile up; Up+Down pairs are merged (CTF merge, see
+  :func:`merge_size`), never carried.
+* Near-certain outcome (``min(fair, 1 - fair) < extreme_cut``): no new buys, only
+  sells of held tokens (late in the hour the fee a sniper must beat is near zero there).
 * WIND_DOWN: spread x ``wind_down_spread_mult``, size x ``wind_down_size_mult``, skew
   growing up to 3x as FLATTEN approaches (pushes inventory out).
 * REDUCE_ONLY (mode, e.g. a limit breach or stale data): only orders that sell held
@@ -25,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 from hourmm_core.quant import build_ladder
 
@@ -58,10 +72,19 @@ class StrategyParams:
     price_band: float = 0.15
     wind_down_spread_mult: float = 2.0
     wind_down_size_mult: float = 0.5
+    # hostile-venue knobs (defaults = off, the old behaviour; configs hold the tuned values)
+    latency_ms: float = 1150.0       # how long a quote can be stale: decision interval + order latency
+    move_mult: float = 0.0           # x std of the fair's move within latency_ms (0 = off)
+    pull_move: float = 0.0           # |fair change| between decisions that pulls the stale side (0 = off)
+    pull_hold_ms: int = 2000
+    inv_limit: float = math.inf      # tokens per side the ladder may build up to (<= max_position_size)
+    extreme_cut: float = 0.0         # no buys once min(fair, 1 - fair) < this
+    merge_min: float = 0.0           # merge Up+Down pairs once >= this many (0 = never)
 
     @classmethod
     def from_config(cls, cfg: object) -> "StrategyParams":
-        return cls(**{k: getattr(cfg, k) for k in cls.__dataclass_fields__})
+        """From TraderConfig (fields it lacks keep their defaults)."""
+        return cls(**{k: getattr(cfg, k) for k in cls.__dataclass_fields__ if hasattr(cfg, k)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +106,32 @@ class MarketState:
     paused: bool = False
     held_cost: float = 0.0   # USDC paid for the tokens held (counts against MAX_RESERVED_CAPITAL)
     flatten_progress: float = 0.0  # 0 at the start of FLATTEN, 1 at the hard cut-off
+    ms_left: float = math.inf      # until the market's end
+    pull: int = 0                  # +1: fair jumped up (pull asks), -1: down (pull bids), 0: none
+
+
+_N = NormalDist()
+
+
+def move_width(fair: float, ms_left: float, latency_ms: float) -> float:
+    """Std of the fair value's change within ``latency_ms``: ``phi(Phi^-1(fair)) * sqrt(latency / left)``.
+
+    For a digital P(S_T >= K) under a driftless diffusion, d fair = phi(d)/(sigma sqrt(tau)) dlnS,
+    so over dt the std is phi(d) sqrt(dt / tau): largest at the strike and late in the hour.
+    """
+    if math.isinf(ms_left) or math.isnan(ms_left):
+        return 0.0
+    p = min(1.0 - 1e-6, max(1e-6, fair))
+    z = _N.inv_cdf(p)
+    return math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi) * math.sqrt(max(0.0, latency_ms) / max(ms_left, 1.0))
+
+
+def merge_size(yes_free: float, no_free: float, p: StrategyParams) -> float:
+    """Pairs to merge now (CTF merge: 1 Up + 1 Down -> 1 USDC, no fee, no venue minimum), 2-dp floor."""
+    if p.merge_min <= 0:
+        return 0.0
+    x = math.floor(max(0.0, min(yes_free, no_free)) * 100 + 1e-9) / 100.0
+    return x if x >= p.merge_min - _EPS else 0.0
 
 
 def _floor_tick(x: float, tick: float) -> float:
@@ -126,6 +175,8 @@ def ladder_quotes(s: MarketState, p: StrategyParams, limits: Limits, reduce_only
     size = min(p.quote_size, limits.max_order_size)
     skew = p.skew
     spread_mult = 1.0
+    if p.extreme_cut > 0 and min(s.fair_up, 1.0 - s.fair_up) < p.extreme_cut:
+        reduce_only = True       # outcome near-certain: snipers need almost no edge there
     if s.phase is Phase.WIND_DOWN:
         spread_mult = p.wind_down_spread_mult
         size = max(min(size, s.min_size), size * p.wind_down_size_mult)  # smaller, not below the venue minimum
@@ -134,10 +185,12 @@ def ladder_quotes(s: MarketState, p: StrategyParams, limits: Limits, reduce_only
         return []
     bid = s.up.bid if s.up.bid is not None else _NAN
     ask = s.up.ask if s.up.ask is not None else _NAN
+    half = p.half_spread + (p.move_mult * move_width(s.fair_up, s.ms_left, p.latency_ms) if p.move_mult > 0 else 0.0)
+    max_pos = min(limits.max_position_size, p.inv_limit)
     lad = build_ladder(s.fair_up, s.fair_unc, max(0.0, s.yes_tokens), max(0.0, s.no_tokens), bid, ask,
                        tick=s.tick, min_size=s.min_size, n_levels=p.quote_levels, base_size=size,
-                       half_spread=p.half_spread, level_step=p.level_step, unc_mult=p.unc_mult, skew=skew,
-                       max_order_size=limits.max_order_size, max_position=limits.max_position_size,
+                       half_spread=half, level_step=p.level_step, unc_mult=p.unc_mult, skew=skew,
+                       max_order_size=limits.max_order_size, max_position=max_pos,
                        capital_free=max(0.0, limits.max_reserved_capital - s.held_cost),
                        post_only=True, reduce_only=reduce_only, spread_mult=spread_mult, size_mult=1.0)
     lo, hi = s.fair_up - p.price_band, s.fair_up + p.price_band
@@ -146,6 +199,10 @@ def ladder_quotes(s: MarketState, p: StrategyParams, limits: Limits, reduce_only
         up_px = price if tok == UP else 1.0 - price
         if side == BUY and not (lo - _EPS <= up_px <= hi + _EPS):
             continue  # outside the band around fair (the risk check would refuse it anyway)
+        if s.pull:
+            is_ask = (tok == UP) == (side == SELL)     # SELL Up / BUY Down rest on the Up ask side
+            if (s.pull > 0 and is_ask) or (s.pull < 0 and not is_ask):
+                continue  # fast move: this side is what the snipers will hit
         out.append(Quote(int(tok), int(side), round(float(price), 6), float(sz), side == SELL))
     out.sort(key=lambda x: not x.reduce)  # reducing orders first (stable within a level)
     return out

@@ -42,25 +42,58 @@ except ImportError:  # pragma: no cover - only on an unbuilt checkout
 
 @dataclass
 class AgentConfig:
-    """Knobs of the background flow (defaults give a ~2-4 tick wide, moderately active book)."""
+    """Knobs of the background flow. Defaults: calibrated to the real 15-minute BTC books and
+    trade counts scaled to an hourly market (docs/VENUE.md has the derivation and the check).
+
+    * makers: ``n_makers`` quote a one-tick-wide touch around their own noisy view of fair
+      (~130 shares at the touch, ~5k over five levels, as the real 15-minute books) and keep
+      their queue position while their price does not change;
+    * noise takers: ``noise_takers_per_min`` Poisson arrivals, log-normal sizes (median
+      ``noise_size_median``, log-sd ``noise_size_logsd``; mean ~50 shares = $26 a trade);
+    * informed takers: see ``informed_lookahead_ms`` of the real path ahead;
+    * latency snipers (:mod:`hourmm_core.sim.polymarket.snipers`): see the real BTC price
+      with zero delay and take any non-agent quote stale by more than their fee.
+    ``maker_style="legacy"`` restores the old wide, slow makers (tests that predate the
+    calibration use it).
+    """
 
     n_makers: int = 3
-    maker_size: tuple[float, float] = (20.0, 60.0)
-    maker_half_spread: tuple[float, float] = (0.015, 0.04)
-    maker_bias_sd: float = 0.015         # persistent per-maker error of the fair value
-    maker_noise_sd: float = 0.01         # fresh error at each requote
-    maker_levels: int = 2
-    maker_level_step: float = 0.02
-    maker_requote_ms: int = 10_000
+    maker_style: str = "touch"           # "touch" (calibrated) | "legacy"
+    maker_size: tuple[float, float] = (30.0, 60.0)        # touch level, per maker
+    maker_depth_size: tuple[float, float] = (270.0, 600.0)  # each deeper level, per maker
+    maker_half_spread: tuple[float, float] = (0.015, 0.04)  # legacy style only
+    maker_bias_sd: float = 0.003         # persistent per-maker error of the fair value
+    maker_noise_sd: float = 0.003        # fresh error at each requote
+    maker_levels: int = 5
+    maker_level_step: float = 0.01
+    maker_requote_ms: int = 3_000
+    maker_refill_ms: int = 2_000         # a maker tops its eaten levels up at most this often
     maker_stop_before_end_ms: int = 30_000
-    noise_takers_per_min: float = 1.5
-    noise_taker_size: tuple[float, float] = (5.0, 25.0)
+    noise_takers_per_min: float = 24.0
+    noise_taker_size: tuple[float, float] = (5.0, 25.0)   # legacy style only (uniform)
+    noise_size_median: float = 20.0
+    noise_size_logsd: float = 1.4
+    noise_size_max: float = 2_000.0
     noise_taker_slippage: float = 0.02
-    informed_per_min: float = 1.0
+    informed_per_min: float = 6.0
     informed_lookahead_ms: int = 120_000
     informed_edge: float = 0.03
-    informed_size: tuple[float, float] = (10.0, 40.0)
+    informed_size: tuple[float, float] = (10.0, 40.0)     # legacy style only (uniform)
     fund_usdc: float = 10_000_000.0
+    # latency snipers (0 share = off); reaction time log-uniform in sniper_reaction_ms
+    sniper_share: float = 1.0
+    sniper_reaction_ms: tuple[float, float] = (30.0, 300.0)
+    sniper_min_edge: float = 0.0         # USDC per share beyond the taker fee
+    sniper_max_size: float = 2_000.0
+
+    @classmethod
+    def legacy(cls, **kw: object) -> "AgentConfig":
+        """The pre-calibration flow (3 wide makers, ~2.5 takers/min, no snipers)."""
+        base: dict = dict(n_makers=3, maker_style="legacy", maker_size=(20.0, 60.0), maker_bias_sd=0.015,
+                          maker_noise_sd=0.01, maker_levels=2, maker_level_step=0.02, maker_requote_ms=10_000,
+                          noise_takers_per_min=1.5, informed_per_min=1.0, sniper_share=0.0)
+        base.update(kw)
+        return cls(**base)  # type: ignore[arg-type]
 
 
 def realized_sigma(ticks: TickData, sample_ms: int = 1000) -> float:
@@ -124,15 +157,22 @@ class AgentStats:
     maker_rejects: int = 0
     noise_trades: int = 0
     informed_trades: int = 0
+    sniper_trades: int = 0
     taker_rejects: int = 0
     last_fair: dict[str, float] = field(default_factory=dict)
 
 
 class BackgroundAgents:
-    """Makers + noise/informed takers trading on ``exchange``; call :meth:`step` with sim time."""
+    """Makers + noise/informed takers + latency snipers trading on ``exchange``; call :meth:`step`.
+
+    ``targets``: owners the snipers watch (default: every owner that is not an agent, i.e.
+    the market maker under test).
+    """
 
     def __init__(self, exchange: Exchange, path: PricePath, seed: int = 0,
-                 config: AgentConfig | None = None) -> None:
+                 config: AgentConfig | None = None, targets: Iterable[str] | None = None) -> None:
+        from hourmm_core.sim.polymarket.snipers import LatencySniper
+
         self.ex = exchange
         self.path = path
         self.cfg = config or AgentConfig()
@@ -144,30 +184,111 @@ class BackgroundAgents:
         self.bias = {m: self.rng.gauss(0.0, self.cfg.maker_bias_sd) for m in self.makers}
         self.half = {m: self.rng.uniform(*self.cfg.maker_half_spread) for m in self.makers}
         self._next_quote: dict[tuple[str, str], int] = {}
+        self._resting: dict[tuple[str, str], dict[tuple[str, float], list[str]]] = {}
+        self._next_check: dict[tuple[str, str], tuple[int, int]] = {}   # (trade count, ms) of the last check
         self._last_ms: int | None = None
-        for o in self.makers + [self.noise, self.informed]:
+        self._view: dict[tuple[str, str], float] = {}
+        self.sniper = LatencySniper(exchange, path, self.cfg, random.Random(seed * 7919 + 1), self.stats,
+                                    targets=targets, agent_owners=self.makers + [self.noise, self.informed])
+        for o in self.makers + [self.noise, self.informed, self.sniper.owner]:
             exchange.deposit(o, self.cfg.fund_usdc)
 
     @property
     def owners(self) -> list[str]:
-        return self.makers + [self.noise, self.informed]
+        return self.makers + [self.noise, self.informed, self.sniper.owner]
 
-    def step(self, now_ms: int, markets: Iterable[Market]) -> None:
-        """Advance all agents to ``now_ms`` on the given (listed, open) markets."""
+    def step(self, now_ms: int, markets: Iterable[Market], snipe: bool = True) -> None:
+        """Advance all agents to ``now_ms`` on the given (listed, open) markets.
+
+        ``snipe=False`` leaves the snipers to the caller (the backtest drives them at
+        sub-step event times: :meth:`LatencySniper.fire_due` / :meth:`LatencySniper.scan`).
+        """
         dt_ms = 0 if self._last_ms is None else max(0, now_ms - self._last_ms)
         self._last_ms = now_ms
+        live = []
         for m in markets:
             if m.closed or not m.accepting or now_ms >= m.end_ms:
                 continue
+            live.append(m)
             hour = m.end_ms - HOUR_MS
             fair = self.path.fair_up(hour, now_ms)
             self.stats.last_fair[m.condition_id] = fair
-            self._makers(m, fair, now_ms)
+            if self.cfg.maker_style == "legacy":
+                self._makers_legacy(m, fair, now_ms)
+            else:
+                self._makers_touch(m, fair, now_ms)
             if dt_ms and now_ms >= hour:
                 self._takers(m, fair, hour, now_ms, dt_ms)
+        if snipe and live:
+            self.sniper.fire_due(now_ms)
+            self.sniper.scan(now_ms, live)
 
     # ---------------------------------------------------------------- makers
-    def _makers(self, m: Market, fair: float, now_ms: int) -> None:
+    def _makers_touch(self, m: Market, fair: float, now_ms: int) -> None:
+        """One-tick touch around each maker's view, deeper levels behind.
+
+        Orders are keyed by (token, price): a maker whose view moves by a tick cancels only the
+        level that left its ladder and adds the new one, and tops a level up (behind the queue)
+        when takers ate it below its target size. Orders that stay keep their queue position.
+        """
+        c = self.cfg
+        tick = m.tick_size
+        stop = now_ms >= m.end_ms - c.maker_stop_before_end_ms
+        for mk in self.makers:
+            key = (mk, m.condition_id)
+            rest = self._resting.setdefault(key, {})
+            if stop:
+                if rest:
+                    self.ex.cancel_market(mk, m.condition_id, now_ms)
+                    rest.clear()
+                continue
+            due = now_ms >= self._next_quote.get(key, 0)
+            n_tr = len(self.ex.trades_log)
+            last_n, last_t = self._next_check.get(key, (-1, 0))
+            if not due and (last_n == n_tr or now_ms < last_t + c.maker_refill_ms):
+                continue      # nothing traded since the last look (or refilled just now)
+            self._next_check[key] = (n_tr, now_ms)
+            if due:
+                self._next_quote[key] = now_ms + int(c.maker_requote_ms * self.rng.uniform(0.5, 1.5))
+                v = min(0.98, max(0.02, fair + self.bias[mk] + self.rng.gauss(0.0, c.maker_noise_sd)))
+                old = self._view.get(key)
+                # hysteresis: move the touch only when the view left the current tick by a margin
+                if old is None or abs(v - (_tick_floor(old, tick) + tick / 2)) > 0.75 * tick:
+                    self._view[key] = v
+            view = self._view.get(key, fair)
+            b0 = _tick_floor(view, tick)                 # touch bid; ask one tick up
+            want: dict[tuple[str, float], int] = {}
+            for lvl in range(c.maker_levels):
+                bid_up = round(b0 - lvl * c.maker_level_step, 4)
+                bid_dn = round(1.0 - (b0 + tick) - lvl * c.maker_level_step, 4)   # ask Up at 1 - bid_dn
+                for tok, px in ((m.up_token, bid_up), (m.down_token, bid_dn)):
+                    if tick - 1e-9 <= px <= 1 - tick + 1e-9:
+                        want[(tok, px)] = lvl
+            for k, oids in list(rest.items()):
+                if k not in want:
+                    for oid in oids:
+                        self.ex.cancel(mk, oid, now_ms)
+                    del rest[k]
+            for k, lvl in want.items():
+                lo, hi = c.maker_size if lvl == 0 else c.maker_depth_size
+                oids = [oid for oid in rest.get(k, []) if (o := self.ex.order(oid)) is not None and o.status == "LIVE"]
+                have = sum(self.ex.orders[oid].remaining_u for oid in oids) / 100.0
+                if lvl == 0 and have > 2 * hi:     # a deep level became the touch: resize it
+                    for oid in oids:
+                        self.ex.cancel(mk, oid, now_ms)
+                    oids, have = [], 0.0
+                if have < lo:
+                    r = self.ex.place(mk, k[0], BUY, k[1], round(self.rng.uniform(lo, hi) - have, 2), "GTC",
+                                      post_only=True, now_ms=now_ms)
+                    if r.ok:
+                        self.stats.maker_quotes += 1
+                        if r.status == "live":
+                            oids.append(r.order_id)
+                    else:
+                        self.stats.maker_rejects += 1
+                rest[k] = oids
+
+    def _makers_legacy(self, m: Market, fair: float, now_ms: int) -> None:
         c = self.cfg
         tick = m.tick_size
         stop = now_ms >= m.end_ms - c.maker_stop_before_end_ms
@@ -208,6 +329,12 @@ class BackgroundAgents:
                 return n
             n += 1
 
+    def _size(self, legacy: tuple[float, float]) -> float:
+        c = self.cfg
+        if c.maker_style == "legacy":
+            return self.rng.uniform(*legacy)
+        return max(1.0, min(c.noise_size_max, c.noise_size_median * math.exp(self.rng.gauss(0.0, c.noise_size_logsd))))
+
     def _take(self, owner: str, m: Market, buy_up: bool, size: float, slip: float, now_ms: int) -> bool:
         tok = m.up_token if buy_up else m.down_token
         _, ask = self.ex.best(tok)
@@ -222,7 +349,7 @@ class BackgroundAgents:
     def _takers(self, m: Market, fair: float, hour: int, now_ms: int, dt_ms: int) -> None:
         c = self.cfg
         for _ in range(self._poisson(c.noise_takers_per_min, dt_ms)):
-            if self._take(self.noise, m, self.rng.random() < 0.5, self.rng.uniform(*c.noise_taker_size),
+            if self._take(self.noise, m, self.rng.random() < 0.5, self._size(c.noise_taker_size),
                           c.noise_taker_slippage, now_ms):
                 self.stats.noise_trades += 1
         for _ in range(self._poisson(c.informed_per_min, dt_ms)):
@@ -230,7 +357,7 @@ class BackgroundAgents:
             f_fut = self.path.fair_up(hour, t_f)
             _, ask_up = self.ex.best(m.up_token)
             _, ask_dn = self.ex.best(m.down_token)
-            size = self.rng.uniform(*c.informed_size)
+            size = self._size(c.informed_size)
             if ask_up is not None and f_fut > ask_up + c.informed_edge:
                 if self._take(self.informed, m, True, size, 0.0, now_ms):
                     self.stats.informed_trades += 1

@@ -22,6 +22,7 @@ Public API (prices/sizes are floats at the boundary, exact integers inside)::
     ex.advance(now_ms)           # expire GTD orders
     ex.stop_market(condition_id, now_ms)          # end of hour: cancel all, refuse new orders
     ex.resolve(condition_id, up_wins, now_ms)     # pay 1 USDC per winning token, burn losers
+    ex.merge(owner, condition_id, size, now_ms)   # CTF merge: Up+Down pair -> 1 USDC
     ex.set_tick_size(condition_id, tick, now_ms)
     ex.add_listener(fn)          # fn(event: dict) for every book/order/trade/market change
 
@@ -477,6 +478,9 @@ class Exchange:
         """Emit one ``price_change`` per market for the levels touched by the last operation."""
         if not self._touched:
             return
+        if not self._listeners:
+            self._touched.clear()
+            return
         touched, self._touched = self._touched, set()
         by_market: dict[str, list[tuple[bool, int]]] = {}
         for cid, bid, p in touched:
@@ -596,6 +600,10 @@ class Exchange:
             o.status = "MATCHED"
         if not fills and o.status == "LIVE":
             res.status = "live"
+        if not self._listeners:      # in-process backtests: nobody listens, skip building the events
+            self._pending_updates = []
+            self._touched.clear()
+            return res
         self._emit({"event_type": "order", "type": "PLACEMENT", "order": o.to_dict(), "ts_ms": now_ms})
         if trade is not None:
             self._emit({"event_type": "trade", "trade": trade, "ts_ms": now_ms})
@@ -754,6 +762,8 @@ class Exchange:
         self._release(o)
         self._drop_gtd(o)
         o.status = "CANCELED"
+        if not self._listeners:
+            return
         ev = {"event_type": "order", "type": "CANCELLATION", "order": o.to_dict(), "ts_ms": now_ms,
               "reason": reason}
         self._emit(ev)
@@ -834,6 +844,30 @@ class Exchange:
         self._flush_book_events(now_ms)
         self._emit({"event_type": "market_status", "market": condition_id, "status": "closed", "ts_ms": now_ms})
         return len(live)
+
+    def merge(self, owner: str, condition_id: str, size: float, now_ms: int = 0) -> float:
+        """CTF merge: burn ``size`` Up + ``size`` Down of ``owner`` (free, unreserved tokens) for
+        ``size`` USDC from the collateral pool. Any amount (no venue minimum); returns the USDC paid.
+        """
+        m = self.markets.get(condition_id)
+        if m is None:
+            raise EngineError(f"unknown market {condition_id}")
+        if m.resolved:
+            raise EngineError(f"market {condition_id} already resolved")
+        x = size_to_units(size)
+        if x <= 0:
+            raise EngineError(f"invalid merge size {size!r}")
+        a = self._acct(owner)
+        for tok in (m.up_token, m.down_token):
+            if a.tok_u.get(tok, 0) - a.tok_res_u.get(tok, 0) < x:
+                raise EngineError(f"merge of {size} needs {size} free {tok} tokens")
+        a.tok_u[m.up_token] -= x
+        a.tok_u[m.down_token] -= x
+        a.usdc_u += x * PRICE_SCALE
+        m.pairs_u -= x
+        self._emit({"event_type": "merge", "market": condition_id, "owner": owner, "size": _fmt(x / SIZE_SCALE),
+                    "ts_ms": now_ms})
+        return x * PRICE_SCALE / USDC_SCALE
 
     def resolve(self, condition_id: str, up_wins: bool, now_ms: int = 0) -> dict[str, float]:
         """Settle: each winning token pays exactly 1 USDC from the pool, losing tokens are burned.

@@ -1,0 +1,358 @@
+"""Numba port of the batch core (``price_path_batch``: EwmaVol + ReturnFeatures + fair price).
+
+The peer a quant would write instead of our Cython core: same algorithm, same state,
+line for line (see ``hourmm_core/quant/vol.pyx``, ``features.pyx``, ``pricer.pyx``), in
+``@njit`` functions over numpy state arrays. Only the normal model (``nu = 0``, the
+default) is ported. ``benchmarks/test_bench_numba_peer.py`` checks it gives the same
+numbers as the compiled core before timing it, so a model change in the core shows up
+there as "port out of date" instead of a meaningless ratio.
+
+Two call forms:
+* batch: :func:`price_path_batch`, one jitted loop over all ticks with the state in
+  local variables (what a quant would write for numba; the fair peer of the fused
+  Cython loop);
+* per tick from Python: :class:`NumbaTickPricer`, one jitted call per tick with the
+  state in numpy arrays (numba's best per-call form: no jitclass, no per-call
+  allocation; its dispatch cost is what the compiled ``TickPricer`` avoids).
+
+Import only where numba is installed (``pip install -e ".[bench]"``).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+LN2 = math.log(2.0)
+SQRT1_2 = math.sqrt(0.5)
+RING_CAP = 1 << 19          # > 300 001 distinct ms in the longest (5 min) window: never full
+RING_MASK = RING_CAP - 1
+WINDOWS = np.array([1_000, 10_000, 60_000, 300_000], dtype=np.int64)
+
+# int state slots
+(I_V_STARTED, I_V_BUCKET, I_V_NEXT, I_V_LAST_TS, I_F_HEAD, I_F_TAIL, I_F_STARTED, I_F_LAST_TS, I_F_HOUR_START,
+ I_F_GNEXT, I_F_NEXT_HOUR, I_F_HAVE_OPEN, I_F_GBUCKET, I_PTR0) = range(14)
+N_INT = I_PTR0 + 4
+# float state slots
+(F_V_LAST_PRICE, F_V_ANCHOR, F_F_LAST_LP, F_F_OPEN_PX, F_F_OPEN_LP, F_F_GANCHOR, F_F_PREV_ABS, F_F_RV,
+ F_F_BV, F_LAST_P) = range(10)
+N_FLT = 10
+
+
+def new_state(halflives_s=(30.0, 120.0, 600.0), sample_ms: int = 1000, var_floor: float = 1e-12):
+    """Fresh state arrays: (ints, floats, vol[4, k] = alpha1/halflife/num|wsum/sig, ring ts, ring lp, out[7])."""
+    hl = np.asarray(halflives_s, dtype=np.float64)
+    k = hl.size
+    vol = np.zeros((5, k))
+    vol[0] = np.exp(-LN2 * (sample_ms / 1000.0) / hl)   # alpha1
+    vol[1] = hl
+    vol[4] = math.sqrt(var_floor)                        # sig
+    ist = np.zeros(N_INT, dtype=np.int64)
+    ist[I_PTR0:I_PTR0 + 4] = -1
+    fst = np.zeros(N_FLT)
+    fst[[F_F_LAST_LP, F_F_OPEN_PX, F_F_OPEN_LP, F_F_GANCHOR, F_LAST_P]] = np.nan
+    out = np.full(7, np.nan)
+    return ist, fst, vol, np.zeros(RING_CAP, dtype=np.int64), np.zeros(RING_CAP), out
+
+
+@njit(cache=False, nogil=True)
+def _vol_update(ist, fst, vol, ts, price, sample_ms, var_floor):
+    if not (math.isfinite(price) and price > 0.0):
+        return 0
+    if ist[I_V_STARTED] == 0:
+        ist[I_V_STARTED] = 1
+        b = ts // sample_ms
+        ist[I_V_BUCKET] = b
+        ist[I_V_NEXT] = (b + 1) * sample_ms
+        ist[I_V_LAST_TS] = ts
+        fst[F_V_LAST_PRICE] = price
+        fst[F_V_ANCHOR] = price
+        return 1
+    if ts < ist[I_V_LAST_TS]:
+        return 0
+    if ts >= ist[I_V_NEXT]:
+        b = ts // sample_ms
+        r = math.log(fst[F_V_LAST_PRICE] / fst[F_V_ANCHOR])
+        k = vol.shape[1]
+        if b == ist[I_V_BUCKET] + 1:
+            dt = sample_ms / 1000.0
+            obs = r * r / dt
+            for i in range(k):
+                a = vol[0, i]
+                vol[2, i] = a * vol[2, i] + (1.0 - a) * obs
+                vol[3, i] = a * vol[3, i] + (1.0 - a)
+                v = vol[2, i] / vol[3, i]
+                vol[4, i] = math.sqrt(v if v > var_floor else var_floor)
+        else:
+            dt = (b - ist[I_V_BUCKET]) * (sample_ms / 1000.0)
+            obs = r * r / dt
+            for i in range(k):
+                a = math.exp(-LN2 * dt / vol[1, i])
+                vol[2, i] = a * vol[2, i] + (1.0 - a) * obs
+                vol[3, i] = a * vol[3, i] + (1.0 - a)
+                v = vol[2, i] / vol[3, i]
+                vol[4, i] = math.sqrt(v if v > var_floor else var_floor)
+        fst[F_V_ANCHOR] = fst[F_V_LAST_PRICE]
+        ist[I_V_BUCKET] = b
+        ist[I_V_NEXT] = (b + 1) * sample_ms
+    ist[I_V_LAST_TS] = ts
+    fst[F_V_LAST_PRICE] = price
+    return 1
+
+
+@njit(cache=False, nogil=True)
+def _start_hour(ist, fst, hour_start, open_px, open_lp, hour_ms, grid_ms):
+    ist[I_F_HOUR_START] = hour_start
+    fst[F_F_OPEN_PX] = open_px
+    fst[F_F_OPEN_LP] = open_lp
+    ist[I_F_HAVE_OPEN] = 1
+    gb = hour_start // grid_ms
+    ist[I_F_GBUCKET] = gb
+    ist[I_F_GNEXT] = (gb + 1) * grid_ms
+    ist[I_F_NEXT_HOUR] = hour_start - hour_start % hour_ms + hour_ms
+    fst[F_F_GANCHOR] = open_lp
+    fst[F_F_LAST_LP] = open_lp
+    fst[F_F_PREV_ABS] = 0.0
+    fst[F_F_RV] = 0.0
+    fst[F_F_BV] = 0.0
+
+
+@njit(cache=False, nogil=True)
+def _feat_update(ist, fst, rts, rlp, out, ts, price, hour_ms, grid_ms):
+    if not (math.isfinite(price) and price > 0.0) or (ist[I_F_STARTED] == 1 and ts < ist[I_F_LAST_TS]):
+        return 0
+    lp = math.log(price)
+    if ist[I_F_HAVE_OPEN] == 0 or ts >= ist[I_F_NEXT_HOUR]:
+        _start_hour(ist, fst, ts - ts % hour_ms, price, lp, hour_ms, grid_ms)
+    if ts >= ist[I_F_GNEXT]:
+        b = ts // grid_ms
+        r = fst[F_F_LAST_LP] - fst[F_F_GANCHOR]
+        ar = abs(r)
+        fst[F_F_RV] += r * r
+        fst[F_F_BV] += ar * fst[F_F_PREV_ABS]
+        fst[F_F_PREV_ABS] = ar if b == ist[I_F_GBUCKET] + 1 else 0.0
+        fst[F_F_GANCHOR] = fst[F_F_LAST_LP]
+        ist[I_F_GBUCKET] = b
+        ist[I_F_GNEXT] = (b + 1) * grid_ms
+    fst[F_F_LAST_LP] = lp
+    tail = ist[I_F_TAIL]
+    if ist[I_F_STARTED] == 1 and ts == ist[I_F_LAST_TS]:
+        rlp[(tail - 1) & RING_MASK] = lp
+    else:
+        rts[tail & RING_MASK] = ts
+        rlp[tail & RING_MASK] = lp
+        tail += 1
+        ist[I_F_TAIL] = tail
+    ist[I_F_STARTED] = 1
+    ist[I_F_LAST_TS] = ts
+    head = ist[I_F_HEAD]
+    for i in range(4):
+        target = ts - WINDOWS[i]
+        pi = ist[I_PTR0 + i]
+        if pi < head and rts[head & RING_MASK] <= target:
+            pi = head
+        if pi >= head:
+            while pi + 1 < tail and rts[(pi + 1) & RING_MASK] <= target:
+                pi += 1
+            ist[I_PTR0 + i] = pi
+            out[i] = lp - rlp[pi & RING_MASK]
+        else:
+            out[i] = np.nan
+    if ist[I_PTR0 + 3] > head:
+        ist[I_F_HEAD] = ist[I_PTR0 + 3]
+    out[4] = lp - fst[F_F_OPEN_LP]
+    out[5] = fst[F_F_RV]
+    out[6] = 0.5 * math.pi * fst[F_F_BV]
+    return 1
+
+
+@njit(cache=False, nogil=True)
+def _digital_x(x, tau_s, sigma, p_min):
+    if math.isnan(x) or math.isnan(tau_s) or math.isnan(sigma):
+        return np.nan
+    if x == 0.0:
+        p = 0.5
+    elif tau_s <= 0.0 or sigma <= 0.0:
+        p = 1.0 if x > 0.0 else 0.0
+    else:
+        z = x / (sigma * math.sqrt(tau_s))
+        p = 0.5 * math.erfc(-z * SQRT1_2)
+    if p < p_min:
+        p = p_min
+    if p > 1.0 - p_min:
+        p = 1.0 - p_min
+    return p
+
+
+@njit(cache=False, nogil=True)
+def _tick(ist, fst, vol, rts, rlp, out, ts, price, sample_ms, var_floor, p_min, sigma_index, hour_ms):
+    _vol_update(ist, fst, vol, ts, price, sample_ms, var_floor)
+    if _feat_update(ist, fst, rts, rlp, out, ts, price, hour_ms, 1000) == 1:
+        left = ist[I_F_NEXT_HOUR] - ts
+        fst[F_LAST_P] = _digital_x(fst[F_F_LAST_LP] - fst[F_F_OPEN_LP], left / 1000.0, vol[4, sigma_index], p_min)
+    return fst[F_LAST_P]
+
+
+@njit(cache=False, nogil=True, error_model="numpy")
+def _batch(ts, px, halflives, alpha1, sample_ms, var_floor, p_min, sigma_index, hour_ms, sig_out, feat_out, p_out):
+    """The fused loop as a quant would write it for numba: all state in locals (registers), rings in arrays."""
+    n = ts.shape[0]
+    k = halflives.shape[0]
+    grid_ms = 1000
+    sample_s = sample_ms / 1000.0
+    num = np.zeros(k)
+    wsum = np.zeros(k)
+    sig = np.full(k, math.sqrt(var_floor))
+    rts = np.zeros(RING_CAP, dtype=np.int64)
+    rlp = np.zeros(RING_CAP)
+    ptr = np.full(4, -1, dtype=np.int64)
+    out = np.full(7, np.nan)
+    # vol state
+    v_started = False
+    bucket = 0
+    next_ms = 0
+    v_last_ts = 0
+    last_price = 0.0
+    anchor = 0.0
+    # feature state
+    head = 0
+    tail = 0
+    f_started = False
+    f_last_ts = 0
+    last_lp = np.nan
+    gnext = 0
+    next_hour = 0
+    open_lp = np.nan
+    have_open = False
+    gbucket = 0
+    ganchor = np.nan
+    prev_abs = 0.0
+    rv = 0.0
+    bv = 0.0
+    last_p = np.nan
+    for j in range(n):
+        t = ts[j]
+        price = px[j]
+        good = math.isfinite(price) and price > 0.0
+        # ---- EwmaVol
+        if good:
+            if not v_started:
+                v_started = True
+                bucket = t // sample_ms
+                next_ms = (bucket + 1) * sample_ms
+                v_last_ts = t
+                last_price = price
+                anchor = price
+            elif t >= v_last_ts:
+                if t >= next_ms:
+                    b = t // sample_ms
+                    r = math.log(last_price / anchor)
+                    if b == bucket + 1:
+                        dt = sample_s
+                        obs = r * r / dt
+                        for i in range(k):
+                            a = alpha1[i]
+                            num[i] = a * num[i] + (1.0 - a) * obs
+                            wsum[i] = a * wsum[i] + (1.0 - a)
+                            v = num[i] / wsum[i]
+                            sig[i] = math.sqrt(v if v > var_floor else var_floor)
+                    else:
+                        dt = (b - bucket) * sample_s
+                        obs = r * r / dt
+                        for i in range(k):
+                            a = math.exp(-LN2 * dt / halflives[i])
+                            num[i] = a * num[i] + (1.0 - a) * obs
+                            wsum[i] = a * wsum[i] + (1.0 - a)
+                            v = num[i] / wsum[i]
+                            sig[i] = math.sqrt(v if v > var_floor else var_floor)
+                    anchor = last_price
+                    bucket = b
+                    next_ms = (b + 1) * sample_ms
+                v_last_ts = t
+                last_price = price
+        # ---- ReturnFeatures + price
+        if good and not (f_started and t < f_last_ts):
+            lp = math.log(price)
+            if not have_open or t >= next_hour:
+                hs = t - t % hour_ms
+                open_lp = lp
+                have_open = True
+                gbucket = hs // grid_ms
+                gnext = (gbucket + 1) * grid_ms
+                next_hour = hs - hs % hour_ms + hour_ms
+                ganchor = lp
+                last_lp = lp
+                prev_abs = 0.0
+                rv = 0.0
+                bv = 0.0
+            if t >= gnext:
+                b = t // grid_ms
+                r = last_lp - ganchor
+                ar = abs(r)
+                rv += r * r
+                bv += ar * prev_abs
+                prev_abs = ar if b == gbucket + 1 else 0.0
+                ganchor = last_lp
+                gbucket = b
+                gnext = (b + 1) * grid_ms
+            last_lp = lp
+            if f_started and t == f_last_ts:
+                rlp[(tail - 1) & RING_MASK] = lp
+            else:
+                rts[tail & RING_MASK] = t
+                rlp[tail & RING_MASK] = lp
+                tail += 1
+            f_started = True
+            f_last_ts = t
+            for i in range(4):
+                target = t - WINDOWS[i]
+                pi = ptr[i]
+                if pi < head and rts[head & RING_MASK] <= target:
+                    pi = head
+                if pi >= head:
+                    while pi + 1 < tail and rts[(pi + 1) & RING_MASK] <= target:
+                        pi += 1
+                    ptr[i] = pi
+                    out[i] = lp - rlp[pi & RING_MASK]
+                else:
+                    out[i] = np.nan
+            if ptr[3] > head:
+                head = ptr[3]
+            out[4] = lp - open_lp
+            out[5] = rv
+            out[6] = 0.5 * math.pi * bv
+            last_p = _digital_x(lp - open_lp, (next_hour - t) / 1000.0, sig[sigma_index], p_min)
+        for i in range(k):
+            sig_out[j, i] = sig[i]
+        for i in range(7):
+            feat_out[j, i] = out[i]
+        p_out[j] = last_p
+
+
+def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), sample_ms=1000, var_floor=1e-12,
+                     p_min=0.001, sigma_index=0, hour_ms=3_600_000, out=None):
+    """Same contract as ``hourmm_core.quant.price_path_batch`` (nu = 0 only)."""
+    ts = np.ascontiguousarray(ts_ms, dtype=np.int64)
+    px = np.ascontiguousarray(price, dtype=np.float64)
+    n, k = ts.shape[0], len(halflives_s)
+    if out is None:
+        out = (np.empty((n, k)), np.empty((n, 7)), np.empty(n))
+    hl = np.asarray(halflives_s, dtype=np.float64)
+    alpha1 = np.exp(-LN2 * (sample_ms / 1000.0) / hl)
+    _batch(ts, px, hl, alpha1, sample_ms, var_floor, p_min, sigma_index, hour_ms, *out)
+    return out
+
+
+class NumbaTickPricer:
+    """Per-tick form: one jitted call per tick from Python (state lives in numpy arrays)."""
+
+    def __init__(self, halflives_s=(30.0, 120.0, 600.0), sample_ms=1000, var_floor=1e-12, p_min=0.001,
+                 sigma_index=0, hour_ms=3_600_000):
+        self.state = new_state(halflives_s, sample_ms, var_floor)
+        self.args = (sample_ms, var_floor, p_min, sigma_index, hour_ms)
+        self.p = float("nan")
+
+    def update(self, ts_ms, price):
+        self.p = _tick(*self.state, ts_ms, price, *self.args)
+        return self.p
