@@ -366,3 +366,30 @@ async def test_cross_matched_maker_fill_is_attributed_to_our_token_live_and_in_r
         await them.close()
         await us.close()
         await sim.stop()
+
+
+# ------------------------------------------------- end to end: the trader against the simulator
+@pytest.mark.timeout(150)
+async def test_trader_keeps_an_unknown_order_and_resolves_it_against_the_sim(tmp_path) -> None:
+    """Placed-then-503 while the venue stays down for the lookups: the trader keeps the order under
+    its signed hash (no reject, no blind re-quote), then resolves it once the venue answers."""
+    from test_trader_integration import H, Harness, kinds
+
+    h = Harness(tmp_path, 10.0, H + 10 * 60_000)
+    await h.start()
+    try:
+        tr = await h.start_trader()
+        await h.until(lambda: len(h.our_open_orders()) > 0 and tr.place_block_reason() is None)
+        await fault(h.sim, {"place_then_503": 1, "outage_after": 12})
+        await h.until(lambda: kinds(h.db, "unknown"), 60)
+        unk = kinds(h.db, "unknown")[0]
+        assert h.sim.ex.order(unk.order_id) is not None        # the kept id is the order on the book
+        await h.until(lambda: any(e.order_id == unk.order_id for e in kinds(h.db, "unknown_resolved")), 60)
+        assert not [e for e in kinds(h.db, "reject") if e.order_id == unk.order_id]
+        res = next(e for e in kinds(h.db, "unknown_resolved") if e.order_id == unk.order_id)
+        # no new order went out while its outcome was unknown (the gate held them back)
+        assert not [e for e in kinds(h.db, "intent") if unk.id < e.id < res.id]
+        await h.until(lambda: tr.place_block_reason() is None and len(h.our_open_orders()) > 0, 60)
+    finally:
+        await h.stop()
+    assert not h.our_open_orders()      # nothing orphaned after the shutdown cancel

@@ -120,6 +120,7 @@ class Trader:
         # fail closed: new orders wait for these (cancels never do)
         self._resync_needed: str | None = None     # reason: user-WS reconnect, incomplete reconciliation
         self._resync_next_s = 0.0
+        self._resync_req = 0                        # bumped by every resync request
         self._unknown: dict[str, float] = {}       # order id -> loop time it became unknown
         self._unknown_next_s = 0.0
         self._blocked_reason: str | None = None    # last reason journaled (transitions only)
@@ -480,6 +481,7 @@ class Trader:
         if self.executor is None:
             return
         self._resync_needed = why
+        self._resync_req += 1
         self._resync_next_s = 0.0
         self._wake.set()
 
@@ -497,11 +499,8 @@ class Trader:
         rep = await self.reconcile(now)
         self.resyncs += 1
         if rep.complete:
-            if self._resync_needed == why:
-                self._resync_needed = None
             log.info("Resynced with the exchange after: %s", why)
         else:
-            self._resync_needed = "reconciliation incomplete"
             log.warning("Resync incomplete (%s): new orders stay stopped", "; ".join(rep.errors)[:300])
 
     def _resolve_unknown(self, order_id: str | None, how: str, found: bool = True) -> None:
@@ -602,6 +601,7 @@ class Trader:
         rep = ReconcileReport()
         if m is None:
             return rep
+        req = self._resync_req   # a complete pass satisfies every resync requested before it began
         loop = asyncio.get_running_loop()
         fills = await loop.run_in_executor(None, lambda: self.journal.events("fill", market=m.slug))
         rep.fills_replayed = replay_fills(core, [e.payload for e in fills if isinstance(e.payload, dict)])
@@ -609,6 +609,11 @@ class Trader:
             acks = await loop.run_in_executor(None, lambda: self.journal.events("ack", market=m.slug)
                                               + self.journal.events("unknown", market=m.slug))
             ours = {e.order_id for e in acks if e.order_id}
+            # + the orders this process manages (a resync runs mid-session: an ack journaled a
+            # moment ago may not be committed yet, and must never make our own order a "stray")
+            # (and one we already consider final but the exchange still shows is a stray)
+            ours |= {o.order_id for o in core.om.orders.values() if o.order_id and not o.state.final}
+            ours -= {o.order_id for o in core.om.orders.values() if o.order_id and o.state.final}
             try:
                 orders = await self.executor.open_orders()
             except Exception as exc:  # noqa: BLE001
@@ -647,6 +652,8 @@ class Trader:
         if not rep.complete:
             # never quote from a partial picture of our own orders and fills
             self._resync_needed = "reconciliation incomplete"
+        elif self._resync_req == req:
+            self._resync_needed = None
         return rep
 
     # ------------------------------------------------------------------ loops

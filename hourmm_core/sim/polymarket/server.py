@@ -849,14 +849,20 @@ class PolymarketSim:
         k, body = await self._l2(request)
         await self._ack_delay()
         status, reply = await self._place_one(k, body)
-        if status == 200 and self.faults["place_then_503"] > 0:
-            # the order IS on the book, but the client is told the request failed
-            self.faults["place_then_503"] -= 1
-            self.errors["fault_placed_then_503"] += 1
-            if self.faults["outage_after"] > 0:   # and the venue stays down for the lookups too
-                self.faults.update(rest_error=503, rest_error_count=self.faults["outage_after"], outage_after=0)
+        if status == 200 and self._placed_then_503():
             return web.json_response({"error": "Service Unavailable (sim fault: order placed)"}, status=503)
         return web.json_response(reply, status=status)
+
+    def _placed_then_503(self) -> bool:
+        """Fault ``place_then_503``: the order(s) ARE on the book, but the client is told the request
+        failed (and with ``outage_after`` the venue stays down for its lookups too)."""
+        if self.faults["place_then_503"] <= 0:
+            return False
+        self.faults["place_then_503"] -= 1
+        self.errors["fault_placed_then_503"] += 1
+        if self.faults["outage_after"] > 0:
+            self.faults.update(rest_error=503, rest_error_count=self.faults["outage_after"], outage_after=0)
+        return True
 
     async def h_post_orders(self, request: web.Request) -> web.Response:
         k, body = await self._l2(request)
@@ -873,6 +879,8 @@ class PolymarketSim:
                 rep = {"success": False, "errorMsg": rep["error"], "orderID": "", "status": "",
                        "transactionsHashes": [], "tradeIDs": []}
             out.append(rep)
+        if any(r.get("success") for r in out) and self._placed_then_503():
+            return web.json_response({"error": "Service Unavailable (sim fault: orders placed)"}, status=503)
         return web.json_response(out)
 
     def _owners_of(self, k: Any) -> list[str]:
