@@ -9,13 +9,12 @@ import json
 
 import pytest
 from eth_account import Account
-
-from hourmm_core.polymarket.clob_orders import parse_order_body, verify_order
-
 from py_clob_client_v2.client import ClobClient
 from py_clob_client_v2.clob_types import CreateOrderOptions, OrderArgsV2
 from py_clob_client_v2.order_utils.model.order_data_v1 import order_to_json_v1
 from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
+
+from hourmm_core.polymarket.clob_orders import parse_order_body, verify_order
 
 TOKEN = str(2**255 + 7)
 

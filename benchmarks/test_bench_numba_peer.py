@@ -29,9 +29,9 @@ import pytest
 
 pytest.importorskip("numba")
 
-from hourmm_core import quant as q  # noqa: E402
-
 import numba_peer as nb  # noqa: E402  (benchmarks/ is on sys.path under pytest's rootdir import)
+
+from hourmm_core import quant as q  # noqa: E402
 
 N_TICK = 20_000
 
@@ -47,12 +47,12 @@ def ticks():
 
 @pytest.fixture(scope="module")
 def real():
-    """The real Binance trade slice in /work/shared/data (~20k ticks), if present."""
-    from hourmm_core.data import find_data_dir, load_ticks
+    """2 real hours of /work/shared/data (1m klines + bridge, ~36k ticks), if present."""
+    from hourmm_core.data import find_data_dir, load_first_hours
     d = find_data_dir()
     if d is None:
         return None
-    t = load_ticks(d, allow_synthetic=False)
+    t = load_first_hours(2, d)
     return np.ascontiguousarray(t.ts_ms, dtype=np.int64), np.ascontiguousarray(t.price, dtype=np.float64)
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from hourmm_core.binance.messages import parse_frame
 from hourmm_core.clock import ScaledClock
+from hourmm_core.config import PricerConfig
 from hourmm_core.data import synthetic_ticks
 from hourmm_core.pricing.snapshot import SnapshotBuilder
 
@@ -23,6 +24,7 @@ quant = pytest.importorskip("hourmm_core.quant")
 from hourmm_core.quant import reference  # noqa: E402
 
 H0 = 1_769_090_400_000
+SHIPPED = PricerConfig.from_env({})
 N_MSG = 20_000
 
 
@@ -47,7 +49,7 @@ def _mean(benchmark) -> float | None:
 
 
 def _run_messages(frames, core):
-    b = SnapshotBuilder("BTCUSDT", core=core)
+    b = SnapshotBuilder.from_config(SHIPPED, core=core)   # the shipped model (configs/pricer.yaml)
     b.on_connect(H0 - 1)
     for raw, ts in frames:
         b.on_message(parse_frame(raw), ts)
@@ -58,7 +60,7 @@ def _run_messages(frames, core):
 def test_bench_parse_update_price(benchmark, frames, impl):
     core = quant if impl == "compiled" else reference
     b = benchmark.pedantic(_run_messages, args=(frames, core), rounds=3, iterations=1)
-    assert b.trades == len(frames) // 2 and b.pricer.p == b.pricer.p  # priced (not NaN)
+    assert b.trades == len(frames) // 2 and b.model == "seasonal" and 0.0 < b.minute.p < 1.0  # priced (not NaN)
     mean = _mean(benchmark)
     benchmark.extra_info.update({"impl": impl, "messages": len(frames), "data": "synthetic",
                                  "us_per_message": None if mean is None else mean / len(frames) * 1e6})
@@ -91,6 +93,7 @@ def test_bench_push_latency(benchmark, hz):
     counted once per new frame. Bounded below by the publish period (1/hz).
     """
     import aiohttp
+
     from hourmm_core.config import PricerConfig
     from hourmm_core.pricing import PricerService
     from hourmm_core.sim.binance_replay import BinanceReplayServer
@@ -130,3 +133,51 @@ def test_bench_push_latency(benchmark, hz):
                                  "latency_ms_p50": float(np.percentile(arr, 50)),
                                  "latency_ms_p99": float(np.percentile(arr, 99)),
                                  "latency_ms_max": float(arr.max())})
+
+
+# ----------------------------------------------------------------------------- rest-of-hour model
+TRADES = "/work/shared/data/BTCUSDT-trades-2024-08-08T2354_2024-08-09T0005.csv.gz"
+
+
+@pytest.fixture(scope="module")
+def real_trades():
+    """The 11-minute real Binance BTCUSDT trade sample (19,904 trades, across an hour boundary)."""
+    import gzip
+    import os
+
+    if not os.path.exists(TRADES):
+        pytest.skip("real trade sample not available")
+    a = np.loadtxt(gzip.open(TRADES, "rt"), delimiter=",", usecols=(1, 4))
+    return a[:, 1].astype(np.int64).tolist(), a[:, 0].tolist()
+
+
+def _minute_loop(mod, ts_list, px_list):
+    from hourmm_core.config import PricerConfig
+
+    cfg = PricerConfig.from_env({})
+    args = (cfg.season(), cfg.pricer_halflife_min, cfg.pricer_var_prior, cfg.pricer_var_scale)
+    K = px_list[0]
+    end = (ts_list[0] // 3_600_000 + 1) * 3_600_000
+
+    def run():
+        mp = mod.MinutePricer(*args)      # fresh state each round (about 2 us, vs ~20k ticks)
+        upd = mp.update
+        for t, p in zip(ts_list, px_list):
+            upd(t, p, K, end)
+        return mp
+    return run
+
+
+@pytest.mark.parametrize("impl", ["compiled", "reference"])
+def test_bench_minute_pricer_per_tick(benchmark, real_trades, impl):
+    """Per-trade cost of the shipped model (MinutePricer.update: bar aggregation + price); target
+    <= 0.3 us compiled and >= 30x the reference. Real trades; the hour end is the first hour's."""
+    benchmark.group = "pricer per-tick: MinutePricer.update (real trades, 19.9k/round)"
+    ts_list, px_list = real_trades
+    mod = quant if impl == "compiled" else reference
+    mp = benchmark.pedantic(_minute_loop(mod, ts_list, px_list), rounds=20 if impl == "compiled" else 2,
+                            iterations=1)
+    assert mp.n_returns >= 5 and mp.n_bad == 0
+    m = _mean(benchmark)
+    if m is not None:
+        benchmark.extra_info.update({"us_per_tick": m / len(ts_list) * 1e6, "target_us": 0.3})

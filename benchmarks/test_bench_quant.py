@@ -26,8 +26,8 @@ HOUR = 3_600_000
 
 @pytest.fixture(scope="module")
 def ticks():
-    from hourmm_core.data import load_ticks
-    d = load_ticks(synthetic_hours=24)
+    from hourmm_core.data import load_first_hours
+    d = load_first_hours(24)   # a real day (klines+bridge) when ../shared/data exists, else synthetic
     ts = np.ascontiguousarray(d.ts_ms, dtype=np.int64)
     px = np.ascontiguousarray(d.price, dtype=np.float64)
     if len(ts) > 1_000_000:

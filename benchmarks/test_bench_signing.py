@@ -22,9 +22,6 @@ import time
 
 import pytest
 from eth_account import Account
-
-from hourmm_core.polymarket.order_signer import FastOrderBuilder, V2OrderSigner
-
 from py_clob_client_v2.client import ClobClient
 from py_clob_client_v2.clob_types import OrderArgsV2, PartialCreateOrderOptions
 from py_clob_client_v2.config import get_contract_config
@@ -33,6 +30,8 @@ from py_clob_client_v2.order_utils.model.order_data_v2 import OrderDataV2
 from py_clob_client_v2.order_utils.model.side import Side
 from py_clob_client_v2.order_utils.model.signature_type_v2 import SignatureTypeV2
 from py_clob_client_v2.signer import Signer
+
+from hourmm_core.polymarket.order_signer import FastOrderBuilder, V2OrderSigner
 
 TOKEN = str(2**255 + 4242)
 CFG = get_contract_config(137)

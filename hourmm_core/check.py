@@ -199,10 +199,9 @@ async def check_market_ws(cfg: TraderConfig, market: MarketInfo | None, timeout_
 
 def _sign_and_read(cfg: TraderConfig, creds: Credentials, market: MarketInfo | None) -> tuple[CheckResult, CheckResult]:
     """Blocking part (official client): sign one order without posting it, then an L2 read."""
+    from eth_account import Account
     from py_clob_client_v2.client import ClobClient
     from py_clob_client_v2.clob_types import ApiCreds, OpenOrderParams, OrderArgsV2, PartialCreateOrderOptions
-
-    from eth_account import Account
 
     from hourmm_core.polymarket.executor import resolve_signature_type
 

@@ -7,6 +7,7 @@ so each job stays importable and testable on its own:
 * ``hourmm check``     connection tests of the guide (:mod:`hourmm_core.check`)
 * ``hourmm calibrate`` pricer calibration (:mod:`hourmm_core.research.calibration`)
 * ``hourmm backtest``  strategy backtest (:mod:`hourmm_core.research.backtest`)
+* ``hourmm data``      what real data is there (:mod:`hourmm_core.data.inventory`)
 
 Heavy modules are imported lazily so ``hourmm check`` in a slim container does
 not pay for matplotlib or Dask.
@@ -24,6 +25,7 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "check": ("hourmm_core.check", "main", "connection tests: Binance WS, Polymarket WS, Gamma, signing + auth"),
     "calibrate": ("hourmm_core.research", "main_calibrate", "pricer calibration on historical data (Brier, log loss)"),
     "backtest": ("hourmm_core.research", "main_backtest", "strategy backtest on historical data"),
+    "data": ("hourmm_core.data.inventory", "main", "real data found: kinds, spans, rows per source"),
 }
 
 

@@ -16,15 +16,15 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import yaml
 
+from hourmm_core.errors import ConfigError  # noqa: F401 - re-exported (runners, tests)
+from hourmm_core.logsetup import register_secret
+from hourmm_core.quant.reference.pricer import season_table
+
 T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
 CONFIG_ENV = "HOURMM_CONFIG"
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 def _parse_bool(raw: str) -> bool:
@@ -136,6 +136,13 @@ class PricerConfig:
     vol_floor: float = setting(1e-12, lo=0.0)
     pricer_nu: float = setting(0.0, lo=0.0)
     pricer_p_min: float = setting(0.001, lo=0.0, hi=0.49)
+    # rest-of-hour model (issue 11, docs/PRICER.md); "ewma" = the old first-half-life digital
+    pricer_model: str = setting("seasonal", choices=("seasonal", "ewma"))
+    pricer_halflife_min: float = setting(60.0, lo=0.1, hi=100_000.0)
+    pricer_var_prior: float = setting(1e-7, lo=1e-15, hi=1.0)
+    pricer_var_scale: float = setting(1.0, lo=0.01, hi=100.0)
+    pricer_season_hod: str = setting("")
+    pricer_season_moh: str = setting("")
     reconnect_before_ms: int = setting(23 * 3_600_000, lo=60_000)
 
     def __post_init__(self) -> None:
@@ -144,6 +151,16 @@ class PricerConfig:
         if 0 < self.pricer_nu <= 2:
             raise ConfigError(f"PRICER_NU={self.pricer_nu} must be 0 (normal) or > 2")
         self.halflives()
+        self.season()
+
+    def season(self):
+        """The 1440 minute-of-day variance factors (PRICER_SEASON_HOD x PRICER_SEASON_MOH; empty = flat)."""
+        try:
+            hod = [float(x) for x in self.pricer_season_hod.split(",") if x.strip()]
+            moh = [float(x) for x in self.pricer_season_moh.split(",") if x.strip()]
+            return season_table(hod, moh)
+        except ValueError as exc:
+            raise ConfigError(f"PRICER_SEASON_HOD/PRICER_SEASON_MOH: {exc}") from None
 
     def halflives(self) -> tuple[float, ...]:
         try:
@@ -267,8 +284,6 @@ class Credentials:
         api = [env.get(n, "").strip() or None for n in ("PM_API_KEY", "PM_API_SECRET", "PM_PASSPHRASE")]
         if any(api) and not all(api):
             raise ConfigError("PM_API_KEY, PM_API_SECRET and PM_PASSPHRASE must be set together (or none, to derive them)")
-        from hourmm_core.logsetup import register_secret
-
         for s in (key, api[1], api[2]):
             register_secret(s)
         return cls(key, funder, sig_type, *api)

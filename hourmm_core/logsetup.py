@@ -9,6 +9,8 @@ import logging
 import re
 import sys
 
+from hourmm_core.errors import ConfigError
+
 _SECRETS: set[str] = set()
 _HEX_KEY = re.compile(r"0x[0-9a-fA-F]{64}")
 
@@ -45,8 +47,6 @@ def setup_logging(level: str = "INFO", name: str | None = None) -> None:
     """Configure the root logger: ``LEVEL | message`` on stderr, secrets redacted."""
     lvl = logging.getLevelName(level.upper())
     if not isinstance(lvl, int):
-        from hourmm_core.config import ConfigError
-
         raise ConfigError(f"LOG_LEVEL={level!r} is not a logging level (DEBUG, INFO, WARNING, ERROR)")
     root = logging.getLogger()
     for h in list(root.handlers):

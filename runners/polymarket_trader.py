@@ -1,6 +1,9 @@
 """Container B entry point: ``python -m runners.polymarket_trader``. Wiring only.
 
-Settings from the environment (TraderConfig / Credentials), logging, the clock
+Settings from the environment (TraderConfig / Credentials), completed by the
+secrets file ``HOURMM_SECRETS_FILE`` when set (compose mounts deploy/secrets.env there
+read-only, so the wallet key never sits in the container's configuration where
+``docker inspect`` would show it; non-empty variables already in the environment win), logging, the clock
 (wall, or the simulator's scaled clock), the executor when credentials are given,
 then :meth:`hourmm_core.trading.trader.Trader.run` until SIGTERM/SIGINT, which
 cancels our orders and closes the journal before exiting 0.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 from hourmm_core.clock import clock_from_env
@@ -19,12 +23,33 @@ from hourmm_core.config import ConfigError, Credentials, TraderConfig
 from hourmm_core.logsetup import setup_logging
 
 log = logging.getLogger("polymarket_trader")
+SECRETS_FILE_ENV = "HOURMM_SECRETS_FILE"
+
+
+def load_secrets_file() -> None:
+    """Fill os.environ from ``$HOURMM_SECRETS_FILE`` (KEY=VALUE lines); a non-empty environment value wins."""
+    from hourmm_core.check import load_env_file
+
+    path = os.environ.get(SECRETS_FILE_ENV, "").strip()
+    if not path:
+        return
+    try:
+        values = load_env_file(path)
+    except IsADirectoryError:
+        raise ConfigError(f"{SECRETS_FILE_ENV}={path} is a directory (the file to mount was missing "
+                          "on the host, e.g. deploy/secrets.env)") from None
+    except OSError as exc:
+        raise ConfigError(f"{SECRETS_FILE_ENV}={path} cannot be read: {exc.strerror}") from None
+    for k, v in values.items():
+        if not os.environ.get(k, "").strip():
+            os.environ[k] = v
 
 
 async def amain() -> int:
     from hourmm_core.polymarket.executor import connect_trader_executor
     from hourmm_core.trading.trader import Trader
 
+    load_secrets_file()
     cfg = TraderConfig.from_env()
     setup_logging(cfg.log_level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the CLOB client's per-request lines

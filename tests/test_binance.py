@@ -12,8 +12,17 @@ import pytest
 import websockets
 
 from hourmm_core.binance import (
-    BinanceRestError, BinanceStreamClient, BookTicker, FrameError, Trade, backoff_delay, fetch_hour_open,
-    fetch_klines, parse_frame, parse_kline, stream_url,
+    BinanceRestError,
+    BinanceStreamClient,
+    BookTicker,
+    FrameError,
+    Trade,
+    backoff_delay,
+    fetch_hour_open,
+    fetch_klines,
+    parse_frame,
+    parse_kline,
+    stream_url,
 )
 from hourmm_core.clock import HOUR_MS, ScaledClock
 from hourmm_core.data import hourly_candles, synthetic_ticks

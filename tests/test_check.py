@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hourmm_core.check import CheckResult, FAIL, PASS, SKIP, load_env_file
+from hourmm_core.check import FAIL, PASS, SKIP, CheckResult, load_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(120)

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from hourmm_core.sim.report import (
-    RunData, account_view, brier, extract_sample, finalize, format_status, format_summary, summarize,
+    RunData,
+    account_view,
+    brier,
+    extract_sample,
+    finalize,
+    format_status,
+    format_summary,
+    summarize,
 )
 
 H0 = 1_769_094_000_000  # 2026-01-22T15:00:00Z

@@ -16,6 +16,35 @@ from typing import Any
 import pytest
 from aiohttp import web
 from eth_account import Account
+from py_clob_client.client import ClobClient as ClobClientV1
+from py_clob_client.clob_types import (
+    ApiCreds as ApiCredsV1,
+)
+from py_clob_client.clob_types import (
+    CreateOrderOptions as CreateOrderOptionsV1,
+)
+from py_clob_client.clob_types import (
+    OrderArgs as OrderArgsV1,
+)
+from py_clob_client.clob_types import (
+    PartialCreateOrderOptions as PartialV1,
+)
+from py_clob_client.utilities import order_to_json as order_to_json_v1
+from py_clob_client_v2.client import ClobClient as ClobClientV2
+from py_clob_client_v2.clob_types import (
+    ApiCreds as ApiCredsV2,
+)
+from py_clob_client_v2.clob_types import (
+    CreateOrderOptions as CreateOrderOptionsV2,
+)
+from py_clob_client_v2.clob_types import (
+    OrderArgsV2,
+    PostOrdersV2Args,
+)
+from py_clob_client_v2.clob_types import (
+    PartialCreateOrderOptions as PartialV2,
+)
+from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
 
 from hourmm_core.polymarket import clob_orders as co
 from hourmm_core.polymarket.clob_orders import (
@@ -26,25 +55,6 @@ from hourmm_core.polymarket.clob_orders import (
     parse_orders_body,
     verify_order,
 )
-
-from py_clob_client_v2.client import ClobClient as ClobClientV2
-from py_clob_client_v2.clob_types import (
-    ApiCreds as ApiCredsV2,
-    CreateOrderOptions as CreateOrderOptionsV2,
-    OrderArgsV2,
-    PartialCreateOrderOptions as PartialV2,
-    PostOrdersV2Args,
-)
-from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
-
-from py_clob_client.client import ClobClient as ClobClientV1
-from py_clob_client.clob_types import (
-    ApiCreds as ApiCredsV1,
-    CreateOrderOptions as CreateOrderOptionsV1,
-    OrderArgs as OrderArgsV1,
-    PartialCreateOrderOptions as PartialV1,
-)
-from py_clob_client.utilities import order_to_json as order_to_json_v1
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -109,8 +119,8 @@ def test_v2_order_hash_matches_client_builder() -> None:
     signed = client.builder.build_order(
         OrderArgsV2(token_id=TOKEN_UP, price=0.3, size=5, side="SELL"),
         CreateOrderOptionsV2(tick_size="0.01", neg_risk=False), version=2)
-    from py_clob_client_v2.order_utils import ExchangeOrderBuilderV2
     from py_clob_client_v2.config import get_contract_config
+    from py_clob_client_v2.order_utils import ExchangeOrderBuilderV2
     b = ExchangeOrderBuilderV2(get_contract_config(CHAIN).exchange_v2, CHAIN, client.signer)
     want = b.build_order_hash(b.build_order_typed_data(signed))
     v = verify_order(parse_order_body(order_to_json_v2(signed, "k", "GTC")), chain_id=CHAIN)

@@ -226,6 +226,220 @@ def test_parsed_dumps_are_cached_and_invalidated(tmp_path: Path, monkeypatch):
 
 def test_explicit_data_dir_without_trades_is_an_error(tmp_path: Path):
     (tmp_path / "notes.txt").write_text("no dumps here")
-    with pytest.raises(FileNotFoundError, match="no real Binance trade dumps"):
+    with pytest.raises(FileNotFoundError, match="no real Binance trade or kline dumps"):
         hd.load_ticks(data_dir=tmp_path)
     assert hd.load_ticks(data_dir=tmp_path, allow_synthetic=True, synthetic_hours=1).is_synthetic
+
+
+# ---------------------------------------------------------------- real 1m klines + bridge
+# These run on small slices of the real data in ../shared/data (README: 1m klines
+# 2025-04-15..06-30, an 11-minute trades+bookTicker sample on 2024-08-08/09).
+
+REAL = hd.find_data_dir()
+needs_real = pytest.mark.skipif(REAL is None or not (REAL / "BTCUSDT-1m-2025-05.csv.gz").exists(),
+                                reason="real data (../shared/data) not present")
+H_ATH = 1_747_922_400_000  # 2025-05-22T14:00Z, hourmm sim's default hour
+KL_2300_OPEN = 62332.0     # real 1m kline open of 2024-08-08T23:00Z (context file of the sample)
+
+
+def _real_rows(start_ms: int, minutes: int) -> list[str]:
+    """Raw lines of the real May 2025 kline file for [start_ms, +minutes)."""
+    out = []
+    with gzip.open(REAL / "BTCUSDT-1m-2025-05.csv.gz", "rt") as fh:
+        for line in fh:
+            t = int(line.split(",", 1)[0])
+            if start_ms <= t < start_ms + minutes * 60_000:
+                out.append(line.strip())
+            elif t >= start_ms + minutes * 60_000:
+                break
+    return out
+
+
+@needs_real
+@pytest.mark.parametrize("fmt", ["csv", "csv.gz", "zip"])
+@pytest.mark.parametrize("header,us", [(False, False), (True, True)])
+def test_real_klines_formats(tmp_path: Path, fmt: str, header: bool, us: bool):
+    rows = _real_rows(H_ATH - HOUR_MS, 180)
+    assert len(rows) == 180
+    if us:  # 2025 data.binance.vision spot dumps carry microseconds
+        rows = [",".join([str(int(r.split(",")[0]) * 1000)] + r.split(",")[1:6] + [str(int(r.split(",")[6]) * 1000)]
+                         + r.split(",")[7:]) for r in rows]
+    text = ("open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
+            "taker_buy_quote_volume,ignore\n" if header else "") + "\n".join(rows) + "\n"
+    name = "BTCUSDT-1m-2025-05-22"
+    if fmt == "csv":
+        (tmp_path / f"{name}.csv").write_text(text)
+    elif fmt == "csv.gz":
+        with gzip.open(tmp_path / f"{name}.csv.gz", "wt") as fh:
+            fh.write(text)
+    else:
+        with zipfile.ZipFile(tmp_path / f"{name}.zip", "w") as zf:
+            zf.writestr(f"{name}.csv", text)
+    kh = hd.kline_history(tmp_path)
+    assert kh is not None and len(kh) == 180 and kh.segments == ((H_ATH - HOUR_MS, H_ATH + 2 * HOUR_MS),)
+    assert kh.cols["open_ms"][60] == H_ATH and kh.cols["open"][60] == 110914.49  # the real hour's open
+    t = hd.load_ticks(H_ATH, H_ATH + HOUR_MS, data_dir=tmp_path)
+    assert t.source == "binance-klines+bridge" and not t.is_synthetic
+    assert t.price[0] == 110914.49 and t.price[-1] == 110897.9   # real 1h open/close: Down
+
+
+def _kline_file(tmp_path: Path, rows: list[str], name: str = "BTCUSDT-1m-2025-05-22.csv") -> Path:
+    p = tmp_path / name
+    p.write_text("\n".join(rows) + "\n")
+    return p
+
+
+@needs_real
+@pytest.mark.parametrize("case,expect", [
+    ("gap", r"row 31: gap"),
+    ("duplicate", r"row 31: duplicate open_time"),
+    ("ohlc", r"row 11: high below open/close"),
+    ("low", r"row 6: low above open/close"),
+    ("close_time", r"row 3: close_time"),
+    ("malformed", r"row 8: not a kline row"),
+    ("taker", r"row 4: taker-buy volume"),
+])
+def test_bad_klines_are_refused_naming_file_and_row(tmp_path: Path, case: str, expect: str):
+    rows = _real_rows(H_ATH, 60)
+    cells = [r.split(",") for r in rows]
+    if case == "gap":
+        del cells[30]
+    elif case == "duplicate":
+        cells.insert(30, list(cells[29]))
+    elif case == "ohlc":
+        cells[10][2] = f"{float(cells[10][1]) - 5:.2f}"
+    elif case == "low":
+        cells[5][3] = f"{max(float(cells[5][1]), float(cells[5][4])) + 1:.2f}"
+    elif case == "close_time":
+        cells[2][6] = str(int(cells[2][6]) + 1)
+    elif case == "malformed":
+        cells[7][4] = "abc"
+    elif case == "taker":
+        cells[3][9] = f"{float(cells[3][5]) * 2 + 1:.8f}"
+    p = _kline_file(tmp_path, [",".join(c) for c in cells])
+    with pytest.raises(hd.KlineError, match=expect) as ei:
+        hd.load_ticks(H_ATH, H_ATH + HOUR_MS, data_dir=tmp_path)
+    assert str(p) in str(ei.value)
+
+
+@needs_real
+def test_wrong_symbol_and_conflicting_overlap_are_refused(tmp_path: Path):
+    rows = _real_rows(H_ATH, 30)
+    eth = _kline_file(tmp_path, rows, "ETHUSDT-1m-2025-05-22.csv")
+    with pytest.raises(hd.KlineError, match="file is for ETHUSDT, expected BTCUSDT"):
+        hd.read_klines(eth, "BTCUSDT")
+    with pytest.raises(hd.KlineError, match="ETHUSDT"):
+        hd.load_ticks(H_ATH, H_ATH + HOUR_MS, data_dir=eth)
+    # in a directory another symbol's files are ignored; an identical overlap (daily inside
+    # monthly) merges, a conflicting one is refused naming both files
+    d = tmp_path / "d"
+    d.mkdir()
+    _kline_file(d, rows, "ETHUSDT-1m-2025-05-22.csv")
+    _kline_file(d, rows, "BTCUSDT-1m-2025-05-22.csv")
+    _kline_file(d, rows[:10], "BTCUSDT-1m-2025-05.csv")
+    assert len(hd.kline_history(d)) == 30
+    bad = [r.split(",") for r in rows[:10]]
+    bad[4][4] = f"{float(bad[4][4]) + 0.01:.2f}"
+    bad[4][2] = f"{max(float(bad[4][2]), float(bad[4][4])):.2f}"
+    _kline_file(d, [",".join(c) for c in bad], "BTCUSDT-1m-2025-05.csv")
+    with pytest.raises(hd.KlineError, match="conflicting"):
+        hd.kline_history(d)
+
+
+@needs_real
+def test_bridge_honours_every_real_kline(tmp_path: Path):
+    kh = hd.kline_history(REAL, "BTCUSDT", H_ATH - HOUR_MS, H_ATH + 2 * HOUR_MS)
+    k = kh.window(H_ATH - HOUR_MS, H_ATH + 2 * HOUR_MS)
+    params = hd.BridgeParams(max_ticks_per_minute=200)
+    t = hd.bridge_klines(k, seed=7, params=params)
+    assert t.source == hd.SOURCE_KLINES_BRIDGE and t.bbo == "bridge"
+    assert np.all(np.diff(t.ts_ms) >= 0)
+    m = hd.candles(t.ts_ms, t.price, t.qty, 60_000)
+    np.testing.assert_array_equal(m["open_ms"], k["open_ms"])
+    for f in ("open", "high", "low", "close"):
+        np.testing.assert_array_equal(m[f], k[f], err_msg=f)
+    np.testing.assert_allclose(m["volume"], k["volume"], rtol=1e-9)
+    np.testing.assert_array_equal(m["count"], np.clip(k["count"], 4, 200))
+    minute = (t.ts_ms - t.ts_ms % 60_000)
+    buy_vol = np.bincount(np.searchsorted(k["open_ms"], minute), weights=np.where(t.is_buyer_maker, 0.0, t.qty))
+    np.testing.assert_allclose(buy_vol, k["taker_buy_volume"], rtol=1e-9, atol=1e-12)
+    # hourly candles = the real 1h klines (the market's settlement)
+    hc = hd.hourly_candles(t)
+    for i, h in enumerate(hc["open_ms"]):
+        sel = (k["open_ms"] >= h) & (k["open_ms"] < h + HOUR_MS)
+        assert hc["open"][i] == k["open"][sel][0] and hc["close"][i] == k["close"][sel][-1]
+    # the trade prints at the side it hit; the spread is >= one tick and sometimes wider
+    assert np.all(np.where(t.is_buyer_maker, t.bid == t.price, t.ask == t.price))
+    spread = t.ask - t.bid
+    assert spread.min() >= 0.01 - 1e-9 and 0.02 < np.mean(spread > 0.011) < 0.6
+    # deterministic by (seed, minute): any window sees the same ticks; another seed differs
+    t2 = hd.bridge_klines(kh.window(H_ATH, H_ATH + HOUR_MS), seed=7, params=params)
+    a = t.hour(H_ATH)
+    np.testing.assert_array_equal(a.ts_ms, t2.ts_ms)
+    np.testing.assert_array_equal(a.price, t2.price)
+    np.testing.assert_array_equal(a.qty, t2.qty)
+    t3 = hd.bridge_klines(kh.window(H_ATH, H_ATH + HOUR_MS), seed=8, params=params)
+    assert not np.array_equal(t3.price, t2.price)
+    assert t3.price[0] == t2.price[0] and t3.price[-1] == t2.price[-1]
+
+
+@needs_real
+def test_load_ticks_prefers_real_trades_then_klines_bridge():
+    h0 = 1_723_161_600_000  # 2024-08-09T00:00Z, inside the real 11-minute trade sample
+    t = hd.load_ticks(h0 - 4 * 60_000, h0 + 4 * 60_000)
+    assert t.source == "binance-trades" and t.bbo == "bookTicker"
+    # bookTicker of the sample: the estimated exchange time (column 6), not the local ns clock
+    assert np.all(t.ask >= t.bid) and np.median(t.ask - t.bid) == pytest.approx(0.01)
+    assert t.ts_ms[0] >= h0 - 4 * 60_000 and t.ts_ms[-1] < h0 + 4 * 60_000
+    # the hour around it is covered by the klines only: bridged from the real klines
+    b = hd.load_ticks(h0 - HOUR_MS, h0 + HOUR_MS)
+    assert b.source == "binance-klines+bridge"
+    assert b.price[0] == KL_2300_OPEN and b.hour(h0).price[0] == t.hour(h0).price[0]  # hour-boundary open
+    # whole history: the longest contiguous kline span, capped to the tick budget
+    span = hd.history_span()
+    assert span == (1_744_675_200_000, 1_751_328_000_000)
+    assert hd.default_sim_start() == H_ATH
+
+
+@needs_real
+def test_data_inventory_on_shared_data():
+    inv = hd.data_inventory()
+    rows = {(s.kind, s.start_ms): s.rows for s in inv.sources}
+    assert rows[("klines 1m", 1_744_675_200_000)] == 110_880          # README: 110,880 one-minute rows
+    assert rows[("klines 1m", 1_723_158_000_000)] == 120
+    assert sum(v for (k, _), v in rows.items() if k == "trades") == 19_904
+    assert sum(v for (k, _), v in rows.items() if k == "bookTicker") == 73_174
+    assert not inv.errors and inv.default_source.startswith("binance-klines+bridge")
+    text = inv.format()
+    assert "2025-04-15 00:00:00 .. 2025-07-01 00:00:00" in text and "110,880" in text
+
+
+@needs_real
+def test_hourmm_data_command(capsys):
+    from hourmm_core import cli
+    assert cli.main(["data"]) == 0
+    out = capsys.readouterr().out
+    assert "klines 1m" in out and "110,880" in out and "19,904" in out and "default source: binance-klines+bridge" in out
+    assert cli.main(["data", "/no/such/dir"]) == 2
+
+
+@needs_real
+def test_bridge_matches_the_real_tick_sample():
+    """docs/DATA.md's table: real trades of the sample vs ticks bridged from their own 1m klines."""
+    from hourmm_core.data import bridge_check as bc
+    c = bc.compare_bridge(REAL, seeds=range(1, 9))
+    assert c.klines_match                       # the trades rebuild Binance's own 1m klines exactly
+    for step, bound in bc.RV_BOUNDS.items():    # 1 s and 10 s realized variance within 25 %
+        for capped in (False, True):
+            r = c.rv_ratio(step, capped)
+            assert abs(r - 1.0) <= bound, (step, capped, r)
+    assert c.rv_ratio(60_000) == pytest.approx(1.0, abs=1e-9)      # minute closes are the real ones
+    assert all(b.boundary_open == c.real.boundary_open for b in c.bridged + c.capped)
+    # distributions: same-ms bursts, trade sizes and spread widening stay near the real ones
+    mean = lambda f: float(np.mean([f(b) for b in c.bridged]))  # noqa: E731
+    assert abs(mean(lambda b: b.dt_zero) - c.real.dt_zero) < 0.1
+    assert abs(mean(lambda b: b.dt_mean) / c.real.dt_mean - 1) < 0.1
+    for i in range(4):
+        assert 0.5 < mean(lambda b: b.size_q[i]) / c.real.size_q[i] < 2.0, i
+    assert abs(mean(lambda b: b.wide) - c.real.wide) < 0.1
+    assert 0.5 < mean(lambda b: b.spread_mean) / c.real.spread_mean < 2.0

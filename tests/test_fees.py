@@ -12,8 +12,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from py_clob_client_v2.fees import adjust_buy_amount_for_fees
 
-from hourmm_core.fees import (CRYPTO_FEES, NO_FEES, FeeError, FeeSchedule, fill_fee, maker_rebate_estimate,
-                              max_taker_fee_units, taker_fee, taker_fee_units)
+from hourmm_core.fees import (
+    CRYPTO_FEES,
+    NO_FEES,
+    FeeError,
+    FeeSchedule,
+    fill_fee,
+    maker_rebate_estimate,
+    max_taker_fee_units,
+    taker_fee,
+    taker_fee_units,
+)
 
 PM_DATA = Path("/work/shared/data/polymarket")
 
@@ -49,7 +58,8 @@ def test_units_and_float_forms_agree_and_rebate():
 def test_exact_integer_floor(pu, su, rate, e):
     """micro-USDC fee == floor(shares*rate*(p(1-p))^e to 1e-5 USDC), computed with exact fractions."""
     fs = FeeSchedule(rate=rate, exponent=e)
-    exact = Fraction(su, 100) * Fraction(rate).limit_denominator(10**6) * (Fraction(pu, 10_000) * Fraction(10_000 - pu, 10_000)) ** e
+    pq = Fraction(pu, 10_000) * Fraction(10_000 - pu, 10_000)
+    exact = Fraction(su, 100) * Fraction(rate).limit_denominator(10**6) * pq ** e
     assert taker_fee_units(pu, su, fs) == math.floor(exact * 100_000) * 10
 
 

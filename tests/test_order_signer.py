@@ -17,7 +17,16 @@ from unittest import mock
 
 import pytest
 from eth_account import Account
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from py_clob_client_v2.client import ClobClient
+from py_clob_client_v2.clob_types import OrderArgsV2, PartialCreateOrderOptions
+from py_clob_client_v2.config import get_contract_config
+from py_clob_client_v2.order_utils.exchange_order_builder_v2 import ExchangeOrderBuilderV2
+from py_clob_client_v2.order_utils.model.order_data_v2 import OrderDataV2, order_to_json_v2
+from py_clob_client_v2.order_utils.model.side import Side
+from py_clob_client_v2.order_utils.model.signature_type_v2 import SignatureTypeV2
+from py_clob_client_v2.signer import Signer
 
 from hourmm_core.polymarket import order_signer as osg
 from hourmm_core.polymarket.clob_orders import parse_order_body, verify_order
@@ -28,15 +37,6 @@ from hourmm_core.polymarket.order_signer import (
     install_fast_signer,
     keccak256,
 )
-
-from py_clob_client_v2.client import ClobClient
-from py_clob_client_v2.clob_types import OrderArgsV2, PartialCreateOrderOptions
-from py_clob_client_v2.config import get_contract_config
-from py_clob_client_v2.order_utils.exchange_order_builder_v2 import ExchangeOrderBuilderV2
-from py_clob_client_v2.order_utils.model.order_data_v2 import OrderDataV2, order_to_json_v2
-from py_clob_client_v2.order_utils.model.side import Side
-from py_clob_client_v2.order_utils.model.signature_type_v2 import SignatureTypeV2
-from py_clob_client_v2.signer import Signer
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 U256 = st.integers(0, 2**256 - 1)
@@ -140,8 +140,11 @@ def test_install_refuses_on_mismatch(caplog, monkeypatch):
     c = _client(0)
     before = c.builder
     # a subtly wrong signer (wrong v byte) must be caught by the probe, not shipped
-    monkeypatch.setattr(V2OrderSigner, "_ecdsa",
-                        lambda self, d: "0x" + self._key.sign_recoverable(d, hasher=None)[:64].hex() + "1c")
+    def flipped_v(self, d):
+        rsv = self._key.sign_recoverable(d, hasher=None)
+        return "0x" + rsv[:64].hex() + format(28 - rsv[64], "02x")   # 27 <-> 28: always wrong
+
+    monkeypatch.setattr(V2OrderSigner, "_ecdsa", flipped_v)
     with caplog.at_level(logging.ERROR, logger=osg.__name__):
         assert install_fast_signer(c) is False
     assert c.builder is before

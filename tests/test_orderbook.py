@@ -134,7 +134,8 @@ def test_unknown_asset_counted_and_tick_size_change():
     assert bs.get(UP).last_trade_price == 0.51
 
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 @settings(max_examples=200, deadline=None)

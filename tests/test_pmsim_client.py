@@ -13,18 +13,16 @@ import aiohttp
 import pytest
 import websockets
 from eth_account import Account
+from py_clob_client_v2 import ApiCreds, OpenOrderParams, OrderArgs, OrderPayload, OrderType, TradeParams
+from py_clob_client_v2.client import ClobClient
+from py_clob_client_v2.clob_types import OrderMarketCancelParams
+from py_clob_client_v2.exceptions import PolyApiException
 
 from hourmm_core.clock import HOUR_MS, ScaledClock
 from hourmm_core.data import synthetic_ticks
 from hourmm_core.sim.polymarket.agents import AgentConfig
 from hourmm_core.sim.polymarket.auth import hmac_signature
 from hourmm_core.sim.polymarket.server import PolymarketSim, SimConfig
-
-from py_clob_client_v2 import (ApiCreds, OpenOrderParams, OrderArgs, OrderPayload, OrderType,
-                               TradeParams)
-from py_clob_client_v2.client import ClobClient
-from py_clob_client_v2.clob_types import OrderMarketCancelParams
-from py_clob_client_v2.exceptions import PolyApiException
 
 pytestmark = pytest.mark.timeout(90)
 

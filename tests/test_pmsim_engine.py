@@ -5,11 +5,18 @@ import math
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings, strategies as st, HealthCheck
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hourmm_core.fees import NO_FEES, FeeSchedule
 from hourmm_core.sim.polymarket.engine import (
-    ERR_BALANCE, ERR_FAK, ERR_FOK, ERR_POST_ONLY, ERR_NOT_ACCEPTING, Exchange, EngineError,
+    ERR_BALANCE,
+    ERR_FAK,
+    ERR_FOK,
+    ERR_NOT_ACCEPTING,
+    ERR_POST_ONLY,
+    EngineError,
+    Exchange,
 )
 
 H = 3_600_000

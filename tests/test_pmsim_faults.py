@@ -11,15 +11,14 @@ import aiohttp
 import pytest
 import websockets
 from eth_account import Account
+from py_clob_client_v2 import OrderArgs
+from py_clob_client_v2.client import ClobClient
+from py_clob_client_v2.exceptions import PolyApiException
 
 from hourmm_core.clock import HOUR_MS, ScaledClock
 from hourmm_core.data import synthetic_ticks
 from hourmm_core.polymarket.gamma import parse_market
 from hourmm_core.sim.polymarket.server import PolymarketSim, SimConfig
-
-from py_clob_client_v2 import OrderArgs, OrderType
-from py_clob_client_v2.client import ClobClient
-from py_clob_client_v2.exceptions import PolyApiException
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -115,7 +115,7 @@ def test_calibrated_book_matches_the_real_15_minute_books():
 
 def test_merge_burns_pairs_for_one_usdc_each():
     ex = Exchange()
-    m = ex.list_market("c", "UP", "DN", 0, HOUR_MS)
+    ex.list_market("c", "UP", "DN", 0, HOUR_MS)
     ex.deposit("a", 100.0)
     ex.deposit("b", 100.0)
     ex.place("a", "UP", "BUY", 0.40, 10.0, now_ms=1)

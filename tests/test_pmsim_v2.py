@@ -13,6 +13,16 @@ import time
 
 import pytest
 from eth_account import Account
+from py_clob_client_v2.client import ClobClient
+from py_clob_client_v2.clob_types import (
+    AssetType,
+    BalanceAllowanceParams,
+    MarketOrderArgsV2,
+    OrderArgsV2,
+    PartialCreateOrderOptions,
+    PostOrdersV2Args,
+)
+from py_clob_client_v2.exceptions import PolyApiException
 
 from hourmm_core.clock import HOUR_MS, ScaledClock
 from hourmm_core.config import ConfigError, Credentials
@@ -20,11 +30,6 @@ from hourmm_core.data import synthetic_ticks
 from hourmm_core.polymarket import clob_orders
 from hourmm_core.polymarket.executor import Executor, OrderRequest, resolve_signature_type
 from hourmm_core.sim.polymarket.server import PolymarketSim, SimConfig
-
-from py_clob_client_v2.client import ClobClient
-from py_clob_client_v2.clob_types import (AssetType, BalanceAllowanceParams, MarketOrderArgsV2, OrderArgsV2,
-                                          PartialCreateOrderOptions, PostOrdersV2Args)
-from py_clob_client_v2.exceptions import PolyApiException
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -122,12 +123,23 @@ async def test_fair_equals_core_on_replayed_path_and_mid_hour_klines_open(ticks,
             ts, px = part.ts_ms[i0:], part.price[i0:]
             assert part.ts_ms[i0] >= H0 + 15 * 60_000 - 1000  # history before the start was not streamed
             sig = quant.ewma_vol_batch(ts, px, (30.0, 120.0, 600.0), 1000, 1e-12)[-1]
-            assert snap["sigma"] == pytest.approx(sig[0], rel=1e-12)
+            assert snap["sigmas"]["30s"] == pytest.approx(sig[0], rel=1e-12)
             tau = snap["tau_ms"] / 1000.0
             assert snap["tau_ms"] == H0 + HOUR_MS - snap["ts_ms"]
-            p = quant.digital_prob(float(px[-1]), float(part.price[0]), tau, float(sig[0]), 0.0, 0.001)
+            # the shipped model (configs/pricer.yaml): the same trades through a fresh MinutePricer
+            cfg = st.svc.cfg
+            assert cfg.pricer_model == "seasonal"
+            mp = quant.MinutePricer(cfg.season(), cfg.pricer_halflife_min, cfg.pricer_var_prior,
+                                    cfg.pricer_var_scale, cfg.pricer_nu, cfg.pricer_p_min)
+            for t_, p_ in zip(ts.tolist(), px.tolist()):
+                mp.on_trade(t_, p_)
+            p = mp.price(snap["ts_ms"], float(px[-1]), float(part.price[0]), H0 + HOUR_MS)
+            assert mp.n_returns >= 5
             assert snap["last_price"] == px[-1]
             assert snap["fair_up"] == pytest.approx(p, abs=1e-12)
+            assert snap["sigma"] == pytest.approx(math.sqrt(mp.var_rest / tau), rel=1e-12)
+            p_alt = quant.digital_prob(float(px[-1]), float(part.price[0]), tau, float(sig[2]), 0.0, 0.001)
+            assert snap["fair_unc"] == pytest.approx(abs(p - p_alt), abs=1e-12)
     assert "Hour 2026-01-22T14:00:00Z open price set: " + str(float(part.price[0])) in caplog.text
     assert "Container A started" in caplog.text and "Connected to Binance for BTCUSDT" in caplog.text
 
@@ -141,11 +153,12 @@ async def test_stale_raised_on_pause_and_cleared(ticks, caplog):
             await until(lambda: st.svc.stale, 5, "stale")
             code, h = await st.get("/health")
             assert h["stale"] is True and h["healthy"] is False and h["age_ms"] > 500
+            assert code == 503   # plain HTTP monitors see "not healthy" from the status code
             _, snap = await st.get("/snapshot/latest")
             assert snap["stale"] is True
             await until(lambda: not st.svc.stale, 8, "fresh again")
-            _, h = await st.get("/health")
-            assert h["healthy"] is True
+            code, h = await st.get("/health")
+            assert h["healthy"] is True and code == 200
             assert st.svc.stale_episodes == 1
     assert caplog.text.count("Binance stale beyond threshold") == 1
 

@@ -103,8 +103,8 @@ def test_ewma_bad_ticks_counted_and_skipped():
 def _ticks(kind):
     if kind == "gbm":
         return _gbm(2 * 3600, 1e-4, seed=3)
-    from hourmm_core.data import load_ticks   # real dumps when present, else the labelled synthetic stand-in
-    d = load_ticks(synthetic_hours=2)
+    from hourmm_core.data import load_first_hours  # 2 real hours when present, else the labelled synthetic stand-in
+    d = load_first_hours(2)
     ts, px = np.asarray(d.ts_ms, dtype=np.int64), np.asarray(d.price, dtype=np.float64)
     if len(ts) > 200_000:
         ts, px = ts[:200_000], px[:200_000]

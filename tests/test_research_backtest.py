@@ -11,7 +11,16 @@ from hypothesis import strategies as st
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.fees import CRYPTO_FEES, fill_fee
 from hourmm_core.research import backtest as bt
-from hourmm_core.research.backtest import BUY, DOWN, SELL, UP, Fill, HourLedger
+from hourmm_core.research.ledger import HourLedger
+from hourmm_core.trading.types import BUY, DOWN, SELL, UP
+from hourmm_core.trading.types import Fill as TradeFill
+
+_ids = iter(range(10**9))
+
+
+def Fill(ts_ms, token, side, price, size, fee=0.0, maker=True):  # noqa: N802 - reads like the type
+    """Our fill (the trader's Fill type) in the ledger tests' argument order."""
+    return TradeFill(f"t{next(_ids)}", None, token, side, price, size, ts_ms, fee, maker)
 
 H0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS
 
@@ -57,7 +66,7 @@ def test_bad_fills_rejected():
         base = {"ts_ms": H0, "token": UP, "side": BUY, "price": 0.5, "size": 1.0, "fee": 0.0}
         base.update(kw)
         with pytest.raises(ValueError):
-            Fill(**base)
+            HourLedger(H0).apply(Fill(**base))
 
 
 fills_strategy = st.lists(

@@ -9,7 +9,8 @@ import pytest
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.fees import taker_fee
 from hourmm_core.research import backtest as bt
-from hourmm_core.research.backtest import BUY, DOWN, SELL, UP
+from hourmm_core.research.backtest import SELL
+from hourmm_core.research.models import ConstantLatency, SampledLatency
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -31,7 +32,7 @@ def base(ticks):
 def test_trades_settles_and_agrees_with_the_engine(base):
     p, res = base
     assert res.source == "synthetic" and len(res.hours) == 2
-    assert "trader DecisionCore" in res.notes[0]
+    assert "trader DecisionCore" in res.notes[0] and "live execution rules" in res.notes[0]
     assert sum(h.n_fills for h in res.hours) > 0, "the ladder never traded against the agents"
     for h, path in zip(res.hours, res.paths):
         assert h.pnl == pytest.approx(h.cash_flow + h.settlement, abs=1e-9)
@@ -43,7 +44,7 @@ def test_trades_settles_and_agrees_with_the_engine(base):
         assert len(fills) == h.n_fills
         end = h.hour_start_ms + HOUR_MS
         for ts, tok, side, px, size, fee, maker in fills:
-            assert h.hour_start_ms <= ts < end - p.hard_cutoff_ms, "no trading in HARD_CUTOFF"
+            assert h.hour_start_ms <= ts < end - p.schedule.hard_cutoff_ms, "no trading in HARD_CUTOFF"
             assert 0 < px < 1 and size > 0
             if maker:
                 assert fee == 0.0  # makers never pay
@@ -51,11 +52,11 @@ def test_trades_settles_and_agrees_with_the_engine(base):
                 assert fee == pytest.approx(taker_fee(px, size, p.fee), abs=1e-12)
         # only reducing sells after FLATTEN starts
         for ts, tok, side, *_ in fills:
-            if ts > end - p.t_flatten_ms + p.decision_ms:
+            if ts > end - p.schedule.t_flatten_ms + p.decision_ms:
                 assert side == SELL
         # inventory path sampled every decision
         assert len(path["ts_ms"]) == HOUR_MS // p.decision_ms
-        assert max(path["pos_up"]) <= p.max_position_size and max(path["pos_down"]) <= p.max_position_size
+        assert max(path["pos_up"]) <= p.limits.max_position_size and max(path["pos_down"]) <= p.limits.max_position_size
         if h.n_fills:
             assert math.isfinite(h.adverse_5s) and math.isfinite(h.markout_30s)
 
@@ -67,7 +68,7 @@ def test_deterministic_and_parallel_equals_serial(ticks, base):
 
 
 def test_position_limit_binds(ticks):
-    p = bt.BacktestParams(decision_ms=2000, seed=5, max_position_size=10.0, quote_size=5.0)
+    p = bt.BacktestParams(decision_ms=2000, seed=5).replace(max_position_size=10.0, quote_size=5.0)
     res = bt.run_backtest(ticks, p, keep_paths=True, max_hours=1)
     path = res.paths[0]
     assert max(path["pos_up"]) <= 10.0 + 1e-9 and max(path["pos_down"]) <= 10.0 + 1e-9
@@ -173,3 +174,74 @@ def test_uncertainty_widens_the_ladder(ticks, base):
     p, res = base
     wide = bt.run_backtest(ticks, p.replace(unc_mult=20.0), max_hours=2)
     assert wide.totals()["volume"] < res.totals()["volume"]
+
+
+def test_a_failing_hour_is_reported_not_fatal(ticks, monkeypatch, caplog):
+    from hourmm_core.research import engine_backtest
+
+    real = engine_backtest.run_hour
+
+    def breaks_on_odd_hours(params, ts_ms, price, hour_start, first, last, sigma):
+        if (hour_start // HOUR_MS) % 2:
+            raise ValueError("broken data in this hour")
+        return real(params, ts_ms, price, hour_start, first, last, sigma)
+
+    monkeypatch.setattr(engine_backtest, "run_hour", breaks_on_odd_hours)
+    res = bt.run_backtest(ticks, bt.BacktestParams(decision_ms=10000), max_hours=2)
+    assert len(res.hours) == 1 and len(res.errors) == 1
+    (h, msg), = res.errors.items()
+    assert (h // HOUR_MS) % 2 == 1 and "broken data" in msg
+    assert res.totals()["failed_hours"] == 1
+    assert "FAILED hour" in bt.format_backtest(res) and bt.result_json(res)["errors"]
+    assert any("failed" in r.message for r in caplog.records)
+
+
+def test_params_compose_the_traders_config_objects():
+    p = bt.BacktestParams().replace(half_spread=0.03, max_open_orders=6, t_flatten_ms=200_000, decision_ms=500,
+                                    fee={"rate": 0.05}, agents={"informed_per_min": 2.0}, latency=250)
+    assert p.strategy.half_spread == 0.03 and p.limits.max_open_orders == 6
+    assert p.schedule.t_flatten_ms == 200_000 and p.decision_ms == 500
+    assert p.fee.rate == 0.05 and p.fee.exponent == 1
+    assert dict(p.models.flow.overrides) == {"informed_per_min": 2.0}
+    assert (p.models.latency.entry, p.models.latency.response) == (250, 250)
+    flat = p.flat()
+    assert flat["half_spread"] == 0.03 and flat["max_open_orders"] == 6 and flat["fee"]["rate"] == 0.05
+    with pytest.raises(ValueError, match="no_such_knob"):
+        p.replace(no_such_knob=1)
+    with pytest.raises(ValueError):
+        p.replace(t_flatten_ms=700_000)        # the Schedule validates its own fields
+    with pytest.raises(ValueError):
+        p.replace(agents={"not_an_agent_field": 1})
+
+
+# The pre-refactor backtest loop's figures on this data (main at 9fc7475: trader DecisionCore vs engine +
+# agents incl. snipers, order_latency_ms=0): (pnl, fees, volume, fills, orders, cancels) per hour.
+# ConstantLatency(0, 0) must reproduce them to the cent. If you changed the strategy, the agents or the
+# engine on purpose, re-pin them from
+# `bt.run_backtest(ticks, bt.BacktestParams(decision_ms=2000, seed=5).replace(latency=0), max_hours=2)`.
+PINNED_ZERO_LATENCY = [(-90.747, 0.2772, 1013.96, 137, 2283, 2162), (13.8885, 0.1974, 232.51, 33, 2194, 2169)]
+
+
+def test_zero_latency_reproduces_the_pre_refactor_loop(ticks, base):
+    p, _ = base
+    p0 = p.replace(latency=0)
+    assert p0.models.latency == ConstantLatency(0, 0)
+    res = bt.run_backtest(ticks, p0, max_hours=2)
+    got = [(round(h.pnl, 4), round(h.fees, 4), round(h.volume, 2), h.n_fills, h.n_orders, h.n_cancels)
+           for h in res.hours]
+    assert got == PINNED_ZERO_LATENCY
+
+
+def test_latency_puts_orders_in_flight_and_still_reconciles(ticks, base):
+    p, res = base
+    assert p.models.latency == ConstantLatency(150, 0)          # the default: order entry 150 ms
+    slow = bt.run_backtest(ticks, p.replace(latency={"entry": 300, "response": 150}), keep_paths=True, max_hours=2)
+    assert not slow.errors and sum(h.n_fills for h in slow.hours) > 0
+    for h, path in zip(slow.hours, slow.paths):
+        assert "ledger_mismatch" not in path["counters"]
+        assert path["engine_pnl"] == pytest.approx(h.pnl, abs=1e-9)
+    assert [h.row() for h in slow.hours] != [h.row() for h in res.hours]
+    sampled = bt.run_backtest(ticks, p.replace(latency=SampledLatency((150,), (0,))), max_hours=2)
+    assert [h.row() for h in sampled.hours] == [h.row() for h in res.hours]
+    with pytest.raises(ValueError):
+        ConstantLatency(-1, 0)

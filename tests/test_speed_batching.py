@@ -128,3 +128,41 @@ async def test_place_many_against_sim_is_one_post_orders():
     finally:
         await ex.close()
         await sim.stop()
+
+
+async def test_hot_calls_go_on_the_event_loop_and_map_errors_like_the_library():
+    """Cancels, posts and signing run through fast_wire (no pool hop); HTTP errors keep their types."""
+    server = pytest.importorskip("hourmm_core.sim.polymarket.server")
+    from hourmm_core.polymarket.executor import AuthError, Executor, OrderRequest, Rejected, TransientError
+
+    sim = server.PolymarketSim(server.SimConfig(hours=1, speed=60.0, seed=5, agents=False))
+    await sim.start()
+    a = Account.create()
+    k = a.key.hex()
+    ex = Executor(sim.urls["clob"], 137, Credentials(k if k.startswith("0x") else "0x" + k, a.address, 1),
+                  post_retries=0)
+    try:
+        await ex.start()
+        assert ex._wire is not None and ex._hot
+        up = sim.hours[0].up_token
+        ack = await ex.place(OrderRequest("w1", up, "BUY", 0.02, 5.0))
+        sent = ex._wire.sent
+        assert ack.success and sent >= 1
+        res = await ex.cancel_many([ack.order_id, "0xunknown"])
+        assert res.canceled == (ack.order_id,) and "0xunknown" in res.not_canceled
+        assert ex._wire.sent == sent + 1
+        with pytest.raises(Rejected):                                   # HTTP 400 from the venue
+            await ex.place(OrderRequest("w2", up, "BUY", 0.02, 1.0))    # below the minimum size
+        import aiohttp
+        async with aiohttp.ClientSession() as s:                        # 503 before the venue saw it
+            async with s.post(sim.urls["clob"] + "/_sim/fault", json={"rest_error": 503, "count": 1}) as r:
+                assert r.status == 200
+        with pytest.raises(TransientError):
+            await ex.cancel("0xwhatever")
+        ex._client.creds.api_passphrase = "wrong"                       # HTTP 401 -> AuthError, REST not ok
+        with pytest.raises(AuthError):
+            await ex.cancel("0xwhatever")
+        assert ex.rest_ok is False
+    finally:
+        await ex.close()
+        await sim.stop()

@@ -15,8 +15,7 @@ from hourmm_core.trading.decision import DecisionCore, MarketRef
 from hourmm_core.trading.order_manager import Fill
 from hourmm_core.trading.risk_engine import Limits, Mode
 from hourmm_core.trading.session import Phase, Schedule
-from hourmm_core.trading.strategy import (BookTop, MarketState, StrategyParams, desired_quotes, merge_size,
-                                          move_width)
+from hourmm_core.trading.strategy import BookTop, MarketState, StrategyParams, desired_quotes, merge_size, move_width
 from hourmm_core.trading.types import BUY, DOWN, SELL, UP
 
 LIM = Limits(1000.0, 500.0, 100.0, 8)
@@ -109,8 +108,8 @@ def test_backtest_evidence_on_a_real_hour_against_snipers():
     ts = np.concatenate([k["open_ms"][sel], k["close_ms"][sel]])
     px = np.concatenate([k["open"][sel], k["close"][sel]])
     o = np.argsort(ts, kind="stable")
-    p = BacktestParams(move_mult=1.0, inv_limit=60.0, merge_min=1.0, extreme_cut=0.05,
-                       pull_move=0.02, max_open_orders=8)
+    p = BacktestParams().replace(move_mult=1.0, inv_limit=60.0, merge_min=1.0, extreme_cut=0.05,
+                                 pull_move=0.02, max_open_orders=8)
     res = run_backtest((ts[o], px[o]), p, start_ms=h0, end_ms=h0 + HOUR_MS, warmup_ms=0, keep_paths=True)
     assert not res.errors and len(res.hours) == 1
     h = res.hours[0]

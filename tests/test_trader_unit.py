@@ -43,8 +43,8 @@ class _RecordingExecutor:
 
 
 async def test_orders_are_signed_for_the_markets_neg_risk_flag(tmp_path) -> None:
-    from hourmm_core.trading.order_manager import Order
     from hourmm_core.polymarket.gamma import MarketInfo
+    from hourmm_core.trading.order_manager import Order
     cfg = dataclasses.replace(TraderConfig.from_env({"SQLITE_PATH": str(tmp_path / "j.db")}), control_port=0)
     rec = _RecordingExecutor()
     tr = Trader(cfg, WallClock(), None, executor=rec)

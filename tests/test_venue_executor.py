@@ -21,8 +21,15 @@ from eth_account import Account
 
 from hourmm_core.config import Credentials
 from hourmm_core.polymarket.clob_orders import parse_and_verify
-from hourmm_core.polymarket.executor import (AuthError, Executor, OrderRequest, RateLimited, Rejected,
-                                             TransientError, resolve_signature_type)
+from hourmm_core.polymarket.executor import (
+    AuthError,
+    Executor,
+    OrderRequest,
+    RateLimited,
+    Rejected,
+    TransientError,
+    resolve_signature_type,
+)
 
 pytestmark = pytest.mark.timeout(60)
 TOKEN = "7" * 70

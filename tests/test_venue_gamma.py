@@ -5,8 +5,7 @@ from datetime import datetime, timezone
 import pytest
 from aiohttp import web
 
-from hourmm_core.polymarket.gamma import (GammaClient, MarketDiscovery, MarketParseError,
-                                          parse_market)
+from hourmm_core.polymarket.gamma import GammaClient, MarketDiscovery, MarketParseError, parse_market
 from hourmm_core.polymarket.slug import market_slug
 
 H = 3_600_000

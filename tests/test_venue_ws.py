@@ -6,8 +6,7 @@ import pytest
 from websockets.asyncio.server import serve
 
 from hourmm_core.polymarket.market_ws import MarketWsClient
-from hourmm_core.polymarket.user_ws import (OrderUpdate, TradeUpdate, UserMsgError, UserWsClient,
-                                            parse_user_message)
+from hourmm_core.polymarket.user_ws import OrderUpdate, TradeUpdate, UserMsgError, UserWsClient, parse_user_message
 
 pytestmark = pytest.mark.timeout(30)
 UP, DN = "101", "202"

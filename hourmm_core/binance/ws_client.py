@@ -27,8 +27,8 @@ from typing import Awaitable, Callable
 
 import websockets
 
-from hourmm_core.clock import Clock
 from hourmm_core.binance.messages import BookTicker, FrameError, FrameStats, Message, Trade, parse_frame
+from hourmm_core.clock import Clock
 
 log = logging.getLogger(__name__)
 

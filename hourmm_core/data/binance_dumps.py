@@ -5,7 +5,9 @@ timestamps in ms or us -- Binance spot dumps switched to microseconds in 2025):
 
 - trades:     id, price, qty, quote_qty, time, is_buyer_maker[, is_best_match]
 - aggTrades:  agg_id, price, qty, first_id, last_id, time, is_buyer_maker[, is_best_match]
-- bookTicker: update_id, bid, bid_qty, ask, ask_qty, transaction_time, event_time
+- bookTicker: update_id, bid, bid_qty, ask, ask_qty, transaction_time, event_time (the recorded
+              sample's layout ``..., local_recv_time_ns, est_exchange_time_ms`` reads the same way:
+              the time used is column 6)
 - klines:     open_time, open, high, low, close, volume, close_time, quote_volume,
               count, taker_buy_volume, taker_buy_quote_volume, ignore
 
@@ -46,6 +48,7 @@ DATA_DIR_ENV = "HOURMM_DATA_DIR"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TICK = 0.01
 _US_THRESHOLD = 100_000_000_000_000  # > 1e14 means microseconds (ms now is ~1.8e12)
+_NS_THRESHOLD = 100_000_000_000_000_000  # > 1e17 means nanoseconds
 
 KINDS = ("trades", "aggTrades", "bookTicker", "klines")
 
@@ -55,7 +58,8 @@ class DataFormatError(ValueError):
 
 
 def find_data_dir(environ: dict[str, str] | None = None) -> Path | None:
-    """Where real Binance dumps live: env HOURMM_DATA_DIR, then ../shared/data next to the repo.
+    """Where real Binance dumps live: env HOURMM_DATA_DIR, then ../shared/data next to the repo
+    (or ../../shared/data for a worktree checked out one level deeper).
 
     Returns None when neither exists, so callers can choose the synthetic stand-in loudly.
     """
@@ -66,18 +70,25 @@ def find_data_dir(environ: dict[str, str] | None = None) -> Path | None:
         if p.exists():
             return p
         log.warning("%s=%s does not exist; ignoring it", DATA_DIR_ENV, raw)
-    p = (REPO_ROOT.parent / "shared" / "data").resolve()
-    return p if p.is_dir() else None
+    # ../shared/data next to the checkout; a git worktree one level deeper (wt/<name>) looks one
+    # level further up, so every checkout of the repository sees the same data
+    for base in (REPO_ROOT.parent, REPO_ROOT.parent.parent):
+        p = (base / "shared" / "data").resolve()
+        if p.is_dir():
+            return p
+    return None
 
 
 def to_ms(ts: int) -> int:
-    """Binance dump timestamp (ms or us) -> ms."""
+    """Binance dump timestamp (ms, us or ns) -> ms."""
+    if ts > _NS_THRESHOLD:
+        return ts // 1_000_000
     return ts // 1000 if ts > _US_THRESHOLD else ts
 
 
 def _to_ms_array(a: np.ndarray) -> np.ndarray:
     a = a.astype(np.int64, copy=False)
-    return np.where(a > _US_THRESHOLD, a // 1000, a)
+    return np.where(a > _NS_THRESHOLD, a // 1_000_000, np.where(a > _US_THRESHOLD, a // 1000, a))
 
 
 def _parse_bool(s: str) -> bool:
@@ -115,20 +126,27 @@ def kind_from_name(name: str) -> str | None:
 
 
 def span_from_name(name: str) -> tuple[int, int] | None:
-    """[start, end) ms covered by a daily (YYYY-MM-DD) or monthly (YYYY-MM) dump, from its name."""
-    m = _DATE_RE.search(name)
-    if not m:
+    """[start, end) ms covered by a daily (YYYY-MM-DD) or monthly (YYYY-MM) dump, from its name.
+
+    A name carrying a range (``...-2024-08-08T2354_2024-08-09T0005...``) covers from the start
+    of its first date to the end of its last one.
+    """
+    spans = []
+    for m in _DATE_RE.finditer(name):
+        y, mo, d = int(m.group(1)), int(m.group(2)), m.group(3)
+        try:
+            if d is not None:
+                start = datetime(y, mo, int(d), tzinfo=timezone.utc)
+                spans.append((int(start.timestamp() * 1000), int(start.timestamp() * 1000) + 24 * HOUR_MS))
+                continue
+            start = datetime(y, mo, 1, tzinfo=timezone.utc)
+            nxt = datetime(y + (mo == 12), mo % 12 + 1, 1, tzinfo=timezone.utc)
+            spans.append((int(start.timestamp() * 1000), int(nxt.timestamp() * 1000)))
+        except ValueError:
+            continue
+    if not spans:
         return None
-    y, mo, d = int(m.group(1)), int(m.group(2)), m.group(3)
-    try:
-        if d is not None:
-            start = datetime(y, mo, int(d), tzinfo=timezone.utc)
-            return int(start.timestamp() * 1000), int(start.timestamp() * 1000) + 24 * HOUR_MS
-        start = datetime(y, mo, 1, tzinfo=timezone.utc)
-        nxt = datetime(y + (mo == 12), mo % 12 + 1, 1, tzinfo=timezone.utc)
-        return int(start.timestamp() * 1000), int(nxt.timestamp() * 1000)
-    except ValueError:
-        return None
+    return spans[0][0], max(s[1] for s in spans)
 
 
 def open_text(path: Path) -> Iterator[io.TextIOBase]:
@@ -213,7 +231,9 @@ _LAYOUT: dict[str, tuple[tuple[str, int, str], ...]] = {
     "trades": (("id", 0, "i"), ("ts_ms", 4, "t"), ("price", 1, "f"), ("qty", 2, "f"), ("is_buyer_maker", 5, "b")),
     "aggTrades": (("id", 0, "i"), ("ts_ms", 5, "t"), ("price", 1, "f"), ("qty", 2, "f"),
                   ("is_buyer_maker", 6, "b")),
-    "bookTicker": (("ts_ms", 5, "t"), ("bid", 1, "f"), ("bid_qty", 2, "f"), ("ask", 3, "f"), ("ask_qty", 4, "f")),
+    # column 6: event_time of data.binance.vision dumps, est_exchange_time_ms of the recorded sample
+    # (whose column 5 is the recorder's local receive time in ns, ~1.27 s behind the exchange)
+    "bookTicker": (("ts_ms", 6, "t"), ("bid", 1, "f"), ("bid_qty", 2, "f"), ("ask", 3, "f"), ("ask_qty", 4, "f")),
     "klines": (("open_ms", 0, "t"), ("open", 1, "f"), ("high", 2, "f"), ("low", 3, "f"), ("close", 4, "f"),
                ("volume", 5, "f"), ("close_ms", 6, "t")),
 }
@@ -516,6 +536,8 @@ def read_binance_ticks(data_dir: str | os.PathLike[str], start_ms: int | None = 
     stats = stats or ParseStats()
     by_kind: dict[str, list[dict[str, np.ndarray]]] = {k: [] for k in KINDS}
     for f in list_dump_files(data_dir, symbol):
+        if kind_from_name(f.name) == "klines":
+            continue  # klines are read (and validated) by hourmm_core.data.klines
         span = span_from_name(f.name)
         if span is not None and ((end_ms is not None and span[0] >= end_ms)
                                  or (start_ms is not None and span[1] <= start_ms)):

@@ -15,6 +15,9 @@ from hourmm_core.clock import HOUR_MS
 
 SOURCE_BINANCE = "binance-trades"
 SOURCE_SYNTHETIC = "synthetic"
+#: ticks generated inside real Binance 1m klines by the seeded bridge (hourmm_core.data.bridge):
+#: real OHLC/volume/trade count per minute, modelled path inside the minute
+SOURCE_KLINES_BRIDGE = "binance-klines+bridge"
 
 
 @dataclass(frozen=True)
@@ -22,10 +25,12 @@ class TickData:
     """Trades sorted by ``ts_ms`` (ms UTC), with the BBO in force at each trade.
 
     ``source`` says where the prices came from: ``"binance-trades"`` (real public
-    dumps) or ``"synthetic"`` (seeded stand-in, never market data). ``bbo`` says
+    dumps), ``"binance-klines+bridge"`` (real 1m klines, ticks inside each minute from the
+    seeded bridge) or ``"synthetic"`` (seeded stand-in, never market data). ``bbo`` says
     how bid/ask were obtained: ``"bookTicker"`` (real quotes, latest at or before
     the trade), ``"derived"`` (from the trade and its aggressor side, see
-    :func:`hourmm_core.data.binance_dumps.derive_bbo`) or ``"synthetic"``.
+    :func:`hourmm_core.data.binance_dumps.derive_bbo`), ``"bridge"`` (modelled spread) or
+    ``"synthetic"``.
     Derived/unknown BBO quantities are NaN.
     """
 

@@ -64,8 +64,10 @@ from typing import Any, Callable, Iterable, TypeVar
 from hourmm_core.binance.ws_client import backoff_delay
 from hourmm_core.config import ConfigError, Credentials
 from hourmm_core.logsetup import register_secret
+from hourmm_core.polymarket.fast_wire import hot_calls
 from hourmm_core.safe_json import limit_recursion
 from hourmm_core.polymarket.order_signer import install_fast_signer
+from hourmm_core.trading.types import PlaceResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -230,6 +232,8 @@ def map_exception(exc: BaseException) -> ExecutorError:
             return AuthError(f"HTTP {code}: {text}")
         if code == 429:
             ra = getattr(exc, "hourmm_retry_after", None)
+            if ra is None:   # the async wire (fast_wire) keeps the raw header
+                ra = parse_retry_after(getattr(exc, "retry_after_header", None))
             if ra is None:
                 m = re.search(r"(\d+(?:\.\d+)?)\s*s", text)
                 ra = float(m.group(1)) if m else None
@@ -389,6 +393,8 @@ class Executor:
         self.rate_retries = 4      # cancels / reads retried this often on 429 (each after the gate)
         self._acks: dict[str, OrderAck] = {}
         self._hashers: dict[tuple[bool, bool], Any] = {}
+        self._hot: dict[Any, Callable[..., Any]] = {}
+        self._wire: Any = None
         self._hb_task: asyncio.Task | None = None
         self._hb_id = ""
         self.heartbeat_ok = False
@@ -429,7 +435,9 @@ class Executor:
                 raise
 
         try:
-            res = await asyncio.wait_for(loop.run_in_executor(self._pool, run), self.call_timeout_s)
+            hot = self._hot.get(getattr(fn, "__func__", fn))   # speed: cancels/posts/signing off the pool
+            aw = hot(*args) if hot is not None else loop.run_in_executor(self._pool, run)
+            res = await asyncio.wait_for(aw, self.call_timeout_s)
         except asyncio.TimeoutError:
             self._count("timeout")
             raise TransientError(f"no reply within {self.call_timeout_s}s") from None
@@ -511,6 +519,7 @@ class Executor:
         except KeyError as exc:  # pragma: no cover - mapped to Rejected above
             raise AuthError(f"could not derive API credentials: {exc}") from None
         self._client = client
+        self._wire, self._hot = hot_calls(self, client)
         self.api_key = client.creds.api_key
         if c.api_key:
             # given creds are only proven by an authenticated call
@@ -883,28 +892,12 @@ class Executor:
 
     async def close(self) -> None:
         await self.stop_heartbeat()
+        if self._wire is not None:
+            await self._wire.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 # ------------------------------------------------------------------------- trader adapter
-@dataclass(frozen=True)
-class PlaceOutcome:
-    """Normalised result for :class:`hourmm_core.trading.trader.Trader` (duck-typed PlaceResult).
-
-    ``unknown`` is True when the POST stayed ambiguous after every retry and lookup: the
-    order *may* rest on the book; start-up/periodic reconciliation (open orders) settles it.
-    """
-
-    ok: bool
-    order_id: str | None = None
-    status: str = ""
-    error: str = ""
-    auth_failed: bool = False
-    rate_limited: bool = False
-    unknown: bool = False
-    retry_after_s: float = 0.0
-
-
 class TraderExecutor:
     """The interface the trader's ``Executor`` protocol expects, over :class:`Executor`.
 
@@ -947,25 +940,25 @@ class TraderExecutor:
                             post_only=post_only, expiration_s=expiration_s)
 
     @staticmethod
-    def _outcome(res: "OrderAck | ExecutorError") -> PlaceOutcome:
+    def _outcome(res: "OrderAck | ExecutorError") -> PlaceResult:
         if isinstance(res, OrderAck):
-            return PlaceOutcome(True, res.order_id, res.status)
+            return PlaceResult(True, res.order_id, res.status)
         if isinstance(res, AuthError):
-            return PlaceOutcome(False, error=f"REST authentication failed: {res}", auth_failed=True)
+            return PlaceResult(False, error=f"REST authentication failed: {res}", auth_failed=True)
         if isinstance(res, (RateLimited, EngineRestarting)):
             what = "rate limited" if isinstance(res, RateLimited) else "matching engine restarting"
-            return PlaceOutcome(False, error=f"{what} (retry after {res.retry_after_s:.2f}s): {res}",
-                                rate_limited=True, retry_after_s=res.retry_after_s)
+            return PlaceResult(False, error=f"{what} (retry after {res.retry_after_s:.2f}s): {res}",
+                               rate_limited=True, retry_after_s=res.retry_after_s)
         if isinstance(res, UnknownOutcome):
-            return PlaceOutcome(False, order_id=res.order_id, error=f"unknown outcome: {res}", unknown=True)
+            return PlaceResult(False, order_id=res.order_id, error=f"unknown outcome: {res}", unknown=True)
         if isinstance(res, Rejected):
-            return PlaceOutcome(False, error=res.reason)
+            return PlaceResult(False, error=res.reason)
         if isinstance(res, TransientError):
-            return PlaceOutcome(False, error=f"unknown outcome: {res}", unknown=True)
-        return PlaceOutcome(False, error=f"{type(res).__name__}: {res}")
+            return PlaceResult(False, error=f"unknown outcome: {res}", unknown=True)
+        return PlaceResult(False, error=f"{type(res).__name__}: {res}")
 
     async def place(self, token_id: str, side: str, price: float, size: float, *, tick_size: float | str,
-                    neg_risk: bool, post_only: bool, client_id: str, expiration_s: int = 0) -> PlaceOutcome:
+                    neg_risk: bool, post_only: bool, client_id: str, expiration_s: int = 0) -> PlaceResult:
         try:
             req = self._request(token_id, side, price, size, tick_size=tick_size, neg_risk=neg_risk,
                                 post_only=post_only, client_id=client_id, expiration_s=expiration_s)
@@ -975,7 +968,7 @@ class TraderExecutor:
         finally:
             self.ex.forget(client_id)   # OM client ids are unique per intent; keep the map bounded
 
-    async def place_many(self, orders: list[dict[str, Any]]) -> list[PlaceOutcome]:
+    async def place_many(self, orders: list[dict[str, Any]]) -> list[PlaceResult]:
         """Several orders in one go (speed): each dict holds :meth:`place`'s arguments.
 
         Signed with the fast signer, posted as POST /orders batches of up to 15 (one HMAC,

@@ -2,7 +2,9 @@
 
 - ``GET /snapshot/latest`` -> the latest snapshot JSON (503 before the first one)
 - ``GET /health`` -> exactly ``{healthy, has_snapshot, stale, seq, age_ms}`` (age computed
-  at request time from the last Binance message; healthy = has a snapshot and not stale)
+  at request time from the last Binance message; healthy = has a snapshot and not stale),
+  HTTP 200 when healthy and 503 when not, so a plain HTTP monitor (or the container
+  health check) needs only the status code; the JSON body is the same either way
 - ``GET /metrics`` -> Prometheus text exposition
 - ``GET /snapshot/stream`` (WebSocket) -> the latest snapshot on connect, then every
   published one. A slow subscriber is conflated (it gets the newest, skipping ones it
@@ -103,8 +105,10 @@ class SnapshotServer:
         stale, age = self._health_fn()
         snap = self.latest
         has = snap is not None
-        return web.json_response({"healthy": has and not stale, "has_snapshot": has, "stale": stale,
-                                  "seq": snap.seq if snap else 0, "age_ms": age})
+        healthy = has and not stale
+        return web.json_response({"healthy": healthy, "has_snapshot": has, "stale": stale,
+                                  "seq": snap.seq if snap else 0, "age_ms": age},
+                                 status=200 if healthy else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         lines: list[str] = []

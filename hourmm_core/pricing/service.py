@@ -2,7 +2,8 @@
 
 :class:`PricerService` is what ``runners/binance_pricer.py`` starts; tests start it
 in-process against the loopback Binance. Tasks: the stream client (reconnects by
-itself), the publisher (SNAPSHOT_PUBLISH_HZ, wall-clock rate), and the klines
+itself), the publisher (SNAPSHOT_PUBLISH_HZ, wall-clock rate; optionally also at once
+when the fair value moves by ``push_delta`` or more), and the klines
 fetcher (only when the hour's open could not be taken from a trade we saw).
 """
 from __future__ import annotations
@@ -28,12 +29,17 @@ class PricerService:
     """Runs container A until :meth:`stop`. ``http_port`` overrides the config (0 = ephemeral, tests)."""
 
     def __init__(self, cfg: PricerConfig, clock: Clock, http_port: int | None = None,
-                 http_host: str | None = None) -> None:
+                 http_host: str | None = None, push_delta: float = 0.0) -> None:
+        """``push_delta`` > 0: also publish at once (not at the next SNAPSHOT_PUBLISH_HZ slot)
+        when the fair value moved at least this much since the last published snapshot.
+        Off by default: the operator contract says snapshots go out at SNAPSHOT_PUBLISH_HZ
+        (benchmarks/test_bench_hops.py measures what it saves)."""
         self.cfg = cfg
+        self.push_delta = push_delta
+        self.pushed_on_change = 0
+        self._published_p = float("nan")
         self.clock = clock
-        self.builder = SnapshotBuilder(cfg.binance_symbol, cfg.halflives(), cfg.vol_sample_ms, cfg.vol_floor,
-                                       cfg.pricer_nu, cfg.pricer_p_min, cfg.stale_threshold_ms,
-                                       speed=float(getattr(clock, "speed", 1.0) or 1.0))
+        self.builder = SnapshotBuilder.from_config(cfg, speed=float(getattr(clock, "speed", 1.0) or 1.0))
         self.client = BinanceStreamClient(cfg.binance_ws_url, cfg.binance_symbol, self._on_message, clock,
                                           reconnect_before_ms=cfg.reconnect_before_ms,
                                           on_connect=self._on_connect, on_disconnect=self._on_disconnect)
@@ -55,6 +61,17 @@ class PricerService:
     def _on_message(self, msg, recv_ms: int) -> None:
         self.msg_wall_ns = time.perf_counter_ns()
         self.builder.on_message(msg, recv_ms)
+        if self.push_delta > 0.0:
+            p = self.builder.last_fair
+            # a move the trader must see now (snipers won't wait for the next publish slot);
+            # NaN-safe: the first priced message after start/NaN also goes out at once
+            if p == p and not abs(p - self._published_p) < self.push_delta:
+                self.pushed_on_change += 1
+                try:
+                    self.publish_once()
+                except Exception:  # same contract as the publish loop: loud, never fatal
+                    self.publish_errors += 1
+                    log.exception("Snapshot publish failed")
 
     def _on_connect(self) -> None:
         self.builder.on_connect(self.clock.now_ms())
@@ -89,6 +106,7 @@ class PricerService:
             ("hourmm_binance_recycles_total", "counter", float(c.recycles), None),
             ("hourmm_binance_handoff_duplicates_total", "counter", float(c.handoff_duplicates), None),
             ("hourmm_pricer_late_trades_total", "counter", float(b.late_trades), None),
+            ("hourmm_pricer_push_on_change_total", "counter", float(self.pushed_on_change), None),
             ("hourmm_pricer_open_corrections_total", "counter", float(b.hour.corrections), None),
         ]
         for kind in ("trade", "bookTicker"):
@@ -141,6 +159,7 @@ class PricerService:
             self._ever_fresh = True
         self.stale = snap.stale
         self.server.publish(snap)
+        self._published_p = snap.fair_up if snap.fair_up is not None else float("nan")
         return snap
 
     async def _publish_loop(self) -> None:

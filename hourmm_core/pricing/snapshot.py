@@ -7,8 +7,13 @@ reprices at the publish time (so ``fair_up`` matches ``tau_ms``) and freezes
 everything into a :class:`Snapshot` whose JSON is rendered once.
 
 Pricer inputs: S = last trade price (settlement is on trades: close = last trade
-of the hour), K = the hour's open, tau = hour_end - publish time, sigma = first
-EWMA half-life, sigma_alt = last half-life (their disagreement is ``fair_unc``).
+of the hour), K = the hour's open, tau = hour_end - publish time.
+``model="seasonal"`` (container A's default via configs/pricer.yaml, docs/PRICER.md):
+``fair_up`` comes from the compiled ``MinutePricer`` (trades aggregated into 1-minute
+bars, a seasonal EWMA forecast of the variance of the rest of the hour, the exact time
+left); ``sigma`` is its effective sigma sqrt(V / tau). ``model="ewma"``: the old digital
+with sigma = the first EWMA half-life. Either way ``fair_unc`` = |fair_up - the digital
+with the last half-life's sigma|.
 ``fair_up`` is null until the open is known and the vol estimate is ready: no
 number is better than an invented one.
 """
@@ -77,7 +82,9 @@ class SnapshotBuilder:
 
     def __init__(self, symbol: str, halflives_s: tuple[float, ...] = (30.0, 120.0, 600.0),
                  sample_ms: int = 1000, var_floor: float = 1e-12, nu: float = 0.0, p_min: float = 0.001,
-                 stale_threshold_ms: int = 500, core: Any = None, speed: float = 1.0) -> None:
+                 stale_threshold_ms: int = 500, core: Any = None, speed: float = 1.0, model: str = "ewma",
+                 season: Any = None, halflife_min: float = 60.0, var_prior: float = 1e-7,
+                 var_scale: float = 1.0) -> None:
         """``core`` defaults to the compiled ``hourmm_core.quant``; benchmarks pass the reference twins.
 
         ``speed`` is the clock's speed: data age and the stale threshold are judged in
@@ -93,6 +100,13 @@ class SnapshotBuilder:
         self.vol = EwmaVol(self.halflives_s, sample_ms, var_floor)
         self.features = ReturnFeatures()
         self.pricer = FairPricer(nu, p_min)
+        if model not in ("seasonal", "ewma"):
+            raise ValueError(f"model must be 'seasonal' or 'ewma', got {model!r}")
+        self.model = model
+        self.last_fair = math.nan   # fair after the latest message (NaN until priceable)
+        if season is None:
+            season = [1.0] * 1440
+        self.minute = core.MinutePricer(season, halflife_min, var_prior, var_scale, nu, p_min)
         self.feature_names = tuple(FEATURE_NAMES)
         self._sigma_keys = tuple(f"{h:g}s" for h in self.halflives_s)
         self.stale_threshold_ms = stale_threshold_ms
@@ -111,6 +125,14 @@ class SnapshotBuilder:
         self.exchange_ts_ms: int | None = None
         self.recv_ts_ms: int | None = None
         self.late_trades = 0
+
+    @classmethod
+    def from_config(cls, cfg: Any, core: Any = None, speed: float = 1.0) -> "SnapshotBuilder":
+        """Container A's builder from a ``PricerConfig`` (the shipped model and its tables)."""
+        return cls(cfg.binance_symbol, cfg.halflives(), cfg.vol_sample_ms, cfg.vol_floor, cfg.pricer_nu,
+                   cfg.pricer_p_min, cfg.stale_threshold_ms, core=core, speed=speed, model=cfg.pricer_model,
+                   season=cfg.season(), halflife_min=cfg.pricer_halflife_min, var_prior=cfg.pricer_var_prior,
+                   var_scale=cfg.pricer_var_scale)
 
     # ------------------------------------------------------------ inputs
     def _on_open(self, hour_start: int, open_price: float, source: str) -> None:
@@ -145,6 +167,7 @@ class SnapshotBuilder:
         self.hour.on_trade(ts, t.price)
         self.vol.update(ts, t.price)
         self.features.update(ts, t.price)
+        self.minute.on_trade(ts, t.price)
         self._reprice(ts)
 
     def on_book(self, b: BookTicker) -> None:
@@ -163,7 +186,19 @@ class SnapshotBuilder:
         end = self.hour.hour_end_ms
         if K is None or end is None or self.last_price is None or not self.vol.ready:
             return None
-        return self.pricer.update(ts_ms, self.last_price, K, end, self.vol.sigma, self._sigma_alt())
+        if self.model == "ewma":
+            p = self.pricer.update(ts_ms, self.last_price, K, end, self.vol.sigma, self._sigma_alt())
+        else:
+            p = self.minute.price(ts_ms, self.last_price, K, end)
+            self.pricer.update(ts_ms, self.last_price, K, end, self.vol.sigma, self._sigma_alt())
+        self.last_fair = p  # the service's publish-on-change trigger reads it
+        return p
+
+    def _fair_unc(self, p: float) -> float:
+        return self.pricer.p_unc if self.model == "ewma" else abs(p - self.pricer.p_alt)
+
+    def _sigma_out(self, sig0: float) -> float:
+        return sig0 if self.model == "ewma" else self.minute.sigma
 
     # ------------------------------------------------------------ outputs
     def age_ms(self, now_ms: int) -> int | None:
@@ -184,7 +219,7 @@ class SnapshotBuilder:
         he = hs + HOUR_MS
         p = self._reprice(now_ms)
         fair = _f(p) if p is not None else None
-        unc = _f(self.pricer.p_unc) if fair is not None else None
+        unc = _f(self._fair_unc(p)) if fair is not None else None
         bid, ask = _f(self.bid), _f(self.ask)
         mid = micro = None
         if bid is not None and ask is not None:
@@ -200,7 +235,7 @@ class SnapshotBuilder:
             "exchange_ts_ms": self.exchange_ts_ms, "recv_ts_ms": self.recv_ts_ms, "symbol": self.symbol,
             "hour_start_ms": hs, "hour_end_ms": he, "open_price": self.hour.open_price,
             "last_price": self.last_price, "bid": bid, "ask": ask, "mid": mid, "microprice": micro,
-            "sigma": _f(sig[0]) if self.last_price is not None else None,
+            "sigma": _f(self._sigma_out(sig[0])) if self.last_price is not None else None,
             "sigmas": {k: (_f(v) if self.last_price is not None else None) for k, v in zip(self._sigma_keys, sig)},
             "features": {k: _f(v) for k, v in zip(self.feature_names, fv)},
             "tau_ms": max(0, he - int(now_ms)), "fair_up": fair, "fair_unc": unc,

@@ -18,3 +18,35 @@ cdef class FairPricer:
 
 cpdef double student_t_cdf(double t, double nu)
 cpdef double digital_prob(double S, double K, double tau_s, double sigma, double nu=*, double p_min=*)
+
+cdef class MinutePricer:
+    cdef double season[1440]
+    cdef double cum[1441]
+    cdef double alpha
+    cdef double halflife_min
+    cdef double var_prior
+    cdef double var_scale
+    cdef double nu
+    cdef double p_min
+    cdef double num
+    cdef double den
+    cdef long long bar
+    cdef double bar_close
+    cdef double prev_close
+    cdef bint have_bar
+    cdef bint have_prev
+    cdef bint bar_traded
+    cdef long long n_returns_
+    cdef long long n_bad_
+    cdef double p_
+    cdef double var_rest_
+    cdef double tau_s_
+    cdef double level(self) noexcept nogil
+    cdef double level_at(self, long long ts_ms) noexcept nogil
+    cdef void _close_bar(self) noexcept nogil
+    cdef void c_advance(self, long long ts_ms) noexcept nogil
+    cdef int c_on_trade(self, long long ts_ms, double price) noexcept nogil
+    cdef double c_rest_var(self, long long ts_ms, long long hour_end_ms) noexcept nogil
+    cdef double c_price(self, long long ts_ms, double S, double K, long long hour_end_ms) noexcept nogil
+    cpdef double price(self, long long ts_ms, double S, double K, long long hour_end_ms)
+    cpdef double update(self, long long ts_ms, double price, double K, long long hour_end_ms)

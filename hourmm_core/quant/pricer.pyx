@@ -441,3 +441,322 @@ cdef class TickPricer:
     @property
     def n_bad(self):
         return self.n_bad_
+
+
+# --------------------------------------------------------------------------- rest-of-hour model
+# The shipped fair-value model (issue 11, docs/PRICER.md): a forecast of the variance of the
+# REST of the hour from 1-minute bars, with an intraday seasonality learned on real klines.
+#
+#   r_k      = ln(close_k / close_{k-1})                       (1-minute close-to-close return)
+#   d_k      = r_k^2 / season[minute-of-day(k)]                (deseasonalised squared return)
+#   L        = (sum_k w_k d_k + w_0 var_prior) / (sum_k w_k + w_0), w_k = (1-a)^(age in minutes),
+#              a = 1 - 2^(-1/halflife_min); the prior starts with weight 1/2 (one half-life of data)
+#              and decays like any observation
+#   V(t)     = var_scale * L * (f * season[c] + sum_{c < k < end} season[k])
+#              c = minute-of-day of t, f = fraction of minute c still to run, end = the hour's end
+#   p        = F(ln(S/K) / sqrt(V))                            F normal (nu=0) or unit-variance t
+#
+# ``season`` has 1440 entries (one per UTC minute of the day) with mean ~1; the shipped table is
+# hour-of-day x minute-of-hour factors (24 + 60 numbers) fitted on 2025-04-15..2025-05-31.
+# At a minute boundary t = H + 60 m (the evaluation points) f = 1 and V = L * sum of the season
+# over minutes m..59, exactly what ``minute_prob_batch`` computes from klines.
+
+cdef inline long long _floordiv(long long a, long long b) noexcept nogil:
+    cdef long long q = a // b
+    if (a % b != 0) and ((a < 0) != (b < 0)):
+        q -= 1
+    return q
+
+
+def _season_array(season):
+    s = np.ascontiguousarray(season, dtype=np.float64).reshape(-1)
+    if s.shape[0] != 1440:
+        raise ValueError(f"season must have 1440 entries (one per UTC minute of the day), got {s.shape[0]}")
+    if not (np.all(np.isfinite(s)) and np.all(s > 0)):
+        raise ValueError("season factors must be finite and > 0")
+    return s
+
+
+def _check_minute_params(double halflife_min, double var_prior, double var_scale):
+    if not (halflife_min > 0.0 and isfinite(halflife_min)):
+        raise ValueError(f"halflife_min must be > 0, got {halflife_min!r}")
+    if not (var_prior > 0.0 and isfinite(var_prior)):
+        raise ValueError(f"var_prior must be > 0 (per-minute log-return variance), got {var_prior!r}")
+    if not (var_scale > 0.0 and isfinite(var_scale)):
+        raise ValueError(f"var_scale must be > 0, got {var_scale!r}")
+
+
+cdef class MinutePricer:
+    """Streaming rest-of-hour pricer: ticks in, 1-minute bars inside, p at any instant.
+
+    ``on_trade(ts_ms, price)`` aggregates trades into UTC 1-minute bars (close = last trade
+    of the minute, by trade time); a bar is closed, and its return enters the variance level,
+    when a trade of a later minute arrives (or ``advance``). ``price`` at a time past the
+    current bar's end counts that bar's return provisionally without closing it, so pricing
+    on the local clock never moves a late trade into the wrong minute. A minute
+    without trades is missing data: its weight goes to the prior, and the return spanning it
+    is dropped. ``price(ts_ms, S, K, hour_end_ms)``
+    prices the digital at the live price S with the exact time left. Time never goes
+    backwards here: an older ts is treated as the current bar. Bad ticks (price not
+    finite/positive) are counted in ``n_bad`` and change nothing.
+    """
+
+    def __cinit__(self, season, double halflife_min=60.0, double var_prior=1e-7, double var_scale=1.0,
+                  double nu=0.0, double p_min=0.001):
+        _check_params(nu, p_min)
+        _check_minute_params(halflife_min, var_prior, var_scale)
+        cdef const double[::1] s = _season_array(season)
+        cdef int i
+        self.cum[0] = 0.0
+        for i in range(1440):
+            self.season[i] = s[i]
+            self.cum[i + 1] = self.cum[i] + s[i]
+        self.halflife_min = halflife_min
+        self.alpha = 1.0 - 0.5 ** (1.0 / halflife_min)
+        self.var_prior = var_prior
+        self.var_scale = var_scale
+        self.nu = nu
+        self.p_min = p_min
+        self.den = 0.5                  # start from one half-life's worth of the prior level:
+        self.num = 0.5 * var_prior      # a restart prices sanely at once and the data take over
+        self.bar = 0
+        self.bar_close = NAN
+        self.prev_close = NAN
+        self.have_bar = False
+        self.have_prev = False
+        self.bar_traded = False
+        self.n_returns_ = 0
+        self.n_bad_ = 0
+        self.p_ = NAN
+        self.var_rest_ = NAN
+        self.tau_s_ = NAN
+
+    cdef double level(self) noexcept nogil:
+        if self.den > 0.0:
+            return self.num / self.den
+        return self.var_prior
+
+    cdef void _close_bar(self) noexcept nogil:
+        """Close the current bar: its return (vs the previous bar's close) updates the level.
+
+        A minute without any trade is missing data (a disconnect; BTCUSDT trades every minute):
+        its weight goes to the prior (a long gap relaxes the level to var_prior, a short one
+        barely moves it), and the next return, which would span the gap, is not used."""
+        cdef double r, d
+        if not self.bar_traded:
+            self.have_prev = False
+            self.num = (1.0 - self.alpha) * self.num + self.alpha * self.var_prior
+            self.den = (1.0 - self.alpha) * self.den + self.alpha
+            return
+        self.bar_traded = False
+        if self.have_prev:
+            r = log(self.bar_close / self.prev_close)
+            d = r * r / self.season[<int>(self.bar % 1440)]
+            self.num = (1.0 - self.alpha) * self.num + self.alpha * d
+            self.den = (1.0 - self.alpha) * self.den + self.alpha
+            self.n_returns_ += 1
+        self.prev_close = self.bar_close
+        self.have_prev = True
+
+    cdef void c_advance(self, long long ts_ms) noexcept nogil:
+        cdef long long b = _floordiv(ts_ms, 60000)
+        if not self.have_bar:
+            return
+        while self.bar < b:
+            self._close_bar()
+            self.bar += 1
+
+    cdef int c_on_trade(self, long long ts_ms, double price) noexcept nogil:
+        cdef long long b
+        if not (isfinite(price) and price > 0.0):
+            self.n_bad_ += 1
+            return 0
+        b = _floordiv(ts_ms, 60000)
+        if not self.have_bar:
+            self.bar = b
+            self.have_bar = True
+        elif b > self.bar:
+            self.c_advance(ts_ms)
+        self.bar_close = price
+        self.bar_traded = True
+        return 1
+
+    cdef double level_at(self, long long ts_ms) noexcept nogil:
+        """The level as it stands at ts_ms without closing any bar: when ts_ms is past the current
+        bar's end, that bar's return is included provisionally (pricing never moves bar state, so
+        a trade of that minute arriving later still lands in its own bar)."""
+        cdef double r
+        if self.have_bar and self.bar_traded and self.have_prev and _floordiv(ts_ms, 60000) > self.bar:
+            r = log(self.bar_close / self.prev_close)
+            return ((1.0 - self.alpha) * self.num + self.alpha * r * r / self.season[<int>(self.bar % 1440)]) \
+                / ((1.0 - self.alpha) * self.den + self.alpha)
+        return self.level()
+
+    cdef double c_rest_var(self, long long ts_ms, long long hour_end_ms) noexcept nogil:
+        """Forecast variance of ln(close of the hour / price now), at ts_ms."""
+        cdef long long left = hour_end_ms - ts_ms, b, bend
+        cdef int c, e
+        cdef double f
+        if left <= 0:
+            return 0.0
+        b = _floordiv(ts_ms, 60000)
+        bend = _floordiv(hour_end_ms - 1, 60000) + 1     # first minute after the hour
+        c = <int>(b % 1440)
+        f = ((b + 1) * 60000 - ts_ms) / 60000.0
+        if bend - b > 1440:
+            return NAN
+        e = c + <int>(bend - b)                          # season index one past the hour's last minute
+        if e <= 1440:
+            return self.var_scale * self.level_at(ts_ms) * (f * self.season[c] + self.cum[e] - self.cum[c + 1])
+        return self.var_scale * self.level_at(ts_ms) * (f * self.season[c] + self.cum[1440] - self.cum[c + 1]
+                                                + self.cum[e - 1440])
+
+    cdef double c_price(self, long long ts_ms, double S, double K, long long hour_end_ms) noexcept nogil:
+        cdef double v, x
+        v = self.c_rest_var(ts_ms, hour_end_ms)
+        self.var_rest_ = v
+        self.tau_s_ = (hour_end_ms - ts_ms) / 1000.0 if hour_end_ms > ts_ms else 0.0
+        if not (isfinite(S) and S > 0.0 and isfinite(K) and K > 0.0) or isnan(v):
+            self.n_bad_ += 1
+            self.p_ = NAN
+            return NAN
+        x = log(S / K)
+        if v > 0.0:
+            self.p_ = _digital_x(x, 1.0, sqrt(v), self.nu, self.p_min)
+        else:
+            self.p_ = _digital_x(x, 0.0, 1.0, self.nu, self.p_min)
+        return self.p_
+
+    cpdef double update(self, long long ts_ms, double price, double K, long long hour_end_ms):
+        """One trade in, p at the trade price out (the per-tick call; NaN for a bad tick)."""
+        if self.c_on_trade(ts_ms, price) != 1:
+            return NAN
+        return self.c_price(ts_ms, price, K, hour_end_ms)
+
+    def on_trade(self, long long ts_ms, double price):
+        """Feed one trade; returns True when accepted (False: bad price, counted)."""
+        return self.c_on_trade(ts_ms, price) == 1
+
+    def advance(self, long long ts_ms):
+        """Close every bar that ended at or before ts_ms."""
+        self.c_advance(ts_ms)
+
+    cpdef double price(self, long long ts_ms, double S, double K, long long hour_end_ms):
+        """p = P(close >= K) at ts_ms for live price S (NaN on bad input, counted in n_bad)."""
+        return self.c_price(ts_ms, S, K, hour_end_ms)
+
+    def rest_var(self, long long ts_ms, long long hour_end_ms):
+        return self.c_rest_var(ts_ms, hour_end_ms)
+
+    @property
+    def p(self):
+        return self.p_
+
+    @property
+    def var_rest(self):
+        return self.var_rest_
+
+    @property
+    def sigma(self):
+        """Effective sigma per sqrt(second) of the last price(): sqrt(V / tau) (NaN at tau 0)."""
+        if self.tau_s_ > 0.0 and self.var_rest_ >= 0.0:
+            return sqrt(self.var_rest_ / self.tau_s_)
+        return NAN
+
+    @property
+    def level_var(self):
+        """Deseasonalised per-minute variance level L."""
+        return self.level()
+
+    @property
+    def n_returns(self):
+        return self.n_returns_
+
+    @property
+    def n_bad(self):
+        return self.n_bad_
+
+    @property
+    def halflife_min(self):
+        return self.halflife_min
+
+
+def minute_level_batch(open_ms, close, season, double halflife_min=60.0, double var_prior=1e-7):
+    """Variance level L after each 1-minute bar closes (batch twin of MinutePricer).
+
+    ``open_ms`` int64 minute open times (a missing minute gives its weight to var_prior and the
+    return across missing minutes is not used, as in the streaming object), ``close`` float64
+    closes. Returns f64[n]: L once
+    bar i is closed (bar 0 has no return: ``var_prior``; the prior starts with weight 1/2 and decays).
+    """
+    _check_minute_params(halflife_min, var_prior, 1.0)
+    cdef const cnp.int64_t[::1] t = np.ascontiguousarray(open_ms, dtype=np.int64)
+    cdef const double[::1] c = np.ascontiguousarray(close, dtype=np.float64)
+    cdef const double[::1] s = _season_array(season)
+    cdef Py_ssize_t n = t.shape[0], i
+    if c.shape[0] != n:
+        raise ValueError(f"minute_level_batch: open_ms has {n} rows, close has {c.shape[0]}")
+    out = np.empty(n, dtype=np.float64)
+    cdef double[::1] o = out
+    cdef double a = 1.0 - 0.5 ** (1.0 / halflife_min), num = 0.5 * var_prior, den = 0.5, r, d
+    cdef long long b, bprev = 0, gap
+    cdef bint bad = False
+    with nogil:
+        for i in range(n):
+            if not (isfinite(c[i]) and c[i] > 0.0):
+                bad = True
+                break
+            b = _floordiv(t[i], 60000)
+            if i > 0:
+                if b <= bprev:
+                    bad = True
+                    break
+                gap = b - bprev - 1
+                while bprev + 1 < b:                    # missing minutes: their weight goes to the prior
+                    bprev += 1
+                    num = (1.0 - a) * num + a * var_prior
+                    den = (1.0 - a) * den + a
+                if gap == 0:                            # a return across missing minutes is not used
+                    r = log(c[i] / c[i - 1])
+                    d = r * r / s[<int>(b % 1440)]
+                    num = (1.0 - a) * num + a * d
+                    den = (1.0 - a) * den + a
+            o[i] = num / den if den > 0.0 else var_prior
+            bprev = b
+    if bad:
+        raise ValueError("minute_level_batch: closes must be finite > 0 and open times strictly increasing")
+    return out
+
+
+def minute_prob_batch(S, K, ts_ms, hour_end_ms, level, season, double var_scale=1.0, double nu=0.0,
+                      double p_min=0.001):
+    """p at arbitrary instants from a level L known there (e.g. ``minute_level_batch`` of the
+    last closed bar): V = var_scale * L * season remaining to the hour's end; p = F(ln(S/K)/sqrt V).
+    Bad rows give NaN."""
+    _check_params(nu, p_min)
+    _check_minute_params(1.0, 1.0, var_scale)
+    cdef const double[::1] s_ = np.ascontiguousarray(S, dtype=np.float64).reshape(-1)
+    cdef const double[::1] k_ = np.ascontiguousarray(K, dtype=np.float64).reshape(-1)
+    cdef const cnp.int64_t[::1] t_ = np.ascontiguousarray(ts_ms, dtype=np.int64).reshape(-1)
+    cdef const cnp.int64_t[::1] e_ = np.ascontiguousarray(hour_end_ms, dtype=np.int64).reshape(-1)
+    cdef const double[::1] l_ = np.ascontiguousarray(level, dtype=np.float64).reshape(-1)
+    cdef Py_ssize_t n = s_.shape[0], i
+    if not (k_.shape[0] == n and t_.shape[0] == n and e_.shape[0] == n and l_.shape[0] == n):
+        raise ValueError("minute_prob_batch: S, K, ts_ms, hour_end_ms, level differ in length")
+    cdef MinutePricer mp = MinutePricer(season, 60.0, 1.0, var_scale, nu, p_min)   # no bar: level = num/den
+    out = np.empty(n, dtype=np.float64)
+    cdef double[::1] o = out
+    cdef double v
+    with nogil:
+        for i in range(n):
+            mp.num = l_[i]
+            mp.den = 1.0 if l_[i] > 0.0 else 0.0
+            v = mp.c_rest_var(t_[i], e_[i])
+            if not (isfinite(s_[i]) and s_[i] > 0.0 and isfinite(k_[i]) and k_[i] > 0.0) or isnan(v) \
+                    or not (l_[i] > 0.0):
+                o[i] = NAN
+            elif v > 0.0:
+                o[i] = _digital_x(log(s_[i] / k_[i]), 1.0, sqrt(v), nu, p_min)
+            else:
+                o[i] = _digital_x(log(s_[i] / k_[i]), 0.0, 1.0, nu, p_min)
+    return out

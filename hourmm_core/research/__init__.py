@@ -29,6 +29,6 @@ def main_calibrate(argv: Sequence[str] | None = None) -> int:
 
 def main_backtest(argv: Sequence[str] | None = None) -> int:
     """`hourmm backtest [DATA] [options]`: per-hour PnL table, writes PNG + HTML + JSON; exit code."""
-    from hourmm_core.research import backtest
+    from hourmm_core.research import backtest_cli
 
-    return backtest.main(argv)
+    return backtest_cli.main(argv)

@@ -1,266 +1,347 @@
-"""The default backtest components: the live trader's decision core against the simulator engine.
+"""The backtest loop: the live trader's decision core, under the live execution rules, against the
+simulator engine, with pluggable latency / flow / fee models (:mod:`hourmm_core.research.models`).
 
 Why this shape: the quantity a researcher wants is "what would *our trader* have
 earned", so nothing is re-implemented here. Each simulated hour:
 
 * the venue is the Polymarket simulator's matching engine
-  (:class:`hourmm_core.sim.polymarket.engine.Exchange`), driven in-process on
-  simulated time, with its :class:`~hourmm_core.sim.polymarket.agents.BackgroundAgents`
-  (makers, noise takers, informed takers that look ahead on the real path) as
-  the other side of every trade;
-* the trader is :class:`hourmm_core.trading.decision.DecisionCore` - session
-  phases (ACTIVE / WIND_DOWN / FLATTEN / HARD_CUTOFF from ``t_wind_ms`` etc.),
-  risk modes and limits, the strategy's ladder, the pre-trade check and the
-  order manager's diff and rate limit - exactly the code container B runs;
-* the trader's fair value is the research pricer (compiled ``fair_prob_batch``
-  with the EWMA sigma of ``halflife_s``/``sample_ms``) on the same ticks, and its
-  ``fair_unc`` is ``|p(sigma) - p(sigma of halflife_alt_s)|`` as in the live snapshot;
-* at the close the engine stops the market and resolves it (1 USDC per winning
-  token), and the research ledger settles the same way: the two must agree.
-
-Order flags as the live executor sends them: ladder quotes are GTC post-only;
-a reducing SELL priced at or through the token's best bid (the FLATTEN exit) is
-sent without post-only so it can take liquidity, and pays the taker fee.
-
-Fees: the engine charges the market's schedule ``params.fee``
-(:mod:`hourmm_core.fees`, default the venue's crypto schedule) to every taker; the
-ledger books exactly the fee the engine charged on each of our fills (makers pay
-nothing), so the ledger's PnL equals the engine's to the micro-USDC.
+  (:class:`hourmm_core.sim.polymarket.engine.Exchange`), driven in-process on simulated
+  time and charging the market's fee schedule (``models.fee``), with the counterparty
+  flow of ``models.flow`` (default: the simulator's background agents - makers, noise
+  takers, informed takers that look ahead on the real path) as the other side of trades;
+* the trader is :class:`hourmm_core.trading.decision.DecisionCore` - session phases,
+  risk modes and limits, the strategy's ladder, the pre-trade check and the order
+  manager's diff and rate limit - exactly the code container B runs;
+* its actions are sent by the live Trader's rules (:func:`~hourmm_core.trading.decision.
+  post_only_for`, :func:`~hourmm_core.trading.decision.places_allowed`): cancels first;
+  the places of a plan only once those cancels are answered and only if none failed on a
+  still-open order; the batch is post-only except while flattening;
+* ``models.latency`` delays each send (``entry_ms``) and each answer (``response_ms``) on
+  a due-time queue; with ``ConstantLatency(0, 0)`` everything happens at the decision
+  instant;
+* the trader's fair value is the research pricer (compiled ``fair_prob_batch`` with the
+  EWMA sigma of ``halflife_s``/``sample_ms``) on the same ticks, and its ``fair_unc`` is
+  ``|p(sigma) - p(sigma of halflife_alt_s)|`` as in the live snapshot;
+* at the close the engine stops the market and resolves it (1 USDC per winning token);
+  the research ledger books the fee the engine charged on every fill of ours, so the
+  ledger's PnL and the engine's balance must agree exactly (checked every hour).
 
 Data freshness: historical ticks are treated as always fresh (``fresh=True``):
 staleness is a property of the live feed, not of the price path.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import random
+from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from hourmm_core.clock import HOUR_MS
+from hourmm_core.research.evidence import hour_detail
+from hourmm_core.research.fair import fair_unc_path
+from hourmm_core.research.ledger import HourLedger, HourResult, hour_result
+from hourmm_core.sim.polymarket.agents import PricePath
+from hourmm_core.sim.polymarket.engine import BUY as E_BUY
+from hourmm_core.sim.polymarket.engine import SELL as E_SELL
+from hourmm_core.sim.polymarket.engine import Exchange, Market
+from hourmm_core.trading.decision import DecisionCore, MarketRef, places_allowed, post_only_for
+from hourmm_core.trading.order_manager import Order
+from hourmm_core.trading.strategy import BookTop
+from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Fill
 
-from .backtest import (BUY, DOWN, SELL, UP, BacktestParams, Components, Fill, HourLedger, HourResult,
-                       fair_unc_path, hour_result)
+if TYPE_CHECKING:  # the params module imports this one at run time, not the reverse
+    from hourmm_core.research.backtest import BacktestParams
 
 log = logging.getLogger(__name__)
 
 US = "hourmm-backtest"
 
+_PATH_CACHE: dict[tuple[int, int, int, float | None], PricePath] = {}
 
-class TraderEngineComponents(Components):
-    """Trader decision core + simulator engine + background agents (see module docstring).
 
-    ``sigma_truth``: per-sqrt-second sigma the agents use for the *true* fair value
-    (default: realized over the whole loaded path, as the loopback simulator does).
-    """
+def describe() -> str:
+    return "trader DecisionCore (strategy, ladder, risk, order manager) under the live execution rules " \
+           "vs sim Exchange + flow model"
 
-    name = "trader+engine"
 
-    def __init__(self, sigma_truth: float | None = None) -> None:
-        # fail early and clearly if a part is missing
-        from hourmm_core.sim.polymarket import agents, engine  # noqa: F401
-        from hourmm_core.trading import decision  # noqa: F401
+def _price_path(ts_ms: np.ndarray, price: np.ndarray, sigma_truth: float | None) -> PricePath:
+    """The agents' view of the real path (cached per loaded array: building it costs a pass)."""
+    key = (id(ts_ms), int(ts_ms.size), int(ts_ms[0]) if ts_ms.size else 0, sigma_truth)
+    p = _PATH_CACHE.get(key)
+    if p is None:
+        _PATH_CACHE.clear()
+        sig = sigma_truth if sigma_truth is not None else _realized_sigma(ts_ms, price)
+        p = _PATH_CACHE[key] = PricePath(SimpleNamespace(ts_ms=ts_ms, price=price), sigma=sig)
+    return p
 
-        self.sigma_truth = sigma_truth
-        self._path_key: tuple[int, int, int] | None = None
-        self._path: Any = None
 
-    def describe(self) -> str:
-        return "trader DecisionCore (strategy, ladder, risk, order manager) vs sim Exchange + BackgroundAgents"
+class _DueQueue:
+    """Our events (callbacks) ordered by due time, then by the order they were scheduled.
+    ``venue``: the event acts on the venue (the flow then sees the book at once)."""
 
-    # ------------------------------------------------------------------ helpers
-    def _price_path(self, ts_ms: np.ndarray, price: np.ndarray) -> Any:
-        from hourmm_core.sim.polymarket.agents import PricePath
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, Callable[[int], None], bool]] = []
+        self._seq = itertools.count()
 
-        key = (id(ts_ms), int(ts_ms.size), int(ts_ms[0]) if ts_ms.size else 0)
-        if self._path_key != key:
-            sig = self.sigma_truth if self.sigma_truth is not None else _realized_sigma(ts_ms, price)
-            self._path = PricePath(SimpleNamespace(ts_ms=ts_ms, price=price), sigma=sig)
-            self._path_key = key
-        return self._path
+    def at(self, due_ms: int, fn: Callable[[int], None], venue: bool = False) -> None:
+        heapq.heappush(self._heap, (int(due_ms), next(self._seq), fn, venue))
 
-    # ------------------------------------------------------------------ one hour
-    def run_hour(self, params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_start: int,
-                 first: int, last: int, sigma: np.ndarray) -> tuple[HourResult, dict[str, Any]]:
-        """Trade one hour on simulated time and settle it; returns (row, inventory path)."""
-        from hourmm_core.sim.polymarket.agents import AgentConfig, BackgroundAgents
-        from hourmm_core.sim.polymarket.engine import BUY as E_BUY
-        from hourmm_core.sim.polymarket.engine import SELL as E_SELL
-        from hourmm_core.sim.polymarket.engine import Exchange
-        from hourmm_core.trading.decision import DecisionCore, MarketRef
-        from hourmm_core.trading.order_manager import Fill as OmFill
-        from hourmm_core.trading.risk_engine import Limits
-        from hourmm_core.trading.session import Schedule
-        from hourmm_core.trading.strategy import BookTop, StrategyParams
+    def next_due(self) -> int | None:
+        return self._heap[0][0] if self._heap else None
 
-        end = hour_start + HOUR_MS
-        hour_idx = hour_start // HOUR_MS
-        grid, fair, _, unc = fair_unc_path(ts_ms, price, hour_start, first, params, sigma, params.decision_ms)
+    def pop_run(self) -> tuple[int, bool]:
+        due, _, fn, venue = heapq.heappop(self._heap)
+        fn(due)
+        return due, venue
 
-        ex = Exchange(seed=int(params.seed), fee=params.fee)
-        cid, up_id, dn_id = f"bt-{hour_idx}", f"{hour_idx}1", f"{hour_idx}2"
-        ex.list_market(cid, up_id, dn_id, hour_start, end, tick_size=params.tick_size, min_size=params.min_size)
-        market = ex.markets[cid]
-        capital = 2.0 * params.max_reserved_capital + 100.0
-        ex.deposit(US, capital)
-        agents = BackgroundAgents(ex, self._price_path(ts_ms, price), seed=int(params.seed) * 1_000_003 + hour_idx,
-                                  config=AgentConfig(**dict(params.agents)))
-        agents.step(hour_start - 1, [market])  # makers post their first quotes before the open
 
-        sp = StrategyParams(**{k: getattr(params, k) for k in StrategyParams.__dataclass_fields__})
-        limits = Limits(params.max_reserved_capital, params.max_position_size, params.max_order_size,
-                        params.max_open_orders)
-        core = DecisionCore(limits, Schedule(params.t_wind_ms, params.t_flatten_ms, params.hard_cutoff_ms), sp,
-                            params.requote_price_tol, params.requote_size_tol)
-        core.set_market(MarketRef(f"backtest-{hour_idx}", cid, up_id, dn_id, hour_start, end,
-                                  params.tick_size, params.min_size))
-        # in-process venue: our fills and the book are always visible (the live loop gets these
-        # from the user/market WebSockets and REST health)
-        core.risk.on_user_ws(True, hour_start)
-        core.risk.on_market_ws(True, hour_start)
-        core.risk.on_rest(True, hour_start)
+@dataclass
+class HourVenue:
+    """The simulated venue of one backtest hour: engine, market, counterparty flow, our account."""
 
-        led = HourLedger(hour_start)
-        counters = {"orders": 0, "cancels": 0, "risk_rejects": 0, "venue_rejects": 0, "taker_fills": 0, "merges": 0}
-        path: dict[str, list] = {"ts_ms": [], "pos_up": [], "pos_down": [], "fair_up": []}
-        seen_trades = 0
-        tok_of = {up_id: UP, dn_id: DOWN}
-        counterparty: list[str] = []          # taker owner of each of our fills ("" = we took)
-        sniper = agents.sniper
-        sniper.targets = {US}
-        lat = max(0, int(params.order_latency_ms))
+    ex: Exchange
+    cid: str
+    up_id: str
+    dn_id: str
+    market: Market
+    market_ref: MarketRef
+    flow: Any
+    capital: float
 
-        def book(tok_id: str) -> BookTop:
-            b, a = ex.best(tok_id)
-            return BookTop(b, a)
 
-        def apply(ts: int, token: int, side: int, px: float, size: float, maker: bool, trade_id: str,
-                  order_id: str, fee: float, who: str) -> None:
-            f = Fill(int(ts), token, side, float(px), float(size), float(fee), maker)
-            led.apply(f)
-            counterparty.append(who)
-            core.om.on_fill(OmFill(trade_id, order_id, token, side, float(px), float(size), int(ts), float(fee)))
+def open_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_start: int) -> HourVenue:
+    """List the hour's market on a fresh engine (fee ``params.models.fee``), fund our account,
+    start the flow model and let its makers post their first quotes before the open. Also
+    what a test uses to drive the live Trader on the very same venue."""
+    models = params.models
+    end = hour_start + HOUR_MS
+    hour_idx = hour_start // HOUR_MS
+    ex = Exchange(seed=int(params.seed), fee=models.fee)
+    cid, up_id, dn_id = f"bt-{hour_idx}", f"{hour_idx}1", f"{hour_idx}2"
+    market = ex.list_market(cid, up_id, dn_id, hour_start, end, tick_size=params.tick_size, min_size=params.min_size)
+    capital = 2.0 * params.limits.max_reserved_capital + 100.0
+    ex.deposit(US, capital)
+    flow = models.flow.build(ex, _price_path(ts_ms, price, models.flow.sigma_truth),
+                             int(params.seed) * 1_000_003 + hour_idx, targets=(US,))
+    flow.step(hour_start - 1, [market])  # makers post their first quotes before the open
+    ref = MarketRef(f"backtest-{hour_idx}", cid, up_id, dn_id, hour_start, end, params.tick_size, params.min_size,
+                    fee=models.fee)
+    return HourVenue(ex, cid, up_id, dn_id, market, ref, flow, capital)
 
-        def collect_maker_fills(ts: int) -> None:
-            nonlocal seen_trades
-            trades = ex.trades(US)  # our trade records (as taker or maker), in order
-            while seen_trades < len(trades):
-                tr = trades[seen_trades]
-                seen_trades += 1
-                for e in tr["maker_orders"]:
-                    if e["owner"] != US:
-                        continue
-                    apply(int(tr.get("match_time_ms", ts)), tok_of[e["asset_id"]], BUY if e["side"] == E_BUY else SELL,
-                          float(e["price"]), float(e["matched_amount"]), True, f"{tr['id']}:{e['order_id']}",
-                          e["order_id"], 0.0, str(tr.get("owner", "")))
 
-        def execute(t: int, actions: list, merge: float) -> None:
-            """Our actions reach the venue (``lat`` ms after the decision that made them)."""
-            if merge > 0:
-                ok_sz = min(merge, ex.token_available(US, up_id), ex.token_available(US, dn_id),
-                            led.pos[UP], led.pos[DOWN])
-                ok_sz = int(ok_sz * 100 + 1e-9) / 100.0
-                if ok_sz > 0:
-                    ex.merge(US, cid, ok_sz, t)
-                    led.merge(t, ok_sz)
-                    core.om.on_merge(ok_sz)
-                    counters["merges"] += 1
-            for a in actions:
-                o = a.order
-                if a.kind == "cancel":
-                    ok, why = ex.cancel(US, o.order_id, t)
-                    counters["cancels"] += 1
-                    collect_maker_fills(t)
-                    if ok:
-                        core.om.on_cancelled(o.order_id, t)
-                    else:
-                        core.om.on_cancel_failed(o.order_id, why, t)
+def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_start: int,
+             first: int, last: int, sigma: np.ndarray) -> tuple[HourResult, dict[str, Any]]:
+    """Trade one hour on simulated time and settle it; returns (row, inventory path)."""
+    models = params.models
+    end = hour_start + HOUR_MS
+    hour_idx = hour_start // HOUR_MS
+    grid, fair, _, unc = fair_unc_path(ts_ms, price, hour_start, first, params, sigma, params.decision_ms)
+
+    v = open_hour(params, ts_ms, price, hour_start)
+    ex, cid, up_id, dn_id, market, flow = v.ex, v.cid, v.up_id, v.dn_id, v.market, v.flow
+    lat = models.latency
+    rng = random.Random(int(params.seed) * 7_919 + hour_idx)
+
+    core = DecisionCore(params.limits, params.schedule, params.strategy,
+                        params.requote_price_tol, params.requote_size_tol)
+    core.set_market(v.market_ref)
+    om = core.om
+    # in-process venue: our fills and the book are always visible (the live loop gets these
+    # from the user/market WebSockets and REST health)
+    core.risk.on_user_ws(True, hour_start)
+    core.risk.on_market_ws(True, hour_start)
+    core.risk.on_rest(True, hour_start)
+
+    led = HourLedger(hour_start)
+    counters = {"orders": 0, "cancels": 0, "risk_rejects": 0, "venue_rejects": 0, "taker_fills": 0,
+                "dropped_places": 0, "merges": 0}
+    path: dict[str, Any] = {"ts_ms": [], "pos_up": [], "pos_down": [], "fair_up": [], "decisions": []}
+    counterparty: list[str] = []          # taker owner of each of our fills ("" = we took)
+    seen_trades = 0
+    tok_of = {up_id: UP, dn_id: DOWN}
+    q = _DueQueue()
+
+    def book(tok_id: str) -> BookTop:
+        b, a = ex.best(tok_id)
+        return BookTop(b, a)
+
+    def book_fill(f: Fill, who: str) -> None:
+        """The ledger books the fill at the venue's time; the trader sees it ``response_ms`` later."""
+        led.apply(f)
+        counterparty.append(who)
+        q.at(f.ts_ms + lat.response_ms(f.ts_ms, rng), lambda _t, f=f: om.on_fill(f))
+
+    def collect_maker_fills(ts: int) -> None:
+        nonlocal seen_trades
+        trades = ex.trades(US)  # our trade records (as taker or maker), in order
+        while seen_trades < len(trades):
+            tr = trades[seen_trades]
+            seen_trades += 1
+            for e in tr["maker_orders"]:
+                if e["owner"] != US:
                     continue
-                tok_id = up_id if o.token == UP else dn_id
-                best_bid = ex.best(tok_id)[0]
-                marketable = o.side == SELL and o.reduce and best_bid is not None and o.price <= best_bid + 1e-9
-                r = ex.place(US, tok_id, E_BUY if o.side == BUY else E_SELL, o.price, o.size, "GTC",
-                             post_only=not marketable, now_ms=t)
-                if not r.ok:
-                    counters["venue_rejects"] += 1
-                    core.om.on_reject(o, r.error_msg, t)
-                    continue
+                book_fill(Fill(f"{tr['id']}:{e['order_id']}", e["order_id"], tok_of[e["asset_id"]],
+                               BUY if e["side"] == E_BUY else SELL, float(e["price"]),
+                               float(e["matched_amount"]), int(tr.get("match_time_ms", ts)), 0.0, True),
+                          str(tr.get("owner", "")))
+
+    # ---- sending, as Trader._execute does: cancels, their answers, then the places (one batch) ----
+    def send_merge(size: float, t: int) -> None:
+        """CTF merge of Up+Down pairs (``Decision.merge``), landing ``entry_ms`` after the decision."""
+        def at_venue(tv: int) -> None:
+            ok_sz = min(size, ex.token_available(US, up_id), ex.token_available(US, dn_id),
+                        led.pos[UP], led.pos[DOWN])
+            ok_sz = int(ok_sz * 100 + 1e-9) / 100.0
+            if ok_sz > 0:
+                ex.merge(US, cid, ok_sz, tv)
+                led.merge(tv, ok_sz)
+                om.on_merge(ok_sz)
+                counters["merges"] += 1
+
+        q.at(t + lat.entry_ms(t, rng), at_venue, venue=True)
+
+    def send_places(places: list[Order], failed: list[Order | None], t: int) -> None:
+        if not places:
+            return
+        if not places_allowed(failed):
+            counters["dropped_places"] += len(places)
+            for o in places:
+                om.on_reject(o, "not sent: a cancel of the same plan failed", t)
+            return
+        post_only = post_only_for(core.session.phase, core.risk.mode)
+        for o in places:
+            om.on_sent(o, t)
+        q.at(t + lat.entry_ms(t, rng), lambda tv: places_at_venue(places, post_only, tv), venue=True)
+
+    def places_at_venue(places: list[Order], post_only: bool, t: int) -> None:
+        for o in places:
+            tok_id = up_id if o.token == UP else dn_id
+            r = ex.place(US, tok_id, E_BUY if o.side == BUY else E_SELL, o.price, o.size, "GTC",
+                         post_only=post_only, now_ms=t)
+            fills: list[Fill] = []
+            if r.ok:
                 counters["orders"] += 1
                 for j, f in enumerate(r.fills):  # we were the taker: price is in our token's terms
                     counters["taker_fills"] += 1
-                    apply(t, o.token, o.side, f.price, f.size, False, f"{r.order_id}:t{j}", r.order_id, f.taker_fee, "")
-                core.om.on_ack(o, r.order_id, r.status, t)
-                collect_maker_fills(t)  # self-trades show up as maker fills too
+                    fills.append(Fill(f"{r.order_id}:t{j}", r.order_id, o.token, o.side, f.price, f.size, t,
+                                      f.taker_fee, False))
+                    led.apply(fills[-1])
+                    counterparty.append("")
+            else:
+                counters["venue_rejects"] += 1
+            q.at(t + lat.response_ms(t, rng), lambda tr, o=o, r=r, fills=fills: place_answer(o, r, fills, tr))
+            collect_maker_fills(t)  # self-trades show up as maker fills too
 
-        pending: list[tuple[int, list, float]] = []   # (lands_at, actions, merge size), in time order
+    def place_answer(o: Order, r: Any, fills: list[Fill], t: int) -> None:
+        if not r.ok:
+            om.on_reject(o, r.error_msg, t)
+            return
+        for f in fills:
+            om.on_fill(f)
+        om.on_ack(o, r.order_id, r.status, t)
 
-        def run_until(t_end: int) -> None:
-            """Venue events in (.., t_end] in time order: sniper shots and our landing actions."""
-            while True:
-                ts_s = sniper.next_due()
-                ts_a = pending[0][0] if pending else None
-                if ts_a is not None and ts_a <= t_end and (ts_s is None or ts_a <= ts_s):
-                    ta, acts, mg = pending.pop(0)
-                    execute(ta, acts, mg)
-                    sniper.scan(ta, [market])          # the snipers see our new quotes at once
-                elif ts_s is not None and ts_s <= t_end:
-                    sniper.fire_due(ts_s)
-                    collect_maker_fills(ts_s)
-                else:
-                    return
+    def send_cancels(cancels: list[Order], places: list[Order], t: int) -> None:
+        for o in cancels:
+            om.on_cancel_sent(o, t)
 
-        g = grid.tolist()
-        for i, t in enumerate(g):
-            run_until(t - 1)
-            agents.step(t, [market], snipe=False)
-            collect_maker_fills(t)
-            sniper.scan(t, [market])                 # zero-delay view of the price at t
-            d = core.decide(t, float(fair[i]), float(unc[i]), True, book(up_id), book(dn_id))
-            for a in d.actions:                      # the order manager's view: sent now, lands later
-                if a.kind == "cancel":
-                    core.om.on_cancel_sent(a.order, t)
-                else:
-                    core.om.on_sent(a.order, t)
-            mg = float(getattr(d, "merge", 0.0) or 0.0)
-            if lat == 0:
-                execute(t, d.actions, mg)
-                sniper.scan(t, [market])
-            elif d.actions or mg > 0:
-                pending.append((t + lat, d.actions, mg))
-            counters["risk_rejects"] += len(d.plan.rejected) if d.plan is not None else 0
-            core.om.prune(keep_final=5)  # bounded memory, as a long-running trader must
-            path["ts_ms"].append(t)
-            path["pos_up"].append(led.pos[UP])
-            path["pos_down"].append(led.pos[DOWN])
-            path["fair_up"].append(float(fair[i]))
-        run_until(end - 1)
+        def at_venue(tv: int) -> None:
+            res = []
+            for o in cancels:
+                counters["cancels"] += 1
+                res.append((o, *ex.cancel(US, o.order_id, tv)))
+                collect_maker_fills(tv)
+            q.at(tv + lat.response_ms(tv, rng), lambda ta: cancels_answered(res, places, ta))
 
-        open_px, close_px = float(price[first]), float(price[last])
-        up_won = close_px >= open_px
-        ex.stop_market(cid, end)
-        collect_maker_fills(end)
-        paid = ex.resolve(cid, up_won, end).get(US, 0.0)
-        res = hour_result(led, open_px, close_px, grid, fair, counters)
-        usdc_after = ex.balances(US)["usdc"]
-        engine_pnl = usdc_after - capital
-        # the engine and the research ledger must agree: same payout, same PnL (the same fees)
-        gap = engine_pnl - res.pnl
-        if abs(res.settlement - paid) > 1e-6 or abs(gap) > 1e-6:
-            log.error("backtest hour %d: engine and ledger disagree: engine pnl %.6f paid %.6f, ledger pnl %.6f "
-                      "settle %.6f", hour_start, engine_pnl, paid, res.pnl, res.settlement)
-            counters["ledger_mismatch"] = 1
-        from hourmm_core.research.evidence import hour_detail
+        q.at(t + lat.entry_ms(t, rng), at_venue, venue=True)
 
-        res.detail = hour_detail(led, counterparty, grid, fair, path, up_won, params, hour_start,
-                                 snipes={"shots": sniper.shots, "misses": sniper.misses})
-        path["engine_pnl"] = engine_pnl
-        path["fills"] = [(f.ts_ms, f.token, f.side, f.price, f.size, f.fee, f.maker) for f in led.fills]
-        path["agents"] = {"noise_trades": agents.stats.noise_trades, "informed_trades": agents.stats.informed_trades,
-                          "sniper_trades": agents.stats.sniper_trades}
-        path["counters"] = counters
-        path["rejects"] = dict(core.rejects)
-        return res, path
+    def cancels_answered(res: list[tuple[Order, bool, str]], places: list[Order], t: int) -> None:
+        failed = []
+        for o, ok, why in res:
+            if ok:
+                om.on_cancelled(o.order_id, t)
+            else:
+                failed.append(om.on_cancel_failed(o.order_id, why, t))
+        send_places(places, failed, t)
+
+    def run_events(t_end: int) -> None:
+        """Our due events and the flow's sub-second events in (.., t_end], in time order
+        (ours first on a tie); the flow sees the book right after our orders landed."""
+        while True:
+            ta, tf = q.next_due(), flow.next_event_ms()
+            if ta is not None and ta <= t_end and (tf is None or ta <= tf):
+                due, venue = q.pop_run()
+                if venue:
+                    flow.react(due, [market])
+            elif tf is not None and tf <= t_end:
+                flow.fire(tf)
+                collect_maker_fills(tf)
+            else:
+                return
+
+    def run_ours(t_end: int) -> None:
+        while (ta := q.next_due()) is not None and ta <= t_end:
+            due, venue = q.pop_run()
+            if venue:
+                flow.react(due, [market])
+
+    for i, t in enumerate(grid.tolist()):
+        run_events(t - 1)
+        flow.step(t, [market])
+        collect_maker_fills(t)
+        run_ours(t)                   # e.g. those fills reaching the trader (zero response latency)
+        flow.react(t, [market])       # zero-delay view of the price at t
+        d = core.decide(t, float(fair[i]), float(unc[i]), True, book(up_id), book(dn_id))
+        cancels = [a.order for a in d.actions if a.kind == "cancel" and a.order.order_id]
+        places = [a.order for a in d.actions if a.kind == "place"]
+        mg = float(getattr(d, "merge", 0.0) or 0.0)
+        if d.actions:
+            path["decisions"].append((t, tuple((a.kind, a.order.token, a.order.side, a.order.price, a.order.size)
+                                               for a in d.actions)))
+        if mg > 0:
+            send_merge(mg, t)
+        if cancels:
+            send_cancels(cancels, places, t)
+        else:
+            send_places(places, [], t)
+        run_events(t)
+        counters["risk_rejects"] += len(d.plan.rejected) if d.plan is not None else 0
+        om.prune(keep_final=5)  # bounded memory, as a long-running trader must
+        path["ts_ms"].append(t)
+        path["pos_up"].append(led.pos[UP])
+        path["pos_down"].append(led.pos[DOWN])
+        path["fair_up"].append(float(fair[i]))
+
+    run_events(end - 1)  # answers due after the close are moot: the market is over
+    open_px, close_px = float(price[first]), float(price[last])
+    up_won = close_px >= open_px
+    ex.stop_market(cid, end)
+    collect_maker_fills(end)
+    paid = ex.resolve(cid, up_won, end).get(US, 0.0)
+    res = hour_result(led, open_px, close_px, grid, fair, counters)
+    usdc_after = ex.balances(US)["usdc"]
+    engine_pnl = usdc_after - v.capital
+    # the engine and the research ledger must agree: same payout, same PnL (the same fees)
+    gap = engine_pnl - res.pnl
+    if abs(res.settlement - paid) > 1e-6 or abs(gap) > 1e-6:
+        log.error("backtest hour %d: engine and ledger disagree: engine pnl %.6f paid %.6f, ledger pnl %.6f "
+                  "settle %.6f", hour_start, engine_pnl, paid, res.pnl, res.settlement)
+        counters["ledger_mismatch"] = 1
+    res.detail = hour_detail(led, counterparty, grid, fair, path, up_won, params, hour_start,
+                             snipes=flow.snipes() if hasattr(flow, "snipes") else None)
+    path["engine_pnl"] = engine_pnl
+    path["fills"] = [(f.ts_ms, f.token, f.side, f.price, f.size, f.fee, f.maker) for f in led.fills]
+    stats = getattr(flow, "stats", None)
+    if stats is not None:
+        path["agents"] = {"noise_trades": stats.noise_trades, "informed_trades": stats.informed_trades,
+                          "sniper_trades": getattr(stats, "sniper_trades", 0)}
+    path["counters"] = counters
+    path["rejects"] = dict(core.rejects)
+    return res, path
 
 
 def _realized_sigma(ts_ms: np.ndarray, price: np.ndarray, sample_ms: int = 1000) -> float:

@@ -26,7 +26,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from hourmm_core.clock import HOUR_MS
-
 from hourmm_core.fees import maker_rebate_estimate
 
 UP, DOWN, BUY = 0, 1, 0

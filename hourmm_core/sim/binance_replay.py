@@ -421,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--speed", type=float, default=60.0, help="simulated seconds per wall second (1..600)")
     ap.add_argument("--start-ms", type=int, default=None,
-                    help="simulated start (ms UTC); default the data's first hour. With HOURMM_SIM_CLOCK set the clock "
+                    help="simulated start (ms UTC); default hourmm_core.data.default_sim_start (real klines: 2025-05-22 14:00 UTC). With HOURMM_SIM_CLOCK set the clock "
                          "decides now and this only extends the loaded history back")
     ap.add_argument("--data-dir", default=None, help="Binance dumps (default HOURMM_DATA_DIR / ../shared/data)")
     ap.add_argument("--hours", type=float, default=4.0, help="hours of data to replay from the start hour")
@@ -442,9 +442,10 @@ async def _amain(args: argparse.Namespace) -> int:
             return 2
         start = args.start_ms
     if start is None:  # no start given: the first hours of the data (not all of a large data set)
-        from hourmm_core.data import data_start_hint
-        hint = data_start_hint(args.data_dir, args.symbol.upper())
-        lo = None if hint is None else hour_start_ms(hint)
+        from hourmm_core.data import default_sim_start
+        # the hour before hourmm sim's default first traded hour (trade dumps only: the first trade's hour)
+        hint = default_sim_start(args.data_dir, max(1, math.ceil(args.hours)), args.symbol.upper())
+        lo = None if hint is None else hour_start_ms(hint) - HOUR_MS
     else:
         lo = hour_start_ms(start)
     hi = lo + int(args.hours * HOUR_MS) + HOUR_MS if lo is not None else None

@@ -27,11 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
-import shutil
 import signal
 import socket
 import sys
@@ -257,16 +255,22 @@ class Orchestrator:
         the synthetic stand-in, whose path depends on its start), and re-read from the
         replay server's own 1 h klines at the end of the run.
         """
-        from hourmm_core.data import load_ticks
+        from hourmm_core.data import default_sim_start, load_ticks
 
         o = self.opts
         if o.start_ms is not None:
             first = hour_start_ms(o.start_ms + HOUR_MS - 1)
         else:
-            probe = load_ticks(data_dir=o.data_dir, synthetic_hours=max(o.hours + 3, 24), seed=o.seed)
-            if len(probe) == 0:
-                raise RuntimeError("no ticks in the data")
-            first = hour_start_ms(int(probe.start_ms)) + HOUR_MS
+            # real data: an interesting real hour of the klines (see default_sim_start), without
+            # loading the whole history; no real data: the synthetic stand-in's 2nd hour
+            real_first = default_sim_start(o.data_dir, o.hours)
+            if real_first is not None:
+                first = real_first
+            else:
+                probe = load_ticks(data_dir=o.data_dir, synthetic_hours=max(o.hours + 3, 24), seed=o.seed)
+                if len(probe) == 0:
+                    raise RuntimeError("no ticks in the data")
+                first = hour_start_ms(int(probe.start_ms)) + HOUR_MS
         # at least 3 simulated minutes, at most 50 (the replay loads from the start hour on)
         lead_ms = int(min(max(o.lead_wall_s * o.speed * 1000, 180_000), 50 * 60_000))
         sim_start = first - lead_ms
@@ -543,7 +547,8 @@ class Orchestrator:
         if not o.quiet:
             print(f"hourmm sim: {o.hours} hour(s) from {_iso(self.first_hour_ms)} at {o.speed:g}x "
                   f"(~{(self.end_sim_ms - self.clock.sim_start_ms) / o.speed / 1000:.0f}s wall), "
-                  f"data: {self.data_info['source']}, output: {self.out}", flush=True)
+                  f"data: {'SYNTHETIC' if self.data_info.get('synthetic') else 'real'} {self.data_info['source']} "
+                  f"{self.data_info['data_start']} .. {self.data_info['data_end']}, output: {self.out}", flush=True)
         self._http = aiohttp.ClientSession()
         # SIGTERM (e.g. a CI timeout) stops the run like Ctrl-C: children are still shut down
         # in order and the summary is written, instead of leaving four orphaned processes.
@@ -592,7 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--hours", type=int, default=2, help="full hours to trade (default 2)")
     ap.add_argument("--speed", type=float, default=60.0, help="simulated seconds per wall second (default 60)")
     ap.add_argument("--start", default=None,
-                    help="first hour to trade, ISO-8601 UTC or ms (default: the 2nd hour of the data)")
+                    help="first hour to trade, ISO-8601 UTC or ms (default on real klines: 2025-05-22T14:00Z, "
+                         "the May 2025 all-time-high day; else the 2nd hour of the data)")
     ap.add_argument("--seed", type=int, default=7, help="seed of the simulator and synthetic data (default 7)")
     ap.add_argument("--out", default=None, help="output folder (default ./sim_out/<timestamp>)")
     ap.add_argument("--data-dir", default=None,

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hourmm_core.clock import HOUR_MS
+from hourmm_core.research.ledger import HourLedger
+from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Fill
 
 HALT = "HALT"
 
@@ -135,34 +137,43 @@ def our_fills(trades: Iterable[Mapping[str, Any]], wallet: str, api_key: str = "
 
 def hour_accounts(fills: Iterable[Mapping[str, Any]], tokens: Mapping[str, Mapping[str, Any]],
                   outcomes: Mapping[int, bool], cutoff_ms: int = 60_000) -> dict[int, dict[str, Any]]:
-    """Per hour: fills, volume, fees, final Up/Down inventory, PnL after settlement (1 USDC per winner).
+    """Per hour: fills, volume (notional), fees, final Up/Down inventory, PnL after settlement.
 
-    PnL = sells - buys - fees + winning tokens held at the close; exact because every
-    hour is its own market with its own tokens.
+    The accounting is the research :class:`~hourmm_core.research.ledger.HourLedger` (one
+    definition of an hour's PnL: sells - buys - fees + 1 USDC per winning token held at
+    the close); exact because every hour is its own market with its own tokens. A fill
+    the ledger refuses (a sale of more than held, a price outside (0, 1)) is counted in
+    ``unbooked_fills`` and left out.
     """
     acc: dict[int, dict[str, Any]] = {}
+    ledgers: dict[int, HourLedger] = {}
     for f in fills:
         tok = tokens.get(str(f["asset_id"]))
         if tok is None:
             continue
-        a = acc.setdefault(tok["hour_start_ms"], {"fills": 0, "maker_fills": 0, "volume": 0.0, "fees": 0.0,
-                                                  "cash": 0.0, "Up": 0.0, "Down": 0.0, "late_fills": 0})
+        hs = tok["hour_start_ms"]
+        a = acc.setdefault(hs, {"fills": 0, "maker_fills": 0, "late_fills": 0, "unbooked_fills": 0})
+        led = ledgers.setdefault(hs, HourLedger(hs))
         ts = _f(f.get("ts_ms"))
-        if ts is not None and ts >= tok["hour_start_ms"] + HOUR_MS - cutoff_ms:
+        maker = f.get("role") == "maker"
+        try:
+            led.apply(Fill(str(f.get("trade_id")), None, UP if tok["side"] == "Up" else DOWN,
+                           BUY if f["side"] == "BUY" else SELL, float(f["price"]), float(f["size"]),
+                           int(ts) if ts is not None else hs, float(f["fee"]), maker))
+        except ValueError:
+            a["unbooked_fills"] += 1
+            continue
+        if ts is not None and ts >= hs + HOUR_MS - cutoff_ms:
             a["late_fills"] += 1
-        notional = f["price"] * f["size"]
-        sign = 1.0 if f["side"] == "BUY" else -1.0
         a["fills"] += 1
-        a["maker_fills"] += f.get("role") == "maker"
-        a["volume"] += notional
-        a["fees"] += f["fee"]
-        a["cash"] += -sign * notional - f["fee"]
-        a[tok["side"]] += sign * f["size"]
+        a["maker_fills"] += maker
     for hs, a in acc.items():
+        led = ledgers[hs]
         up = outcomes.get(hs)
-        a["up_tokens"], a["down_tokens"] = round(a.pop("Up"), 6), round(a.pop("Down"), 6)
-        a["payout"] = None if up is None else (a["up_tokens"] if up else a["down_tokens"])
-        a["pnl"] = None if a["payout"] is None else a["cash"] + a["payout"]
+        a["volume"], a["fees"], a["cash"] = led.notional, led.fees, led.cash
+        a["up_tokens"], a["down_tokens"] = round(led.pos[UP], 6), round(led.pos[DOWN], 6)
+        a["payout"] = None if up is None else led.settle(bool(up))
+        a["pnl"] = None if a["payout"] is None else led.pnl
         a["hour_start_ms"] = hs
     return acc
 
@@ -461,7 +472,8 @@ def summarize(run: RunData) -> dict[str, Any]:
         "output_dir": str(run.out_dir),
         "data": {k: v for k, v in run.data.items() if k != "hours"},
         "data_label": ("SYNTHETIC (seeded stand-in, NOT market data)" if run.data.get("synthetic")
-                       else f"real Binance data ({run.data.get('source')})") if run.data else "none",
+                       else f"real {run.data.get('source')} {run.data.get('data_start')} .. "
+                            f"{run.data.get('data_end')}") if run.data else "none",
         "run": {"hours": run.hours, "speed": run.speed, "seed": run.seed, "sim_start": _iso(run.sim_start_ms),
                 "first_hour": _iso(run.first_hour_ms), "sim_end": _iso(run.end_sim_ms),
                 "wall_seconds": round(run.wall_s, 1), "samples": len(run.samples)},
@@ -587,7 +599,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     for h in summary.get("hours", []):
         inv = h.get("inventory_at_cutoff")
         inv_s = (f"Up {inv['yes']:g} / Down {inv['no']:g} ({h.get('inventory_source')})" if inv else "-")
-        lines.append(f"{h['hour'] + ('*' if h.get('partial') else ''):<21}{h['outcome']:>8}{n(h.get('fills'), 'd') if isinstance(h.get('fills'), int) else '-':>7}"
+        fills = n(h.get("fills"), "d") if isinstance(h.get("fills"), int) else "-"
+        lines.append(f"{h['hour'] + ('*' if h.get('partial') else ''):<21}{h['outcome']:>8}{fills:>7}"
                      f"{h['journal_fills'] if h.get('journal_fills') is not None else '-':>8}"
                      f"{n(h.get('volume')):>10}{n(h.get('fees'), '.4f'):>9}{n(h.get('pnl'), '+.3f'):>10}  {inv_s}")
     if any(h.get("partial") for h in summary.get("hours", [])):

@@ -17,16 +17,35 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
-from hourmm_core.trading.order_manager import Action, OrderManager, PlanResult
-from hourmm_core.trading.risk_engine import (Exposure, Limits, Mode, ModeChange, Reason, RiskEngine,
-                                             check_quote)
+from hourmm_core.fees import NO_FEES, FeeSchedule
+from hourmm_core.trading.order_manager import Action, Order, OrderManager, PlanResult
+from hourmm_core.trading.risk_engine import Exposure, Limits, Mode, ModeChange, Reason, RiskEngine, check_quote
 from hourmm_core.trading.session import Phase, PhaseChange, Schedule, Session
 from hourmm_core.trading.strategy import BookTop, MarketState, StrategyParams, desired_quotes, merge_size
 from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Quote
 
 log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- execution rules
+# How a plan's actions are sent. One definition, used by the live Trader
+# (:meth:`hourmm_core.trading.trader.Trader._execute`) and by the research backtest
+# (:mod:`hourmm_core.research.engine_backtest`), so the backtest runs the trader's rules.
+def post_only_for(phase: Phase, mode: Mode) -> bool:
+    """Orders are post-only (never take liquidity) except while flattening (session phase
+    FLATTEN or risk mode FLATTEN), when the reducing exit may cross the spread and pays the
+    taker fee. Applies to the whole batch of places of one plan."""
+    return not (phase is Phase.FLATTEN or mode is Mode.FLATTEN)
+
+
+def places_allowed(failed_cancels: Iterable[Order | None]) -> bool:
+    """A plan's places are sent only if none of its cancels failed on an order that is
+    still open (``om.on_cancel_failed`` returns it; ``None`` or a final order means the
+    order is gone anyway): placing the replacement next to a live old order could
+    double the exposure. The dropped places are re-planned on the next decision."""
+    return all(o is None or o.state.final for o in failed_cancels)
 
 
 @dataclass(frozen=True)
@@ -42,12 +61,13 @@ class MarketRef:
     tick_size: float = 0.01
     min_size: float = 5.0
     neg_risk: bool = False  # selects the exchange contract the order is signed for
+    fee: FeeSchedule = NO_FEES  # the market's fee schedule (Gamma ``feeSchedule``), hourmm_core.fees
 
     @classmethod
     def from_info(cls, info: Any) -> "MarketRef":
         return cls(info.slug, info.condition_id, info.up_token_id, info.down_token_id,
                    info.start_ms, info.end_ms, info.tick_size, info.min_size,
-                   bool(getattr(info, "neg_risk", False)))
+                   bool(getattr(info, "neg_risk", False)), getattr(info, "fee", NO_FEES))
 
     def token_id(self, token: int) -> str:
         return self.up_token_id if token == UP else self.down_token_id

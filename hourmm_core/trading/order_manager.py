@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Iterable, Sequence
 
-from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Quote, SIDE_NAMES, TOKEN_NAMES
+from hourmm_core.trading.types import BUY, DOWN, SELL, SIDE_NAMES, TOKEN_NAMES, UP, Fill, Quote
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +84,6 @@ class Action:
 
     kind: str  # "place" | "cancel"
     order: Order
-
-
-@dataclass(frozen=True)
-class Fill:
-    """A fill of one of our orders, as applied to inventory."""
-
-    trade_id: str
-    order_id: str | None
-    token: int
-    side: int
-    price: float
-    size: float
-    ts_ms: int
-    fee: float = 0.0
 
 
 class TokenBucket:

@@ -41,7 +41,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Mapping
 
 from hourmm_core.quant import RiskChecker
-from hourmm_core.quant.risk_codes import RiskReason
+from hourmm_core.quant.risk_codes import RiskMode, RiskReason
+from hourmm_core.trading.types import BUY, UP
 
 if TYPE_CHECKING:
     from hourmm_core.trading.types import Quote
@@ -59,7 +60,7 @@ class Mode(str, Enum):
 
     @property
     def level(self) -> int:
-        """Matches ``hourmm_core.quant.RiskMode`` (NORMAL=0 .. HALT=3)."""
+        """``hourmm_core.quant.RiskMode`` of the same name (NORMAL=0 .. HALT=3)."""
         return _LEVEL[self]
 
     @classmethod
@@ -69,7 +70,8 @@ class Mode(str, Enum):
         return cls[raw.strip().upper()]
 
 
-_LEVEL = {Mode.NORMAL: 0, Mode.REDUCE_ONLY: 1, Mode.FLATTEN: 2, Mode.HALT: 3}
+# the level is the compiled core's RiskMode (one definition); looked up once, not per order
+_LEVEL = {m: int(RiskMode[m.name]) for m in Mode}
 
 
 @dataclass(frozen=True)
@@ -301,8 +303,6 @@ def check_quote(q: "Quote", mode: Mode, lim: Limits, ex: Exposure, fair_up: floa
     best bid matters more than the price. On OK the exposure is updated so the next
     quote of the same plan sees it. Returns a :class:`Reason` code.
     """
-    from hourmm_core.trading.types import BUY, UP
-
     rc = _checker(lim, price_band, tick, min_size)
     up = q.token == UP
     free_up = ex.yes_tokens - ex.open_sell_up

@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 from hourmm_core.quant import build_ladder
-
 from hourmm_core.trading.risk_engine import Limits, Mode
 from hourmm_core.trading.session import Phase
 from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Quote

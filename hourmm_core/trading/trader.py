@@ -28,34 +28,21 @@ import dataclasses
 import logging
 import random
 import signal
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hourmm_core.clock import Clock
 from hourmm_core.config import Credentials, TraderConfig
 from hourmm_core.trading.control_plane import ControlPlane
-from hourmm_core.trading.decision import Decision, DecisionCore, MarketRef
+from hourmm_core.trading.decision import Decision, DecisionCore, MarketRef, places_allowed, post_only_for
 from hourmm_core.trading.order_manager import Action, Fill, Order
 from hourmm_core.trading.reconcile import ReconcileReport, classify_orders, exchange_fills, replay_fills
 from hourmm_core.trading.risk_engine import Limits, Mode, ModeChange
 from hourmm_core.trading.session import Phase, PhaseChange, Schedule
 from hourmm_core.trading.snapshot_client import Snapshot, SnapshotClient
 from hourmm_core.trading.strategy import BookTop, StrategyParams
-from hourmm_core.trading.types import BUY, SELL, SIDE_NAMES, TOKEN_NAMES
+from hourmm_core.trading.types import BUY, SELL, SIDE_NAMES, TOKEN_NAMES, PlaceResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PlaceResult:
-    """Outcome of one order submission, normalised from the executor."""
-
-    ok: bool
-    order_id: str | None = None
-    status: str = ""
-    error: str = ""
-    auth_failed: bool = False
-    unknown: bool = False     # outcome unknown; ``order_id`` = hash of the signed order (may rest)
 
 
 UNKNOWN_GRACE_S = 5.0         # an unknown order the exchange does not know after this is "never placed"
@@ -350,13 +337,12 @@ class Trader:
         assert m is not None
         cancels = [a.order for a in actions if a.kind == "cancel" and a.order.order_id]
         places = [a.order for a in actions if a.kind == "place"]
-        cancel_ok = True
+        failed_cancels: list[Order | None] = []
         deferred = [o for o in cancels if o.order_id in self._unknown]
         if deferred:
             # a cancel of an order whose submit outcome is unknown could race its placement;
             # it is sent once the order is resolved (and nothing new is placed meanwhile)
             cancels = [o for o in cancels if o.order_id not in self._unknown]
-            cancel_ok = False
         if cancels:
             now = self.clock.now_ms()
             for o in cancels:
@@ -374,11 +360,10 @@ class Trader:
             for oid, why in failed.items():
                 o = om.on_cancel_failed(oid, str(why), now)
                 self._j("cancel_reject", {"error": str(why), "state": o.state.value if o else None}, order_id=oid)
-                if o is not None and not o.state.final:
-                    cancel_ok = False
+                failed_cancels.append(o)
         if not places:
             return
-        if not cancel_ok:
+        if deferred or not places_allowed(failed_cancels):
             now = self.clock.now_ms()
             why = "a cancel of the same plan is deferred (unknown order)" if deferred else \
                 "a cancel of the same plan failed"
@@ -398,7 +383,7 @@ class Trader:
             for o in places:
                 om.on_reject(o, f"not sent: {blocked}", now)
             return
-        post_only = not (core.session.phase is Phase.FLATTEN or core.risk.mode is Mode.FLATTEN)
+        post_only = post_only_for(core.session.phase, core.risk.mode)
         place_many = getattr(self.executor, "place_many", None)
         if place_many is not None and len(places) > 1:   # speed: one signed batch, one round trip
             await self._place_batch(place_many, places, m, post_only, snap)

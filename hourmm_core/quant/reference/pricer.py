@@ -245,3 +245,198 @@ class TickPricer:
     @property
     def ready(self) -> bool:
         return self.vol.ready and self.features.have_open
+
+
+# --------------------------------------------------------------------------- rest-of-hour model
+def _season(season) -> list[float]:
+    s = [float(v) for v in np.asarray(season, dtype=np.float64).reshape(-1)]
+    if len(s) != 1440:
+        raise ValueError(f"season must have 1440 entries (one per UTC minute of the day), got {len(s)}")
+    if not all(math.isfinite(v) and v > 0 for v in s):
+        raise ValueError("season factors must be finite and > 0")
+    return s
+
+
+def _check_minute_params(halflife_min: float, var_prior: float, var_scale: float) -> None:
+    for name, v in (("halflife_min", halflife_min), ("var_prior", var_prior), ("var_scale", var_scale)):
+        if not (v > 0.0 and math.isfinite(v)):
+            raise ValueError(f"{name} must be > 0, got {v!r}")
+
+
+class MinutePricer:
+    """Twin of the compiled ``MinutePricer`` (see ``hourmm_core.quant.pricer`` for the model)."""
+
+    def __init__(self, season, halflife_min: float = 60.0, var_prior: float = 1e-7, var_scale: float = 1.0,
+                 nu: float = 0.0, p_min: float = 0.001) -> None:
+        _check_params(nu, p_min)
+        _check_minute_params(halflife_min, var_prior, var_scale)
+        self.season_ = _season(season)
+        self.cum = [0.0]
+        for v in self.season_:
+            self.cum.append(self.cum[-1] + v)
+        self.halflife_min = halflife_min
+        self.alpha = 1.0 - 0.5 ** (1.0 / halflife_min)
+        self.var_prior, self.var_scale, self.nu, self.p_min = var_prior, var_scale, nu, p_min
+        self.num, self.den = 0.5 * var_prior, 0.5      # the prior, worth one half-life of data
+        self.bar = 0
+        self.bar_close = self.prev_close = math.nan
+        self.have_bar = self.have_prev = self.bar_traded = False
+        self.n_returns = self.n_bad = 0
+        self.p = self.var_rest = self.tau_s = math.nan
+
+    @property
+    def level_var(self) -> float:
+        return self.num / self.den if self.den > 0.0 else self.var_prior
+
+    def _close_bar(self) -> None:
+        if not self.bar_traded:          # a minute without trades: missing data, weight to the prior
+            self.have_prev = False
+            self.num = (1.0 - self.alpha) * self.num + self.alpha * self.var_prior
+            self.den = (1.0 - self.alpha) * self.den + self.alpha
+            return
+        self.bar_traded = False
+        if self.have_prev:
+            r = math.log(self.bar_close / self.prev_close)
+            d = r * r / self.season_[self.bar % 1440]
+            self.num = (1.0 - self.alpha) * self.num + self.alpha * d
+            self.den = (1.0 - self.alpha) * self.den + self.alpha
+            self.n_returns += 1
+        self.prev_close = self.bar_close
+        self.have_prev = True
+
+    def advance(self, ts_ms: int) -> None:
+        b = ts_ms // 60000
+        if not self.have_bar:
+            return
+        while self.bar < b:
+            self._close_bar()
+            self.bar += 1
+
+    def on_trade(self, ts_ms: int, price: float) -> bool:
+        if not (math.isfinite(price) and price > 0.0):
+            self.n_bad += 1
+            return False
+        b = ts_ms // 60000
+        if not self.have_bar:
+            self.bar, self.have_bar = b, True
+        elif b > self.bar:
+            self.advance(ts_ms)
+        self.bar_close = price
+        self.bar_traded = True
+        return True
+
+    def update(self, ts_ms: int, price: float, K: float, hour_end_ms: int) -> float:
+        if not self.on_trade(ts_ms, price):
+            return math.nan
+        return self.price(ts_ms, price, K, hour_end_ms)
+
+    def level_at(self, ts_ms: int) -> float:
+        """The level at ts_ms with the current bar's return counted provisionally once it has ended."""
+        if self.have_bar and self.bar_traded and self.have_prev and ts_ms // 60000 > self.bar:
+            r = math.log(self.bar_close / self.prev_close)
+            return ((1.0 - self.alpha) * self.num + self.alpha * r * r / self.season_[self.bar % 1440]) \
+                / ((1.0 - self.alpha) * self.den + self.alpha)
+        return self.level_var
+
+    def rest_var(self, ts_ms: int, hour_end_ms: int) -> float:
+        if hour_end_ms - ts_ms <= 0:
+            return 0.0
+        b = ts_ms // 60000
+        bend = (hour_end_ms - 1) // 60000 + 1
+        c = b % 1440
+        f = ((b + 1) * 60000 - ts_ms) / 60000.0
+        if bend - b > 1440:
+            return math.nan
+        e = c + (bend - b)
+        if e <= 1440:
+            rest = self.cum[e] - self.cum[c + 1]
+        else:
+            rest = self.cum[1440] - self.cum[c + 1] + self.cum[e - 1440]
+        return self.var_scale * self.level_at(ts_ms) * (f * self.season_[c] + rest)
+
+    def price(self, ts_ms: int, S: float, K: float, hour_end_ms: int) -> float:
+        v = self.rest_var(ts_ms, hour_end_ms)
+        self.var_rest = v
+        self.tau_s = (hour_end_ms - ts_ms) / 1000.0 if hour_end_ms > ts_ms else 0.0
+        if not (math.isfinite(S) and S > 0.0 and math.isfinite(K) and K > 0.0) or math.isnan(v):
+            self.n_bad += 1
+            self.p = math.nan
+            return math.nan
+        x = math.log(S / K)
+        self.p = _digital_x(x, 1.0, math.sqrt(v), self.nu, self.p_min) if v > 0.0 else \
+            _digital_x(x, 0.0, 1.0, self.nu, self.p_min)
+        return self.p
+
+    @property
+    def sigma(self) -> float:
+        if self.tau_s > 0.0 and self.var_rest >= 0.0:
+            return math.sqrt(self.var_rest / self.tau_s)
+        return math.nan
+
+
+def minute_level_batch(open_ms, close, season, halflife_min: float = 60.0, var_prior: float = 1e-7) -> np.ndarray:
+    """Twin of the compiled ``minute_level_batch``."""
+    _check_minute_params(halflife_min, var_prior, 1.0)
+    s = _season(season)
+    t = [int(v) for v in np.asarray(open_ms, dtype=np.int64)]
+    c = [float(v) for v in np.asarray(close, dtype=np.float64)]
+    if len(c) != len(t):
+        raise ValueError(f"minute_level_batch: open_ms has {len(t)} rows, close has {len(c)}")
+    a = 1.0 - 0.5 ** (1.0 / halflife_min)
+    num, den = 0.5 * var_prior, 0.5
+    out = np.empty(len(t))
+    bprev = 0
+    for i in range(len(t)):
+        if not (math.isfinite(c[i]) and c[i] > 0.0):
+            raise ValueError("minute_level_batch: closes must be finite > 0 and open times strictly increasing")
+        b = t[i] // 60000
+        if i > 0:
+            if b <= bprev:
+                raise ValueError("minute_level_batch: closes must be finite > 0 and open times strictly increasing")
+            gap = b - bprev - 1
+            for _ in range(gap):
+                num = (1.0 - a) * num + a * var_prior
+                den = (1.0 - a) * den + a
+            if gap == 0:
+                r = math.log(c[i] / c[i - 1])
+                num = (1.0 - a) * num + a * r * r / s[b % 1440]
+                den = (1.0 - a) * den + a
+        out[i] = num / den if den > 0.0 else var_prior
+        bprev = b
+    return out
+
+
+def minute_prob_batch(S, K, ts_ms, hour_end_ms, level, season, var_scale: float = 1.0, nu: float = 0.0,
+                      p_min: float = 0.001) -> np.ndarray:
+    """Twin of the compiled ``minute_prob_batch``."""
+    _check_params(nu, p_min)
+    _check_minute_params(1.0, 1.0, var_scale)
+    arrs = [np.asarray(a).reshape(-1) for a in (S, K, ts_ms, hour_end_ms, level)]
+    n = arrs[0].size
+    if any(a.size != n for a in arrs):
+        raise ValueError("minute_prob_batch: S, K, ts_ms, hour_end_ms, level differ in length")
+    mp = MinutePricer(season, 60.0, 1.0, var_scale, nu, p_min)
+    out = np.empty(n)
+    for i in range(n):
+        s_, k_, lv = float(arrs[0][i]), float(arrs[1][i]), float(arrs[4][i])
+        mp.num, mp.den = lv, (1.0 if lv > 0.0 else 0.0)
+        v = mp.rest_var(int(arrs[2][i]), int(arrs[3][i]))
+        if not (math.isfinite(s_) and s_ > 0.0 and math.isfinite(k_) and k_ > 0.0) or math.isnan(v) or not lv > 0.0:
+            out[i] = math.nan
+        elif v > 0.0:
+            out[i] = _digital_x(math.log(s_ / k_), 1.0, math.sqrt(v), nu, p_min)
+        else:
+            out[i] = _digital_x(math.log(s_ / k_), 0.0, 1.0, nu, p_min)
+    return out
+
+
+def season_table(hod, moh) -> np.ndarray:
+    """The 1440-entry minute-of-day variance factors from 24 hour-of-day and 60 minute-of-hour
+    factors (``season[60 h + m] = hod[h] * moh[m]``); empty inputs mean flat (all ones)."""
+    h = np.ones(24) if hod is None or len(hod) == 0 else np.asarray(hod, dtype=np.float64).reshape(-1)
+    m = np.ones(60) if moh is None or len(moh) == 0 else np.asarray(moh, dtype=np.float64).reshape(-1)
+    if h.size != 24 or m.size != 60:
+        raise ValueError(f"season needs 24 hour-of-day and 60 minute-of-hour factors, got {h.size} and {m.size}")
+    if not (np.all(np.isfinite(h)) and np.all(h > 0) and np.all(np.isfinite(m)) and np.all(m > 0)):
+        raise ValueError("season factors must be finite and > 0")
+    return np.outer(h, m).reshape(-1)

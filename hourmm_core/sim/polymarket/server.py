@@ -60,11 +60,17 @@ from hourmm_core.fees import CRYPTO_FEES, FeeSchedule
 from hourmm_core.polymarket import clob_orders
 from hourmm_core.sim.polymarket.agents import AgentConfig, BackgroundAgents, PricePath
 from hourmm_core.sim.polymarket.auth import AuthError, KeyStore
+from hourmm_core.sim.polymarket.engine import (
+    ERR_NOT_READY,
+    SIZE_SCALE,
+    USDC_SCALE,
+    EngineError,
+    Exchange,
+    Market,
+    _fmt,
+)
 from hourmm_core.sim.polymarket.gamma import HourMarket, event_json, make_hour, market_json
 from hourmm_core.sim.polymarket.gamma import iso as _iso
-from hourmm_core.sim.polymarket.engine import (
-    ERR_NOT_READY, SIZE_SCALE, USDC_SCALE, EngineError, Exchange, Market, _fmt,
-)
 
 log = logging.getLogger("hourmm.sim.polymarket")
 MARKETS_PAGE = 500   # GET /markets page size (the real CLOB pages its list too)
