@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Mapping, Protocol
 
+from hourmm_core.errors import ConfigError
+
 HOUR_MS = 3_600_000
 SIM_CLOCK_ENV = "HOURMM_SIM_CLOCK"
 
@@ -84,8 +86,6 @@ def clock_from_env(environ: Mapping[str, str] | None = None) -> Clock:
             raise ValueError("speed must be in (0, 10000]")
         return ScaledClock(speed, int(parts[1]), int(parts[2]))
     except ValueError as exc:
-        from hourmm_core.config import ConfigError
-
         raise ConfigError(
             f"{SIM_CLOCK_ENV}={raw!r} is invalid ({exc}); "
             "expected 'SPEED,SIM_START_MS,WALL_START_MS'"

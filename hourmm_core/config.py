@@ -10,15 +10,19 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
 import yaml
 
 from hourmm_core.errors import ConfigError  # noqa: F401 - re-exported (runners, tests)
+from hourmm_core.fields import setting
 from hourmm_core.logsetup import register_secret
 from hourmm_core.quant.reference.pricer import season_table
+from hourmm_core.trading.risk_engine import Limits
+from hourmm_core.trading.session import Schedule
+from hourmm_core.trading.strategy import StrategyParams
 
 T = TypeVar("T")
 
@@ -43,11 +47,17 @@ def _parse_float(raw: str) -> float:
     return x
 
 
+def _parse_tuple(raw: str) -> tuple[float, ...]:
+    """``"30,120,600"`` (or a YAML list rendered as ``"[30, 120, 600]"``) -> ``(30.0, 120.0, 600.0)``."""
+    return tuple(float(x) for x in str(raw).strip().strip("[]()").split(",") if x.strip())
+
+
 _PARSERS: dict[type, Callable[[str], Any]] = {
     int: lambda s: int(s.strip()),
     float: _parse_float,
     str: lambda s: s,
     bool: _parse_bool,
+    tuple: _parse_tuple,
 }
 
 
@@ -91,16 +101,20 @@ def _check(name: str, value: Any, lo: float | None, hi: float | None, choices: t
         raise ConfigError(f"{name}={value!r} must be <= {hi}")
 
 
-def setting(default: Any, lo: float | None = None, hi: float | None = None,
-            choices: tuple | None = None, env: str | None = None) -> Any:
-    """Declare a dataclass field read from the env var of the same (upper-case) name."""
-    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices, "env": env})
-
-
 def from_settings(cls: type[T], settings: Mapping[str, str]) -> T:
-    """Build a settings dataclass: each field from its env name, parsed, range-checked."""
+    """Build a settings dataclass: each field from its env name, parsed, range-checked.
+
+    A field whose default is itself a settings dataclass (``TraderConfig.strategy``:
+    :class:`StrategyParams`, ...) is built the same way from the same flat env names; a
+    component's own validation error becomes a :class:`ConfigError`.
+    """
     kwargs: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
+        if f.default is MISSING and f.default_factory is not MISSING:  # type: ignore[misc]
+            sub = f.default_factory()  # type: ignore[misc]
+            if is_dataclass(sub):
+                kwargs[f.name] = from_settings(type(sub), settings)
+                continue
         name = f.metadata.get("env") or f.name.upper()
         typ = type(f.default) if f.default is not None else str
         raw = settings.get(name)
@@ -113,7 +127,12 @@ def from_settings(cls: type[T], settings: Mapping[str, str]) -> T:
                 raise ConfigError(f"{name}={raw!r} is not a valid {typ.__name__} ({exc})") from None
         _check(name, value, f.metadata.get("lo"), f.metadata.get("hi"), f.metadata.get("choices"))
         kwargs[f.name] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -131,7 +150,7 @@ class PricerConfig:
     log_level: str = setting("INFO", choices=_LEVELS)
     binance_ws_url: str = setting("wss://stream.binance.com:9443")
     binance_rest_url: str = setting("https://api.binance.com")
-    vol_halflives_s: str = setting("30,120,600")
+    vol_halflives_s: tuple[float, ...] = setting((30.0, 120.0, 600.0))   # VOL_HALFLIVES_S="30,120,600" (s)
     vol_sample_ms: int = setting(1000, lo=10, hi=60_000)
     vol_floor: float = setting(1e-12, lo=0.0)
     pricer_nu: float = setting(0.0, lo=0.0)
@@ -163,12 +182,10 @@ class PricerConfig:
             raise ConfigError(f"PRICER_SEASON_HOD/PRICER_SEASON_MOH: {exc}") from None
 
     def halflives(self) -> tuple[float, ...]:
-        try:
-            hl = tuple(float(x) for x in self.vol_halflives_s.split(",") if x.strip())
-        except ValueError:
-            raise ConfigError(f"VOL_HALFLIVES_S={self.vol_halflives_s!r} must be comma-separated seconds") from None
+        """The EWMA half-lives in seconds (``VOL_HALFLIVES_S="30,120,600"``, parsed as a tuple)."""
+        hl = self.vol_halflives_s
         if not hl or any(not (0 < h < 1e6) for h in hl):
-            raise ConfigError(f"VOL_HALFLIVES_S={self.vol_halflives_s!r} needs positive half-lives")
+            raise ConfigError(f"VOL_HALFLIVES_S={','.join(f'{h:g}' for h in hl)!r} needs positive half-lives")
         return hl
 
     @classmethod
@@ -188,40 +205,35 @@ class TraderConfig:
     control_host: str = setting("127.0.0.1")
     control_port: int = setting(9000, lo=1, hi=65535)
     control_token: str = setting("")
-    max_reserved_capital: float = setting(1000.0, lo=0.0)
-    max_position_size: float = setting(500.0, lo=0.0)
-    max_order_size: float = setting(100.0, lo=0.0)
-    max_open_orders: int = setting(4, lo=0, hi=1000)
-    t_wind_ms: int = setting(600_000, lo=0, hi=3_600_000)
-    t_flatten_ms: int = setting(300_000, lo=0, hi=3_600_000)
-    hard_cutoff_ms: int = setting(60_000, lo=0, hi=3_600_000)
+    # the components' own settings (flat env names: MAX_OPEN_ORDERS, T_WIND_MS, HALF_SPREAD, ...)
+    limits: Limits = field(default_factory=Limits)
+    schedule: Schedule = field(default_factory=Schedule)
+    strategy: StrategyParams = field(default_factory=StrategyParams)
     gamma_url: str = setting("https://gamma-api.polymarket.com")
     clob_url: str = setting("https://clob.polymarket.com")
     pm_ws_url: str = setting("wss://ws-subscriptions-clob.polymarket.com")
     chain_id: int = setting(137, lo=1)
     log_level: str = setting("INFO", choices=_LEVELS)
     snapshot_max_age_ms: int = setting(1500, lo=1)
-    # strategy knobs (configs/trader.yaml holds the tuned values)
-    quote_levels: int = setting(2, lo=1, hi=10)
-    quote_size: float = setting(5.0, lo=0.0)
-    half_spread: float = setting(0.02, lo=0.0, hi=0.5)
-    level_step: float = setting(0.01, lo=0.0, hi=0.5)
-    unc_mult: float = setting(1.0, lo=0.0)
-    skew: float = setting(0.02, lo=0.0, hi=1.0)
-    price_band: float = setting(0.15, lo=0.0, hi=1.0)
-    wind_down_spread_mult: float = setting(2.0, lo=1.0)
-    wind_down_size_mult: float = setting(0.5, lo=0.0, hi=1.0)
+    # order-manager tolerances (configs/trader.yaml holds the tuned strategy values)
     requote_price_tol: float = setting(0.005, lo=0.0)
     requote_size_tol: float = setting(0.2, lo=0.0)
 
     def __post_init__(self) -> None:
-        if not (self.hard_cutoff_ms <= self.t_flatten_ms <= self.t_wind_ms):
-            raise ConfigError(
-                f"HARD_CUTOFF_MS ({self.hard_cutoff_ms}) <= T_FLATTEN_MS ({self.t_flatten_ms}) "
-                f"<= T_WIND_MS ({self.t_wind_ms}) must hold"
-            )
+        for name, typ in (("limits", Limits), ("schedule", Schedule), ("strategy", StrategyParams)):
+            if not isinstance(getattr(self, name), typ):
+                raise ConfigError(f"TraderConfig.{name} must be a {typ.__name__}, got {getattr(self, name)!r}")
         if not re.fullmatch(r"[a-z0-9-]+", self.market_slug):
             raise ConfigError(f"MARKET_SLUG={self.market_slug!r} must be lower-case letters, digits and '-'")
+
+    def __getattr__(self, name: str) -> Any:
+        """Read access by flat name (``cfg.max_open_orders``, ``cfg.half_spread``) to the
+        composed components' fields: the same value, one definition."""
+        for part in ("limits", "schedule", "strategy"):
+            sub = self.__dict__.get(part)
+            if sub is not None and name in type(sub).__dataclass_fields__:
+                return getattr(sub, name)
+        raise AttributeError(f"TraderConfig has no attribute {name!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "TraderConfig":

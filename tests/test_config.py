@@ -111,3 +111,36 @@ def test_credentials_repr_hides_secrets():
     text = repr(creds) + str(creds)
     for secret in (key, key[2:], "s3cr3t-value", "pp-value"):
         assert secret not in text
+
+
+def test_trader_config_composes_the_components_own_settings():
+    """StrategyParams, Limits and Schedule own their fields; TraderConfig holds them; env names unchanged."""
+    from hourmm_core.trading.risk_engine import Limits
+    from hourmm_core.trading.session import Schedule
+    from hourmm_core.trading.strategy import StrategyParams
+
+    cfg = TraderConfig.from_env({"HALF_SPREAD": "0.03", "MAX_OPEN_ORDERS": "6", "T_WIND_MS": "500000",
+                                 "REQUOTE_PRICE_TOL": "0.01"})
+    assert isinstance(cfg.strategy, StrategyParams) and isinstance(cfg.limits, Limits)
+    assert isinstance(cfg.schedule, Schedule)
+    assert cfg.strategy.half_spread == 0.03 and cfg.limits.max_open_orders == 6 and cfg.schedule.t_wind_ms == 500_000
+    assert cfg.half_spread == 0.03 and cfg.max_open_orders == 6  # flat read access, same value
+    assert cfg.requote_price_tol == 0.01
+    assert StrategyParams.from_config(cfg) is cfg.strategy
+    for name, value in (("HALF_SPREAD", "0.9"), ("QUOTE_LEVELS", "0"), ("MAX_OPEN_ORDERS", "x")):
+        with pytest.raises(ConfigError, match=name):
+            TraderConfig.from_env({name: value})
+    # no field is declared twice
+    own = {f for f in TraderConfig.__dataclass_fields__}
+    for part in (StrategyParams, Limits, Schedule):
+        assert not own & set(part.__dataclass_fields__), part
+
+
+def test_halflives_parse_as_a_tuple():
+    cfg = PricerConfig.from_env({"VOL_HALFLIVES_S": "15, 60,900"})
+    assert cfg.vol_halflives_s == (15.0, 60.0, 900.0) and cfg.halflives() == (15.0, 60.0, 900.0)
+    assert PricerConfig.from_env({}).vol_halflives_s == (30.0, 120.0, 600.0)
+    with pytest.raises(ConfigError, match="VOL_HALFLIVES_S"):
+        PricerConfig.from_env({"VOL_HALFLIVES_S": "30,abc"})
+    with pytest.raises(ConfigError, match="VOL_HALFLIVES_S"):
+        PricerConfig.from_env({"VOL_HALFLIVES_S": "-5"})

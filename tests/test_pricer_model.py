@@ -227,3 +227,37 @@ def test_calibrate_cli_writes_table_and_predictions(tmp_path):
     rows = preds.read_text().splitlines()
     assert rows[0] == "hour_ms,minute,p" and len(rows) == 1 + 5 * 59
     assert cal.main([str(tmp_path / "nothing"), "--out", str(out), "--predictions", str(preds)]) == 2
+
+
+def test_minute_path_batch_is_the_live_model_on_ticks(kl, shipped):
+    """Backtest API: ticks in, p at given instants == MinutePricer streaming == the kline batch."""
+    _, prm = shipped
+    season = prm.season()
+    # ticks rebuilding each real minute (open, close), evaluated at every protocol point
+    ts = np.ravel(np.column_stack([kl["open_ms"], kl["open_ms"] + 59_999]))
+    px = np.ravel(np.column_stack([kl["open"], kl["close"]]))
+    pts = cal.kline_points(kl["open_ms"], kl["open"], kl["close"])
+    ev = pts.hour_ms + pts.minute * 60_000
+    args = (ts, px, ev, pts.K, pts.hour_ms + HOUR_MS, season, prm.halflife_min, prm.var_prior, 1.0, 0.0, 0.001)
+    got = quant.minute_path_batch(*args)
+    np.testing.assert_allclose(got, R.minute_path_batch(*args), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got, cal.seasonal_predict(kl["open_ms"], kl["close"], pts, prm), rtol=0, atol=1e-9)
+    # every second of the real trade sample (crosses 00:00): same as a hand-driven MinutePricer
+    tr = DATA / "BTCUSDT-trades-2024-08-08T2354_2024-08-09T0005.csv.gz"
+    a = np.loadtxt(gzip.open(tr, "rt"), delimiter=",", usecols=(1, 4))
+    tts, tpx = a[:, 1].astype(np.int64), a[:, 0]
+    grid = np.arange(tts[0] + 1000, tts[-1], 1000, dtype=np.int64)
+    hend = (grid // HOUR_MS + 1) * HOUR_MS
+    Kg = np.where(hend > tts[0] // HOUR_MS * HOUR_MS + HOUR_MS, tpx[np.searchsorted(tts, hend[-1] - HOUR_MS)], tpx[0])
+    p = quant.minute_path_batch(tts, tpx, grid, Kg, hend, season, 60.0, prm.var_prior)
+    mp, j, want = quant.MinutePricer(season, 60.0, prm.var_prior), 0, []
+    for g, k_, e in zip(grid.tolist(), Kg.tolist(), hend.tolist()):
+        while j < len(tts) and tts[j] < g:
+            mp.on_trade(int(tts[j]), float(tpx[j]))
+            j += 1
+        want.append(mp.price(g, float(tpx[j - 1]), k_, e))
+    np.testing.assert_array_equal(p, np.array(want))
+    assert np.all((p > 0) & (p < 1)) and len(np.unique(np.round(p, 6))) > 50
+    assert math.isnan(quant.minute_path_batch(tts, tpx, tts[:1], Kg[:1], hend[:1], season)[0])  # no tick yet
+    with pytest.raises(ValueError):
+        quant.minute_path_batch(tts[::-1], tpx, grid, Kg, hend, season)

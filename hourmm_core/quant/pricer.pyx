@@ -760,3 +760,45 @@ def minute_prob_batch(S, K, ts_ms, hour_end_ms, level, season, double var_scale=
             else:
                 o[i] = _digital_x(log(s_[i] / k_[i]), 0.0, 1.0, nu, p_min)
     return out
+
+
+def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, double halflife_min=60.0,
+                      double var_prior=1e-7, double var_scale=1.0, double nu=0.0, double p_min=0.001):
+    """The live model on a tick history, priced at given instants (backtests, replays).
+
+    Streams the ticks (``ts_ms`` non-decreasing, ``price``) through one ``MinutePricer`` and,
+    at each ``eval_ms[i]`` (non-decreasing), prices with S = the last tick strictly before it
+    (a tick stamped exactly at the instant counts as after it, so at H + 60 m the price is
+    minute m-1's close, as in the evaluation protocol), the strike ``K[i]`` and
+    ``hour_end_ms[i]``: what container A publishes at those instants. NaN before the first
+    tick or for bad rows.
+    """
+    _check_params(nu, p_min)
+    _check_minute_params(halflife_min, var_prior, var_scale)
+    cdef const cnp.int64_t[::1] t = np.ascontiguousarray(ts_ms, dtype=np.int64).reshape(-1)
+    cdef const double[::1] px = np.ascontiguousarray(price, dtype=np.float64).reshape(-1)
+    cdef const cnp.int64_t[::1] ev = np.ascontiguousarray(eval_ms, dtype=np.int64).reshape(-1)
+    cdef const double[::1] k = np.ascontiguousarray(K, dtype=np.float64).reshape(-1)
+    cdef const cnp.int64_t[::1] he = np.ascontiguousarray(hour_end_ms, dtype=np.int64).reshape(-1)
+    cdef Py_ssize_t n = t.shape[0], m = ev.shape[0], i, j = 0
+    if px.shape[0] != n:
+        raise ValueError(f"minute_path_batch: ts_ms has {n} rows, price has {px.shape[0]}")
+    if k.shape[0] != m or he.shape[0] != m:
+        raise ValueError("minute_path_batch: eval_ms, K, hour_end_ms differ in length")
+    if n and np.any(np.diff(np.asarray(t)) < 0) or m and np.any(np.diff(np.asarray(ev)) < 0):
+        raise ValueError("minute_path_batch: ts_ms and eval_ms must be non-decreasing")
+    cdef MinutePricer mp = MinutePricer(season, halflife_min, var_prior, var_scale, nu, p_min)
+    out = np.empty(m, dtype=np.float64)
+    cdef double[::1] o = out
+    cdef double last = NAN
+    with nogil:
+        for i in range(m):
+            while j < n and t[j] < ev[i]:
+                if mp.c_on_trade(t[j], px[j]) == 1:
+                    last = px[j]
+                j += 1
+            if isnan(last):
+                o[i] = NAN
+            else:
+                o[i] = mp.c_price(ev[i], last, k[i], he[i])
+    return out

@@ -54,10 +54,6 @@ __all__ = ["BacktestParams", "BacktestResult", "run_backtest", "run_backtest_spa
            "result_json", "sweep_backtest", "backtest_task", "fair_path", "fair_unc_path", "HourLedger",
            "HourResult", "hour_result", "markouts", "Fill", "UP", "DOWN", "BUY", "SELL"]
 
-#: The backtest's default limits (TraderConfig's shipped defaults).
-DEFAULT_LIMITS = Limits(max_reserved_capital=1000.0, max_position_size=500.0, max_order_size=100.0,
-                        max_open_orders=4)
-
 _STRATEGY_KEYS = frozenset(StrategyParams.__dataclass_fields__)
 _LIMIT_KEYS = frozenset(Limits.__dataclass_fields__)
 _SCHEDULE_KEYS = frozenset(Schedule.__dataclass_fields__)
@@ -82,7 +78,7 @@ class BacktestParams:
     """
 
     strategy: StrategyParams = StrategyParams()
-    limits: Limits = DEFAULT_LIMITS
+    limits: Limits = Limits()
     schedule: Schedule = Schedule()
     models: BacktestModels = BacktestModels()
     halflife_s: float = 30.0
@@ -112,9 +108,7 @@ class BacktestParams:
     def from_trader_config(cls, cfg: Any, **research: Any) -> "BacktestParams":
         """The knobs a :class:`~hourmm_core.config.TraderConfig` runs with (strategy, limits,
         schedule, requote tolerances), plus research-only fields ``research``."""
-        return cls(strategy=StrategyParams.from_config(cfg),
-                   limits=Limits(**{k: getattr(cfg, k) for k in _LIMIT_KEYS}),
-                   schedule=Schedule(**{k: getattr(cfg, k) for k in _SCHEDULE_KEYS}),
+        return cls(strategy=cfg.strategy, limits=cfg.limits, schedule=cfg.schedule,
                    requote_price_tol=cfg.requote_price_tol, requote_size_tol=cfg.requote_size_tol, **research)
 
     @property

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Mapping
 
+from hourmm_core.fields import setting
 from hourmm_core.quant import RiskChecker
 from hourmm_core.quant.risk_codes import RiskMode, RiskReason
 from hourmm_core.trading.types import BUY, UP
@@ -76,12 +77,14 @@ _LEVEL = {m: int(RiskMode[m.name]) for m in Mode}
 
 @dataclass(frozen=True)
 class Limits:
-    """Hard limits (USDC / tokens), mutable at run time through ``/set_limits``."""
+    """Hard limits (USDC / tokens), mutable at run time through ``/set_limits``; the one
+    definition (env MAX_RESERVED_CAPITAL, MAX_POSITION_SIZE, MAX_ORDER_SIZE, MAX_OPEN_ORDERS,
+    defaults as the operator guide)."""
 
-    max_reserved_capital: float
-    max_position_size: float
-    max_order_size: float
-    max_open_orders: int
+    max_reserved_capital: float = setting(1000.0, lo=0.0)
+    max_position_size: float = setting(500.0, lo=0.0)
+    max_order_size: float = setting(100.0, lo=0.0)
+    max_open_orders: int = setting(4, lo=0, hi=1000)
 
     def updated(self, changes: Mapping[str, Any]) -> "Limits":
         """A validated copy with ``changes`` applied; ValueError names the bad field.

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from hourmm_core.clock import HOUR_MS
+from hourmm_core.fields import setting
 
 
 class Phase(str, Enum):
@@ -52,11 +53,12 @@ class PhaseChange:
 
 @dataclass(frozen=True)
 class Schedule:
-    """The three offsets before the hour end (ms), validated so the phases are ordered."""
+    """The three offsets before the hour end (ms), validated so the phases are ordered
+    (env T_WIND_MS, T_FLATTEN_MS, HARD_CUTOFF_MS)."""
 
-    t_wind_ms: int = 600_000
-    t_flatten_ms: int = 300_000
-    hard_cutoff_ms: int = 60_000
+    t_wind_ms: int = setting(600_000, lo=0, hi=3_600_000)
+    t_flatten_ms: int = setting(300_000, lo=0, hi=3_600_000)
+    hard_cutoff_ms: int = setting(60_000, lo=0, hi=3_600_000)
 
     def __post_init__(self) -> None:
         if not (0 <= self.hard_cutoff_ms <= self.t_flatten_ms <= self.t_wind_ms <= HOUR_MS):

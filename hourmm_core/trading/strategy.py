@@ -40,6 +40,7 @@ import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
+from hourmm_core.fields import setting
 from hourmm_core.quant import build_ladder
 from hourmm_core.trading.risk_engine import Limits, Mode
 from hourmm_core.trading.session import Phase
@@ -60,17 +61,19 @@ class BookTop:
 
 @dataclass(frozen=True)
 class StrategyParams:
-    """Knobs (TraderConfig / configs/trader.yaml)."""
+    """Quoting knobs: the one definition (env names = upper-case field names, read by
+    :func:`hourmm_core.config.from_settings` into ``TraderConfig.strategy``; tuned values in
+    configs/trader.yaml). The backtest composes the same object (``BacktestParams.strategy``)."""
 
-    quote_levels: int = 2
-    quote_size: float = 5.0
-    half_spread: float = 0.02
-    level_step: float = 0.01
-    unc_mult: float = 1.0
-    skew: float = 0.02
-    price_band: float = 0.15
-    wind_down_spread_mult: float = 2.0
-    wind_down_size_mult: float = 0.5
+    quote_levels: int = setting(2, lo=1, hi=10)
+    quote_size: float = setting(5.0, lo=0.0)
+    half_spread: float = setting(0.02, lo=0.0, hi=0.5)
+    level_step: float = setting(0.01, lo=0.0, hi=0.5)
+    unc_mult: float = setting(1.0, lo=0.0)
+    skew: float = setting(0.02, lo=0.0, hi=1.0)
+    price_band: float = setting(0.15, lo=0.0, hi=1.0)
+    wind_down_spread_mult: float = setting(2.0, lo=1.0)
+    wind_down_size_mult: float = setting(0.5, lo=0.0, hi=1.0)
     # hostile-venue knobs (defaults = off, the old behaviour; configs hold the tuned values)
     latency_ms: float = 1150.0       # how long a quote can be stale: decision interval + order latency
     move_mult: float = 0.0           # x std of the fair's move within latency_ms (0 = off)
@@ -82,7 +85,11 @@ class StrategyParams:
 
     @classmethod
     def from_config(cls, cfg: object) -> "StrategyParams":
-        """From TraderConfig (fields it lacks keep their defaults)."""
+        """From a TraderConfig (its ``strategy``), or any object with the same field names
+        (fields it lacks keep their defaults)."""
+        sub = getattr(cfg, "strategy", None)
+        if isinstance(sub, cls):
+            return sub
         return cls(**{k: getattr(cfg, k) for k in cls.__dataclass_fields__ if hasattr(cfg, k)})
 
 

@@ -36,10 +36,10 @@ from hourmm_core.trading.control_plane import ControlPlane
 from hourmm_core.trading.decision import Decision, DecisionCore, MarketRef, places_allowed, post_only_for
 from hourmm_core.trading.order_manager import Action, Fill, Order
 from hourmm_core.trading.reconcile import ReconcileReport, classify_orders, exchange_fills, replay_fills
-from hourmm_core.trading.risk_engine import Limits, Mode, ModeChange
-from hourmm_core.trading.session import Phase, PhaseChange, Schedule
+from hourmm_core.trading.risk_engine import Mode, ModeChange
+from hourmm_core.trading.session import Phase, PhaseChange
 from hourmm_core.trading.snapshot_client import Snapshot, SnapshotClient
-from hourmm_core.trading.strategy import BookTop, StrategyParams
+from hourmm_core.trading.strategy import BookTop
 from hourmm_core.trading.types import BUY, SELL, SIDE_NAMES, TOKEN_NAMES, PlaceResult
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,7 @@ class Trader:
         self.discovery_every_s = discovery_every_s
         self.state_every_s = state_every_s
         self.sweep_every_s = sweep_every_s
-        limits = Limits(cfg.max_reserved_capital, cfg.max_position_size, cfg.max_order_size, cfg.max_open_orders)
-        self.core = DecisionCore(limits, Schedule(cfg.t_wind_ms, cfg.t_flatten_ms, cfg.hard_cutoff_ms),
-                                 StrategyParams.from_config(cfg), cfg.requote_price_tol, cfg.requote_size_tol)
+        self.core = DecisionCore(cfg.limits, cfg.schedule, cfg.strategy, cfg.requote_price_tol, cfg.requote_size_tol)
         self.core.on_control = self._on_control
         self.core.status_hook = self._status_extras
         self.core.quoting_enabled = creds is not None and executor is not None

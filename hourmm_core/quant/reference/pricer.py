@@ -440,3 +440,30 @@ def season_table(hod, moh) -> np.ndarray:
     if not (np.all(np.isfinite(h)) and np.all(h > 0) and np.all(np.isfinite(m)) and np.all(m > 0)):
         raise ValueError("season factors must be finite and > 0")
     return np.outer(h, m).reshape(-1)
+
+
+def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, halflife_min: float = 60.0,
+                      var_prior: float = 1e-7, var_scale: float = 1.0, nu: float = 0.0,
+                      p_min: float = 0.001) -> np.ndarray:
+    """Twin of the compiled ``minute_path_batch``."""
+    t = [int(v) for v in np.asarray(ts_ms, dtype=np.int64).reshape(-1)]
+    px = [float(v) for v in np.asarray(price, dtype=np.float64).reshape(-1)]
+    ev = [int(v) for v in np.asarray(eval_ms, dtype=np.int64).reshape(-1)]
+    k = [float(v) for v in np.asarray(K, dtype=np.float64).reshape(-1)]
+    he = [int(v) for v in np.asarray(hour_end_ms, dtype=np.int64).reshape(-1)]
+    if len(px) != len(t):
+        raise ValueError(f"minute_path_batch: ts_ms has {len(t)} rows, price has {len(px)}")
+    if len(k) != len(ev) or len(he) != len(ev):
+        raise ValueError("minute_path_batch: eval_ms, K, hour_end_ms differ in length")
+    if any(b < a for a, b in zip(t, t[1:])) or any(b < a for a, b in zip(ev, ev[1:])):
+        raise ValueError("minute_path_batch: ts_ms and eval_ms must be non-decreasing")
+    mp = MinutePricer(season, halflife_min, var_prior, var_scale, nu, p_min)
+    out = np.empty(len(ev))
+    j, last = 0, math.nan
+    for i, e in enumerate(ev):
+        while j < len(t) and t[j] < e:
+            if mp.on_trade(t[j], px[j]):
+                last = px[j]
+            j += 1
+        out[i] = math.nan if math.isnan(last) else mp.price(e, last, k[i], he[i])
+    return out
