@@ -106,11 +106,32 @@ class TransientError(ExecutorError):
     """Timeout, network error, 5xx or 425: outcome unknown / retryable."""
 
 
+class EngineRestarting(ExecutorError):
+    """HTTP 425 Too Early: the matching engine is restarting (weekly, ~90 s). Nothing was
+    placed; back off (exponential from 1 s) and expect a post-only window afterwards."""
+
+    def __init__(self, msg: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(msg)
+        self.retry_after_s = retry_after_s
+
+
+class UnknownOutcome(TransientError):
+    """A POST whose outcome stayed unknown after every retry and lookup: the order (its id is
+    the EIP-712 hash of the signed order, ``order_id``) may rest on the book. Never treat it
+    as rejected; resolve it from the user channel, open orders or trades."""
+
+    def __init__(self, msg: str, order_id: str) -> None:
+        super().__init__(msg)
+        self.order_id = order_id
+
+
 class NotStarted(ExecutorError):
     """A trading call before :meth:`Executor.start` succeeded."""
 
 
 RETRY_AFTER_CAP_S = 30.0      # never trust a Retry-After longer than this
+ENGINE_RESTART_BASE_S = 2.0   # 425: first wait jittered in [1, 2] s, then doubling ("start at 1-2 seconds", docs)
+POST_ONLY_WINDOW_S = 120.0    # after a restart only post-only orders are accepted for 2 minutes
 RATE_BACKOFF_BASE_S = 0.5     # first wait after a 429 without Retry-After (then x2, jittered)
 _tls = threading.local()      # Retry-After of the last 429 seen by this pool thread
 
@@ -217,7 +238,9 @@ def map_exception(exc: BaseException) -> ExecutorError:
             err = RateLimited(f"HTTP 429: {text}", ra if ra is not None else 1.0)
             err.header_retry_after = ra  # type: ignore[attr-defined]
             return err
-        if code is None or code >= 500 or code in (408, 425):
+        if code == 425:
+            return EngineRestarting(f"HTTP 425: {text}")
+        if code is None or code >= 500 or code == 408:
             return TransientError(f"HTTP {code}: {text}" if code else f"network: {text}")
         return Rejected(f"HTTP {code}: {text}")
     if isinstance(exc, PolyException):
@@ -362,6 +385,9 @@ class Executor:
         logging.getLogger("py_clob_client_v2.http_helpers.helpers").setLevel(logging.CRITICAL)
         self._client: Any = None
         self.rate_gate = RateGate()
+        self.restart_gate = RateGate(base_s=ENGINE_RESTART_BASE_S)   # 425 back-off
+        self.engine_restarting = False
+        self.post_only_until = 0.0       # event-loop time until which non-post-only orders are refused
         self.rate_retries = 4      # cancels / reads retried this often on 429 (each after the gate)
         self._acks: dict[str, OrderAck] = {}
         self._hashers: dict[tuple[bool, bool], Any] = {}
@@ -389,9 +415,11 @@ class Executor:
         (order placement: a quote delayed by seconds would be stale).
         """
         loop = asyncio.get_running_loop()
-        while (left := self.rate_gate.remaining()) > 0:
+        while (left := max(self.rate_gate.remaining(), self.restart_gate.remaining())) > 0:
             if gate == "fail":
                 self._count("rate_gate_closed")
+                if self.restart_gate.remaining() > 0:
+                    raise EngineRestarting(f"matching engine restarting: not sending for another {left:.2f}s", left)
                 raise RateLimited(f"rate limited: not sending for another {left:.2f}s", left)
             await asyncio.sleep(left)
 
@@ -422,17 +450,31 @@ class Executor:
                 err.retry_after_s = self.rate_gate.on_429(err.header_retry_after)
                 log.warning("HTTP 429 from the CLOB: sending nothing for %.2fs (Retry-After %s)",
                             err.retry_after_s, err.header_retry_after)
+            elif isinstance(err, EngineRestarting):
+                err.retry_after_s = self.restart_gate.on_429(None)
+                if not self.engine_restarting:
+                    log.warning("HTTP 425: the matching engine is restarting; backing off (%.2fs)", err.retry_after_s)
+                self.engine_restarting = True
             raise err from None
         self.rest_ok = True
         self.rate_gate.on_success()
+        self.restart_gate.on_success()
+        if self.engine_restarting:
+            self.engine_restarting = False
+            self.post_only_until = loop.time() + POST_ONLY_WINDOW_S
+            log.warning("Matching engine back after a restart: only post-only orders for %.0fs", POST_ONLY_WINDOW_S)
         return res
+
+    def post_only_window(self) -> float:
+        """Seconds left of the post-restart post-only window (0 when none)."""
+        return max(0.0, self.post_only_until - asyncio.get_running_loop().time())
 
     async def _call_retry_429(self, fn: Callable[..., T], *args: Any) -> T:
         """:meth:`_call` that retries a 429 up to ``rate_retries`` times, each after the gate opens."""
         for attempt in range(self.rate_retries + 1):
             try:
                 return await self._call(fn, *args)
-            except RateLimited:
+            except (RateLimited, EngineRestarting):
                 if attempt >= self.rate_retries:
                     raise
         raise AssertionError("unreachable")
@@ -590,6 +632,10 @@ class Executor:
             self._count("duplicate_client_key")
             return self._acks[req.client_key]
         req.validate()
+        if not req.post_only and (left := self.post_only_window()) > 0:
+            self._count("post_only_window")
+            raise Rejected(f"matching engine post-only window after a restart ({left:.0f}s left): "
+                           "only post-only orders are accepted")
         signed, local_id = await self._call(self._sign, req, gate="fail")
         attempt = 0
         while True:
@@ -618,15 +664,22 @@ class Executor:
                                                      "status": str(found.get("status", "live")).lower()},
                                      recovered=True)
                 if attempt >= self.post_retries:
-                    raise
+                    self._count("post_unknown")
+                    log.warning("Order %s outcome unknown after %d attempt(s) (%s): kept as %s",
+                                req.client_key, attempt + 1, exc, local_id)
+                    raise UnknownOutcome(f"outcome unknown after {attempt + 1} attempt(s): {exc}", local_id) from None
                 attempt += 1
                 await asyncio.sleep(self.retry_backoff_s * attempt)
+            except EngineRestarting:
+                if attempt > 0:
+                    raise UnknownOutcome("outcome unknown: earlier attempt ambiguous, then HTTP 425", local_id) from None
+                raise
             except RateLimited as exc:
                 # Not retried here: the gate is closed for Retry-After and a quote sent seconds
                 # late would be stale; the caller re-plans. After an ambiguous attempt the order
                 # may rest on the book, so that outcome stays unknown rather than "rejected".
                 if attempt > 0:
-                    raise TransientError(f"outcome unknown: earlier attempt ambiguous, then {exc}") from None
+                    raise UnknownOutcome(f"outcome unknown: earlier attempt ambiguous, then {exc}", local_id) from None
                 raise
 
     async def _find_order(self, order_id: str, token_id: str) -> dict | None:
@@ -649,6 +702,21 @@ class Executor:
             pass
         return None
 
+    async def lookup_order(self, order_id: str) -> dict | None:
+        """The exchange's view of one order: the order, or None when the exchange says it does not
+        know it (404 / empty). Any other failure raises (callers must not read it as "absent")."""
+        try:
+            o = await self._call_retry_429(self._need().get_order, order_id)
+        except Rejected as exc:
+            if "404" in str(exc) or "not found" in str(exc).lower():
+                return None
+            raise
+        if isinstance(o, dict) and (o.get("id") == order_id or o.get("orderID") == order_id):
+            return o
+        if not o:
+            return None
+        raise TransientError(f"unexpected order lookup reply: {str(o)[:200]}")
+
     async def place_many(self, reqs: Iterable[OrderRequest]) -> list[OrderAck | ExecutorError]:
         """Post several orders (batches of up to 15 via POST /orders). Per-order result or error.
 
@@ -664,6 +732,10 @@ class Executor:
                 continue
             try:
                 r.validate()
+                if not r.post_only and (left := self.post_only_window()) > 0:
+                    self._count("post_only_window")
+                    raise Rejected(f"matching engine post-only window after a restart ({left:.0f}s left): "
+                                   "only post-only orders are accepted")
                 signed, lid = await self._call(self._sign, r, gate="fail")
                 todo.append((i, r, signed, lid))
             except ExecutorError as exc:
@@ -682,6 +754,14 @@ class Executor:
                     else:
                         try:
                             out[i] = await self._post_signed_with_retry(r, s, lid)
+                        except (TransientError, RateLimited, EngineRestarting) as exc:
+                            # the batch POST may still have placed it: unknown, never "rejected"
+                            self._count("post_unknown")
+                            out[i] = UnknownOutcome(f"outcome unknown after an ambiguous batch: {exc}", lid)
+                        except Rejected as exc:
+                            again = await self._find_order(lid, r.token_id)   # duplicate of the first POST?
+                            out[i] = self._ack(r, lid, {"success": True, "orderID": lid}, recovered=True) \
+                                if again is not None else exc
                         except ExecutorError as exc:
                             out[i] = exc
                 continue
@@ -693,7 +773,7 @@ class Executor:
             for j, (i, r, s, lid) in enumerate(chunk):
                 try:
                     if j >= len(replies):
-                        raise TransientError("missing reply in batch response")
+                        raise UnknownOutcome("missing reply in batch response", lid)
                     out[i] = self._ack(r, lid, replies[j])
                 except ExecutorError as exc:
                     out[i] = exc
@@ -863,9 +943,12 @@ class TraderExecutor:
             return PlaceResult(True, res.order_id, res.status)
         if isinstance(res, AuthError):
             return PlaceResult(False, error=f"REST authentication failed: {res}", auth_failed=True)
-        if isinstance(res, RateLimited):
-            return PlaceResult(False, error=f"rate limited (retry after {res.retry_after_s:.2f}s): {res}",
+        if isinstance(res, (RateLimited, EngineRestarting)):
+            what = "rate limited" if isinstance(res, RateLimited) else "matching engine restarting"
+            return PlaceResult(False, error=f"{what} (retry after {res.retry_after_s:.2f}s): {res}",
                                rate_limited=True, retry_after_s=res.retry_after_s)
+        if isinstance(res, UnknownOutcome):
+            return PlaceResult(False, order_id=res.order_id, error=f"unknown outcome: {res}", unknown=True)
         if isinstance(res, Rejected):
             return PlaceResult(False, error=res.reason)
         if isinstance(res, TransientError):
@@ -922,6 +1005,9 @@ class TraderExecutor:
 
     async def open_orders(self, market: str | None = None) -> list[dict[str, Any]]:
         return await self.ex.open_orders(market=market)
+
+    async def lookup_order(self, order_id: str) -> dict[str, Any] | None:
+        return await self.ex.lookup_order(order_id)
 
     async def trades(self, market: str | None = None) -> list[dict[str, Any]]:
         return await self.ex.trades(market=market)

@@ -45,6 +45,10 @@ from hourmm_core.trading.types import BUY, SELL, SIDE_NAMES, TOKEN_NAMES, PlaceR
 log = logging.getLogger(__name__)
 
 
+UNKNOWN_GRACE_S = 5.0         # an unknown order the exchange does not know after this is "never placed"
+RESYNC_EVERY_S = 1.0          # retry of an incomplete reconciliation / pending resync
+
+
 class Executor(Protocol):
     """What the trader needs from the venue executor (hourmm_core.polymarket.executor)."""
 
@@ -98,6 +102,14 @@ class Trader:
         self._hour_mismatch_logged = False
         self._nonce = format(random.getrandbits(32), "08x")
         self.last_decision: Decision | None = None
+        # fail closed: new orders wait for these (cancels never do)
+        self._resync_needed: str | None = None     # reason: user-WS reconnect, incomplete reconciliation
+        self._resync_next_s = 0.0
+        self._resync_req = 0                        # bumped by every resync request
+        self._unknown: dict[str, float] = {}       # order id -> loop time it became unknown
+        self._unknown_next_s = 0.0
+        self._blocked_reason: str | None = None    # last reason journaled (transitions only)
+        self.resyncs = 0
         self.latencies_ms: list[float] = []   # snapshot ts -> order action sent (sim ms), for benchmarks
 
     # ------------------------------------------------------------------ journal helpers
@@ -172,6 +184,9 @@ class Trader:
             return
         if up:
             self._planned_user_reconnect = False
+            # the user channel does not replay what it missed: refresh open orders and recent
+            # trades from REST before quoting again
+            self._need_resync("user WS (re)connected")
         ch = self.core.risk.on_user_ws(up, now)
         self._journal_changes(None, [ch] if ch else [])
         self._j("ws", {"channel": "user", "connected": up, "reason": reason})
@@ -187,6 +202,7 @@ class Trader:
         now = self.clock.now_ms()
         om = self.core.om
         if isinstance(ev, OrderUpdate):
+            self._resolve_unknown(ev.order_id, f"user WS {ev.type or ev.status}")
             o = om.on_order_update(ev.order_id, ev.size_matched, ev.type if ev.type == "CANCELLATION" else ev.status, now)
             if o is not None:
                 self._j("order_update", {"type": ev.type, "status": ev.status, "size_matched": ev.size_matched,
@@ -198,6 +214,7 @@ class Trader:
         ids = [o.order_id for o in om.orders.values() if o.order_id]
         api_key = getattr(self.user_ws, "api_key", None)
         for f in ev.own_fills(api_key, ids):
+            self._resolve_unknown(f.order_id, "user WS trade")
             tok = m.token_index(f.asset_id)
             if tok is None:
                 continue
@@ -258,6 +275,7 @@ class Trader:
         async with self._cycle_lock:
             now = self.clock.now_ms()
             await self._maybe_roll(now)
+            await self._maybe_resync(now)
             snap = self.snapshots.latest
             fresh = self.fresh_for_market(now)
             up, down = self._tops()
@@ -318,6 +336,11 @@ class Trader:
         cancels = [a.order for a in actions if a.kind == "cancel" and a.order.order_id]
         places = [a.order for a in actions if a.kind == "place"]
         failed_cancels: list[Order | None] = []
+        deferred = [o for o in cancels if o.order_id in self._unknown]
+        if deferred:
+            # a cancel of an order whose submit outcome is unknown could race its placement;
+            # it is sent once the order is resolved (and nothing new is placed meanwhile)
+            cancels = [o for o in cancels if o.order_id not in self._unknown]
         if cancels:
             now = self.clock.now_ms()
             for o in cancels:
@@ -338,10 +361,25 @@ class Trader:
                 failed_cancels.append(o)
         if not places:
             return
-        if not places_allowed(failed_cancels):
+        if deferred or not places_allowed(failed_cancels):
+            now = self.clock.now_ms()
+            why = "a cancel of the same plan is deferred (unknown order)" if deferred else \
+                "a cancel of the same plan failed"
+            for o in places:
+                om.on_reject(o, f"not sent: {why}", now)
+            return
+        blocked = self.place_block_reason()
+        if blocked != self._blocked_reason:
+            if blocked:
+                log.warning("New orders stopped: %s", blocked)
+            else:
+                log.info("New orders allowed again")
+            self._j("order_gate", {"blocked": blocked is not None, "reason": blocked})
+            self._blocked_reason = blocked
+        if blocked:
             now = self.clock.now_ms()
             for o in places:
-                om.on_reject(o, "not sent: a cancel of the same plan failed", now)
+                om.on_reject(o, f"not sent: {blocked}", now)
             return
         post_only = post_only_for(core.session.phase, core.risk.mode)
         place_many = getattr(self.executor, "place_many", None)
@@ -390,6 +428,13 @@ class Trader:
             om.on_ack(o, res.order_id, res.status, now)
             self.core.risk.health.rest = True
             self._j("ack", {**self._order_payload(o), "status": res.status}, order_id=res.order_id)
+        elif getattr(res, "unknown", False) and res.order_id:
+            # may rest on the book: tracked (and counted against limits) under the hash of the
+            # signed order, never treated as rejected; resolved from the user WS, a lookup or trades
+            om.on_ack(o, res.order_id, "unknown", now)
+            self._unknown[res.order_id] = asyncio.get_running_loop().time()
+            self._j("unknown", {**self._order_payload(o), "error": res.error}, order_id=res.order_id)
+            log.warning("Order outcome unknown, kept as %s: %s %s", res.order_id, o.describe(), res.error)
         else:
             om.on_reject(o, res.error or "rejected", now)
             self._j("reject", {**self._order_payload(o), "error": res.error}, order_id=res.order_id)
@@ -402,6 +447,82 @@ class Trader:
                 ch = self.core.risk.on_rest(False, now, auth_failed=True)
                 self._journal_changes(None, [ch] if ch else [])
                 self._wake.set()
+
+    # ------------------------------------------------------------------ fail-closed gates
+    def place_block_reason(self) -> str | None:
+        """Why new orders may not be sent now (None = they may). Cancels are never blocked."""
+        if self._resync_needed:
+            return f"resync pending ({self._resync_needed})"
+        if self._unknown:
+            return f"{len(self._unknown)} order(s) with unknown submit outcome"
+        hb = getattr(self.executor, "heartbeat_ok", None)
+        if hb is False and getattr(self.executor, "heartbeat", None) is not None:
+            return "exchange heartbeat not acknowledged"
+        return None
+
+    def _need_resync(self, why: str) -> None:
+        if self.executor is None:
+            return
+        self._resync_needed = why
+        self._resync_req += 1
+        self._resync_next_s = 0.0
+        self._wake.set()
+
+    async def _maybe_resync(self, now: int) -> None:
+        """Pending resync: reconcile open orders + trades with the exchange (rate-limited)."""
+        if self._unknown:
+            await self._check_unknown(now)
+        if not self._resync_needed or self.core.market is None or self.executor is None:
+            return
+        t = asyncio.get_running_loop().time()
+        if t < self._resync_next_s:
+            return
+        self._resync_next_s = t + RESYNC_EVERY_S
+        why = self._resync_needed
+        rep = await self.reconcile(now)
+        self.resyncs += 1
+        if rep.complete:
+            log.info("Resynced with the exchange after: %s", why)
+        else:
+            log.warning("Resync incomplete (%s): new orders stay stopped", "; ".join(rep.errors)[:300])
+
+    def _resolve_unknown(self, order_id: str | None, how: str, found: bool = True) -> None:
+        if order_id and self._unknown.pop(order_id, None) is not None:
+            log.info("Unknown order %s resolved (%s)", order_id, how)
+            self._j("unknown_resolved", {"how": how, "found": found}, order_id=order_id)
+            self._wake.set()
+
+    async def _check_unknown(self, now: int) -> None:
+        """Look up unknown orders (every ~0.5 s): found -> managed; unknown to the exchange after a
+        grace period -> never placed. Lookup errors leave them unknown (fail closed)."""
+        loop = asyncio.get_running_loop()
+        t = loop.time()
+        if t < self._unknown_next_s:
+            return
+        self._unknown_next_s = t + 0.5
+        lookup = getattr(self.executor, "lookup_order", None)
+        if lookup is None:
+            return
+        for oid, since in list(self._unknown.items()):
+            try:
+                o = await lookup(oid)
+            except Exception as exc:  # noqa: BLE001
+                log.debug("Unknown order %s lookup failed: %s", oid, exc)
+                continue
+            if o is not None:
+                st = str(o.get("status", "")).upper()
+                matched = o.get("size_matched")
+                try:
+                    matched_f = float(matched) if matched not in (None, "") else None
+                except (TypeError, ValueError):
+                    matched_f = None
+                self.core.om.on_order_update(oid, matched_f, st, now)
+                self._resolve_unknown(oid, f"lookup: {st.lower() or 'found'}")
+                if matched_f:
+                    self._need_resync("unknown order had fills")   # fetch its trades
+            elif t - since >= UNKNOWN_GRACE_S:
+                self.core.om.on_cancelled(oid, now)
+                self._resolve_unknown(oid, "lookup: not on the exchange", found=False)
 
     def _rest_failure(self, exc: BaseException) -> None:
         now = self.clock.now_ms()
@@ -463,16 +584,24 @@ class Trader:
         rep = ReconcileReport()
         if m is None:
             return rep
+        req = self._resync_req   # a complete pass satisfies every resync requested before it began
         loop = asyncio.get_running_loop()
         fills = await loop.run_in_executor(None, lambda: self.journal.events("fill", market=m.slug))
         rep.fills_replayed = replay_fills(core, [e.payload for e in fills if isinstance(e.payload, dict)])
         if self.executor is not None:
-            acks = await loop.run_in_executor(None, lambda: self.journal.events("ack", market=m.slug))
+            acks = await loop.run_in_executor(None, lambda: self.journal.events("ack", market=m.slug)
+                                              + self.journal.events("unknown", market=m.slug))
             ours = {e.order_id for e in acks if e.order_id}
+            # + the orders this process manages (a resync runs mid-session: an ack journaled a
+            # moment ago may not be committed yet, and must never make our own order a "stray")
+            # (and one we already consider final but the exchange still shows is a stray)
+            ours |= {o.order_id for o in core.om.orders.values() if o.order_id and not o.state.final}
+            ours -= {o.order_id for o in core.om.orders.values() if o.order_id and o.state.final}
             try:
                 orders = await self.executor.open_orders()
             except Exception as exc:  # noqa: BLE001
                 rep.errors.append(f"open orders: {exc}")
+                rep.complete = False
                 self._rest_failure(exc)
                 orders = []
             strays = classify_orders(core, m, orders, ours, now, rep)
@@ -488,6 +617,9 @@ class Trader:
                                          "source": "reconcile"}, order_id=f.order_id)
                 except Exception as exc:  # noqa: BLE001
                     rep.errors.append(f"trades: {exc}")
+                    rep.complete = False
+            for oid in rep.adopted:
+                self._resolve_unknown(oid, "open orders")
             if strays:
                 try:
                     done, failed = await self.executor.cancel(strays)
@@ -500,6 +632,11 @@ class Trader:
         log.info("Reconciled %s: adopted %d order(s), cancelled %d stray(s), inventory Up=%g Down=%g, phase %s",
                  m.slug, len(rep.adopted), len(rep.strays), rep.yes_tokens, rep.no_tokens, rep.phase)
         self._j("reconcile", rep.as_dict())
+        if not rep.complete:
+            # never quote from a partial picture of our own orders and fills
+            self._resync_needed = "reconciliation incomplete"
+        elif self._resync_req == req:
+            self._resync_needed = None
         return rep
 
     # ------------------------------------------------------------------ loops
