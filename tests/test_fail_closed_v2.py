@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import types
 
 import aiohttp
 import pytest
@@ -16,9 +17,9 @@ from eth_account import Account
 
 from hourmm_core.clock import WallClock
 from hourmm_core.config import Credentials, TraderConfig
-from hourmm_core.polymarket.executor import EngineRestarting, Executor, OrderRequest, Rejected, TraderExecutor, \
-    UnknownOutcome
+from hourmm_core.polymarket.executor import EngineRestarting, Executor, OrderRequest, Rejected, TraderExecutor, UnknownOutcome
 from hourmm_core.sim.polymarket import server
+from hourmm_core.trading import trader as trader_mod
 from hourmm_core.trading.decision import MarketRef
 from hourmm_core.trading.order_manager import Action, Order, OrderState
 from hourmm_core.trading.trader import PlaceResult, Trader
@@ -129,6 +130,7 @@ class _Venue:
         self.heartbeat_ok = True
         self.lookups: dict[str, dict | None] = {}
         self.unknown_next = False
+        self.n_lookups = 0
 
     async def heartbeat(self) -> bool:
         return self.heartbeat_ok
@@ -156,13 +158,32 @@ class _Venue:
         return []
 
     async def lookup_order(self, oid):
+        self.n_lookups += 1
         return self.lookups.get(oid)
 
 
-def _trader(tmp_path, venue) -> Trader:
+class _Clock:
+    """The trader's clock, moved by hand: the gates' waits are in trader time (a simulator may
+    run it 300x faster than the wall), so the tests step it instead of sleeping."""
+
+    speed = 1.0
+
+    def __init__(self) -> None:
+        self.t = WallClock().now_ms()
+
+    def now_ms(self) -> int:
+        return self.t
+
+    def advance(self, ms: int) -> int:
+        self.t += ms
+        return self.t
+
+
+def _trader(tmp_path, venue, clock=None) -> Trader:
     cfg = dataclasses.replace(TraderConfig.from_env({"SQLITE_PATH": str(tmp_path / "j.db")}), control_port=0)
-    tr = Trader(cfg, WallClock(), None, executor=venue)
-    now = WallClock().now_ms()
+    clock = clock or WallClock()
+    tr = Trader(cfg, clock, None, executor=venue)
+    now = clock.now_ms()
     hs = now - now % 3_600_000
     tr.core.set_market(MarketRef("s", "0xc", "up", "dn", hs, hs + 3_600_000, 0.01, 5.0, False))
     return tr
@@ -176,19 +197,22 @@ def _place_action(tr: Trader, cid: str) -> Action:
 
 async def test_incomplete_reconciliation_stops_new_orders_until_a_complete_one(tmp_path) -> None:
     v = _Venue()
-    tr = _trader(tmp_path, v)
+    clock = _Clock()
+    tr = _trader(tmp_path, v, clock)
     try:
         v.open_fail = True
-        rep = await tr.reconcile(WallClock().now_ms())
+        rep = await tr.reconcile(clock.now_ms())
         assert not rep.complete and tr.place_block_reason() == "resync pending (reconciliation incomplete)"
         await tr._execute([_place_action(tr, "a1")], None)
         assert v.places == [] and tr.core.om.orders["a1"].state is OrderState.REJECTED
-        await tr._maybe_resync(WallClock().now_ms())          # still failing: still stopped
-        assert tr.place_block_reason() is not None
+        await tr._maybe_resync(clock.now_ms())          # still failing: still stopped
+        assert tr.place_block_reason() is not None and tr.resyncs == 1
         v.open_fail = False
-        tr._resync_next_s = 0.0
-        await tr._maybe_resync(WallClock().now_ms())
-        assert tr.place_block_reason() is None
+        # retried every RESYNC_EVERY_MS of trader time, not on every pass
+        await tr._maybe_resync(clock.advance(trader_mod.RESYNC_EVERY_MS - 1))
+        assert tr.resyncs == 1 and tr.place_block_reason() is not None
+        await tr._maybe_resync(clock.advance(1))
+        assert tr.resyncs == 2 and tr.place_block_reason() is None
         await tr._execute([_place_action(tr, "a2")], None)
         assert v.places == ["a2"]
         tr.journal.flush()
@@ -201,12 +225,18 @@ async def test_incomplete_reconciliation_stops_new_orders_until_a_complete_one(t
 async def test_user_ws_reconnect_resyncs_before_quoting_again(tmp_path) -> None:
     v = _Venue()
     tr = _trader(tmp_path, v)
-    tr.user_ws = object()
+    tr.user_ws = types.SimpleNamespace(connected=True, markets=("0xc",))   # the channel's state only
     try:
         await tr._on_user_state(True, "connected")
         assert tr.place_block_reason() == "resync pending (user WS (re)connected)"
         await tr._execute([_place_action(tr, "b1")], None)
         assert v.places == []
+        # dropped again before the resync ran: it waits for the channel (a pass now would leave a
+        # gap the channel never replays); nothing is read from the venue meanwhile
+        tr.user_ws.connected = False
+        await tr._maybe_resync(WallClock().now_ms())
+        assert tr.resyncs == 0 and tr.place_block_reason() is not None
+        tr.user_ws.connected = True
         await tr._maybe_resync(WallClock().now_ms())
         assert tr.resyncs == 1 and tr.place_block_reason() is None
         await tr._execute([_place_action(tr, "b2")], None)
@@ -256,15 +286,21 @@ async def test_unknown_order_defers_its_cancel_and_is_resolved_by_lookup(tmp_pat
         tr.journal.close()
 
 
-async def test_unknown_order_the_exchange_never_saw_is_closed_after_grace(tmp_path, monkeypatch) -> None:
-    import hourmm_core.trading.trader as trader_mod
-    monkeypatch.setattr(trader_mod, "UNKNOWN_GRACE_S", 0.0)
+async def test_unknown_order_the_exchange_never_saw_is_closed_after_grace(tmp_path) -> None:
     v = _Venue()
-    tr = _trader(tmp_path, v)
+    clock = _Clock()
+    tr = _trader(tmp_path, v, clock)
     try:
         v.unknown_next = True
         await tr._execute([_place_action(tr, "e1")], None)
-        await tr._maybe_resync(WallClock().now_ms())               # lookup: None -> never placed
+        await tr._maybe_resync(clock.now_ms())                     # lookup: None, but within the grace
+        assert v.n_lookups == 1 and "0xunknown" in tr._unknown
+        await tr._maybe_resync(clock.now_ms())                     # lookups are paced in trader time
+        assert v.n_lookups == 1
+        await tr._maybe_resync(clock.advance(trader_mod.UNKNOWN_LOOKUP_MS))
+        assert v.n_lookups == 2 and "0xunknown" in tr._unknown  # absent twice, grace not over yet
+        await tr._maybe_resync(clock.advance(trader_mod.UNKNOWN_GRACE_MS))   # absent after the grace
+        assert v.n_lookups == 3
         assert tr._unknown == {} and tr.core.om.orders["e1"].state.final
         tr.journal.flush()
         ev = tr.journal.events("unknown_resolved")[-1].payload

@@ -45,8 +45,10 @@ from hourmm_core.trading.types import BUY, SELL, SIDE_NAMES, TOKEN_NAMES, PlaceR
 log = logging.getLogger(__name__)
 
 
-UNKNOWN_GRACE_S = 5.0         # an unknown order the exchange does not know after this is "never placed"
-RESYNC_EVERY_S = 1.0          # retry of an incomplete reconciliation / pending resync
+# Both in the trader's clock (ms): the venue's time, which a simulator may run faster than the wall.
+UNKNOWN_GRACE_MS = 5_000      # an unknown order the exchange still does not know after this is "never placed"
+UNKNOWN_LOOKUP_MS = 500       # unknown orders are looked up at most this often (and once per pass)
+RESYNC_EVERY_MS = 1_000       # retry of an incomplete reconciliation
 
 
 class Executor(Protocol):
@@ -104,10 +106,11 @@ class Trader:
         self.last_decision: Decision | None = None
         # fail closed: new orders wait for these (cancels never do)
         self._resync_needed: str | None = None     # reason: user-WS reconnect, incomplete reconciliation
-        self._resync_next_s = 0.0
+        self._resync_next_ms = 0
         self._resync_req = 0                        # bumped by every resync request
-        self._unknown: dict[str, float] = {}       # order id -> loop time it became unknown
-        self._unknown_next_s = 0.0
+        self._unknown: dict[str, int] = {}         # order id -> trader-clock ms it became unknown
+        self._unknown_absent: dict[str, int] = {}  # order id -> lookups in a row the exchange did not know it
+        self._unknown_next_ms = 0
         self._blocked_reason: str | None = None    # last reason journaled (transitions only)
         self.resyncs = 0
         self.latencies_ms: list[float] = []   # snapshot ts -> order action sent (sim ms), for benchmarks
@@ -432,7 +435,7 @@ class Trader:
             # may rest on the book: tracked (and counted against limits) under the hash of the
             # signed order, never treated as rejected; resolved from the user WS, a lookup or trades
             om.on_ack(o, res.order_id, "unknown", now)
-            self._unknown[res.order_id] = asyncio.get_running_loop().time()
+            self._unknown[res.order_id] = now
             self._j("unknown", {**self._order_payload(o), "error": res.error}, order_id=res.order_id)
             log.warning("Order outcome unknown, kept as %s: %s %s", res.order_id, o.describe(), res.error)
         else:
@@ -465,19 +468,27 @@ class Trader:
             return
         self._resync_needed = why
         self._resync_req += 1
-        self._resync_next_s = 0.0
+        self._resync_next_ms = 0
         self._wake.set()
 
+    def _user_ws_settled(self) -> bool:
+        """False while our user channel is down or a planned reconnect of it is under way: a
+        reconciliation then would leave a gap (events before the channel is back are not
+        replayed), and the (re)connect requests one of its own. True without a user channel."""
+        if self.user_ws is None:
+            return True
+        return bool(self.user_ws.connected) and not self._planned_user_reconnect
+
     async def _maybe_resync(self, now: int) -> None:
-        """Pending resync: reconcile open orders + trades with the exchange (rate-limited)."""
+        """Pending resync: reconcile open orders + trades with the exchange, once the user
+        channel is up (an incomplete one is retried every RESYNC_EVERY_MS of trader time)."""
         if self._unknown:
             await self._check_unknown(now)
         if not self._resync_needed or self.core.market is None or self.executor is None:
             return
-        t = asyncio.get_running_loop().time()
-        if t < self._resync_next_s:
+        if now < self._resync_next_ms or not self._user_ws_settled():
             return
-        self._resync_next_s = t + RESYNC_EVERY_S
+        self._resync_next_ms = now + RESYNC_EVERY_MS
         why = self._resync_needed
         rep = await self.reconcile(now)
         self.resyncs += 1
@@ -488,18 +499,18 @@ class Trader:
 
     def _resolve_unknown(self, order_id: str | None, how: str, found: bool = True) -> None:
         if order_id and self._unknown.pop(order_id, None) is not None:
+            self._unknown_absent.pop(order_id, None)
             log.info("Unknown order %s resolved (%s)", order_id, how)
             self._j("unknown_resolved", {"how": how, "found": found}, order_id=order_id)
             self._wake.set()
 
     async def _check_unknown(self, now: int) -> None:
-        """Look up unknown orders (every ~0.5 s): found -> managed; unknown to the exchange after a
-        grace period -> never placed. Lookup errors leave them unknown (fail closed)."""
-        loop = asyncio.get_running_loop()
-        t = loop.time()
-        if t < self._unknown_next_s:
+        """Look up unknown orders (at most every UNKNOWN_LOOKUP_MS of trader time): found ->
+        managed; unknown to the exchange in two lookups, the last one UNKNOWN_GRACE_MS or more
+        after it became unknown -> never placed. Lookup errors leave them unknown (fail closed)."""
+        if now < self._unknown_next_ms:
             return
-        self._unknown_next_s = t + 0.5
+        self._unknown_next_ms = now + UNKNOWN_LOOKUP_MS
         lookup = getattr(self.executor, "lookup_order", None)
         if lookup is None:
             return
@@ -520,7 +531,10 @@ class Trader:
                 self._resolve_unknown(oid, f"lookup: {st.lower() or 'found'}")
                 if matched_f:
                     self._need_resync("unknown order had fills")   # fetch its trades
-            elif t - since >= UNKNOWN_GRACE_S:
+            else:
+                absent = self._unknown_absent[oid] = self._unknown_absent.get(oid, 0) + 1
+                if absent < 2 or now - since < UNKNOWN_GRACE_MS:
+                    continue
                 self.core.om.on_cancelled(oid, now)
                 self._resolve_unknown(oid, "lookup: not on the exchange", found=False)
 
@@ -572,10 +586,16 @@ class Trader:
             await self.market_ws.set_tokens(ref.token_ids if hasattr(ref, "token_ids") else
                                             (ref.up_token_id, ref.down_token_id), ref.tick_size)
         if self.user_ws is not None:
-            if self.user_ws.connected:
-                self._planned_user_reconnect = True
+            if self.user_ws.connected and tuple(self.user_ws.markets) != (ref.condition_id,):
+                self._planned_user_reconnect = True   # set_markets reconnects only on a change
             await self.user_ws.set_markets([ref.condition_id])
-        await self.reconcile(now)
+        if self.user_ws is not None and self.executor is not None:
+            # one reconciliation, once the user channel follows the new market: one made now
+            # would be repeated as soon as it is back (it does not replay what it missed), and
+            # new orders wait for it either way
+            self._need_resync(f"market {ref.slug} selected")
+        else:
+            await self.reconcile(now)
 
     async def reconcile(self, now: int) -> ReconcileReport:
         """Journal fills -> inventory; exchange open orders -> adopt ours, cancel strays."""

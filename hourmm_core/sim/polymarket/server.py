@@ -264,6 +264,9 @@ class PolymarketSim:
         if self.synthetic:
             log.warning("Polymarket sim is driven by SYNTHETIC BTC prices (no real Binance dumps found) -- "
                         "NOT market data")
+        # the verifying-contract tables import both CLOB clients (~0.9 s of imports): load them
+        # off the event loop now, not inside the first POST /order (a stall of every task here)
+        await asyncio.to_thread(clob_orders.exchange_domains, 2, 137)
         app = web.Application(middlewares=[self._fault_mw], client_max_size=2 * 1024 * 1024)
         self._routes(app)
         self._runner = web.AppRunner(app, access_log=None)
