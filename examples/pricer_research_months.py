@@ -23,15 +23,16 @@ from hourmm_core import quant as q
 from hourmm_core.data.binance_dumps import load_klines
 from hourmm_core.quant.reference.pricer import season_table
 from hourmm_core.research import calibration as cal
+from hourmm_core.research import kline_calibration as kcal
 
-D = cal._day_ms
+D = kcal._day_ms
 
 
 def main(data: str = "/work/shared/data") -> None:
     kl = load_klines(data)
     keep = kl["open_ms"] >= D("2025-04-15")
     om, op, cl = kl["open_ms"][keep], kl["open"][keep], kl["close"][keep]
-    pts = cal.kline_points(om, op, cl)
+    pts = kcal.kline_points(om, op, cl)
     y = pts.y
     masks = {"apr": pts.span(D("2025-04-15"), D("2025-05-01")), "may": pts.span(D("2025-05-01"), D("2025-06-01")),
              "train": pts.span(D("2025-04-15"), D("2025-06-01")), "jun": pts.span(D("2025-06-01"), D("2025-07-01"))}
@@ -40,9 +41,9 @@ def main(data: str = "/work/shared/data") -> None:
         p = np.clip(p[m], 1e-6, 1 - 1e-6)
         return float(-np.mean(y[m] * np.log(p) + (1 - y[m]) * np.log(1 - p)))
 
-    rv = cal.rv60_predict(cl, pts)
+    rv = kcal.rv60_predict(cl, pts)
     base = {k: ll(rv, m) for k, m in masks.items()}
-    hod, moh, prior = cal.fit_season(om, cl, D("2025-06-01"))
+    hod, moh, prior = kcal.fit_season(om, cl, D("2025-06-01"))
     S = season_table(hod, moh)
     x = np.log(pts.S / pts.K)
     ts = pts.hour_ms + pts.minute * 60_000

@@ -5,7 +5,7 @@ so each job stays importable and testable on its own:
 
 * ``hourmm sim``       end-to-end simulation (:mod:`hourmm_core.sim.orchestrator`)
 * ``hourmm check``     connection tests of the guide (:mod:`hourmm_core.check`)
-* ``hourmm calibrate`` pricer calibration (:mod:`hourmm_core.research.calibration`)
+* ``hourmm calibrate`` pricer calibration (:mod:`hourmm_core.research.calibrate_cli`)
 * ``hourmm backtest``  strategy backtest (:mod:`hourmm_core.research.backtest`)
 * ``hourmm data``      what real data is there (:mod:`hourmm_core.data.inventory`)
 

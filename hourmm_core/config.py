@@ -61,18 +61,25 @@ _PARSERS: dict[type, Callable[[str], Any]] = {
 }
 
 
-def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML mapping of UPPER_CASE setting names; a bad file is a ConfigError."""
+def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config file",
+                      holds: str = "SETTING: value") -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping; every way it can be bad is a ConfigError
+    naming the file (the one YAML reader for service and research configs)."""
     p = Path(path)
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except FileNotFoundError:
-        raise ConfigError(f"config file {p} does not exist") from None
+        raise ConfigError(f"{what} {p} does not exist") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{what} {p} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {p} must hold a mapping of SETTING: value")
-    return {str(k).upper(): v for k, v in data.items()}
+        raise ConfigError(f"{what} {p} must hold a mapping of {holds}")
+    return data
+
+
+def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML mapping of UPPER_CASE setting names; a bad file is a ConfigError."""
+    return {str(k).upper(): v for k, v in read_yaml_mapping(path).items()}
 
 
 def merged_settings(

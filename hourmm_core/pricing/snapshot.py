@@ -77,6 +77,15 @@ class Snapshot:
         return json.dumps(d, separators=(",", ":"), allow_nan=False).encode()
 
 
+def model_kwargs(cfg: Any) -> dict[str, Any]:
+    """The fair-value model's parameters from a ``PricerConfig``: THE one mapping, used by
+    :meth:`SnapshotBuilder.from_config` (container A) and ``research/fair.py`` (the backtest)."""
+    return {"halflives_s": cfg.halflives(), "sample_ms": cfg.vol_sample_ms, "var_floor": cfg.vol_floor,
+            "nu": cfg.pricer_nu, "p_min": cfg.pricer_p_min, "model": cfg.pricer_model, "season": cfg.season(),
+            "halflife_min": cfg.pricer_halflife_min, "var_prior": cfg.pricer_var_prior,
+            "var_scale": cfg.pricer_var_scale}
+
+
 class SnapshotBuilder:
     """Feeds the compiled core and freezes snapshots. Single-threaded (the event loop)."""
 
@@ -129,10 +138,8 @@ class SnapshotBuilder:
     @classmethod
     def from_config(cls, cfg: Any, core: Any = None, speed: float = 1.0) -> "SnapshotBuilder":
         """Container A's builder from a ``PricerConfig`` (the shipped model and its tables)."""
-        return cls(cfg.binance_symbol, cfg.halflives(), cfg.vol_sample_ms, cfg.vol_floor, cfg.pricer_nu,
-                   cfg.pricer_p_min, cfg.stale_threshold_ms, core=core, speed=speed, model=cfg.pricer_model,
-                   season=cfg.season(), halflife_min=cfg.pricer_halflife_min, var_prior=cfg.pricer_var_prior,
-                   var_scale=cfg.pricer_var_scale)
+        return cls(cfg.binance_symbol, stale_threshold_ms=cfg.stale_threshold_ms, core=core, speed=speed,
+                   **model_kwargs(cfg))
 
     # ------------------------------------------------------------ inputs
     def _on_open(self, hour_start: int, open_price: float, source: str) -> None:

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from typing import Sequence
 
-__all__ = ["calibration", "backtest", "sweep", "plots", "main_calibrate", "main_backtest"]
+__all__ = ["calibration", "kline_calibration", "calibrate_cli", "backtest", "sweep", "plots", "main_calibrate", "main_backtest"]
 
 
 def main_calibrate(argv: Sequence[str] | None = None) -> int:
     """`hourmm calibrate [DATA] [options]`: prints the score table, writes PNG + HTML; exit code."""
-    from hourmm_core.research import calibration
+    from hourmm_core.research import calibrate_cli
 
-    return calibration.main(argv)
+    return calibrate_cli.main(argv)
 
 
 def main_backtest(argv: Sequence[str] | None = None) -> int:

@@ -19,14 +19,16 @@ Tuning (:func:`tune`) grids the estimator settings on a training span that ends
 strictly before ``split_ms`` - it is handed arrays truncated at ``split_ms`` so it
 cannot see the later span - and reports the score of the winner on the later,
 unseen span.
+
+This module is the tick protocol and the scores; the issue-11 kline protocol (the shipped
+seasonal model against rv60 on score_predictions.py's points) is
+:mod:`hourmm_core.research.kline_calibration`, and the ``hourmm calibrate`` command line that
+runs either is :mod:`hourmm_core.research.calibrate_cli`.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -34,7 +36,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from hourmm_core.clock import HOUR_MS
-from hourmm_core.config import ConfigError
 from hourmm_core.safe_json import json_safe
 
 log = logging.getLogger(__name__)
@@ -501,149 +502,7 @@ def tune(ticks: Any, split_ms: int | None = None, train_frac: float = 0.7, grid:
     return res
 
 
-# --------------------------------------------------------------------------- kline protocol (issue 11)
-# The evaluation every pricer tool shares (/work/shared/tools/score_predictions.py): for each full
-# UTC hour H and minute m = 1..59, the prediction made at H + 60 m s with klines up to minute m-1
-# closed: S = close of minute m-1, K = open of minute 0, tau = 3600 - 60 m s, y = close(59) >= K.
-# A span [start, end) scores the hours H with start + 1 h <= H and H + 1 h <= end: exactly the
-# points the score tool counts when given that span's files alone (it needs 60 prior minutes).
-DEFAULT_TRAIN_SPAN = ("2025-04-15", "2025-06-01")
-DEFAULT_VALID_SPAN = ("2025-06-01", "2025-07-01")
-KLINE_MINUTE_BUCKETS: tuple[int, ...] = (0, 5, 10, 20, 30, 45, 59)
-
-
-def _day_ms(s: str) -> int:
-    import datetime as _dt
-
-    return int(_dt.datetime.strptime(s, "%Y-%m-%d").replace(tzinfo=_dt.timezone.utc).timestamp() * 1000)
-
-
-@dataclass(frozen=True)
-class KlinePoints:
-    """Evaluation points over contiguous 1m klines (row indices into the kline arrays)."""
-
-    hour_ms: np.ndarray
-    minute: np.ndarray
-    i0: np.ndarray
-    j: np.ndarray
-    S: np.ndarray
-    K: np.ndarray
-    y: np.ndarray
-
-    def span(self, start_ms: int, end_ms: int) -> np.ndarray:
-        return (self.hour_ms >= start_ms + HOUR_MS) & (self.hour_ms + HOUR_MS <= end_ms)
-
-
-def kline_points(open_ms: np.ndarray, op: np.ndarray, close: np.ndarray) -> KlinePoints:
-    """Every (hour, minute) point with 60 contiguous minutes before the hour and a full hour."""
-    open_ms = np.asarray(open_ms, dtype=np.int64)
-    n = open_ms.size
-    first = np.flatnonzero(open_ms % HOUR_MS == 0)
-    ok = []
-    for i0 in first:
-        if i0 < 60 or i0 + 60 > n:
-            continue
-        if open_ms[i0 + 59] - open_ms[i0 - 60] != 119 * MINUTE_MS:
-            continue  # a gap inside the window: the outcome or the history would be wrong
-        ok.append(i0)
-    i0 = np.repeat(np.asarray(ok, dtype=np.int64), 59)
-    m = np.tile(np.arange(1, 60, dtype=np.int64), len(ok))
-    j = i0 + m - 1
-    K = op[i0]
-    return KlinePoints(open_ms[i0], m, i0, j, close[j], K, (close[i0 + 59] >= K).astype(np.float64))
-
-
-def fit_season(open_ms: np.ndarray, close: np.ndarray, end_ms: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Hour-of-day and minute-of-hour variance factors from 1m returns of rows before ``end_ms``.
-
-    Returns ``(hod[24], moh[60], var_prior)``: mean squared 1m log return by UTC hour and by
-    minute of the hour, each over the overall mean, and the deseasonalised per-minute variance
-    (the level the streaming model starts from). Only rows strictly before end_ms are read.
-    """
-    open_ms = np.asarray(open_ms, dtype=np.int64)
-    n = int(np.searchsorted(open_ms, end_ms, side="left"))
-    if n < 1441:
-        raise ValueError("fit_season needs at least a day of 1m klines before end_ms")
-    t = open_ms[1:n]
-    r2 = np.diff(np.log(np.asarray(close[:n], dtype=np.float64))) ** 2
-    keep = np.diff(open_ms[:n]) == MINUTE_MS
-    t, r2 = t[keep], r2[keep]
-    mod = (t // MINUTE_MS) % 1440
-    g = float(r2.mean())
-    hod = np.bincount(mod // 60, r2, 24) / np.maximum(np.bincount(mod // 60, None, 24), 1) / g
-    moh = np.bincount(mod % 60, r2, 60) / np.maximum(np.bincount(mod % 60, None, 60), 1) / g
-    from hourmm_core.quant.reference.pricer import season_table
-
-    season = season_table(hod, moh)
-    var_prior = float(np.mean(r2 / season[mod]))
-    return hod, moh, var_prior
-
-
-@dataclass(frozen=True)
-class SeasonalParams:
-    """The shipped rest-of-hour model's knobs (configs/pricer.yaml PRICER_*)."""
-
-    hod: tuple[float, ...]
-    moh: tuple[float, ...]
-    halflife_min: float = 60.0
-    var_prior: float = 1e-7
-    var_scale: float = 1.0
-    nu: float = 0.0
-    p_min: float = 0.001
-
-    def season(self) -> np.ndarray:
-        from hourmm_core.quant.reference.pricer import season_table
-
-        return season_table(self.hod, self.moh)
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> "SeasonalParams":
-        s = cfg.season()
-        hod = tuple(float(x) for x in cfg.pricer_season_hod.split(",") if x.strip()) or (1.0,) * 24
-        moh = tuple(float(x) for x in cfg.pricer_season_moh.split(",") if x.strip()) or (1.0,) * 60
-        assert s.size == 1440
-        return cls(hod, moh, float(cfg.pricer_halflife_min), float(cfg.pricer_var_prior),
-                   float(cfg.pricer_var_scale), float(cfg.pricer_nu), float(cfg.pricer_p_min))
-
-    def to_config(self) -> dict[str, Any]:
-        return {"PRICER_MODEL": "seasonal", "PRICER_HALFLIFE_MIN": self.halflife_min,
-                "PRICER_VAR_PRIOR": float(f"{self.var_prior:.6g}"), "PRICER_VAR_SCALE": self.var_scale,
-                "PRICER_SEASON_HOD": ",".join(f"{v:.4f}" for v in self.hod),
-                "PRICER_SEASON_MOH": ",".join(f"{v:.4f}" for v in self.moh)}
-
-
-def seasonal_predict(open_ms: np.ndarray, close: np.ndarray, pts: KlinePoints, prm: SeasonalParams) -> np.ndarray:
-    """The shipped model at every point via the compiled batch API (level of the last closed bar)."""
-    q = _quant()
-    season = prm.season()
-    level = np.asarray(q.minute_level_batch(open_ms, close, season, prm.halflife_min, prm.var_prior))
-    ts = pts.hour_ms + pts.minute * MINUTE_MS
-    return np.asarray(q.minute_prob_batch(pts.S, pts.K, ts, pts.hour_ms + HOUR_MS, level[pts.j], season,
-                                          prm.var_scale, prm.nu, prm.p_min), dtype=np.float64)
-
-
-def rv60_predict(close: np.ndarray, pts: KlinePoints) -> np.ndarray:
-    """The score tool's ``ref`` row: Phi(ln(S/K) / (std(last 60 1m log returns)/sqrt 60 * sqrt tau))."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    lc = np.log(np.asarray(close, dtype=np.float64))
-    lr = np.diff(lc, prepend=lc[0])
-    sig = np.std(sliding_window_view(lr, 60)[pts.j - 59], axis=1) / math.sqrt(60.0)
-    tau = 3600.0 - 60.0 * pts.minute
-    # the compiled normal digital without a clamp (p_min 0); sigma 0 settles like the tool's 1e-12 floor
-    return np.asarray(_quant().fair_prob_batch(pts.S, pts.K, tau, sig, 0.0, 0.0), dtype=np.float64)
-
-
-def legacy_predict(open_ms: np.ndarray, close: np.ndarray, pts: KlinePoints, params: PricerParams) -> np.ndarray:
-    """The old default (first EWMA half-life on the VOL_SAMPLE_MS grid) fed the minute closes as ticks."""
-    ts = np.asarray(open_ms, dtype=np.int64) + (MINUTE_MS - 1)
-    sig = sigma_path(ts, np.asarray(close, dtype=np.float64), params.halflives_s, params.sample_ms,
-                     params.var_floor)[:, 0]
-    q = _quant()
-    tau = 3600.0 - 60.0 * pts.minute
-    return np.asarray(q.fair_prob_batch(pts.S, pts.K, tau, sig[pts.j], params.nu, params.p_min))
-
-
+# --------------------------------------------------------------------------- scores shared by both protocols
 def expected_calibration_error(p: np.ndarray, y: np.ndarray, n_bins: int = 10) -> float:
     """ECE over ``n_bins`` equal-width bins: sum_b |sum p - sum y| / n."""
     rc = reliability_curve(p, y, n_bins)
@@ -680,99 +539,6 @@ def bootstrap_by_hour(p: np.ndarray, base: np.ndarray, y: np.ndarray, hour: np.n
         bl.append(dl[idx].sum() / c)
     return {"brier_diff": [float(x) for x in np.percentile(bb, [2.5, 97.5])],
             "logloss_diff": [float(x) for x in np.percentile(bl, [2.5, 97.5])]}
-
-
-@dataclass
-class KlineReport:
-    """Every model's scores on the named spans, by minutes left, plus reliability of the chosen one."""
-
-    spans: dict[str, tuple[int, int]]
-    chosen: str
-    table: dict[str, dict[str, dict[str, Any]]]            # span -> model -> score row
-    by_minutes_left: dict[str, list[dict[str, Any]]]       # span -> rows
-    reliability: dict[str, dict[str, list[dict[str, float]]]]  # span -> model -> rows
-    bootstrap: dict[str, dict[str, Any]]                   # span -> CIs of chosen - rv60
-    params: dict[str, Any]
-    points: KlinePoints = field(repr=False, default=None)  # type: ignore[assignment]
-    predictions: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
-
-
-def kline_report(kl: Mapping[str, np.ndarray], seasonal: SeasonalParams, legacy: PricerParams | None = None,
-                 spans: Mapping[str, tuple[int, int]] | None = None, n_bins: int = 10) -> KlineReport:
-    """Score const, rv60, the old default and the shipped seasonal model on each span."""
-    open_ms = np.asarray(kl["open_ms"], dtype=np.int64)
-    op, close = np.asarray(kl["open"], dtype=np.float64), np.asarray(kl["close"], dtype=np.float64)
-    if open_ms.size < 121:
-        raise ValueError("need at least two hours of 1m klines")
-    pts = kline_points(open_ms, op, close)
-    if pts.y.size == 0:
-        raise ValueError("no full hours with 60 minutes of history in the klines")
-    spans = dict(spans or {"train": tuple(map(_day_ms, DEFAULT_TRAIN_SPAN)),
-                           "valid": tuple(map(_day_ms, DEFAULT_VALID_SPAN))})
-    preds = {"const": np.full(pts.y.size, 0.5), "rv60": rv60_predict(close, pts),
-             "legacy_ewma": legacy_predict(open_ms, close, pts, legacy or PricerParams()),
-             "seasonal": seasonal_predict(open_ms, close, pts, seasonal)}
-    table, bml, rel, boot = {}, {}, {}, {}
-    left = 60 - pts.minute
-    for name, (a, b) in spans.items():
-        m = pts.span(a, b)
-        if not m.any():
-            continue
-        y = pts.y[m]
-        table[name] = {k: score_row(v[m], y, n_bins) for k, v in preds.items()}
-        rows = []
-        for lo, hi in zip(KLINE_MINUTE_BUCKETS[:-1], KLINE_MINUTE_BUCKETS[1:]):
-            mm = m & (left > lo) & (left <= hi)
-            row: dict[str, Any] = {"minutes_left": f"({lo},{hi}]", "n": int(mm.sum())}
-            for k, v in preds.items():
-                sr = score_row(v[mm], pts.y[mm], n_bins)
-                row.update({f"{k}.brier": sr["brier"], f"{k}.logloss": sr["logloss"], f"{k}.ece": sr["ece"]})
-            rows.append(row)
-        bml[name] = rows
-        rel[name] = {k: reliability_curve(preds[k][m], y, n_bins).rows() for k in ("rv60", "seasonal")}
-        boot[name] = bootstrap_by_hour(preds["seasonal"][m], preds["rv60"][m], y, pts.hour_ms[m])
-    return KlineReport({k: (int(a), int(b)) for k, (a, b) in spans.items()}, "seasonal", table, bml, rel, boot,
-                       seasonal.to_config(), pts, preds)
-
-
-def write_predictions(path: str | Path, rep: KlineReport, model: str | None = None) -> Path:
-    """Rows ``hour_ms,minute,p`` for every point (score with score_predictions.py --project)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    pr = rep.predictions[model or rep.chosen]
-    with p.open("w") as fh:
-        fh.write("hour_ms,minute,p\n")
-        for h, m, v in zip(rep.points.hour_ms.tolist(), rep.points.minute.tolist(), pr.tolist()):
-            fh.write(f"{h},{m},{v:.17g}\n")
-    return p
-
-
-def format_kline_report(rep: KlineReport) -> str:
-    lines = [f"chosen model: {rep.chosen}  params: halflife_min={rep.params['PRICER_HALFLIFE_MIN']} "
-             f"var_scale={rep.params['PRICER_VAR_SCALE']}"]
-    for name, models in rep.table.items():
-        a, b = rep.spans[name]
-        lines += ["", f"span {name}: {_fmt_ms(a)} .. {_fmt_ms(b)}",
-                  f"{'model':<14}{'n':>8}{'brier':>10}{'logloss':>10}{'ece':>9}"]
-        for k, r in models.items():
-            lines.append(f"{k:<14}{r['n']:>8}{r['brier']:>10.5f}{r['logloss']:>10.5f}{r['ece']:>9.4f}")
-        ci = rep.bootstrap.get(name, {})
-        if ci:
-            lines.append(f"seasonal - rv60, 95% hour-bootstrap CI: brier {ci['brier_diff'][0]:+.5f}..{ci['brier_diff'][1]:+.5f}"
-                         f"  logloss {ci['logloss_diff'][0]:+.5f}..{ci['logloss_diff'][1]:+.5f}")
-        lines.append("by minutes left (brier / logloss):  rv60 | seasonal")
-        for row in rep.by_minutes_left[name]:
-            lines.append(f"  {row['minutes_left']:<9}{row['n']:>7}  {row['rv60.brier']:.4f}/{row['rv60.logloss']:.4f}"
-                         f" | {row['seasonal.brier']:.4f}/{row['seasonal.logloss']:.4f}")
-    return "\n".join(lines)
-
-
-def kline_result_json(rep: KlineReport) -> dict[str, Any]:
-    return json_safe({"protocol": "klines (score_predictions.py points)", "chosen": rep.chosen, "params": rep.params,
-                  "spans": {k: {"start_ms": a, "end_ms": b, "start": _fmt_ms(a), "end": _fmt_ms(b)}
-                            for k, (a, b) in rep.spans.items()},
-                  "table": rep.table, "by_minutes_left": rep.by_minutes_left, "reliability": rep.reliability,
-                  "bootstrap_vs_rv60": rep.bootstrap})
 
 
 # --------------------------------------------------------------------------- text + CLI
@@ -841,78 +607,6 @@ def write_tuned_config(path: str | Path, best: PricerParams, note: str = "") -> 
     return p
 
 
-def _floats(s: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in s.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a comma-separated list of numbers") from None
-
-
-def _ints(s: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in _floats(s))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="hourmm calibrate",
-                                 description="Score the pricer's P(close >= open) against realized hours.")
-    ap.add_argument("data", nargs="?", default=None,
-                    help="data dir or file of Binance dumps (default: hourmm_core.data.find_data_dir(); "
-                         "synthetic stand-in when none)")
-    ap.add_argument("--out", default="out/calibration", help="directory for PNG plots, index.html, result.json")
-    ap.add_argument("--config", default=None, help="YAML overlaying configs/research.yaml")
-    ap.add_argument("--step-ms", type=int, default=None, help="sampling step inside each hour (ms)")
-    ap.add_argument("--bins", type=int, default=None, help="reliability buckets")
-    ap.add_argument("--halflives", type=_floats, default=None, help="e.g. 30,120,600 (first drives the pricer)")
-    ap.add_argument("--sample-ms", type=int, default=None, help="vol sampling grid (ms)")
-    ap.add_argument("--nu", type=float, default=None, help="Student-t dof (0 = normal)")
-    ap.add_argument("--tune", action="store_true", help="grid-search on a training span, score on the later span")
-    ap.add_argument("--train-frac", type=float, default=None)
-    ap.add_argument("--grid-halflife", type=_floats, default=None)
-    ap.add_argument("--grid-sample-ms", type=_ints, default=None)
-    ap.add_argument("--grid-nu", type=_floats, default=None)
-    ap.add_argument("--write-config", default=None, help="with --tune: write tuned VOL_*/PRICER_* YAML here")
-    ap.add_argument("--synthetic-hours", type=int, default=None,
-                    help="hours of seeded synthetic ticks when no real data (default from the data module)")
-    ap.add_argument("--no-plots", action="store_true")
-    ap.add_argument("--protocol", choices=("auto", "klines", "ticks"), default="auto",
-                    help="klines: the issue-11 protocol on 1m klines (score_predictions.py points), every model "
-                         "on the train and validation spans; ticks: the old tick sampler; auto: klines when the "
-                         "data has 1m klines")
-    ap.add_argument("--predictions", default=None,
-                    help="klines protocol: write hour_ms,minute,p of the shipped model for every point here")
-    ap.add_argument("--train-span", default=":".join(DEFAULT_TRAIN_SPAN), help="YYYY-MM-DD:YYYY-MM-DD (end excl.)")
-    ap.add_argument("--valid-span", default=":".join(DEFAULT_VALID_SPAN), help="YYYY-MM-DD:YYYY-MM-DD (end excl.)")
-    return ap
-
-
-def _span(s: str) -> tuple[int, int]:
-    try:
-        a, b = s.split(":")
-        return _day_ms(a), _day_ms(b)
-    except ValueError:
-        raise ValueError(f"span {s!r} must be YYYY-MM-DD:YYYY-MM-DD") from None
-
-
-def main_klines(args: argparse.Namespace, kl: Mapping[str, np.ndarray]) -> int:
-    """The issue-11 table: const, rv60, the old EWMA default and the shipped model, train and validation."""
-    from hourmm_core.config import PricerConfig
-
-    cfg = PricerConfig.from_env()
-    rep = kline_report(kl, SeasonalParams.from_config(cfg), PricerParams.from_config(cfg),
-                       {"train": _span(args.train_span), "valid": _span(args.valid_span)}, int(args.bins or 10))
-    from hourmm_core.data import SOURCE_KLINES
-
-    text = (f"data source: {SOURCE_KLINES} (real 1m klines of {args.data}, scored on minute closes: "
-            f"no ticks, no bridge)\n" + format_kline_report(rep))
-    print(text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "result.json").write_text(json.dumps({"source": SOURCE_KLINES, **kline_result_json(rep)}, indent=1))
-    if args.predictions:
-        print(f"predictions: {write_predictions(args.predictions, rep)} ({rep.points.y.size} rows)")
-    return 0
-
-
 def load_history(data: str | None, synthetic_hours: int | None = None) -> Any:
     """Ticks via the data module: real dumps when found, else the labelled synthetic path."""
     from hourmm_core import data as hdata
@@ -926,71 +620,3 @@ def load_history(data: str | None, synthetic_hours: int | None = None) -> Any:
         if kwargs:  # data module without that knob: make our own seeded synthetic ticks
             return hdata.synthetic_ticks(hours=synthetic_hours)
         raise
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`hourmm calibrate DATA` entry point: prints the table, writes plots + HTML; exit code."""
-    ap = build_parser()
-    try:
-        args = ap.parse_args(list(argv) if argv is not None else None)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    if not logging.getLogger().handlers:
-        from hourmm_core.logsetup import setup_logging
-        setup_logging("INFO")
-    try:
-        from hourmm_core.research.settings import load_research_config
-
-        rcfg = load_research_config(args.config)
-        ccfg, tcfg = rcfg.get("calibration", {}), rcfg.get("tuning", {})
-        step_ms = int(args.step_ms or ccfg.get("step_ms", MINUTE_MS))
-        bins = int(args.bins or ccfg.get("bins", 10))
-        warmup_ms = int(ccfg.get("warmup_ms", HOUR_MS))
-        train_frac = float(args.train_frac or tcfg.get("train_frac", 0.7))
-        metric = str(tcfg.get("metric", "log_loss"))
-        if not (0.0 < train_frac < 1.0):
-            raise ValueError("--train-frac must be in (0, 1)")
-        if args.protocol != "ticks":
-            from hourmm_core.data.binance_dumps import load_klines
-
-            explicit = args.protocol == "klines" or bool(args.predictions)
-            kl = load_klines(args.data) if (args.data or explicit) else None   # None: find_data_dir()
-            if kl is not None and kl["open_ms"].size > 120 and np.any(np.diff(kl["open_ms"]) == MINUTE_MS):
-                return main_klines(args, kl)
-            if explicit:
-                raise ValueError(f"no 1m klines found in {args.data!r} (the klines protocol needs them)")
-        ticks = load_history(args.data, args.synthetic_hours)
-        ts, price, source = as_arrays(ticks)
-        if source == "synthetic":
-            log.warning("calibrating on SYNTHETIC ticks (no real Binance data found): scores are not market evidence")
-        base = PricerParams()
-        params = PricerParams(args.halflives or base.halflives_s, args.sample_ms or base.sample_ms,
-                              base.nu if args.nu is None else args.nu)
-        if args.tune:
-            g0 = TuneGrid.from_mapping(tcfg.get("grid", {}))
-            grid = TuneGrid(args.grid_halflife or g0.halflife_s, args.grid_sample_ms or g0.sample_ms,
-                            args.grid_nu or g0.nu, params.halflives_s)
-            tr = tune((ts, price, source), train_frac=train_frac, grid=grid, metric=metric, step_ms=step_ms,
-                      n_bins=bins, default=params, warmup_ms=warmup_ms)
-            res = tr.test
-            if args.write_config:
-                write_tuned_config(args.write_config, tr.best, f"source={source}, train<{tr.split_ms}")
-        else:
-            res = calibrate((ts, price, source), params, step_ms=step_ms, n_bins=bins, warmup_ms=warmup_ms)
-    except (ValueError, OSError, ImportError, ConfigError) as exc:
-        print(f"calibrate: error: {exc}", file=sys.stderr)
-        return 2
-    print(format_table(res))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "result.json").write_text(json.dumps(result_json(res), indent=1))
-    if not args.no_plots:
-        from hourmm_core.research import plots
-
-        page = plots.calibration_report(res, out, format_table(res))
-        print(f"report: {page}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

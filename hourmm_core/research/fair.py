@@ -1,10 +1,24 @@
-"""The backtest trader's fair value on its decision grid: the compiled pricer on historical ticks.
+"""The backtest trader's fair value on its decision grid: exactly what container A publishes.
 
-What the live snapshot publishes, re-computed on research data: ``fair_up`` from container
-A's shipped model (``params.fair_model == "seasonal"``, :func:`seasonal_fair`: the same
-numbers as the streaming ``MinutePricer``) or the old digital ``fair_prob_batch`` with the
-EWMA sigma of the primary half-life (``"ewma"``), and ``fair_unc`` as the disagreement
-``|p - p(sigma_alt)|`` with the long half-life's sigma.
+Container A (``pricing/snapshot.py`` ``SnapshotBuilder.from_config``) streams every trade
+through the compiled core and, at a publish instant ``t``, prices with S = the last trade
+before ``t`` (a trade stamped exactly at ``t`` arrives after it), K = the hour's open (its
+first trade), tau = hour end - ``t``. This module recomputes that on the backtest's decision
+grid from the same ticks, with the same model and parameters: ``snapshot.model_kwargs`` of a
+``PricerConfig`` (configs/pricer.yaml and the ``PRICER_*`` env, so ``PRICER_MODEL=ewma``
+selects the legacy digital here too). There is no second parameter path: the backtest's own
+``params``/``sigma`` do not enter the fair value.
+
+* ``model="seasonal"``: ``fair_up`` from the compiled ``minute_path_batch`` (the live
+  ``MinutePricer`` streamed over the tick history before each grid instant);
+* ``model="ewma"``: ``fair_up`` = the digital with the first EWMA half-life's sigma;
+* either way ``fair_unc`` = |fair_up - the digital with the last half-life's sigma|.
+
+Where container A publishes ``fair_up: null`` (before the hour's first trade, so no open)
+the path holds NaN. The streams start at the first tick of the arrays passed in (what container
+A would publish had it been started there; tests/test_research_fair_unify.py). Both streams are
+causal, so they are computed once per tick array for every hour in it (one pass over the ticks,
+not one per hour) and each hour reads its slice.
 """
 from __future__ import annotations
 
@@ -15,78 +29,97 @@ import numpy as np
 from hourmm_core import quant
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.config import PricerConfig
+from hourmm_core.pricing.snapshot import model_kwargs
+
+
+def model_params(cfg: Any = None) -> dict[str, Any]:
+    """Container A's model parameters (``SnapshotBuilder`` kwargs) from ``cfg`` (a
+    ``PricerConfig``) or, by default, from the environment and configs/pricer.yaml."""
+    return model_kwargs(PricerConfig.from_env() if cfg is None else cfg)
+
+
+def _model_key(kw: dict[str, Any]) -> tuple:
+    return tuple((k, np.asarray(v, dtype=np.float64).tobytes() if k == "season" else
+                  (tuple(v) if isinstance(v, (list, tuple)) else v)) for k, v in sorted(kw.items()))
+
+
+_PATHS: dict[str, Any] = {}
+
+
+def _paths(ts: np.ndarray, px: np.ndarray, step_ms: int, kw: dict[str, Any]) -> dict[str, Any]:
+    """Per tick array (cached): the EWMA sigmas after every tick and, for the seasonal model,
+    ``minute_path_batch`` at every grid instant of every hour the ticks touch (K = that hour's
+    first tick)."""
+    key = (id(ts), id(px), int(ts.size), int(ts[0]), int(ts[-1]), int(step_ms), _model_key(kw))
+    c = _PATHS.get("c")
+    if c is not None and c["key"] == key:
+        return c
+    hl = tuple(float(h) for h in kw["halflives_s"])
+    sig = np.asarray(quant.ewma_vol_batch(ts, px, hl, int(kw["sample_ms"]), float(kw["var_floor"])),
+                     dtype=np.float64)
+    h0 = int(ts[0]) - int(ts[0]) % HOUR_MS
+    hours = np.arange(h0, int(ts[-1]) + 1, HOUR_MS, dtype=np.int64)
+    first = np.searchsorted(ts, hours, side="left")
+    offs = np.arange(0, HOUR_MS, step_ms, dtype=np.int64)
+    p = None
+    if kw["model"] != "ewma":
+        K = np.where(first < ts.size, px[np.minimum(first, ts.size - 1)], np.nan)
+        grid = (hours[:, None] + offs[None, :]).reshape(-1)
+        p = np.asarray(quant.minute_path_batch(ts, px, grid, np.repeat(K, offs.size),
+                                               np.repeat(hours + HOUR_MS, offs.size), kw["season"],
+                                               float(kw["halflife_min"]), float(kw["var_prior"]),
+                                               float(kw["var_scale"]), float(kw["nu"]), float(kw["p_min"])),
+                       dtype=np.float64).reshape(hours.size, offs.size)
+    # the arrays are held so their ids (part of the key) cannot be reused by other arrays meanwhile
+    c = {"key": key, "ts": ts, "px": px, "sig": sig, "h0": h0, "first": first, "n_grid": offs.size, "p": p}
+    _PATHS["c"] = c
+    return c
 
 
 def fair_path(ts_ms: np.ndarray, price: np.ndarray, hour_start: int, first: int, params: Any,
-              sigma: np.ndarray, step_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fair P(up) on the decision grid of one hour: (grid_ts, fair_up, sigma_at_grid).
-
-    Uses the compiled ``fair_prob_batch`` on the last tick at or before each grid
-    time (never after), with the hour's first trade as the strike. ``sigma`` is
-    per-tick sigma (per sqrt second); a 2-D array uses its first column. ``params``
-    needs ``nu`` and ``p_min`` (a :class:`~hourmm_core.research.backtest.BacktestParams`).
-    """
-    grid, p, sg, _ = fair_unc_path(ts_ms, price, hour_start, first, params, sigma, step_ms)
+              sigma: np.ndarray, step_ms: int, cfg: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fair P(up) on the decision grid of one hour: (grid_ts, fair_up, sigma_at_grid)."""
+    grid, p, sg, _ = fair_unc_path(ts_ms, price, hour_start, first, params, sigma, step_ms, cfg)
     return grid, p, sg
 
 
 def fair_unc_path(ts_ms: np.ndarray, price: np.ndarray, hour_start: int, first: int, params: Any,
-                  sigma: np.ndarray, step_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(grid_ts, fair_up, sigma_at_grid, fair_unc) - ``fair_unc`` is what the live snapshot
-    publishes: ``|p(sigma) - p(sigma_alt)|`` with sigma_alt the second column of a 2-D
-    ``sigma`` (the long half-life), zeros when ``sigma`` is 1-D."""
+                  sigma: np.ndarray, step_ms: int,
+                  cfg: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(grid_ts, fair_up, sigma_at_grid, fair_unc): container A's ``fair_up`` / ``fair_unc``
+    at ``hour_start + k * step_ms``. ``first`` is the index of the hour's first tick (its open).
+    ``sigma_at_grid`` is the first EWMA half-life's sigma. ``params`` and ``sigma`` (the
+    backtest's own estimator settings) are accepted for the callers' signature and not used:
+    the model is container A's (``cfg``, default :func:`model_params`)."""
+    kw = model_params(cfg)
     grid = hour_start + np.arange(0, HOUR_MS, step_ms, dtype=np.int64)
-    idx = np.maximum(np.searchsorted(ts_ms, grid, side="right") - 1, first)
-    S = np.ascontiguousarray(price[idx])
-    K = np.full(S.shape, price[first])
-    tau_s = (hour_start + HOUR_MS - grid) / 1000.0
-    two = sigma.ndim == 2
-    sg = np.ascontiguousarray(sigma[idx, 0] if two else sigma[idx])
-    nu, pm = float(params.nu), float(params.p_min)
-    if getattr(params, "fair_model", "ewma") == "seasonal":
-        p = seasonal_fair(ts_ms, price, grid, S, K, hour_start + HOUR_MS)
-        bad = ~np.isfinite(p)
-        if bad.any():   # no closed bar yet (start of the data): the EWMA digital, as a live pricer warming up
-            p[bad] = np.asarray(quant.fair_prob_batch(S, K, tau_s, sg, nu, pm), dtype=np.float64)[bad]
-    else:
+    end = hour_start + HOUR_MS
+    ts = np.ascontiguousarray(ts_ms, dtype=np.int64)
+    px = np.ascontiguousarray(price, dtype=np.float64)
+    if not ts.size:
+        nan = np.full(grid.shape, np.nan)
+        return grid, nan, nan.copy(), nan.copy()
+    c = _paths(ts, px, step_ms, kw)
+    idx = np.searchsorted(ts, grid, side="left") - 1         # last tick strictly before each instant
+    has_open = idx >= first
+    ii = np.maximum(idx, 0)
+    S = px[ii]
+    K = np.full(grid.shape, float(px[first]))
+    tau_s = (end - grid) / 1000.0
+    nu, pm = float(kw["nu"]), float(kw["p_min"])
+    sg = np.ascontiguousarray(c["sig"][ii, 0])
+    sa = np.ascontiguousarray(c["sig"][ii, -1])
+    p_alt = np.asarray(quant.fair_prob_batch(S, K, tau_s, sa, nu, pm), dtype=np.float64)
+    h = (hour_start - c["h0"]) // HOUR_MS
+    if kw["model"] == "ewma":
         p = np.asarray(quant.fair_prob_batch(S, K, tau_s, sg, nu, pm), dtype=np.float64)
-    if two and sigma.shape[1] > 1:
-        alt = np.asarray(quant.fair_prob_batch(S, K, tau_s, np.ascontiguousarray(sigma[idx, 1]), nu, pm),
-                         dtype=np.float64)
-        unc = np.abs(p - alt)
-    else:
-        unc = np.zeros_like(p)
+    elif hour_start % HOUR_MS == 0 and 0 <= h < c["first"].size and int(c["first"][h]) == first:
+        p = c["p"][h].copy()
+    else:   # an hour not on the cached grid (or another strike): stream the ticks before it once
+        j = int(np.searchsorted(ts, grid[-1], side="left"))
+        p = np.asarray(quant.minute_path_batch(ts[:j], px[:j], grid, K, np.full(grid.shape, end, dtype=np.int64),
+                                               kw["season"], float(kw["halflife_min"]), float(kw["var_prior"]),
+                                               float(kw["var_scale"]), nu, pm), dtype=np.float64)
+    p = np.where(has_open, p, np.nan)
+    unc = np.where(has_open, np.abs(p - p_alt), np.nan)
     return grid, p, sg, unc
-
-
-_SEASONAL_CACHE: dict[str, Any] = {}
-
-
-def seasonal_fair(ts_ms: np.ndarray, price: np.ndarray, grid: np.ndarray, S: np.ndarray, K: np.ndarray,
-                  hour_end_ms: int) -> np.ndarray:
-    """Container A's shipped fair value (PRICER_MODEL=seasonal, configs/pricer.yaml) on ``grid``.
-
-    1-minute bars of the ticks (close = last tick of the minute), the compiled
-    ``minute_level_batch`` variance level after each closed bar, and ``minute_prob_batch``
-    at each grid time with the level of the last bar closed by then (as the streaming
-    ``MinutePricer`` of the live snapshot). Bars are cached per tick array.
-    """
-    key = (id(ts_ms), int(ts_ms.size), int(ts_ms[0]) if ts_ms.size else 0)
-    c = _SEASONAL_CACHE.get("bars")
-    if c is None or c[0] != key:
-        cfg = _SEASONAL_CACHE.get("cfg")
-        if cfg is None:
-            cfg = _SEASONAL_CACHE["cfg"] = PricerConfig.from_env({})
-        season = cfg.season()
-        minute = ts_ms // 60_000
-        last = np.flatnonzero(np.diff(minute, append=minute[-1] + 1) != 0)     # last tick of each minute
-        open_ms = (minute[last] * 60_000).astype(np.int64)
-        level = np.asarray(quant.minute_level_batch(open_ms, price[last].astype(np.float64), season,
-                                                    float(cfg.pricer_halflife_min), float(cfg.pricer_var_prior)))
-        c = (key, open_ms, level, season, float(cfg.pricer_var_scale), float(cfg.pricer_nu), float(cfg.pricer_p_min))
-        _SEASONAL_CACHE["bars"] = c
-    _, open_ms, level, season, vs, nu, pm = c
-    j = np.searchsorted(open_ms + 60_000, grid, side="right") - 1          # last bar closed at or before t
-    lv = np.where(j >= 0, level[np.maximum(j, 0)], np.nan)
-    return np.asarray(quant.minute_prob_batch(S, K, grid, np.full(grid.shape, hour_end_ms, dtype=np.int64), lv,
-                                              season, vs, nu, pm), dtype=np.float64)

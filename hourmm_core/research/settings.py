@@ -9,9 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from hourmm_core.config import CONFIG_DIR, ConfigError
+from hourmm_core.config import CONFIG_DIR, read_yaml_mapping
 
 RESEARCH_CONFIG_ENV = "HOURMM_RESEARCH_CONFIG"
 
@@ -24,15 +22,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read(p: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"research config {p} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"research config {p} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"research config {p} must hold a mapping of sections")
-    return data
+    return read_yaml_mapping(p, "research config", "sections")
 
 
 def load_research_config(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:

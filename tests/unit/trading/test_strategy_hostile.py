@@ -19,7 +19,7 @@ from hourmm_core.trading.strategy import BookTop, MarketState, StrategyParams, d
 from hourmm_core.trading.types import BUY, DOWN, SELL, UP
 
 LIM = Limits(1000.0, 500.0, 100.0, 8)
-_REPO = Path(__file__).resolve().parents[1]
+_REPO = Path(__file__).resolve().parents[3]
 DATA = next((p for p in (Path(os.environ.get("HOURMM_DATA_DIR", "/nonexistent")), _REPO.parent / "shared" / "data",
                          _REPO.parent.parent / "shared" / "data") if (p / "polymarket").is_dir()), Path("/nonexistent"))
 
@@ -139,12 +139,12 @@ def test_book_anchor_pulls_the_quoting_fair_to_a_tight_mid():
 
 @pytest.mark.skipif(not (DATA / "BTCUSDT-1m-2025-05.csv.gz").exists(), reason="real data not found")
 def test_backtest_fair_is_the_live_seasonal_pricer():
-    """The backtest's fair (seasonal_fair, batch) equals container A's streaming MinutePricer fed the
+    """The backtest's fair (research/fair.py, batch) equals container A's streaming MinutePricer fed the
     same trades, on real 1m klines of 2025-05-06 (open and close of each minute as two trades)."""
     from hourmm_core import quant
     from hourmm_core.config import PricerConfig
     from hourmm_core.data import load_klines
-    from hourmm_core.research.fair import seasonal_fair
+    from hourmm_core.research.fair import fair_unc_path
 
     h0 = 1_746_525_600_000
     k = load_klines(DATA)
@@ -156,16 +156,17 @@ def test_backtest_fair_is_the_live_seasonal_pricer():
     cfg = PricerConfig.from_env({})
     mp = quant.MinutePricer(cfg.season(), cfg.pricer_halflife_min, cfg.pricer_var_prior, cfg.pricer_var_scale,
                             cfg.pricer_nu, cfg.pricer_p_min)
-    grid = h0 + np.arange(30_000, HOUR_MS, 97_000, dtype=np.int64)
-    K = float(px[np.searchsorted(ts, h0)])
-    idx = np.searchsorted(ts, grid, side="right") - 1
-    batch = seasonal_fair(ts, px, grid, px[idx], np.full(grid.shape, K), h0 + HOUR_MS)
+    first = int(np.searchsorted(ts, h0))
+    K = float(px[first])
+    grid, batch, _, _ = fair_unc_path(ts, px, h0, first, None, None, 97_000, cfg=cfg)
     live = []
     i = 0
-    for t, s_ in zip(grid.tolist(), px[idx].tolist()):
-        while i < ts.size and ts[i] <= t:
+    for t in grid.tolist():
+        while i < ts.size and ts[i] < t:          # a trade stamped at the instant arrives after it
             mp.on_trade(int(ts[i]), float(px[i]))
             i += 1
-        live.append(mp.price(int(t), s_, K, h0 + HOUR_MS))
-    assert np.all(np.isfinite(batch)) and np.ptp(batch) > 0.05
-    np.testing.assert_allclose(batch, np.array(live), atol=1e-9)
+        live.append(mp.price(int(t), float(px[i - 1]), K, h0 + HOUR_MS) if i > first else math.nan)
+    ok = np.isfinite(np.array(live))
+    assert ok.sum() == grid.size - 1 and np.array_equal(ok, np.isfinite(batch))   # null only before the open
+    assert np.ptp(batch[ok]) > 0.05
+    np.testing.assert_allclose(batch[ok], np.array(live)[ok], atol=1e-9)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from hourmm_core.clock import HOUR_MS
+from hourmm_core.research import calibrate_cli
 from hourmm_core.research import calibration as cal
 
 H0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS
@@ -178,8 +179,8 @@ def test_cli_writes_report_and_config(tmp_path, monkeypatch):
     _need_quant()
     ts, px = _gbm(8, seed=4)
     # the data module's own loader is tested with it; here the CLI gets known ticks
-    monkeypatch.setattr(cal, "load_history", lambda data, hours=None: (ts, px, "gbm-test"))
-    rc = cal.main(["x", "--out", str(tmp_path / "out"), "--tune", "--grid-halflife", "60,300",
+    monkeypatch.setattr(calibrate_cli, "load_history", lambda data, hours=None: (ts, px, "gbm-test"))
+    rc = calibrate_cli.main(["x", "--out", str(tmp_path / "out"), "--tune", "--grid-halflife", "60,300",
                    "--grid-sample-ms", "1000", "--grid-nu", "0",
                    "--write-config", str(tmp_path / "tuned.yaml")])
     assert rc == 0
@@ -193,4 +194,4 @@ def test_cli_writes_report_and_config(tmp_path, monkeypatch):
 
 
 def test_cli_bad_args_exit_code():
-    assert cal.main(["--bins", "notanumber"]) == 2
+    assert calibrate_cli.main(["--bins", "notanumber"]) == 2

@@ -23,7 +23,8 @@ from hourmm_core.binance.messages import Trade
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.config import ConfigError, PricerConfig
 from hourmm_core.pricing.snapshot import SnapshotBuilder
-from hourmm_core.research import calibration as cal
+from hourmm_core.research import calibrate_cli
+from hourmm_core.research import kline_calibration as cal
 
 quant = pytest.importorskip("hourmm_core.quant")
 from hourmm_core.quant import reference as R  # noqa: E402
@@ -49,7 +50,7 @@ def shipped():
 
 def test_shipped_config_is_the_seasonal_model(shipped):
     cfg, prm = shipped
-    assert cfg.pricer_model == "seasonal" and cfg.pricer_halflife_min == 60.0 and cfg.pricer_var_scale == 1.0
+    assert cfg.pricer_model == "seasonal" and cfg.pricer_halflife_min == 60.0 and cfg.pricer_var_scale == 0.74
     s = cfg.season()
     assert s.shape == (1440,) and abs(s.mean() - 1.0) < 0.01
     # real intraday pattern learned on the training span: 13-15 UTC (US open) busier than 04-06 UTC
@@ -89,7 +90,7 @@ def test_compiled_equals_reference_on_real_minutes(kl, shipped):
             assert mp.level_var == pytest.approx(gl[np.searchsorted(keep, i)], rel=1e-12)
     pts = cal.kline_points(kl["open_ms"], kl["open"], kl["close"])
     ts = pts.hour_ms + pts.minute * 60_000
-    args = (pts.S, pts.K, ts, pts.hour_ms + HOUR_MS, lv[pts.j], season, 1.0, 0.0, 0.001)
+    args = (pts.S, pts.K, ts, pts.hour_ms + HOUR_MS, lv[pts.j], season, prm.var_scale, 0.0, 0.001)
     p, rp = quant.minute_prob_batch(*args), R.minute_prob_batch(*args)
     np.testing.assert_allclose(p, rp, rtol=1e-12, atol=1e-15)
     assert np.all((p > 0) & (p < 1)) and len(np.unique(p)) > 100
@@ -216,7 +217,7 @@ def test_calibrate_cli_writes_table_and_predictions(tmp_path):
         for _ in range(6 * 60):
             dst.write(src.readline())
     out, preds = tmp_path / "out", tmp_path / "preds.csv"
-    rc = cal.main([str(d), "--out", str(out), "--predictions", str(preds), "--no-plots",
+    rc = calibrate_cli.main([str(d), "--out", str(out), "--predictions", str(preds), "--no-plots",
                    "--train-span", "2025-05-01:2025-05-02", "--valid-span", "2025-05-01:2025-05-01"])
     assert rc == 0
     res = json.loads((out / "result.json").read_text())
@@ -226,7 +227,7 @@ def test_calibrate_cli_writes_table_and_predictions(tmp_path):
     assert tab["const"]["logloss"] == pytest.approx(math.log(2.0))
     rows = preds.read_text().splitlines()
     assert rows[0] == "hour_ms,minute,p" and len(rows) == 1 + 5 * 59
-    assert cal.main([str(tmp_path / "nothing"), "--out", str(out), "--predictions", str(preds)]) == 2
+    assert calibrate_cli.main([str(tmp_path / "nothing"), "--out", str(out), "--predictions", str(preds)]) == 2
 
 
 def test_minute_path_batch_is_the_live_model_on_ticks(kl, shipped):
@@ -238,7 +239,7 @@ def test_minute_path_batch_is_the_live_model_on_ticks(kl, shipped):
     px = np.ravel(np.column_stack([kl["open"], kl["close"]]))
     pts = cal.kline_points(kl["open_ms"], kl["open"], kl["close"])
     ev = pts.hour_ms + pts.minute * 60_000
-    args = (ts, px, ev, pts.K, pts.hour_ms + HOUR_MS, season, prm.halflife_min, prm.var_prior, 1.0, 0.0, 0.001)
+    args = (ts, px, ev, pts.K, pts.hour_ms + HOUR_MS, season, prm.halflife_min, prm.var_prior, prm.var_scale, 0.0, 0.001)
     got = quant.minute_path_batch(*args)
     np.testing.assert_allclose(got, R.minute_path_batch(*args), rtol=0, atol=1e-12)
     np.testing.assert_allclose(got, cal.seasonal_predict(kl["open_ms"], kl["close"], pts, prm), rtol=0, atol=1e-9)
