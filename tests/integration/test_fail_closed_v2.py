@@ -11,32 +11,19 @@ import asyncio
 import dataclasses
 import types
 
-import aiohttp
 import pytest
-from eth_account import Account
 
 from hourmm_core.clock import WallClock
-from hourmm_core.config import Credentials, TraderConfig
+from hourmm_core.config import TraderConfig
 from hourmm_core.polymarket.executor import EngineRestarting, Executor, OrderRequest, Rejected, TraderExecutor, UnknownOutcome
 from hourmm_core.sim.polymarket import server
 from hourmm_core.trading import trader as trader_mod
 from hourmm_core.trading.decision import MarketRef
 from hourmm_core.trading.order_manager import Action, Order, OrderState
 from hourmm_core.trading.trader import PlaceResult, Trader
+from tests.integration.pmsim_helpers import creds, fault
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def creds():
-    a = Account.create()
-    k = a.key.hex()
-    return Credentials(k if k.startswith("0x") else "0x" + k, a.address, 1)
-
-
-async def fault(sim, body):
-    async with aiohttp.ClientSession() as s:
-        async with s.post(sim.urls["clob"] + "/_sim/fault", json=body) as r:
-            assert r.status == 200, await r.text()
 
 
 async def started(**kw):
@@ -409,7 +396,7 @@ async def test_cross_matched_maker_fill_is_attributed_to_our_token_live_and_in_r
 async def test_trader_keeps_an_unknown_order_and_resolves_it_against_the_sim(tmp_path) -> None:
     """Placed-then-503 while the venue stays down for the lookups: the trader keeps the order under
     its signed hash (no reject, no blind re-quote), then resolves it once the venue answers."""
-    from test_trader_integration import H, Harness, kinds
+    from tests.integration.test_trader import H, Harness, kinds
 
     h = Harness(tmp_path, 10.0, H + 10 * 60_000)
     await h.start()
