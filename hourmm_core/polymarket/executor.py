@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TypeVar
 
 from hourmm_core.binance.ws_client import backoff_delay
+from hourmm_core.clock import Clock, WallClock
 from hourmm_core.config import ConfigError, Credentials
 from hourmm_core.logsetup import register_secret
 from hourmm_core.polymarket.fast_wire import hot_calls
@@ -131,7 +132,7 @@ class NotStarted(ExecutorError):
 
 RETRY_AFTER_CAP_S = 30.0      # never trust a Retry-After longer than this
 ENGINE_RESTART_BASE_S = 2.0   # 425: first wait jittered in [1, 2] s, then doubling ("start at 1-2 seconds", docs)
-POST_ONLY_WINDOW_S = 120.0    # after a restart only post-only orders are accepted for 2 minutes
+POST_ONLY_WINDOW_MS = 120_000  # after a restart only post-only orders are accepted for 2 minutes (venue time)
 RATE_BACKOFF_BASE_S = 0.5     # first wait after a 429 without Retry-After (then x2, jittered)
 _tls = threading.local()      # Retry-After of the last 429 seen by this pool thread
 
@@ -387,7 +388,10 @@ class Executor:
         self.rate_gate = RateGate()
         self.restart_gate = RateGate(base_s=ENGINE_RESTART_BASE_S)   # 425 back-off
         self.engine_restarting = False
-        self.post_only_until = 0.0       # event-loop time until which non-post-only orders are refused
+        # the venue's time (the trader binds its clock: a simulator may run it faster than the wall);
+        # network waits (429 / 425 back-off, timeouts) stay in wall time
+        self.clock: Clock = WallClock()
+        self.post_only_until = 0         # clock ms until which non-post-only orders are refused
         self.rate_retries = 4      # cancels / reads retried this often on 429 (each after the gate)
         self._acks: dict[str, OrderAck] = {}
         self._hashers: dict[tuple[bool, bool], Any] = {}
@@ -461,13 +465,14 @@ class Executor:
         self.restart_gate.on_success()
         if self.engine_restarting:
             self.engine_restarting = False
-            self.post_only_until = loop.time() + POST_ONLY_WINDOW_S
-            log.warning("Matching engine back after a restart: only post-only orders for %.0fs", POST_ONLY_WINDOW_S)
+            self.post_only_until = self.clock.now_ms() + POST_ONLY_WINDOW_MS
+            log.warning("Matching engine back after a restart: only post-only orders for %.0fs (venue time)",
+                        POST_ONLY_WINDOW_MS / 1000)
         return res
 
     def post_only_window(self) -> float:
-        """Seconds left of the post-restart post-only window (0 when none)."""
-        return max(0.0, self.post_only_until - asyncio.get_running_loop().time())
+        """Seconds (venue time) left of the post-restart post-only window (0 when none)."""
+        return max(0.0, (self.post_only_until - self.clock.now_ms()) / 1000)
 
     async def _call_retry_429(self, fn: Callable[..., T], *args: Any) -> T:
         """:meth:`_call` that retries a 429 up to ``rate_retries`` times, each after the gate opens."""
@@ -649,20 +654,13 @@ class Executor:
                 if attempt > 0:
                     found = await self._find_order(local_id, req.token_id)
                     if found is not None:
-                        self._count("post_recovered")
-                        return self._ack(req, local_id, {"success": True, "orderID": local_id,
-                                                         "status": str(found.get("status", "live")).lower()},
-                                         recovered=True)
+                        return self._recovered(req, local_id, found, "re-post refused as a duplicate")
                 raise
             except TransientError as exc:
                 self._count("post_ambiguous")
                 found = await self._find_order(local_id, req.token_id)
                 if found is not None:
-                    self._count("post_recovered")
-                    log.info("Order %s found on the exchange after ambiguous POST (%s)", req.client_key, exc)
-                    return self._ack(req, local_id, {"success": True, "orderID": local_id,
-                                                     "status": str(found.get("status", "live")).lower()},
-                                     recovered=True)
+                    return self._recovered(req, local_id, found, str(exc))
                 if attempt >= self.post_retries:
                     self._count("post_unknown")
                     log.warning("Order %s outcome unknown after %d attempt(s) (%s): kept as %s",
@@ -681,6 +679,13 @@ class Executor:
                 if attempt > 0:
                     raise UnknownOutcome(f"outcome unknown: earlier attempt ambiguous, then {exc}", local_id) from None
                 raise
+
+    def _recovered(self, req: OrderRequest, order_id: str, found: dict, why: str) -> OrderAck:
+        """An ambiguous POST whose order the exchange does show: booked as acked (recovered)."""
+        self._count("post_recovered")
+        log.info("Order %s found on the exchange after ambiguous POST (%s)", req.client_key, why)
+        return self._ack(req, order_id, {"success": True, "orderID": order_id,
+                                         "status": str(found.get("status", "live")).lower()}, recovered=True)
 
     async def _find_order(self, order_id: str, token_id: str) -> dict | None:
         """The order if the exchange knows it (live or already matched), else None.
@@ -750,7 +755,7 @@ class Executor:
                 for i, r, s, lid in chunk:
                     found = await self._find_order(lid, r.token_id)
                     if found is not None:
-                        out[i] = self._ack(r, lid, {"success": True, "orderID": lid}, recovered=True)
+                        out[i] = self._recovered(r, lid, found, "batch POST ambiguous")
                     else:
                         try:
                             out[i] = await self._post_signed_with_retry(r, s, lid)
@@ -760,7 +765,7 @@ class Executor:
                             out[i] = UnknownOutcome(f"outcome unknown after an ambiguous batch: {exc}", lid)
                         except Rejected as exc:
                             again = await self._find_order(lid, r.token_id)   # duplicate of the first POST?
-                            out[i] = self._ack(r, lid, {"success": True, "orderID": lid}, recovered=True) \
+                            out[i] = self._recovered(r, lid, again, "re-post refused as a duplicate") \
                                 if again is not None else exc
                         except ExecutorError as exc:
                             out[i] = exc
@@ -913,6 +918,10 @@ class TraderExecutor:
 
     async def start(self) -> str:
         return await self.ex.start()
+
+    def bind_clock(self, clock: Clock) -> None:
+        """The trader's clock = the venue's time (post-only window after an engine restart)."""
+        self.ex.clock = clock
 
     @property
     def api_creds(self) -> tuple[str, str, str]:

@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 UNKNOWN_GRACE_MS = 5_000      # an unknown order the exchange still does not know after this is "never placed"
 UNKNOWN_LOOKUP_MS = 500       # unknown orders are looked up at most this often (and once per pass)
 RESYNC_EVERY_MS = 1_000       # retry of an incomplete reconciliation
+# The exchange heartbeat is a network dead-man switch (the venue's 10 s are wall seconds): wall time.
+HEARTBEAT_EVERY_S = 5.0
+HEARTBEAT_RETRY_S = 0.25      # first retry after a failed beat (doubling up to HEARTBEAT_EVERY_S)
 
 
 class Executor(Protocol):
@@ -113,6 +116,9 @@ class Trader:
         self._unknown_next_ms = 0
         self._blocked_reason: str | None = None    # last reason journaled (transitions only)
         self.resyncs = 0
+        bind = getattr(executor, "bind_clock", None)
+        if bind is not None:
+            bind(clock)   # venue-time windows (post-only after an engine restart) in this clock
         self.latencies_ms: list[float] = []   # snapshot ts -> order action sent (sim ms), for benchmarks
 
     # ------------------------------------------------------------------ journal helpers
@@ -738,12 +744,21 @@ class Trader:
         hb = getattr(self.executor, "heartbeat", None)
         if hb is None:
             return
+        retry_s = HEARTBEAT_RETRY_S
         while not self._stop.is_set():
             try:
-                await hb()
+                ok = await hb()
             except Exception as exc:  # noqa: BLE001
                 log.warning("Heartbeat failed: %s", exc)
-            await asyncio.sleep(5.0)
+                ok = False
+            if ok is False:
+                # new orders wait for a fresh ack, and the venue cancels everything ~10 s after the
+                # last good beat: retry soon (doubling), not a whole interval later
+                await asyncio.sleep(retry_s)
+                retry_s = min(HEARTBEAT_EVERY_S, retry_s * 2)
+                continue
+            retry_s = HEARTBEAT_RETRY_S
+            await asyncio.sleep(HEARTBEAT_EVERY_S)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:

@@ -15,7 +15,15 @@ import pytest
 
 from hourmm_core.clock import WallClock
 from hourmm_core.config import TraderConfig
-from hourmm_core.polymarket.executor import EngineRestarting, Executor, OrderRequest, Rejected, TraderExecutor, UnknownOutcome
+from hourmm_core.polymarket.executor import (
+    POST_ONLY_WINDOW_MS,
+    EngineRestarting,
+    Executor,
+    OrderRequest,
+    Rejected,
+    TraderExecutor,
+    UnknownOutcome,
+)
 from hourmm_core.sim.polymarket import server
 from hourmm_core.trading import trader as trader_mod
 from hourmm_core.trading.decision import MarketRef
@@ -80,6 +88,7 @@ async def test_unknown_outcome_keeps_the_signed_orders_hash_and_resolves_later()
 # -------------------------------------------------------------- 425: engine restart window
 async def test_engine_restart_425_backs_off_then_post_only_window() -> None:
     sim, ex = await started()
+    ex.clock = clock = _Clock()   # the window is venue time: the trader's clock, not the wall
     try:
         hm = sim.hours[0]
         await fault(sim, {"engine_restart": {"count_425": 2, "post_only_s": 600}})
@@ -89,15 +98,17 @@ async def test_engine_restart_425_backs_off_then_post_only_window() -> None:
         assert await ex.open_orders() == []         # waits, meets the second 425, waits again, succeeds
         assert sim.errors["fault_425"] == 2 and not ex.engine_restarting
         assert 1.0 <= ex.restart_gate.delays[0] <= 2.0 and 2.0 <= ex.restart_gate.delays[1] <= 4.0
-        assert ex.post_only_window() > 0
+        assert ex.post_only_window() == POST_ONLY_WINDOW_MS / 1000
         before = sim.requests["POST /order"]
         with pytest.raises(Rejected, match="post-only"):   # refused locally during the window
             await ex.place(OrderRequest("r2", hm.up_token, "BUY", 0.05, 10.0, post_only=False))
         assert sim.requests["POST /order"] == before
         ack = await ex.place(OrderRequest("r3", hm.up_token, "BUY", 0.05, 10.0, post_only=True))
         assert ack.success
-        # the simulator enforces the window too (a client that ignores it is refused)
-        ex.post_only_until = 0.0
+        # 2 minutes later in the trader's clock the executor's window is over; the simulator's own
+        # (600 s of its time, a client that ignores the window) still refuses the order
+        clock.advance(POST_ONLY_WINDOW_MS)
+        assert ex.post_only_window() == 0
         with pytest.raises(Rejected, match="post-only"):
             await ex.place(OrderRequest("r4", hm.up_token, "BUY", 0.06, 10.0, post_only=False))
         assert sim.errors["post_only_window_reject"] == 1

@@ -562,7 +562,7 @@ class PolymarketSim:
                 f["restart_425"] -= 1
                 self.errors["fault_425"] += 1
                 if f["restart_425"] == 0:
-                    f["post_only_until"] = time.monotonic() + float(f["post_only_s"])
+                    f["post_only_until"] = self.clock.now_ms() + float(f["post_only_s"]) * 1000   # venue time
                 return web.json_response({"error": "Too Early: the matching engine is restarting (sim fault)"},
                                          status=425)
         try:
@@ -805,7 +805,7 @@ class PolymarketSim:
         hm = self.by_cid[m.condition_id]
         if not self.listed(hm, now):
             return 400, {"error": ERR_NOT_READY}
-        if not so.post_only and time.monotonic() < self.faults["post_only_until"]:
+        if not so.post_only and self.clock.now_ms() < self.faults["post_only_until"]:
             self.errors["post_only_window_reject"] += 1
             return 400, {"error": "the matching engine is in post-only mode after a restart: only post-only "
                                   "orders are accepted"}
@@ -1300,7 +1300,7 @@ class PolymarketSim:
                 er = b["engine_restart"]
                 if not isinstance(er, dict) or not isinstance(er.get("count_425", 0), int) \
                         or not isinstance(er.get("post_only_s", 0), (int, float)):
-                    return self._bad("engine_restart must be {count_425: int, post_only_s: seconds}")
+                    return self._bad("engine_restart must be {count_425: int, post_only_s: seconds of sim time}")
                 self.faults.update(restart_425=int(er.get("count_425", 3)), post_only_s=float(er.get("post_only_s", 120)))
                 applied["engine_restart"] = {"count_425": self.faults["restart_425"],
                                              "post_only_s": self.faults["post_only_s"]}
