@@ -5,7 +5,7 @@
 #   docker build --target polymarket_trader -t hourmm/polymarket_trader .
 #
 # The entrypoints are exactly the commands `hourmm sim` starts as child processes
-# (tests/test_compose.py checks this), so the simulation exercises what ships.
+# (tests/integration/test_compose.py checks this), so the simulation exercises what ships.
 # No secret is baked in: settings arrive at run time through env_file, the wallet
 # credentials through a read-only file mounted into container B only (docker-compose.yml).
 #

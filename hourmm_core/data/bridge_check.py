@@ -7,7 +7,7 @@ compares: realized variance of log prices on a 1 s / 10 s / 60 s grid, trade int
 and size distributions, the spread at each trade, and the open of the hour boundary.
 
 ``python -m hourmm_core.data.bridge_check [DATA_DIR]`` prints the Markdown table that
-docs/DATA.md shows; tests/test_data.py holds the bridge to the bounds (1 s and 10 s variance
+docs/DATA.md shows; tests/unit/data/test_data.py holds the bridge to the bounds (1 s and 10 s variance
 within 25 % of the real ones, seed-averaged).
 """
 from __future__ import annotations

@@ -14,7 +14,7 @@ fixed (11 static 32-byte fields), so its EIP-712 encoding is a byte concatenatio
 hash, domain separators of both exchanges, the left-padded maker/signer words, the
 secp256k1 key), hashes with pycryptodome's C keccak and signs with coincurve
 (libsecp256k1, RFC 6979 deterministic nonces, low-s), so the signature is the same
-65 bytes eth-account produces. ``tests/test_order_signer.py`` checks that
+65 bytes eth-account produces. ``tests/unit/polymarket/test_order_signer.py`` checks that
 bit-for-bit against ``py_clob_client_v2`` for random orders of every signature type
 (EOA, POLY_PROXY, POLY_GNOSIS_SAFE, POLY_1271) on both exchanges (neg_risk or not).
 

@@ -10,7 +10,7 @@ import pytest
 from hourmm_core import cli
 from hourmm_core.sim.orchestrator import build_parser, parse_start, python_argv
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)
 
 

@@ -19,7 +19,7 @@ from hourmm_core.trading.strategy import BookTop, MarketState, StrategyParams, d
 from hourmm_core.trading.types import BUY, DOWN, SELL, UP
 
 LIM = Limits(1000.0, 500.0, 100.0, 8)
-_REPO = Path(__file__).resolve().parents[1]
+_REPO = Path(__file__).resolve().parents[3]
 DATA = next((p for p in (Path(os.environ.get("HOURMM_DATA_DIR", "/nonexistent")), _REPO.parent / "shared" / "data",
                          _REPO.parent.parent / "shared" / "data") if (p / "polymarket").is_dir()), Path("/nonexistent"))
 

@@ -31,7 +31,7 @@ quant = pytest.importorskip("hourmm_core.quant")
 from hourmm_core.pricing import PricerService  # noqa: E402
 
 H0 = 1_769_090_400_000
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(60)
 
 

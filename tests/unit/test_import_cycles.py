@@ -8,6 +8,7 @@ cycle), except under ``if TYPE_CHECKING:`` (never executed). Importing ``a.b.c``
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import hourmm_core
@@ -125,5 +126,5 @@ def test_the_scan_sees_a_cycle(tmp_path, monkeypatch):
     (pkg / "a.py").write_text("def f():\n    from hourmm_core import b\n")
     (pkg / "b.py").write_text("from hourmm_core.a import f\n")
     (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from hourmm_core import a\n")
-    monkeypatch.setattr(__import__(__name__), "ROOT", pkg)
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", pkg)
     assert find_cycles() == [["hourmm_core.a", "hourmm_core.b"]]

@@ -20,7 +20,7 @@ from hourmm_core import safe_json
 from hourmm_core.safe_json import JsonInputError
 
 pytestmark = pytest.mark.timeout(120)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _run(code: str) -> subprocess.CompletedProcess:

@@ -57,7 +57,7 @@ def _quoter_result(mode: str, seed: int, hours: int = 3, hs: float = 0.03,
     ex.deposit("me", 10_000)
     mkts = [ex.list_market(f"c{h}", f"U{h}", f"D{h}", H0 + h * HOUR_MS, H0 + (h + 1) * HOUR_MS) for h in range(hours)]
     # the pre-calibration wide, slow makers: against the calibrated one-tick touch a stale quote
-    # mostly crosses the book and is refused post-only (tests/test_pmsim_snipers.py covers snipers)
+    # mostly crosses the book and is refused post-only (tests/unit/sim/polymarket/test_snipers.py covers snipers)
     ag = BackgroundAgents(ex, path, seed=seed, config=AgentConfig.legacy())
     for h, m in enumerate(mkts):
         start = H0 + h * HOUR_MS

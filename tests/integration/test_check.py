@@ -16,7 +16,7 @@ import pytest
 
 from hourmm_core.check import FAIL, PASS, SKIP, CheckResult, load_env_file
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)
 #: 2026-01-22T14:00:00Z: the synthetic stand-in's first hour
 SYN_START = 1_769_090_400_000

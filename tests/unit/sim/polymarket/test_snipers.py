@@ -18,7 +18,7 @@ from hourmm_core.fees import CRYPTO_FEES
 from hourmm_core.sim.polymarket.agents import AgentConfig, BackgroundAgents, PricePath
 from hourmm_core.sim.polymarket.engine import EngineError, Exchange
 
-_REPO = Path(__file__).resolve().parents[1]
+_REPO = Path(__file__).resolve().parents[4]
 DATA = next((p for p in (Path(os.environ.get("HOURMM_DATA_DIR", "/nonexistent")), _REPO.parent / "shared" / "data",
                          _REPO.parent.parent / "shared" / "data") if (p / "polymarket").is_dir()), Path("/nonexistent"))
 H0 = 1_746_489_600_000            # 2025-05-06 00:00 UTC (tuning span)

@@ -296,7 +296,7 @@ def test_replay_cli_serves_real_format_dumps(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "HOURMM_SIM_CLOCK"}
     env["HOURMM_CACHE_DIR"] = "off"
     p = subprocess.Popen([sys.executable, "-m", "hourmm_core.sim.binance_replay", "--port", "0", "--speed", "600",
-                          "--data-dir", str(tmp_path), "--hours", "1"], cwd=Path(__file__).resolve().parent.parent,
+                          "--data-dir", str(tmp_path), "--hours", "1"], cwd=Path(__file__).resolve().parents[2],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = p.stdout.readline().strip()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NEEDED = [ROOT / "runners" / "binance_pricer.py", ROOT / "runners" / "polymarket_trader.py",
           ROOT / "hourmm_core" / "sim" / "binance_replay.py",
           ROOT / "hourmm_core" / "sim" / "polymarket" / "__main__.py"]

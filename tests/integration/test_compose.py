@@ -18,7 +18,7 @@ import yaml
 
 from hourmm_core.sim.orchestrator import PRICER_ARGV, TRADER_ARGV
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HEALTHCHECK = ROOT / "deploy" / "healthcheck"
 SECRET_VARS = ["PM_PRIVATE_KEY", "PM_FUNDER", "PM_SIGNATURE_TYPE", "PM_API_KEY", "PM_API_SECRET", "PM_PASSPHRASE",
                "CONTROL_TOKEN"]

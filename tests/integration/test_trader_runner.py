@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(90)
 
 
