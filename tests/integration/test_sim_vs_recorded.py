@@ -52,6 +52,9 @@ KNOWN: dict[tuple[str, str], str] = {
         "match_time); the sim sends both; user_ws takes the time from timestamp (then last_update, matchtime)",
     ("polymarket/ws_user_trade.json", ".taker_fee: sent by the sim only"):
         "the fee the sim charged the taker, for the sim's reports; not a venue field, the trader does not read it",
+    ("polymarket/http_trades.json", "data[].taker_fee: sent by the sim only"): "as in the user-channel trade",
+    ("polymarket/http_trades.json", "data[].type: sent by the sim only"):
+        "the sim's trade history rows carry the channel's type TRADE; reconcile ignores it",
 }
 
 
@@ -113,6 +116,10 @@ class Checker:
 
     def __call__(self, name: str, sim_payload: Any) -> None:
         self.seen[name] = shape_diff(self.recorded(name), sim_payload)
+
+    def row(self, name: str, sim_row: Any) -> None:
+        """One row of a paged list (``{"data": [...], "next_cursor", ...}``) against the recorded page's first."""
+        self.seen[name] = shape_diff(self.recorded(name)["data"][0], sim_row, "data[]")
 
     def verify(self, prefix: str) -> None:
         got = {(n, d) for n, ds in self.seen.items() for d in ds}
@@ -217,6 +224,13 @@ async def test_polymarket_sim_payloads_match_the_recorded_venue(recorded):
             user_msgs, lambda m: m.get("event_type") == "order" and m.get("type") == "UPDATE", "UPDATE"))
         check("polymarket/ws_market_last_trade_price.json", await _first(
             market_msgs, lambda m: m.get("event_type") == "last_trade_price", "last_trade_price"))
+        # start-up reconciliation reads these two (the client walks the pages: compare one row each)
+        opens = await asyncio.to_thread(maker.get_open_orders)
+        assert {o["id"] for o in opens} == {bid["orderID"], ask["orderID"]}, opens
+        check.row("polymarket/http_open_orders.json", next(o for o in opens if o["id"] == bid["orderID"]))
+        trades = await asyncio.to_thread(maker.get_trades)
+        assert trades, "the maker's trade is not in its history"
+        check.row("polymarket/http_trades.json", trades[0])
         check("polymarket/ws_market_book.json", await _first(   # sent after the trade, like the venue
             market_msgs, lambda m: m.get("event_type") == "book" and m.get("bids") and m.get("asks"), "a two-sided book"))
 
