@@ -11,12 +11,20 @@ Sizes (a full benchmark run; ``--benchmark-disable`` smoke runs in CI use tiny s
   via :func:`run_backtest_span` (chunked loading) from the start of the real history, the
   trader's DecisionCore against the simulator engine + agents, on all CPUs.
 
+* backtest fast vs reference path: ``$HOURMM_BENCH_FAST_HOURS`` (default 6; 1 in smoke runs)
+  real hours of 2025-05-22 with the shipped defaults, one process, the fast path
+  (:func:`run_hour` ``fast=True``) benchmarked and the reference path (``fast=False``) timed in
+  the same run, interleaved hour by hour: CPU seconds per hour of each and their ratio
+  (``speedup_cpu``), plus a check that both gave the same PnL and fills.
+
 Throughput goes into extra_info (ticks/s, hours/s) with the data source.
 """
 from __future__ import annotations
 
 import os
+import time
 
+import numpy as np
 import pytest
 
 from hourmm_core.research import backtest as bt
@@ -79,3 +87,45 @@ def test_bench_backtest_month(benchmark):
     if secs:
         benchmark.extra_info.update({"ticks_per_s": res.n_ticks / secs, "hours_per_s": len(res.hours) / secs,
                                      "s_per_hour_per_worker": secs * workers / len(res.hours)})
+
+
+def test_bench_backtest_fast_vs_reference(benchmark):
+    """Hours per CPU second of the fast path and of the reference path, same real hours, same run."""
+    from hourmm_core import data
+    from hourmm_core.clock import HOUR_MS
+    from hourmm_core.research import engine_backtest as eb
+    from hourmm_core.research.backtest_cli import params_from_config
+    from hourmm_core.research.settings import load_research_config
+
+    hours = _size(benchmark, "HOURMM_BENCH_FAST_HOURS", 6, 1)
+    day = 1_747_872_000_000 + 12 * HOUR_MS     # 2025-05-22 12:00Z (tuning window)
+    if data.find_data_dir() is None:
+        pytest.skip("needs the real klines (/work/shared/data)")
+    t = data.load_ticks(day - HOUR_MS, day + hours * HOUR_MS, allow_synthetic=False)
+    ts, price = np.asarray(t.ts_ms, dtype=np.int64), np.asarray(t.price, dtype=np.float64)
+    params = params_from_config(load_research_config(None).get("backtest", {}))
+    sigma = cal.sigma_path(ts, price, (params.halflife_s, params.halflife_alt_s), params.sample_ms)
+    hs, first, last = cal.complete_hours(ts)
+    jobs = [(h, a, b) for h, a, b in zip(hs.tolist(), first.tolist(), last.tolist()) if h >= day][:hours]
+    cpu = {True: 0.0, False: 0.0}
+    pnl = {True: [], False: []}
+
+    def one(fast: bool, job) -> None:
+        c0 = time.process_time()
+        r, p = eb.run_hour(params, ts, price, *job, sigma, fast=fast)
+        cpu[fast] += time.process_time() - c0
+        pnl[fast].append((round(r.pnl, 6), round(r.fees, 6), r.n_fills))
+
+    def fast_block() -> None:
+        for job in jobs:
+            one(False, job)      # reference first, interleaved hour by hour (same load for both)
+            one(True, job)
+
+    benchmark.pedantic(fast_block, rounds=1, iterations=1)
+    assert len(pnl[True]) == len(jobs) > 0
+    assert pnl[True] == pnl[False], "fast and reference paths disagree"
+    benchmark.extra_info.update({
+        "source": t.source, "hours": len(jobs),
+        "cpu_s_per_hour_fast": cpu[True] / len(jobs), "cpu_s_per_hour_reference": cpu[False] / len(jobs),
+        "hours_per_cpu_s_fast": len(jobs) / cpu[True], "hours_per_cpu_s_reference": len(jobs) / cpu[False],
+        "speedup_cpu": cpu[False] / cpu[True]})

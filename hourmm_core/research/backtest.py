@@ -254,7 +254,7 @@ class BacktestResult:
 def run_backtest(ticks: Any, params: BacktestParams | None = None,
                  max_hours: int | None = None, start_ms: int | None = None, end_ms: int | None = None,
                  keep_paths: bool | int = False, warmup_ms: int = HOUR_MS, workers: int = 1,
-                 hour_stride: int = 1) -> BacktestResult:
+                 hour_stride: int = 1, fast: bool = True) -> BacktestResult:
     """Backtest the strategy over every complete hour of ``ticks`` (TickData or (ts_ms, price)).
 
     ``hour_stride`` k > 1 keeps every k-th hour of the window (a systematic sample across
@@ -268,6 +268,8 @@ def run_backtest(ticks: Any, params: BacktestParams | None = None,
     ``workers > 1`` splits the hours into contiguous blocks run in that many
     processes (hours are independent: each is its own market, settled at its
     close); the result is identical to ``workers=1``.
+    ``fast=False`` runs every hour on the reference path (same results, slower; see
+    :func:`hourmm_core.research.engine_backtest.run_hour`).
     """
     params = params or BacktestParams()
     ts, price, source = cal.as_arrays(ticks)
@@ -291,12 +293,12 @@ def run_backtest(ticks: Any, params: BacktestParams | None = None,
     jobs = [(h, a, b, i < n_keep) for i, (h, a, b) in enumerate(zip(hs.tolist(), first.tolist(), last.tolist()))]
     workers = max(1, min(int(workers), len(jobs)))
     if workers == 1:
-        out = _run_block(params, ts, price, sigma, jobs)
+        out = _run_block(params, ts, price, sigma, jobs, fast)
     else:
         blocks = [b.tolist() for b in np.array_split(np.arange(len(jobs)), workers)]
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
         with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                    initargs=(params, ts, price, sigma)) as pool:
+                                    initargs=(params, ts, price, sigma, fast)) as pool:
             futs = [pool.submit(_run_block_worker, [jobs[i] for i in b]) for b in blocks]
             out = [x for f in futs for x in f.result()]
     hours = [r for r, _ in out if r is not None]
@@ -348,13 +350,13 @@ def run_backtest_span(hours: int, start_ms: int | None = None, params: BacktestP
 
 
 def _run_block(params: BacktestParams, ts: np.ndarray, price: np.ndarray, sigma: np.ndarray,
-               jobs: Sequence[tuple[int, int, int, bool]]) -> list[tuple[HourResult, Any]]:
+               jobs: Sequence[tuple[int, int, int, bool]], fast: bool = True) -> list[tuple[HourResult, Any]]:
     """Run hours in order; an hour that raises is logged with its traceback and reported
     (``(None, "error text")``), never allowed to abort the rest of a long backtest."""
     out: list[tuple[HourResult | None, Any]] = []
     for h, a, b, keep in jobs:
         try:
-            r, path = engine_backtest.run_hour(params, ts, price, h, a, b, sigma)
+            r, path = engine_backtest.run_hour(params, ts, price, h, a, b, sigma, **({} if fast else {"fast": False}))
         except Exception as exc:  # noqa: BLE001 - one broken hour must not lose a month
             log.error("backtest hour %d failed: %s: %s\n%s", h, type(exc).__name__, exc, traceback.format_exc())
             out.append((None, (h, f"{type(exc).__name__}: {exc}")))
@@ -367,14 +369,14 @@ _WORKER: tuple = ()
 
 
 def _init_worker(params: BacktestParams, ts: np.ndarray, price: np.ndarray,
-                 sigma: np.ndarray) -> None:
+                 sigma: np.ndarray, fast: bool = True) -> None:
     global _WORKER
-    _WORKER = (params, ts, price, sigma)
+    _WORKER = (params, ts, price, sigma, fast)
 
 
 def _run_block_worker(jobs: Sequence[tuple[int, int, int, bool]]) -> list[tuple[HourResult, Any]]:
-    params, ts, price, sigma = _WORKER
-    return _run_block(params, ts, price, sigma, jobs)
+    params, ts, price, sigma, fast = _WORKER
+    return _run_block(params, ts, price, sigma, jobs, fast)
 
 
 # --------------------------------------------------------------------------- text, JSON, sweeps

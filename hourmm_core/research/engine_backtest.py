@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 
 US = "hourmm-backtest"
 
-_PATH_CACHE: dict[tuple[int, int, int, float | None], PricePath] = {}
+_PATH_CACHE: dict[tuple[int, int, int, float | None, bool], PricePath] = {}
 
 
 def describe() -> str:
@@ -69,14 +69,14 @@ def describe() -> str:
            "vs sim Exchange + flow model"
 
 
-def _price_path(ts_ms: np.ndarray, price: np.ndarray, sigma_truth: float | None) -> PricePath:
+def _price_path(ts_ms: np.ndarray, price: np.ndarray, sigma_truth: float | None, fast: bool = True) -> PricePath:
     """The agents' view of the real path (cached per loaded array: building it costs a pass)."""
-    key = (id(ts_ms), int(ts_ms.size), int(ts_ms[0]) if ts_ms.size else 0, sigma_truth)
+    key = (id(ts_ms), int(ts_ms.size), int(ts_ms[0]) if ts_ms.size else 0, sigma_truth, bool(fast))
     p = _PATH_CACHE.get(key)
     if p is None:
         _PATH_CACHE.clear()
         sig = sigma_truth if sigma_truth is not None else _realized_sigma(ts_ms, price)
-        p = _PATH_CACHE[key] = PricePath(SimpleNamespace(ts_ms=ts_ms, price=price), sigma=sig)
+        p = _PATH_CACHE[key] = PricePath(SimpleNamespace(ts_ms=ts_ms, price=price), sigma=sig, fast=fast)
     return p
 
 
@@ -114,7 +114,8 @@ class HourVenue:
     capital: float
 
 
-def open_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_start: int) -> HourVenue:
+def open_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_start: int,
+              fast: bool = True) -> HourVenue:
     """List the hour's market on a fresh engine (fee ``params.models.fee``), fund our account,
     start the flow model and let its makers post their first quotes before the open. Also
     what a test uses to drive the live Trader on the very same venue."""
@@ -126,8 +127,8 @@ def open_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour
     market = ex.list_market(cid, up_id, dn_id, hour_start, end, tick_size=params.tick_size, min_size=params.min_size)
     capital = 2.0 * params.limits.max_reserved_capital + 100.0
     ex.deposit(US, capital)
-    flow = models.flow.build(ex, _price_path(ts_ms, price, models.flow.sigma_truth),
-                             int(params.seed) * 1_000_003 + hour_idx, targets=(US,))
+    flow = models.flow.build(ex, _price_path(ts_ms, price, models.flow.sigma_truth, fast),
+                             int(params.seed) * 1_000_003 + hour_idx, targets=(US,), fast=fast)
     flow.step(hour_start - 1, [market])  # makers post their first quotes before the open
     ref = MarketRef(f"backtest-{hour_idx}", cid, up_id, dn_id, hour_start, end, params.tick_size, params.min_size,
                     fee=models.fee)
@@ -135,14 +136,17 @@ def open_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour
 
 
 def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_start: int,
-             first: int, last: int, sigma: np.ndarray) -> tuple[HourResult, dict[str, Any]]:
-    """Trade one hour on simulated time and settle it; returns (row, inventory path)."""
+             first: int, last: int, sigma: np.ndarray, fast: bool = True) -> tuple[HourResult, dict[str, Any]]:
+    """Trade one hour on simulated time and settle it; returns (row, inventory path).
+
+    ``fast=False`` runs the reference path (the venue's agents without their exact
+    shortcuts); the results are identical (tests/test_research_fast_path.py)."""
     models = params.models
     end = hour_start + HOUR_MS
     hour_idx = hour_start // HOUR_MS
     grid, fair, _, unc = fair_unc_path(ts_ms, price, hour_start, first, params, sigma, params.decision_ms)
 
-    v = open_hour(params, ts_ms, price, hour_start)
+    v = open_hour(params, ts_ms, price, hour_start, fast)
     ex, cid, up_id, dn_id, market, flow = v.ex, v.cid, v.up_id, v.dn_id, v.market, v.flow
     lat = models.latency
     rng = random.Random(int(params.seed) * 7_919 + hour_idx)
@@ -178,9 +182,9 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
 
     def collect_maker_fills(ts: int) -> None:
         nonlocal seen_trades
-        trades = ex.trades(US)  # our trade records (as taker or maker), in order
-        while seen_trades < len(trades):
-            tr = trades[seen_trades]
+        if ex.trade_count(US) == seen_trades:
+            return
+        for tr in ex.trades_since(US, seen_trades):  # our new trade records (as taker or maker), in order
             seen_trades += 1
             for e in tr["maker_orders"]:
                 if e["owner"] != US:
@@ -333,7 +337,7 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
         log.error("backtest hour %d: engine and ledger disagree: engine pnl %.6f paid %.6f, ledger pnl %.6f "
                   "settle %.6f", hour_start, engine_pnl, paid, res.pnl, res.settlement)
         counters["ledger_mismatch"] = 1
-    truth = _price_path(ts_ms, price, params.models.flow.sigma_truth)   # the venue's (snipers') fair
+    truth = _price_path(ts_ms, price, params.models.flow.sigma_truth, fast)   # the venue's (snipers') fair
     true_fair = np.array([truth.fair_up(hour_start, int(t)) for t in grid.tolist()])
     res.detail = hour_detail(led, counterparty, grid, fair, path, up_won, params, hour_start,
                              snipes=flow.snipes() if hasattr(flow, "snipes") else None, true_fair=true_fair)

@@ -109,7 +109,8 @@ class Flow(Protocol):
 class FlowModel(Protocol):
     """Builds the counterparty flow of one hour on the engine; ``targets``: our owner id(s)."""
 
-    def build(self, exchange: Exchange, path: PricePath, seed: int, targets: Iterable[str]) -> Flow: ...
+    def build(self, exchange: Exchange, path: PricePath, seed: int, targets: Iterable[str],
+              fast: bool = True) -> Flow: ...
 
 
 class AgentRun:
@@ -155,8 +156,10 @@ class AgentFlow:
     def config(self) -> AgentConfig:
         return AgentConfig(**dict(self.overrides))
 
-    def build(self, exchange: Exchange, path: PricePath, seed: int, targets: Iterable[str] = ()) -> AgentRun:
-        return AgentRun(BackgroundAgents(exchange, path, seed=seed, config=self.config()), targets)
+    def build(self, exchange: Exchange, path: PricePath, seed: int, targets: Iterable[str] = (),
+              fast: bool = True) -> AgentRun:
+        """``fast=False``: the agents' reference path (same trades, no skipping or caching)."""
+        return AgentRun(BackgroundAgents(exchange, path, seed=seed, config=self.config(), fast=fast), targets)
 
 
 # ----------------------------------------------------------------------------- all models

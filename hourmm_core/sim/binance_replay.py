@@ -7,7 +7,9 @@ Endpoints (same paths and shapes as api.binance.com / stream.binance.com):
   ``/api/v3/ping``, ``/api/v3/time``
 - ``POST /_sim/fault`` with JSON ``{"drop_connections": true}`` / ``{"pause_ms": N}`` (simulated
   ms; frames due in the pause are dropped like an outage) / ``{"malformed": N}`` (N bad frames
-  inserted between real ones) / ``{"out_of_order": N}`` (N stale trade frames re-sent);
+  inserted between real ones) / ``{"out_of_order": N}`` (N stale trade frames re-sent) /
+  ``{"out_of_range": N}`` (N well-formed trades no real market prints, alternately priced 1e308
+  and carrying trade id 2^62, inserted between real ones);
   ``GET /_sim/state`` for counters.
 
 Timing: simulated time IS the data's own time. A :class:`ScaledClock` maps wall time to
@@ -94,8 +96,9 @@ class BinanceReplayServer:
         self.paused_until_ms: int | None = None
         self.pending_malformed = 0
         self.pending_out_of_order = 0
+        self.pending_out_of_range = 0
         self.counters = {"trades_sent": 0, "book_sent": 0, "frames_sent": 0, "rows_skipped_paused": 0,
-                         "malformed_sent": 0, "out_of_order_sent": 0, "drops": 0, "connections": 0,
+                         "malformed_sent": 0, "out_of_order_sent": 0, "out_of_range_sent": 0, "drops": 0, "connections": 0,
                          "slow_client_drops": 0}
         self._update_id = 1_000_000
         self._last_bbo: tuple[float, float, float, float] | None = None
@@ -171,6 +174,21 @@ class BinanceReplayServer:
     def inject_out_of_order(self, n: int) -> None:
         self.pending_out_of_order += max(0, int(n))
 
+    def inject_out_of_range(self, n: int) -> None:
+        self.pending_out_of_range += max(0, int(n))
+
+    def _out_of_range_trade(self, i: int) -> str:
+        """A well-formed trade no real market prints, sent right after real row ``i``: alternately
+        priced 1e308 (with the next trade id, so only the price is wrong) and with trade id 2^62
+        (at the real price, so only the id is wrong)."""
+        k = self.counters["out_of_range_sent"]
+        self.counters["out_of_range_sent"] += 1
+        ts = int(self.ticks.ts_ms[i])
+        real_id = int(self.ticks.trade_id[i]) if self.ticks.trade_id is not None else i + 1
+        price, tid = (1e308, real_id + 1) if k % 2 == 0 else (float(self.ticks.price[i]), 2**62)
+        return (f'{{"e":"trade","E":{ts},"s":"{self.symbol}","t":{tid},"p":"{price:.8f}",'
+                f'"q":"0.00100000","T":{ts},"m":false,"M":true}}')
+
     def state(self) -> dict[str, Any]:
         now = self.clock.now_ms()
         n = len(self.ticks)
@@ -183,7 +201,8 @@ class BinanceReplayServer:
             "finished": self.cursor >= n, "clients": len(self._clients),
             "paused": self.paused_until_ms is not None and now < self.paused_until_ms,
             "paused_until_ms": self.paused_until_ms, "pending_malformed": self.pending_malformed,
-            "pending_out_of_order": self.pending_out_of_order, **self.counters,
+            "pending_out_of_order": self.pending_out_of_order,
+            "pending_out_of_range": self.pending_out_of_range, **self.counters,
         }
 
     # ------------------------------------------------------------ producer
@@ -226,6 +245,9 @@ class BinanceReplayServer:
                 self.counters["malformed_sent"] += 1
                 self._broadcast(kind, "", raw_frame=bad)
             self._broadcast(kind, payload)
+            if kind == "trade" and self.pending_out_of_range > 0:
+                self.pending_out_of_range -= 1
+                self._broadcast("trade", self._out_of_range_trade(i))
             if kind == "trade":
                 self.counters["trades_sent"] += 1
                 self._recent_trades.append(payload)
@@ -398,8 +420,11 @@ class BinanceReplayServer:
             if "out_of_order" in body:
                 self.inject_out_of_order(int(body["out_of_order"]))
                 done["out_of_order"] = self.pending_out_of_order
+            if "out_of_range" in body:
+                self.inject_out_of_range(int(body["out_of_range"]))
+                done["out_of_range"] = self.pending_out_of_range
             if not done:
-                raise ValueError("expected one of drop_connections, pause_ms, malformed, out_of_order")
+                raise ValueError("expected one of drop_connections, pause_ms, malformed, out_of_order, out_of_range")
         except (ValueError, TypeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         log.info("Replay fault injected: %s", done)

@@ -131,6 +131,8 @@ class SimOptions:
     cutoff_inventory_tol: float = 5.0  # venue minimum size: a smaller residual cannot be sold
     quiet: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    chaos_seed: int | None = None    # set: inject the seeded fault schedule of hourmm_core.sim.chaos
+    chaos_faults: list[str] | None = None  # only these faults (default: all)
 
 
 @dataclass
@@ -150,6 +152,7 @@ class Child:
     reader: asyncio.Task | None = None
     exit_code: int | None = None
     stopped_by_us: bool = False
+    on_line: Any = None              # callable(name, line) for each line (the chaos run times reactions)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -174,6 +177,8 @@ class Child:
                 line = raw.decode("utf-8", errors="replace").rstrip("\n")
                 fh.write(line + "\n")
                 fh.flush()
+                if self.on_line is not None:
+                    self.on_line(self.name, line)
                 m = _READY_RE.match(line.strip())
                 if m and self.ready and not self.ready.done():
                     self.ready_fields = dict(kv.split("=", 1) for kv in m.group(1).split() if "=" in kv)
@@ -194,14 +199,15 @@ class Child:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
 
-    async def stop(self, timeout_s: float) -> int | None:
-        """SIGTERM the child's process group, SIGKILL after ``timeout_s``; returns the exit code."""
+    async def stop(self, timeout_s: float, sig: int = signal.SIGTERM) -> int | None:
+        """SIGTERM (or ``sig``, e.g. SIGKILL for a crash) the child's process group, SIGKILL after
+        ``timeout_s``; returns the exit code."""
         if self.proc is None:
             return None
         if self.proc.returncode is None:
             self.stopped_by_us = True
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                os.killpg(self.proc.pid, sig)
             try:
                 await asyncio.wait_for(self.proc.wait(), timeout_s)
             except TimeoutError:
@@ -245,6 +251,10 @@ class Orchestrator:
         self.trades_error: str | None = None
         self.paused_at_end = False
         self.last_cutoff_ms = 0
+        self.chaos: Any = None
+        if opts.chaos_seed is not None:
+            from hourmm_core.sim.chaos import ChaosRun
+            self.chaos = ChaosRun(self, opts.chaos_seed, opts.chaos_faults)
 
     # ------------------------------------------------------------------ set-up
     def choose_window(self) -> None:
@@ -344,6 +354,7 @@ class Orchestrator:
 
     async def _start_child(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
         ch = Child(name, argv, env, self.out / "logs" / f"{name}.log")
+        ch.on_line = self.chaos.on_line if self.chaos else None
         self.children[name] = ch
         await ch.start()
         log.info("started %s (pid %s): %s", name, ch.proc.pid if ch.proc else "?", " ".join(argv[1:]))
@@ -454,7 +465,7 @@ class Orchestrator:
             now = self.clock.now_ms()
             if now >= self.end_sim_ms:
                 break
-            dead = [c for c in self.children.values() if not c.alive]
+            dead = [c for c in self.children.values() if not c.alive and not c.stopped_by_us]
             if dead:
                 for c in dead:
                     self.failures.append(f"{c.name} exited with code {c.proc.returncode} at sim "
@@ -548,7 +559,9 @@ class Orchestrator:
             print(f"hourmm sim: {o.hours} hour(s) from {_iso(self.first_hour_ms)} at {o.speed:g}x "
                   f"(~{(self.end_sim_ms - self.clock.sim_start_ms) / o.speed / 1000:.0f}s wall), "
                   f"data: {'SYNTHETIC' if self.data_info.get('synthetic') else 'real'} {self.data_info['source']} "
-                  f"{self.data_info['data_start']} .. {self.data_info['data_end']}, output: {self.out}", flush=True)
+                  f"{self.data_info['data_start']} .. {self.data_info['data_end']}, output: {self.out}"
+                  + (f"\nchaos: seed {self.chaos.seed}, faults in this order: "
+                     f"{', '.join(s['fault'] for s in self.chaos.schedule)}" if self.chaos else ""), flush=True)
         self._http = aiohttp.ClientSession()
         # SIGTERM (e.g. a CI timeout) stops the run like Ctrl-C: children are still shut down
         # in order and the summary is written, instead of leaving four orphaned processes.
@@ -562,7 +575,14 @@ class Orchestrator:
                 if not o.quiet:
                     print(f"all 4 processes up in {time.monotonic() - wall0:.1f}s wall; sim time "
                           f"{_iso(self.clock.now_ms())}", flush=True)
-                await self.monitor()
+                chaos_task = asyncio.create_task(self.chaos.run(), name="chaos") if self.chaos else None
+                try:
+                    await self.monitor()
+                finally:
+                    if chaos_task is not None:
+                        chaos_task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await chaos_task
                 await self.fetch_outcomes()
             except RuntimeError as exc:
                 self.failures.append(f"start-up: {exc}")
@@ -586,7 +606,8 @@ class Orchestrator:
             status_log=self.status_log, sim_state=self.sim_state, children=children,
             failures=list(self.failures), wallet=self.wallet_address,
             journal_path=self.sqlite_path, cutoff_inventory_tol=self.opts.cutoff_inventory_tol,
-            trades=self.trades, api_key=self.api_key, trades_error=self.trades_error)
+            trades=self.trades, api_key=self.api_key, trades_error=self.trades_error,
+            judge=self.chaos.judge if self.chaos else None)
         return report.finalize(run)
 
 
@@ -594,8 +615,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="hourmm sim",
         description="Run the whole HourMM system end to end on loopback simulators, N real hours compressed.")
-    ap.add_argument("--hours", type=int, default=2, help="full hours to trade (default 2)")
-    ap.add_argument("--speed", type=float, default=60.0, help="simulated seconds per wall second (default 60)")
+    ap.add_argument("--hours", type=int, default=2, help="full hours to trade (default 2; 1 with --chaos)")
+    ap.add_argument("--speed", type=float, default=60.0,
+                    help="simulated seconds per wall second (default 60; 30 with --chaos)")
     ap.add_argument("--start", default=None,
                     help="first hour to trade, ISO-8601 UTC or ms (default on real klines: 2025-05-22T14:00Z, "
                          "the May 2025 all-time-high day; else the 2nd hour of the data)")
@@ -605,6 +627,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Binance dumps (default: $HOURMM_DATA_DIR, then ../shared/data; else synthetic)")
     ap.add_argument("--status-every", type=float, default=3.0, help="wall seconds between status lines")
     ap.add_argument("--quiet", action="store_true", help="no live status lines, only the summary")
+    ap.add_argument("--chaos", action="store_true",
+                    help="inject a seeded schedule of faults while trading and judge every reaction "
+                         "(docs/CHAOS.md)")
+    ap.add_argument("--chaos-seed", type=int, default=None, metavar="N",
+                    help="seed of the fault schedule (implies --chaos; default: --seed)")
+    ap.add_argument("--chaos-faults", default=None, metavar="A,B",
+                    help="only these faults, comma-separated (default: all; names in docs/CHAOS.md)")
     return ap
 
 
@@ -612,7 +641,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``hourmm sim``: returns 0 when the run was clean, 1 with the reasons otherwise, 2 on usage errors."""
     ap = build_parser()
     try:
-        args = ap.parse_args(list(argv) if argv is not None else None)
+        argv = list(argv) if argv is not None else sys.argv[1:]
+        args = ap.parse_args(argv)
+        chaos = args.chaos or args.chaos_seed is not None or args.chaos_faults is not None
+
+        def given(opt: str) -> bool:
+            return any(a == opt or a.startswith(opt + "=") for a in argv)
+        if chaos and not given("--hours"):
+            args.hours = 1
+        if chaos and not given("--speed"):
+            from hourmm_core.sim.chaos import CHAOS_SPEED
+            args.speed = CHAOS_SPEED
+        faults = [f.strip() for f in args.chaos_faults.split(",") if f.strip()] if args.chaos_faults else None
+        if faults:
+            from hourmm_core.sim.chaos import build_schedule
+            build_schedule(0, faults)   # ValueError names an unknown fault
         if args.hours < 1 or args.hours > 48:
             ap.error("--hours must be in 1..48")
         if not (1 <= args.speed <= 600):
@@ -629,7 +672,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)   # the CLOB client's per-request lines
     opts = SimOptions(hours=args.hours, speed=args.speed, start_ms=start, seed=args.seed,
                       out_dir=Path(args.out) if args.out else None, data_dir=args.data_dir,
-                      status_every_s=args.status_every, quiet=args.quiet)
+                      status_every_s=args.status_every, quiet=args.quiet,
+                      chaos_seed=(args.chaos_seed if args.chaos_seed is not None else args.seed) if chaos else None,
+                      chaos_faults=faults)
     orch = Orchestrator(opts)
     try:
         summary = asyncio.run(orch.run())

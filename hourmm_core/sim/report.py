@@ -288,6 +288,7 @@ class RunData:
     trades: list[dict[str, Any]] | None = None   # venue's /data/trades for our key (official client)
     api_key: str = ""
     trades_error: str | None = None
+    judge: Any = None   # callable(summary, run): extra verdict (the chaos run), after summarize()
 
 
 def brier(samples: Iterable[Mapping[str, Any]], hours: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -605,6 +606,12 @@ def format_summary(summary: Mapping[str, Any]) -> str:
                      f"{n(h.get('volume')):>10}{n(h.get('fees'), '.4f'):>9}{n(h.get('pnl'), '+.3f'):>10}  {inv_s}")
     if any(h.get("partial") for h in summary.get("hours", [])):
         lines.append("* the hour the run starts in: only its last minutes are traded (wind-down, flatten, cutoff)")
+    chaos = summary.get("chaos")
+    if isinstance(chaos, Mapping) and chaos.get("table"):
+        lines.append("")
+        lines.append(f"chaos run (seed {chaos.get('seed')}): {'PASS' if chaos.get('ok') else 'FAIL'}"
+                     + (f"   not covered: {', '.join(chaos['not_covered'])}" if chaos.get("not_covered") else ""))
+        lines.extend(str(x) for x in chaos["table"])
     if summary.get("failures"):
         lines.append("")
         lines.append("FAILURES:")
@@ -622,7 +629,13 @@ def finalize(run: RunData) -> dict[str, Any]:
     out = Path(run.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(run)
-    files: dict[str, str] = {}
+    if run.judge is not None:
+        try:
+            run.judge(summary, run)
+        except Exception as exc:  # noqa: BLE001 - a judging bug must fail the run, not hide the summary
+            summary["failures"].append(f"report: the extra verdict failed ({type(exc).__name__}: {exc})")
+            summary["ok"] = False
+    files: dict[str, str] = dict(summary.get("files") or {})
     try:
         files.update(write_plots(out, run.samples, run.first_hour_ms, run.hours))
     except Exception as exc:  # noqa: BLE001 - a plotting problem must not hide the verdict

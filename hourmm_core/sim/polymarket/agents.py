@@ -23,6 +23,7 @@ the wall clock, so only in-process runs with fixed steps are bit-reproducible).
 """
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from dataclasses import dataclass, field
@@ -111,19 +112,41 @@ def realized_sigma(ticks: TickData, sample_ms: int = 1000) -> float:
 
 
 class PricePath:
-    """Point lookups on the replayed BTC path: last price at t, hour open, fair value."""
+    """Point lookups on the replayed BTC path: last price at t, hour open, fair value.
 
-    def __init__(self, ticks: TickData, sigma: float | None = None) -> None:
+    ``fast`` (default): the same numbers through Python-list bisection, a per-hour open cache
+    and a memo of :meth:`fair_up` (makers, takers and snipers ask for the same instant many
+    times per step); ``fast=False`` is the plain numpy reference the tests compare against."""
+
+    _MEMO_MAX = 8192
+
+    def __init__(self, ticks: TickData, sigma: float | None = None, fast: bool = True) -> None:
         self.ts = np.asarray(ticks.ts_ms, dtype=np.int64)
         self.px = np.asarray(ticks.price, dtype=np.float64)
         self.sigma = realized_sigma(ticks) if sigma is None else sigma
+        self.fast = bool(fast)
+        if self.fast:
+            self._ts_l: list[int] = self.ts.tolist()
+            self._px_l: list[float] = self.px.tolist()
+            self._open: dict[int, float | None] = {}
+            self._memo: dict[tuple[int, int], float] = {}
 
     def price_at(self, t_ms: int) -> float | None:
+        if self.fast:
+            i = bisect.bisect_right(self._ts_l, t_ms) - 1
+            return self._px_l[i] if i >= 0 else None
         i = int(np.searchsorted(self.ts, t_ms, side="right")) - 1
         return float(self.px[i]) if i >= 0 else None
 
     def hour_open(self, hour_start_ms: int) -> float | None:
         """First trade at or after the hour start (Binance 1h kline open)."""
+        if self.fast:
+            if hour_start_ms in self._open:
+                return self._open[hour_start_ms]
+            i = bisect.bisect_left(self._ts_l, hour_start_ms)
+            v = None if i >= len(self._ts_l) or self._ts_l[i] >= hour_start_ms + HOUR_MS else self._px_l[i]
+            self._open[hour_start_ms] = v
+            return v
         i = int(np.searchsorted(self.ts, hour_start_ms, side="left"))
         if i >= len(self.ts) or self.ts[i] >= hour_start_ms + HOUR_MS:
             return None
@@ -137,6 +160,17 @@ class PricePath:
 
     def fair_up(self, hour_start_ms: int, t_ms: int) -> float:
         """True P(close >= open) seen at ``t_ms`` (0.5 before the hour has an open)."""
+        if self.fast:
+            key = (hour_start_ms, t_ms)
+            v = self._memo.get(key)
+            if v is None:
+                if len(self._memo) >= self._MEMO_MAX:
+                    self._memo.clear()
+                v = self._memo[key] = self._fair_up(hour_start_ms, t_ms)
+            return v
+        return self._fair_up(hour_start_ms, t_ms)
+
+    def _fair_up(self, hour_start_ms: int, t_ms: int) -> float:
         if t_ms < hour_start_ms:
             return 0.5
         k = self.hour_open(hour_start_ms)
@@ -167,10 +201,17 @@ class BackgroundAgents:
 
     ``targets``: owners the snipers watch (default: every owner that is not an agent, i.e.
     the market maker under test).
+
+    ``fast`` (default True) skips a maker's book pass when it provably does nothing (its view
+    did not move and none of its resting orders changed since a pass that left every level
+    at its target, per :attr:`Exchange.book_version`) and caches the fee a sniper must beat per
+    price; the actions, the random draws and therefore every trade are the same as with
+    ``fast=False`` (the reference the equivalence test runs).
     """
 
     def __init__(self, exchange: Exchange, path: PricePath, seed: int = 0,
-                 config: AgentConfig | None = None, targets: Iterable[str] | None = None) -> None:
+                 config: AgentConfig | None = None, targets: Iterable[str] | None = None,
+                 fast: bool = True) -> None:
         from hourmm_core.sim.polymarket.snipers import LatencySniper
 
         self.ex = exchange
@@ -188,8 +229,13 @@ class BackgroundAgents:
         self._next_check: dict[tuple[str, str], tuple[int, int]] = {}   # (trade count, ms) of the last check
         self._last_ms: int | None = None
         self._view: dict[tuple[str, str], float] = {}
+        self.fast = bool(fast)
+        # (view, book_version) after a pass that left every level at target: the next pass is a no-op
+        self._settled: dict[tuple[str, str], tuple[float, int]] = {}
+        self._want: dict[tuple[str, float], dict[tuple[str, float], int]] = {}   # ladder per (market, touch)
         self.sniper = LatencySniper(exchange, path, self.cfg, random.Random(seed * 7919 + 1), self.stats,
-                                    targets=targets, agent_owners=self.makers + [self.noise, self.informed])
+                                    targets=targets, agent_owners=self.makers + [self.noise, self.informed],
+                                    fast=fast)
         for o in self.makers + [self.noise, self.informed, self.sniper.owner]:
             exchange.deposit(o, self.cfg.fund_usdc)
 
@@ -256,23 +302,36 @@ class BackgroundAgents:
                 if old is None or abs(v - (_tick_floor(old, tick) + tick / 2)) > 0.75 * tick:
                     self._view[key] = v
             view = self._view.get(key, fair)
+            if self.fast:
+                ver = self.ex.book_version.get(mk, 0)
+                if self._settled.get(key) == (view, ver):
+                    continue   # same ladder, same resting orders, every level at target: nothing to do
+                self._settled.pop(key, None)
             b0 = _tick_floor(view, tick)                 # touch bid; ask one tick up
-            want: dict[tuple[str, float], int] = {}
-            for lvl in range(c.maker_levels):
-                bid_up = round(b0 - lvl * c.maker_level_step, 4)
-                bid_dn = round(1.0 - (b0 + tick) - lvl * c.maker_level_step, 4)   # ask Up at 1 - bid_dn
-                for tok, px in ((m.up_token, bid_up), (m.down_token, bid_dn)):
-                    if tick - 1e-9 <= px <= 1 - tick + 1e-9:
-                        want[(tok, px)] = lvl
+            want = self._want.get((m.condition_id, b0)) if self.fast else None
+            if want is None:
+                want = {}
+                for lvl in range(c.maker_levels):
+                    bid_up = round(b0 - lvl * c.maker_level_step, 4)
+                    bid_dn = round(1.0 - (b0 + tick) - lvl * c.maker_level_step, 4)   # ask Up at 1 - bid_dn
+                    for tok, px in ((m.up_token, bid_up), (m.down_token, bid_dn)):
+                        if tick - 1e-9 <= px <= 1 - tick + 1e-9:
+                            want[(tok, px)] = lvl
+                if self.fast:
+                    if len(self._want) > 4096:
+                        self._want.clear()
+                    self._want[(m.condition_id, b0)] = want
             for k, oids in list(rest.items()):
                 if k not in want:
                     for oid in oids:
                         self.ex.cancel(mk, oid, now_ms)
                     del rest[k]
+            settled = True
+            orders = self.ex.orders
             for k, lvl in want.items():
                 lo, hi = c.maker_size if lvl == 0 else c.maker_depth_size
-                oids = [oid for oid in rest.get(k, []) if (o := self.ex.order(oid)) is not None and o.status == "LIVE"]
-                have = sum(self.ex.orders[oid].remaining_u for oid in oids) / 100.0
+                oids = [oid for oid in rest.get(k, []) if (o := orders.get(oid)) is not None and o.status == "LIVE"]
+                have = sum(orders[oid].remaining_u for oid in oids) / 100.0
                 if lvl == 0 and have > 2 * hi:     # a deep level became the touch: resize it
                     for oid in oids:
                         self.ex.cancel(mk, oid, now_ms)
@@ -286,7 +345,12 @@ class BackgroundAgents:
                             oids.append(r.order_id)
                     else:
                         self.stats.maker_rejects += 1
+                    if self.fast and settled:   # settled only if this level is now at target
+                        after = sum(orders[oid].remaining_u for oid in oids) / 100.0
+                        settled = after >= lo and not (lvl == 0 and after > 2 * hi)
                 rest[k] = oids
+            if self.fast and settled:
+                self._settled[key] = (view, self.ex.book_version.get(mk, 0))
 
     def _makers_legacy(self, m: Market, fair: float, now_ms: int) -> None:
         c = self.cfg

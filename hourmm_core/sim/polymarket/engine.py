@@ -110,6 +110,8 @@ from hourmm_core.sim.polymarket.orders import (  # noqa: F401 - re-exported: the
     size_to_units,
 )
 
+_sha256 = hashlib.sha256
+
 
 class Exchange:
     """Matching engine for many binary markets; deterministic given ``seed`` and call order."""
@@ -137,6 +139,9 @@ class Exchange:
         self.listener_errors = 0
         self._pending_updates: list[Order] = []
         self._live: dict[str, dict[str, Order]] = {}   # owner -> resting orders (index for open_orders)
+        # owner -> count of changes to its resting orders (rested, removed, filled): lets an agent
+        # know its book presence is exactly as it left it without re-reading every order
+        self.book_version: dict[str, int] = {}
 
     # ------------------------------------------------------------------ setup
     def add_listener(self, fn: Listener) -> None:
@@ -230,6 +235,15 @@ class Exchange:
             return list(self.trades_log)
         return list(self._owner_trades.get(owner, []))
 
+    def trade_count(self, owner: str) -> int:
+        """How many trade records involve ``owner`` (taker or maker): with :meth:`trades_since`,
+        an in-process reader follows its trades without copying the whole list each time."""
+        return len(self._owner_trades.get(owner, ()))
+
+    def trades_since(self, owner: str, start: int) -> list[dict[str, Any]]:
+        """``owner``'s trade records from index ``start`` on (the records themselves, in order)."""
+        return self._owner_trades.get(owner, [])[start:]
+
     def _levels(self, m: Market, bid: bool) -> list[tuple[int, int]]:
         prices = m.bid_prices if bid else m.ask_prices
         book = m.bids if bid else m.asks
@@ -293,10 +307,12 @@ class Exchange:
             bisect.insort(prices, p)
         q.append(o.order_id)
         self._live.setdefault(o.owner, {})[o.order_id] = o
+        self.book_version[o.owner] = self.book_version.get(o.owner, 0) + 1
         self._touched.add((m.condition_id, bid, p))
 
     def _remove(self, m: Market, o: Order) -> None:
         self._live.get(o.owner, {}).pop(o.order_id, None)
+        self.book_version[o.owner] = self.book_version.get(o.owner, 0) + 1
         bid = o.book_is_bid
         book, prices = (m.bids, m.bid_prices) if bid else (m.asks, m.ask_prices)
         p = o.book_price_u
@@ -341,7 +357,7 @@ class Exchange:
     # ------------------------------------------------------------------ ids
     def _new_id(self, prefix: str) -> str:
         self._seq += 1
-        h = hashlib.sha256(f"{prefix}:{self.seed}:{self._seq}:{self._rng.random()}".encode()).hexdigest()
+        h = _sha256(f"{prefix}:{self.seed}:{self._seq}:{self._rng.random()}".encode()).hexdigest()
         return "0x" + h if prefix == "order" else f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
     # ------------------------------------------------------------------ orders
@@ -356,14 +372,17 @@ class Exchange:
         Never raises for a bad order: the reason is in ``error_msg`` (the REST layer
         returns it as ``errorMsg`` with ``success: false``).
         """
-        self.advance(now_ms)
+        if self._gtd and self._gtd[0][0] <= now_ms:
+            self.advance(now_ms)
         oid = order_id if order_id else self._new_id("order")
         try:
             m = self.market_of(token_id)
-            side = str(side).upper()
-            if side not in (BUY, SELL):
-                return self._reject(oid, f"invalid order side {side!r}")
-            order_type = str(order_type).upper()
+            if side != BUY and side != SELL:
+                side = str(side).upper()
+                if side not in (BUY, SELL):
+                    return self._reject(oid, f"invalid order side {side!r}")
+            if order_type not in ORDER_TYPES:
+                order_type = str(order_type).upper()
             if order_type not in ORDER_TYPES:
                 return self._reject(oid, f"invalid order type {order_type!r}")
             pu = price_to_units(price)
@@ -413,7 +432,11 @@ class Exchange:
             return self._reject(oid, ERR_FAK)
 
         self.orders[oid] = o
-        fills, trade = self._match(m, o, now_ms)
+        if post_only:      # passed the cross check above: nothing to match
+            self._pending_updates = []
+            fills, trade = [], None
+        else:
+            fills, trade = self._match(m, o, now_ms)
         res = PlaceResult(order_id=oid, status="matched" if fills else "live", fills=fills)
         if trade is not None:
             res.trade_ids.append(trade["id"])
@@ -461,15 +484,20 @@ class Exchange:
     def _crossable(self, m: Market, is_bid: bool, limit_b: int, owner: str, cap: int | None = None) -> int:
         """Size available on the opposite side at prices crossing ``limit_b`` (Up terms)."""
         tot = 0
+        orders = self.orders
         if is_bid:
-            prices = (p for p in m.ask_prices if p <= limit_b)
+            prices = m.ask_prices
             book = m.asks
+            it = iter(prices)
         else:
-            prices = (p for p in reversed(m.bid_prices) if p >= limit_b)
+            prices = m.bid_prices
             book = m.bids
-        for p in prices:
+            it = reversed(prices)
+        for p in it:      # sorted: the first level that does not cross ends the walk
+            if (p > limit_b) if is_bid else (p < limit_b):
+                break
             for oid in book[p]:
-                tot += self.orders[oid].remaining_u
+                tot += orders[oid].remaining_u
                 if cap is not None and tot >= cap:
                     return tot
         return tot
@@ -496,6 +524,7 @@ class Exchange:
                 total_fee_u += fee_u
                 t.filled_u += x
                 mk.filled_u += x
+                self.book_version[mk.owner] = self.book_version.get(mk.owner, 0) + 1
                 taker_px = p if t.is_up else PRICE_SCALE - p
                 maker_px = mk.price_u
                 fills.append(Fill(mk.order_id, mk.owner, t.order_id, t.owner, taker_px / PRICE_SCALE,

@@ -96,7 +96,7 @@ class Market:
         return self.min_size_u / SIZE_SCALE
 
 
-@dataclass
+@dataclass(slots=True)   # many per simulated hour: no per-instance dict
 class Order:
     """A (possibly resting) limit order. ``price_u`` is in the order's own token terms."""
 
@@ -160,7 +160,7 @@ def _fmt(x: float) -> str:
     return s if s not in ("", "-0") else "0"
 
 
-@dataclass
+@dataclass(slots=True)   # many per simulated hour: no per-instance dict
 class Fill:
     """One maker/taker match, from the taker's point of view (price in taker-token terms)."""
 
@@ -174,7 +174,7 @@ class Fill:
     taker_fee: float
 
 
-@dataclass
+@dataclass(slots=True)   # many per simulated hour: no per-instance dict
 class PlaceResult:
     """Outcome of :meth:`Exchange.place`, mirrors POST /order's response fields."""
 

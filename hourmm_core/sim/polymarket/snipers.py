@@ -56,7 +56,7 @@ class LatencySniper:
 
     def __init__(self, exchange: Exchange, path: "PricePath", config: "AgentConfig", rng: random.Random,
                  stats: "AgentStats", targets: Iterable[str] | None = None,
-                 agent_owners: Iterable[str] = ()) -> None:
+                 agent_owners: Iterable[str] = (), fast: bool = True) -> None:
         self.ex = exchange
         self.path = path
         self.cfg = config
@@ -68,6 +68,9 @@ class LatencySniper:
         self.shots = 0
         self.misses = 0
         self.size_taken = 0.0
+        self.fast = bool(fast)
+        self._fee_ps: dict[float, float] = {}   # fast: taker fee per share by price (the schedule is fixed)
+        self._due: int | None | bool = False     # fast: cached next_due() (False = recompute)
 
     # ------------------------------------------------------------------ helpers
     def _target_orders(self, markets: Iterable[Market]) -> list[Any]:
@@ -89,6 +92,11 @@ class LatencySniper:
             tok = o.token_id
             q = px
         value = fair_up if tok == m.up_token else 1.0 - fair_up
+        if self.fast:
+            fee = self._fee_ps.get(q)
+            if fee is None:
+                fee = self._fee_ps[q] = taker_fee_per_share(self.ex.fee, q)
+            return value - q - fee, tok, q
         return value - q - taker_fee_per_share(self.ex.fee, q), tok, q
 
     def _fair(self, m: Market, now_ms: int) -> float:
@@ -103,10 +111,13 @@ class LatencySniper:
         mk = [m for m in markets if m.accepting and not m.closed and m.end_ms - HOUR_MS <= now_ms < m.end_ms]
         if not mk:
             return 0
+        targets = self._target_orders(mk)
+        if self.fast and not targets and not self.pending:
+            return 0          # nothing to look at and nothing to forget (the fair is a pure lookup)
         fair = {m.condition_id: self._fair(m, now_ms) for m in mk}
         new = 0
         live_ids = set()
-        for o in self._target_orders(mk):
+        for o in targets:
             live_ids.add(o.order_id)
             edge, _, _ = self._edge(o, fair[o.condition_id])
             if edge <= c.sniper_min_edge:
@@ -121,6 +132,7 @@ class LatencySniper:
             lo, hi = c.sniper_reaction_ms
             react = math.exp(self.rng.uniform(math.log(max(1.0, lo)), math.log(max(lo, hi, 1.0))))
             self.pending[o.order_id] = now_ms + int(round(react))
+            self._due = False
             new += 1
         for oid in [k for k in self.pending if k not in live_ids and self.pending[k] == -1]:
             del self.pending[oid]
@@ -128,12 +140,17 @@ class LatencySniper:
 
     def next_due(self) -> int | None:
         """Earliest scheduled shot time (ms) or None."""
+        if self.fast and self._due is not False:
+            return self._due      # type: ignore[return-value]
         ts = [t for t in self.pending.values() if t >= 0]
-        return min(ts) if ts else None
+        self._due = min(ts) if ts else None
+        return self._due
 
     def fire_due(self, now_ms: int) -> int:
         """Fire every shot due at or before ``now_ms``; returns the number of trades made."""
         due = sorted((t, oid) for oid, t in self.pending.items() if 0 <= t <= now_ms)
+        if due:
+            self._due = False
         n = 0
         for _, oid in due:
             self.pending.pop(oid, None)

@@ -1,0 +1,977 @@
+"""``hourmm sim --chaos``: a seeded schedule of faults injected while the system trades a real hour.
+
+Why: the fail-closed design (HALT on a lost user channel, REDUCE_ONLY on a stale pricer,
+the 429 gate, restart reconciliation, the Binance frame guards) is only worth something
+if every reaction happens in the running system, with the real processes and sockets,
+and trading still ends clean. This module drives that run on top of the ordinary
+``hourmm sim`` orchestrator (four processes on loopback) and judges it.
+
+How a run goes
+--------------
+1. :func:`build_schedule` turns ``--chaos-seed`` into an order of the faults and a pause
+   (wall seconds) before each; the same seed gives the same schedule.
+2. :class:`ChaosRun.run` waits until the first full hour trades (ACTIVE, NORMAL, orders
+   working), then injects the faults one after the other, each only once the system
+   has recovered from the previous one ("settled": NORMAL, every feed up). Each fault
+   is injected through an existing hook: the Polymarket simulator's ``POST /_sim/fault``
+   (WS drops, REST error windows and, when the simulator has them, 425 restarts and
+   placed-then-503), the Binance replay's ``POST /_sim/fault`` (feed pause, malformed and
+   out-of-range frames), or a signal to a child process (container A stopped, container
+   B ``kill -9``) followed by a restart with the same command and environment.
+3. For each fault it waits for the designed reaction (:data:`FAULTS`), measured from
+   the trader's journal (``ts_ms`` on the shared simulated clock), the children's log
+   lines (stamped when read) and the pricer's ``/metrics``; times are reported in wall
+   ms (simulated ms / speed), since every deadline of the design is in wall time
+   (``STALE_THRESHOLD_MS``, the snapshot max age, Retry-After, WS back-off).
+4. :meth:`ChaosRun.judge` runs inside :func:`hourmm_core.sim.report.finalize` after the
+   venue's trade history was read: every fault reacted within its deadline, the hour
+   ended flat, no order orphaned, every fill of ours at the venue is in the journal
+   exactly once (and nothing else is), the restarted trader's inventory equalled the
+   venue's, no secret (wallet key, API secret, passphrase) in any log, the journal or
+   the outputs, and HALT was seen only inside a user-WS drop. The table (fault,
+   reaction, time to react, outcome) goes to the printed summary, ``summary.json``
+   (``chaos``) and ``result.json``.
+
+Operator steps the run takes itself (as the guide tells an operator): after a user-WS
+drop the HALT is latched, so once the channel is back it posts ``/set_mode NORMAL``;
+a killed process is started again with its command unchanged.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import re
+import signal
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Mapping
+
+import aiohttp
+
+from hourmm_core.sim.report import _f as _num
+from hourmm_core.sim.report import our_open_orders, venue_markets
+
+log = logging.getLogger("hourmm.sim.chaos")
+
+#: Default speed of a chaos run: slow enough that restarts (seconds of wall time under
+#: load) fit in the hour's ACTIVE phase, fast enough for CI (the hour takes 2 minutes).
+CHAOS_SPEED = 30.0
+#: Faults start this long after the first full hour begins (the trader is quoting by then)...
+START_AFTER_MS = 2 * 60_000
+#: ... and none starts later than this into the hour (WIND_DOWN begins at 50 min).
+LAST_START_MS = 46 * 60_000
+SETTLE_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class FaultKind:
+    """One kind of fault: how it is injected and the reaction the design promises."""
+
+    name: str
+    injection: str
+    reaction: str
+    deadline_s: float     # wall seconds from the injection to the reaction
+    design: str           # where the designed behaviour lives
+    optional: bool = False  # needs a simulator hook that may not exist (then "not covered")
+
+
+FAULTS: dict[str, FaultKind] = {k.name: k for k in (
+    FaultKind("market_ws_drop", "simulator closes the market WS (drop_ws=market)",
+              "book unknown: no order sent; WS reconnects", 5.0,
+              "trading/risk_engine.py on_market_ws, polymarket/ws_base.py back-off 0.5 s"),
+    FaultKind("user_ws_drop", "simulator closes the user WS (drop_ws=user)",
+              "HALT + cancel-all, 0 orders at the venue", 2.0,
+              "trading/risk_engine.py on_user_ws (HALT latched), trader.py cancel-all"),
+    FaultKind("rest_5xx", "next 3 CLOB REST calls answer 503",
+              "absorbed (lookup, same order re-posted); quoting goes on", 10.0,
+              "polymarket/executor.py TransientError + _find_order, trader.py reject/cancel_reject"),
+    FaultKind("rest_429", "next 5 CLOB REST calls answer 429, Retry-After 1 s",
+              "gate closed for Retry-After, nothing sent meanwhile", 10.0,
+              "polymarket/executor.py RateGate (issue 13 bug 4)"),
+    FaultKind("rest_425", "matching-engine restart: 425 x3, then post-only window",
+              "back off, nothing sent meanwhile; then post-only", 10.0,
+              "polymarket/executor.py restart gate (issue 13 V2 operations)", optional=True),
+    FaultKind("placed_then_503", "next order is placed but answered 503",
+              "order kept as unknown, then resolved from the venue", 10.0,
+              "polymarket/executor.py UnknownOutcome (issue 13 V2 operations)", optional=True),
+    FaultKind("pricer_stale", "Binance replay sends nothing for 5 s wall (pause_ms)",
+              "snapshot stale: REDUCE_ONLY, no new exposure", 3.0,
+              "pricing: STALE_THRESHOLD_MS 500; trading/risk_engine.py on_snapshot_stale"),
+    FaultKind("pricer_dead", "container A SIGKILLed, restarted 4 s later",
+              "no snapshot: REDUCE_ONLY, no new exposure", 4.0,
+              "trading/snapshot_client.py max age 1500 ms; risk_engine.py on_snapshot_stale"),
+    FaultKind("trader_kill9", "container B SIGKILLed, restarted at once (same journal)",
+              "restart reconciles orders + inventory from journal/venue", 60.0,
+              "trading/reconcile.py, trader.py reconcile on market select"),
+    FaultKind("binance_malformed", "Binance replay inserts 3 malformed frames",
+              "frames refused and counted; pricing goes on", 3.0,
+              "binance/messages.py parse_frame + FrameStats"),
+    FaultKind("binance_out_of_range", "Binance replay inserts a trade at 1e308 and one with id 2^62",
+              "refused (price_absurd, bad_id); price, vol, feed unharmed", 3.0,
+              "binance/ws_client.py PriceGuard + id watermark (issue 13 bugs 2, 3)"),
+)}
+
+
+def build_schedule(seed: int, names: list[str] | None = None) -> list[dict[str, Any]]:
+    """The seeded order of the faults and the pause (wall s) before each; same seed, same schedule."""
+    names = list(FAULTS) if names is None else list(names)
+    unknown = [n for n in names if n not in FAULTS]
+    if unknown:
+        raise ValueError(f"unknown chaos fault(s): {', '.join(unknown)}; known: {', '.join(FAULTS)}")
+    rng = random.Random(seed)
+    rng.shuffle(names)
+    return [{"fault": n, "gap_s": round(rng.uniform(1.0, 3.0), 2)} for n in names]
+
+
+@dataclass
+class FaultRecord:
+    """What happened to one scheduled fault."""
+
+    fault: str
+    gap_s: float
+    status: str = "not run"              # not run | ok | FAIL | not covered
+    injected_sim_ms: int | None = None
+    react_ms: float | None = None        # wall ms from injection to the designed reaction
+    recover_ms: float | None = None      # wall ms from injection to normal operation again
+    observed: str = ""
+    problems: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+# ---------------------------------------------------------------------- small readers
+_METRIC_RE = re.compile(r'^(\w+)(?:\{kind="([^"]*)"\})?\s+([-+0-9.eE]+|NaN)\s*$')
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text -> ``{"name" or "name{kind}": value}`` (only what the chaos run reads)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        m = _METRIC_RE.match(line.strip())
+        if m:
+            name = m.group(1) + (f"{{{m.group(2)}}}" if m.group(2) is not None else "")
+            with contextlib.suppress(ValueError):
+                out[name] = float(m.group(3))
+    return out
+
+
+def bad_frames(metrics: Mapping[str, float]) -> dict[str, float]:
+    pre = "hourmm_binance_bad_frames_total{"
+    return {k[len(pre):-1]: v for k, v in metrics.items() if k.startswith(pre)}
+
+
+def journal_events(path: Path, since_id: int = 0, kinds: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Committed journal rows after ``since_id`` (read-only; [] while the file does not exist)."""
+    if not Path(path).exists():
+        return []
+    sql = "SELECT id, ts_ms, kind, market, order_id, payload FROM events WHERE id > ?"
+    args: list[Any] = [since_id]
+    if kinds:
+        sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+        args += list(kinds)
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        try:
+            rows = con.execute(sql + " ORDER BY id", args).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return []
+    out = []
+    for r in rows:
+        try:
+            payload = json.loads(r[5]) if r[5] else {}
+        except ValueError:
+            payload = {}
+        out.append({"id": r[0], "ts_ms": r[1], "kind": r[2], "market": r[3], "order_id": r[4],
+                    "payload": payload if isinstance(payload, dict) else {}})
+    return out
+
+
+def venue_legs(trades: list[Mapping[str, Any]], ids: set[str]) -> list[dict[str, Any]]:
+    """Our legs of the venue's trade records: (trade id, our order id, asset, side, size, time)."""
+    ids = {i.lower() for i in ids if i}
+    legs = []
+    for t in trades or []:
+        if not isinstance(t, Mapping) or str(t.get("status", "")).upper() == "FAILED":
+            continue
+        ts = _match_ms(t)
+        if str(t.get("trader_side", "TAKER")).upper() == "TAKER" and str(t.get("owner", "")).lower() in ids:
+            legs.append({"trade_id": str(t.get("id")), "order_id": str(t.get("taker_order_id")),
+                         "asset_id": str(t.get("asset_id")), "side": str(t.get("side", "")).upper(),
+                         "size": float(t.get("size") or 0.0), "ts_ms": ts})
+        for mo in t.get("maker_orders") or []:
+            if isinstance(mo, Mapping) and str(mo.get("owner", "")).lower() in ids:
+                legs.append({"trade_id": str(t.get("id")), "order_id": str(mo.get("order_id")),
+                             "asset_id": str(mo.get("asset_id")), "side": str(mo.get("side", "")).upper(),
+                             "size": float(mo.get("matched_amount") or 0.0), "ts_ms": ts})
+    return legs
+
+
+def _match_ms(t: Mapping[str, Any]) -> int | None:
+    for k in ("match_time_ms", "match_time", "last_update"):
+        v = t.get(k)
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            continue
+        return int(x if x > 1e11 else x * 1000)
+    return None
+
+
+def fill_ledger_check(journal_fills: list[Mapping[str, Any]], legs: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Journal vs venue, leg by leg: lost (venue only), double (journaled twice), phantom (journal only)."""
+    jcount: dict[tuple[str, str], int] = {}
+    for e in journal_fills:
+        p = e.get("payload") or {}
+        key = (str(p.get("trade_id")), str(p.get("order_id") or e.get("order_id")))
+        jcount[key] = jcount.get(key, 0) + 1
+    vkeys = {(str(v["trade_id"]), str(v["order_id"])) for v in legs}
+    lost = sorted(vkeys - set(jcount))
+    double = sorted(k for k, n in jcount.items() if n > 1)
+    phantom = sorted(set(jcount) - vkeys)
+    return {"venue_legs": len(vkeys), "journal_fills": sum(jcount.values()), "lost": lost[:20],
+            "double": double[:20], "phantom": phantom[:20], "n_lost": len(lost), "n_double": len(double),
+            "n_phantom": len(phantom)}
+
+
+def find_secrets(secrets: list[str], texts: Mapping[str, bytes]) -> list[str]:
+    """Names of the texts that contain any of the secrets (case-insensitive; never the secret itself)."""
+    needles = [s.lower().encode() for s in secrets if s and len(s) >= 8]
+    return sorted(name for name, blob in texts.items() if any(n in blob.lower() for n in needles))
+
+
+def format_table(rows: list[Mapping[str, Any]]) -> list[str]:
+    """The summary's chaos table: fault, reaction, time to react (deadline), outcome."""
+    head = f"{'fault':<21}{'reaction (designed)':<58}{'time to react':>16}  outcome"
+    lines = [head]
+    for r in rows:
+        t = "-" if r.get("react_ms") is None else f"{r['react_ms']:.0f} ms"
+        t += f" / {r['deadline_s']:g} s"
+        out = r["status"] + (f": {r['observed']}" if r.get("observed") else "")
+        if r.get("problems"):
+            out += " | " + "; ".join(r["problems"])
+        lines.append(f"{r['fault']:<21}{r['reaction'][:57]:<58}{t:>16}  {out}")
+    return lines
+
+
+# ---------------------------------------------------------------------- the run
+class ChaosRun:
+    """Drives the faults of one ``hourmm sim --chaos`` run and judges it.
+
+    ``orch`` is the :class:`hourmm_core.sim.orchestrator.Orchestrator` (duck-typed: this
+    module must not import it, the orchestrator imports this one).
+    """
+
+    def __init__(self, orch: Any, seed: int, names: list[str] | None = None) -> None:
+        self.orch = orch
+        self.seed = seed
+        self.schedule = build_schedule(seed, names)
+        self.records = [FaultRecord(s["fault"], s["gap_s"]) for s in self.schedule]
+        self.lines: list[tuple[int, str, str]] = []   # (sim ms when read, child, line)
+        self.halt_windows: list[list[int]] = []  # [from, to] sim ms during which HALT is the design
+        self.restarts: list[dict[str, Any]] = []
+        self._secrets: list[str] = []
+        self.started = False
+        self.finished = False
+
+    # ------------------------------------------------------------ plumbing
+    def on_line(self, child: str, line: str) -> None:
+        """Every line a child prints (hooked into the orchestrator's reader), stamped on arrival."""
+        clk = self.orch.clock
+        self.lines.append((clk.now_ms() if clk else 0, child, line))
+
+    @property
+    def speed(self) -> float:
+        return float(self.orch.opts.speed)
+
+    def now(self) -> int:
+        return self.orch.clock.now_ms()
+
+    def wall_ms(self, sim_ms_delta: float) -> float:
+        return sim_ms_delta / self.speed
+
+    async def _get(self, url: str) -> Any:
+        return await self.orch._get_json(url)
+
+    async def _post(self, url: str, body: Mapping[str, Any]) -> tuple[int, Any]:
+        try:
+            async with self.orch._http.post(url, json=dict(body), timeout=aiohttp.ClientTimeout(total=5)) as r:
+                txt = await r.text()
+                try:
+                    return r.status, json.loads(txt)
+                except ValueError:
+                    return r.status, txt
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return 0, type(exc).__name__
+
+    async def _text(self, url: str) -> str | None:
+        try:
+            async with self.orch._http.get(url, timeout=aiohttp.ClientTimeout(total=3)) as r:
+                return await r.text() if r.status == 200 else None
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return None
+
+    async def status(self) -> dict[str, Any] | None:
+        s = await self._get(self.orch.urls["control"] + "/status")
+        return s if isinstance(s, dict) else None
+
+    async def pm_fault(self, body: Mapping[str, Any]) -> tuple[int, Any]:
+        return await self._post(self.orch.urls["clob"].rstrip("/") + "/_sim/fault", body)
+
+    async def replay_fault(self, body: Mapping[str, Any]) -> tuple[int, Any]:
+        return await self._post(self.orch.urls["binance_rest"].rstrip("/") + "/_sim/fault", body)
+
+    async def sim_state(self) -> dict[str, Any] | None:
+        s = await self._get(self.orch.urls["sim_state"])
+        return s if isinstance(s, dict) else None
+
+    async def metrics(self) -> dict[str, float]:
+        txt = await self._text(self.orch.urls["pricer"] + "/metrics")
+        return parse_metrics(txt) if txt else {}
+
+    async def events(self, since_id: int = 0, *kinds: str) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, journal_events, self.orch.sqlite_path, since_id, kinds)
+
+    async def last_event_id(self) -> int:
+        loop = asyncio.get_running_loop()
+
+        def q() -> int:
+            p = Path(self.orch.sqlite_path)
+            if not p.exists():
+                return 0
+            try:
+                con = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=5.0)
+                try:
+                    return int(con.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+                finally:
+                    con.close()
+            except sqlite3.Error:
+                return 0
+        return await loop.run_in_executor(None, q)
+
+    @staticmethod
+    async def wait_for(fn: Callable[[], Awaitable[Any]], timeout_s: float, every_s: float = 0.05) -> Any:
+        """Poll ``fn`` until it returns something truthy (returned) or ``timeout_s`` wall seconds pass (None)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            r = await fn()
+            if r:
+                return r
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(every_s)
+
+    async def first_event(self, since_id: int, kind: str, pred: Callable[[dict[str, Any]], bool],
+                          timeout_s: float) -> dict[str, Any] | None:
+        async def probe() -> dict[str, Any] | None:
+            return next((e for e in await self.events(since_id, kind) if pred(e)), None)
+        return await self.wait_for(probe, timeout_s, 0.1)
+
+    def lines_after(self, sim_ms: int, child: str, needle: str) -> list[tuple[int, str]]:
+        return [(t, ln) for t, c, ln in list(self.lines) if t >= sim_ms and c == child and needle in ln]
+
+    def _react(self, rec: FaultRecord, at_sim_ms: int | None) -> None:
+        if at_sim_ms is not None and rec.injected_sim_ms is not None:
+            rec.react_ms = round(max(0.0, self.wall_ms(at_sim_ms - rec.injected_sim_ms)), 1)
+
+    def _recover(self, rec: FaultRecord, at_sim_ms: int | None) -> None:
+        if at_sim_ms is not None and rec.injected_sim_ms is not None:
+            rec.recover_ms = round(max(0.0, self.wall_ms(at_sim_ms - rec.injected_sim_ms)), 1)
+
+    # ------------------------------------------------------------ process control
+    async def kill9(self, name: str) -> Any:
+        """SIGKILL a child's whole process group (no clean-up runs), like ``kill -9`` / a crash."""
+        ch = self.orch.children[name]
+        await ch.stop(15.0, sig=signal.SIGKILL)   # marks it stopped by us: the monitor sees no crash
+        return ch
+
+    async def restart(self, old: Any, health_url: str, key: str | None) -> Any:
+        """Start ``old``'s command again (same env, same log file) and wait until it answers."""
+        new = type(old)(old.name, old.argv, old.env, old.log_path)
+        new.error_lines, new.rejections, new.warning_count = old.error_lines, old.rejections, old.warning_count
+        new.on_line = self.on_line
+        await new.start()
+        self.orch.children[old.name] = new
+        self.restarts.append({"child": old.name, "sim_ms": self.now(), "old_exit": old.proc.returncode})
+        await self.orch._await_http(new, health_url, key=key)
+        return new
+
+    # ------------------------------------------------------------ schedule
+    async def _settled(self) -> bool:
+        """NORMAL, every feed up, quoting phase: the system is back to ordinary trading."""
+        async def probe() -> bool:
+            s = await self.status()
+            if not s:
+                return False
+            h = s.get("health") or {}
+            return (s.get("risk_mode") == "NORMAL" and s.get("session_state") == "ACTIVE"
+                    and all(h.get(k) for k in ("market_ws", "user_ws")) and not h.get("binance_stale"))
+        return bool(await self.wait_for(probe, SETTLE_TIMEOUT_S, 0.1))
+
+    async def run(self) -> None:
+        """Wait for the hour to trade, then inject every scheduled fault in turn."""
+        o = self.orch
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(Exception):
+            self._secrets = await loop.run_in_executor(None, _derive_secrets, o.urls["clob"], o._key)
+        t_start = o.first_hour_ms + START_AFTER_MS
+        while self.now() < t_start:
+            await asyncio.sleep(min(0.5, max(0.01, (t_start - self.now()) / self.speed / 1000)))
+        self.started = True
+        for rec in self.records:
+            if self.now() >= o.first_hour_ms + LAST_START_MS:
+                rec.problems.append("no time left in the hour's ACTIVE phase")
+                continue
+            settled = await self._settled()
+            if not settled:
+                rec.details["not_settled_before"] = True
+            await asyncio.sleep(rec.gap_s)
+            if self.now() >= o.first_hour_ms + LAST_START_MS:
+                rec.problems.append("no time left in the hour's ACTIVE phase")
+                continue
+            fn = getattr(self, "f_" + rec.fault)
+            try:
+                await fn(rec)
+            except Exception as exc:  # noqa: BLE001 - a harness problem is this fault's failure, not a crash
+                rec.status = "FAIL"
+                rec.problems.append(f"harness: {type(exc).__name__}: {exc}")
+                log.warning("chaos %s: %s: %s", rec.fault, type(exc).__name__, exc)
+            if rec.status == "not run":
+                rec.status = "ok" if not rec.problems else "FAIL"
+            if not o.opts.quiet:
+                t = "-" if rec.react_ms is None else f"{rec.react_ms:.0f} ms"
+                print(f"chaos: {rec.fault}: {rec.status} (react {t}) {rec.observed}"
+                      + (f" | {'; '.join(rec.problems)}" if rec.problems else ""), flush=True)
+        self.finished = True
+
+    def _begin(self, rec: FaultRecord) -> int:
+        rec.injected_sim_ms = self.now()
+        return rec.injected_sim_ms
+
+    async def _inject(self, rec: FaultRecord, target: str, body: Mapping[str, Any], what: str = "") -> bool:
+        """Start ``rec``'s clock and post the fault to the Polymarket sim (``pm``) or the Binance
+        replay; False (recorded) when it was not applied, "not covered" when the hook does not exist."""
+        self._begin(rec)
+        code, reply = await (self.pm_fault(body) if target == "pm" else self.replay_fault(body))
+        if code == 200:
+            return True
+        if what and code == 400 and "no known fault key" in str(reply):
+            rec.status = "not covered"
+            rec.observed = f"the simulator has no {what} fault"
+        else:
+            rec.problems.append(f"fault not applied: HTTP {code} {str(reply)[:120]}")
+        return False
+
+    # ------------------------------------------------------------ faults
+    async def f_market_ws_drop(self, rec: FaultRecord) -> None:
+        kind = FAULTS[rec.fault]
+        eid = await self.last_event_id()
+        if not await self._inject(rec, "pm", {"drop_ws": "market"}):
+            return
+        down = await self.first_event(eid, "ws", lambda e: e["payload"].get("channel") == "market"
+                                      and e["payload"].get("connected") is False, kind.deadline_s + 5)
+        if down is None:
+            rec.problems.append("the trader never saw the market WS go down")
+            return
+        self._react(rec, down["ts_ms"])
+        up = await self.first_event(down["id"], "ws", lambda e: e["payload"].get("channel") == "market"
+                                    and e["payload"].get("connected") is True, 20)
+        if up is None:
+            rec.problems.append("market WS not reconnected within 20 s")
+            return
+        self._recover(rec, up["ts_ms"])
+        placed = [e for e in await self.events(down["id"], "intent") if e["id"] < up["id"]]
+        rec.observed = f"down, reconnected in {rec.recover_ms:.0f} ms, {len(placed)} order(s) sent while down"
+        if placed:
+            rec.problems.append(f"{len(placed)} order(s) sent while the book was unknown")
+        if rec.recover_ms is not None and rec.recover_ms > kind.deadline_s * 1000:
+            rec.problems.append(f"reconnect took {rec.recover_ms:.0f} ms > {kind.deadline_s:g} s")
+
+    async def f_user_ws_drop(self, rec: FaultRecord) -> None:
+        kind = FAULTS[rec.fault]
+        eid = await self.last_event_id()
+        if not await self._inject(rec, "pm", {"drop_ws": "user"}):
+            return
+        t0 = rec.injected_sim_ms or 0
+        halt = await self.first_event(eid, "mode", lambda e: e["payload"].get("new") == "HALT", kind.deadline_s + 5)
+        window = [t0, t0]
+        self.halt_windows.append(window)   # updated in place until HALT is cleared
+        if halt is None:
+            rec.problems.append("no HALT after the user WS dropped")
+            return
+        self._react(rec, halt["ts_ms"])
+        ca = await self.first_event(eid, "cancel_all", lambda e: True, 10)
+        st = await self.sim_state()
+        venue_open = our_open_orders(st, self.orch.wallet_address) if st else None
+        parts = ["HALT"]
+        if ca is None or not ca["payload"].get("ok"):
+            rec.problems.append("no successful cancel-all after the HALT")
+        else:
+            parts.append("cancel-all ok")
+        parts.append(f"{venue_open} order(s) at the venue")
+        if venue_open:
+            rec.problems.append(f"{venue_open} order(s) of ours still at the venue after the cancel-all")
+        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
+            rec.problems.append(f"HALT after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+        # the operator's step: once the user channel is back, clear the latched HALT
+        up = await self.first_event(halt["id"], "ws", lambda e: e["payload"].get("channel") == "user"
+                                    and e["payload"].get("connected") is True, 20)
+        if up is None:
+            rec.problems.append("user WS not reconnected within 20 s")
+            window[1] = self.now()
+            return
+
+        async def clear() -> bool:
+            c, _ = await self._post(self.orch.urls["control"] + "/set_mode", {"mode": "NORMAL"})
+            return c == 200
+        if not await self.wait_for(clear, 10, 0.2):
+            rec.problems.append("operator /set_mode NORMAL refused for 10 s")
+        # the control plane journals the operator's action with the mode it left the trader in
+        cleared = await self.first_event(halt["id"], "control", lambda e: e["payload"].get("action") == "set_mode"
+                                         and (e["payload"].get("result") or {}).get("risk_mode") != "HALT", 10)
+        window[1] = cleared["ts_ms"] if cleared else self.now()
+        self._recover(rec, cleared["ts_ms"] if cleared else None)
+        if cleared is None:
+            rec.problems.append("HALT still latched after the operator's /set_mode NORMAL")
+        else:
+            parts.append(f"user WS back, operator cleared HALT at +{rec.recover_ms:.0f} ms")
+        rec.observed = ", ".join(parts)
+
+    async def _drain(self, key: str = "rest_error_count", timeout_s: float = 30.0) -> int | None:
+        """Wait until the simulator's fault counter ``key`` reached 0; the sim ms when it did."""
+        async def probe() -> int | None:
+            st = await self.sim_state()
+            if st and int((st.get("faults") or {}).get(key) or 0) <= 0:
+                return self.now()
+            return None
+        return await self.wait_for(probe, timeout_s, 0.1)
+
+    async def f_rest_5xx(self, rec: FaultRecord) -> None:
+        kind = FAULTS[rec.fault]
+        eid = await self.last_event_id()
+        st0 = await self.sim_state() or {}
+        n0 = int((st0.get("errors") or {}).get("fault_503") or 0)
+        if not await self._inject(rec, "pm", {"rest_error": 503, "count": 3}):
+            return
+        t0 = rec.injected_sim_ms or 0
+        drained = await self._drain(timeout_s=kind.deadline_s + 20)
+        if drained is None:
+            rec.problems.append("the trader made fewer than 3 REST calls in 30 s")
+            return
+        st1 = await self.sim_state() or {}
+        answered = int((st1.get("errors") or {}).get("fault_503") or 0) - n0
+        # what the trader made of them: most are absorbed by the executor (an ambiguous POST is
+        # looked up on the venue and the same signed order re-posted; reads are retried)
+        seen = self.lines_after(t0, "polymarket_trader", "503")
+        jseen = [e for e in await self.events(eid, "reject", "cancel_reject")
+                 if "503" in str(e["payload"].get("error"))]
+        ack = await self.first_event(eid, "ack", lambda e: e["ts_ms"] >= drained, kind.deadline_s + 10)
+        self._react(rec, ack["ts_ms"] if ack else None)
+        self._recover(rec, ack["ts_ms"] if ack else None)
+        evs = await self.events(eid, "ack", "mode")
+        halts = [e for e in evs if e["kind"] == "mode" and e["payload"].get("new") == "HALT"]
+        by_client: dict[str, set[str]] = {}
+        for e in evs:
+            if e["kind"] == "ack" and e["payload"].get("client_id"):
+                by_client.setdefault(str(e["payload"]["client_id"]), set()).add(str(e["order_id"]))
+        doubles = [c for c, ids in by_client.items() if len(ids) > 1]
+        rec.details.update(answered_503=answered, journaled=len(jseen), log_lines=len(seen))
+        rec.observed = (f"{answered} x 503 answered, {len(jseen)} reject/cancel_reject journaled, "
+                        + (f"next ack +{rec.react_ms:.0f} ms" if ack else "no ack after")
+                        + f", {len(doubles)} double post(s)")
+        if answered < 3:
+            rec.problems.append(f"only {answered} of 3 503s were answered")
+        if ack is None:
+            rec.problems.append(f"quoting did not resume (no ack) within {kind.deadline_s + 10:g} s after the 503s")
+        if halts:
+            rec.problems.append("HALT on a 5xx window")
+        if doubles:
+            rec.problems.append(f"{len(doubles)} order(s) acked twice under different ids (double post)")
+        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
+            rec.problems.append(f"quoting resumed after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+
+    async def f_rest_429(self, rec: FaultRecord) -> None:
+        kind = FAULTS[rec.fault]
+        ra, count = 1.0, 5
+        if not await self._inject(rec, "pm", {"rest_error": 429, "count": count, "retry_after_s": ra}):
+            return
+        t0 = rec.injected_sim_ms or 0
+        drained = await self._drain(timeout_s=60)
+        await asyncio.sleep(0.3)   # the last 429's log line
+        lines = self.lines_after(t0, "polymarket_trader", "HTTP 429 from the CLOB: sending nothing for")
+        if drained is None:
+            rec.problems.append(f"{count} 429s not used up within 60 s")
+        if not lines:
+            rec.problems.append("the trader logged no 429 back-off")
+            return
+        self._react(rec, lines[0][0])
+        pauses = []
+        for _, ln in lines:
+            m = re.search(r"sending nothing for ([0-9.]+)s", ln)
+            if m:
+                pauses.append(float(m.group(1)))
+        window = 0.75 * ra
+        worst = self._gate_bursts(rec, lines, t0, ra)
+        span = rec.details["times_s"][-1] - rec.details["times_s"][0]
+        rec.details.update(pauses=pauses)
+        rec.observed = (f"{len(lines)} x 429 over {span:.2f} s, gate {min(pauses, default=0):.2f}-"
+                        f"{max(pauses, default=0):.2f} s, <= {worst} per {window:g} s")
+        if not pauses or min(pauses) < ra - 0.01:
+            rec.problems.append(f"gate shorter than Retry-After {ra:g} s: {pauses}")
+        if worst > 4:
+            rec.problems.append(f"{worst} 429s within {window:g} s: Retry-After not honoured")
+        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
+            rec.problems.append(f"first 429 after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+
+    def _gate_bursts(self, rec: FaultRecord, lines: list[tuple[int, str]], t0: int, gap_s: float) -> int:
+        """Most refusals the trader logged within any ``0.75 * gap_s`` window (a closed gate sends
+        nothing, so only the requests already in flight can be refused together)."""
+        times = [self.wall_ms(t - t0) / 1000 for t, _ in lines]
+        worst = max((sum(1 for u in times if t <= u < t + 0.75 * gap_s) for t in times), default=0)
+        rec.details.update(times_s=[round(t, 3) for t in times], max_in_window=worst)
+        return worst
+
+    async def f_rest_425(self, rec: FaultRecord) -> None:
+        kind = FAULTS[rec.fault]
+        count = 3
+        if not await self._inject(rec, "pm", {"engine_restart": {"count_425": count, "post_only_s": 5}},
+                                  "engine_restart (425)"):
+            return
+        t0 = rec.injected_sim_ms or 0
+        drained = await self._drain("restart_425", timeout_s=60)
+        await asyncio.sleep(0.3)
+        lines = self.lines_after(t0, "polymarket_trader", "HTTP 425")
+        if drained is None:
+            rec.problems.append(f"{count} 425s not used up within 60 s")
+        if not lines:
+            rec.problems.append("the trader logged no 425 back-off")
+            return
+        self._react(rec, lines[0][0])
+        worst = self._gate_bursts(rec, lines, t0, 1.0)   # the first back-off is at least 1 s
+        rec.observed = f"{len(lines)} x 425 logged with a back-off, <= {worst} per 0.75 s"
+        if worst > 4:
+            rec.problems.append(f"{worst} 425s within 0.75 s: no back-off")
+        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
+            rec.problems.append(f"first 425 after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+
+    async def f_placed_then_503(self, rec: FaultRecord) -> None:
+        kind = FAULTS[rec.fault]
+        eid = await self.last_event_id()
+        # the venue takes the next order but answers 503, and stays down for the client's 2 lookups
+        if not await self._inject(rec, "pm", {"place_then_503": 1, "outage_after": 2}, "place_then_503"):
+            return
+        t0 = rec.injected_sim_ms or 0
+        drained = await self._drain("place_then_503", timeout_s=60)
+        if drained is None:
+            rec.problems.append("no order was placed within 60 s")
+            return
+
+        # the design: kept as unknown (journal) and resolved from the venue, or found by the
+        # executor's lookup of the ambiguous POST (then acked as recovered)
+        async def probe() -> tuple[str, Any] | None:
+            ev = next(iter(await self.events(eid, "unknown")), None)
+            if ev is not None:
+                return ("unknown", ev)
+            found = self.lines_after(t0, "polymarket_trader", "found on the exchange after ambiguous POST")
+            return ("found", found[0]) if found else None
+        got = await self.wait_for(probe, kind.deadline_s + 5, 0.1)
+        if got is None:
+            rec.problems.append("the trader neither kept the order as unknown nor found it on the venue")
+            return
+        how, x = got
+        if how == "unknown":
+            self._react(rec, x["ts_ms"])
+            res = await self.first_event(x["id"], "unknown_resolved", lambda e: e["order_id"] == x["order_id"], 30)
+            self._recover(rec, res["ts_ms"] if res else None)
+            rec.observed = ("kept as unknown, resolved (" + str(res["payload"].get("how")) + f") at +{rec.recover_ms:.0f} ms"
+                            if res else "kept as unknown, NOT resolved within 30 s")
+            if res is None:
+                rec.problems.append("the unknown order was not resolved within 30 s")
+        else:
+            self._react(rec, x[0])
+            rec.observed = "found on the venue by the ambiguous-POST lookup, booked as acked"
+        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
+            rec.problems.append(f"reaction after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+
+    async def _no_new_exposure(self, rec: FaultRecord, from_id: int, to_id: int | None) -> None:
+        evs = [e for e in await self.events(from_id, "intent") if to_id is None or e["id"] < to_id]
+        bad = [e for e in evs if not e["payload"].get("reduce")]
+        rec.details["orders_sent_degraded"] = len(evs)
+        if bad:
+            rec.problems.append(f"{len(bad)} order(s) adding exposure sent while degraded")
+
+    async def f_pricer_stale(self, rec: FaultRecord) -> None:
+        kind = FAULTS[rec.fault]
+        pause_wall_s = 5.0
+        eid = await self.last_event_id()
+        if not await self._inject(rec, "replay", {"pause_ms": int(pause_wall_s * self.speed * 1000)}):
+            return
+        red = await self.first_event(eid, "mode", lambda e: e["payload"].get("new") == "REDUCE_ONLY"
+                                     and "stale" in str(e["payload"].get("reason")), kind.deadline_s + 5)
+        if red is None:
+            rec.problems.append("no REDUCE_ONLY (stale) while the feed was silent")
+            return
+        self._react(rec, red["ts_ms"])
+        back = await self.first_event(red["id"], "mode", lambda e: e["payload"].get("old") == "REDUCE_ONLY",
+                                      pause_wall_s + 30)
+        self._recover(rec, back["ts_ms"] if back else None)
+        await self._no_new_exposure(rec, red["id"], back["id"] if back else None)
+        rec.observed = (f"REDUCE_ONLY, {rec.details.get('orders_sent_degraded', 0)} order(s) sent meanwhile, "
+                        + (f"{back['payload'].get('new')} again at +{rec.recover_ms:.0f} ms" if back else "not recovered"))
+        if back is None:
+            rec.problems.append("not back to NORMAL within 30 s of the feed resuming")
+        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
+            rec.problems.append(f"REDUCE_ONLY after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+
+    async def f_pricer_dead(self, rec: FaultRecord) -> None:
+        kind = FAULTS[rec.fault]
+        down_wall_s = 4.0
+        eid = await self.last_event_id()
+        self._begin(rec)
+        old = await self.kill9("binance_pricer")
+        t_kill = time.monotonic()
+        red = await self.first_event(eid, "mode", lambda e: e["payload"].get("new") == "REDUCE_ONLY",
+                                     kind.deadline_s + 5)
+        await asyncio.sleep(max(0.0, down_wall_s - (time.monotonic() - t_kill)))
+        await self.restart(old, self.orch.urls["pricer"] + "/health", "healthy")
+        if red is None:
+            rec.problems.append("no REDUCE_ONLY while container A was down")
+            return
+        self._react(rec, red["ts_ms"])
+        back = await self.first_event(red["id"], "mode", lambda e: e["payload"].get("old") == "REDUCE_ONLY", 60)
+        self._recover(rec, back["ts_ms"] if back else None)
+        await self._no_new_exposure(rec, red["id"], back["id"] if back else None)
+        rec.observed = (f"REDUCE_ONLY, A restarted, {rec.details.get('orders_sent_degraded', 0)} order(s) "
+                        "sent meanwhile, " + (f"NORMAL again at +{rec.recover_ms:.0f} ms" if back else "not recovered"))
+        if back is None:
+            rec.problems.append("not back to NORMAL within 60 s of container A's restart")
+        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
+            rec.problems.append(f"REDUCE_ONLY after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+
+    async def f_trader_kill9(self, rec: FaultRecord) -> None:
+        kind = FAULTS[rec.fault]
+        eid = await self.last_event_id()
+        self._begin(rec)
+        old = await self.kill9("polymarket_trader")
+        rec.details["exit_code"] = old.proc.returncode
+        await self.restart(old, self.orch.urls["control"] + "/status", None)
+        restart_ms = self.now()
+        rep = await self.first_event(eid, "reconcile", lambda e: e["ts_ms"] >= (rec.injected_sim_ms or 0),
+                                     kind.deadline_s)
+        if rep is None:
+            rec.problems.append(f"the restarted trader journaled no reconciliation within {kind.deadline_s:g} s")
+            return
+        self._react(rec, rep["ts_ms"])
+        p = rep["payload"]
+        rec.details.update(restart_sim_ms=restart_ms, reconcile_sim_ms=rep["ts_ms"], reconcile_market=rep["market"],
+                           report={k: p.get(k) for k in ("adopted", "strays", "fills_replayed", "fills_from_exchange",
+                                                         "yes_tokens", "no_tokens", "errors")})
+        rec.observed = (f"exit {old.proc.returncode}, restarted; reconciled: {len(p.get('adopted') or [])} adopted, "
+                        f"{len(p.get('strays') or [])} stray(s) cancelled, {p.get('fills_replayed')} fill(s) from the "
+                        f"journal + {p.get('fills_from_exchange')} from the venue, Up {p.get('yes_tokens'):g} / "
+                        f"Down {p.get('no_tokens'):g}")
+        if p.get("errors"):
+            rec.problems.append(f"reconciliation errors: {p['errors']}")
+
+    async def f_binance_malformed(self, rec: FaultRecord) -> None:
+        kind = FAULTS[rec.fault]
+        n = 3
+        eid = await self.last_event_id()
+        before = await self.metrics()
+        b0 = sum(bad_frames(before).values())
+        g0 = before.get("hourmm_binance_frames_total{trade}", 0.0)
+        if not await self._inject(rec, "replay", {"malformed": n}):
+            return
+
+        async def counted() -> int | None:
+            m = await self.metrics()
+            return self.now() if m and sum(bad_frames(m).values()) >= b0 + n else None
+        at = await self.wait_for(counted, kind.deadline_s + 5)
+        self._react(rec, at)
+
+        async def flowing() -> bool:
+            m = await self.metrics()
+            return m.get("hourmm_binance_frames_total{trade}", 0.0) >= g0 + 20
+        await self.wait_for(flowing, 10)
+        after = await self.metrics()
+        g1 = after.get("hourmm_binance_frames_total{trade}", 0.0)
+        degraded = [e for e in await self.events(eid, "mode") if e["payload"].get("new") in ("REDUCE_ONLY", "HALT")]
+        rec.observed = (f"{sum(bad_frames(after).values()) - b0:g} bad frame(s) counted, "
+                        f"{g1 - g0:g} good trades meanwhile, {len(degraded)} mode change(s)")
+        if at is None:
+            rec.problems.append(f"fewer than {n} bad frames counted by container A")
+        if g1 < g0 + 20:
+            rec.problems.append("fewer than 20 good trades in 10 s after the malformed frames: the feed stopped")
+        if degraded:
+            rec.problems.append("the trader degraded on malformed frames")
+        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
+            rec.problems.append(f"counted after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+
+    async def f_binance_out_of_range(self, rec: FaultRecord) -> None:
+        kind = FAULTS[rec.fault]
+        before = await self.metrics()
+        bad0 = bad_frames(before)
+        g0 = before.get("hourmm_binance_frames_total{trade}", 0.0)
+        snap0 = await self._get(self.orch.urls["pricer"] + "/snapshot/latest") or {}
+        if not await self._inject(rec, "replay", {"out_of_range": 2}):
+            return
+
+        async def counted() -> int | None:
+            b = bad_frames(await self.metrics())
+            ok = all(b.get(k, 0) >= bad0.get(k, 0) + 1 for k in ("price_absurd", "bad_id"))
+            return self.now() if ok else None
+        at = await self.wait_for(counted, kind.deadline_s + 5)
+        self._react(rec, at)
+
+        async def flowing() -> bool:
+            m = await self.metrics()
+            return m.get("hourmm_binance_frames_total{trade}", 0.0) >= g0 + 20
+        flows = await self.wait_for(flowing, 10)
+        snap1 = await self._get(self.orch.urls["pricer"] + "/snapshot/latest") or {}
+        p0, p1 = _num(snap0.get("last_price")), _num(snap1.get("last_price"))
+        s1 = _num(snap1.get("sigma"))
+        rec.details.update(last_price_before=p0, last_price_after=p1, sigma_after=s1)
+        rec.observed = (f"price_absurd + bad_id counted; last price {p0} -> {p1}, sigma {s1:.2e}"
+                        if s1 is not None else "no sigma after")
+        if at is None:
+            rec.problems.append("container A did not count both frames as refused (price_absurd, bad_id)")
+        if not flows:
+            rec.problems.append("fewer than 20 good trades in 10 s after the bogus id: the feed froze")
+        if p0 is None or p1 is None or abs(p1 / p0 - 1.0) > 0.02:
+            rec.problems.append(f"last price moved {p0} -> {p1}")
+        if s1 is None or s1 > 0.01:
+            rec.problems.append(f"sigma {s1} after the bogus prints (a 1e308 print would make it ~255)")
+        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
+            rec.problems.append(f"refused after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+
+    # ------------------------------------------------------------ verdict
+    def judge(self, summary: dict[str, Any], run: Any) -> None:
+        """Add the chaos verdict to ``summary`` (called by report.finalize after summarize)."""
+        failures: list[str] = summary["failures"]
+        checks: dict[str, Any] = {}
+        # HALT is the design only inside a user-WS drop (until the operator cleared it)
+        slack = int(3_000 * self.speed)
+        halts = [s["sim_ms"] for s in run.samples if s.get("risk_mode") == "HALT"]
+        unexplained = [t for t in halts if not any(a <= t <= b + slack for a, b in self.halt_windows)]
+        checks["halts"] = {"samples": len(halts), "outside_user_ws_drop": len(unexplained)}
+        if not unexplained:
+            summary["failures"] = failures = [f for f in failures if not f.startswith("risk mode HALT observed")]
+        # flat at the end of every hour, nothing orphaned (the ordinary sim judges these too)
+        hours = summary.get("hours") or []
+        flat = all(h.get("net_inventory_at_cutoff") is not None and abs(h["net_inventory_at_cutoff"])
+                   <= run.cutoff_inventory_tol for h in hours)
+        checks["flat"] = flat
+        checks["orphaned_orders"] = summary.get("orphaned_orders")
+        if not flat and not any("inventory left" in f for f in failures):
+            failures.append("chaos: the hour did not end flat")
+        # every fill exactly once: journal vs venue, leg by leg
+        jf = journal_events(run.journal_path, 0, ("fill",)) if run.journal_path else []
+        if run.trades is not None:
+            legs = venue_legs(run.trades, {run.wallet, run.api_key})
+            fl = fill_ledger_check(jf, legs)
+            checks["fills"] = fl
+            if fl["n_lost"] or fl["n_double"] or fl["n_phantom"]:
+                failures.append(f"chaos: fills journal vs venue: {fl['n_lost']} lost, {fl['n_double']} double counted, "
+                                f"{fl['n_phantom']} not at the venue (of {fl['venue_legs']} venue legs)")
+            self._check_restart_inventory(run, legs, checks, failures)
+        else:
+            checks["fills"] = None
+            failures.append("chaos: venue trades unavailable: fills could not be checked")
+        # no secret anywhere
+        checks["secrets"] = self._scan_secrets(run, summary, failures)
+        # every fault reacted as designed, in time
+        for r in self.records:
+            if r.status == "not covered":
+                continue
+            if r.status != "ok":
+                failures.append(f"chaos: {r.fault}: {r.status}" + (f" ({'; '.join(r.problems)})" if r.problems else ""))
+        rows = [{"fault": r.fault, "reaction": FAULTS[r.fault].reaction, "deadline_s": FAULTS[r.fault].deadline_s,
+                 "injection": FAULTS[r.fault].injection, "design": FAULTS[r.fault].design, **asdict(r)}
+                for r in self.records]
+        for row in rows:
+            row.pop("gap_s", None)
+        ok = not failures
+        chaos = {"ok": ok, "seed": self.seed, "speed": self.speed,
+                 "schedule": self.schedule, "faults": rows, "checks": checks,
+                 "not_covered": [r.fault for r in self.records if r.status == "not covered"],
+                 "restarts": self.restarts, "table": format_table(rows)}
+        summary["chaos"] = chaos
+        summary["ok"] = ok
+        out = Path(run.out_dir)
+        result = {"ok": ok, "failures": failures, "chaos": chaos, "data_label": summary.get("data_label"),
+                  "run": summary.get("run"), "fills": summary.get("fills"), "pnl_total": summary.get("pnl_total"),
+                  "hours": hours, "orphaned_orders": summary.get("orphaned_orders")}
+        (out / "result.json").write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
+        summary.setdefault("files", {})["result"] = "result.json"
+
+    def _check_restart_inventory(self, run: Any, legs: list[dict[str, Any]], checks: dict[str, Any],
+                                 failures: list[str]) -> None:
+        """The restarted trader's reconciled inventory equals the venue's at that moment."""
+        tokens = venue_markets(run.sim_state)
+        for r in self.records:
+            if r.fault != "trader_kill9" or "reconcile_sim_ms" not in r.details:
+                continue
+            rep = r.details["report"]
+            slug = r.details.get("reconcile_market")
+            toks = {t: v for t, v in tokens.items() if v.get("slug") == slug}
+
+            def pos_at(t_ms: int) -> tuple[float, float]:
+                up = down = 0.0
+                for leg in legs:
+                    tok = toks.get(leg["asset_id"])
+                    if tok is None or leg["ts_ms"] is None or leg["ts_ms"] > t_ms:
+                        continue
+                    q = leg["size"] if leg["side"] == "BUY" else -leg["size"]
+                    if tok["side"] == "Up":
+                        up += q
+                    else:
+                        down += q
+                return round(up, 4), round(down, 4)
+            got = (round(float(rep.get("yes_tokens") or 0.0), 4), round(float(rep.get("no_tokens") or 0.0), 4))
+            cands = {pos_at(r.details["reconcile_sim_ms"]), pos_at(r.details["restart_sim_ms"]),
+                     pos_at(r.injected_sim_ms or 0)}
+            match = any(abs(got[0] - c[0]) < 1e-3 and abs(got[1] - c[1]) < 1e-3 for c in cands)
+            checks["restart_inventory"] = {"reconciled": got, "venue": sorted(cands), "match": match}
+            if not match:
+                r.status = "FAIL"
+                r.problems.append(f"reconciled inventory {got} != venue {sorted(cands)}")
+                failures.append(f"chaos: trader_kill9: reconciled inventory Up/Down {got} but the venue held "
+                                f"{sorted(cands)}")
+
+    def _scan_secrets(self, run: Any, summary: Mapping[str, Any], failures: list[str]) -> dict[str, Any]:
+        secrets = [s[2:] if s.startswith("0x") else s for s in self._secrets]
+        if not secrets:
+            failures.append("chaos: the secrets to look for could not be derived")
+            return {"checked": 0, "found_in": []}
+        out = Path(run.out_dir)
+        texts: dict[str, bytes] = {}
+        for p in sorted(out.rglob("*")):
+            if p.is_file() and p.suffix not in (".png",):
+                with contextlib.suppress(OSError):
+                    texts[str(p.relative_to(out))] = p.read_bytes()
+        texts["<summary>"] = json.dumps(summary, default=str).encode()
+        texts["<samples>"] = json.dumps(run.samples, default=str).encode()
+        texts["<sim_state>"] = json.dumps(run.sim_state, default=str).encode()
+        found = find_secrets(secrets, texts)
+        if found:
+            failures.append(f"chaos: a secret (wallet key / API secret / passphrase) appears in: {', '.join(found)}")
+        return {"checked": len(texts), "secrets": len(secrets), "found_in": found}
+
+
+def _derive_secrets(clob_url: str, key: str) -> list[str]:
+    """The wallet key and the API secret + passphrase the venue derives for it (blocking; memory only)."""
+    from py_clob_client_v2.client import ClobClient  # noqa: PLC0415 - heavy, only when a chaos run starts
+
+    client = ClobClient(clob_url, chain_id=137, key=key, signature_type=1)
+    creds = client.derive_api_key()
+    return [key, creds.api_secret, creds.api_passphrase]

@@ -1,0 +1,126 @@
+"""The fast backtest path gives the same results as the reference path, to the cent, on real hours.
+
+Two checks, both on REAL BTC hours (Binance 1-minute klines + the seeded bridge, through
+:func:`hourmm_core.data.load_ticks`), with the shipped strategy defaults, the default hostile
+flow (touch makers, noise/informed takers, latency snipers) and the venue's crypto fees:
+
+* live: :func:`engine_backtest.run_hour` with ``fast=True`` (the default: the agents' exact
+  shortcuts) and with ``fast=False`` (their reference path) on the same hours: every
+  per-hour row (PnL, fees, volume, markouts, evidence), every fill and every decision identical;
+* pinned: a whole day (2025-05-22, 24 hours, inside the tuning window) through
+  :func:`run_backtest` reproduces what the code *before* the speed-up produced
+  (``docs/results/backtest_reference_2025-05-22.json``, written by this module's ``__main__``
+  run on commit 545d1c9's tree): per hour the PnL, fees, volume and fill count, and a hash of
+  every fill (time, token, side, price to 1e-4, size to 1e-2, fee to 1e-6).
+  Regenerate (only when the *results* are meant to change, e.g. new strategy defaults) with
+  ``PYTHONPATH=<checkout> python3 tests/test_research_fast_path.py``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hourmm_core import data
+from hourmm_core.clock import HOUR_MS
+from hourmm_core.research import calibration as cal
+from hourmm_core.research import engine_backtest as eb
+from hourmm_core.research.backtest import run_backtest
+from hourmm_core.research.backtest_cli import params_from_config
+
+pytestmark = pytest.mark.timeout(900)
+
+DATA = Path("/work/shared/data")
+ROOT = Path(__file__).resolve().parents[1]
+PINNED = ROOT / "docs" / "results" / "backtest_reference_2025-05-22.json"
+DAY = 1_747_872_000_000             # 2025-05-22 00:00Z
+LIVE_HOURS = (1_747_922_400_000, 1_747_926_000_000)   # 2025-05-22 14:00Z, 15:00Z
+# the shipped backtest defaults (configs/research.yaml `backtest:` at the time of the pin), spelled
+# out so a later change of the defaults does not silently change what this test compares
+CONFIG = {"decision_ms": 1000, "half_spread": 0.005, "unc_mult": 0.0, "move_mult": 1.0, "latency_ms": 1150,
+          "pull_move": 0.02, "inv_limit": 100.0, "merge_min": 1.0, "extreme_cut": 0.05, "skew": 0.03,
+          "quote_size": 5.0, "quote_levels": 2, "level_step": 0.01, "halflife_s": 30, "sample_ms": 1000, "nu": 0,
+          "order_latency_ms": 150, "fee": {"rate": 0.07, "exponent": 1, "maker_rebate_rate": 0.2}}
+
+
+def _ticks(start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        t = data.load_ticks(start_ms, end_ms, data_dir=DATA, allow_synthetic=False)
+    except FileNotFoundError:
+        pytest.skip("real klines are not in /work/shared/data")
+    if not len(t) or t.source == data.SOURCE_SYNTHETIC:
+        pytest.skip("real klines are not in /work/shared/data")
+    return np.asarray(t.ts_ms, dtype=np.int64), np.asarray(t.price, dtype=np.float64)
+
+
+def fills_hash(fills: list[tuple]) -> str:
+    """Hash of an hour's fills: (ms, token, side, price 1e-4, size 1e-2, fee 1e-6, maker)."""
+    rows = [(int(ts), int(tok), int(side), round(px, 4), round(sz, 2), round(fee, 6), bool(mk))
+            for ts, tok, side, px, sz, fee, mk in fills]
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def fingerprint(hour: object, path: dict) -> dict:
+    return {"hour_start_ms": int(hour.hour_start_ms), "pnl": round(hour.pnl, 6), "fees": round(hour.fees, 6),
+            "volume": round(hour.volume, 2), "n_fills": int(hour.n_fills), "up_won": bool(hour.up_won),
+            "fills_sha256": fills_hash(path["fills"])}
+
+
+def _norm(x: object) -> object:
+    """NaN-safe comparison form of a result row (NaN == NaN)."""
+    if isinstance(x, float) and math.isnan(x):
+        return "nan"
+    if isinstance(x, dict):
+        return {k: _norm(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_norm(v) for v in x]
+    return x
+
+
+def test_fast_path_equals_reference_path_on_real_hours():
+    ts, price = _ticks(LIVE_HOURS[0] - HOUR_MS, LIVE_HOURS[-1] + HOUR_MS)
+    params = params_from_config(CONFIG)
+    sigma = cal.sigma_path(ts, price, (params.halflife_s, params.halflife_alt_s), params.sample_ms)
+    hs, first, last = cal.complete_hours(ts)
+    ran = 0
+    for h, a, b in zip(hs.tolist(), first.tolist(), last.tolist()):
+        if h not in LIVE_HOURS:
+            continue
+        fast, fpath = eb.run_hour(params, ts, price, h, a, b, sigma, fast=True)
+        ref, rpath = eb.run_hour(params, ts, price, h, a, b, sigma, fast=False)
+        assert fast.n_fills > 0, "the hour must trade for the comparison to mean anything"
+        assert _norm(fast.row()) == _norm(ref.row())          # PnL, fees, volume, markouts, evidence
+        assert fpath["fills"] == rpath["fills"]                # every fill, exactly
+        assert fpath["decisions"] == rpath["decisions"]        # every decision's actions
+        assert fpath["counters"] == rpath["counters"] and fpath["agents"] == rpath["agents"]
+        assert fpath["engine_pnl"] == rpath["engine_pnl"]
+        ran += 1
+    assert ran == len(LIVE_HOURS)
+
+
+def test_fast_path_reproduces_the_pre_speedup_results_on_a_real_day():
+    pinned = json.loads(PINNED.read_text())
+    assert pinned["config"] == CONFIG and len(pinned["hours"]) == 24
+    ts, price = _ticks(DAY - HOUR_MS, DAY + 24 * HOUR_MS)
+    res = run_backtest((ts, price), params_from_config(CONFIG), start_ms=DAY, end_ms=DAY + 24 * HOUR_MS,
+                       keep_paths=True, warmup_ms=0)
+    assert not res.errors and len(res.hours) == 24
+    got = [fingerprint(h, p) for h, p in zip(res.hours, res.paths)]
+    assert sum(g["n_fills"] for g in got) > 24
+    for g, want in zip(got, pinned["hours"]):
+        assert g == want, f"hour {g['hour_start_ms']}: {g} != pinned {want}"
+
+
+if __name__ == "__main__":   # write the pin with whatever code is on PYTHONPATH
+    t = data.load_ticks(DAY - HOUR_MS, DAY + 24 * HOUR_MS, data_dir=DATA, allow_synthetic=False)
+    r = run_backtest((np.asarray(t.ts_ms, dtype=np.int64), np.asarray(t.price, dtype=np.float64)),
+                     params_from_config(CONFIG), start_ms=DAY, end_ms=DAY + 24 * HOUR_MS, keep_paths=True,
+                     warmup_ms=0)
+    out = {"what": "per-hour fingerprints of the backtest on 2025-05-22 (tests/test_research_fast_path.py)",
+           "source": t.source, "config": CONFIG, "hours": [fingerprint(h, p) for h, p in zip(r.hours, r.paths)]}
+    PINNED.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {PINNED}: {len(out['hours'])} hours, pnl {sum(h['pnl'] for h in out['hours']):.2f}")
