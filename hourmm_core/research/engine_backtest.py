@@ -140,7 +140,7 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
     """Trade one hour on simulated time and settle it; returns (row, inventory path).
 
     ``fast=False`` runs the reference path (the venue's agents without their exact
-    shortcuts); the results are identical (tests/test_research_fast_path.py)."""
+    shortcuts); the results are identical (tests/unit/research/test_fast_path.py)."""
     models = params.models
     end = hour_start + HOUR_MS
     hour_idx = hour_start // HOUR_MS

@@ -644,6 +644,7 @@ class ChaosRun:
     async def f_rest_425(self, rec: FaultRecord) -> None:
         kind = FAULTS[rec.fault]
         count = 3
+        eid = await self.last_event_id()
         if not await self._inject(rec, "pm", {"engine_restart": {"count_425": count, "post_only_s": 5}},
                                   "engine_restart (425)"):
             return
@@ -658,7 +659,13 @@ class ChaosRun:
             return
         self._react(rec, lines[0][0])
         worst = self._gate_bursts(rec, lines, t0, 1.0)   # the first back-off is at least 1 s
-        rec.observed = f"{len(lines)} x 425 logged with a back-off, <= {worst} per 0.75 s"
+        # back to trading: the next order acknowledged after the 425s (the gate open again)
+        ack = await self.first_event(eid, "ack", lambda e: e["ts_ms"] >= (drained or t0), 30)
+        self._recover(rec, ack["ts_ms"] if ack else None)
+        rec.observed = (f"{len(lines)} x 425 logged with a back-off, <= {worst} per 0.75 s, "
+                        + (f"next ack +{rec.recover_ms:.0f} ms" if ack else "no ack within 30 s"))
+        if ack is None:
+            rec.problems.append("no order acknowledged within 30 s after the 425s")
         if worst > 4:
             rec.problems.append(f"{worst} 425s within 0.75 s: no back-off")
         if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
@@ -670,38 +677,43 @@ class ChaosRun:
         # the venue takes the next order but answers 503, and stays down for the client's 2 lookups
         if not await self._inject(rec, "pm", {"place_then_503": 1, "outage_after": 2}, "place_then_503"):
             return
-        t0 = rec.injected_sim_ms or 0
         drained = await self._drain("place_then_503", timeout_s=60)
         if drained is None:
             rec.problems.append("no order was placed within 60 s")
             return
+        wallet = self.orch.wallet_address.lower()
 
-        # the design: kept as unknown (journal) and resolved from the venue, or found by the
-        # executor's lookup of the ambiguous POST (then acked as recovered)
-        async def probe() -> tuple[str, Any] | None:
-            ev = next(iter(await self.events(eid, "unknown")), None)
-            if ev is not None:
-                return ("unknown", ev)
-            found = self.lines_after(t0, "polymarket_trader", "found on the exchange after ambiguous POST")
-            return ("found", found[0]) if found else None
-        got = await self.wait_for(probe, kind.deadline_s + 5, 0.1)
+        # the design: the order that is on the book despite the 503 is never lost: the trader
+        # tracks it (kept as `unknown` and resolved, or acked after the lookup / the re-post of
+        # the same signed order); every order of ours at the venue is one the journal knows
+        async def probe() -> tuple[int, list[str]] | None:
+            st = await self.sim_state()
+            evs = await self.events(0, "ack", "unknown")
+            if st is None or not any(e["id"] > eid and e["ts_ms"] >= drained for e in evs):
+                return None
+            known = {e["order_id"] for e in evs}
+            venue = [str(o.get("id")) for o in st.get("open_orders") or []
+                     if str(o.get("maker_address") or o.get("owner") or "").lower() == wallet]
+            untracked = [i for i in venue if i not in known]
+            return None if untracked else (self.now(), venue)
+        got = await self.wait_for(probe, kind.deadline_s, 0.2)
+        unknown = await self.events(eid, "unknown")
         if got is None:
-            rec.problems.append("the trader neither kept the order as unknown nor found it on the venue")
+            rec.problems.append(f"an order of ours at the venue stayed unknown to the journal for {kind.deadline_s:g} s")
             return
-        how, x = got
-        if how == "unknown":
-            self._react(rec, x["ts_ms"])
-            res = await self.first_event(x["id"], "unknown_resolved", lambda e: e["order_id"] == x["order_id"], 30)
+        self._react(rec, got[0])
+        if unknown:
+            res = await self.first_event(unknown[0]["id"], "unknown_resolved",
+                                         lambda e: e["order_id"] == unknown[0]["order_id"], 30)
             self._recover(rec, res["ts_ms"] if res else None)
             rec.observed = ("kept as unknown, resolved (" + str(res["payload"].get("how")) + f") at +{rec.recover_ms:.0f} ms"
                             if res else "kept as unknown, NOT resolved within 30 s")
             if res is None:
                 rec.problems.append("the unknown order was not resolved within 30 s")
         else:
-            self._react(rec, x[0])
-            rec.observed = "found on the venue by the ambiguous-POST lookup, booked as acked"
+            rec.observed = f"tracked (acked after the lookup / same-order re-post); {len(got[1])} venue order(s), all journaled"
         if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
-            rec.problems.append(f"reaction after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+            rec.problems.append(f"tracked after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
 
     async def _no_new_exposure(self, rec: FaultRecord, from_id: int, to_id: int | None) -> None:
         evs = [e for e in await self.events(from_id, "intent") if to_id is None or e["id"] < to_id]

@@ -29,7 +29,8 @@ from hourmm_core.trading import trader as trader_mod
 from hourmm_core.trading.decision import MarketRef
 from hourmm_core.trading.order_manager import Action, Order, OrderState
 from hourmm_core.trading.trader import PlaceResult, Trader
-from tests.integration.pmsim_helpers import creds, fault
+from tests.conftest import new_credentials as creds
+from tests.conftest import sim_fault as fault
 
 pytestmark = pytest.mark.timeout(120)
 

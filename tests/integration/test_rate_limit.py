@@ -9,7 +9,8 @@ import pytest
 
 from hourmm_core.polymarket.executor import Executor, OrderRequest, RateGate, RateLimited, TraderExecutor, parse_retry_after
 from hourmm_core.sim.polymarket import server
-from tests.integration.pmsim_helpers import creds, fault
+from tests.conftest import new_credentials as creds
+from tests.conftest import sim_fault as fault
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -195,3 +195,38 @@ async def test_replay_out_of_range_frames_are_refused_and_the_feed_goes_on():
         await client.stop()
         task.cancel()
         await srv.stop()
+
+
+def test_judge_fails_on_a_fault_without_its_reaction(tmp_path):
+    _journal(tmp_path / "journal.db", [("t1", "o1")])
+    (tmp_path / "logs").mkdir()
+    orch = SimpleNamespace(opts=SimpleNamespace(speed=30.0), clock=None)
+    run_ = chaos.ChaosRun(orch, 5, ["user_ws_drop"])
+    run_._secrets = ["0x" + "ef" * 32, "another-secret-1"]
+    run_.records[0].status = "FAIL"
+    run_.records[0].problems.append("no HALT after the user WS dropped")
+    run = SimpleNamespace(samples=[{"sim_ms": 5, "risk_mode": "HALT"}], cutoff_inventory_tol=5.0,
+                          journal_path=tmp_path / "journal.db", out_dir=tmp_path, sim_state={}, wallet="w", api_key="k",
+                          trades=[{"id": "t1", "trader_side": "TAKER", "owner": "k", "taker_order_id": "o1",
+                                   "asset_id": "A", "side": "BUY", "size": "5", "maker_orders": []}])
+    summary = {"failures": ["risk mode HALT observed (1 sample(s), first at sim x)"], "ok": False,
+               "hours": [{"net_inventory_at_cutoff": 0.0}], "orphaned_orders": 0}
+    run_.judge(summary, run)
+    assert not summary["ok"]
+    assert "chaos: user_ws_drop: FAIL (no HALT after the user WS dropped)" in summary["failures"]
+    # a HALT with no user-WS drop around it stays a failure of the run
+    assert any(f.startswith("risk mode HALT observed") for f in summary["failures"])
+    assert summary["chaos"]["checks"]["halts"] == {"samples": 1, "outside_user_ws_drop": 1}
+
+
+def test_429_burst_check_flags_retries_without_back_off():
+    orch = SimpleNamespace(opts=SimpleNamespace(speed=30.0), clock=None)
+    run_ = chaos.ChaosRun(orch, 1, ["rest_429"])
+    rec = run_.records[0]
+    line = "WARNING | HTTP 429 from the CLOB: sending nothing for 1.00s"
+    # the probe's finding (issue 13 bug 4): 30 x 429 used up in 0.4 s of wall time
+    no_backoff = [(int(i * 0.4 / 30 * 30_000), line) for i in range(30)]
+    assert run_._gate_bursts(rec, no_backoff, 0, 1.0) == 30
+    # honoured: two in flight together, then one per second (times in sim ms at 30x)
+    honoured = [(0, line), (600, line), (30_300, line), (60_500, line), (90_700, line)]
+    assert run_._gate_bursts(rec, honoured, 0, 1.0) == 2

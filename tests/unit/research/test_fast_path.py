@@ -10,17 +10,17 @@ flow (touch makers, noise/informed takers, latency snipers) and the venue's cryp
 * pinned: a whole day (2025-05-22, 24 hours, inside the tuning window) through
   :func:`run_backtest` reproduces what the code *before* the speed-up produced
   (``docs/results/backtest_reference_2025-05-22.json``, written by this module's ``__main__``
-  run on commit 545d1c9's tree): per hour the PnL, fees, volume and fill count, and a hash of
-  every fill (time, token, side, price to 1e-4, size to 1e-2, fee to 1e-6).
+  run on commit 04b3acf's tree: main with the unified fair value, before the speed-up): per
+  hour the PnL, fees, volume and fill count, and a hash of every fill (time, token, side,
+  price to 1e-4, size to 1e-2, fee to 1e-6).
   Regenerate (only when the *results* are meant to change, e.g. new strategy defaults) with
-  ``PYTHONPATH=<checkout> python3 tests/test_research_fast_path.py``.
+  ``PYTHONPATH=<checkout> python3 tests/unit/research/test_fast_path.py``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,11 +31,12 @@ from hourmm_core.research import calibration as cal
 from hourmm_core.research import engine_backtest as eb
 from hourmm_core.research.backtest import run_backtest
 from hourmm_core.research.backtest_cli import params_from_config
+from tests.conftest import REAL_DATA, REPO_ROOT
 
 pytestmark = pytest.mark.timeout(900)
 
-DATA = Path("/work/shared/data")
-ROOT = Path(__file__).resolve().parents[1]
+DATA = REAL_DATA
+ROOT = REPO_ROOT
 PINNED = ROOT / "docs" / "results" / "backtest_reference_2025-05-22.json"
 DAY = 1_747_872_000_000             # 2025-05-22 00:00Z
 LIVE_HOURS = (1_747_922_400_000, 1_747_926_000_000)   # 2025-05-22 14:00Z, 15:00Z
@@ -120,7 +121,7 @@ if __name__ == "__main__":   # write the pin with whatever code is on PYTHONPATH
     r = run_backtest((np.asarray(t.ts_ms, dtype=np.int64), np.asarray(t.price, dtype=np.float64)),
                      params_from_config(CONFIG), start_ms=DAY, end_ms=DAY + 24 * HOUR_MS, keep_paths=True,
                      warmup_ms=0)
-    out = {"what": "per-hour fingerprints of the backtest on 2025-05-22 (tests/test_research_fast_path.py)",
+    out = {"what": "per-hour fingerprints of the backtest on 2025-05-22 (tests/unit/research/test_fast_path.py)",
            "source": t.source, "config": CONFIG, "hours": [fingerprint(h, p) for h, p in zip(r.hours, r.paths)]}
     PINNED.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {PINNED}: {len(out['hours'])} hours, pnl {sum(h['pnl'] for h in out['hours']):.2f}")
