@@ -48,12 +48,17 @@ async def test_last_trade_side_and_makers_look_like_the_venue() -> None:
             await asyncio.sleep(0.1)
         from py_clob_client_v2.client import ClobClient
         c = ClobClient(sim.urls["clob"], 137)
-        last = [t for t in sim.ex.trades_log if t["market"] == hm.condition_id][-1]
-        got = await asyncio.to_thread(c.get_last_trade_price, last["asset_id"])
+        while True:   # the agents keep trading: compare with the trade that was last during both reads
+            n = len(sim.ex.trades_log)
+            last = [t for t in sim.ex.trades_log if t["market"] == hm.condition_id][-1]
+            other = hm.down_token if last["asset_id"] == hm.up_token else hm.up_token
+            got = await asyncio.to_thread(c.get_last_trade_price, last["asset_id"])
+            got_other = await asyncio.to_thread(c.get_last_trade_price, other)
+            if len(sim.ex.trades_log) == n:
+                break
+            assert loop.time() < end + 60, "the agents never paused between two reads"
         assert got["side"] == last["side"] in ("BUY", "SELL")
-        other = hm.down_token if last["asset_id"] == hm.up_token else hm.up_token
-        assert (await asyncio.to_thread(c.get_last_trade_price, other))["side"] == \
-            ("SELL" if last["side"] == "BUY" else "BUY")
+        assert got_other["side"] == ("SELL" if last["side"] == "BUY" else "BUY")
         view = sim._trade_view(last, None)
         uuid_re = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
         for mo in view["maker_orders"]:
