@@ -21,9 +21,9 @@ from hourmm_core.polymarket.executor import (
     Executor,
     OrderRequest,
     Rejected,
-    TraderExecutor,
     UnknownOutcome,
 )
+from hourmm_core.polymarket.trader_executor import TraderExecutor
 from hourmm_core.sim.polymarket import server
 from hourmm_core.trading import trader as trader_mod
 from hourmm_core.trading.decision import MarketRef
