@@ -651,7 +651,9 @@ class ChaosRun:
         t0 = rec.injected_sim_ms or 0
         drained = await self._drain("restart_425", timeout_s=60)
         await asyncio.sleep(0.3)
-        lines = self.lines_after(t0, "polymarket_trader", "HTTP 425")
+        # the executor's line per 425 answer (the trader's per-order reject lines of one refused batch
+        # also quote "HTTP 425" and are not separate requests)
+        lines = self.lines_after(t0, "polymarket_trader", "HTTP 425 from the CLOB")
         if drained is None:
             rec.problems.append(f"{count} 425s not used up within 60 s")
         if not lines:
