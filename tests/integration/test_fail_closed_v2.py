@@ -21,9 +21,9 @@ from hourmm_core.polymarket.executor import (
     Executor,
     OrderRequest,
     Rejected,
-    TraderExecutor,
     UnknownOutcome,
 )
+from hourmm_core.polymarket.trader_executor import TraderExecutor
 from hourmm_core.sim.polymarket import server
 from hourmm_core.trading import trader as trader_mod
 from hourmm_core.trading.decision import MarketRef
@@ -130,9 +130,16 @@ class _Venue:
         self.lookups: dict[str, dict | None] = {}
         self.unknown_next = False
         self.n_lookups = 0
+        self.beats = 0
+        self.heartbeat_fail_next = 0
 
     async def heartbeat(self) -> bool:
-        return self.heartbeat_ok
+        self.beats += 1
+        ok = self.heartbeat_ok
+        if self.heartbeat_fail_next > 0:
+            self.heartbeat_fail_next -= 1
+            ok = False
+        return ok
 
     async def place(self, token_id, side, price, size, *, tick_size, neg_risk, post_only, client_id):
         self.places.append(client_id)
@@ -258,6 +265,27 @@ async def test_heartbeat_failure_stops_new_orders_until_a_fresh_ack(tmp_path) ->
         await tr._execute([_place_action(tr, "c2")], None)
         assert v.places == ["c2"]
     finally:
+        tr.journal.close()
+
+
+async def test_a_failed_heartbeat_is_retried_soon_not_a_whole_interval_later(tmp_path, monkeypatch) -> None:
+    """New orders wait for a fresh ack and the venue cancels everything ~10 s after the last good
+    beat: after a failure the next beat follows within HEARTBEAT_RETRY_S (doubling), not after a
+    whole interval (made an hour long here, so only a retry can produce the second beat)."""
+    monkeypatch.setattr(trader_mod, "HEARTBEAT_EVERY_S", 3600.0)
+    v = _Venue()
+    v.heartbeat_fail_next = 2
+    tr = _trader(tmp_path, v)
+    task = asyncio.create_task(tr._heartbeat_loop())
+    try:
+        async def beats(n: int) -> None:
+            while v.beats < n:
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(beats(3), 30)     # fail, fail, then the acked beat
+        await asyncio.sleep(0.3)
+        assert v.beats == 3                       # after an ack: back to the (hour-long) interval
+    finally:
+        task.cancel()
         tr.journal.close()
 
 

@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from hourmm_core.polymarket.executor import Executor, OrderRequest, RateGate, RateLimited, TraderExecutor, parse_retry_after
+from hourmm_core.polymarket.executor import Executor, OrderRequest, RateGate, RateLimited, parse_retry_after
+from hourmm_core.polymarket.trader_executor import TraderExecutor
 from hourmm_core.sim.polymarket import server
 from tests.conftest import new_credentials as creds
 from tests.conftest import sim_fault as fault

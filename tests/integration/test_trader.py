@@ -24,7 +24,7 @@ from eth_account import Account  # noqa: E402
 from hourmm_core.clock import HOUR_MS, ScaledClock  # noqa: E402
 from hourmm_core.config import Credentials, TraderConfig  # noqa: E402
 from hourmm_core.journal import Journal  # noqa: E402
-from hourmm_core.polymarket.executor import TraderExecutor  # noqa: E402
+from hourmm_core.polymarket.trader_executor import TraderExecutor  # noqa: E402
 from hourmm_core.pricing.server import SnapshotServer  # noqa: E402
 from hourmm_core.pricing.snapshot import Snapshot as PSnap  # noqa: E402
 from hourmm_core.sim.polymarket.server import PolymarketSim, SimConfig  # noqa: E402
