@@ -292,8 +292,9 @@ class Executor:
                             err.retry_after_s, err.header_retry_after)
             elif isinstance(err, EngineRestarting):
                 err.retry_after_s = self.restart_gate.on_429(None)
-                if not self.engine_restarting:
-                    log.warning("HTTP 425: the matching engine is restarting; backing off (%.2fs)", err.retry_after_s)
+                # one line per 425 answer (each is one back-off step), like the 429 line above
+                log.warning("HTTP 425 from the CLOB: the matching engine is restarting; sending nothing for %.2fs",
+                            err.retry_after_s)
                 self.engine_restarting = True
             raise err from None
         self.rest_ok = True

@@ -663,24 +663,28 @@ class ChaosRun:
         t0 = rec.injected_sim_ms or 0
         drained = await self._drain("restart_425", timeout_s=60)
         await asyncio.sleep(0.3)
-        # one line per restart episode (the executor's gate); the rejected places of that episode
-        # name "HTTP 425" too, one line per order, so only the gate's line is the reaction
-        lines = self.lines_after(t0, "polymarket_trader", "HTTP 425: the matching engine is restarting; backing off")
+        # the executor's line per 425 answer (the trader's per-order reject lines of one refused batch
+        # also quote "HTTP 425" and are not separate requests)
+        lines = self.lines_after(t0, "polymarket_trader", "HTTP 425 from the CLOB")
         if drained is None:
             rec.problems.append(f"{count} 425s not used up within 60 s")
         if not lines:
             rec.problems.append("the trader logged no 425 back-off")
             return
         self._react(rec, lines[0][0])
-        waits = [float(m.group(1)) for _, ln in lines if (m := re.search(r"backing off \(([0-9.]+)s\)", ln))]
+        waits = [float(m.group(1)) for _, ln in lines if (m := re.search(r"sending nothing for ([0-9.]+)s", ln))]
         rec.details.update(backoff_s=waits)
+        worst = self._gate_bursts(rec, lines, t0, 1.0)   # the first back-off is at least 1 s
         # back to trading: the next order acknowledged after the 425s (the gate open again)
         ack = await self.first_event(eid, "ack", lambda e: e["ts_ms"] >= (drained or t0), 30)
         self._recover(rec, ack["ts_ms"] if ack else None)
-        rec.observed = (f"gate closed, first back-off {min(waits, default=0):.2f} s, "
+        rec.observed = (f"{len(lines)} x 425, back-off {min(waits, default=0):.2f}-{max(waits, default=0):.2f} s, "
+                        f"<= {worst} per 0.75 s, "
                         + (f"next ack +{rec.recover_ms:.0f} ms" if ack else "no ack within 30 s"))
         if not waits or min(waits) < 0.99:
             rec.problems.append(f"back-off shorter than the designed first wait of 1-2 s: {waits}")
+        if worst > 4:
+            rec.problems.append(f"{worst} 425s within 0.75 s: no back-off")
         if ack is None:
             rec.problems.append("no order acknowledged within 30 s after the 425s")
         if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
