@@ -68,7 +68,7 @@ async def _run(push: bool, seconds: float, tmp: Any) -> dict[str, Any]:
     from hourmm_core.clock import HOUR_MS, ScaledClock
     from hourmm_core.config import Credentials, TraderConfig
     from hourmm_core.journal import Journal
-    from hourmm_core.polymarket.executor import TraderExecutor
+    from hourmm_core.polymarket.trader_executor import TraderExecutor
     from hourmm_core.trading.order_manager import TokenBucket
     from hourmm_core.trading.trader import Trader
 

@@ -156,7 +156,7 @@ async def _latency_run(push: bool, seconds: float, tmp: Any) -> dict[str, float]
     from hourmm_core.clock import HOUR_MS, ScaledClock
     from hourmm_core.config import Credentials, TraderConfig
     from hourmm_core.journal import Journal
-    from hourmm_core.polymarket.executor import TraderExecutor
+    from hourmm_core.polymarket.trader_executor import TraderExecutor
     from hourmm_core.pricing.server import SnapshotServer
     from hourmm_core.pricing.snapshot import Snapshot as PSnap
     from hourmm_core.sim.polymarket.server import PolymarketSim, SimConfig

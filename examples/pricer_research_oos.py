@@ -8,8 +8,9 @@ with ``--june`` the parameters are fitted on the whole training span 2025-04-15.
 only scored, and only for rv60, the previous default and the final choice). Every row: log-loss gain over the score tool's rv60 on the held-out month, Brier,
 ECE (10 bins).
 
-Run: PYTHONPATH=$PWD python3 examples/pricer_research_oos.py [DATA_DIR] [--june | --fit-scale]
-(``--fit-scale``: the shipped PRICER_VAR_SCALE, fitted on 2025-04-15..05-31 through the model's batch path.)
+Run: PYTHONPATH=$PWD python3 examples/pricer_research_oos.py [DATA_DIR] [--june | --fit-scale | --loo-weeks]
+(``--fit-scale``: the shipped PRICER_VAR_SCALE, fitted on 2025-04-15..05-31 through the model's batch path;
+``--loo-weeks``: leave-one-week-out cross-validation of the scale on the training span.)
 """
 from __future__ import annotations
 
@@ -188,6 +189,44 @@ def main(data: str = "/work/shared/data", june: bool = False) -> None:
             print(f"{name:<42} apr {a[0]:+.2f}% {a[2]:.4f} {a[3]:<18} | may {m[0]:+.2f}% {m[2]:.4f} {m[3]}")
 
 
+def loo_weeks(data: str = "/work/shared/data") -> None:
+    """Leave-one-week-out CV of the variance scale on the training span (season and scale fitted on
+    the other weeks, scored on the held-out week; June not read)."""
+    from hourmm_core.data.binance_dumps import load_klines
+
+    kl = load_klines(data)
+    keep = (kl["open_ms"] >= D("2025-04-15")) & (kl["open_ms"] < D("2025-06-01"))
+    om, op, cl = kl["open_ms"][keep], kl["open"][keep], kl["close"][keep]
+    pts = kcal.kline_points(om, op, cl); y = pts.y
+    x = np.log(pts.S / pts.K)
+    lr = np.diff(np.log(cl), prepend=np.log(cl[0])); r2 = lr * lr; r2[0] = np.nan
+    mod = (om // 60000) % 1440
+    ev = ((pts.hour_ms + pts.minute * 60000) // 60000) % 1440
+    rv = kcal.rv60_predict(cl, pts)
+    def ll(p, m):  # noqa: F811
+        p = np.clip(p[m], 1e-6, 1 - 1e-6); return float(-np.mean(y[m] * np.log(p) + (1 - y[m]) * np.log(1 - p)))
+    def ewma(v, hl):  # noqa: F811
+        a = 1 - 0.5 ** (1 / hl); return lfilter([a], [1, -(1 - a)], v) / lfilter([a], [1, -(1 - a)], np.ones_like(v))
+    week = (pts.hour_ms - D("2025-04-15")) // (7 * 86400000)
+    wrow = (om - D("2025-04-15")) // (7 * 86400000)
+    grid = np.round(np.arange(0.5, 1.2001, 0.02), 2)
+    rows = []
+    for w in np.unique(week):
+        fitrows = (wrow != w) & np.isfinite(r2)
+        g = r2[fitrows].mean()
+        hod = np.bincount(mod[fitrows] // 60, r2[fitrows], 24) / np.bincount(mod[fitrows] // 60, None, 24) / g
+        moh = np.bincount(mod[fitrows] % 60, r2[fitrows], 60) / np.bincount(mod[fitrows] % 60, None, 60) / g
+        S = season_table(hod, moh); c = np.r_[0, np.cumsum(S)]; R = c[ev - ev % 60 + 60] - c[ev]
+        L = ewma(np.nan_to_num(r2) / S[mod], 60)[pts.j]
+        fm, tm = week != w, week == w
+        sc = grid[int(np.argmin([ll(ndtr(x / np.sqrt(s * L * R)), fm) for s in grid]))]
+        b = ll(rv, tm); g1 = 100 * (1 - ll(ndtr(x / np.sqrt(L * R)), tm) / b); gs = 100 * (1 - ll(ndtr(x / np.sqrt(sc * L * R)), tm) / b)
+        best = grid[int(np.argmin([ll(ndtr(x / np.sqrt(s * L * R)), tm) for s in grid]))]
+        rows.append((int(w), int(tm.sum() // 59), sc, g1, gs, best))
+        print(f"week {w} ({tm.sum() // 59} h): fitted scale {sc:.2f}  held-out LL gain vs rv60: scale 1 {g1:+.2f}%  fitted {gs:+.2f}%  (week's own best {best:.2f})")
+    print("fitted scale wins", sum(r[4] > r[3] for r in rows), "of", len(rows), "weeks; mean gain scale 1 %+.2f%%, fitted %+.2f%%" % (np.mean([r[3] for r in rows]), np.mean([r[4] for r in rows])))
+
+
 def fit_shipped_scale(data: str = "/work/shared/data") -> float:
     """PRICER_VAR_SCALE fitted on the training span only (2025-04-15..05-31 log loss), through the
     shipped model's own batch path (configs/pricer.yaml season, prior, half-life)."""
@@ -209,6 +248,9 @@ def fit_shipped_scale(data: str = "/work/shared/data") -> float:
 
 
 if __name__ == "__main__":
+    if "--loo-weeks" in sys.argv:
+        loo_weeks(*[a for a in sys.argv[1:] if not a.startswith("--")])
+        raise SystemExit(0)
     if "--fit-scale" in sys.argv:
         fit_shipped_scale(*[a for a in sys.argv[1:] if not a.startswith("--")])
         raise SystemExit(0)

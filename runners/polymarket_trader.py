@@ -46,7 +46,7 @@ def load_secrets_file() -> None:
 
 
 async def amain() -> int:
-    from hourmm_core.polymarket.executor import connect_trader_executor
+    from hourmm_core.polymarket.trader_executor import connect_trader_executor
     from hourmm_core.trading.trader import Trader
 
     load_secrets_file()

@@ -47,196 +47,56 @@ trader dies, the exchange cancels all of its orders ~10 s after the last beat.
 
 Secrets: the private key, API secret and passphrase are registered with the log
 redactor; no method returns or logs them (``api_key`` is an identifier, not a secret).
+
+Module layout: the typed errors and the 429 / 425 gates are in
+:mod:`hourmm_core.polymarket.rest_errors` (re-exported here); the trader's adapter
+(:class:`TraderExecutor`, :func:`connect_trader_executor`) is in
+:mod:`hourmm_core.polymarket.trader_executor`.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import random
-import re
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TypeVar
 
-from hourmm_core.binance.ws_client import backoff_delay
+from hourmm_core.clock import Clock, WallClock
 from hourmm_core.config import ConfigError, Credentials
 from hourmm_core.logsetup import register_secret
 from hourmm_core.polymarket.fast_wire import hot_calls
 from hourmm_core.polymarket.order_signer import install_fast_signer
+
+# typed errors + 429/425 gates live in rest_errors (re-exported: the executor's public API)
+from hourmm_core.polymarket.rest_errors import (  # noqa: F401
+    ENGINE_RESTART_BASE_S,
+    POST_ONLY_WINDOW_MS,
+    RATE_BACKOFF_BASE_S,
+    RETRY_AFTER_CAP_S,
+    AuthError,
+    EngineRestarting,
+    ExecutorError,
+    NotStarted,
+    RateGate,
+    RateLimited,
+    Rejected,
+    TransientError,
+    UnknownOutcome,
+    _error_text,
+    _tls,
+    install_retry_after_hook,
+    map_exception,
+    parse_retry_after,
+)
 from hourmm_core.safe_json import limit_recursion
-from hourmm_core.trading.types import PlaceResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TICK_SIZES = ("0.1", "0.01", "0.005", "0.0025", "0.001", "0.0001")
 MAX_BATCH = 15
-
-
-# --------------------------------------------------------------------------------- errors
-class ExecutorError(Exception):
-    """Base of every executor failure."""
-
-
-class AuthError(ExecutorError):
-    """Credentials rejected (401/403, derive failed). Log ``REST authentication failed``."""
-
-
-class RateLimited(ExecutorError):
-    """HTTP 429 (or our own gate still closed after one): ``retry_after_s`` = the wait applied."""
-
-    def __init__(self, msg: str, retry_after_s: float = 1.0) -> None:
-        super().__init__(msg)
-        self.retry_after_s = retry_after_s
-        self.header_retry_after: float | None = None
-
-
-class Rejected(ExecutorError):
-    """The exchange (or client-side validation) refused the request; retrying will not help."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class TransientError(ExecutorError):
-    """Timeout, network error, 5xx or 425: outcome unknown / retryable."""
-
-
-class NotStarted(ExecutorError):
-    """A trading call before :meth:`Executor.start` succeeded."""
-
-
-RETRY_AFTER_CAP_S = 30.0      # never trust a Retry-After longer than this
-RATE_BACKOFF_BASE_S = 0.5     # first wait after a 429 without Retry-After (then x2, jittered)
-_tls = threading.local()      # Retry-After of the last 429 seen by this pool thread
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds form); None when absent or not a number.
-
-    The HTTP-date form is treated as absent (exponential backoff instead): the core never
-    reads the wall clock to turn a date into a delay.
-    """
-    if value is None:
-        return None
-    try:
-        x = float(value.strip())
-    except (TypeError, ValueError):
-        return None
-    return x if x >= 0 and x == x and x != float("inf") else None
-
-
-def _capture_retry_after(response: Any) -> None:
-    """httpx response hook (runs in the calling pool thread): remember a 429's Retry-After."""
-    if getattr(response, "status_code", None) == 429:
-        _tls.retry_after = parse_retry_after(response.headers.get("Retry-After"))
-
-
-def install_retry_after_hook() -> None:
-    """Make the V2 client's shared httpx client report Retry-After (it keeps only the body)."""
-    from py_clob_client_v2.http_helpers import helpers
-
-    client = helpers._http_client
-    hooks = client.event_hooks
-    resp_hooks = list(hooks.get("response", []))
-    if _capture_retry_after not in resp_hooks:
-        resp_hooks.append(_capture_retry_after)
-        client.event_hooks = {**hooks, "response": resp_hooks}
-
-
-class RateGate:
-    """Shared 429 back-off of one API key: while closed, nothing is sent (fail closed).
-
-    A 429 closes it for ``Retry-After`` seconds (capped at ``cap_s``); without the header, for
-    an exponentially growing, jittered delay. Any success resets the growth. ``now`` is the
-    event loop's monotonic clock (a pacing timer, not market time).
-    """
-
-    def __init__(self, cap_s: float = RETRY_AFTER_CAP_S, base_s: float = RATE_BACKOFF_BASE_S,
-                 seed: int | None = None) -> None:
-        self.cap_s = cap_s
-        self.base_s = base_s
-        self._rng = random.Random(seed)
-        self._until = 0.0
-        self.streak = 0
-        self.hits = 0
-        self.delays: list[float] = []   # the last 32 waits applied (observability, tests)
-
-    @staticmethod
-    def _now() -> float:
-        return asyncio.get_running_loop().time()
-
-    def remaining(self) -> float:
-        return max(0.0, self._until - self._now())
-
-    def on_429(self, retry_after_s: float | None) -> float:
-        self.hits += 1
-        if retry_after_s is not None:
-            delay = min(self.cap_s, retry_after_s)
-        else:
-            delay = backoff_delay(self.streak, self.base_s, self.cap_s, self._rng)
-        self.streak += 1
-        self._until = max(self._until, self._now() + delay)
-        self.delays.append(delay)
-        del self.delays[:-32]
-        return delay
-
-    def on_success(self) -> None:
-        self.streak = 0
-
-
-def _error_text(err: Any) -> str:
-    if isinstance(err, dict):
-        for k in ("error", "errorMsg", "message"):
-            if err.get(k):
-                return str(err[k])
-        return str(err)
-    return str(err)
-
-
-def map_exception(exc: BaseException) -> ExecutorError:
-    """Translate client/httpx exceptions into the typed hierarchy above."""
-    if isinstance(exc, ExecutorError):
-        return exc
-    from py_clob_client_v2.exceptions import PolyApiException, PolyException
-
-    if isinstance(exc, PolyApiException):
-        code = exc.status_code
-        text = _error_text(exc.error_msg)
-        if code in (401, 403):
-            return AuthError(f"HTTP {code}: {text}")
-        if code == 429:
-            ra = getattr(exc, "hourmm_retry_after", None)
-            if ra is None:
-                m = re.search(r"(\d+(?:\.\d+)?)\s*s", text)
-                ra = float(m.group(1)) if m else None
-            err = RateLimited(f"HTTP 429: {text}", ra if ra is not None else 1.0)
-            err.header_retry_after = ra  # type: ignore[attr-defined]
-            return err
-        if code is None or code >= 500 or code in (408, 425):
-            return TransientError(f"HTTP {code}: {text}" if code else f"network: {text}")
-        return Rejected(f"HTTP {code}: {text}")
-    if isinstance(exc, PolyException):
-        msg = getattr(exc, "msg", str(exc))
-        if "API Credentials are needed" in str(msg) or "private key is needed" in str(msg):
-            return AuthError(str(msg))
-        return Rejected(str(msg))
-    try:
-        import httpx
-
-        if isinstance(exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)):
-            return TransientError(f"{type(exc).__name__}: {exc}")
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(exc, (TimeoutError, ConnectionError, OSError)):
-        return TransientError(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, (ValueError, KeyError, TypeError)):
-        return Rejected(f"{type(exc).__name__}: {exc}")
-    return TransientError(f"{type(exc).__name__}: {exc}")
 
 
 # ------------------------------------------------------------------------------ value types
@@ -362,6 +222,12 @@ class Executor:
         logging.getLogger("py_clob_client_v2.http_helpers.helpers").setLevel(logging.CRITICAL)
         self._client: Any = None
         self.rate_gate = RateGate()
+        self.restart_gate = RateGate(base_s=ENGINE_RESTART_BASE_S)   # 425 back-off
+        self.engine_restarting = False
+        # the venue's time (the trader binds its clock: a simulator may run it faster than the wall);
+        # network waits (429 / 425 back-off, timeouts) stay in wall time
+        self.clock: Clock = WallClock()
+        self.post_only_until = 0         # clock ms until which non-post-only orders are refused
         self.rate_retries = 4      # cancels / reads retried this often on 429 (each after the gate)
         self._acks: dict[str, OrderAck] = {}
         self._hashers: dict[tuple[bool, bool], Any] = {}
@@ -389,9 +255,11 @@ class Executor:
         (order placement: a quote delayed by seconds would be stale).
         """
         loop = asyncio.get_running_loop()
-        while (left := self.rate_gate.remaining()) > 0:
+        while (left := max(self.rate_gate.remaining(), self.restart_gate.remaining())) > 0:
             if gate == "fail":
                 self._count("rate_gate_closed")
+                if self.restart_gate.remaining() > 0:
+                    raise EngineRestarting(f"matching engine restarting: not sending for another {left:.2f}s", left)
                 raise RateLimited(f"rate limited: not sending for another {left:.2f}s", left)
             await asyncio.sleep(left)
 
@@ -422,17 +290,33 @@ class Executor:
                 err.retry_after_s = self.rate_gate.on_429(err.header_retry_after)
                 log.warning("HTTP 429 from the CLOB: sending nothing for %.2fs (Retry-After %s)",
                             err.retry_after_s, err.header_retry_after)
+            elif isinstance(err, EngineRestarting):
+                err.retry_after_s = self.restart_gate.on_429(None)
+                # one line per 425 answer (each is one back-off step), like the 429 line above
+                log.warning("HTTP 425 from the CLOB: the matching engine is restarting; sending nothing for %.2fs",
+                            err.retry_after_s)
+                self.engine_restarting = True
             raise err from None
         self.rest_ok = True
         self.rate_gate.on_success()
+        self.restart_gate.on_success()
+        if self.engine_restarting:
+            self.engine_restarting = False
+            self.post_only_until = self.clock.now_ms() + POST_ONLY_WINDOW_MS
+            log.warning("Matching engine back after a restart: only post-only orders for %.0fs (venue time)",
+                        POST_ONLY_WINDOW_MS / 1000)
         return res
+
+    def post_only_window(self) -> float:
+        """Seconds (venue time) left of the post-restart post-only window (0 when none)."""
+        return max(0.0, (self.post_only_until - self.clock.now_ms()) / 1000)
 
     async def _call_retry_429(self, fn: Callable[..., T], *args: Any) -> T:
         """:meth:`_call` that retries a 429 up to ``rate_retries`` times, each after the gate opens."""
         for attempt in range(self.rate_retries + 1):
             try:
                 return await self._call(fn, *args)
-            except RateLimited:
+            except (RateLimited, EngineRestarting):
                 if attempt >= self.rate_retries:
                     raise
         raise AssertionError("unreachable")
@@ -590,6 +474,10 @@ class Executor:
             self._count("duplicate_client_key")
             return self._acks[req.client_key]
         req.validate()
+        if not req.post_only and (left := self.post_only_window()) > 0:
+            self._count("post_only_window")
+            raise Rejected(f"matching engine post-only window after a restart ({left:.0f}s left): "
+                           "only post-only orders are accepted")
         signed, local_id = await self._call(self._sign, req, gate="fail")
         attempt = 0
         while True:
@@ -603,31 +491,38 @@ class Executor:
                 if attempt > 0:
                     found = await self._find_order(local_id, req.token_id)
                     if found is not None:
-                        self._count("post_recovered")
-                        return self._ack(req, local_id, {"success": True, "orderID": local_id,
-                                                         "status": str(found.get("status", "live")).lower()},
-                                         recovered=True)
+                        return self._recovered(req, local_id, found, "re-post refused as a duplicate")
                 raise
             except TransientError as exc:
                 self._count("post_ambiguous")
                 found = await self._find_order(local_id, req.token_id)
                 if found is not None:
-                    self._count("post_recovered")
-                    log.info("Order %s found on the exchange after ambiguous POST (%s)", req.client_key, exc)
-                    return self._ack(req, local_id, {"success": True, "orderID": local_id,
-                                                     "status": str(found.get("status", "live")).lower()},
-                                     recovered=True)
+                    return self._recovered(req, local_id, found, str(exc))
                 if attempt >= self.post_retries:
-                    raise
+                    self._count("post_unknown")
+                    log.warning("Order %s outcome unknown after %d attempt(s) (%s): kept as %s",
+                                req.client_key, attempt + 1, exc, local_id)
+                    raise UnknownOutcome(f"outcome unknown after {attempt + 1} attempt(s): {exc}", local_id) from None
                 attempt += 1
                 await asyncio.sleep(self.retry_backoff_s * attempt)
+            except EngineRestarting:
+                if attempt > 0:
+                    raise UnknownOutcome("outcome unknown: earlier attempt ambiguous, then HTTP 425", local_id) from None
+                raise
             except RateLimited as exc:
                 # Not retried here: the gate is closed for Retry-After and a quote sent seconds
                 # late would be stale; the caller re-plans. After an ambiguous attempt the order
                 # may rest on the book, so that outcome stays unknown rather than "rejected".
                 if attempt > 0:
-                    raise TransientError(f"outcome unknown: earlier attempt ambiguous, then {exc}") from None
+                    raise UnknownOutcome(f"outcome unknown: earlier attempt ambiguous, then {exc}", local_id) from None
                 raise
+
+    def _recovered(self, req: OrderRequest, order_id: str, found: dict, why: str) -> OrderAck:
+        """An ambiguous POST whose order the exchange does show: booked as acked (recovered)."""
+        self._count("post_recovered")
+        log.info("Order %s found on the exchange after ambiguous POST (%s)", req.client_key, why)
+        return self._ack(req, order_id, {"success": True, "orderID": order_id,
+                                         "status": str(found.get("status", "live")).lower()}, recovered=True)
 
     async def _find_order(self, order_id: str, token_id: str) -> dict | None:
         """The order if the exchange knows it (live or already matched), else None.
@@ -649,6 +544,21 @@ class Executor:
             pass
         return None
 
+    async def lookup_order(self, order_id: str) -> dict | None:
+        """The exchange's view of one order: the order, or None when the exchange says it does not
+        know it (404 / empty). Any other failure raises (callers must not read it as "absent")."""
+        try:
+            o = await self._call_retry_429(self._need().get_order, order_id)
+        except Rejected as exc:
+            if "404" in str(exc) or "not found" in str(exc).lower():
+                return None
+            raise
+        if isinstance(o, dict) and (o.get("id") == order_id or o.get("orderID") == order_id):
+            return o
+        if not o:
+            return None
+        raise TransientError(f"unexpected order lookup reply: {str(o)[:200]}")
+
     async def place_many(self, reqs: Iterable[OrderRequest]) -> list[OrderAck | ExecutorError]:
         """Post several orders (batches of up to 15 via POST /orders). Per-order result or error.
 
@@ -664,6 +574,10 @@ class Executor:
                 continue
             try:
                 r.validate()
+                if not r.post_only and (left := self.post_only_window()) > 0:
+                    self._count("post_only_window")
+                    raise Rejected(f"matching engine post-only window after a restart ({left:.0f}s left): "
+                                   "only post-only orders are accepted")
                 signed, lid = await self._call(self._sign, r, gate="fail")
                 todo.append((i, r, signed, lid))
             except ExecutorError as exc:
@@ -678,10 +592,18 @@ class Executor:
                 for i, r, s, lid in chunk:
                     found = await self._find_order(lid, r.token_id)
                     if found is not None:
-                        out[i] = self._ack(r, lid, {"success": True, "orderID": lid}, recovered=True)
+                        out[i] = self._recovered(r, lid, found, "batch POST ambiguous")
                     else:
                         try:
                             out[i] = await self._post_signed_with_retry(r, s, lid)
+                        except (TransientError, RateLimited, EngineRestarting) as exc:
+                            # the batch POST may still have placed it: unknown, never "rejected"
+                            self._count("post_unknown")
+                            out[i] = UnknownOutcome(f"outcome unknown after an ambiguous batch: {exc}", lid)
+                        except Rejected as exc:
+                            again = await self._find_order(lid, r.token_id)   # duplicate of the first POST?
+                            out[i] = self._recovered(r, lid, again, "re-post refused as a duplicate") \
+                                if again is not None else exc
                         except ExecutorError as exc:
                             out[i] = exc
                 continue
@@ -693,7 +615,7 @@ class Executor:
             for j, (i, r, s, lid) in enumerate(chunk):
                 try:
                     if j >= len(replies):
-                        raise TransientError("missing reply in batch response")
+                        raise UnknownOutcome("missing reply in batch response", lid)
                     out[i] = self._ack(r, lid, replies[j])
                 except ExecutorError as exc:
                     out[i] = exc
@@ -813,153 +735,6 @@ class Executor:
         if self._wire is not None:
             await self._wire.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-# ------------------------------------------------------------------------- trader adapter
-class TraderExecutor:
-    """The interface the trader's ``Executor`` protocol expects, over :class:`Executor`.
-
-    Never raises from :meth:`place` / :meth:`cancel_all` (failures are values the
-    trader journals); :meth:`cancel` raises the typed errors so the trader can mark
-    the cancels failed.
-    """
-
-    def __init__(self, executor: Executor) -> None:
-        self.ex = executor
-
-    @classmethod
-    def from_config(cls, clob_url: str, chain_id: int, creds: Credentials, **kw: Any) -> "TraderExecutor":
-        return cls(Executor(clob_url, chain_id, creds, **kw))
-
-    async def start(self) -> str:
-        return await self.ex.start()
-
-    @property
-    def api_creds(self) -> tuple[str, str, str]:
-        return self.ex.api_creds
-
-    @property
-    def api_key(self) -> str | None:
-        return self.ex.api_key
-
-    @property
-    def heartbeat_ok(self) -> bool:
-        return self.ex.heartbeat_ok
-
-    @property
-    def rest_ok(self) -> bool:
-        return self.ex.rest_ok
-
-    @staticmethod
-    def _request(token_id: str, side: str, price: float, size: float, *, tick_size: float | str, neg_risk: bool,
-                 post_only: bool, client_id: str, expiration_s: int = 0) -> OrderRequest:
-        return OrderRequest(client_key=client_id, token_id=token_id, side=side, price=float(price),
-                            size=float(size), tick_size=tick_str(tick_size), neg_risk=neg_risk,
-                            post_only=post_only, expiration_s=expiration_s)
-
-    @staticmethod
-    def _outcome(res: "OrderAck | ExecutorError") -> PlaceResult:
-        if isinstance(res, OrderAck):
-            return PlaceResult(True, res.order_id, res.status)
-        if isinstance(res, AuthError):
-            return PlaceResult(False, error=f"REST authentication failed: {res}", auth_failed=True)
-        if isinstance(res, RateLimited):
-            return PlaceResult(False, error=f"rate limited (retry after {res.retry_after_s:.2f}s): {res}",
-                               rate_limited=True, retry_after_s=res.retry_after_s)
-        if isinstance(res, Rejected):
-            return PlaceResult(False, error=res.reason)
-        if isinstance(res, TransientError):
-            return PlaceResult(False, error=f"unknown outcome: {res}", unknown=True)
-        return PlaceResult(False, error=f"{type(res).__name__}: {res}")
-
-    async def place(self, token_id: str, side: str, price: float, size: float, *, tick_size: float | str,
-                    neg_risk: bool, post_only: bool, client_id: str, expiration_s: int = 0) -> PlaceResult:
-        try:
-            req = self._request(token_id, side, price, size, tick_size=tick_size, neg_risk=neg_risk,
-                                post_only=post_only, client_id=client_id, expiration_s=expiration_s)
-            return self._outcome(await self.ex.place(req))
-        except ExecutorError as exc:
-            return self._outcome(exc)
-        finally:
-            self.ex.forget(client_id)   # OM client ids are unique per intent; keep the map bounded
-
-    async def place_many(self, orders: list[dict[str, Any]]) -> list[PlaceResult]:
-        """Several orders in one go (speed): each dict holds :meth:`place`'s arguments.
-
-        Signed with the fast signer, posted as POST /orders batches of up to 15 (one HMAC,
-        one round trip), one outcome per order in the same order; never raises for an
-        executor error (they become outcomes, like :meth:`place`).
-        """
-        reqs = [self._request(**o) for o in orders]
-        try:
-            res: list[Any] = await self.ex.place_many(reqs)
-        except ExecutorError as exc:
-            res = [exc] * len(reqs)
-        finally:
-            for r in reqs:
-                self.ex.forget(r.client_key)
-        return [self._outcome(r) for r in res]
-
-    async def cancel(self, order_ids: list[str]) -> tuple[list[str], dict[str, str]]:
-        ids = [i for i in order_ids if i]
-        if not ids:
-            return [], {}
-        res = await (self.ex.cancel(ids[0]) if len(ids) == 1 else self.ex.cancel_many(ids))
-        failed = {str(k): str(v) for k, v in res.not_canceled.items()}
-        done = list(res.canceled)
-        for i in ids:   # an id the exchange did not mention is not known to be cancelled
-            if i not in done and i not in failed:
-                failed[i] = "not confirmed by the exchange"
-        return done, failed
-
-    async def cancel_all(self) -> bool:
-        try:
-            await self.ex.cancel_all()
-            return True
-        except ExecutorError as exc:
-            log.error("Cancel-all failed: %s", exc)
-            return False
-
-    async def open_orders(self, market: str | None = None) -> list[dict[str, Any]]:
-        return await self.ex.open_orders(market=market)
-
-    async def trades(self, market: str | None = None) -> list[dict[str, Any]]:
-        return await self.ex.trades(market=market)
-
-    async def heartbeat(self) -> bool:
-        return await self.ex.heartbeat()
-
-    async def balance(self, token_id: str | None = None) -> float:
-        return await self.ex.balance(token_id)
-
-    async def close(self) -> None:
-        await self.ex.close()
-
-
-async def connect_trader_executor(clob_url: str, chain_id: int, creds: Credentials,
-                                  attempts: int = 10) -> tuple[TraderExecutor | None, bool]:
-    """Start the venue for container B: ``(executor, auth_failed)``.
-
-    Transient failures (CLOB not up yet) are retried with exponential backoff; an
-    authentication failure is not retried (the caller HALTs with the guide's
-    ``REST authentication failed`` line). RuntimeError after ``attempts`` transient failures.
-    """
-    ex = TraderExecutor.from_config(clob_url, chain_id, creds)
-    delay = 0.5
-    for i in range(attempts):
-        try:
-            await ex.start()
-            return ex, False
-        except AuthError as exc:
-            log.error("Could not authenticate with %s: %s", clob_url, exc)
-            await ex.ex.close()
-            return None, True
-        except ExecutorError as exc:
-            log.warning("CLOB not reachable yet (%s); retry %d/%d in %.1fs", exc, i + 1, attempts, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-    await ex.ex.close()
-    raise RuntimeError(f"CLOB at {clob_url} unreachable after {attempts} attempts")
 
 
 def now_s() -> int:  # pragma: no cover - convenience for GTD expirations in runners

@@ -53,6 +53,8 @@ class MarketWsClient(WsClientBase):
         self.books = BookSet(self.token_ids, tick_size)
         self.on_event = on_event
         self.queue: asyncio.Queue[MarketEvent] | None = asyncio.Queue() if queue_events else None
+        self._resync_after = 0.0
+        self.book_resyncs = 0
 
     def subscribe_frame(self) -> dict | None:
         if not self.token_ids:
@@ -87,6 +89,23 @@ class MarketWsClient(WsClientBase):
     async def handle(self, msg: Any) -> None:
         items = msg if isinstance(msg, list) else [msg]
         now = self.clock.now_ms()
+        was_valid = {t for t, b in self.books.books.items() if b.valid}
+        try:
+            await self._handle_items(items, now)
+        finally:
+            # a book that was good and is not any more (tick_size_change, hash mismatch, crossed
+            # delta) stays dropped until a fresh snapshot: resubscribe to get one
+            lost = [t for t in was_valid if t in self.books.books and not self.books.books[t].valid]
+            if lost and self.connected:
+                t = asyncio.get_running_loop().time()
+                if t >= self._resync_after:
+                    self._resync_after = t + 1.0
+                    self.book_resyncs += 1
+                    reason = self.books.books[lost[0]].resync_reason or "book invalid"
+                    log.info("Market WS: book dropped (%s); resubscribing for a fresh snapshot", reason)
+                    await self.reconnect(f"book resync: {reason}")
+
+    async def _handle_items(self, items: list, now: int) -> None:
         for m in items:
             if not isinstance(m, dict):
                 self.count_bad("not_object", repr(m))

@@ -365,6 +365,8 @@ class BookSet:
                 book.tick_size = float(msg["new_tick_size"])
             except (KeyError, TypeError, ValueError):
                 raise BookError("tick_size_change without a numeric new_tick_size") from None
+            # levels on the old grid may be re-keyed by the venue: trust nothing until a fresh book
+            book.invalidate(f"tick size changed to {book.tick_size:g}")
             return [book.token_id]
         if et == "last_trade_price":
             book = self._book(msg.get("asset_id"))

@@ -16,7 +16,7 @@ selects the legacy digital here too). There is no second parameter path: the bac
 
 Where container A publishes ``fair_up: null`` (before the hour's first trade, so no open)
 the path holds NaN. The streams start at the first tick of the arrays passed in (what container
-A would publish had it been started there; tests/test_research_fair_unify.py). Both streams are
+A would publish had it been started there; tests/unit/research/test_fair_unify.py). Both streams are
 causal, so they are computed once per tick array for every hour in it (one pass over the ticks,
 not one per hour) and each hour reads its slice.
 """

@@ -117,6 +117,7 @@ class BinanceReplayServer:
         app = web.Application()
         app.router.add_get("/stream", self._ws_combined)
         app.router.add_get("/ws/{stream:.+}", self._ws_raw)
+        app.router.add_get("/ws", self._ws_raw)   # bare: streams come by live SUBSCRIBE
         app.router.add_get("/api/v3/klines", self._klines)
         app.router.add_get("/api/v3/ping", self._ping)
         app.router.add_get("/api/v3/time", self._time)
@@ -339,13 +340,12 @@ class BinanceReplayServer:
             return
 
     async def _ws_combined(self, request: web.Request) -> web.StreamResponse:
+        # a bare /stream is accepted like Binance does: the client SUBSCRIBEs live (binance-connector)
         streams = self._parse_streams(request.query.get("streams", ""))
-        if not streams:
-            return _binance_error(400, -1100, "Missing or empty 'streams' parameter.")
         return await self._serve_ws(request, streams, combined=True)
 
     async def _ws_raw(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve_ws(request, self._parse_streams(request.match_info["stream"]), combined=False)
+        return await self._serve_ws(request, self._parse_streams(request.match_info.get("stream", "")), combined=False)
 
     # ------------------------------------------------------------ REST
     async def _ping(self, request: web.Request) -> web.Response:

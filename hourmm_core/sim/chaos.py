@@ -490,10 +490,22 @@ class ChaosRun:
             rec.problems.append("market WS not reconnected within 20 s")
             return
         self._recover(rec, up["ts_ms"])
-        placed = [e for e in await self.events(down["id"], "intent") if e["id"] < up["id"]]
-        rec.observed = f"down, reconnected in {rec.recover_ms:.0f} ms, {len(placed)} order(s) sent while down"
-        if placed:
-            rec.problems.append(f"{len(placed)} order(s) sent while the book was unknown")
+        evs = [e for e in await self.events(eid, "decision", "intent", "cancel") if e["id"] < up["id"]]
+        decisions = [e["id"] for e in evs if e["kind"] == "decision"]
+        cancelled = {e["payload"].get("client_id") for e in evs if e["kind"] == "cancel" and e["id"] > down["id"]}
+        placed = [e for e in evs if e["kind"] == "intent" and e["id"] > down["id"]]
+        # a plan decided on the valid book before the loss may still send its places (its cancels
+        # were in flight when the drop was seen): allowed only if the next pass pulls them
+        in_flight = [e for e in placed if max((d for d in decisions if d < e["id"]), default=0) < down["id"]]
+        fresh = [e for e in placed if e not in in_flight]
+        not_pulled = [e for e in in_flight if e["payload"].get("client_id") not in cancelled]
+        rec.details.update(sent_while_down=len(placed), in_flight_from_earlier_plan=len(in_flight))
+        rec.observed = (f"down, reconnected in {rec.recover_ms:.0f} ms, {len(fresh)} order(s) decided while down"
+                        + (f", {len(in_flight)} in flight from a plan decided before (pulled)" if in_flight else ""))
+        if fresh:
+            rec.problems.append(f"{len(fresh)} order(s) decided and sent while the book was unknown")
+        if not_pulled:
+            rec.problems.append(f"{len(not_pulled)} in-flight order(s) not pulled while the book was unknown")
         if rec.recover_ms is not None and rec.recover_ms > kind.deadline_s * 1000:
             rec.problems.append(f"reconnect took {rec.recover_ms:.0f} ms > {kind.deadline_s:g} s")
 
@@ -651,23 +663,30 @@ class ChaosRun:
         t0 = rec.injected_sim_ms or 0
         drained = await self._drain("restart_425", timeout_s=60)
         await asyncio.sleep(0.3)
-        lines = self.lines_after(t0, "polymarket_trader", "HTTP 425")
+        # the executor's line per 425 answer (the trader's per-order reject lines of one refused batch
+        # also quote "HTTP 425" and are not separate requests)
+        lines = self.lines_after(t0, "polymarket_trader", "HTTP 425 from the CLOB")
         if drained is None:
             rec.problems.append(f"{count} 425s not used up within 60 s")
         if not lines:
             rec.problems.append("the trader logged no 425 back-off")
             return
         self._react(rec, lines[0][0])
+        waits = [float(m.group(1)) for _, ln in lines if (m := re.search(r"sending nothing for ([0-9.]+)s", ln))]
+        rec.details.update(backoff_s=waits)
         worst = self._gate_bursts(rec, lines, t0, 1.0)   # the first back-off is at least 1 s
         # back to trading: the next order acknowledged after the 425s (the gate open again)
         ack = await self.first_event(eid, "ack", lambda e: e["ts_ms"] >= (drained or t0), 30)
         self._recover(rec, ack["ts_ms"] if ack else None)
-        rec.observed = (f"{len(lines)} x 425 logged with a back-off, <= {worst} per 0.75 s, "
+        rec.observed = (f"{len(lines)} x 425, back-off {min(waits, default=0):.2f}-{max(waits, default=0):.2f} s, "
+                        f"<= {worst} per 0.75 s, "
                         + (f"next ack +{rec.recover_ms:.0f} ms" if ack else "no ack within 30 s"))
-        if ack is None:
-            rec.problems.append("no order acknowledged within 30 s after the 425s")
+        if not waits or min(waits) < 0.99:
+            rec.problems.append(f"back-off shorter than the designed first wait of 1-2 s: {waits}")
         if worst > 4:
             rec.problems.append(f"{worst} 425s within 0.75 s: no back-off")
+        if ack is None:
+            rec.problems.append("no order acknowledged within 30 s after the 425s")
         if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
             rec.problems.append(f"first 425 after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
 

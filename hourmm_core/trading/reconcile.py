@@ -38,9 +38,11 @@ class ReconcileReport:
     no_tokens: float = 0.0
     phase: str = ""
     errors: list[str] = field(default_factory=list)
+    complete: bool = True   # False: open orders or trades could not be read (the trader must not quote)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"adopted": self.adopted, "strays": self.strays, "fills_replayed": self.fills_replayed,
+        return {"complete": self.complete, "adopted": self.adopted, "strays": self.strays,
+                "fills_replayed": self.fills_replayed,
                 "fills_from_exchange": self.fills_from_exchange,
                 "yes_tokens": self.yes_tokens, "no_tokens": self.no_tokens, "phase": self.phase,
                 "errors": self.errors}

@@ -45,6 +45,15 @@ from hourmm_core.trading.types import BUY, SELL, SIDE_NAMES, TOKEN_NAMES, PlaceR
 log = logging.getLogger(__name__)
 
 
+# Both in the trader's clock (ms): the venue's time, which a simulator may run faster than the wall.
+UNKNOWN_GRACE_MS = 5_000      # an unknown order the exchange still does not know after this is "never placed"
+UNKNOWN_LOOKUP_MS = 500       # unknown orders are looked up at most this often (and once per pass)
+RESYNC_EVERY_MS = 1_000       # retry of an incomplete reconciliation
+# The exchange heartbeat is a network dead-man switch (the venue's 10 s are wall seconds): wall time.
+HEARTBEAT_EVERY_S = 5.0
+HEARTBEAT_RETRY_S = 0.25      # first retry after a failed beat (doubling up to HEARTBEAT_EVERY_S)
+
+
 class Executor(Protocol):
     """What the trader needs from the venue executor (hourmm_core.polymarket.executor)."""
 
@@ -98,6 +107,18 @@ class Trader:
         self._hour_mismatch_logged = False
         self._nonce = format(random.getrandbits(32), "08x")
         self.last_decision: Decision | None = None
+        # fail closed: new orders wait for these (cancels never do)
+        self._resync_needed: str | None = None     # reason: user-WS reconnect, incomplete reconciliation
+        self._resync_next_ms = 0
+        self._resync_req = 0                        # bumped by every resync request
+        self._unknown: dict[str, int] = {}         # order id -> trader-clock ms it became unknown
+        self._unknown_absent: dict[str, int] = {}  # order id -> lookups in a row the exchange did not know it
+        self._unknown_next_ms = 0
+        self._blocked_reason: str | None = None    # last reason journaled (transitions only)
+        self.resyncs = 0
+        bind = getattr(executor, "bind_clock", None)
+        if bind is not None:
+            bind(clock)   # venue-time windows (post-only after an engine restart) in this clock
         self.latencies_ms: list[float] = []   # snapshot ts -> order action sent (sim ms), for benchmarks
 
     # ------------------------------------------------------------------ journal helpers
@@ -172,6 +193,9 @@ class Trader:
             return
         if up:
             self._planned_user_reconnect = False
+            # the user channel does not replay what it missed: refresh open orders and recent
+            # trades from REST before quoting again
+            self._need_resync("user WS (re)connected")
         ch = self.core.risk.on_user_ws(up, now)
         self._journal_changes(None, [ch] if ch else [])
         self._j("ws", {"channel": "user", "connected": up, "reason": reason})
@@ -187,6 +211,7 @@ class Trader:
         now = self.clock.now_ms()
         om = self.core.om
         if isinstance(ev, OrderUpdate):
+            self._resolve_unknown(ev.order_id, f"user WS {ev.type or ev.status}")
             o = om.on_order_update(ev.order_id, ev.size_matched, ev.type if ev.type == "CANCELLATION" else ev.status, now)
             if o is not None:
                 self._j("order_update", {"type": ev.type, "status": ev.status, "size_matched": ev.size_matched,
@@ -198,6 +223,7 @@ class Trader:
         ids = [o.order_id for o in om.orders.values() if o.order_id]
         api_key = getattr(self.user_ws, "api_key", None)
         for f in ev.own_fills(api_key, ids):
+            self._resolve_unknown(f.order_id, "user WS trade")
             tok = m.token_index(f.asset_id)
             if tok is None:
                 continue
@@ -258,6 +284,7 @@ class Trader:
         async with self._cycle_lock:
             now = self.clock.now_ms()
             await self._maybe_roll(now)
+            await self._maybe_resync(now)
             snap = self.snapshots.latest
             fresh = self.fresh_for_market(now)
             up, down = self._tops()
@@ -318,6 +345,11 @@ class Trader:
         cancels = [a.order for a in actions if a.kind == "cancel" and a.order.order_id]
         places = [a.order for a in actions if a.kind == "place"]
         failed_cancels: list[Order | None] = []
+        deferred = [o for o in cancels if o.order_id in self._unknown]
+        if deferred:
+            # a cancel of an order whose submit outcome is unknown could race its placement;
+            # it is sent once the order is resolved (and nothing new is placed meanwhile)
+            cancels = [o for o in cancels if o.order_id not in self._unknown]
         if cancels:
             now = self.clock.now_ms()
             for o in cancels:
@@ -338,10 +370,25 @@ class Trader:
                 failed_cancels.append(o)
         if not places:
             return
-        if not places_allowed(failed_cancels):
+        if deferred or not places_allowed(failed_cancels):
+            now = self.clock.now_ms()
+            why = "a cancel of the same plan is deferred (unknown order)" if deferred else \
+                "a cancel of the same plan failed"
+            for o in places:
+                om.on_reject(o, f"not sent: {why}", now)
+            return
+        blocked = self.place_block_reason()
+        if blocked != self._blocked_reason:
+            if blocked:
+                log.warning("New orders stopped: %s", blocked)
+            else:
+                log.info("New orders allowed again")
+            self._j("order_gate", {"blocked": blocked is not None, "reason": blocked})
+            self._blocked_reason = blocked
+        if blocked:
             now = self.clock.now_ms()
             for o in places:
-                om.on_reject(o, "not sent: a cancel of the same plan failed", now)
+                om.on_reject(o, f"not sent: {blocked}", now)
             return
         post_only = post_only_for(core.session.phase, core.risk.mode)
         place_many = getattr(self.executor, "place_many", None)
@@ -390,6 +437,13 @@ class Trader:
             om.on_ack(o, res.order_id, res.status, now)
             self.core.risk.health.rest = True
             self._j("ack", {**self._order_payload(o), "status": res.status}, order_id=res.order_id)
+        elif getattr(res, "unknown", False) and res.order_id:
+            # may rest on the book: tracked (and counted against limits) under the hash of the
+            # signed order, never treated as rejected; resolved from the user WS, a lookup or trades
+            om.on_ack(o, res.order_id, "unknown", now)
+            self._unknown[res.order_id] = now
+            self._j("unknown", {**self._order_payload(o), "error": res.error}, order_id=res.order_id)
+            log.warning("Order outcome unknown, kept as %s: %s %s", res.order_id, o.describe(), res.error)
         else:
             om.on_reject(o, res.error or "rejected", now)
             self._j("reject", {**self._order_payload(o), "error": res.error}, order_id=res.order_id)
@@ -402,6 +456,93 @@ class Trader:
                 ch = self.core.risk.on_rest(False, now, auth_failed=True)
                 self._journal_changes(None, [ch] if ch else [])
                 self._wake.set()
+
+    # ------------------------------------------------------------------ fail-closed gates
+    def place_block_reason(self) -> str | None:
+        """Why new orders may not be sent now (None = they may). Cancels are never blocked."""
+        if self._resync_needed:
+            return f"resync pending ({self._resync_needed})"
+        if self._unknown:
+            return f"{len(self._unknown)} order(s) with unknown submit outcome"
+        hb = getattr(self.executor, "heartbeat_ok", None)
+        if hb is False and getattr(self.executor, "heartbeat", None) is not None:
+            return "exchange heartbeat not acknowledged"
+        return None
+
+    def _need_resync(self, why: str) -> None:
+        if self.executor is None:
+            return
+        self._resync_needed = why
+        self._resync_req += 1
+        self._resync_next_ms = 0
+        self._wake.set()
+
+    def _user_ws_settled(self) -> bool:
+        """False while our user channel is down or a planned reconnect of it is under way: a
+        reconciliation then would leave a gap (events before the channel is back are not
+        replayed), and the (re)connect requests one of its own. True without a user channel."""
+        if self.user_ws is None:
+            return True
+        return bool(self.user_ws.connected) and not self._planned_user_reconnect
+
+    async def _maybe_resync(self, now: int) -> None:
+        """Pending resync: reconcile open orders + trades with the exchange, once the user
+        channel is up (an incomplete one is retried every RESYNC_EVERY_MS of trader time)."""
+        if self._unknown:
+            await self._check_unknown(now)
+        if not self._resync_needed or self.core.market is None or self.executor is None:
+            return
+        if now < self._resync_next_ms or not self._user_ws_settled():
+            return
+        self._resync_next_ms = now + RESYNC_EVERY_MS
+        why = self._resync_needed
+        rep = await self.reconcile(now)
+        self.resyncs += 1
+        if rep.complete:
+            log.info("Resynced with the exchange after: %s", why)
+        else:
+            log.warning("Resync incomplete (%s): new orders stay stopped", "; ".join(rep.errors)[:300])
+
+    def _resolve_unknown(self, order_id: str | None, how: str, found: bool = True) -> None:
+        if order_id and self._unknown.pop(order_id, None) is not None:
+            self._unknown_absent.pop(order_id, None)
+            log.info("Unknown order %s resolved (%s)", order_id, how)
+            self._j("unknown_resolved", {"how": how, "found": found}, order_id=order_id)
+            self._wake.set()
+
+    async def _check_unknown(self, now: int) -> None:
+        """Look up unknown orders (at most every UNKNOWN_LOOKUP_MS of trader time): found ->
+        managed; unknown to the exchange in two lookups, the last one UNKNOWN_GRACE_MS or more
+        after it became unknown -> never placed. Lookup errors leave them unknown (fail closed)."""
+        if now < self._unknown_next_ms:
+            return
+        self._unknown_next_ms = now + UNKNOWN_LOOKUP_MS
+        lookup = getattr(self.executor, "lookup_order", None)
+        if lookup is None:
+            return
+        for oid, since in list(self._unknown.items()):
+            try:
+                o = await lookup(oid)
+            except Exception as exc:  # noqa: BLE001
+                log.debug("Unknown order %s lookup failed: %s", oid, exc)
+                continue
+            if o is not None:
+                st = str(o.get("status", "")).upper()
+                matched = o.get("size_matched")
+                try:
+                    matched_f = float(matched) if matched not in (None, "") else None
+                except (TypeError, ValueError):
+                    matched_f = None
+                self.core.om.on_order_update(oid, matched_f, st, now)
+                self._resolve_unknown(oid, f"lookup: {st.lower() or 'found'}")
+                if matched_f:
+                    self._need_resync("unknown order had fills")   # fetch its trades
+            else:
+                absent = self._unknown_absent[oid] = self._unknown_absent.get(oid, 0) + 1
+                if absent < 2 or now - since < UNKNOWN_GRACE_MS:
+                    continue
+                self.core.om.on_cancelled(oid, now)
+                self._resolve_unknown(oid, "lookup: not on the exchange", found=False)
 
     def _rest_failure(self, exc: BaseException) -> None:
         now = self.clock.now_ms()
@@ -451,10 +592,16 @@ class Trader:
             await self.market_ws.set_tokens(ref.token_ids if hasattr(ref, "token_ids") else
                                             (ref.up_token_id, ref.down_token_id), ref.tick_size)
         if self.user_ws is not None:
-            if self.user_ws.connected:
-                self._planned_user_reconnect = True
+            if self.user_ws.connected and tuple(self.user_ws.markets) != (ref.condition_id,):
+                self._planned_user_reconnect = True   # set_markets reconnects only on a change
             await self.user_ws.set_markets([ref.condition_id])
-        await self.reconcile(now)
+        if self.user_ws is not None and self.executor is not None:
+            # one reconciliation, once the user channel follows the new market: one made now
+            # would be repeated as soon as it is back (it does not replay what it missed), and
+            # new orders wait for it either way
+            self._need_resync(f"market {ref.slug} selected")
+        else:
+            await self.reconcile(now)
 
     async def reconcile(self, now: int) -> ReconcileReport:
         """Journal fills -> inventory; exchange open orders -> adopt ours, cancel strays."""
@@ -463,16 +610,24 @@ class Trader:
         rep = ReconcileReport()
         if m is None:
             return rep
+        req = self._resync_req   # a complete pass satisfies every resync requested before it began
         loop = asyncio.get_running_loop()
         fills = await loop.run_in_executor(None, lambda: self.journal.events("fill", market=m.slug))
         rep.fills_replayed = replay_fills(core, [e.payload for e in fills if isinstance(e.payload, dict)])
         if self.executor is not None:
-            acks = await loop.run_in_executor(None, lambda: self.journal.events("ack", market=m.slug))
+            acks = await loop.run_in_executor(None, lambda: self.journal.events("ack", market=m.slug)
+                                              + self.journal.events("unknown", market=m.slug))
             ours = {e.order_id for e in acks if e.order_id}
+            # + the orders this process manages (a resync runs mid-session: an ack journaled a
+            # moment ago may not be committed yet, and must never make our own order a "stray")
+            # (and one we already consider final but the exchange still shows is a stray)
+            ours |= {o.order_id for o in core.om.orders.values() if o.order_id and not o.state.final}
+            ours -= {o.order_id for o in core.om.orders.values() if o.order_id and o.state.final}
             try:
                 orders = await self.executor.open_orders()
             except Exception as exc:  # noqa: BLE001
                 rep.errors.append(f"open orders: {exc}")
+                rep.complete = False
                 self._rest_failure(exc)
                 orders = []
             strays = classify_orders(core, m, orders, ours, now, rep)
@@ -488,6 +643,9 @@ class Trader:
                                          "source": "reconcile"}, order_id=f.order_id)
                 except Exception as exc:  # noqa: BLE001
                     rep.errors.append(f"trades: {exc}")
+                    rep.complete = False
+            for oid in rep.adopted:
+                self._resolve_unknown(oid, "open orders")
             if strays:
                 try:
                     done, failed = await self.executor.cancel(strays)
@@ -500,6 +658,11 @@ class Trader:
         log.info("Reconciled %s: adopted %d order(s), cancelled %d stray(s), inventory Up=%g Down=%g, phase %s",
                  m.slug, len(rep.adopted), len(rep.strays), rep.yes_tokens, rep.no_tokens, rep.phase)
         self._j("reconcile", rep.as_dict())
+        if not rep.complete:
+            # never quote from a partial picture of our own orders and fills
+            self._resync_needed = "reconciliation incomplete"
+        elif self._resync_req == req:
+            self._resync_needed = None
         return rep
 
     # ------------------------------------------------------------------ loops
@@ -581,12 +744,21 @@ class Trader:
         hb = getattr(self.executor, "heartbeat", None)
         if hb is None:
             return
+        retry_s = HEARTBEAT_RETRY_S
         while not self._stop.is_set():
             try:
-                await hb()
+                ok = await hb()
             except Exception as exc:  # noqa: BLE001
                 log.warning("Heartbeat failed: %s", exc)
-            await asyncio.sleep(5.0)
+                ok = False
+            if ok is False:
+                # new orders wait for a fresh ack, and the venue cancels everything ~10 s after the
+                # last good beat: retry soon (doubling), not a whole interval later
+                await asyncio.sleep(retry_s)
+                retry_s = min(HEARTBEAT_EVERY_S, retry_s * 2)
+                continue
+            retry_s = HEARTBEAT_RETRY_S
+            await asyncio.sleep(HEARTBEAT_EVERY_S)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:

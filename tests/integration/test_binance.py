@@ -26,9 +26,10 @@ from hourmm_core.binance import (
 )
 from hourmm_core.clock import HOUR_MS, ScaledClock
 from hourmm_core.data import hourly_candles, synthetic_ticks
+from hourmm_core.data.synthetic import DEFAULT_SYNTHETIC_START_MS
 from hourmm_core.sim.binance_replay import BinanceReplayServer
 
-H0 = 1_769_090_400_000
+H0 = DEFAULT_SYNTHETIC_START_MS   # 2026-01-22T14:00Z, where synthetic_ticks starts
 
 TRADE = {"e": "trade", "E": H0 + 5, "s": "BTCUSDT", "t": 12, "p": "50000.01000000", "q": "0.00100000",
          "T": H0 + 4, "m": True, "M": True}

@@ -10,16 +10,17 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from hourmm_core.check import FAIL, PASS, SKIP, CheckResult, load_env_file
+from hourmm_core.data.synthetic import DEFAULT_SYNTHETIC_START_MS
+from tests.conftest import REPO_ROOT as ROOT
+from tests.conftest import new_key
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)
 #: 2026-01-22T14:00:00Z: the synthetic stand-in's first hour
-SYN_START = 1_769_090_400_000
+SYN_START = DEFAULT_SYNTHETIC_START_MS   # 2026-01-22T14:00Z, where synthetic_ticks starts
 
 
 def _env(**kw: str) -> dict[str, str]:
@@ -87,13 +88,9 @@ def test_everything_refused_fails_each_line_and_exits_nonzero():
 
 
 def test_credentials_never_printed_and_signing_failure_is_a_fail_line():
-    from eth_account import Account
-
-    acct = Account.create()
-    key = acct.key.hex()
-    key = key if key.startswith("0x") else "0x" + key
+    key, address = new_key()
     secret = "s3cr3t-" + "q" * 20
-    env = _env(**_dead_endpoints(), PM_PRIVATE_KEY=key, PM_FUNDER=acct.address, PM_SIGNATURE_TYPE="1",
+    env = _env(**_dead_endpoints(), PM_PRIVATE_KEY=key, PM_FUNDER=address, PM_SIGNATURE_TYPE="1",
                PM_API_KEY="k-" + "z" * 10, PM_API_SECRET=secret, PM_PASSPHRASE="pp-" + "w" * 12)
     r = _run_check(env)
     out = r.stdout + r.stderr
@@ -146,8 +143,6 @@ def _pm_sim_available() -> bool:
 
 @pytest.mark.skipif(not _pm_sim_available(), reason="Polymarket simulator server not built yet")
 def test_all_checks_pass_against_both_simulators():
-    from eth_account import Account
-
     clock = _clock()
     env = _env(HOURMM_SIM_CLOCK=clock)
     replay = _Server([sys.executable, "-m", "hourmm_core.sim.binance_replay", "--port", "0", "--hours", "2"], env)
@@ -155,12 +150,10 @@ def test_all_checks_pass_against_both_simulators():
         pm = _Server([sys.executable, "-m", "hourmm_core.sim.polymarket", "--port", "0", "--hours", "2",
                       "--speed", "60", "--start-ms", str(SYN_START), "--seed", "7"], env)
         try:
-            acct = Account.create()
-            key = acct.key.hex()
-            key = key if key.startswith("0x") else "0x" + key
+            key, address = new_key()
             urls = dict(BINANCE_WS_URL=replay.fields["ws"], GAMMA_URL=pm.fields["gamma"],
                         CLOB_URL=pm.fields["clob"], PM_WS_URL=pm.fields["ws"])
-            r = _run_check(_env(HOURMM_SIM_CLOCK=clock, **urls, PM_PRIVATE_KEY=key, PM_FUNDER=acct.address,
+            r = _run_check(_env(HOURMM_SIM_CLOCK=clock, **urls, PM_PRIVATE_KEY=key, PM_FUNDER=address,
                                 PM_SIGNATURE_TYPE="1"))
             # a year later there is no such hourly market: Gamma FAILs, the exit code says so
             later = _run_check(_env(HOURMM_SIM_CLOCK=_clock(start=SYN_START + 365 * 24 * 3_600_000), **urls))

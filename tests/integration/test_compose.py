@@ -11,14 +11,14 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
+from hourmm_core.data.synthetic import DEFAULT_SYNTHETIC_START_MS
 from hourmm_core.sim.orchestrator import PRICER_ARGV, TRADER_ARGV
+from tests.conftest import REPO_ROOT as ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 HEALTHCHECK = ROOT / "deploy" / "healthcheck"
 SECRET_VARS = ["PM_PRIVATE_KEY", "PM_FUNDER", "PM_SIGNATURE_TYPE", "PM_API_KEY", "PM_API_SECRET", "PM_PASSPHRASE",
                "CONTROL_TOKEN"]
@@ -170,7 +170,7 @@ def test_pricer_healthcheck_command_against_a_running_pricer():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PM_", "BINANCE_", "HTTP_"))}
-    env["HOURMM_SIM_CLOCK"] = f"60,{1_769_090_400_000 + 30 * 60_000},{int(time.time() * 1000)}"
+    env["HOURMM_SIM_CLOCK"] = f"60,{DEFAULT_SYNTHETIC_START_MS + 30 * 60_000},{int(time.time() * 1000)}"
     dead = _healthcheck("pricer", dict(env, HTTP_PORT=str(port)))
     assert dead.returncode != 0 and "unhealthy" in dead.stdout    # nothing listening
     replay = subprocess.Popen([sys.executable, "-m", "hourmm_core.sim.binance_replay", "--port", "0", "--hours", "1"],

@@ -18,7 +18,6 @@ Every decision (time, and each action's kind/token/side/price/size) must be iden
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -35,10 +34,11 @@ from hourmm_core.sim.polymarket.engine import BUY as E_BUY
 from hourmm_core.trading.snapshot_client import Snapshot
 from hourmm_core.trading.trader import Trader
 from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Fill, PlaceResult
+from tests.conftest import REAL_DATA as DATA
+from tests.conftest import real_minutes
 
 pytestmark = pytest.mark.timeout(600)
 
-DATA = Path("/work/shared/data")
 HOUR = 1_747_922_400_000          # 2025-05-22 14:00Z (tuning window April-May 2025)
 DECISION_MS = 5_000
 
@@ -51,13 +51,7 @@ def _real_ticks() -> tuple[np.ndarray, np.ndarray]:
             return np.asarray(t.ts_ms, dtype=np.int64), np.asarray(t.price, dtype=np.float64)
     except FileNotFoundError:
         pass
-    k = data.load_klines(str(DATA))
-    sel = (k["open_ms"] >= HOUR - HOUR_MS) & (k["open_ms"] < HOUR + HOUR_MS)
-    if sel.sum() < 110:
-        pytest.skip("real klines for 2025-05-22 are not in /work/shared/data")
-    ts = np.stack([k["open_ms"][sel], k["close_ms"][sel]], axis=1).ravel()
-    px = np.stack([k["open"][sel], k["close"][sel]], axis=1).ravel()
-    return ts.astype(np.int64), px.astype(np.float64)
+    return real_minutes(HOUR - HOUR_MS, HOUR + HOUR_MS, min_minutes=110)
 
 
 class _Clock:

@@ -12,7 +12,6 @@ import time
 import aiohttp
 import pytest
 import websockets
-from eth_account import Account
 from py_clob_client_v2 import ApiCreds, OpenOrderParams, OrderArgs, OrderPayload, OrderType, TradeParams
 from py_clob_client_v2.client import ClobClient
 from py_clob_client_v2.clob_types import OrderMarketCancelParams
@@ -20,13 +19,16 @@ from py_clob_client_v2.exceptions import PolyApiException
 
 from hourmm_core.clock import HOUR_MS, ScaledClock
 from hourmm_core.data import synthetic_ticks
+from hourmm_core.data.synthetic import DEFAULT_SYNTHETIC_START_MS
 from hourmm_core.sim.polymarket.agents import AgentConfig
 from hourmm_core.sim.polymarket.auth import hmac_signature
 from hourmm_core.sim.polymarket.server import PolymarketSim, SimConfig
+from tests.conftest import new_key
+from tests.conftest import sim_clob_client as _client
 
 pytestmark = pytest.mark.timeout(90)
 
-HOUR0 = 1_769_090_400_000          # 2026-01-22T14:00:00Z (synthetic data start)
+HOUR0 = DEFAULT_SYNTHETIC_START_MS   # 2026-01-22T14:00Z, where synthetic_ticks starts
 TICKS = synthetic_ticks(start_ms=HOUR0 - HOUR_MS, hours=4, seed=11)
 
 
@@ -35,15 +37,6 @@ def make_sim(**kw) -> PolymarketSim:
     cfg = SimConfig(start_ms=HOUR0 + 60_000, hours=2, seed=5, agents=agents, **kw)
     clock = ScaledClock(kw.get("speed", 1.0), HOUR0 + 60_000, time.time_ns() // 1_000_000)
     return PolymarketSim(cfg, ticks=TICKS, clock=clock)
-
-
-async def _client(sim: PolymarketSim) -> ClobClient:
-    acct = Account.create()
-    c = ClobClient(sim.urls["clob"], chain_id=137, key=acct.key.hex() if acct.key.hex().startswith("0x")
-                   else "0x" + acct.key.hex())
-    creds = await asyncio.to_thread(c.create_or_derive_api_key)
-    c.set_api_creds(creds)
-    return c
 
 
 async def _event(sim: PolymarketSim) -> dict:
@@ -279,8 +272,7 @@ async def test_v1_legacy_client_unchanged():
     await sim.start()
     try:
         ev = await _event(sim)
-        acct = Account.create()
-        key = acct.key.hex() if acct.key.hex().startswith("0x") else "0x" + acct.key.hex()
+        key, _ = new_key()
         c = V1Client(sim.urls["clob"], chain_id=137, key=key)
         creds = await asyncio.to_thread(c.create_or_derive_api_creds)
         c.set_api_creds(creds)
@@ -339,8 +331,7 @@ async def test_v2_only_mode_rejects_v1_orders_with_version_mismatch():
     await sim.start()
     try:
         ev = await _event(sim)
-        k = Account.create().key.hex()
-        c = V1Client(sim.urls["clob"], chain_id=137, key=k if k.startswith("0x") else "0x" + k)
+        c = V1Client(sim.urls["clob"], chain_id=137, key=new_key()[0])
         c.set_api_creds(await asyncio.to_thread(c.create_or_derive_api_creds))
         o = await asyncio.to_thread(c.create_order, V1OrderArgs(token_id=ev["up"], price=0.45, size=6, side="BUY"))
         with pytest.raises(Exception) as ei:

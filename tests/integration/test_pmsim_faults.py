@@ -10,39 +10,26 @@ import time
 import aiohttp
 import pytest
 import websockets
-from eth_account import Account
 from py_clob_client_v2 import OrderArgs
-from py_clob_client_v2.client import ClobClient
 from py_clob_client_v2.exceptions import PolyApiException
 
 from hourmm_core.clock import HOUR_MS, ScaledClock
 from hourmm_core.data import synthetic_ticks
+from hourmm_core.data.synthetic import DEFAULT_SYNTHETIC_START_MS
 from hourmm_core.polymarket.gamma import parse_market
 from hourmm_core.sim.polymarket.server import PolymarketSim, SimConfig
+from tests.conftest import sim_clob_client as client
+from tests.conftest import sim_fault as fault
 
 pytestmark = pytest.mark.timeout(90)
 
-HOUR0 = 1_769_090_400_000
+HOUR0 = DEFAULT_SYNTHETIC_START_MS   # 2026-01-22T14:00Z, where synthetic_ticks starts
 TICKS = synthetic_ticks(start_ms=HOUR0 - HOUR_MS, hours=4, seed=13)
 
 
 def make_sim(start_ms: int, speed: float = 1.0, hours: int = 2, **kw) -> PolymarketSim:
     cfg = SimConfig(start_ms=start_ms, hours=hours, seed=9, agents=kw.pop("agents", False), **kw)
     return PolymarketSim(cfg, ticks=TICKS, clock=ScaledClock(speed, start_ms, time.time_ns() // 1_000_000))
-
-
-async def client(sim: PolymarketSim) -> ClobClient:
-    k = Account.create().key.hex()
-    c = ClobClient(sim.urls["clob"], chain_id=137, key=k if k.startswith("0x") else "0x" + k)
-    c.set_api_creds(await asyncio.to_thread(c.create_or_derive_api_key))
-    return c
-
-
-async def fault(sim: PolymarketSim, body: dict) -> dict:
-    async with aiohttp.ClientSession() as s:
-        async with s.post(sim.urls["clob"] + "/_sim/fault", json=body) as r:
-            assert r.status == 200, await r.text()
-            return await r.json()
 
 
 async def test_rest_faults_429_500_reject_ack_delay_and_clock_skew():

@@ -27,13 +27,15 @@ from py_clob_client_v2.exceptions import PolyApiException
 from hourmm_core.clock import HOUR_MS, ScaledClock
 from hourmm_core.config import ConfigError, Credentials
 from hourmm_core.data import synthetic_ticks
+from hourmm_core.data.synthetic import DEFAULT_SYNTHETIC_START_MS
 from hourmm_core.polymarket import clob_orders
 from hourmm_core.polymarket.executor import Executor, OrderRequest, resolve_signature_type
 from hourmm_core.sim.polymarket.server import PolymarketSim, SimConfig
+from tests.conftest import new_key, sim_clob_client
 
 pytestmark = pytest.mark.timeout(90)
 
-HOUR0 = 1_769_090_400_000
+HOUR0 = DEFAULT_SYNTHETIC_START_MS   # 2026-01-22T14:00Z, where synthetic_ticks starts
 TICKS = synthetic_ticks(start_ms=HOUR0 - HOUR_MS, hours=3, seed=21)
 
 
@@ -42,17 +44,9 @@ def _sim() -> PolymarketSim:
     return PolymarketSim(cfg, ticks=TICKS, clock=ScaledClock(1.0, HOUR0 + 60_000, time.time_ns() // 1_000_000))
 
 
-def _key(acct) -> str:
-    k = acct.key.hex()
-    return k if k.startswith("0x") else "0x" + k
-
-
 async def _client(sim: PolymarketSim, sig_type: int) -> tuple[ClobClient, str, str]:
-    acct = Account.create()
-    funder = acct.address if sig_type == 0 else Account.create().address
-    c = ClobClient(sim.urls["clob"], 137, key=_key(acct), signature_type=sig_type, funder=funder)
-    c.set_api_creds(await asyncio.to_thread(c.create_or_derive_api_key))
-    return c, acct.address, funder
+    c = await sim_clob_client(sim, sig_type)
+    return c, c.get_address(), c.builder.funder
 
 
 @pytest.mark.parametrize("sig_type", [0, 1, 2, 3])
@@ -170,11 +164,11 @@ def test_pm_signature_type_3_maps_to_poly_1271() -> None:
         resolve_signature_type(3, a, a)
     with pytest.raises(ConfigError, match="0, 1, 2 or 3"):
         resolve_signature_type(4, a, w)
-    acct = Account.create()
-    creds = Credentials.from_env({"PM_PRIVATE_KEY": _key(acct), "PM_FUNDER": w, "PM_SIGNATURE_TYPE": "3"})
+    key, _ = new_key()
+    creds = Credentials.from_env({"PM_PRIVATE_KEY": key, "PM_FUNDER": w, "PM_SIGNATURE_TYPE": "3"})
     assert creds is not None and creds.signature_type == 3
     with pytest.raises(ConfigError, match="PM_SIGNATURE_TYPE"):
-        Credentials.from_env({"PM_PRIVATE_KEY": _key(acct), "PM_FUNDER": w, "PM_SIGNATURE_TYPE": "4"})
+        Credentials.from_env({"PM_PRIVATE_KEY": key, "PM_FUNDER": w, "PM_SIGNATURE_TYPE": "4"})
 
 
 async def test_executor_trades_through_a_poly_1271_deposit_wallet() -> None:
@@ -183,8 +177,8 @@ async def test_executor_trades_through_a_poly_1271_deposit_wallet() -> None:
     ex = None
     try:
         hm = sim.hours[0]
-        acct, wallet = Account.create(), Account.create().address
-        ex = Executor(sim.urls["clob"], 137, Credentials(_key(acct), wallet, 3), retry_backoff_s=0.05)
+        wallet = new_key()[1]
+        ex = Executor(sim.urls["clob"], 137, Credentials(new_key()[0], wallet, 3), retry_backoff_s=0.05)
         assert ex.signature_type == 3
         await ex.start()
         ack = await ex.place(OrderRequest("w1", hm.up_token, "BUY", 0.12, 8.0))

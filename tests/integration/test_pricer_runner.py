@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import aiohttp
 import numpy as np
@@ -25,13 +24,15 @@ import websockets
 from hourmm_core.clock import HOUR_MS, ScaledClock
 from hourmm_core.config import PricerConfig
 from hourmm_core.data import synthetic_ticks
+from hourmm_core.data.synthetic import DEFAULT_SYNTHETIC_START_MS
 from hourmm_core.sim.binance_replay import BinanceReplayServer
 
 quant = pytest.importorskip("hourmm_core.quant")
 from hourmm_core.pricing import PricerService  # noqa: E402
+from tests.conftest import REPO_ROOT as REPO  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
 
-H0 = 1_769_090_400_000
-REPO = Path(__file__).resolve().parents[2]
+H0 = DEFAULT_SYNTHETIC_START_MS
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -215,12 +216,6 @@ async def test_open_missed_at_boundary_is_corrected_from_klines(ticks, caplog):
 
 # ------------------------------------------------------------------ real processes
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_runner_rejects_bad_settings():
     for var, val in (("HTTP_PORT", "eighty"), ("STALE_THRESHOLD_MS", "0"), ("SNAPSHOT_PUBLISH_HZ", "nan"),
                      ("BINANCE_SYMBOL", "btc/usdt"), ("LOG_LEVEL", "LOUD"), ("HOURMM_SIM_CLOCK", "fast")):
@@ -245,7 +240,7 @@ def test_runner_and_replay_cli_as_processes():
         assert line.startswith("READY ws=ws://127.0.0.1:"), line
         ws_url = line.split()[1][3:]
         rest_url = line.split()[2][5:]
-        port = _free_port()
+        port = free_port()
         penv = {**env, "BINANCE_WS_URL": ws_url, "BINANCE_REST_URL": rest_url, "HTTP_PORT": str(port),
                 "HTTP_HOST": "127.0.0.1", "STALE_THRESHOLD_MS": "30000"}
         pricer = subprocess.Popen([sys.executable, "-m", "runners.binance_pricer"], cwd=REPO, env=penv,

@@ -5,27 +5,15 @@ REST attempt, so the tests count attempts, never elapsed time.
 """
 import asyncio
 
-import aiohttp
 import pytest
-from eth_account import Account
 
-from hourmm_core.config import Credentials
-from hourmm_core.polymarket.executor import Executor, OrderRequest, RateGate, RateLimited, TraderExecutor, parse_retry_after
+from hourmm_core.polymarket.executor import Executor, OrderRequest, RateGate, RateLimited, parse_retry_after
+from hourmm_core.polymarket.trader_executor import TraderExecutor
 from hourmm_core.sim.polymarket import server
+from tests.conftest import new_credentials as creds
+from tests.conftest import sim_fault as fault
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def creds():
-    a = Account.create()
-    k = a.key.hex()
-    return Credentials(k if k.startswith("0x") else "0x" + k, a.address, 1)
-
-
-async def fault(sim, body):
-    async with aiohttp.ClientSession() as s:
-        async with s.post(sim.urls["clob"] + "/_sim/fault", json=body) as r:
-            assert r.status == 200, await r.text()
 
 
 async def started():

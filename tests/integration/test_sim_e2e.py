@@ -14,11 +14,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO_ROOT as ROOT
+
 NEEDED = [ROOT / "runners" / "binance_pricer.py", ROOT / "runners" / "polymarket_trader.py",
           ROOT / "hourmm_core" / "sim" / "binance_replay.py",
           ROOT / "hourmm_core" / "sim" / "polymarket" / "__main__.py"]

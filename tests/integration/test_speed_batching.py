@@ -95,7 +95,7 @@ async def test_failed_batch_rejects_every_order_of_it(tmp_path):
 
 async def test_place_many_against_sim_is_one_post_orders():
     server = pytest.importorskip("hourmm_core.sim.polymarket.server")
-    from hourmm_core.polymarket.executor import TraderExecutor
+    from hourmm_core.polymarket.trader_executor import TraderExecutor
 
     sim = server.PolymarketSim(server.SimConfig(hours=1, speed=60.0, seed=5, agents=False))
     seen: list[str] = []

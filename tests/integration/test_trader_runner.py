@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -12,7 +11,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO_ROOT as REPO
+from tests.conftest import free_port
+
 pytestmark = pytest.mark.timeout(90)
 
 
@@ -21,12 +22,6 @@ def _env(**kw: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO)
     env.update(kw)
     return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("bad,name", [
@@ -56,7 +51,7 @@ async def _run_trader_against_sim(tmp_path: Path, extra: dict[str, str], until_k
     clock = ScaledClock(10.0, H + 60_000, time.time_ns() // 1_000_000)
     sim = PolymarketSim(SimConfig(speed=10.0, start_ms=H, hours=1, seed=2), clock=clock)
     await sim.start()
-    port = _free_port()
+    port = free_port()
     u = sim.urls
     env = _env(GAMMA_URL=u["gamma"], CLOB_URL=u["clob"], PM_WS_URL=u["ws"], CONTROL_PORT=str(port),
                SNAPSHOT_URL="http://127.0.0.1:9/snapshot/latest", SQLITE_PATH=str(tmp_path / "j.db"),

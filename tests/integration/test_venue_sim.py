@@ -5,41 +5,19 @@ the sim) -> user WS order/trade events -> cancels, heartbeat, dropped sockets, R
 """
 import asyncio
 
-import aiohttp
 import pytest
-from eth_account import Account
 
 server = pytest.importorskip("hourmm_core.sim.polymarket.server")
 
-from hourmm_core.config import Credentials  # noqa: E402
 from hourmm_core.polymarket.executor import Executor, OrderRequest, Rejected  # noqa: E402
 from hourmm_core.polymarket.gamma import GammaClient  # noqa: E402
 from hourmm_core.polymarket.market_ws import MarketWsClient  # noqa: E402
 from hourmm_core.polymarket.user_ws import OrderUpdate, TradeUpdate, UserWsClient  # noqa: E402
+from tests.conftest import new_credentials as creds  # noqa: E402
+from tests.conftest import sim_fault as fault  # noqa: E402
+from tests.conftest import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
-
-
-async def wait_for(pred, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while loop.time() < end:
-        if pred():
-            return True
-        await asyncio.sleep(0.02)
-    return pred()
-
-
-async def fault(sim, body):
-    async with aiohttp.ClientSession() as s:
-        async with s.post(sim.urls["clob"] + "/_sim/fault", json=body) as r:
-            assert r.status == 200, await r.text()
-
-
-def creds():
-    a = Account.create()
-    k = a.key.hex()
-    return Credentials(k if k.startswith("0x") else "0x" + k, a.address, 1)
 
 
 async def test_full_venue_path_against_sim():

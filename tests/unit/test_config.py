@@ -1,8 +1,8 @@
 """Settings: defaults match the operator guide, bad values fail naming the variable, secrets stay hidden."""
 import pytest
-from eth_account import Account
 
 from hourmm_core.config import ConfigError, Credentials, PricerConfig, TraderConfig
+from tests.conftest import new_key
 
 
 def test_pricer_defaults_match_usage_guide():
@@ -70,9 +70,7 @@ def test_yaml_overlay_and_bad_yaml(tmp_path):
         TraderConfig.from_env({"HOURMM_CONFIG": str(tmp_path / "missing.yaml")})
 
 
-def _wallet():
-    acct = Account.create()
-    return acct.key.hex() if acct.key.hex().startswith("0x") else "0x" + acct.key.hex(), acct.address
+_wallet = new_key
 
 
 def test_credentials_absent_means_market_data_only():

@@ -5,7 +5,6 @@ import csv
 import gzip
 import math
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -23,8 +22,9 @@ from hourmm_core.fees import (
     taker_fee,
     taker_fee_units,
 )
+from tests.conftest import REAL_DATA
 
-PM_DATA = Path("/work/shared/data/polymarket")
+PM_DATA = REAL_DATA / "polymarket"
 
 
 @pytest.mark.parametrize("price,shares,fee", [

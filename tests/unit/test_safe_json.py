@@ -18,9 +18,10 @@ import pytest
 
 from hourmm_core import safe_json
 from hourmm_core.safe_json import JsonInputError
+from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(120)
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = str(REPO_ROOT)
 
 
 def _run(code: str) -> subprocess.CompletedProcess:

@@ -47,6 +47,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,9 @@ from hourmm_core.sim.polymarket.gamma import HourMarket, event_json, make_hour, 
 from hourmm_core.sim.polymarket.gamma import iso as _iso
 
 log = logging.getLogger("hourmm.sim.polymarket")
+MARKETS_PAGE = 500   # GET /markets page size (the real CLOB pages its list too)
+ORDER_ENDPOINTS = frozenset({"POST /order", "POST /orders", "DELETE /order", "DELETE /orders", "DELETE /cancel-all",
+                             "DELETE /cancel-market-orders", "GET /data/orders", "GET /data/order"})
 safe_json.limit_recursion()  # clob_orders -> eth_account -> py_ecc raised it to 100,000
 
 INITIAL_CURSOR = "MA=="
@@ -211,7 +215,9 @@ class PolymarketSim:
         self.order_versions: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
         self.faults: dict[str, Any] = {"rest_error": None, "rest_error_count": 0, "retry_after_s": 1,
-                                       "ack_delay_ms": 0, "reject_next": 0, "clock_skew_ms": 0}
+                                       "ack_delay_ms": 0, "reject_next": 0, "clock_skew_ms": 0,
+                                       "place_then_503": 0, "outage_after": 0, "restart_425": 0, "post_only_s": 0.0,
+                                       "post_only_until": 0.0}
         self.conns: set[_Conn] = set()
         self._runner: web.AppRunner | None = None
         self._loop_task: asyncio.Task | None = None
@@ -258,6 +264,9 @@ class PolymarketSim:
         if self.synthetic:
             log.warning("Polymarket sim is driven by SYNTHETIC BTC prices (no real Binance dumps found) -- "
                         "NOT market data")
+        # the verifying-contract tables import both CLOB clients (~0.9 s of imports): load them
+        # off the event loop now, not inside the first POST /order (a stall of every task here)
+        await asyncio.to_thread(clob_orders.exchange_domains, 2, 137)
         app = web.Application(middlewares=[self._fault_mw], client_max_size=2 * 1024 * 1024)
         self._routes(app)
         self._runner = web.AppRunner(app, access_log=None)
@@ -378,7 +387,21 @@ class PolymarketSim:
 
     # ------------------------------------------------------------------ engine -> WS
     def _key_of(self, owner: str) -> str:
-        return self.addr_key.get(owner, owner)
+        """The API key id the venue shows for an owner; simulated agents (no real key) get a
+        stable UUID like a real key id instead of their internal name."""
+        k = self.addr_key.get(owner)
+        if k is not None:
+            return k
+        if owner.startswith("0x") or not owner:
+            return owner
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, "hourmm-sim-agent:" + owner))
+
+    @staticmethod
+    def _addr_of(owner: str) -> str:
+        """A 0x address for an owner: itself for real makers, a stable derived one for agents."""
+        if isinstance(owner, str) and owner.startswith("0x") and len(owner) == 42:
+            return owner
+        return "0x" + hashlib.sha256(("hourmm-sim-agent:" + str(owner)).encode()).hexdigest()[:40]
 
     def _on_engine_event(self, ev: dict[str, Any]) -> None:
         et = ev["event_type"]
@@ -449,7 +472,9 @@ class PolymarketSim:
         out.pop("match_time_ms", None)
         out["status"] = self.trade_status.get(tr["id"], tr["status"])
         out["owner"] = self._key_of(tr["owner"])
-        out["maker_orders"] = [{**mo, "owner": self._key_of(mo["owner"])} for mo in tr["maker_orders"]]
+        out["maker_address"] = self._addr_of(tr["maker_address"])
+        out["maker_orders"] = [{**mo, "owner": self._key_of(mo["owner"]), "maker_address": self._addr_of(mo["maker_address"])}
+                               for mo in tr["maker_orders"]]
         out["trader_side"] = "TAKER" if viewer is None or viewer == tr["owner"] else "MAKER"
         return out
 
@@ -494,6 +519,7 @@ class PolymarketSim:
         r.add_get("/last-trade-price", self.h_last)
         r.add_get("/markets-by-token/{token}", self.h_market_by_token)
         r.add_get("/clob-markets/{cid}", self.h_clob_market)
+        r.add_get("/markets", self.h_markets)
         r.add_get("/markets/{cid}", self.h_clob_market_full)
         r.add_post("/order", self.h_post_order)
         r.add_post("/orders", self.h_post_orders)
@@ -529,6 +555,16 @@ class PolymarketSim:
                     return web.json_response({"error": "Too Many Requests"}, status=429,
                                              headers={"Retry-After": f"{ra:g}"} if ra is not None else None)
                 return web.json_response({"error": "Internal Server Error (sim fault)"}, status=code)
+            ep = request.method + " " + ("/data/order" if p.startswith("/data/order/") else p)
+            if f["restart_425"] > 0 and ep in ORDER_ENDPOINTS:
+                # weekly matching-engine restart: 425 Too Early on every order endpoint, then a
+                # post-only window (docs.polymarket.com/trading/matching-engine)
+                f["restart_425"] -= 1
+                self.errors["fault_425"] += 1
+                if f["restart_425"] == 0:
+                    f["post_only_until"] = self.clock.now_ms() + float(f["post_only_s"]) * 1000   # venue time
+                return web.json_response({"error": "Too Early: the matching engine is restarting (sim fault)"},
+                                         status=425)
         try:
             return await handler(request)
         except web.HTTPException:
@@ -655,9 +691,14 @@ class PolymarketSim:
     async def h_last(self, request: web.Request) -> web.Response:
         t, m = self._token(request)
         p = m.last_trade_price
+        side = ""
+        for tr in reversed(self.ex.trades_log):   # the taker side of the market's last trade
+            if tr["market"] == m.condition_id:
+                side = tr["side"] if tr["asset_id"] == t else ("SELL" if tr["side"] == "BUY" else "BUY")
+                break
         if p is not None and t == m.down_token:
             p = 1 - p
-        return web.json_response({"price": _fmt(round(p, 4)) if p is not None else "0.5", "side": ""})
+        return web.json_response({"price": _fmt(round(p, 4)) if p is not None else "0.5", "side": side})
 
     async def h_market_by_token(self, request: web.Request) -> web.Response:
         m = self.ex.token_market.get(request.match_info["token"])
@@ -675,19 +716,41 @@ class PolymarketSim:
                                   "ao": m.accepting and not m.closed,
                                   "fd": m.fee.as_fd()})
 
+    async def h_markets(self, request: web.Request) -> web.Response:
+        """``GET /markets?next_cursor=``: the CLOB's paginated market list (cursor = base64 offset,
+        ``LTE=`` = end), as ``ClobClient.get_markets`` pages through it."""
+        cur = request.query.get("next_cursor", "MA==") or "MA=="
+        if cur == "LTE=":
+            return web.json_response({"limit": MARKETS_PAGE, "count": 0, "next_cursor": "LTE=", "data": []})
+        try:
+            off = int(base64.b64decode(cur, validate=True).decode())
+            if off < 0:
+                raise ValueError
+        except (ValueError, UnicodeDecodeError):
+            return self._bad("invalid next_cursor")
+        ms = sorted(self.ex.markets.values(), key=lambda m: m.start_ms)
+        page = ms[off:off + MARKETS_PAGE]
+        nxt = off + len(page)
+        return web.json_response({"limit": MARKETS_PAGE, "count": len(page),
+                                  "next_cursor": base64.b64encode(str(nxt).encode()).decode() if nxt < len(ms) else "LTE=",
+                                  "data": [self._market_full(m) for m in page]})
+
     async def h_clob_market_full(self, request: web.Request) -> web.Response:
         m = self.ex.markets.get(request.match_info["cid"])
         if m is None:
             return self._bad("market not found", 404, "unknown_market")
+        return web.json_response(self._market_full(m))
+
+    def _market_full(self, m: Any) -> dict[str, Any]:
         hm = self.by_cid[m.condition_id]
-        return web.json_response({
+        return {
             "condition_id": m.condition_id, "question": hm.title, "market_slug": hm.slug,
             "accepting_orders": m.accepting and not m.closed, "closed": m.closed, "active": not m.closed,
             "minimum_order_size": m.min_size, "minimum_tick_size": m.tick_size, "neg_risk": m.neg_risk,
             "end_date_iso": _iso(m.end_ms), "game_start_time": _iso(m.start_ms),
             "maker_base_fee": 0, "taker_base_fee": m.fee_rate_bps,
             "tokens": [{"token_id": m.up_token, "outcome": "Up", "winner": m.up_wins is True},
-                       {"token_id": m.down_token, "outcome": "Down", "winner": m.up_wins is False}]})
+                       {"token_id": m.down_token, "outcome": "Down", "winner": m.up_wins is False}]}
 
     # ------------------------------------------------------------------ auth endpoints
     def _l1(self, request: web.Request) -> tuple[str, int]:
@@ -742,6 +805,10 @@ class PolymarketSim:
         hm = self.by_cid[m.condition_id]
         if not self.listed(hm, now):
             return 400, {"error": ERR_NOT_READY}
+        if not so.post_only and self.clock.now_ms() < self.faults["post_only_until"]:
+            self.errors["post_only_window_reject"] += 1
+            return 400, {"error": "the matching engine is in post-only mode after a restart: only post-only "
+                                  "orders are accepted"}
         if self.faults["reject_next"] > 0:
             self.faults["reject_next"] -= 1
             self.errors["fault_reject"] += 1
@@ -791,7 +858,20 @@ class PolymarketSim:
         k, body = await self._l2(request)
         await self._ack_delay()
         status, reply = await self._place_one(k, body)
+        if status == 200 and self._placed_then_503():
+            return web.json_response({"error": "Service Unavailable (sim fault: order placed)"}, status=503)
         return web.json_response(reply, status=status)
+
+    def _placed_then_503(self) -> bool:
+        """Fault ``place_then_503``: the order(s) ARE on the book, but the client is told the request
+        failed (and with ``outage_after`` the venue stays down for its lookups too)."""
+        if self.faults["place_then_503"] <= 0:
+            return False
+        self.faults["place_then_503"] -= 1
+        self.errors["fault_placed_then_503"] += 1
+        if self.faults["outage_after"] > 0:
+            self.faults.update(rest_error=503, rest_error_count=self.faults["outage_after"], outage_after=0)
+        return True
 
     async def h_post_orders(self, request: web.Request) -> web.Response:
         k, body = await self._l2(request)
@@ -808,6 +888,8 @@ class PolymarketSim:
                 rep = {"success": False, "errorMsg": rep["error"], "orderID": "", "status": "",
                        "transactionsHashes": [], "tradeIDs": []}
             out.append(rep)
+        if any(r.get("success") for r in out) and self._placed_then_503():
+            return web.json_response({"error": "Service Unavailable (sim fault: orders placed)"}, status=503)
         return web.json_response(out)
 
     def _owners_of(self, k: Any) -> list[str]:
@@ -1214,7 +1296,15 @@ class PolymarketSim:
                     return self._bad("retry_after_s must be a number of seconds in [0, 3600] or null")
                 self.faults.update(rest_error=code, rest_error_count=int(b.get("count", 1)), retry_after_s=ra)
                 applied["rest_error"] = code
-            for key in ("ack_delay_ms", "reject_next", "clock_skew_ms"):
+            if "engine_restart" in b:
+                er = b["engine_restart"]
+                if not isinstance(er, dict) or not isinstance(er.get("count_425", 0), int) \
+                        or not isinstance(er.get("post_only_s", 0), (int, float)):
+                    return self._bad("engine_restart must be {count_425: int, post_only_s: seconds of sim time}")
+                self.faults.update(restart_425=int(er.get("count_425", 3)), post_only_s=float(er.get("post_only_s", 120)))
+                applied["engine_restart"] = {"count_425": self.faults["restart_425"],
+                                             "post_only_s": self.faults["post_only_s"]}
+            for key in ("ack_delay_ms", "reject_next", "clock_skew_ms", "place_then_503", "outage_after"):
                 if key in b:
                     self.faults[key] = int(b[key])
                     applied[key] = self.faults[key]
@@ -1228,7 +1318,8 @@ class PolymarketSim:
         except (TypeError, ValueError, EngineError) as e:
             return self._bad(f"invalid fault: {e}")
         if not applied:
-            return self._bad("no known fault key (drop_ws, rest_error, ack_delay_ms, reject_next, tick_size, "
+            return self._bad("no known fault key (drop_ws, rest_error, engine_restart, place_then_503, ack_delay_ms, "
+                             "reject_next, tick_size, "
                              "clock_skew_ms)")
         log.warning("Sim fault injected: %s", applied)
         return web.json_response({"ok": True, "applied": applied})

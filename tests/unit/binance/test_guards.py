@@ -19,10 +19,10 @@ import websockets
 from hourmm_core.binance import BinanceStreamClient
 from hourmm_core.clock import ScaledClock
 from hourmm_core.pricing.snapshot import SnapshotBuilder
+from tests.conftest import REAL_DATA
 
 pytestmark = pytest.mark.timeout(60)
-DATA = os.environ.get("HOURMM_DATA_DIR", "/work/shared/data")
-TRADES = os.path.join(DATA, "BTCUSDT-trades-2024-08-08T2354_2024-08-09T0005.csv.gz")
+TRADES = str(REAL_DATA / "BTCUSDT-trades-2024-08-08T2354_2024-08-09T0005.csv.gz")
 H1 = 1_723_161_600_000  # 2024-08-09 00:00 UTC
 
 

@@ -380,7 +380,7 @@ async def test_unreachable_clob_is_transient():
 
 
 async def test_trader_adapter_interface():
-    from hourmm_core.polymarket.executor import TraderExecutor
+    from hourmm_core.polymarket.trader_executor import TraderExecutor
 
     async with Clob() as clob:
         tx = TraderExecutor.from_config(clob.url, CHAIN, eoa_creds(), retry_backoff_s=0.01)

@@ -37,6 +37,7 @@ from hourmm_core.polymarket.order_signer import (
     install_fast_signer,
     keccak256,
 )
+from tests.conftest import new_credentials
 
 # the secp256k1 group order n: a public curve constant (keys are drawn below it), not a key
 SECP256K1_N = int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141", 16)
@@ -207,14 +208,11 @@ async def test_executor_uses_fast_signer_against_sim():
     """The trader's executor signs through the fast path; the sim (eth-account verifier) accepts
     every order and its order ids equal our locally computed hashes, single and batched."""
     server = pytest.importorskip("hourmm_core.sim.polymarket.server")
-    from hourmm_core.config import Credentials
     from hourmm_core.polymarket.executor import Executor, OrderRequest
 
     sim = server.PolymarketSim(server.SimConfig(hours=1, speed=60.0, seed=5, agents=False))
     await sim.start()
-    a = Account.create()
-    k = a.key.hex()
-    ex = Executor(sim.urls["clob"], 137, Credentials(k if k.startswith("0x") else "0x" + k, a.address, 1))
+    ex = Executor(sim.urls["clob"], 137, new_credentials())
     try:
         await ex.start()
         hm = sim.hours[0]

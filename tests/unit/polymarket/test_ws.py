@@ -7,6 +7,7 @@ from websockets.asyncio.server import serve
 
 from hourmm_core.polymarket.market_ws import MarketWsClient
 from hourmm_core.polymarket.user_ws import OrderUpdate, TradeUpdate, UserMsgError, UserWsClient, parse_user_message
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.timeout(30)
 UP, DN = "101", "202"
@@ -58,16 +59,6 @@ class Server:
     async def __aexit__(self, *a):
         self.srv.close()
         await self.srv.wait_closed()
-
-
-async def wait_for(pred, timeout=15.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while loop.time() < end:
-        if pred():
-            return True
-        await asyncio.sleep(0.01)
-    return pred()
 
 
 async def test_market_ws_books_bad_frames_ping_and_reconnect():

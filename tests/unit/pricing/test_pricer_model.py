@@ -28,8 +28,8 @@ from hourmm_core.research import kline_calibration as cal
 
 quant = pytest.importorskip("hourmm_core.quant")
 from hourmm_core.quant import reference as R  # noqa: E402
+from tests.conftest import REAL_DATA as DATA  # noqa: E402
 
-DATA = Path("/work/shared/data")
 MAY = DATA / "BTCUSDT-1m-2025-05.csv.gz"
 SCORE_TOOL = Path("/work/shared/tools/score_predictions.py")
 pytestmark = pytest.mark.skipif(not MAY.exists(), reason="real kline data not available")

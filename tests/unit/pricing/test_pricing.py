@@ -11,11 +11,12 @@ import pytest
 from hourmm_core.binance.messages import BookTicker, Trade
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.data import synthetic_ticks
+from hourmm_core.data.synthetic import DEFAULT_SYNTHETIC_START_MS
 from hourmm_core.pricing import HourTracker, SnapshotBuilder, iso_hour
 
 quant = pytest.importorskip("hourmm_core.quant")
 
-H0 = 1_769_090_400_000
+H0 = DEFAULT_SYNTHETIC_START_MS   # 2026-01-22T14:00Z, where synthetic_ticks starts
 
 
 def test_iso_hour_matches_guide():

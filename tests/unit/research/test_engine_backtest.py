@@ -163,7 +163,7 @@ def test_cli_sweep_writes_table(tmp_path, monkeypatch, capsys):
 
 def test_fair_unc_path_is_container_a_model(ticks, monkeypatch):
     """The backtest prices with container A's model (configs/pricer.yaml + PRICER_* env;
-    tests/test_research_fair_unify.py proves equality with SnapshotBuilder on real data); the
+    tests/unit/research/test_fair_unify.py proves equality with SnapshotBuilder on real data); the
     backtest's own params/sigma no longer enter the fair value."""
     from hourmm_core.research import calibration as cal
 

@@ -5,11 +5,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.conftest import REPO_ROOT as ROOT
+
 EXAMPLE = ROOT / "examples" / "research_example.py"
 
 

@@ -16,9 +16,10 @@ from hourmm_core.clock import HOUR_MS
 from hourmm_core.config import PricerConfig
 from hourmm_core.pricing.snapshot import SnapshotBuilder
 from hourmm_core.research import fair
+from tests.conftest import REAL_DATA
 
 pytestmark = pytest.mark.timeout(240)
-DATA = "/work/shared/data"
+DATA = str(REAL_DATA)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,11 +31,12 @@ from hourmm_core.research import calibration as cal
 from hourmm_core.research import engine_backtest as eb
 from hourmm_core.research.backtest import run_backtest
 from hourmm_core.research.backtest_cli import params_from_config
+from tests.conftest import REAL_DATA, REPO_ROOT
 
 pytestmark = pytest.mark.timeout(900)
 
-DATA = Path("/work/shared/data")
-ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
+DATA = REAL_DATA
+ROOT = REPO_ROOT
 PINNED = ROOT / "docs" / "results" / "backtest_reference_2025-05-22.json"
 DAY = 1_747_872_000_000             # 2025-05-22 00:00Z
 LIVE_HOURS = (1_747_922_400_000, 1_747_926_000_000)   # 2025-05-22 14:00Z, 15:00Z

@@ -8,6 +8,7 @@ from hourmm_core.clock import ScaledClock, WallClock
 from hourmm_core.pricing.server import SnapshotServer
 from hourmm_core.pricing.snapshot import Snapshot as PSnap
 from hourmm_core.trading.snapshot_client import Snapshot, SnapshotClient, SnapshotError
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -19,13 +20,6 @@ def psnap(seq: int, ts_ms: int, fair: float | None = 0.55, stale: bool = False) 
              sigma=1e-4, sigmas={"30s": 1e-4}, features={}, tau_ms=1000, fair_up=fair, fair_unc=0.01,
              stale=stale, age_ms=5)
     return PSnap(**d, json=PSnap.render(d))
-
-
-async def wait_for(pred, timeout: float = 5.0) -> None:
-    t0 = asyncio.get_running_loop().time()
-    while not pred():
-        assert asyncio.get_running_loop().time() - t0 < timeout, "condition not reached"
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("push", [False, True])
@@ -43,14 +37,14 @@ async def test_poll_and_push_receive_new_seqs(push: bool) -> None:
         assert cli.latest is None and not cli.fresh(clock.now_ms())  # 503 before the first one
         for seq in range(1, 4):
             srv.publish(psnap(seq, clock.now_ms()))
-            await wait_for(lambda: cli.latest is not None and cli.latest.seq == seq)
+            assert await wait_for(lambda: cli.latest is not None and cli.latest.seq == seq)
         assert got == [1, 2, 3]  # each new seq exactly once, none repeated
         assert cli.fresh(clock.now_ms())
         srv.publish(psnap(4, clock.now_ms(), stale=True))
-        await wait_for(lambda: cli.latest.seq == 4)
+        assert await wait_for(lambda: cli.latest.seq == 4)
         assert not cli.fresh(clock.now_ms())  # container A says stale
         srv.publish(psnap(5, clock.now_ms() - 5_000))
-        await wait_for(lambda: cli.latest.seq == 5)
+        assert await wait_for(lambda: cli.latest.seq == 5)
         assert not cli.fresh(clock.now_ms())  # too old
     finally:
         await cli.stop()
@@ -83,7 +77,7 @@ async def test_bad_payloads_counted_never_raise() -> None:
     cli = SnapshotClient(f"http://127.0.0.1:{port}/snapshot/latest", WallClock(), hz=100)
     try:
         await cli.start()
-        await wait_for(lambda: sum(cli.errors.values()) >= 4)
+        assert await wait_for(lambda: sum(cli.errors.values()) >= 4)
         assert cli.errors.get("bad_json", 0) >= 1 and cli.errors.get("invalid", 0) >= 3
         assert cli.latest is None
     finally:
@@ -92,7 +86,7 @@ async def test_bad_payloads_counted_never_raise() -> None:
     unreachable = SnapshotClient(f"http://127.0.0.1:{port}/snapshot/latest", WallClock(), hz=100)
     await unreachable.start()
     try:
-        await wait_for(lambda: unreachable.errors.get("unreachable", 0) >= 1)
+        assert await wait_for(lambda: unreachable.errors.get("unreachable", 0) >= 1)
     finally:
         await unreachable.stop()
 

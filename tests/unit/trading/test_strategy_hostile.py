@@ -3,8 +3,6 @@ backtest evidence (markouts, sniper share, inventory, bootstrap CI) on a real BT
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,11 +15,9 @@ from hourmm_core.trading.risk_engine import Limits, Mode
 from hourmm_core.trading.session import Phase, Schedule
 from hourmm_core.trading.strategy import BookTop, MarketState, StrategyParams, desired_quotes, merge_size, move_width
 from hourmm_core.trading.types import BUY, DOWN, SELL, UP
+from tests.conftest import needs_real_data, real_minutes
 
 LIM = Limits(1000.0, 500.0, 100.0, 8)
-_REPO = Path(__file__).resolve().parents[3]
-DATA = next((p for p in (Path(os.environ.get("HOURMM_DATA_DIR", "/nonexistent")), _REPO.parent / "shared" / "data",
-                         _REPO.parent.parent / "shared" / "data") if (p / "polymarket").is_dir()), Path("/nonexistent"))
 
 
 def st(**kw) -> MarketState:
@@ -95,22 +91,17 @@ def test_bootstrap_ci_covers_the_mean():
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.skipif(not (DATA / "BTCUSDT-1m-2025-05.csv.gz").exists(), reason="real data not found")
+@needs_real_data()
 def test_backtest_evidence_on_a_real_hour_against_snipers():
     """One real hour (1m closes of 2025-05-06 10:00 UTC), hostile flow, real fees, our knobs on."""
-    from hourmm_core.data import load_klines
     from hourmm_core.research.backtest import BacktestParams, run_backtest
     from hourmm_core.research.evidence import summarize
 
     h0 = 1_746_525_600_000
-    k = load_klines(DATA)
-    sel = (k["open_ms"] >= h0 - HOUR_MS) & (k["open_ms"] < h0 + HOUR_MS)
-    ts = np.concatenate([k["open_ms"][sel], k["close_ms"][sel]])
-    px = np.concatenate([k["open"][sel], k["close"][sel]])
-    o = np.argsort(ts, kind="stable")
+    ts, px = real_minutes(h0 - HOUR_MS, h0 + HOUR_MS)
     p = BacktestParams().replace(move_mult=1.0, inv_limit=60.0, merge_min=1.0, extreme_cut=0.05,
                                  pull_move=0.02, max_open_orders=8)
-    res = run_backtest((ts[o], px[o]), p, start_ms=h0, end_ms=h0 + HOUR_MS, warmup_ms=0, keep_paths=True)
+    res = run_backtest((ts, px), p, start_ms=h0, end_ms=h0 + HOUR_MS, warmup_ms=0, keep_paths=True)
     assert not res.errors and len(res.hours) == 1
     h = res.hours[0]
     assert "ledger_mismatch" not in res.paths[0]["counters"]     # engine and ledger agree, fees included
@@ -137,22 +128,16 @@ def test_book_anchor_pulls_the_quoting_fair_to_a_tight_mid():
     assert sorted((q.token, q.price) for q in qs) == [(UP, 0.49), (DOWN, 0.5)]   # joins both touches
 
 
-@pytest.mark.skipif(not (DATA / "BTCUSDT-1m-2025-05.csv.gz").exists(), reason="real data not found")
+@needs_real_data()
 def test_backtest_fair_is_the_live_seasonal_pricer():
     """The backtest's fair (research/fair.py, batch) equals container A's streaming MinutePricer fed the
     same trades, on real 1m klines of 2025-05-06 (open and close of each minute as two trades)."""
     from hourmm_core import quant
     from hourmm_core.config import PricerConfig
-    from hourmm_core.data import load_klines
     from hourmm_core.research.fair import fair_unc_path
 
     h0 = 1_746_525_600_000
-    k = load_klines(DATA)
-    sel = (k["open_ms"] >= h0 - 3 * HOUR_MS) & (k["open_ms"] < h0 + HOUR_MS)
-    ts = np.concatenate([k["open_ms"][sel], k["open_ms"][sel] + 59_000])
-    px = np.concatenate([k["open"][sel], k["close"][sel]])
-    o = np.argsort(ts, kind="stable")
-    ts, px = ts[o].astype(np.int64), px[o]
+    ts, px = real_minutes(h0 - 3 * HOUR_MS, h0 + HOUR_MS, close_offset_ms=59_000)
     cfg = PricerConfig.from_env({})
     mp = quant.MinutePricer(cfg.season(), cfg.pricer_halflife_min, cfg.pricer_var_prior, cfg.pricer_var_scale,
                             cfg.pricer_nu, cfg.pricer_p_min)

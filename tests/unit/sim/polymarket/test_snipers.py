@@ -6,8 +6,6 @@ demand) on a real price path.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,12 +15,11 @@ from hourmm_core.clock import HOUR_MS
 from hourmm_core.fees import CRYPTO_FEES
 from hourmm_core.sim.polymarket.agents import AgentConfig, BackgroundAgents, PricePath
 from hourmm_core.sim.polymarket.engine import EngineError, Exchange
+from tests.conftest import REAL_DATA as DATA
+from tests.conftest import needs_real_data
 
-_REPO = Path(__file__).resolve().parents[4]
-DATA = next((p for p in (Path(os.environ.get("HOURMM_DATA_DIR", "/nonexistent")), _REPO.parent / "shared" / "data",
-                         _REPO.parent.parent / "shared" / "data") if (p / "polymarket").is_dir()), Path("/nonexistent"))
 H0 = 1_746_489_600_000            # 2025-05-06 00:00 UTC (tuning span)
-needs_data = pytest.mark.skipif(not (DATA / "BTCUSDT-1m-2025-05.csv.gz").exists(), reason="real data not found")
+needs_data = needs_real_data()
 
 
 def kline_path(h0: int = H0, hours: int = 1) -> PricePath:
