@@ -7,7 +7,7 @@ import re
 import pytest
 from eth_account import Account
 
-from hourmm_core.sim.polymarket import server
+from hourmm_core.sim.polymarket import clob_routes, server
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -17,8 +17,8 @@ async def test_markets_list_is_paginated_like_the_clob() -> None:
 
     sim = server.PolymarketSim(server.SimConfig(hours=3, speed=60.0, seed=5, agents=False))
     await sim.start()
-    old = server.MARKETS_PAGE
-    server.MARKETS_PAGE = 2
+    old = clob_routes.MARKETS_PAGE
+    clob_routes.MARKETS_PAGE = 2
     try:
         c = ClobClient(sim.urls["clob"], 137)
         p1 = await asyncio.to_thread(c.get_markets)
@@ -31,7 +31,7 @@ async def test_markets_list_is_paginated_like_the_clob() -> None:
         one = await asyncio.to_thread(c.get_market, ids[0])
         assert one == p1["data"][0]
     finally:
-        server.MARKETS_PAGE = old
+        clob_routes.MARKETS_PAGE = old
         await sim.stop()
 
 
