@@ -42,225 +42,43 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import re
 import signal
 import sqlite3
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
 import aiohttp
 
+from hourmm_core.sim.chaos_checks import (
+    bad_frames,
+    fill_ledger_check,
+    find_secrets,
+    format_table,
+    journal_events,
+    parse_metrics,
+    venue_legs,
+)
+from hourmm_core.sim.chaos_faults import (
+    CHAOS_SPEED,
+    FAULTS,
+    LAST_START_MS,
+    SETTLE_TIMEOUT_S,
+    START_AFTER_MS,
+    FaultKind,
+    FaultRecord,
+    build_schedule,
+)
 from hourmm_core.sim.report import _f as _num
 from hourmm_core.sim.report import our_open_orders, venue_markets
 
 log = logging.getLogger("hourmm.sim.chaos")
 
-#: Default speed of a chaos run: slow enough that restarts (seconds of wall time under
-#: load) fit in the hour's ACTIVE phase, fast enough for CI (the hour takes 2 minutes).
-CHAOS_SPEED = 30.0
-#: Faults start this long after the first full hour begins (the trader is quoting by then)...
-START_AFTER_MS = 2 * 60_000
-#: ... and none starts later than this into the hour (WIND_DOWN begins at 50 min).
-LAST_START_MS = 46 * 60_000
-SETTLE_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class FaultKind:
-    """One kind of fault: how it is injected and the reaction the design promises."""
-
-    name: str
-    injection: str
-    reaction: str
-    deadline_s: float     # wall seconds from the injection to the reaction
-    design: str           # where the designed behaviour lives
-    optional: bool = False  # needs a simulator hook that may not exist (then "not covered")
-
-
-FAULTS: dict[str, FaultKind] = {k.name: k for k in (
-    FaultKind("market_ws_drop", "simulator closes the market WS (drop_ws=market)",
-              "book unknown: no order sent; WS reconnects", 5.0,
-              "trading/risk_engine.py on_market_ws, polymarket/ws_base.py back-off 0.5 s"),
-    FaultKind("user_ws_drop", "simulator closes the user WS (drop_ws=user)",
-              "HALT + cancel-all, 0 orders at the venue", 2.0,
-              "trading/risk_engine.py on_user_ws (HALT latched), trader.py cancel-all"),
-    FaultKind("rest_5xx", "next 3 CLOB REST calls answer 503",
-              "absorbed (lookup, same order re-posted); quoting goes on", 10.0,
-              "polymarket/executor.py TransientError + _find_order, trader.py reject/cancel_reject"),
-    FaultKind("rest_429", "next 5 CLOB REST calls answer 429, Retry-After 1 s",
-              "gate closed for Retry-After, nothing sent meanwhile", 10.0,
-              "polymarket/executor.py RateGate (issue 13 bug 4)"),
-    FaultKind("rest_425", "matching-engine restart: 425 x3, then post-only window",
-              "back off, nothing sent meanwhile; then post-only", 10.0,
-              "polymarket/executor.py restart gate (issue 13 V2 operations)", optional=True),
-    FaultKind("placed_then_503", "next order is placed but answered 503",
-              "order kept as unknown, then resolved from the venue", 10.0,
-              "polymarket/executor.py UnknownOutcome (issue 13 V2 operations)", optional=True),
-    FaultKind("pricer_stale", "Binance replay sends nothing for 5 s wall (pause_ms)",
-              "snapshot stale: REDUCE_ONLY, no new exposure", 3.0,
-              "pricing: STALE_THRESHOLD_MS 500; trading/risk_engine.py on_snapshot_stale"),
-    FaultKind("pricer_dead", "container A SIGKILLed, restarted 4 s later",
-              "no snapshot: REDUCE_ONLY, no new exposure", 4.0,
-              "trading/snapshot_client.py max age 1500 ms; risk_engine.py on_snapshot_stale"),
-    FaultKind("trader_kill9", "container B SIGKILLed, restarted at once (same journal)",
-              "restart reconciles orders + inventory from journal/venue", 60.0,
-              "trading/reconcile.py, trader.py reconcile on market select"),
-    FaultKind("binance_malformed", "Binance replay inserts 3 malformed frames",
-              "frames refused and counted; pricing goes on", 3.0,
-              "binance/messages.py parse_frame + FrameStats"),
-    FaultKind("binance_out_of_range", "Binance replay inserts a trade at 1e308 and one with id 2^62",
-              "refused (price_absurd, bad_id); price, vol, feed unharmed", 3.0,
-              "binance/ws_client.py PriceGuard + id watermark (issue 13 bugs 2, 3)"),
-)}
-
-
-def build_schedule(seed: int, names: list[str] | None = None) -> list[dict[str, Any]]:
-    """The seeded order of the faults and the pause (wall s) before each; same seed, same schedule."""
-    names = list(FAULTS) if names is None else list(names)
-    unknown = [n for n in names if n not in FAULTS]
-    if unknown:
-        raise ValueError(f"unknown chaos fault(s): {', '.join(unknown)}; known: {', '.join(FAULTS)}")
-    rng = random.Random(seed)
-    rng.shuffle(names)
-    return [{"fault": n, "gap_s": round(rng.uniform(1.0, 3.0), 2)} for n in names]
-
-
-@dataclass
-class FaultRecord:
-    """What happened to one scheduled fault."""
-
-    fault: str
-    gap_s: float
-    status: str = "not run"              # not run | ok | FAIL | not covered
-    injected_sim_ms: int | None = None
-    react_ms: float | None = None        # wall ms from injection to the designed reaction
-    recover_ms: float | None = None      # wall ms from injection to normal operation again
-    observed: str = ""
-    problems: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-
-# ---------------------------------------------------------------------- small readers
-_METRIC_RE = re.compile(r'^(\w+)(?:\{kind="([^"]*)"\})?\s+([-+0-9.eE]+|NaN)\s*$')
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """Prometheus text -> ``{"name" or "name{kind}": value}`` (only what the chaos run reads)."""
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        m = _METRIC_RE.match(line.strip())
-        if m:
-            name = m.group(1) + (f"{{{m.group(2)}}}" if m.group(2) is not None else "")
-            with contextlib.suppress(ValueError):
-                out[name] = float(m.group(3))
-    return out
-
-
-def bad_frames(metrics: Mapping[str, float]) -> dict[str, float]:
-    pre = "hourmm_binance_bad_frames_total{"
-    return {k[len(pre):-1]: v for k, v in metrics.items() if k.startswith(pre)}
-
-
-def journal_events(path: Path, since_id: int = 0, kinds: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Committed journal rows after ``since_id`` (read-only; [] while the file does not exist)."""
-    if not Path(path).exists():
-        return []
-    sql = "SELECT id, ts_ms, kind, market, order_id, payload FROM events WHERE id > ?"
-    args: list[Any] = [since_id]
-    if kinds:
-        sql += f" AND kind IN ({','.join('?' * len(kinds))})"
-        args += list(kinds)
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-        try:
-            rows = con.execute(sql + " ORDER BY id", args).fetchall()
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return []
-    out = []
-    for r in rows:
-        try:
-            payload = json.loads(r[5]) if r[5] else {}
-        except ValueError:
-            payload = {}
-        out.append({"id": r[0], "ts_ms": r[1], "kind": r[2], "market": r[3], "order_id": r[4],
-                    "payload": payload if isinstance(payload, dict) else {}})
-    return out
-
-
-def venue_legs(trades: list[Mapping[str, Any]], ids: set[str]) -> list[dict[str, Any]]:
-    """Our legs of the venue's trade records: (trade id, our order id, asset, side, size, time)."""
-    ids = {i.lower() for i in ids if i}
-    legs = []
-    for t in trades or []:
-        if not isinstance(t, Mapping) or str(t.get("status", "")).upper() == "FAILED":
-            continue
-        ts = _match_ms(t)
-        if str(t.get("trader_side", "TAKER")).upper() == "TAKER" and str(t.get("owner", "")).lower() in ids:
-            legs.append({"trade_id": str(t.get("id")), "order_id": str(t.get("taker_order_id")),
-                         "asset_id": str(t.get("asset_id")), "side": str(t.get("side", "")).upper(),
-                         "size": float(t.get("size") or 0.0), "ts_ms": ts})
-        for mo in t.get("maker_orders") or []:
-            if isinstance(mo, Mapping) and str(mo.get("owner", "")).lower() in ids:
-                legs.append({"trade_id": str(t.get("id")), "order_id": str(mo.get("order_id")),
-                             "asset_id": str(mo.get("asset_id")), "side": str(mo.get("side", "")).upper(),
-                             "size": float(mo.get("matched_amount") or 0.0), "ts_ms": ts})
-    return legs
-
-
-def _match_ms(t: Mapping[str, Any]) -> int | None:
-    for k in ("match_time_ms", "match_time", "last_update"):
-        v = t.get(k)
-        try:
-            x = float(v)
-        except (TypeError, ValueError):
-            continue
-        return int(x if x > 1e11 else x * 1000)
-    return None
-
-
-def fill_ledger_check(journal_fills: list[Mapping[str, Any]], legs: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """Journal vs venue, leg by leg: lost (venue only), double (journaled twice), phantom (journal only)."""
-    jcount: dict[tuple[str, str], int] = {}
-    for e in journal_fills:
-        p = e.get("payload") or {}
-        key = (str(p.get("trade_id")), str(p.get("order_id") or e.get("order_id")))
-        jcount[key] = jcount.get(key, 0) + 1
-    vkeys = {(str(v["trade_id"]), str(v["order_id"])) for v in legs}
-    lost = sorted(vkeys - set(jcount))
-    double = sorted(k for k, n in jcount.items() if n > 1)
-    phantom = sorted(set(jcount) - vkeys)
-    return {"venue_legs": len(vkeys), "journal_fills": sum(jcount.values()), "lost": lost[:20],
-            "double": double[:20], "phantom": phantom[:20], "n_lost": len(lost), "n_double": len(double),
-            "n_phantom": len(phantom)}
-
-
-def find_secrets(secrets: list[str], texts: Mapping[str, bytes]) -> list[str]:
-    """Names of the texts that contain any of the secrets (case-insensitive; never the secret itself)."""
-    needles = [s.lower().encode() for s in secrets if s and len(s) >= 8]
-    return sorted(name for name, blob in texts.items() if any(n in blob.lower() for n in needles))
-
-
-def format_table(rows: list[Mapping[str, Any]]) -> list[str]:
-    """The summary's chaos table: fault, reaction, time to react (deadline), outcome."""
-    head = f"{'fault':<21}{'reaction (designed)':<58}{'time to react':>16}  outcome"
-    lines = [head]
-    for r in rows:
-        t = "-" if r.get("react_ms") is None else f"{r['react_ms']:.0f} ms"
-        t += f" / {r['deadline_s']:g} s"
-        out = r["status"] + (f": {r['observed']}" if r.get("observed") else "")
-        if r.get("problems"):
-            out += " | " + "; ".join(r["problems"])
-        lines.append(f"{r['fault']:<21}{r['reaction'][:57]:<58}{t:>16}  {out}")
-    return lines
+__all__ = ["CHAOS_SPEED", "FAULTS", "LAST_START_MS", "SETTLE_TIMEOUT_S", "START_AFTER_MS", "ChaosRun", "FaultKind",
+           "FaultRecord", "bad_frames", "build_schedule", "fill_ledger_check", "find_secrets", "format_table",
+           "journal_events", "parse_metrics", "venue_legs"]
 
 
 # ---------------------------------------------------------------------- the run
