@@ -150,6 +150,9 @@ async def test_stale_raised_on_pause_and_cleared(ticks, caplog):
         # STALE_THRESHOLD_MS is wall-clock ms (500, the default); the pause is 2 simulated minutes = 2 s wall
         async with Stack(ticks, 60.0, H0 + 60_000, STALE_THRESHOLD_MS="500") as st:
             await until(lambda: st.svc.builder.trades > 20 and not st.svc.stale, what="fresh")
+            # a loaded CI machine can starve the replay for > 500 ms wall outside the pause too: that is
+            # a genuine stale episode, so count episodes from here and require the pause's to be among them
+            before = st.svc.stale_episodes
             await st.fault(pause_ms=120_000)
             await until(lambda: st.svc.stale, 5, "stale")
             code, h = await st.get("/health")
@@ -160,8 +163,9 @@ async def test_stale_raised_on_pause_and_cleared(ticks, caplog):
             await until(lambda: not st.svc.stale, 8, "fresh again")
             code, h = await st.get("/health")
             assert h["healthy"] is True and code == 200
-            assert st.svc.stale_episodes == 1
-    assert caplog.text.count("Binance stale beyond threshold") == 1
+            assert st.svc.stale_episodes >= before + 1
+    # one WARNING per episode, no more (the log is not flooded while a feed stays stale)
+    assert caplog.text.count("Binance stale beyond threshold") == st.svc.stale_episodes
 
 
 async def test_reconnect_after_drop_and_malformed_survived(ticks):
