@@ -264,6 +264,36 @@ async def test_client_recycles_before_24h_limit(ticks):
         await srv.stop()
 
 
+@pytest.mark.timeout(60)
+async def test_recycle_is_counted_before_the_replacement_connects(ticks):
+    """Issue 13 bug 7, made deterministic: the old test read ``connects >= 3`` at the moment
+    ``recycles`` reached 2. Recording both counters at the very instant ``recycles`` changes shows
+    that check can never hold there: the replacement is adopted (``connects`` + 1) only after the old
+    connection has closed. So the old assertion passed only when the poll happened to land later;
+    waiting on the whole condition (as the test above now does) is the fix."""
+    seen: list[tuple[int, int]] = []
+
+    class Watched(BinanceStreamClient):
+        def __setattr__(self, name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+            if name == "recycles" and value:
+                seen.append((int(value), int(self.connects)))
+
+    clk = _clock(60.0, H0 + 60_000)
+    srv = BinanceReplayServer(ticks, clk)
+    await srv.start()
+    client = Watched(srv.ws_url, "BTCUSDT", lambda m, r: None, clk, reconnect_before_ms=30_000)
+    task = asyncio.create_task(client.run())
+    try:
+        await asyncio.wait_for(_until(lambda: client.recycles >= 2 and client.connects >= 3), 25)
+    finally:
+        await client.stop()
+        task.cancel()
+        await srv.stop()
+    assert seen[:2] == [(1, 1), (2, 2)]          # the old check, evaluated when recycles hit 2: 2 < 3
+    assert client.connects >= 3                  # ... while the condition itself is reached
+
+
 @pytest.mark.timeout(30)
 async def test_client_backs_off_when_nothing_listens():
     import socket
