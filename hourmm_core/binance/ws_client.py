@@ -146,19 +146,13 @@ class BinanceStreamClient:
         if isinstance(msg, Trade):
             if not self._id_ok("trade id", msg.trade_id, raw, True):
                 return None
-            bad = self.price_guard.check(msg.price)
-            if bad is not None:
-                self.stats.record_bad(FrameError(bad, f"trade price {msg.price!r} (reference "
-                                                 f"{self.price_guard.ref!r})"), raw)
+            if not self._price_ok("trade price", msg.price, raw):
                 return None
             self._last_trade_id = msg.trade_id
         elif isinstance(msg, BookTicker):
             if not self._id_ok("bookTicker u", msg.update_id, raw, False):
                 return None
-            bad = self.price_guard.check(msg.mid)
-            if bad is not None:
-                self.stats.record_bad(FrameError(bad, f"bookTicker mid {msg.mid!r} (reference "
-                                                 f"{self.price_guard.ref!r})"), raw)
+            if not self._price_ok("bookTicker mid", msg.mid, raw):
                 return None
             self._last_update_id = msg.update_id
         if self._in_handoff and isinstance(msg, Trade):
@@ -171,6 +165,14 @@ class BinanceStreamClient:
             self.stats.bad["consumer"] += 1
             log.exception("Binance message handler failed")
         return msg
+
+    def _price_ok(self, what: str, price: float, raw: str | bytes) -> bool:
+        """PriceGuard verdict for one frame's price; a refused one is counted under its kind."""
+        bad = self.price_guard.check(price)
+        if bad is None:
+            return True
+        self.stats.record_bad(FrameError(bad, f"{what} {price!r} (reference {self.price_guard.ref!r})"), raw)
+        return False
 
     def _id_ok(self, what: str, new_id: int, raw: str | bytes, trade: bool) -> bool:
         """Order check of one id against its watermark; counts and logs every refusal.
