@@ -134,7 +134,9 @@ def _call(fn: TaskFn, params: Mapping[str, Any], shared: Mapping[str, Any]) -> d
 
 
 def _assemble(points: list[dict[str, Any]], outs: list[dict[str, Any]], backend: str) -> SweepResult:
-    params = list(points[0]) if points else []
+    params: list[str] = []
+    for p in points:   # explicit point lists may name different knobs: the table has them all
+        params += [k for k in p if k not in params]
     metrics: list[str] = []
     for o in outs:
         for k in o:
@@ -157,10 +159,13 @@ def run_sweep(fn: TaskFn, grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[s
     ``grid`` is ``{name: [values]}`` (Cartesian product) or an explicit list of
     points. ``shared`` holds the big inputs (tick arrays) sent once per worker.
     ``scheduler``: None for local; a Dask address string or a
-    ``distributed.Client`` to run on a cluster.
+    ``distributed.Client`` to run on a cluster; ``"local"`` starts a Dask cluster of
+    ``max_workers`` (default 2) single-threaded worker processes on this machine for the sweep.
     """
     points = expand_grid(grid) if isinstance(grid, Mapping) else [dict(p) for p in grid]
     shared = dict(shared or {})
+    if scheduler == "local":
+        return _run_local_dask(fn, points, shared, max_workers or 2)
     if scheduler is not None:
         return _run_dask(fn, points, shared, scheduler)
     if executor not in ("process", "thread"):
@@ -212,6 +217,17 @@ def _run_dask(fn: TaskFn, points: list[dict[str, Any]], shared: dict[str, Any], 
     finally:
         if own:
             client.close()
+
+
+def _run_local_dask(fn: TaskFn, points: list[dict[str, Any]], shared: dict[str, Any], workers: int) -> SweepResult:
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ImportError('Dask sweeps need dask.distributed: pip install "dask[distributed]"') from exc
+    logging.getLogger("distributed").setLevel(logging.WARNING)   # a local cluster's start/stop chatter
+    with LocalCluster(n_workers=max(1, int(workers)), threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        return _run_dask(fn, points, shared, client)
 
 
 # --------------------------------------------------------------------------- ready-made tasks
