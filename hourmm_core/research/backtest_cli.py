@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--scheduler", default=None,
                     help="with --sweep: Dask scheduler address (tcp://host:8786), or 'local' for a local Dask "
                          "cluster of --workers processes")
+    ap.add_argument("--table", default=None, metavar="SWEEP_JSON",
+                    help="print the markdown table of a days sweep's sweep.json (paired differences included) and exit")
     ap.add_argument("--no-plots", action="store_true")
     return ap
 
@@ -157,6 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = ap.parse_args(list(argv) if argv is not None else None)
     except SystemExit as exc:
         return int(exc.code or 0)
+    if args.table:
+        try:
+            print(sweep_markdown(json.loads(Path(args.table).read_text())))
+        except (OSError, ValueError) as exc:
+            print(f"backtest: error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if not logging.getLogger().handlers:
         setup_logging("INFO")
     try:
@@ -270,6 +279,35 @@ def add_paired(sw: SweepResult) -> dict[str, dict[str, Any]]:
         if c not in sw.metrics:
             sw.metrics.append(c)
     return out
+
+
+def sweep_markdown(doc: Mapping[str, Any], baseline_label: str | None = None) -> str:
+    """The markdown table of a days sweep's ``sweep.json`` (README / docs tables come from the
+    tool's file, never typed by hand): one row per point, with the paired difference vs the first."""
+    rows = doc.get("rows") or []
+    if not rows:
+        raise ValueError("sweep.json has no rows")
+    base = baseline_label or str(rows[0].get("name", 0))
+
+    def num(v: Any, fmt: str) -> str:
+        return "n/a" if not isinstance(v, (int, float)) or v != v else format(v, fmt)
+
+    head = ("| run | hours | PnL/hour | 95% CI | vs " + base + ", paired [95% CI] | fees | maker / taker shares "
+            "| 30 s markout vs our fair | vs venue fair | vs settle | sniper share | max inv | worst hour "
+            "| flat | breaches |")
+    out = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for i, r in enumerate(rows):
+        d = "(baseline)" if i == 0 else (f"{num(r.get('d_vs_first'), '+.2f')} [{num(r.get('d_lo'), '+.2f')}, "
+                                         f"{num(r.get('d_hi'), '+.2f')}]")
+        out.append(f"| {r.get('name', i)} | {r.get('hours', 0)} | {num(r.get('pnl_per_hour'), '+.2f')} | "
+                   f"[{num(r.get('ci_lo'), '+.2f')}, {num(r.get('ci_hi'), '+.2f')}] | {d} | "
+                   f"{num(r.get('fees'), '.2f')} | {num(r.get('maker_volume'), '.0f')} / "
+                   f"{num(r.get('taker_volume'), '.0f')} | {num(r.get('mk30_fair'), '+.4f')} | "
+                   f"{num(r.get('mk30_venue'), '+.4f')} | {num(r.get('mk_settle'), '+.4f')} | "
+                   f"{num(r.get('sniper_share'), '.2f')} | {num(r.get('max_inv'), '.0f')} | "
+                   f"{num(r.get('worst_hour'), '+.2f')} | {'yes' if r.get('flat') else 'no'} | "
+                   f"{r.get('breaches', 'n/a')} |")
+    return "\n".join(out)
 
 
 def _main_sweep_days(args: argparse.Namespace, params: BacktestParams, days: list[int] | None) -> int:

@@ -14,7 +14,7 @@ import pytest
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.data import find_data_dir
 from hourmm_core.research import backtest as bt
-from hourmm_core.research.backtest_cli import add_paired, load_points, parse_days
+from hourmm_core.research.backtest_cli import add_paired, load_points, parse_days, sweep_markdown
 from hourmm_core.research.evidence import bootstrap_ci, paired_difference
 from hourmm_core.research.sweep import SweepResult, run_sweep
 
@@ -147,7 +147,7 @@ def test_days_equal_the_span_loader_with_a_day_of_warmup(day_runs):
     assert (h.pnl, h.fees, h.n_fills) == (g.pnl, g.fees, g.n_fills)
 
 
-def test_cli_days_sweep_pairs_points_and_keeps_config_knobs(tmp_path, day_runs):
+def test_cli_days_sweep_pairs_points_and_keeps_config_knobs(tmp_path, day_runs, capsys):
     """A point that does not name a knob runs with the config's value, not the dataclass default
     (the baseline 'ours' of a variants table must be the shipped strategy)."""
     from hourmm_core.research import main_backtest
@@ -173,6 +173,14 @@ def test_cli_days_sweep_pairs_points_and_keeps_config_knobs(tmp_path, day_runs):
     assert doc["paired_vs_first"]["no skew"]["hours"] == 1
     csv = (tmp_path / "sweep.csv").read_text().splitlines()
     assert len(csv) == 4 and "hour_pnl" not in csv[0] and "d_vs_first" in csv[0]
+    # the markdown table is the tool's rendering of sweep.json: one row per point, paired column
+    rc = main_backtest(["--table", str(tmp_path / "sweep.json")])
+    assert rc == 0
+    table = capsys.readouterr().out.strip().splitlines()
+    assert len(table) == 5 and table[0].startswith("| run | hours | PnL/hour")
+    assert all(line.count("|") == table[0].count("|") for line in table)
+    assert table[2].startswith("| ours | 1 |") and "(baseline)" in table[2]
+    assert f"{rows['no skew']['d_vs_first']:+.2f} [" in table[4]
     # the --days single run writes the same hour as the library call with the same knobs
     out = tmp_path / "one"
     rc = main_backtest([str(d), "--days", "2025-05-10", "--day-hours", "1", "--config", str(cfg),
@@ -181,3 +189,19 @@ def test_cli_days_sweep_pairs_points_and_keeps_config_knobs(tmp_path, day_runs):
     js = json.loads((out / "result.json").read_text())
     assert js["run"]["days"] == ["2025-05-10"] and js["hours"][0]["pnl"] == pytest.approx(rows["ours"]["hour_pnl"][0])
     assert both.hours[0].hour_start_ms == js["hours"][0]["hour_start_ms"]
+
+
+def test_sweep_markdown_rows_and_missing_values():
+    doc = {"rows": [{"name": "ours", "hours": 48, "pnl_per_hour": 6.5, "ci_lo": 1.25, "ci_hi": 11.0, "fees": 12.0,
+                     "maker_volume": 20000.0, "taker_volume": 1500.0, "mk30_fair": 0.0158, "mk30_venue": -0.0057,
+                     "mk_settle": 0.016, "sniper_share": 0.27, "max_inv": 105.0, "worst_hour": -97.4, "flat": True,
+                     "breaches": 0, "d_vs_first": 0.0, "d_lo": 0.0, "d_hi": 0.0},
+                    {"name": "no pull", "hours": 48, "pnl_per_hour": 4.0, "ci_lo": -1.0, "ci_hi": 9.0,
+                     "fees": None, "flat": False, "breaches": 2, "d_vs_first": -2.5, "d_lo": -4.0, "d_hi": -1.0}]}
+    t = sweep_markdown(doc).splitlines()
+    assert len(t) == 4
+    assert t[2] == ("| ours | 48 | +6.50 | [+1.25, +11.00] | (baseline) | 12.00 | 20000 / 1500 | +0.0158 | -0.0057 "
+                    "| +0.0160 | 0.27 | 105 | -97.40 | yes | 0 |")
+    assert "| -2.50 [-4.00, -1.00] | n/a |" in t[3] and t[3].endswith("| no | 2 |")
+    with pytest.raises(ValueError):
+        sweep_markdown({"rows": []})
