@@ -169,11 +169,11 @@ def test_cli_days_sweep_pairs_points_and_keeps_config_knobs(tmp_path, day_runs, 
     assert rows["no skew"]["hour_ms"] == [D0510]
     assert rows["no skew"]["d_vs_first"] == pytest.approx(rows["no skew"]["hour_pnl"][0] - rows["ours"]["hour_pnl"][0])
     assert rows["ours"]["pnl_per_hour"] == pytest.approx(rows["ours"]["hour_pnl"][0])
-    # the config's skew 0.05 is not the default: "ours" differs from a run at skew 0.03
     assert doc["paired_vs_first"]["no skew"]["hours"] == 1
     csv = (tmp_path / "sweep.csv").read_text().splitlines()
     assert len(csv) == 4 and "hour_pnl" not in csv[0] and "d_vs_first" in csv[0]
     # the markdown table is the tool's rendering of sweep.json: one row per point, paired column
+    capsys.readouterr()
     rc = main_backtest(["--table", str(tmp_path / "sweep.json")])
     assert rc == 0
     table = capsys.readouterr().out.strip().splitlines()
