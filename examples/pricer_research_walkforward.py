@@ -26,7 +26,7 @@ Candidates (prior c0 = 1, the unbiased variance, used alone while there is no hi
 Scoring span for the comparison: 2025-04-22..05-31 (the first week is burn-in for the windows),
 reported as April 22-30 and May; also the whole span 04-15..05-31 (burn-in at the prior).
 June is NOT read unless ``--june NAME`` is given, which scores June once for the named candidate
-(and the fixed baselines) after the choice is written down.
+(and the fixed baselines) after the choice is written down (several names: comma-separated).
 
 Run: PYTHONPATH=$PWD nice python3 examples/pricer_research_walkforward.py [--june NAME]
 """
@@ -215,7 +215,7 @@ def main(june_name: str | None = None) -> None:
              "train 04-15..05-31": (D("2025-04-15"), D("2025-06-01"))}
     if june_name is not None:
         spans = {"june": (D("2025-06-01"), D("2025-07-01"))}
-        keepn = {"rv60", "fixed 0.74", "fixed 1.0", june_name}
+        keepn = {"rv60", "fixed 0.74", "fixed 1.0", *june_name.split(",")}
         cands = {k: v for k, v in cands.items() if k in keepn}
     masks = {k: (st.pts.hour_ms >= a) & (st.pts.hour_ms + HOUR_MS <= b) for k, (a, b) in spans.items()}
     res = {}
@@ -246,7 +246,7 @@ def main(june_name: str | None = None) -> None:
     m = masks[sn]
     print(f"\nhour-bootstrap 95% CI of log-loss difference on {sn} (negative = candidate better)")
     for name in cands:
-        if name in ("rv60",):
+        if name == "rv60":
             continue
         cis = []
         for ref in ("fixed 0.74", "fixed 1.0", "rv60"):
