@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--workers", type=int, default=1, help="processes to spread the hours (or sweep points) over")
     ap.add_argument("--sweep", action="store_true",
                     help="run the grid of configs/research.yaml `sweep.grid` instead of one backtest")
+    ap.add_argument("--resume", action="store_true",
+                    help="with --sweep --points/--days: reuse the points of the same run already in OUT/points.jsonl")
     ap.add_argument("--scheduler", default=None,
                     help="with --sweep: Dask scheduler address (tcp://host:8786), or 'local' for a local Dask "
                          "cluster of --workers processes")
@@ -266,7 +268,7 @@ def add_paired(sw: SweepResult) -> dict[str, dict[str, Any]]:
 
     def by_hour(r: Mapping[str, Any]) -> dict[int, float]:
         hs, ps = r.get("hour_ms"), r.get("hour_pnl")
-        return dict(zip(hs, ps)) if isinstance(hs, tuple) and isinstance(ps, tuple) else {}
+        return dict(zip(hs, ps)) if isinstance(hs, (tuple, list)) and isinstance(ps, (tuple, list)) else {}
 
     base = by_hour(sw.rows[0])
     out: dict[str, dict[str, Any]] = {}
@@ -329,18 +331,37 @@ def _main_sweep_days(args: argparse.Namespace, params: BacktestParams, days: lis
         raise ValueError("a days sweep needs --days (or `days:` in the --points file)")
     dflt = BacktestParams().flat()
     base = {k: v for k, v in params.flat().items() if v != dflt[k]}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from hourmm_core.safe_json import json_safe
+
+    # every finished point is appended to points.jsonl at once; --resume reuses the points of the
+    # same run (same days, hours, base knobs, data) instead of running them again
+    run_key = json_safe({"days": days, "hours_per_day": args.day_hours, "base": base, "data": args.data})
+    log_path = out / "points.jsonl"
+    norm = [json.loads(json.dumps(json_safe(p))) for p in points]
+    done: dict[int, dict[str, Any]] = {}
+    if args.resume and log_path.exists():
+        for line in log_path.read_text().splitlines():
+            rec = json.loads(line)
+            if rec.get("run") == run_key and rec.get("point") in norm and "__error__" not in rec.get("out", {}):
+                o = rec["out"]
+                done[norm.index(rec["point"])] = {k: (tuple(v) if k in _HOUR_COLS else v) for k, v in o.items()}
+        print(f"resume: {len(done)} of {len(points)} points already in {log_path}")
+
+    def save(i: int, p: Mapping[str, Any], o: Mapping[str, Any]) -> None:
+        with log_path.open("a") as fh:
+            fh.write(json.dumps({"run": run_key, "point": norm[i], "out": json_safe(dict(o))}) + "\n")
+
     c0 = time.perf_counter()
     sw = run_sweep(backtest_days_task, points,
                    {"days_ms": days, "data_dir": args.data, "base": base, "hours_per_day": args.day_hours},
-                   scheduler=args.scheduler, max_workers=args.workers)
+                   scheduler=args.scheduler, max_workers=args.workers, on_result=save, done=done)
     paired = add_paired(sw)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     doc = {"days": [_iso_day(d) for d in days], "hours_per_day": args.day_hours, "base": base,
            "code": code_version(), "backend": sw.backend,
            "wall_s": round(time.perf_counter() - c0, 1), "baseline": str(sw.rows[0].get("name", 0)),
            "rows": sw.rows, "paired_vs_first": paired, "errors": {str(k): v for k, v in sw.errors.items()}}
-    from hourmm_core.safe_json import json_safe
 
     (out / "sweep.json").write_text(json.dumps(json_safe(doc), indent=1))
     sw.metrics = [m for m in sw.metrics if m not in _HOUR_COLS]

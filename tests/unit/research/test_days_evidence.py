@@ -172,6 +172,14 @@ def test_cli_days_sweep_pairs_points_and_keeps_config_knobs(tmp_path, day_runs, 
     assert doc["paired_vs_first"]["no skew"]["hours"] == 1
     csv = (tmp_path / "sweep.csv").read_text().splitlines()
     assert len(csv) == 4 and "hour_pnl" not in csv[0] and "d_vs_first" in csv[0]
+    # every point was saved as it finished; --resume runs none of them again and gives the same table
+    assert len((tmp_path / "points.jsonl").read_text().splitlines()) == 3
+    rc = main_backtest([str(d), "--sweep", "--points", str(pts), "--config", str(cfg), "--day-hours", "1",
+                        "--workers", "1", "--out", str(tmp_path), "--no-plots", "--resume"])
+    assert rc == 0 and "resume: 3 of 3 points" in capsys.readouterr().out
+    assert len((tmp_path / "points.jsonl").read_text().splitlines()) == 3
+    doc2 = json.loads((tmp_path / "sweep.json").read_text())
+    assert doc2["rows"] == doc["rows"] and doc2["paired_vs_first"] == doc["paired_vs_first"]
     # the markdown table is the tool's rendering of sweep.json: one row per point, paired column
     capsys.readouterr()
     rc = main_backtest(["--table", str(tmp_path / "sweep.json")])
