@@ -262,3 +262,55 @@ def test_calibrate_cli_adaptive_rows_and_the_score_tool_agree(tmp_path, monkeypa
     assert tool["points"] == tab["seasonal"]["n"] and tool["project"]["coverage"] == 1.0
     assert tool["project"]["brier"] == pytest.approx(tab["seasonal"]["brier"], abs=1e-12)
     assert tool["project"]["logloss"] == pytest.approx(tab["seasonal"]["logloss"], abs=1e-12)
+
+
+@pytest.mark.parametrize("impl", ["compiled", "reference"])
+def test_container_a_builder_warm_start_then_live_equals_the_batch_model(impl):
+    """Container A's SnapshotBuilder with the adaptive scale (1-day window): warmed from 6 h of real
+    klines while live trades are kept (begin_history / warm_minute_pricer / install_history, as
+    PricerService does), then 24 h of real minutes as trades: fair_up == the batch model's p at
+    every protocol point to 1e-9, across 24 hour-close updates of the scale."""
+    from hourmm_core.binance.messages import Trade
+    from hourmm_core.pricing.snapshot import SnapshotBuilder
+
+    a = np.loadtxt(gzip.open(MAY, "rt"), delimiter=",", usecols=(0, 1, 2, 3, 4), max_rows=30 * 60 + 7)
+    kl = {"open_ms": a[:, 0].astype(np.int64), "open": a[:, 1], "high": a[:, 2], "low": a[:, 3], "close": a[:, 4]}
+    cfg = PricerConfig.from_env({"PRICER_SCALE_WINDOW_DAYS": "1", "PRICER_SCALE_PRIOR_HOURS": "6"})
+    prm = kcal.SeasonalParams.from_config(cfg)
+    pts = kcal.kline_points(kl["open_ms"], kl["open"], kl["close"])
+    batch = kcal.seasonal_predict(kl["open_ms"], kl["close"], pts, prm, kl["open"])
+    _, sc, _ = quant.minute_scale_batch(kl["open_ms"], kl["open"], kl["close"], prm.season(), prm.halflife_min,
+                                        prm.var_prior, prm.nu, prm.p_min, 24, 6.0)
+    want = {(int(h), int(m)): p for h, m, p in zip(pts.hour_ms, pts.minute, batch)}
+    b = SnapshotBuilder.from_config(cfg, core=quant if impl == "compiled" else R)
+    assert b.scale_window_h == 24 and b.minute.var_scale == 1.0
+    b.begin_history()
+    tid, got, closes = 1, 0, 0
+    warm = 6 * 60 + 3                       # live trades from minute 03 of hour 6; the klines arrive later
+    for i in range(kl["open_ms"].size):
+        if i == warm + 5:                   # the history arrives: klines before the first live trade's minute
+            cut = b.history_cut_ms(int(kl["open_ms"][i]))
+            assert cut == int(kl["open_ms"][warm])
+            mp = b.warm_minute_pricer(kl["open_ms"][:i], kl["open"][:i], kl["close"][:i], cut)
+            assert b.install_history(mp, i) == 4 * 5 and b.minute is mp
+        if i == warm:                       # connected mid-hour: the open comes from the 1h kline
+            b.on_connect(int(kl["open_ms"][i]))
+        if i >= warm:
+            for k, (ts, px) in enumerate(_trades(kl, i)):
+                b.on_message(Trade("BTCUSDT", tid + k, float(px), 0.01, ts, ts, False), ts)
+            tid += 4
+        if i == warm:
+            hs = b.hour.needs_klines()
+            assert hs == int(kl["open_ms"][6 * 60])
+            b.hour.set_open_from_klines(hs, float(kl["open"][6 * 60]))
+        now = int(kl["open_ms"][i]) + 60_000
+        key = (now - now % HOUR_MS, (now % HOUR_MS) // 60_000)
+        if i >= warm + 5 and key in want:
+            s = b.snapshot(now)
+            assert s.fair_up == pytest.approx(want[key], abs=1e-9), key
+            got += 1
+            if key[1] == 1:     # the scale in force this hour == the batch's, updated at the hour close
+                assert b.minute.var_scale == pytest.approx(sc[i], rel=1e-12)
+                closes += 1
+    assert got > 23 * 59 and closes >= 23 and b.minute.hour_closes >= 29
+    assert len(set(np.round(sc[6 * 60:], 12))) > 10       # the scale moved hour to hour
