@@ -396,6 +396,15 @@ class Orchestrator:
         raise RuntimeError(f"{ch.name} did not answer {url} within {self.opts.startup_timeout_s:.0f}s "
                            f"({last}; see {ch.log_path})")
 
+    def venue_argv(self) -> list[str]:
+        """The Polymarket simulator's command. Deliberately no ``--no-fees`` / ``--no-agents``:
+        the venue charges the real crypto fee schedule and runs the same hostile flow (touch
+        makers, noise/informed takers, latency snipers: ``AgentConfig()``) as ``hourmm backtest``."""
+        o = self.opts
+        return [sys.executable, "-m", PM_SIM_MODULE, "--host", "127.0.0.1", "--port", "0",
+                "--speed", f"{o.speed:g}", "--hours", str(self.replay_hours),
+                "--seed", str(o.seed)] + (["--data-dir", str(o.data_dir)] if o.data_dir else [])
+
     async def start_all(self) -> None:
         from eth_account import Account
 
@@ -407,10 +416,7 @@ class Orchestrator:
             sys.executable, "-m", REPLAY_MODULE, "--host", "127.0.0.1", "--port", "0",
             "--speed", f"{o.speed:g}", "--hours", hours_arg,
             "--seed", str(o.seed)] + (["--data-dir", str(o.data_dir)] if o.data_dir else []), env)
-        pm = await self._start_child("polymarket_sim", [
-            sys.executable, "-m", PM_SIM_MODULE, "--host", "127.0.0.1", "--port", "0",
-            "--speed", f"{o.speed:g}", "--hours", hours_arg,
-            "--seed", str(o.seed)] + (["--data-dir", str(o.data_dir)] if o.data_dir else []), env)
+        pm = await self._start_child("polymarket_sim", self.venue_argv(), env)
         rf = await self._await_ready(replay)
         self.urls.update({"binance_ws": rf["ws"], "binance_rest": rf["rest"]})
         http_port, control_port = free_port(), free_port()
@@ -701,8 +707,8 @@ def vs_backtest(summary: dict[str, Any], out: Path, data_dir: str | None) -> dic
     from hourmm_core.sim import vs_backtest as vb
 
     full = [h for h in summary.get("hours", []) if not h.get("partial")]
-    if not full:
-        print("hourmm sim: --vs-backtest: no full hour was traded", file=sys.stderr)
+    if not any(h.get("pnl") is not None for h in full):
+        print("hourmm sim: --vs-backtest: no full hour with a venue PnL to compare", file=sys.stderr)
         return None
     try:
         bt = vb.backtest_hours(int(full[0]["hour_start_ms"]), len(full), data_dir=data_dir)
