@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --sweep: Dask scheduler address (tcp://host:8786), or 'local' for a local Dask "
                          "cluster of --workers processes")
     ap.add_argument("--table", default=None, metavar="SWEEP_JSON",
-                    help="print the markdown table of a days sweep's sweep.json (paired differences included) and exit")
+                    help="print the markdown table of a days sweep's sweep.json (paired differences included) and "
+                         "exit; given its points.jsonl (the finished points), also write OUT/sweep.json from it")
     ap.add_argument("--no-plots", action="store_true")
     return ap
 
@@ -166,7 +167,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     if args.table:
         try:
-            print(sweep_markdown(json.loads(Path(args.table).read_text())))
+            if args.table.endswith(".jsonl"):
+                from hourmm_core.safe_json import json_safe
+
+                doc = sweep_doc_from_log(args.table)
+                out = Path(args.out)
+                out.mkdir(parents=True, exist_ok=True)
+                (out / "sweep.json").write_text(json.dumps(json_safe(doc), indent=1))
+            else:
+                doc = json.loads(Path(args.table).read_text())
+            print(sweep_markdown(doc))
         except (OSError, ValueError) as exc:
             print(f"backtest: error: {exc}", file=sys.stderr)
             return 2
@@ -286,6 +296,30 @@ def add_paired(sw: SweepResult) -> dict[str, dict[str, Any]]:
     return out
 
 
+def sweep_doc_from_log(path: str | Path) -> dict[str, Any]:
+    """A ``sweep.json``-like document from a days sweep's ``points.jsonl`` (the points that
+    finished, e.g. of a sweep stopped at a deadline): rows in grid order (file order for records
+    without an index), paired with the first row. Refuses a file that mixes runs."""
+    recs = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    recs = [r for r in recs if "__error__" not in r.get("out", {})]
+    if not recs:
+        raise ValueError(f"{path}: no finished point")
+    if len({json.dumps(r.get("run"), sort_keys=True) for r in recs}) > 1:
+        raise ValueError(f"{path} mixes points of different runs (days, base knobs or data differ)")
+    recs = sorted(recs, key=lambda r: r.get("index", 0))
+    params: list[str] = []
+    metrics: list[str] = []
+    for r in recs:
+        params += [k for k in r["point"] if k not in params]
+        metrics += [k for k in r["out"] if k not in metrics]
+    sw = SweepResult(params, metrics, [{**r["point"], **r["out"]} for r in recs], f"points log {Path(path).name}")
+    paired = add_paired(sw)
+    run = recs[0].get("run") or {}
+    return {"days": [_iso_day(int(d)) for d in run.get("days", [])], "hours_per_day": run.get("hours_per_day"),
+            "base": run.get("base"), "from_points_log": str(path), "points_finished": len(recs),
+            "baseline": str(sw.rows[0].get("name", 0)), "rows": sw.rows, "paired_vs_first": paired}
+
+
 def sweep_markdown(doc: Mapping[str, Any], baseline_label: str | None = None) -> str:
     """The markdown table of a days sweep's ``sweep.json`` (README / docs tables come from the
     tool's file, never typed by hand): one row per point, with the paired difference vs the first."""
@@ -351,7 +385,7 @@ def _main_sweep_days(args: argparse.Namespace, params: BacktestParams, days: lis
 
     def save(i: int, p: Mapping[str, Any], o: Mapping[str, Any]) -> None:
         with log_path.open("a") as fh:
-            fh.write(json.dumps({"run": run_key, "point": norm[i], "out": json_safe(dict(o))}) + "\n")
+            fh.write(json.dumps({"run": run_key, "index": i, "point": norm[i], "out": json_safe(dict(o))}) + "\n")
 
     c0 = time.perf_counter()
     sw = run_sweep(backtest_days_task, points,

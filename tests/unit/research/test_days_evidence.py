@@ -14,7 +14,13 @@ import pytest
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.data import find_data_dir
 from hourmm_core.research import backtest as bt
-from hourmm_core.research.backtest_cli import add_paired, load_points, parse_days, sweep_markdown
+from hourmm_core.research.backtest_cli import (
+    add_paired,
+    load_points,
+    parse_days,
+    sweep_doc_from_log,
+    sweep_markdown,
+)
 from hourmm_core.research.evidence import bootstrap_ci, paired_difference
 from hourmm_core.research.sweep import SweepResult, run_sweep
 
@@ -213,3 +219,31 @@ def test_sweep_markdown_rows_and_missing_values():
     assert "| -2.50 [-4.00, -1.00] | n/a |" in t[3] and t[3].endswith("| no | 2 |")
     with pytest.raises(ValueError):
         sweep_markdown({"rows": []})
+
+
+def test_points_log_of_a_cut_sweep_gives_the_table(tmp_path, capsys):
+    from hourmm_core.research import main_backtest
+
+    run = {"days": [D0510], "hours_per_day": 24, "base": {"skew": 0.03}, "data": None}
+
+    def rec(i, name, pnl):
+        return json.dumps({"run": run, "index": i, "point": {"name": name},
+                           "out": {"hours": 2, "pnl_per_hour": sum(pnl) / 2, "hour_ms": [1, 2], "hour_pnl": pnl}})
+
+    log = tmp_path / "points.jsonl"
+    log.write_text(rec(2, "wide", [3.0, 1.0]) + "\n" + rec(0, "ours", [1.0, 2.0]) + "\n")   # completion order
+    doc = sweep_doc_from_log(log)
+    assert [r["name"] for r in doc["rows"]] == ["ours", "wide"] and doc["baseline"] == "ours"
+    assert doc["rows"][1]["d_vs_first"] == pytest.approx(((3 - 1) + (1 - 2)) / 2)
+    assert doc["days"] == ["2025-05-10"] and doc["points_finished"] == 2
+    assert main_backtest(["--table", str(log), "--out", str(tmp_path / "t")]) == 0
+    assert "| wide | 2 | +2.00 |" in capsys.readouterr().out
+    assert json.loads((tmp_path / "t" / "sweep.json").read_text())["rows"][1]["name"] == "wide"
+    other = {**run, "days": [D0520]}
+    log.write_text(rec(0, "ours", [1.0, 2.0]) + "\n" + json.dumps({"run": other, "index": 1, "point": {"name": "x"},
+                                                                   "out": {"hour_ms": [1], "hour_pnl": [0.0]}}) + "\n")
+    with pytest.raises(ValueError, match="mixes"):
+        sweep_doc_from_log(log)
+    log.write_text("")
+    with pytest.raises(ValueError, match="no finished point"):
+        sweep_doc_from_log(log)
