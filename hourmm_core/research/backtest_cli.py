@@ -316,7 +316,8 @@ def sweep_doc_from_log(path: str | Path) -> dict[str, Any]:
     paired = add_paired(sw)
     run = recs[0].get("run") or {}
     return {"days": [_iso_day(int(d)) for d in run.get("days", [])], "hours_per_day": run.get("hours_per_day"),
-            "base": run.get("base"), "from_points_log": str(path), "points_finished": len(recs),
+            "base": run.get("base"), "code": sorted({str(r.get("code")) for r in recs}),
+            "from_points_log": str(path), "points_finished": len(recs),
             "baseline": str(sw.rows[0].get("name", 0)), "rows": sw.rows, "paired_vs_first": paired}
 
 
@@ -383,9 +384,12 @@ def _main_sweep_days(args: argparse.Namespace, params: BacktestParams, days: lis
                 done[norm.index(rec["point"])] = {k: (tuple(v) if k in _HOUR_COLS else v) for k, v in o.items()}
         print(f"resume: {len(done)} of {len(points)} points already in {log_path}")
 
+    code = code_version()
+
     def save(i: int, p: Mapping[str, Any], o: Mapping[str, Any]) -> None:
         with log_path.open("a") as fh:
-            fh.write(json.dumps({"run": run_key, "index": i, "point": norm[i], "out": json_safe(dict(o))}) + "\n")
+            fh.write(json.dumps({"run": run_key, "index": i, "code": code, "point": norm[i],
+                                 "out": json_safe(dict(o))}) + "\n")
 
     c0 = time.perf_counter()
     sw = run_sweep(backtest_days_task, points,
@@ -393,7 +397,7 @@ def _main_sweep_days(args: argparse.Namespace, params: BacktestParams, days: lis
                    scheduler=args.scheduler, max_workers=args.workers, on_result=save, done=done)
     paired = add_paired(sw)
     doc = {"days": [_iso_day(d) for d in days], "hours_per_day": args.day_hours, "base": base,
-           "code": code_version(), "backend": sw.backend,
+           "code": code, "backend": sw.backend,
            "wall_s": round(time.perf_counter() - c0, 1), "baseline": str(sw.rows[0].get("name", 0)),
            "rows": sw.rows, "paired_vs_first": paired, "errors": {str(k): v for k, v in sw.errors.items()}}
 
