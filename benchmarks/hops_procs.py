@@ -76,7 +76,7 @@ async def venue(a: argparse.Namespace) -> dict:
             return await _h(request)
         setattr(sim, name, spy)
     await sim.start()
-    print(json.dumps({"urls": sim.urls}), flush=True)
+    print(json.dumps({"urls": sim.urls, "up_token": sim.hours[0].up_token}), flush=True)
     try:
         await _until_stdin_closes()
     finally:
