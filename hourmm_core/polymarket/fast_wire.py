@@ -57,8 +57,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ["AsyncWire", "WireError", "hot_calls", "l2_signature"]
 
+# the library's fixed headers, + an uncompressed reply asked for explicitly (small JSON: compression
+# would only cost time; a gzip/deflate reply is still decoded)
 _FIXED_HEADERS = (("User-Agent", "py_clob_client_v2"), ("Accept", "*/*"), ("Connection", "keep-alive"),
-                  ("Content-Type", "application/json"))
+                  ("Content-Type", "application/json"), ("Accept-Encoding", "identity"))
 MAX_HEAD = 64 * 1024            # a reply head larger than this is not a CLOB reply
 MAX_BODY = 16 * 1024 * 1024
 
