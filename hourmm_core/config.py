@@ -169,6 +169,11 @@ class PricerConfig:
     pricer_halflife_min: float = setting(60.0, lo=0.1, hi=100_000.0)
     pricer_var_prior: float = setting(1e-7, lo=1e-15, hi=1.0)
     pricer_var_scale: float = setting(1.0, lo=0.01, hi=100.0)
+    # walk-forward adaptive variance scale (docs/PRICER.md): 0 = the fixed PRICER_VAR_SCALE; N days =
+    # the scale re-fitted every hour on the log loss of the previous N days, shrunk toward 1 with
+    # PRICER_SCALE_PRIOR_HOURS pseudo-hours (container A loads N days of 1m klines at start-up)
+    pricer_scale_window_days: int = setting(0, lo=0, hi=366)
+    pricer_scale_prior_hours: float = setting(72.0, lo=0.0, hi=1e6)
     pricer_season_hod: str = setting("")
     pricer_season_moh: str = setting("")
     reconnect_before_ms: int = setting(23 * 3_600_000, lo=60_000)
@@ -180,6 +185,11 @@ class PricerConfig:
             raise ConfigError(f"PRICER_NU={self.pricer_nu} must be 0 (normal) or > 2")
         self.halflives()
         self.season()
+
+    @property
+    def scale_window_h(self) -> int:
+        """The adaptive scale's window in hours (0 = fixed PRICER_VAR_SCALE)."""
+        return 24 * int(self.pricer_scale_window_days)
 
     def season(self):
         """The 1440 minute-of-day variance factors (PRICER_SEASON_HOD x PRICER_SEASON_MOH; empty = flat)."""
@@ -234,6 +244,11 @@ class TraderConfig:
                 raise ConfigError(f"TraderConfig.{name} must be a {typ.__name__}, got {getattr(self, name)!r}")
         if not re.fullmatch(r"[a-z0-9-]+", self.market_slug):
             raise ConfigError(f"MARKET_SLUG={self.market_slug!r} must be lower-case letters, digits and '-'")
+        if self.strategy.merge_min > 0:
+            # DecisionCore would quote as if the pairs were merged, but the Trader has no CTF merge
+            # (an on-chain contract call, not a CLOB endpoint): the book would drift from the venue.
+            raise ConfigError(f"MERGE_MIN={self.strategy.merge_min:g}: the live trader cannot CTF-merge "
+                              "(on-chain call, not implemented); use 0 (merges are a backtest-only experiment)")
 
     def __getattr__(self, name: str) -> Any:
         """Read access by flat name (``cfg.max_open_orders``, ``cfg.half_spread``) to the
@@ -247,6 +262,16 @@ class TraderConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "TraderConfig":
         return from_settings(cls, merged_settings("trader.yaml", environ))
+
+
+def shipped_trader_config() -> TraderConfig:
+    """configs/trader.yaml alone (no environment, no ``HOURMM_CONFIG``): the shipped defaults.
+
+    Why: the strategy, limits, schedule and requote tolerances have ONE definition, the file
+    container B ships with; the backtest (``hourmm backtest``, sweeps) starts from exactly
+    this object, so what the backtest reports is what the live trader (and ``hourmm sim``)
+    runs unless an operator overrides it by env."""
+    return from_settings(TraderConfig, merged_settings("trader.yaml", {}))
 
 
 _HEX_ADDR = re.compile(r"0x[0-9a-fA-F]{40}")

@@ -11,7 +11,8 @@ chooses its parameters per phase and mode and filters the result:
   quotes can be stale (decision interval + order latency): the digital's delta times the
   expected BTC move in that time, which is tiny early in the hour and large near the
   strike late in the hour (the sigma cancels, so no vol input is needed).
-* Fast move (``|fair - previous fair| >= pull_move``): the side the move makes stale
+* Fast move (``|fair - fair pull_window_ms ago| >= pull_move``; window 0: since the
+  previous decision): the side the move makes stale
   (asks when fair rose, bids when it fell) is pulled for ``pull_hold_ms``: our cancel is
   on its way before the latency snipers' shots land.
 * Inventory: ``inv_limit`` caps each token (the ladder's room and skew scale), so the
@@ -65,9 +66,14 @@ class BookTop:
 
 @dataclass(frozen=True)
 class StrategyParams:
-    """Quoting knobs: the one definition (env names = upper-case field names, read by
-    :func:`hourmm_core.config.from_settings` into ``TraderConfig.strategy``; tuned values in
-    configs/trader.yaml). The backtest composes the same object (``BacktestParams.strategy``)."""
+    """Quoting knobs: the one definition of each knob (env names = upper-case field names,
+    read by :func:`hourmm_core.config.from_settings` into ``TraderConfig.strategy``).
+
+    The SHIPPED values are configs/trader.yaml's strategy keys, for the live trader and the
+    backtest alike (``hourmm_core.config.shipped_trader_config``; research.yaml's
+    ``backtest:`` section does not redefine them). The defaults below are the neutral
+    fallback a bare ``StrategyParams()`` gets (unit tests): the hostile-venue knobs off.
+    """
 
     quote_levels: int = setting(2, lo=1, hi=10)
     quote_size: float = setting(5.0, lo=0.0)
@@ -78,16 +84,17 @@ class StrategyParams:
     price_band: float = setting(0.15, lo=0.0, hi=1.0)
     wind_down_spread_mult: float = setting(2.0, lo=1.0)
     wind_down_size_mult: float = setting(0.5, lo=0.0, hi=1.0)
-    # hostile-venue knobs (defaults = off, the old behaviour; configs hold the tuned values)
-    latency_ms: float = 1150.0       # how long a quote can be stale: decision interval + order latency
-    move_mult: float = 0.0           # x std of the fair's move within latency_ms (0 = off)
-    pull_move: float = 0.0           # |fair change| between decisions that pulls the stale side (0 = off)
-    pull_hold_ms: int = 2000
-    inv_limit: float = math.inf      # tokens per side the ladder may build up to (<= max_position_size)
-    extreme_cut: float = 0.0         # no buys once min(fair, 1 - fair) < this
-    merge_min: float = 0.0           # merge Up+Down pairs once >= this many (0 = never)
-    mid_weight: float = 0.0          # weight of the Up book's mid in the quoting fair (0 = our fair only)
-    mid_max_spread: float = 0.03     # the mid counts only while the Up spread is at most this
+    # hostile-venue knobs (defaults = off, the old behaviour; configs/trader.yaml holds the tuned values)
+    latency_ms: float = setting(1150.0, lo=0.0, hi=600_000.0)  # how long a quote can be stale: decision interval + order latency
+    move_mult: float = setting(0.0, lo=0.0, hi=100.0)   # x std of the fair's move within latency_ms (0 = off)
+    pull_move: float = setting(0.0, lo=0.0, hi=1.0)     # |fair change| between decisions that pulls the stale side (0 = off)
+    pull_hold_ms: int = setting(2000, lo=0, hi=3_600_000)
+    pull_window_ms: int = setting(0, lo=0, hi=600_000)  # the fair change is measured over this (0 = since the previous decision)
+    inv_limit: float = setting(math.inf, lo=0.0)        # tokens per side the ladder may build up to (<= max_position_size)
+    extreme_cut: float = setting(0.0, lo=0.0, hi=0.5)   # no buys once min(fair, 1 - fair) < this
+    merge_min: float = setting(0.0, lo=0.0)             # merge Up+Down pairs once >= this many (0 = never; backtest only)
+    mid_weight: float = setting(0.0, lo=0.0, hi=1.0)    # weight of the Up book's mid in the quoting fair (0 = our fair only)
+    mid_max_spread: float = setting(0.03, lo=0.0, hi=1.0)  # the mid counts only while the Up spread is at most this
 
     @classmethod
     def from_config(cls, cfg: object) -> "StrategyParams":
