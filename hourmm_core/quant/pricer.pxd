@@ -41,7 +41,22 @@ cdef class MinutePricer:
     cdef double p_
     cdef double var_rest_
     cdef double tau_s_
+    # walk-forward adaptive variance scale (0 window = fixed var_scale); updated once per hour
+    cdef double bar_open
+    cdef double hour_K
+    cdef long long run
+    cdef double pts_x[59]
+    cdef double pts_v[59]
+    cdef int window_h
+    cdef double prior_h
+    cdef double* ring
+    cdef double* ring_has
+    cdef double win[71]
+    cdef double scale_hours_
+    cdef long long hour_closes_
     cdef double level(self) noexcept nogil
+    cdef void _close_hour(self, long long h, bint ok) noexcept nogil
+    cdef void _feed_kline(self, long long open_ms, double op, double cl, long long until_ms) noexcept nogil
     cdef double level_at(self, long long ts_ms) noexcept nogil
     cdef void _close_bar(self) noexcept nogil
     cdef void c_advance(self, long long ts_ms) noexcept nogil

@@ -32,6 +32,7 @@ them (``FairPricer.n_bad``).
 import numpy as np
 cimport numpy as cnp
 from libc.math cimport erfc, exp, log, sqrt, lgamma, fabs, isfinite, isnan, NAN, M_SQRT1_2
+from libc.stdlib cimport calloc, free
 
 cnp.import_array()
 
@@ -461,6 +462,35 @@ cdef class TickPricer:
 # At a minute boundary t = H + 60 m (the evaluation points) f = 1 and V = L * sum of the season
 # over minutes m..59, exactly what ``minute_prob_batch`` computes from klines.
 
+# Walk-forward adaptive variance scale (session 6, docs/PRICER.md "Walk-forward adaptive
+# calibration"): with ``scale_window_h`` > 0 the MinutePricer replaces the fixed var_scale by
+#
+#   c(H) = exp((n log c^ + n0 log c0) / (n + n0)),   c^ = argmin_{g in SCALE_GRID} sum_{hours h in W} LL_h(g)
+#
+# W = the hours that ended at or before H's start within the last ``scale_window_h`` hours,
+# n = how many of them had evaluation points, n0 = ``scale_prior_h`` pseudo-hours, c0 =
+# SCALE_C0 = 1 (the unbiased variance; used alone with no history). LL_h(g) = the summed log
+# loss (p clipped to [p_min, 1 - p_min] as priced, then [1e-6, 1 - 1e-6]) of hour h's 59 points of
+# the kline protocol (minute m = 1..59: S = close of minute m-1, K = open of minute 0, V = the
+# model's UNSCALED rest-of-hour forecast at H + 60 m, outcome close(59) >= K), computed with
+# scale g. Hour h has points only when its 60 minutes and the 60 before were all traded (the
+# protocol's contiguity rule). The per-hour losses sit in a ring of ``scale_window_h`` x 71 and
+# the window sums are re-added from the ring, oldest hour first, at every hour close (~50k adds
+# once per hour): the state then depends only on the last window of hours, never on when the
+# stream started, so a container warmed from 28 days of klines equals a batch run over months.
+SCALE_GRID = np.exp(np.linspace(np.log(0.35), np.log(2.0), 71))
+SCALE_C0 = 1.0
+cdef double SCALE_C0_C = 1.0
+DEF _NG = 71
+cdef double _SGRID[71]
+cdef double _LSGRID[71]
+_lsg = np.log(SCALE_GRID)
+for _i in range(_NG):
+    _SGRID[_i] = SCALE_GRID[_i]
+    _LSGRID[_i] = _lsg[_i]
+del _lsg, _i
+
+
 cdef inline long long _floordiv(long long a, long long b) noexcept nogil:
     cdef long long q = a // b
     if (a % b != 0) and ((a < 0) != (b < 0)):
@@ -475,6 +505,13 @@ def _season_array(season):
     if not (np.all(np.isfinite(s)) and np.all(s > 0)):
         raise ValueError("season factors must be finite and > 0")
     return s
+
+
+def _check_scale_params(int scale_window_h, double scale_prior_h):
+    if not 0 <= scale_window_h <= 24 * 366:
+        raise ValueError(f"scale_window_h must be 0 (fixed var_scale) .. {24 * 366} hours, got {scale_window_h!r}")
+    if not (scale_prior_h >= 0.0 and isfinite(scale_prior_h)):
+        raise ValueError(f"scale_prior_h must be >= 0 pseudo-hours, got {scale_prior_h!r}")
 
 
 def _check_minute_params(double halflife_min, double var_prior, double var_scale):
@@ -499,12 +536,37 @@ cdef class MinutePricer:
     prices the digital at the live price S with the exact time left. Time never goes
     backwards here: an older ts is treated as the current bar. Bad ticks (price not
     finite/positive) are counted in ``n_bad`` and change nothing.
+
+    ``scale_window_h`` > 0 switches on the walk-forward adaptive variance scale (module comment
+    above ``SCALE_GRID``): ``var_scale`` is then ignored, the scale starts at SCALE_C0 and is
+    re-fitted once per hour, when the hour's last bar closes (with the first trade of a later
+    minute, or ``advance``); until then the previous hour's scale prices. ``warm_klines`` feeds
+    history (1m klines) through the same bar routine before live trades.
     """
 
     def __cinit__(self, season, double halflife_min=60.0, double var_prior=1e-7, double var_scale=1.0,
-                  double nu=0.0, double p_min=0.001):
+                  double nu=0.0, double p_min=0.001, int scale_window_h=0, double scale_prior_h=72.0):
         _check_params(nu, p_min)
         _check_minute_params(halflife_min, var_prior, var_scale)
+        _check_scale_params(scale_window_h, scale_prior_h)
+        self.ring = NULL
+        self.ring_has = NULL
+        self.window_h = scale_window_h
+        self.prior_h = scale_prior_h
+        self.run = 0
+        self.bar_open = NAN
+        self.hour_K = NAN
+        self.scale_hours_ = 0.0
+        self.hour_closes_ = 0
+        cdef int g
+        for g in range(_NG):
+            self.win[g] = 0.0
+        if scale_window_h > 0:
+            self.ring = <double*>calloc(<size_t>scale_window_h * _NG, sizeof(double))
+            self.ring_has = <double*>calloc(<size_t>scale_window_h, sizeof(double))
+            if self.ring == NULL or self.ring_has == NULL:
+                raise MemoryError("MinutePricer: adaptive-scale ring")
+            var_scale = SCALE_C0
         cdef const double[::1] s = _season_array(season)
         cdef int i
         self.cum[0] = 0.0
@@ -531,6 +593,10 @@ cdef class MinutePricer:
         self.var_rest_ = NAN
         self.tau_s_ = NAN
 
+    def __dealloc__(self):
+        free(self.ring)
+        free(self.ring_has)
+
     cdef double level(self) noexcept nogil:
         if self.den > 0.0:
             return self.num / self.den
@@ -541,22 +607,94 @@ cdef class MinutePricer:
 
         A minute without any trade is missing data (a disconnect; BTCUSDT trades every minute):
         its weight goes to the prior (a long gap relaxes the level to var_prior, a short one
-        barely moves it), and the next return, which would span the gap, is not used."""
+        barely moves it), and the next return, which would span the gap, is not used.
+        With the adaptive scale on, a traded bar also records its evaluation point for the
+        hour's loss (minute k closed = the point of minute k + 1), and the hour's last bar
+        closes the hour (re-fit of the scale)."""
         cdef double r, d
+        cdef int k = <int>(self.bar % 60), c
         if not self.bar_traded:
             self.have_prev = False
+            self.run = 0
             self.num = (1.0 - self.alpha) * self.num + self.alpha * self.var_prior
             self.den = (1.0 - self.alpha) * self.den + self.alpha
-            return
-        self.bar_traded = False
-        if self.have_prev:
-            r = log(self.bar_close / self.prev_close)
-            d = r * r / self.season[<int>(self.bar % 1440)]
-            self.num = (1.0 - self.alpha) * self.num + self.alpha * d
-            self.den = (1.0 - self.alpha) * self.den + self.alpha
-            self.n_returns_ += 1
-        self.prev_close = self.bar_close
-        self.have_prev = True
+        else:
+            self.bar_traded = False
+            self.run += 1
+            if self.have_prev:
+                r = log(self.bar_close / self.prev_close)
+                d = r * r / self.season[<int>(self.bar % 1440)]
+                self.num = (1.0 - self.alpha) * self.num + self.alpha * d
+                self.den = (1.0 - self.alpha) * self.den + self.alpha
+                self.n_returns_ += 1
+            self.prev_close = self.bar_close
+            self.have_prev = True
+            if self.window_h > 0:
+                if k == 0:
+                    self.hour_K = self.bar_open
+                if k < 59:          # the point at H + 60 (k + 1): S = this close, V unscaled, f = 1
+                    c = <int>((self.bar + 1) % 1440)
+                    self.pts_x[k] = log(self.bar_close / self.hour_K)
+                    self.pts_v[k] = self.level() * (self.cum[c - c % 60 + 60] - self.cum[c])
+        if self.window_h > 0 and k == 59:
+            self._close_hour(_floordiv(self.bar, 60), self.run >= 120)
+
+    cdef void _close_hour(self, long long h, bint ok) noexcept nogil:
+        """Hour h's last bar closed: store its per-grid log loss (zeros when it has no points),
+        re-add the window from the ring (oldest first) and re-fit the scale."""
+        cdef int W = self.window_h, g, m
+        cdef long long slot = h % W, j
+        cdef double y, v, p, s, best, n = 0.0
+        cdef int gi = 0
+        cdef double* row = self.ring + slot * _NG
+        if ok:
+            y = 1.0 if self.bar_close >= self.hour_K else 0.0
+            for g in range(_NG):
+                s = 0.0
+                for m in range(59):
+                    v = _SGRID[g] * self.pts_v[m]
+                    if v > 0.0:
+                        p = _digital_x(self.pts_x[m], 1.0, sqrt(v), self.nu, self.p_min)
+                    else:
+                        p = _digital_x(self.pts_x[m], 0.0, 1.0, self.nu, self.p_min)
+                    if p < 1e-6:
+                        p = 1e-6
+                    if p > 1.0 - 1e-6:
+                        p = 1.0 - 1e-6
+                    s += -(y * log(p) + (1.0 - y) * log(1.0 - p))
+                row[g] = s
+            self.ring_has[slot] = 1.0
+        else:
+            for g in range(_NG):
+                row[g] = 0.0
+            self.ring_has[slot] = 0.0
+        for g in range(_NG):
+            self.win[g] = 0.0
+        for j in range(1, W + 1):                       # hours h - W + 1 .. h, oldest first
+            slot = (h + j) % W
+            n += self.ring_has[slot]
+            row = self.ring + slot * _NG
+            for g in range(_NG):
+                self.win[g] += row[g]
+        self.scale_hours_ = n
+        self.hour_closes_ += 1
+        if n > 0.0:
+            best = self.win[0]
+            for g in range(1, _NG):
+                if self.win[g] < best:
+                    best = self.win[g]
+                    gi = g
+            self.var_scale = exp((n * _LSGRID[gi] + self.prior_h * log(SCALE_C0_C)) / (n + self.prior_h))
+        else:
+            self.var_scale = SCALE_C0_C
+
+    cdef void _feed_kline(self, long long open_ms, double op, double cl, long long until_ms) noexcept nogil:
+        """One 1m kline as two trades (its open at the minute's start, its close at its end), then
+        close the bar if the minute ended by ``until_ms``: the bars equal those of the real trades."""
+        cdef long long e = open_ms + 60000
+        self.c_on_trade(open_ms, op)
+        self.c_on_trade(open_ms + 59999, cl)
+        self.c_advance(e if e <= until_ms else until_ms)
 
     cdef void c_advance(self, long long ts_ms) noexcept nogil:
         cdef long long b = _floordiv(ts_ms, 60000)
@@ -577,6 +715,8 @@ cdef class MinutePricer:
             self.have_bar = True
         elif b > self.bar:
             self.c_advance(ts_ms)
+        if not self.bar_traded:
+            self.bar_open = price
         self.bar_close = price
         self.bar_traded = True
         return 1
@@ -680,6 +820,94 @@ cdef class MinutePricer:
     def halflife_min(self):
         return self.halflife_min
 
+    def warm_klines(self, open_ms, open_, close, long long until_ms=9_223_372_036_854_775_807):
+        """Feed 1m klines (history before the live trades) through the bar routine.
+
+        Each kline is two trades, its open at the minute's start and its close at its end (the
+        bars, level, evaluation points and hour closes are then those the real trades give); a
+        minute that ended by ``until_ms`` is closed, the one in progress (``until_ms`` inside it)
+        stays open so live trades of that minute continue it. Minutes must be strictly increasing
+        and not before the current bar; prices finite > 0: otherwise ValueError, nothing fed.
+        Returns the number of rows fed."""
+        cdef const cnp.int64_t[::1] t
+        cdef const double[::1] o
+        cdef const double[::1] c
+        t, o, c = _kline_arrays(open_ms, open_, close, "warm_klines")
+        cdef Py_ssize_t n = t.shape[0], i
+        if n and self.have_bar and _floordiv(t[0], 60000) < self.bar:
+            raise ValueError("warm_klines: the klines start before the current bar (time never goes backwards)")
+        with nogil:
+            for i in range(n):
+                self._feed_kline(t[i], o[i], c[i], until_ms)
+        return n
+
+    @property
+    def var_scale(self):
+        """The variance scale in force (fixed, or the adaptive scale of the current hour)."""
+        return self.var_scale
+
+    @property
+    def scale_window_h(self):
+        return self.window_h
+
+    @property
+    def scale_hours(self):
+        """Hours with evaluation points in the adaptive window (0: the scale is the prior SCALE_C0)."""
+        return self.scale_hours_
+
+    @property
+    def hour_closes(self):
+        """How many hour closes re-fitted the adaptive scale (0 with a fixed scale)."""
+        return self.hour_closes_
+
+
+def _kline_arrays(open_ms, open_, close, str what):
+    """Validated contiguous (int64 open_ms, f64 open, f64 close): same length, prices finite > 0,
+    minutes strictly increasing."""
+    t = np.ascontiguousarray(open_ms, dtype=np.int64).reshape(-1)
+    o = np.ascontiguousarray(open_, dtype=np.float64).reshape(-1)
+    c = np.ascontiguousarray(close, dtype=np.float64).reshape(-1)
+    if not (o.shape[0] == t.shape[0] == c.shape[0]):
+        raise ValueError(f"{what}: open_ms, open, close differ in length ({t.shape[0]}, {o.shape[0]}, {c.shape[0]})")
+    if not (np.all(np.isfinite(o)) and np.all(o > 0) and np.all(np.isfinite(c)) and np.all(c > 0)):
+        raise ValueError(f"{what}: kline prices must be finite and > 0")
+    if t.shape[0] > 1 and np.any(np.diff(t // 60000) <= 0):
+        raise ValueError(f"{what}: kline minutes must be strictly increasing")
+    return t, o, c
+
+
+def minute_scale_batch(open_ms, open_, close, season, double halflife_min=60.0, double var_prior=1e-7,
+                       double nu=0.0, double p_min=0.001, int scale_window_h=672, double scale_prior_h=72.0):
+    """The adaptive model on 1m klines: ``(level, scale, hours)`` f64[n] once kline i is closed.
+
+    Runs ONE streaming ``MinutePricer`` over the klines (``warm_klines``: the same C bar and
+    hour-close routine, in the same order, as container A's live object), so ``scale[i]`` is
+    exactly the scale the streaming model prices with after minute i closed (the scale of hour H
+    is ``scale`` at the row of minute 59 of hour H-1), ``level`` equals ``minute_level_batch`` and
+    ``hours`` is the number of hours in the window with points. p at the protocol points:
+    ``minute_prob_batch(..., level * scale, ..., var_scale=1)`` (what ``kline_calibration`` does).
+    """
+    if scale_window_h < 1:
+        raise ValueError(f"minute_scale_batch: scale_window_h must be >= 1, got {scale_window_h!r}")
+    cdef const cnp.int64_t[::1] t
+    cdef const double[::1] o
+    cdef const double[::1] c
+    t, o, c = _kline_arrays(open_ms, open_, close, "minute_scale_batch")
+    cdef MinutePricer mp = MinutePricer(season, halflife_min, var_prior, 1.0, nu, p_min, scale_window_h,
+                                        scale_prior_h)
+    cdef Py_ssize_t n = t.shape[0], i
+    lv_a, sc_a, nh_a = np.empty(n), np.empty(n), np.empty(n)
+    cdef double[::1] lv = lv_a
+    cdef double[::1] sc = sc_a
+    cdef double[::1] nh = nh_a
+    with nogil:
+        for i in range(n):
+            mp._feed_kline(t[i], o[i], c[i], 9_223_372_036_854_775_807)
+            lv[i] = mp.level()
+            sc[i] = mp.var_scale
+            nh[i] = mp.scale_hours_
+    return lv_a, sc_a, nh_a
+
 
 def minute_level_batch(open_ms, close, season, double halflife_min=60.0, double var_prior=1e-7):
     """Variance level L after each 1-minute bar closes (batch twin of MinutePricer).
@@ -763,7 +991,8 @@ def minute_prob_batch(S, K, ts_ms, hour_end_ms, level, season, double var_scale=
 
 
 def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, double halflife_min=60.0,
-                      double var_prior=1e-7, double var_scale=1.0, double nu=0.0, double p_min=0.001):
+                      double var_prior=1e-7, double var_scale=1.0, double nu=0.0, double p_min=0.001,
+                      int scale_window_h=0, double scale_prior_h=72.0, warm=None):
     """The live model on a tick history, priced at given instants (backtests, replays).
 
     Streams the ticks (``ts_ms`` non-decreasing, ``price``) through one ``MinutePricer`` and,
@@ -771,7 +1000,10 @@ def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, double half
     (a tick stamped exactly at the instant counts as after it, so at H + 60 m the price is
     minute m-1's close, as in the evaluation protocol), the strike ``K[i]`` and
     ``hour_end_ms[i]``: what container A publishes at those instants. NaN before the first
-    tick or for bad rows.
+    tick or for bad rows. ``scale_window_h``/``scale_prior_h``: the adaptive variance scale (as
+    ``MinutePricer``); ``warm`` = optional ``(open_ms, open, close)`` 1m klines fed first with
+    ``warm_klines`` up to the first tick (container A's start-up history), so the adaptive state
+    and the level start where container A's would.
     """
     _check_params(nu, p_min)
     _check_minute_params(halflife_min, var_prior, var_scale)
@@ -787,7 +1019,11 @@ def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, double half
         raise ValueError("minute_path_batch: eval_ms, K, hour_end_ms differ in length")
     if n and np.any(np.diff(np.asarray(t)) < 0) or m and np.any(np.diff(np.asarray(ev)) < 0):
         raise ValueError("minute_path_batch: ts_ms and eval_ms must be non-decreasing")
-    cdef MinutePricer mp = MinutePricer(season, halflife_min, var_prior, var_scale, nu, p_min)
+    cdef MinutePricer mp = MinutePricer(season, halflife_min, var_prior, var_scale, nu, p_min, scale_window_h,
+                                        scale_prior_h)
+    if warm is not None:
+        wo, wp, wc = warm
+        mp.warm_klines(wo, wp, wc, t[0] if n else 9_223_372_036_854_775_807)
     out = np.empty(m, dtype=np.float64)
     cdef double[::1] o = out
     cdef double last = NAN
