@@ -232,6 +232,11 @@ class TraderConfig:
                 raise ConfigError(f"TraderConfig.{name} must be a {typ.__name__}, got {getattr(self, name)!r}")
         if not re.fullmatch(r"[a-z0-9-]+", self.market_slug):
             raise ConfigError(f"MARKET_SLUG={self.market_slug!r} must be lower-case letters, digits and '-'")
+        if self.strategy.merge_min > 0:
+            # DecisionCore would quote as if the pairs were merged, but the Trader has no CTF merge
+            # (an on-chain contract call, not a CLOB endpoint): the book would drift from the venue.
+            raise ConfigError(f"MERGE_MIN={self.strategy.merge_min:g}: the live trader cannot CTF-merge "
+                              "(on-chain call, not implemented); use 0 (merges are a backtest-only experiment)")
 
     def __getattr__(self, name: str) -> Any:
         """Read access by flat name (``cfg.max_open_orders``, ``cfg.half_spread``) to the
@@ -245,6 +250,16 @@ class TraderConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "TraderConfig":
         return from_settings(cls, merged_settings("trader.yaml", environ))
+
+
+def shipped_trader_config() -> TraderConfig:
+    """configs/trader.yaml alone (no environment, no ``HOURMM_CONFIG``): the shipped defaults.
+
+    Why: the strategy, limits, schedule and requote tolerances have ONE definition, the file
+    container B ships with; the backtest (``hourmm backtest``, sweeps) starts from exactly
+    this object, so what the backtest reports is what the live trader (and ``hourmm sim``)
+    runs unless an operator overrides it by env."""
+    return from_settings(TraderConfig, merged_settings("trader.yaml", {}))
 
 
 _HEX_ADDR = re.compile(r"0x[0-9a-fA-F]{40}")

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from hourmm_core.config import shipped_trader_config
 from hourmm_core.errors import ConfigError
 from hourmm_core.logsetup import setup_logging
 from hourmm_core.research import calibration as cal
@@ -22,13 +23,15 @@ from hourmm_core.research.settings import load_research_config
 
 
 def params_from_config(cfg: Mapping[str, Any]) -> BacktestParams:
-    """BacktestParams from the ``backtest:`` section of configs/research.yaml."""
+    """BacktestParams: the live trader's shipped defaults (configs/trader.yaml: strategy,
+    limits, schedule, requote tolerances) overlaid by the ``backtest:`` section of
+    configs/research.yaml (research-only knobs; an overlay may still set any flat knob)."""
     d = dict(cfg)
     agents = d.pop("agents", None) or {}
     if not isinstance(agents, Mapping):
         raise ValueError("backtest.agents must be a mapping of AgentConfig fields")
     fee = d.pop("fee", None) or {}
-    return BacktestParams().replace(fee=fee, agents=agents, **d)
+    return BacktestParams.from_trader_config(shipped_trader_config()).replace(fee=fee, agents=agents, **d)
 
 
 def build_parser() -> argparse.ArgumentParser:

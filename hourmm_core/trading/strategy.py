@@ -65,9 +65,14 @@ class BookTop:
 
 @dataclass(frozen=True)
 class StrategyParams:
-    """Quoting knobs: the one definition (env names = upper-case field names, read by
-    :func:`hourmm_core.config.from_settings` into ``TraderConfig.strategy``; tuned values in
-    configs/trader.yaml). The backtest composes the same object (``BacktestParams.strategy``)."""
+    """Quoting knobs: the one definition of each knob (env names = upper-case field names,
+    read by :func:`hourmm_core.config.from_settings` into ``TraderConfig.strategy``).
+
+    The SHIPPED values are configs/trader.yaml's strategy keys, for the live trader and the
+    backtest alike (``hourmm_core.config.shipped_trader_config``; research.yaml's
+    ``backtest:`` section does not redefine them). The defaults below are the neutral
+    fallback a bare ``StrategyParams()`` gets (unit tests): the hostile-venue knobs off.
+    """
 
     quote_levels: int = setting(2, lo=1, hi=10)
     quote_size: float = setting(5.0, lo=0.0)
@@ -78,16 +83,16 @@ class StrategyParams:
     price_band: float = setting(0.15, lo=0.0, hi=1.0)
     wind_down_spread_mult: float = setting(2.0, lo=1.0)
     wind_down_size_mult: float = setting(0.5, lo=0.0, hi=1.0)
-    # hostile-venue knobs (defaults = off, the old behaviour; configs hold the tuned values)
-    latency_ms: float = 1150.0       # how long a quote can be stale: decision interval + order latency
-    move_mult: float = 0.0           # x std of the fair's move within latency_ms (0 = off)
-    pull_move: float = 0.0           # |fair change| between decisions that pulls the stale side (0 = off)
-    pull_hold_ms: int = 2000
-    inv_limit: float = math.inf      # tokens per side the ladder may build up to (<= max_position_size)
-    extreme_cut: float = 0.0         # no buys once min(fair, 1 - fair) < this
-    merge_min: float = 0.0           # merge Up+Down pairs once >= this many (0 = never)
-    mid_weight: float = 0.0          # weight of the Up book's mid in the quoting fair (0 = our fair only)
-    mid_max_spread: float = 0.03     # the mid counts only while the Up spread is at most this
+    # hostile-venue knobs (defaults = off, the old behaviour; configs/trader.yaml holds the tuned values)
+    latency_ms: float = setting(1150.0, lo=0.0, hi=600_000.0)  # how long a quote can be stale: decision interval + order latency
+    move_mult: float = setting(0.0, lo=0.0, hi=100.0)   # x std of the fair's move within latency_ms (0 = off)
+    pull_move: float = setting(0.0, lo=0.0, hi=1.0)     # |fair change| between decisions that pulls the stale side (0 = off)
+    pull_hold_ms: int = setting(2000, lo=0, hi=3_600_000)
+    inv_limit: float = setting(math.inf, lo=0.0)        # tokens per side the ladder may build up to (<= max_position_size)
+    extreme_cut: float = setting(0.0, lo=0.0, hi=0.5)   # no buys once min(fair, 1 - fair) < this
+    merge_min: float = setting(0.0, lo=0.0)             # merge Up+Down pairs once >= this many (0 = never; backtest only)
+    mid_weight: float = setting(0.0, lo=0.0, hi=1.0)    # weight of the Up book's mid in the quoting fair (0 = our fair only)
+    mid_max_spread: float = setting(0.03, lo=0.0, hi=1.0)  # the mid counts only while the Up spread is at most this
 
     @classmethod
     def from_config(cls, cfg: object) -> "StrategyParams":
