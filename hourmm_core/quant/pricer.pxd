@@ -19,28 +19,36 @@ cdef class FairPricer:
 cpdef double student_t_cdf(double t, double nu)
 cpdef double digital_prob(double S, double K, double tau_s, double sigma, double nu=*, double p_min=*)
 
+# The MinutePricer state as a plain struct (season/cum point into the object's tables): the
+# streaming object holds one; minute_path_batch runs the same inline functions (pricer.pyx,
+# minute_*) on a copy held in a C local. One definition of the model.
+cdef struct MinuteState:
+    const double *season
+    const double *cum
+    double alpha
+    double halflife_min
+    double var_prior
+    double var_scale
+    double nu
+    double p_min
+    double num
+    double den
+    long long bar
+    double bar_close
+    double prev_close
+    bint have_bar
+    bint have_prev
+    bint bar_traded
+    long long n_returns
+    long long n_bad
+    double p
+    double var_rest
+    double tau_s
+
 cdef class MinutePricer:
     cdef double season[1440]
     cdef double cum[1441]
-    cdef double alpha
-    cdef double halflife_min
-    cdef double var_prior
-    cdef double var_scale
-    cdef double nu
-    cdef double p_min
-    cdef double num
-    cdef double den
-    cdef long long bar
-    cdef double bar_close
-    cdef double prev_close
-    cdef bint have_bar
-    cdef bint have_prev
-    cdef bint bar_traded
-    cdef long long n_returns_
-    cdef long long n_bad_
-    cdef double p_
-    cdef double var_rest_
-    cdef double tau_s_
+    cdef MinuteState st
     cdef double level(self) noexcept nogil
     cdef double level_at(self, long long ts_ms) noexcept nogil
     cdef void _close_bar(self) noexcept nogil

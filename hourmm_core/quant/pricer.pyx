@@ -539,6 +539,110 @@ def _check_minute_params(double halflife_min, double var_prior, double var_scale
         raise ValueError(f"var_scale must be > 0, got {var_scale!r}")
 
 
+cdef inline double minute_level(MinuteState* s) noexcept nogil:
+    if s.den > 0.0:
+        return s.num / s.den
+    return s.var_prior
+
+
+cdef inline void minute_close_bar(MinuteState* s) noexcept nogil:
+    """Close the current bar: its return (vs the previous bar's close) updates the level.
+
+    A minute without any trade is missing data (a disconnect; BTCUSDT trades every minute):
+    its weight goes to the prior (a long gap relaxes the level to var_prior, a short one
+    barely moves it), and the next return, which would span the gap, is not used."""
+    cdef double r, d
+    if not s.bar_traded:
+        s.have_prev = False
+        s.num = (1.0 - s.alpha) * s.num + s.alpha * s.var_prior
+        s.den = (1.0 - s.alpha) * s.den + s.alpha
+        return
+    s.bar_traded = False
+    if s.have_prev:
+        r = log(s.bar_close / s.prev_close)
+        d = r * r / s.season[<int>(s.bar % 1440)]
+        s.num = (1.0 - s.alpha) * s.num + s.alpha * d
+        s.den = (1.0 - s.alpha) * s.den + s.alpha
+        s.n_returns += 1
+    s.prev_close = s.bar_close
+    s.have_prev = True
+
+
+cdef inline void minute_advance(MinuteState* s, long long ts_ms) noexcept nogil:
+    cdef long long b = _floordiv(ts_ms, 60000)
+    if not s.have_bar:
+        return
+    while s.bar < b:
+        minute_close_bar(s)
+        s.bar += 1
+
+
+cdef inline int minute_on_trade(MinuteState* s, long long ts_ms, double price) noexcept nogil:
+    if not (isfinite(price) and price > 0.0):
+        s.n_bad += 1
+        return 0
+    if not s.have_bar:
+        s.bar = _floordiv(ts_ms, 60000)
+        s.have_bar = True
+    elif ts_ms >= (s.bar + 1) * 60000:      # a later minute (same as ts // 60000 > bar, no division)
+        minute_advance(s, ts_ms)
+    s.bar_close = price
+    s.bar_traded = True
+    return 1
+
+
+cdef inline double minute_level_at(MinuteState* s, long long b) noexcept nogil:
+    """The level as it stands in minute b (= ts // 60000) without closing any bar: when b is past
+    the current bar, that bar's return is included provisionally (pricing never moves bar state,
+    so a trade of that minute arriving later still lands in its own bar)."""
+    cdef double r
+    if s.have_bar and s.bar_traded and s.have_prev and b > s.bar:
+        r = log(s.bar_close / s.prev_close)
+        return ((1.0 - s.alpha) * s.num + s.alpha * r * r / s.season[<int>(s.bar % 1440)]) \
+            / ((1.0 - s.alpha) * s.den + s.alpha)
+    return minute_level(s)
+
+
+cdef inline double minute_rest_var(MinuteState* s, long long ts_ms, long long hour_end_ms) noexcept nogil:
+    """Forecast variance of ln(close of the hour / price now), at ts_ms."""
+    cdef long long left = hour_end_ms - ts_ms, b, bend
+    cdef int c, e
+    cdef double f
+    if left <= 0:
+        return 0.0
+    b = _floordiv(ts_ms, 60000)
+    bend = _floordiv(hour_end_ms - 1, 60000) + 1     # first minute after the hour
+    c = <int>(b % 1440)
+    f = ((b + 1) * 60000 - ts_ms) / 60000.0
+    if bend - b > 1440:
+        return NAN
+    e = c + <int>(bend - b)                          # season index one past the hour's last minute
+    if e <= 1440:
+        return s.var_scale * minute_level_at(s, b) * (f * s.season[c] + s.cum[e] - s.cum[c + 1])
+    return s.var_scale * minute_level_at(s, b) * (f * s.season[c] + s.cum[1440] - s.cum[c + 1]
+                                                  + s.cum[e - 1440])
+
+
+cdef inline double minute_p(MinuteState* s, double v, double x) noexcept nogil:
+    """p from the rest-of-hour variance v and x = ln(S/K) (NaN x: bad S or K); NaN counted."""
+    if isnan(x) or isnan(v):
+        s.n_bad += 1
+        s.p = NAN
+        return NAN
+    if v > 0.0:
+        s.p = _digital_x(x, 1.0, sqrt(v), s.nu, s.p_min)
+    else:
+        s.p = _digital_x(x, 0.0, 1.0, s.nu, s.p_min)
+    return s.p
+
+
+cdef inline double minute_x(double S, double K) noexcept nogil:
+    """ln(S/K), NaN when S or K is not finite and positive."""
+    if isfinite(S) and S > 0.0 and isfinite(K) and K > 0.0:
+        return log(S / K)
+    return NAN
+
+
 cdef class MinutePricer:
     """Streaming rest-of-hour pricer: ticks in, 1-minute bars inside, p at any instant.
 
@@ -564,121 +668,51 @@ cdef class MinutePricer:
         for i in range(1440):
             self.season[i] = s[i]
             self.cum[i + 1] = self.cum[i] + s[i]
-        self.halflife_min = halflife_min
-        self.alpha = 1.0 - 0.5 ** (1.0 / halflife_min)
-        self.var_prior = var_prior
-        self.var_scale = var_scale
-        self.nu = nu
-        self.p_min = p_min
-        self.den = 0.5                  # start from one half-life's worth of the prior level:
-        self.num = 0.5 * var_prior      # a restart prices sanely at once and the data take over
-        self.bar = 0
-        self.bar_close = NAN
-        self.prev_close = NAN
-        self.have_bar = False
-        self.have_prev = False
-        self.bar_traded = False
-        self.n_returns_ = 0
-        self.n_bad_ = 0
-        self.p_ = NAN
-        self.var_rest_ = NAN
-        self.tau_s_ = NAN
+        self.st.season = &self.season[0]
+        self.st.cum = &self.cum[0]
+        self.st.halflife_min = halflife_min
+        self.st.alpha = 1.0 - 0.5 ** (1.0 / halflife_min)
+        self.st.var_prior = var_prior
+        self.st.var_scale = var_scale
+        self.st.nu = nu
+        self.st.p_min = p_min
+        self.st.den = 0.5                  # start from one half-life's worth of the prior level:
+        self.st.num = 0.5 * var_prior      # a restart prices sanely at once and the data take over
+        self.st.bar = 0
+        self.st.bar_close = NAN
+        self.st.prev_close = NAN
+        self.st.have_bar = False
+        self.st.have_prev = False
+        self.st.bar_traded = False
+        self.st.n_returns = 0
+        self.st.n_bad = 0
+        self.st.p = NAN
+        self.st.var_rest = NAN
+        self.st.tau_s = NAN
 
     cdef double level(self) noexcept nogil:
-        if self.den > 0.0:
-            return self.num / self.den
-        return self.var_prior
+        return minute_level(&self.st)
 
     cdef void _close_bar(self) noexcept nogil:
-        """Close the current bar: its return (vs the previous bar's close) updates the level.
-
-        A minute without any trade is missing data (a disconnect; BTCUSDT trades every minute):
-        its weight goes to the prior (a long gap relaxes the level to var_prior, a short one
-        barely moves it), and the next return, which would span the gap, is not used."""
-        cdef double r, d
-        if not self.bar_traded:
-            self.have_prev = False
-            self.num = (1.0 - self.alpha) * self.num + self.alpha * self.var_prior
-            self.den = (1.0 - self.alpha) * self.den + self.alpha
-            return
-        self.bar_traded = False
-        if self.have_prev:
-            r = log(self.bar_close / self.prev_close)
-            d = r * r / self.season[<int>(self.bar % 1440)]
-            self.num = (1.0 - self.alpha) * self.num + self.alpha * d
-            self.den = (1.0 - self.alpha) * self.den + self.alpha
-            self.n_returns_ += 1
-        self.prev_close = self.bar_close
-        self.have_prev = True
+        minute_close_bar(&self.st)
 
     cdef void c_advance(self, long long ts_ms) noexcept nogil:
-        cdef long long b = _floordiv(ts_ms, 60000)
-        if not self.have_bar:
-            return
-        while self.bar < b:
-            self._close_bar()
-            self.bar += 1
+        minute_advance(&self.st, ts_ms)
 
     cdef int c_on_trade(self, long long ts_ms, double price) noexcept nogil:
-        cdef long long b
-        if not (isfinite(price) and price > 0.0):
-            self.n_bad_ += 1
-            return 0
-        b = _floordiv(ts_ms, 60000)
-        if not self.have_bar:
-            self.bar = b
-            self.have_bar = True
-        elif b > self.bar:
-            self.c_advance(ts_ms)
-        self.bar_close = price
-        self.bar_traded = True
-        return 1
+        return minute_on_trade(&self.st, ts_ms, price)
 
     cdef double level_at(self, long long ts_ms) noexcept nogil:
-        """The level as it stands at ts_ms without closing any bar: when ts_ms is past the current
-        bar's end, that bar's return is included provisionally (pricing never moves bar state, so
-        a trade of that minute arriving later still lands in its own bar)."""
-        cdef double r
-        if self.have_bar and self.bar_traded and self.have_prev and _floordiv(ts_ms, 60000) > self.bar:
-            r = log(self.bar_close / self.prev_close)
-            return ((1.0 - self.alpha) * self.num + self.alpha * r * r / self.season[<int>(self.bar % 1440)]) \
-                / ((1.0 - self.alpha) * self.den + self.alpha)
-        return self.level()
+        return minute_level_at(&self.st, _floordiv(ts_ms, 60000))
 
     cdef double c_rest_var(self, long long ts_ms, long long hour_end_ms) noexcept nogil:
-        """Forecast variance of ln(close of the hour / price now), at ts_ms."""
-        cdef long long left = hour_end_ms - ts_ms, b, bend
-        cdef int c, e
-        cdef double f
-        if left <= 0:
-            return 0.0
-        b = _floordiv(ts_ms, 60000)
-        bend = _floordiv(hour_end_ms - 1, 60000) + 1     # first minute after the hour
-        c = <int>(b % 1440)
-        f = ((b + 1) * 60000 - ts_ms) / 60000.0
-        if bend - b > 1440:
-            return NAN
-        e = c + <int>(bend - b)                          # season index one past the hour's last minute
-        if e <= 1440:
-            return self.var_scale * self.level_at(ts_ms) * (f * self.season[c] + self.cum[e] - self.cum[c + 1])
-        return self.var_scale * self.level_at(ts_ms) * (f * self.season[c] + self.cum[1440] - self.cum[c + 1]
-                                                + self.cum[e - 1440])
+        return minute_rest_var(&self.st, ts_ms, hour_end_ms)
 
     cdef double c_price(self, long long ts_ms, double S, double K, long long hour_end_ms) noexcept nogil:
-        cdef double v, x
-        v = self.c_rest_var(ts_ms, hour_end_ms)
-        self.var_rest_ = v
-        self.tau_s_ = (hour_end_ms - ts_ms) / 1000.0 if hour_end_ms > ts_ms else 0.0
-        if not (isfinite(S) and S > 0.0 and isfinite(K) and K > 0.0) or isnan(v):
-            self.n_bad_ += 1
-            self.p_ = NAN
-            return NAN
-        x = log(S / K)
-        if v > 0.0:
-            self.p_ = _digital_x(x, 1.0, sqrt(v), self.nu, self.p_min)
-        else:
-            self.p_ = _digital_x(x, 0.0, 1.0, self.nu, self.p_min)
-        return self.p_
+        cdef double v = minute_rest_var(&self.st, ts_ms, hour_end_ms)
+        self.st.var_rest = v
+        self.st.tau_s = (hour_end_ms - ts_ms) / 1000.0 if hour_end_ms > ts_ms else 0.0
+        return minute_p(&self.st, v, minute_x(S, K))
 
     cpdef double update(self, long long ts_ms, double price, double K, long long hour_end_ms):
         """One trade in, p at the trade price out (the per-tick call; NaN for a bad tick)."""
@@ -703,17 +737,17 @@ cdef class MinutePricer:
 
     @property
     def p(self):
-        return self.p_
+        return self.st.p
 
     @property
     def var_rest(self):
-        return self.var_rest_
+        return self.st.var_rest
 
     @property
     def sigma(self):
         """Effective sigma per sqrt(second) of the last price(): sqrt(V / tau) (NaN at tau 0)."""
-        if self.tau_s_ > 0.0 and self.var_rest_ >= 0.0:
-            return sqrt(self.var_rest_ / self.tau_s_)
+        if self.st.tau_s > 0.0 and self.st.var_rest >= 0.0:
+            return sqrt(self.st.var_rest / self.st.tau_s)
         return NAN
 
     @property
@@ -723,15 +757,15 @@ cdef class MinutePricer:
 
     @property
     def n_returns(self):
-        return self.n_returns_
+        return self.st.n_returns
 
     @property
     def n_bad(self):
-        return self.n_bad_
+        return self.st.n_bad
 
     @property
     def halflife_min(self):
-        return self.halflife_min
+        return self.st.halflife_min
 
 
 def minute_level_batch(open_ms, close, season, double halflife_min=60.0, double var_prior=1e-7):
@@ -802,9 +836,9 @@ def minute_prob_batch(S, K, ts_ms, hour_end_ms, level, season, double var_scale=
     cdef double v
     with nogil:
         for i in range(n):
-            mp.num = l_[i]
-            mp.den = 1.0 if l_[i] > 0.0 else 0.0
-            v = mp.c_rest_var(t_[i], e_[i])
+            mp.st.num = l_[i]
+            mp.st.den = 1.0 if l_[i] > 0.0 else 0.0
+            v = minute_rest_var(&mp.st, t_[i], e_[i])
             if not (isfinite(s_[i]) and s_[i] > 0.0 and isfinite(k_[i]) and k_[i] > 0.0) or isnan(v) \
                     or not (l_[i] > 0.0):
                 o[i] = NAN
@@ -838,20 +872,33 @@ def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, double half
         raise ValueError(f"minute_path_batch: ts_ms has {n} rows, price has {px.shape[0]}")
     if k.shape[0] != m or he.shape[0] != m:
         raise ValueError("minute_path_batch: eval_ms, K, hour_end_ms differ in length")
-    if n and np.any(np.diff(np.asarray(t)) < 0) or m and np.any(np.diff(np.asarray(ev)) < 0):
+    cdef bint bad = False
+    with nogil:                       # order checks without temporary diff arrays
+        for i in range(1, n):
+            bad |= t[i] < t[i - 1]
+        for i in range(1, m):
+            bad |= ev[i] < ev[i - 1]
+    if bad:
         raise ValueError("minute_path_batch: ts_ms and eval_ms must be non-decreasing")
     cdef MinutePricer mp = MinutePricer(season, halflife_min, var_prior, var_scale, nu, p_min)
     out = np.empty(m, dtype=np.float64)
     cdef double[::1] o = out
-    cdef double last = NAN
+    cdef MinuteState s = mp.st        # the model state in a C local (registers, not object fields)
+    cdef double last = NAN, x = NAN, xs = NAN, xk = NAN
+    cdef long long e
     with nogil:
         for i in range(m):
-            while j < n and t[j] < ev[i]:
-                if mp.c_on_trade(t[j], px[j]) == 1:
+            e = ev[i]
+            while j < n and t[j] < e:
+                if minute_on_trade(&s, t[j], px[j]) == 1:
                     last = px[j]
                 j += 1
             if isnan(last):
                 o[i] = NAN
-            else:
-                o[i] = mp.c_price(ev[i], last, k[i], he[i])
+                continue
+            if last != xs or k[i] != xk:      # ln(S/K) only when S or K changed (same value)
+                xs = last
+                xk = k[i]
+                x = minute_x(xs, xk)
+            o[i] = minute_p(&s, minute_rest_var(&s, e, he[i]), x)
     return out
