@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
@@ -395,6 +396,15 @@ class Orchestrator:
         raise RuntimeError(f"{ch.name} did not answer {url} within {self.opts.startup_timeout_s:.0f}s "
                            f"({last}; see {ch.log_path})")
 
+    def venue_argv(self) -> list[str]:
+        """The Polymarket simulator's command. Deliberately no ``--no-fees`` / ``--no-agents``:
+        the venue charges the real crypto fee schedule and runs the same hostile flow (touch
+        makers, noise/informed takers, latency snipers: ``AgentConfig()``) as ``hourmm backtest``."""
+        o = self.opts
+        return [sys.executable, "-m", PM_SIM_MODULE, "--host", "127.0.0.1", "--port", "0",
+                "--speed", f"{o.speed:g}", "--hours", str(self.replay_hours),
+                "--seed", str(o.seed)] + (["--data-dir", str(o.data_dir)] if o.data_dir else [])
+
     async def start_all(self) -> None:
         from eth_account import Account
 
@@ -406,10 +416,7 @@ class Orchestrator:
             sys.executable, "-m", REPLAY_MODULE, "--host", "127.0.0.1", "--port", "0",
             "--speed", f"{o.speed:g}", "--hours", hours_arg,
             "--seed", str(o.seed)] + (["--data-dir", str(o.data_dir)] if o.data_dir else []), env)
-        pm = await self._start_child("polymarket_sim", [
-            sys.executable, "-m", PM_SIM_MODULE, "--host", "127.0.0.1", "--port", "0",
-            "--speed", f"{o.speed:g}", "--hours", hours_arg,
-            "--seed", str(o.seed)] + (["--data-dir", str(o.data_dir)] if o.data_dir else []), env)
+        pm = await self._start_child("polymarket_sim", self.venue_argv(), env)
         rf = await self._await_ready(replay)
         self.urls.update({"binance_ws": rf["ws"], "binance_rest": rf["rest"]})
         http_port, control_port = free_port(), free_port()
@@ -627,6 +634,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Binance dumps (default: $HOURMM_DATA_DIR, then ../shared/data; else synthetic)")
     ap.add_argument("--status-every", type=float, default=3.0, help="wall seconds between status lines")
     ap.add_argument("--quiet", action="store_true", help="no live status lines, only the summary")
+    ap.add_argument("--vs-backtest", action="store_true",
+                    help="after the run, backtest the same full hours (hourmm backtest's shipped parameters) "
+                         "and print both per hour side by side (also in summary.json)")
     ap.add_argument("--chaos", action="store_true",
                     help="inject a seeded schedule of faults while trading and judge every reaction "
                          "(docs/CHAOS.md)")
@@ -684,7 +694,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hourmm_core.sim.report import format_summary
 
     print(format_summary(summary), flush=True)
+    if args.vs_backtest:
+        vs_backtest(summary, orch.out, args.data_dir)
     return 0 if summary.get("ok") else 1
+
+
+def vs_backtest(summary: dict[str, Any], out: Path, data_dir: str | None) -> dict[str, Any] | None:
+    """Backtest the run's full hours, print the side-by-side table, add it to summary.json.
+
+    Runs after the four processes stopped (synchronous: no event loop is running any more).
+    A backtest failure is printed, never turns a clean sim run into a failed one."""
+    from hourmm_core.sim import vs_backtest as vb
+
+    full = [h for h in summary.get("hours", []) if not h.get("partial")]
+    if not any(h.get("pnl") is not None for h in full):
+        print("hourmm sim: --vs-backtest: no full hour with a venue PnL to compare", file=sys.stderr)
+        return None
+    try:
+        bt = vb.backtest_hours(int(full[0]["hour_start_ms"]), len(full), data_dir=data_dir)
+    except Exception as exc:  # noqa: BLE001 - the comparison is an extra; report it, keep the verdict
+        print(f"hourmm sim: --vs-backtest failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+    cmp = vb.compare(summary.get("hours", []), bt)
+    print(vb.format_compare(cmp), flush=True)
+    summary["vs_backtest"] = cmp
+    path = Path(out) / "summary.json"
+    if path.exists():
+        path.write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
+    return cmp
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,7 @@ exactly the state the loop uses.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 
@@ -118,7 +119,10 @@ class DecisionCore:
         self.last_quotes: list[Quote] = []
         self.extra_status: dict[str, Any] = {}
         self.status_hook: Callable[[], dict[str, Any]] | None = None  # live extras (the Trader's feeds)
-        self._prev_fair: float | None = None
+        # (ts, fair) of recent fresh decisions: the fast-move check compares with the fair of
+        # ``pull_window_ms`` ago, so it means the same at the backtest's 1 s decision grid and
+        # at the live trader's per-snapshot cadence (50 Hz: per-decision jumps are tiny)
+        self._fair_hist: deque[tuple[int, float]] = deque()
         self._pull = 0
         self._pull_until = 0
 
@@ -126,7 +130,8 @@ class DecisionCore:
     def set_market(self, market: MarketRef | None, keep_orders: bool = False) -> None:
         """Switch to a new market (the hour roll). Orders/inventory restart from zero."""
         self.market = market
-        self._prev_fair, self._pull, self._pull_until = None, 0, 0
+        self._fair_hist.clear()
+        self._pull, self._pull_until = 0, 0
         if not keep_orders:
             self.om.reset(prefix="c")
         if market is None:
@@ -165,10 +170,11 @@ class DecisionCore:
         prm = self.params
         # fast move: pull the side it made stale for pull_hold_ms (fresh fair values only)
         if fresh and fair_up is not None:
-            if prm.pull_move > 0 and self._prev_fair is not None and abs(fair_up - self._prev_fair) >= prm.pull_move:
-                self._pull = 1 if fair_up > self._prev_fair else -1
+            ref = self._pull_reference(now_ms, prm.pull_window_ms)
+            if prm.pull_move > 0 and ref is not None and abs(fair_up - ref) >= prm.pull_move:
+                self._pull = 1 if fair_up > ref else -1
                 self._pull_until = now_ms + prm.pull_hold_ms
-            self._prev_fair = fair_up
+            self._fair_hist.append((now_ms, fair_up))
         if now_ms >= self._pull_until:
             self._pull = 0
         # merge Up+Down pairs not reserved by resting sells; quote on what is left after it
@@ -198,6 +204,19 @@ class DecisionCore:
             self.rejects[name] = self.rejects.get(name, 0) + 1
         d.actions = d.plan.actions
         return d
+
+    def _pull_reference(self, now_ms: int, window_ms: int) -> float | None:
+        """The fair the fast-move check compares with: that of the latest fresh decision at
+        least ``window_ms`` ago (``window_ms`` 0: the previous fresh decision). None before
+        there is one. On a decision grid of exactly ``window_ms`` this IS the previous
+        decision, so the backtest (1 s grid, window 1 s) is unchanged by the window."""
+        h = self._fair_hist
+        if window_ms <= 0:
+            return h[-1][1] if h else None
+        cut = now_ms - window_ms
+        while len(h) >= 2 and h[1][0] <= cut:
+            h.popleft()                 # keep only the latest entry old enough (and what follows)
+        return h[0][1] if h and h[0][0] <= cut else None
 
     # ---- status -----------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -11,7 +11,8 @@ chooses its parameters per phase and mode and filters the result:
   quotes can be stale (decision interval + order latency): the digital's delta times the
   expected BTC move in that time, which is tiny early in the hour and large near the
   strike late in the hour (the sigma cancels, so no vol input is needed).
-* Fast move (``|fair - previous fair| >= pull_move``): the side the move makes stale
+* Fast move (``|fair - fair pull_window_ms ago| >= pull_move``; window 0: since the
+  previous decision): the side the move makes stale
   (asks when fair rose, bids when it fell) is pulled for ``pull_hold_ms``: our cancel is
   on its way before the latency snipers' shots land.
 * Inventory: ``inv_limit`` caps each token (the ladder's room and skew scale), so the
@@ -88,6 +89,7 @@ class StrategyParams:
     move_mult: float = setting(0.0, lo=0.0, hi=100.0)   # x std of the fair's move within latency_ms (0 = off)
     pull_move: float = setting(0.0, lo=0.0, hi=1.0)     # |fair change| between decisions that pulls the stale side (0 = off)
     pull_hold_ms: int = setting(2000, lo=0, hi=3_600_000)
+    pull_window_ms: int = setting(0, lo=0, hi=600_000)  # the fair change is measured over this (0 = since the previous decision)
     inv_limit: float = setting(math.inf, lo=0.0)        # tokens per side the ladder may build up to (<= max_position_size)
     extreme_cut: float = setting(0.0, lo=0.0, hi=0.5)   # no buys once min(fair, 1 - fair) < this
     merge_min: float = setting(0.0, lo=0.0)             # merge Up+Down pairs once >= this many (0 = never; backtest only)
