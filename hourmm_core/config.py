@@ -167,6 +167,11 @@ class PricerConfig:
     pricer_halflife_min: float = setting(60.0, lo=0.1, hi=100_000.0)
     pricer_var_prior: float = setting(1e-7, lo=1e-15, hi=1.0)
     pricer_var_scale: float = setting(1.0, lo=0.01, hi=100.0)
+    # walk-forward adaptive variance scale (docs/PRICER.md): 0 = the fixed PRICER_VAR_SCALE; N days =
+    # the scale re-fitted every hour on the log loss of the previous N days, shrunk toward 1 with
+    # PRICER_SCALE_PRIOR_HOURS pseudo-hours (container A loads N days of 1m klines at start-up)
+    pricer_scale_window_days: int = setting(0, lo=0, hi=366)
+    pricer_scale_prior_hours: float = setting(72.0, lo=0.0, hi=1e6)
     pricer_season_hod: str = setting("")
     pricer_season_moh: str = setting("")
     reconnect_before_ms: int = setting(23 * 3_600_000, lo=60_000)
@@ -178,6 +183,11 @@ class PricerConfig:
             raise ConfigError(f"PRICER_NU={self.pricer_nu} must be 0 (normal) or > 2")
         self.halflives()
         self.season()
+
+    @property
+    def scale_window_h(self) -> int:
+        """The adaptive scale's window in hours (0 = fixed PRICER_VAR_SCALE)."""
+        return 24 * int(self.pricer_scale_window_days)
 
     def season(self):
         """The 1440 minute-of-day variance factors (PRICER_SEASON_HOD x PRICER_SEASON_MOH; empty = flat)."""

@@ -80,3 +80,38 @@ async def fetch_hour_open(session: aiohttp.ClientSession, rest_url: str, symbol:
         if k.open_ms == hour_start_ms:
             return k.open
     return None
+
+
+async def fetch_minute_history(session: aiohttp.ClientSession, rest_url: str, symbol: str, start_ms: int,
+                               end_ms: int, page: int = 1000, timeout_s: float = 5.0,
+                               retries: int = 2) -> tuple[list[Kline], str | None]:
+    """1m klines with ``start_ms <= open < end_ms``, paged ``page`` rows per GET (Binance's cap 1000).
+
+    Returns ``(rows, error)``: the contiguous prefix fetched and, when a page still failed after
+    ``retries`` retries, the error text (the caller decides what a partial history is worth; the
+    pricer starts from what it has). Rows are strictly increasing in open time (a page that
+    repeats or goes backwards ends the history there, with an error).
+    """
+    rows: list[Kline] = []
+    nxt = int(start_ms)
+    while nxt < end_ms:
+        err: str | None = None
+        for attempt in range(retries + 1):
+            try:
+                got = await fetch_klines(session, rest_url, symbol, "1m", start_ms=nxt, end_ms=int(end_ms) - 1,
+                                         limit=page, timeout_s=timeout_s)
+                err = None
+                break
+            except BinanceRestError as exc:
+                err = str(exc)
+                await asyncio.sleep(0.2 * (attempt + 1))
+        if err is not None:
+            return rows, err
+        got = [k for k in got if nxt <= k.open_ms < end_ms]
+        if not got:
+            return rows, None
+        if any(b.open_ms <= a.open_ms for a, b in zip(got, got[1:])):
+            return rows, "klines page not strictly increasing in open time"
+        rows.extend(got)
+        nxt = got[-1].open_ms + 60_000
+    return rows, None

@@ -4,7 +4,10 @@
 in-process against the loopback Binance. Tasks: the stream client (reconnects by
 itself), the publisher (SNAPSHOT_PUBLISH_HZ, wall-clock rate; optionally also at once
 when the fair value moves by ``push_delta`` or more), and the klines
-fetcher (only when the hour's open could not be taken from a trade we saw).
+fetcher (only when the hour's open could not be taken from a trade we saw), and, with the
+adaptive variance scale (PRICER_SCALE_WINDOW_DAYS > 0), the start-up history: the window's 1m
+klines from BINANCE_REST_URL, fed to a fresh pricer in a worker thread while the live one keeps
+pricing, which then replays the live trades seen meanwhile and takes over (docs/PRICER.md).
 """
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ import time
 
 import aiohttp
 
-from hourmm_core.binance.rest import BinanceRestError, fetch_hour_open
+from hourmm_core.binance.rest import BinanceRestError, fetch_hour_open, fetch_minute_history
 from hourmm_core.binance.ws_client import BinanceStreamClient
-from hourmm_core.clock import Clock
+from hourmm_core.clock import HOUR_MS, Clock
 from hourmm_core.config import PricerConfig
 from hourmm_core.pricing.hour import iso_hour
 from hourmm_core.pricing.server import SnapshotServer
@@ -51,6 +54,9 @@ class PricerService:
         self.klines_ok = 0
         self.klines_errors = 0
         self.publish_errors = 0
+        self.history_start_ms: int | None = None   # first minute asked for / where the live trades took over
+        self.history_cut_ms: int | None = None
+        self.history_state = "off" if self.builder.scale_window_h <= 0 or self.builder.model != "seasonal" else "pending"
         self.msg_wall_ns: int = 0  # wall time of the last message (push-latency benchmark)
         self._tasks: list[asyncio.Task] = []
         self._session: aiohttp.ClientSession | None = None
@@ -108,6 +114,12 @@ class PricerService:
             ("hourmm_pricer_late_trades_total", "counter", float(b.late_trades), None),
             ("hourmm_pricer_push_on_change_total", "counter", float(self.pushed_on_change), None),
             ("hourmm_pricer_open_corrections_total", "counter", float(b.hour.corrections), None),
+            # the variance scale in force (adaptive: re-fitted each hour from the window's hours)
+            ("hourmm_pricer_var_scale", "gauge", float(b.minute.var_scale), None),
+            ("hourmm_pricer_scale_history_hours", "gauge", float(b.minute.scale_hours), None),
+            ("hourmm_pricer_scale_window_hours", "gauge", float(b.scale_window_h), None),
+            ("hourmm_pricer_scale_hour_closes_total", "counter", float(b.minute.hour_closes), None),
+            ("hourmm_pricer_history_klines", "gauge", float(b.history_rows), None),
         ]
         for kind in ("trade", "bookTicker"):
             rows.append(("hourmm_binance_frames_total", "counter", float(c.stats.good[kind]), {"kind": kind}))
@@ -119,11 +131,15 @@ class PricerService:
     async def start(self) -> None:
         await self.server.start()
         self._session = aiohttp.ClientSession()
+        if self.history_state == "pending":
+            self.builder.begin_history()       # before the first trade, so none is missed
         self._tasks = [
             asyncio.create_task(self.client.run(), name="binance-stream"),
             asyncio.create_task(self._publish_loop(), name="snapshot-publisher"),
             asyncio.create_task(self._klines_loop(), name="klines-open"),
         ]
+        if self.history_state == "pending":
+            self._tasks.append(asyncio.create_task(self._history(), name="klines-history"))
         log.info("Container A started")
         log.info("Snapshot server on http://%s:%d (publish %g Hz, stale after %d ms)", self.server.host,
                  self.server.port, self.cfg.snapshot_publish_hz, self.cfg.stale_threshold_ms)
@@ -178,6 +194,50 @@ class PricerService:
                 next_t = loop.time()
                 delay = 0.0
             await asyncio.sleep(max(0.0, delay))
+
+    async def _history(self) -> None:
+        """Load the adaptive scale's window of 1m klines once at start-up and hand the warmed
+        pricer over. Never fatal: without history the pricer goes on from the prior scale
+        (SCALE_C0 = 1, the unbiased variance) and says so with a WARNING naming the hours it has."""
+        b = self.builder
+        W = b.scale_window_h
+        now = self.clock.now_ms()
+        start = now - now % HOUR_MS - (W + 1) * HOUR_MS     # the window's first hour needs the hour before it
+        self.history_start_ms = start
+        err: str | None = None
+        rows: list = []
+        try:
+            assert self._session is not None
+            rows, err = await fetch_minute_history(self._session, self.cfg.binance_rest_url, self.cfg.binance_symbol,
+                                                   start, now + 60_000)
+            if rows:
+                cut = b.history_cut_ms(now)
+                self.history_cut_ms = cut
+                om = [k.open_ms for k in rows]
+                mp = await asyncio.to_thread(b.warm_minute_pricer, om, [k.open for k in rows],
+                                             [k.close for k in rows], cut)
+                if b._pending is not None:          # not abandoned meanwhile
+                    n = b.install_history(mp, len(rows))
+                    log.debug("history: %d live trades replayed into the warmed pricer", n)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a history failure must never stop container A
+            err = f"{type(exc).__name__}: {exc}"
+            log.exception("Pricer history failed")
+        b.abandon_history()
+        m = b.minute
+        last = now - now % 60_000 - 60_000                 # the last closed minute
+        full = (not err and bool(rows) and rows[0].open_ms == start and rows[-1].open_ms >= last
+                and len(rows) == (rows[-1].open_ms - start) // 60_000 + 1)
+        self.history_state = "loaded" if full else ("partial" if rows else "none")
+        why = "complete" if full else (err or f"{len(rows)} of {(last - start) // 60_000 + 1} minutes available")
+        msg = ("Pricer history: %d 1m klines (%s); adaptive variance scale %.4f from %d hours of history "
+               "(window %d h, prior %g pseudo-hours)")
+        args = (len(rows), why, m.var_scale, int(m.scale_hours), W, self.cfg.pricer_scale_prior_hours)
+        if full:
+            log.info(msg, *args)
+        else:
+            log.warning(msg + "; the scale leans on the prior until the window fills", *args)
 
     async def _klines_loop(self) -> None:
         """Fetch the hour's open when we could not see its first trade, and verify it once when we did."""

@@ -20,6 +20,7 @@ number is better than an invented one.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,6 +30,8 @@ from hourmm_core.clock import HOUR_MS
 from hourmm_core.pricing.hour import HourTracker
 
 SCHEMA_VERSION = 1
+MAX_PENDING_TRADES = 2_000_000   # live trades kept while the history loads (~minutes of BTCUSDT)
+log = logging.getLogger(__name__)
 
 
 def _f(x: float | None) -> float | None:
@@ -83,7 +86,8 @@ def model_kwargs(cfg: Any) -> dict[str, Any]:
     return {"halflives_s": cfg.halflives(), "sample_ms": cfg.vol_sample_ms, "var_floor": cfg.vol_floor,
             "nu": cfg.pricer_nu, "p_min": cfg.pricer_p_min, "model": cfg.pricer_model, "season": cfg.season(),
             "halflife_min": cfg.pricer_halflife_min, "var_prior": cfg.pricer_var_prior,
-            "var_scale": cfg.pricer_var_scale}
+            "var_scale": cfg.pricer_var_scale, "scale_window_h": cfg.scale_window_h,
+            "scale_prior_h": cfg.pricer_scale_prior_hours}
 
 
 class SnapshotBuilder:
@@ -93,7 +97,7 @@ class SnapshotBuilder:
                  sample_ms: int = 1000, var_floor: float = 1e-12, nu: float = 0.0, p_min: float = 0.001,
                  stale_threshold_ms: int = 500, core: Any = None, speed: float = 1.0, model: str = "ewma",
                  season: Any = None, halflife_min: float = 60.0, var_prior: float = 1e-7,
-                 var_scale: float = 1.0) -> None:
+                 var_scale: float = 1.0, scale_window_h: int = 0, scale_prior_h: float = 72.0) -> None:
         """``core`` defaults to the compiled ``hourmm_core.quant``; benchmarks pass the reference twins.
 
         ``speed`` is the clock's speed: data age and the stale threshold are judged in
@@ -115,7 +119,15 @@ class SnapshotBuilder:
         self.last_fair = math.nan   # fair after the latest message (NaN until priceable)
         if season is None:
             season = [1.0] * 1440
-        self.minute = core.MinutePricer(season, halflife_min, var_prior, var_scale, nu, p_min)
+        self._core = core
+        self._minute_args = (season, halflife_min, var_prior, var_scale, nu, p_min, int(scale_window_h),
+                             float(scale_prior_h))
+        self.minute = core.MinutePricer(*self._minute_args)
+        self.scale_window_h = int(scale_window_h)
+        # live trades since start-up, kept while the kline history is fetched (begin_history):
+        # the warmed MinutePricer replays them, so it is what a pricer that saw it all would be
+        self._pending: list[tuple[int, float]] | None = None
+        self.history_rows = 0
         self.feature_names = tuple(FEATURE_NAMES)
         self._sigma_keys = tuple(f"{h:g}s" for h in self.halflives_s)
         self.stale_threshold_ms = stale_threshold_ms
@@ -175,6 +187,12 @@ class SnapshotBuilder:
         self.vol.update(ts, t.price)
         self.features.update(ts, t.price)
         self.minute.on_trade(ts, t.price)
+        if self._pending is not None:
+            self._pending.append((ts, t.price))
+            if len(self._pending) > MAX_PENDING_TRADES:
+                self.abandon_history()
+                log.warning("Pricer history: more than %d live trades arrived before the klines history did; "
+                            "continuing without it", MAX_PENDING_TRADES)
         self._reprice(ts)
 
     def on_book(self, b: BookTicker) -> None:
@@ -184,6 +202,44 @@ class SnapshotBuilder:
             self.exchange_ts_ms = b.event_ms
         if self.last_trade_ms is not None:
             self._reprice(max(self.last_trade_ms, b.event_ms or 0))
+
+    # ------------------------------------------------------------ kline history (adaptive scale)
+    def begin_history(self) -> None:
+        """Start keeping live trades for :meth:`install_history` (called before the stream starts)."""
+        self._pending = []
+
+    def abandon_history(self) -> None:
+        self._pending = None
+
+    def history_cut_ms(self, now_ms: int) -> int:
+        """The minute from which the live trades take over from the klines: the first live trade's
+        minute (else now's). Klines before it are fed whole, the one at it only as its open."""
+        t = self._pending[0][0] if self._pending else now_ms
+        return t - t % 60_000
+
+    def warm_minute_pricer(self, open_ms: Any, open_: Any, close: Any, cut_ms: int) -> Any:
+        """A fresh MinutePricer (this builder's model) warmed with 1m klines up to ``cut_ms``.
+        Touches no shared state: safe to run in a worker thread while the loop keeps pricing."""
+        import numpy as np
+
+        om = np.asarray(open_ms, dtype=np.int64)
+        mp = self._core.MinutePricer(*self._minute_args)
+        k = int(np.searchsorted(om, cut_ms, side="left"))
+        mp.warm_klines(om[:k], np.asarray(open_)[:k], np.asarray(close)[:k], cut_ms)
+        if k < om.size and int(om[k]) == cut_ms:      # the cut minute: its real open, live trades go on
+            mp.on_trade(int(om[k]), float(np.asarray(open_)[k]))
+        return mp
+
+    def install_history(self, mp: Any, rows: int) -> int:
+        """Replay the kept live trades into the warmed pricer and make it the live one (on the loop
+        thread, so no trade falls between); returns how many trades were replayed."""
+        pend = self._pending or []
+        for ts, px in pend:
+            mp.on_trade(ts, px)
+        self.minute = mp
+        self._pending = None
+        self.history_rows = int(rows)
+        return len(pend)
 
     def _sigma_alt(self) -> float:
         return self.vol.sigma_at(len(self.halflives_s) - 1)

@@ -32,6 +32,7 @@ them (``FairPricer.n_bad``).
 import numpy as np
 cimport numpy as cnp
 from libc.math cimport erfc, exp, log, sqrt, lgamma, fabs, isfinite, isnan, NAN, M_SQRT1_2
+from libc.stdlib cimport calloc, free
 
 cnp.import_array()
 
@@ -514,6 +515,35 @@ cdef class TickPricer:
 # At a minute boundary t = H + 60 m (the evaluation points) f = 1 and V = L * sum of the season
 # over minutes m..59, exactly what ``minute_prob_batch`` computes from klines.
 
+# Walk-forward adaptive variance scale (session 6, docs/PRICER.md "Walk-forward adaptive
+# calibration"): with ``scale_window_h`` > 0 the MinutePricer replaces the fixed var_scale by
+#
+#   c(H) = exp((n log c^ + n0 log c0) / (n + n0)),   c^ = argmin_{g in SCALE_GRID} sum_{hours h in W} LL_h(g)
+#
+# W = the hours that ended at or before H's start within the last ``scale_window_h`` hours,
+# n = how many of them had evaluation points, n0 = ``scale_prior_h`` pseudo-hours, c0 =
+# SCALE_C0 = 1 (the unbiased variance; used alone with no history). LL_h(g) = the summed log
+# loss (p clipped to [p_min, 1 - p_min] as priced, then [1e-6, 1 - 1e-6]) of hour h's 59 points of
+# the kline protocol (minute m = 1..59: S = close of minute m-1, K = open of minute 0, V = the
+# model's UNSCALED rest-of-hour forecast at H + 60 m, outcome close(59) >= K), computed with
+# scale g. Hour h has points only when its 60 minutes and the 60 before were all traded (the
+# protocol's contiguity rule). The per-hour losses sit in a ring of ``scale_window_h`` x 71 and
+# the window sums are re-added from the ring, oldest hour first, at every hour close (~50k adds
+# once per hour): the state then depends only on the last window of hours, never on when the
+# stream started, so a container warmed from 28 days of klines equals a batch run over months.
+SCALE_GRID = np.exp(np.linspace(np.log(0.35), np.log(2.0), 71))
+SCALE_C0 = 1.0
+cdef double SCALE_C0_C = 1.0
+DEF _NG = 71
+cdef double _SGRID[71]
+cdef double _LSGRID[71]
+_lsg = np.log(SCALE_GRID)
+for _i in range(_NG):
+    _SGRID[_i] = SCALE_GRID[_i]
+    _LSGRID[_i] = _lsg[_i]
+del _lsg, _i
+
+
 cdef inline long long _floordiv(long long a, long long b) noexcept nogil:
     cdef long long q = a // b
     if (a % b != 0) and ((a < 0) != (b < 0)):
@@ -530,6 +560,13 @@ def _season_array(season):
     return s
 
 
+def _check_scale_params(int scale_window_h, double scale_prior_h):
+    if not 0 <= scale_window_h <= 24 * 366:
+        raise ValueError(f"scale_window_h must be 0 (fixed var_scale) .. {24 * 366} hours, got {scale_window_h!r}")
+    if not (scale_prior_h >= 0.0 and isfinite(scale_prior_h)):
+        raise ValueError(f"scale_prior_h must be >= 0 pseudo-hours, got {scale_prior_h!r}")
+
+
 def _check_minute_params(double halflife_min, double var_prior, double var_scale):
     if not (halflife_min > 0.0 and isfinite(halflife_min)):
         raise ValueError(f"halflife_min must be > 0, got {halflife_min!r}")
@@ -537,110 +574,6 @@ def _check_minute_params(double halflife_min, double var_prior, double var_scale
         raise ValueError(f"var_prior must be > 0 (per-minute log-return variance), got {var_prior!r}")
     if not (var_scale > 0.0 and isfinite(var_scale)):
         raise ValueError(f"var_scale must be > 0, got {var_scale!r}")
-
-
-cdef inline double minute_level(MinuteState* s) noexcept nogil:
-    if s.den > 0.0:
-        return s.num / s.den
-    return s.var_prior
-
-
-cdef inline void minute_close_bar(MinuteState* s) noexcept nogil:
-    """Close the current bar: its return (vs the previous bar's close) updates the level.
-
-    A minute without any trade is missing data (a disconnect; BTCUSDT trades every minute):
-    its weight goes to the prior (a long gap relaxes the level to var_prior, a short one
-    barely moves it), and the next return, which would span the gap, is not used."""
-    cdef double r, d
-    if not s.bar_traded:
-        s.have_prev = False
-        s.num = (1.0 - s.alpha) * s.num + s.alpha * s.var_prior
-        s.den = (1.0 - s.alpha) * s.den + s.alpha
-        return
-    s.bar_traded = False
-    if s.have_prev:
-        r = log(s.bar_close / s.prev_close)
-        d = r * r / s.season[<int>(s.bar % 1440)]
-        s.num = (1.0 - s.alpha) * s.num + s.alpha * d
-        s.den = (1.0 - s.alpha) * s.den + s.alpha
-        s.n_returns += 1
-    s.prev_close = s.bar_close
-    s.have_prev = True
-
-
-cdef inline void minute_advance(MinuteState* s, long long ts_ms) noexcept nogil:
-    cdef long long b = _floordiv(ts_ms, 60000)
-    if not s.have_bar:
-        return
-    while s.bar < b:
-        minute_close_bar(s)
-        s.bar += 1
-
-
-cdef inline int minute_on_trade(MinuteState* s, long long ts_ms, double price) noexcept nogil:
-    if not (isfinite(price) and price > 0.0):
-        s.n_bad += 1
-        return 0
-    if not s.have_bar:
-        s.bar = _floordiv(ts_ms, 60000)
-        s.have_bar = True
-    elif ts_ms >= (s.bar + 1) * 60000:      # a later minute (same as ts // 60000 > bar, no division)
-        minute_advance(s, ts_ms)
-    s.bar_close = price
-    s.bar_traded = True
-    return 1
-
-
-cdef inline double minute_level_at(MinuteState* s, long long b) noexcept nogil:
-    """The level as it stands in minute b (= ts // 60000) without closing any bar: when b is past
-    the current bar, that bar's return is included provisionally (pricing never moves bar state,
-    so a trade of that minute arriving later still lands in its own bar)."""
-    cdef double r
-    if s.have_bar and s.bar_traded and s.have_prev and b > s.bar:
-        r = log(s.bar_close / s.prev_close)
-        return ((1.0 - s.alpha) * s.num + s.alpha * r * r / s.season[<int>(s.bar % 1440)]) \
-            / ((1.0 - s.alpha) * s.den + s.alpha)
-    return minute_level(s)
-
-
-cdef inline double minute_rest_var(MinuteState* s, long long ts_ms, long long hour_end_ms) noexcept nogil:
-    """Forecast variance of ln(close of the hour / price now), at ts_ms."""
-    cdef long long left = hour_end_ms - ts_ms, b, bend
-    cdef int c, e
-    cdef double f
-    if left <= 0:
-        return 0.0
-    b = _floordiv(ts_ms, 60000)
-    bend = _floordiv(hour_end_ms - 1, 60000) + 1     # first minute after the hour
-    c = <int>(b % 1440)
-    f = ((b + 1) * 60000 - ts_ms) / 60000.0
-    if bend - b > 1440:
-        return NAN
-    e = c + <int>(bend - b)                          # season index one past the hour's last minute
-    if e <= 1440:
-        return s.var_scale * minute_level_at(s, b) * (f * s.season[c] + s.cum[e] - s.cum[c + 1])
-    return s.var_scale * minute_level_at(s, b) * (f * s.season[c] + s.cum[1440] - s.cum[c + 1]
-                                                  + s.cum[e - 1440])
-
-
-cdef inline double minute_p(MinuteState* s, double v, double x) noexcept nogil:
-    """p from the rest-of-hour variance v and x = ln(S/K) (NaN x: bad S or K); NaN counted."""
-    if isnan(x) or isnan(v):
-        s.n_bad += 1
-        s.p = NAN
-        return NAN
-    if v > 0.0:
-        s.p = _digital_x(x, 1.0, sqrt(v), s.nu, s.p_min)
-    else:
-        s.p = _digital_x(x, 0.0, 1.0, s.nu, s.p_min)
-    return s.p
-
-
-cdef inline double minute_x(double S, double K) noexcept nogil:
-    """ln(S/K), NaN when S or K is not finite and positive."""
-    if isfinite(S) and S > 0.0 and isfinite(K) and K > 0.0:
-        return log(S / K)
-    return NAN
 
 
 cdef class MinutePricer:
@@ -656,63 +589,236 @@ cdef class MinutePricer:
     prices the digital at the live price S with the exact time left. Time never goes
     backwards here: an older ts is treated as the current bar. Bad ticks (price not
     finite/positive) are counted in ``n_bad`` and change nothing.
+
+    ``scale_window_h`` > 0 switches on the walk-forward adaptive variance scale (module comment
+    above ``SCALE_GRID``): ``var_scale`` is then ignored, the scale starts at SCALE_C0 and is
+    re-fitted once per hour, when the hour's last bar closes (with the first trade of a later
+    minute, or ``advance``); until then the previous hour's scale prices. ``warm_klines`` feeds
+    history (1m klines) through the same bar routine before live trades.
     """
 
     def __cinit__(self, season, double halflife_min=60.0, double var_prior=1e-7, double var_scale=1.0,
-                  double nu=0.0, double p_min=0.001):
+                  double nu=0.0, double p_min=0.001, int scale_window_h=0, double scale_prior_h=72.0):
         _check_params(nu, p_min)
         _check_minute_params(halflife_min, var_prior, var_scale)
+        _check_scale_params(scale_window_h, scale_prior_h)
+        self.ring = NULL
+        self.ring_has = NULL
+        self.window_h = scale_window_h
+        self.prior_h = scale_prior_h
+        self.run = 0
+        self.bar_open = NAN
+        self.hour_K = NAN
+        self.scale_hours_ = 0.0
+        self.hour_closes_ = 0
+        cdef int g
+        for g in range(_NG):
+            self.win[g] = 0.0
+        if scale_window_h > 0:
+            self.ring = <double*>calloc(<size_t>scale_window_h * _NG, sizeof(double))
+            self.ring_has = <double*>calloc(<size_t>scale_window_h, sizeof(double))
+            if self.ring == NULL or self.ring_has == NULL:
+                raise MemoryError("MinutePricer: adaptive-scale ring")
+            var_scale = SCALE_C0
         cdef const double[::1] s = _season_array(season)
         cdef int i
         self.cum[0] = 0.0
         for i in range(1440):
             self.season[i] = s[i]
             self.cum[i + 1] = self.cum[i] + s[i]
-        self.st.season = &self.season[0]
-        self.st.cum = &self.cum[0]
-        self.st.halflife_min = halflife_min
-        self.st.alpha = 1.0 - 0.5 ** (1.0 / halflife_min)
-        self.st.var_prior = var_prior
-        self.st.var_scale = var_scale
-        self.st.nu = nu
-        self.st.p_min = p_min
-        self.st.den = 0.5                  # start from one half-life's worth of the prior level:
-        self.st.num = 0.5 * var_prior      # a restart prices sanely at once and the data take over
-        self.st.bar = 0
-        self.st.bar_close = NAN
-        self.st.prev_close = NAN
-        self.st.have_bar = False
-        self.st.have_prev = False
-        self.st.bar_traded = False
-        self.st.n_returns = 0
-        self.st.n_bad = 0
-        self.st.p = NAN
-        self.st.var_rest = NAN
-        self.st.tau_s = NAN
+        self.halflife_min = halflife_min
+        self.alpha = 1.0 - 0.5 ** (1.0 / halflife_min)
+        self.var_prior = var_prior
+        self.var_scale = var_scale
+        self.nu = nu
+        self.p_min = p_min
+        self.den = 0.5                  # start from one half-life's worth of the prior level:
+        self.num = 0.5 * var_prior      # a restart prices sanely at once and the data take over
+        self.bar = 0
+        self.bar_close = NAN
+        self.prev_close = NAN
+        self.have_bar = False
+        self.have_prev = False
+        self.bar_traded = False
+        self.n_returns_ = 0
+        self.n_bad_ = 0
+        self.p_ = NAN
+        self.var_rest_ = NAN
+        self.tau_s_ = NAN
+
+    def __dealloc__(self):
+        free(self.ring)
+        free(self.ring_has)
 
     cdef double level(self) noexcept nogil:
-        return minute_level(&self.st)
+        if self.den > 0.0:
+            return self.num / self.den
+        return self.var_prior
 
     cdef void _close_bar(self) noexcept nogil:
-        minute_close_bar(&self.st)
+        """Close the current bar: its return (vs the previous bar's close) updates the level.
+
+        A minute without any trade is missing data (a disconnect; BTCUSDT trades every minute):
+        its weight goes to the prior (a long gap relaxes the level to var_prior, a short one
+        barely moves it), and the next return, which would span the gap, is not used.
+        With the adaptive scale on, a traded bar also records its evaluation point for the
+        hour's loss (minute k closed = the point of minute k + 1), and the hour's last bar
+        closes the hour (re-fit of the scale)."""
+        cdef double r, d
+        cdef int k = <int>(self.bar % 60), c
+        if not self.bar_traded:
+            self.have_prev = False
+            self.run = 0
+            self.num = (1.0 - self.alpha) * self.num + self.alpha * self.var_prior
+            self.den = (1.0 - self.alpha) * self.den + self.alpha
+        else:
+            self.bar_traded = False
+            self.run += 1
+            if self.have_prev:
+                r = log(self.bar_close / self.prev_close)
+                d = r * r / self.season[<int>(self.bar % 1440)]
+                self.num = (1.0 - self.alpha) * self.num + self.alpha * d
+                self.den = (1.0 - self.alpha) * self.den + self.alpha
+                self.n_returns_ += 1
+            self.prev_close = self.bar_close
+            self.have_prev = True
+            if self.window_h > 0:
+                if k == 0:
+                    self.hour_K = self.bar_open
+                if k < 59:          # the point at H + 60 (k + 1): S = this close, V unscaled, f = 1
+                    c = <int>((self.bar + 1) % 1440)
+                    self.pts_x[k] = log(self.bar_close / self.hour_K)
+                    self.pts_v[k] = self.level() * (self.cum[c - c % 60 + 60] - self.cum[c])
+        if self.window_h > 0 and k == 59:
+            self._close_hour(_floordiv(self.bar, 60), self.run >= 120)
+
+    cdef void _close_hour(self, long long h, bint ok) noexcept nogil:
+        """Hour h's last bar closed: store its per-grid log loss (zeros when it has no points),
+        re-add the window from the ring (oldest first) and re-fit the scale."""
+        cdef int W = self.window_h, g, m
+        cdef long long slot = h % W, j
+        cdef double y, v, p, s, best, n = 0.0
+        cdef int gi = 0
+        cdef double* row = self.ring + slot * _NG
+        if ok:
+            y = 1.0 if self.bar_close >= self.hour_K else 0.0
+            for g in range(_NG):
+                s = 0.0
+                for m in range(59):
+                    v = _SGRID[g] * self.pts_v[m]
+                    if v > 0.0:
+                        p = _digital_x(self.pts_x[m], 1.0, sqrt(v), self.nu, self.p_min)
+                    else:
+                        p = _digital_x(self.pts_x[m], 0.0, 1.0, self.nu, self.p_min)
+                    if p < 1e-6:
+                        p = 1e-6
+                    if p > 1.0 - 1e-6:
+                        p = 1.0 - 1e-6
+                    s += -(y * log(p) + (1.0 - y) * log(1.0 - p))
+                row[g] = s
+            self.ring_has[slot] = 1.0
+        else:
+            for g in range(_NG):
+                row[g] = 0.0
+            self.ring_has[slot] = 0.0
+        for g in range(_NG):
+            self.win[g] = 0.0
+        for j in range(1, W + 1):                       # hours h - W + 1 .. h, oldest first
+            slot = (h + j) % W
+            n += self.ring_has[slot]
+            row = self.ring + slot * _NG
+            for g in range(_NG):
+                self.win[g] += row[g]
+        self.scale_hours_ = n
+        self.hour_closes_ += 1
+        if n > 0.0:
+            best = self.win[0]
+            for g in range(1, _NG):
+                if self.win[g] < best:
+                    best = self.win[g]
+                    gi = g
+            self.var_scale = exp((n * _LSGRID[gi] + self.prior_h * log(SCALE_C0_C)) / (n + self.prior_h))
+        else:
+            self.var_scale = SCALE_C0_C
+
+    cdef void _feed_kline(self, long long open_ms, double op, double cl, long long until_ms) noexcept nogil:
+        """One 1m kline as two trades (its open at the minute's start, its close at its end), then
+        close the bar if the minute ended by ``until_ms``: the bars equal those of the real trades."""
+        cdef long long e = open_ms + 60000
+        self.c_on_trade(open_ms, op)
+        self.c_on_trade(open_ms + 59999, cl)
+        self.c_advance(e if e <= until_ms else until_ms)
 
     cdef void c_advance(self, long long ts_ms) noexcept nogil:
-        minute_advance(&self.st, ts_ms)
+        cdef long long b = _floordiv(ts_ms, 60000)
+        if not self.have_bar:
+            return
+        while self.bar < b:
+            self._close_bar()
+            self.bar += 1
 
     cdef int c_on_trade(self, long long ts_ms, double price) noexcept nogil:
-        return minute_on_trade(&self.st, ts_ms, price)
+        cdef long long b
+        if not (isfinite(price) and price > 0.0):
+            self.n_bad_ += 1
+            return 0
+        b = _floordiv(ts_ms, 60000)
+        if not self.have_bar:
+            self.bar = b
+            self.have_bar = True
+        elif b > self.bar:
+            self.c_advance(ts_ms)
+        if not self.bar_traded:
+            self.bar_open = price
+        self.bar_close = price
+        self.bar_traded = True
+        return 1
 
     cdef double level_at(self, long long ts_ms) noexcept nogil:
-        return minute_level_at(&self.st, _floordiv(ts_ms, 60000))
+        """The level as it stands at ts_ms without closing any bar: when ts_ms is past the current
+        bar's end, that bar's return is included provisionally (pricing never moves bar state, so
+        a trade of that minute arriving later still lands in its own bar)."""
+        cdef double r
+        if self.have_bar and self.bar_traded and self.have_prev and _floordiv(ts_ms, 60000) > self.bar:
+            r = log(self.bar_close / self.prev_close)
+            return ((1.0 - self.alpha) * self.num + self.alpha * r * r / self.season[<int>(self.bar % 1440)]) \
+                / ((1.0 - self.alpha) * self.den + self.alpha)
+        return self.level()
 
     cdef double c_rest_var(self, long long ts_ms, long long hour_end_ms) noexcept nogil:
-        return minute_rest_var(&self.st, ts_ms, hour_end_ms)
+        """Forecast variance of ln(close of the hour / price now), at ts_ms."""
+        cdef long long left = hour_end_ms - ts_ms, b, bend
+        cdef int c, e
+        cdef double f
+        if left <= 0:
+            return 0.0
+        b = _floordiv(ts_ms, 60000)
+        bend = _floordiv(hour_end_ms - 1, 60000) + 1     # first minute after the hour
+        c = <int>(b % 1440)
+        f = ((b + 1) * 60000 - ts_ms) / 60000.0
+        if bend - b > 1440:
+            return NAN
+        e = c + <int>(bend - b)                          # season index one past the hour's last minute
+        if e <= 1440:
+            return self.var_scale * self.level_at(ts_ms) * (f * self.season[c] + self.cum[e] - self.cum[c + 1])
+        return self.var_scale * self.level_at(ts_ms) * (f * self.season[c] + self.cum[1440] - self.cum[c + 1]
+                                                + self.cum[e - 1440])
 
     cdef double c_price(self, long long ts_ms, double S, double K, long long hour_end_ms) noexcept nogil:
-        cdef double v = minute_rest_var(&self.st, ts_ms, hour_end_ms)
-        self.st.var_rest = v
-        self.st.tau_s = (hour_end_ms - ts_ms) / 1000.0 if hour_end_ms > ts_ms else 0.0
-        return minute_p(&self.st, v, minute_x(S, K))
+        cdef double v, x
+        v = self.c_rest_var(ts_ms, hour_end_ms)
+        self.var_rest_ = v
+        self.tau_s_ = (hour_end_ms - ts_ms) / 1000.0 if hour_end_ms > ts_ms else 0.0
+        if not (isfinite(S) and S > 0.0 and isfinite(K) and K > 0.0) or isnan(v):
+            self.n_bad_ += 1
+            self.p_ = NAN
+            return NAN
+        x = log(S / K)
+        if v > 0.0:
+            self.p_ = _digital_x(x, 1.0, sqrt(v), self.nu, self.p_min)
+        else:
+            self.p_ = _digital_x(x, 0.0, 1.0, self.nu, self.p_min)
+        return self.p_
 
     cpdef double update(self, long long ts_ms, double price, double K, long long hour_end_ms):
         """One trade in, p at the trade price out (the per-tick call; NaN for a bad tick)."""
@@ -737,17 +843,17 @@ cdef class MinutePricer:
 
     @property
     def p(self):
-        return self.st.p
+        return self.p_
 
     @property
     def var_rest(self):
-        return self.st.var_rest
+        return self.var_rest_
 
     @property
     def sigma(self):
         """Effective sigma per sqrt(second) of the last price(): sqrt(V / tau) (NaN at tau 0)."""
-        if self.st.tau_s > 0.0 and self.st.var_rest >= 0.0:
-            return sqrt(self.st.var_rest / self.st.tau_s)
+        if self.tau_s_ > 0.0 and self.var_rest_ >= 0.0:
+            return sqrt(self.var_rest_ / self.tau_s_)
         return NAN
 
     @property
@@ -757,15 +863,103 @@ cdef class MinutePricer:
 
     @property
     def n_returns(self):
-        return self.st.n_returns
+        return self.n_returns_
 
     @property
     def n_bad(self):
-        return self.st.n_bad
+        return self.n_bad_
 
     @property
     def halflife_min(self):
-        return self.st.halflife_min
+        return self.halflife_min
+
+    def warm_klines(self, open_ms, open_, close, long long until_ms=9_223_372_036_854_775_807):
+        """Feed 1m klines (history before the live trades) through the bar routine.
+
+        Each kline is two trades, its open at the minute's start and its close at its end (the
+        bars, level, evaluation points and hour closes are then those the real trades give); a
+        minute that ended by ``until_ms`` is closed, the one in progress (``until_ms`` inside it)
+        stays open so live trades of that minute continue it. Minutes must be strictly increasing
+        and not before the current bar; prices finite > 0: otherwise ValueError, nothing fed.
+        Returns the number of rows fed."""
+        cdef const cnp.int64_t[::1] t
+        cdef const double[::1] o
+        cdef const double[::1] c
+        t, o, c = _kline_arrays(open_ms, open_, close, "warm_klines")
+        cdef Py_ssize_t n = t.shape[0], i
+        if n and self.have_bar and _floordiv(t[0], 60000) < self.bar:
+            raise ValueError("warm_klines: the klines start before the current bar (time never goes backwards)")
+        with nogil:
+            for i in range(n):
+                self._feed_kline(t[i], o[i], c[i], until_ms)
+        return n
+
+    @property
+    def var_scale(self):
+        """The variance scale in force (fixed, or the adaptive scale of the current hour)."""
+        return self.var_scale
+
+    @property
+    def scale_window_h(self):
+        return self.window_h
+
+    @property
+    def scale_hours(self):
+        """Hours with evaluation points in the adaptive window (0: the scale is the prior SCALE_C0)."""
+        return self.scale_hours_
+
+    @property
+    def hour_closes(self):
+        """How many hour closes re-fitted the adaptive scale (0 with a fixed scale)."""
+        return self.hour_closes_
+
+
+def _kline_arrays(open_ms, open_, close, str what):
+    """Validated contiguous (int64 open_ms, f64 open, f64 close): same length, prices finite > 0,
+    minutes strictly increasing."""
+    t = np.ascontiguousarray(open_ms, dtype=np.int64).reshape(-1)
+    o = np.ascontiguousarray(open_, dtype=np.float64).reshape(-1)
+    c = np.ascontiguousarray(close, dtype=np.float64).reshape(-1)
+    if not (o.shape[0] == t.shape[0] == c.shape[0]):
+        raise ValueError(f"{what}: open_ms, open, close differ in length ({t.shape[0]}, {o.shape[0]}, {c.shape[0]})")
+    if not (np.all(np.isfinite(o)) and np.all(o > 0) and np.all(np.isfinite(c)) and np.all(c > 0)):
+        raise ValueError(f"{what}: kline prices must be finite and > 0")
+    if t.shape[0] > 1 and np.any(np.diff(t // 60000) <= 0):
+        raise ValueError(f"{what}: kline minutes must be strictly increasing")
+    return t, o, c
+
+
+def minute_scale_batch(open_ms, open_, close, season, double halflife_min=60.0, double var_prior=1e-7,
+                       double nu=0.0, double p_min=0.001, int scale_window_h=672, double scale_prior_h=72.0):
+    """The adaptive model on 1m klines: ``(level, scale, hours)`` f64[n] once kline i is closed.
+
+    Runs ONE streaming ``MinutePricer`` over the klines (``warm_klines``: the same C bar and
+    hour-close routine, in the same order, as container A's live object), so ``scale[i]`` is
+    exactly the scale the streaming model prices with after minute i closed (the scale of hour H
+    is ``scale`` at the row of minute 59 of hour H-1), ``level`` equals ``minute_level_batch`` and
+    ``hours`` is the number of hours in the window with points. p at the protocol points:
+    ``minute_prob_batch(..., level * scale, ..., var_scale=1)`` (what ``kline_calibration`` does).
+    """
+    if scale_window_h < 1:
+        raise ValueError(f"minute_scale_batch: scale_window_h must be >= 1, got {scale_window_h!r}")
+    cdef const cnp.int64_t[::1] t
+    cdef const double[::1] o
+    cdef const double[::1] c
+    t, o, c = _kline_arrays(open_ms, open_, close, "minute_scale_batch")
+    cdef MinutePricer mp = MinutePricer(season, halflife_min, var_prior, 1.0, nu, p_min, scale_window_h,
+                                        scale_prior_h)
+    cdef Py_ssize_t n = t.shape[0], i
+    lv_a, sc_a, nh_a = np.empty(n), np.empty(n), np.empty(n)
+    cdef double[::1] lv = lv_a
+    cdef double[::1] sc = sc_a
+    cdef double[::1] nh = nh_a
+    with nogil:
+        for i in range(n):
+            mp._feed_kline(t[i], o[i], c[i], 9_223_372_036_854_775_807)
+            lv[i] = mp.level()
+            sc[i] = mp.var_scale
+            nh[i] = mp.scale_hours_
+    return lv_a, sc_a, nh_a
 
 
 def minute_level_batch(open_ms, close, season, double halflife_min=60.0, double var_prior=1e-7):
@@ -836,9 +1030,9 @@ def minute_prob_batch(S, K, ts_ms, hour_end_ms, level, season, double var_scale=
     cdef double v
     with nogil:
         for i in range(n):
-            mp.st.num = l_[i]
-            mp.st.den = 1.0 if l_[i] > 0.0 else 0.0
-            v = minute_rest_var(&mp.st, t_[i], e_[i])
+            mp.num = l_[i]
+            mp.den = 1.0 if l_[i] > 0.0 else 0.0
+            v = mp.c_rest_var(t_[i], e_[i])
             if not (isfinite(s_[i]) and s_[i] > 0.0 and isfinite(k_[i]) and k_[i] > 0.0) or isnan(v) \
                     or not (l_[i] > 0.0):
                 o[i] = NAN
@@ -850,7 +1044,8 @@ def minute_prob_batch(S, K, ts_ms, hour_end_ms, level, season, double var_scale=
 
 
 def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, double halflife_min=60.0,
-                      double var_prior=1e-7, double var_scale=1.0, double nu=0.0, double p_min=0.001):
+                      double var_prior=1e-7, double var_scale=1.0, double nu=0.0, double p_min=0.001,
+                      int scale_window_h=0, double scale_prior_h=72.0, warm=None):
     """The live model on a tick history, priced at given instants (backtests, replays).
 
     Streams the ticks (``ts_ms`` non-decreasing, ``price``) through one ``MinutePricer`` and,
@@ -858,7 +1053,10 @@ def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, double half
     (a tick stamped exactly at the instant counts as after it, so at H + 60 m the price is
     minute m-1's close, as in the evaluation protocol), the strike ``K[i]`` and
     ``hour_end_ms[i]``: what container A publishes at those instants. NaN before the first
-    tick or for bad rows.
+    tick or for bad rows. ``scale_window_h``/``scale_prior_h``: the adaptive variance scale (as
+    ``MinutePricer``); ``warm`` = optional ``(open_ms, open, close)`` 1m klines fed first with
+    ``warm_klines`` up to the first tick (container A's start-up history), so the adaptive state
+    and the level start where container A's would.
     """
     _check_params(nu, p_min)
     _check_minute_params(halflife_min, var_prior, var_scale)
@@ -872,33 +1070,43 @@ def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, double half
         raise ValueError(f"minute_path_batch: ts_ms has {n} rows, price has {px.shape[0]}")
     if k.shape[0] != m or he.shape[0] != m:
         raise ValueError("minute_path_batch: eval_ms, K, hour_end_ms differ in length")
-    cdef bint bad = False
-    with nogil:                       # order checks without temporary diff arrays
-        for i in range(1, n):
-            bad |= t[i] < t[i - 1]
-        for i in range(1, m):
-            bad |= ev[i] < ev[i - 1]
-    if bad:
-        raise ValueError("minute_path_batch: ts_ms and eval_ms must be non-decreasing")
-    cdef MinutePricer mp = MinutePricer(season, halflife_min, var_prior, var_scale, nu, p_min)
+    cdef MinutePricer mp = MinutePricer(season, halflife_min, var_prior, var_scale, nu, p_min, scale_window_h,
+                                        scale_prior_h)
+    if warm is not None:
+        wo, wp, wc = warm
+        mp.warm_klines(wo, wp, wc, t[0] if n else 9_223_372_036_854_775_807)
     out = np.empty(m, dtype=np.float64)
     cdef double[::1] o = out
-    cdef MinuteState s = mp.st        # the model state in a C local (registers, not object fields)
-    cdef double last = NAN, x = NAN, xs = NAN, xk = NAN
-    cdef long long e
+    cdef double last = NAN
+    cdef long long e, tprev = t[0] if n else 0, eprev = ev[0] if m else 0
+    cdef bint bad = False
+    # MinutePricer is final: its methods are plain C calls the compiler inlines here; the order
+    # checks ride along the one pass over the ticks (no temporary diff arrays)
     with nogil:
         for i in range(m):
             e = ev[i]
+            if e < eprev:
+                bad = True
+                break
+            eprev = e
             while j < n and t[j] < e:
-                if minute_on_trade(&s, t[j], px[j]) == 1:
+                if t[j] < tprev:
+                    bad = True
+                    break
+                tprev = t[j]
+                if mp.c_on_trade(t[j], px[j]) == 1:
                     last = px[j]
                 j += 1
+            if bad:
+                break
             if isnan(last):
                 o[i] = NAN
-                continue
-            if last != xs or k[i] != xk:      # ln(S/K) only when S or K changed (same value)
-                xs = last
-                xk = k[i]
-                x = minute_x(xs, xk)
-            o[i] = minute_p(&s, minute_rest_var(&s, e, he[i]), x)
+            else:
+                o[i] = mp.c_price(e, last, k[i], he[i])
+        while not bad and j < n:      # ticks after the last instant: only their order is checked
+            bad = t[j] < tprev
+            tprev = t[j]
+            j += 1
+    if bad:
+        raise ValueError("minute_path_batch: ts_ms and eval_ms must be non-decreasing")
     return out

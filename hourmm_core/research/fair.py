@@ -14,6 +14,13 @@ selects the legacy digital here too). There is no second parameter path: the bac
 * ``model="ewma"``: ``fair_up`` = the digital with the first EWMA half-life's sigma;
 * either way ``fair_unc`` = |fair_up - the digital with the last half-life's sigma|.
 
+With the adaptive variance scale (``PRICER_SCALE_WINDOW_DAYS`` > 0) container A starts from the
+window's 1m klines fetched at start-up; here the stream is warmed the same way, with the real 1m
+klines of the data dir (:func:`history_klines`, ``hourmm_core.data.kline_history``) from the
+window's start to the first tick's minute (``minute_path_batch(..., warm=...)``, the same C
+routine as ``MinutePricer.warm_klines``). No klines there (synthetic ticks): the prior scale, as
+container A without history.
+
 Where container A publishes ``fair_up: null`` (before the hour's first trade, so no open)
 the path holds NaN. The streams start at the first tick of the arrays passed in (what container
 A would publish had it been started there; tests/unit/research/test_fair_unify.py). Both streams are
@@ -29,6 +36,8 @@ import numpy as np
 from hourmm_core import quant
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.config import PricerConfig
+from hourmm_core.data.binance_dumps import find_data_dir
+from hourmm_core.data.klines import kline_history
 from hourmm_core.pricing.snapshot import model_kwargs
 
 
@@ -44,6 +53,39 @@ def _model_key(kw: dict[str, Any]) -> tuple:
 
 
 _PATHS: dict[str, Any] = {}
+_HISTORY: dict[str, Any] = {}
+
+
+def history_klines(first_ms: int, window_h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Real 1m klines container A would fetch at a start at ``first_ms``: from the window's first
+    hour minus one (its 60-minute history) to the minute before ``first_ms``. None when none."""
+    if window_h <= 0:
+        return None
+    d = str(find_data_dir())
+    if _HISTORY.get("dir") != d:
+        kh = kline_history(None, "BTCUSDT")
+        _HISTORY.clear()
+        _HISTORY.update({"dir": d, "kh": kh})
+    kh = _HISTORY["kh"]
+    if kh is None or not len(kh):
+        return None
+    start = first_ms - first_ms % HOUR_MS - (window_h + 1) * HOUR_MS
+    w = kh.window(start, first_ms - first_ms % 60_000)
+    if not len(w["open_ms"]):
+        return None
+    return (np.ascontiguousarray(w["open_ms"], dtype=np.int64), np.ascontiguousarray(w["open"], dtype=np.float64),
+            np.ascontiguousarray(w["close"], dtype=np.float64))
+
+
+def _minute_path(ts: np.ndarray, px: np.ndarray, grid: np.ndarray, K: np.ndarray, end: np.ndarray,
+                 kw: dict[str, Any]) -> np.ndarray:
+    """``minute_path_batch`` with container A's model and, for the adaptive scale, its start-up klines."""
+    W = int(kw.get("scale_window_h", 0))
+    warm = history_klines(int(ts[0]), W) if W > 0 and ts.size else None
+    return np.asarray(quant.minute_path_batch(ts, px, grid, K, end, kw["season"], float(kw["halflife_min"]),
+                                              float(kw["var_prior"]), float(kw["var_scale"]), float(kw["nu"]),
+                                              float(kw["p_min"]), W, float(kw.get("scale_prior_h", 72.0)), warm),
+                      dtype=np.float64)
 
 
 def _paths(ts: np.ndarray, px: np.ndarray, step_ms: int, kw: dict[str, Any]) -> dict[str, Any]:
@@ -65,11 +107,8 @@ def _paths(ts: np.ndarray, px: np.ndarray, step_ms: int, kw: dict[str, Any]) -> 
     if kw["model"] != "ewma":
         K = np.where(first < ts.size, px[np.minimum(first, ts.size - 1)], np.nan)
         grid = (hours[:, None] + offs[None, :]).reshape(-1)
-        p = np.asarray(quant.minute_path_batch(ts, px, grid, np.repeat(K, offs.size),
-                                               np.repeat(hours + HOUR_MS, offs.size), kw["season"],
-                                               float(kw["halflife_min"]), float(kw["var_prior"]),
-                                               float(kw["var_scale"]), float(kw["nu"]), float(kw["p_min"])),
-                       dtype=np.float64).reshape(hours.size, offs.size)
+        p = _minute_path(ts, px, grid, np.repeat(K, offs.size), np.repeat(hours + HOUR_MS, offs.size),
+                         kw).reshape(hours.size, offs.size)
     # the arrays are held so their ids (part of the key) cannot be reused by other arrays meanwhile
     c = {"key": key, "ts": ts, "px": px, "sig": sig, "h0": h0, "first": first, "n_grid": offs.size, "p": p}
     _PATHS["c"] = c
@@ -117,9 +156,7 @@ def fair_unc_path(ts_ms: np.ndarray, price: np.ndarray, hour_start: int, first: 
         p = c["p"][h].copy()
     else:   # an hour not on the cached grid (or another strike): stream the ticks before it once
         j = int(np.searchsorted(ts, grid[-1], side="left"))
-        p = np.asarray(quant.minute_path_batch(ts[:j], px[:j], grid, K, np.full(grid.shape, end, dtype=np.int64),
-                                               kw["season"], float(kw["halflife_min"]), float(kw["var_prior"]),
-                                               float(kw["var_scale"]), nu, pm), dtype=np.float64)
+        p = _minute_path(ts[:j], px[:j], grid, K, np.full(grid.shape, end, dtype=np.int64), kw)
     p = np.where(has_open, p, np.nan)
     unc = np.where(has_open, np.abs(p - p_alt), np.nan)
     return grid, p, sg, unc

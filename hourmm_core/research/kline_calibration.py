@@ -14,7 +14,7 @@ import argparse
 import datetime as _dt
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -121,6 +121,8 @@ class SeasonalParams:
     var_scale: float = 1.0
     nu: float = 0.0
     p_min: float = 0.001
+    scale_window_h: int = 0          # > 0: the walk-forward adaptive scale replaces var_scale
+    scale_prior_h: float = 72.0
 
     def season(self) -> np.ndarray:
         return season_table(self.hod, self.moh)
@@ -132,23 +134,52 @@ class SeasonalParams:
         moh = tuple(float(x) for x in cfg.pricer_season_moh.split(",") if x.strip()) or (1.0,) * 60
         assert s.size == 1440
         return cls(hod, moh, float(cfg.pricer_halflife_min), float(cfg.pricer_var_prior),
-                   float(cfg.pricer_var_scale), float(cfg.pricer_nu), float(cfg.pricer_p_min))
+                   float(cfg.pricer_var_scale), float(cfg.pricer_nu), float(cfg.pricer_p_min),
+                   int(cfg.scale_window_h), float(cfg.pricer_scale_prior_hours))
 
     def to_config(self) -> dict[str, Any]:
         return {"PRICER_MODEL": "seasonal", "PRICER_HALFLIFE_MIN": self.halflife_min,
                 "PRICER_VAR_PRIOR": float(f"{self.var_prior:.6g}"), "PRICER_VAR_SCALE": self.var_scale,
+                "PRICER_SCALE_WINDOW_DAYS": self.scale_window_h // 24, "PRICER_SCALE_PRIOR_HOURS": self.scale_prior_h,
                 "PRICER_SEASON_HOD": ",".join(f"{v:.4f}" for v in self.hod),
                 "PRICER_SEASON_MOH": ",".join(f"{v:.4f}" for v in self.moh)}
 
 
-def seasonal_predict(open_ms: np.ndarray, close: np.ndarray, pts: KlinePoints, prm: SeasonalParams) -> np.ndarray:
-    """The shipped model at every point via the compiled batch API (level of the last closed bar)."""
+def seasonal_predict(open_ms: np.ndarray, close: np.ndarray, pts: KlinePoints, prm: SeasonalParams,
+                     op: np.ndarray | None = None) -> np.ndarray:
+    """The shipped model at every point via the compiled batch API (level of the last closed bar).
+
+    With the adaptive scale (``prm.scale_window_h`` > 0) the level and the scale in force come
+    from ``minute_scale_batch`` (one streaming MinutePricer over the klines, ``op`` = the kline
+    opens, needed for each hour's strike): causal, each hour uses only hours that ended before it,
+    and the history is whatever precedes the hour in the klines passed in."""
     q = _quant()
     season = prm.season()
-    level = np.asarray(q.minute_level_batch(open_ms, close, season, prm.halflife_min, prm.var_prior))
     ts = pts.hour_ms + pts.minute * MINUTE_MS
+    if prm.scale_window_h > 0:
+        if op is None:
+            raise ValueError("seasonal_predict: the adaptive scale needs the kline opens (op)")
+        lv, sc, _ = q.minute_scale_batch(open_ms, op, close, season, prm.halflife_min, prm.var_prior, prm.nu,
+                                         prm.p_min, prm.scale_window_h, prm.scale_prior_h)
+        # scale x level at the point == the streaming c_rest_var's (var_scale * level) bit for bit
+        return np.asarray(q.minute_prob_batch(pts.S, pts.K, ts, pts.hour_ms + HOUR_MS,
+                                              np.asarray(lv)[pts.j] * np.asarray(sc)[pts.j], season, 1.0,
+                                              prm.nu, prm.p_min), dtype=np.float64)
+    level = np.asarray(q.minute_level_batch(open_ms, close, season, prm.halflife_min, prm.var_prior))
     return np.asarray(q.minute_prob_batch(pts.S, pts.K, ts, pts.hour_ms + HOUR_MS, level[pts.j], season,
                                           prm.var_scale, prm.nu, prm.p_min), dtype=np.float64)
+
+
+def adaptive_scale_by_hour(open_ms: np.ndarray, op: np.ndarray, close: np.ndarray,
+                           prm: SeasonalParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hour_start_ms, scale, history hours) in force for every hour whose previous minute is in the
+    klines: the scale after minute 59 of the hour before closed (``minute_scale_batch``)."""
+    q = _quant()
+    lv, sc, nh = q.minute_scale_batch(open_ms, op, close, prm.season(), prm.halflife_min, prm.var_prior, prm.nu,
+                                      prm.p_min, prm.scale_window_h, prm.scale_prior_h)
+    om = np.asarray(open_ms, dtype=np.int64)
+    last = np.flatnonzero(om % HOUR_MS == HOUR_MS - MINUTE_MS)
+    return om[last] + MINUTE_MS, np.asarray(sc)[last], np.asarray(nh)[last]
 
 
 def rv60_predict(close: np.ndarray, pts: KlinePoints) -> np.ndarray:
@@ -200,7 +231,9 @@ def kline_report(kl: Mapping[str, np.ndarray], seasonal: SeasonalParams, legacy:
                            "valid": tuple(map(_day_ms, DEFAULT_VALID_SPAN))})
     preds = {"const": np.full(pts.y.size, 0.5), "rv60": rv60_predict(close, pts),
              "legacy_ewma": legacy_predict(open_ms, close, pts, legacy or PricerParams()),
-             "seasonal": seasonal_predict(open_ms, close, pts, seasonal)}
+             "seasonal": seasonal_predict(open_ms, close, pts, seasonal, op)}
+    if seasonal.scale_window_h > 0:   # the fixed-scale model next to the adaptive one, same points
+        preds["seasonal_fixed"] = seasonal_predict(open_ms, close, pts, replace(seasonal, scale_window_h=0))
     table, bml, rel, boot = {}, {}, {}, {}
     left = 60 - pts.minute
     for name, (a, b) in spans.items():
@@ -237,8 +270,11 @@ def write_predictions(path: str | Path, rep: KlineReport, model: str | None = No
 
 
 def format_kline_report(rep: KlineReport) -> str:
-    lines = [f"chosen model: {rep.chosen}  params: halflife_min={rep.params['PRICER_HALFLIFE_MIN']} "
-             f"var_scale={rep.params['PRICER_VAR_SCALE']}"]
+    wd = rep.params.get("PRICER_SCALE_WINDOW_DAYS", 0)
+    scale = (f"adaptive scale: window {wd} d, prior {rep.params['PRICER_SCALE_PRIOR_HOURS']:g} h "
+             f"(seasonal_fixed: var_scale={rep.params['PRICER_VAR_SCALE']})" if wd else
+             f"var_scale={rep.params['PRICER_VAR_SCALE']}")
+    lines = [f"chosen model: {rep.chosen}  params: halflife_min={rep.params['PRICER_HALFLIFE_MIN']} {scale}"]
     for name, models in rep.table.items():
         a, b = rep.spans[name]
         lines += ["", f"span {name}: {_fmt_ms(a)} .. {_fmt_ms(b)}",

@@ -12,6 +12,11 @@ Endpoints (same paths and shapes as api.binance.com / stream.binance.com):
   and carrying trade id 2^62, inserted between real ones);
   ``GET /_sim/state`` for counters.
 
+History: ``history`` (1m kline columns, e.g. ``hourmm_core.data.kline_history(...).window(...)``)
+serves ``/api/v3/klines?interval=1m`` for the minutes before the first replayed row (the CLI
+loads ``--history-days`` of real klines before the start: container A's start-up history for
+its adaptive variance scale); candles from the rows take over from the first row's minute.
+
 Timing: simulated time IS the data's own time. A :class:`ScaledClock` maps wall time to
 simulated time; a row is sent when the simulated clock passes its ``ts_ms``. Rows before
 "now" at start-up are history: they feed klines but are not streamed.
@@ -81,8 +86,13 @@ class BinanceReplayServer:
     """In-process replay server (tests, orchestrator). ``await start()`` binds; ``await stop()`` closes."""
 
     def __init__(self, ticks: TickData, clock: Clock, host: str = "127.0.0.1", port: int = 0,
-                 symbol: str | None = None) -> None:
+                 symbol: str | None = None, history: dict[str, np.ndarray] | None = None) -> None:
         self.ticks = ticks
+        first = int(ticks.ts_ms[0]) - int(ticks.ts_ms[0]) % 60_000 if len(ticks) else None
+        self.history: dict[str, np.ndarray] | None = None
+        if history is not None and first is not None and len(history["open_ms"]):
+            keep = np.asarray(history["open_ms"], dtype=np.int64) < first
+            self.history = {k: np.asarray(v)[keep] for k, v in history.items()}
         self.clock = clock
         self.host = host
         self.port = port
@@ -381,18 +391,33 @@ class BinanceReplayServer:
             lo = (hi - hi % iv) - (limit - 1) * iv
         else:  # like Binance: candles whose open time is >= startTime
             lo = -(-start_ms // iv) * iv
+        rows = []
+        h = self.history
+        if h is not None and iv == 60_000:     # real 1m klines before the replayed rows
+            ho = h["open_ms"]
+            a, b = int(np.searchsorted(ho, lo, side="left")), int(np.searchsorted(ho, hi, side="right"))
+            if start_ms is not None:
+                b = min(b, a + limit)
+            for k in range(a, b):
+                o = int(ho[k])
+                rows.append([o, _fmt(h["open"][k]), _fmt(h["high"][k]), _fmt(h["low"][k]), _fmt(h["close"][k]),
+                             _fmt(h["volume"][k]), o + iv - 1, _fmt(h["quote_volume"][k]), int(h["count"][k]),
+                             _fmt(h["taker_buy_volume"][k]) if "taker_buy_volume" in h else "0", "0", "0"])
+            if start_ms is not None and len(rows) >= limit:
+                return rows
         t = self.ticks
         i = int(np.searchsorted(t.ts_ms, lo, side="left"))
         j = int(np.searchsorted(t.ts_ms, hi, side="right"))
+        if start_ms is not None and i < len(t):   # paging: only the candles this page can hold
+            j = min(j, int(np.searchsorted(t.ts_ms, (int(t.ts_ms[i]) // iv + limit) * iv, side="left")))
         if j <= i:
-            return []
+            return rows[-limit:] if start_ms is None else rows
         ts, px, qty = t.ts_ms[i:j], t.price[i:j], t.qty[i:j]
         c = candles(ts, px, qty, iv)
         buy_q = np.where(t.is_buyer_maker[i:j], 0.0, qty)
         cb = candles(ts, px, buy_q, iv)
         cq = candles(ts, px, px * qty, iv)
         cbq = candles(ts, px, px * buy_q, iv)
-        rows = []
         for k in range(len(c["open_ms"])):
             o = int(c["open_ms"][k])
             rows.append([o, _fmt(c["open"][k]), _fmt(c["high"][k]), _fmt(c["low"][k]), _fmt(c["close"][k]),
@@ -450,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "decides now and this only extends the loaded history back")
     ap.add_argument("--data-dir", default=None, help="Binance dumps (default HOURMM_DATA_DIR / ../shared/data)")
     ap.add_argument("--hours", type=float, default=4.0, help="hours of data to replay from the start hour")
+    ap.add_argument("--history-days", type=float, default=28.0,
+                    help="days of real 1m klines before the start served by /api/v3/klines (container A's "
+                         "start-up history for its adaptive variance scale; 0 = none; real data only)")
     ap.add_argument("--symbol", default="BTCUSDT")
     ap.add_argument("--seed", type=int, default=7, help="seed of the synthetic stand-in (no real data only)")
     return ap
@@ -483,7 +511,16 @@ async def _amain(args: argparse.Namespace) -> int:
         if start is None:
             start = hour_start_ms(int(ticks.ts_ms[0]))
         clock = ScaledClock(args.speed, int(start), time.time_ns() // 1_000_000)
-    server = BinanceReplayServer(ticks, clock, args.host, args.port, args.symbol)
+    history = None
+    if args.history_days > 0 and not ticks.is_synthetic:
+        from hourmm_core.data.klines import kline_history
+
+        first = int(ticks.ts_ms[0]) - int(ticks.ts_ms[0]) % 60_000
+        kh = kline_history(args.data_dir, args.symbol.upper(), first - int(args.history_days * 24 * HOUR_MS), first)
+        if kh is not None and len(kh):
+            history = kh.window(first - int(args.history_days * 24 * HOUR_MS), first)
+            log.info("Binance replay: %d 1m klines of history before the first row", len(history["open_ms"]))
+    server = BinanceReplayServer(ticks, clock, args.host, args.port, args.symbol, history=history)
     await server.start()
     print(f"READY ws={server.ws_url} rest={server.rest_url}", flush=True)
     log.info("%s=%s", SIM_CLOCK_ENV, getattr(clock, "to_env", lambda: "")())

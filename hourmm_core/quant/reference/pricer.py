@@ -248,6 +248,33 @@ class TickPricer:
 
 
 # --------------------------------------------------------------------------- rest-of-hour model
+# The adaptive scale's grid and prior: the SAME numbers as the compiled module (numpy-built there too).
+SCALE_GRID = np.exp(np.linspace(np.log(0.35), np.log(2.0), 71))
+SCALE_C0 = 1.0
+_SGRID = [float(v) for v in SCALE_GRID]
+_LSGRID = [float(v) for v in np.log(SCALE_GRID)]
+
+
+def _check_scale_params(scale_window_h: int, scale_prior_h: float) -> None:
+    if not 0 <= int(scale_window_h) <= 24 * 366:
+        raise ValueError(f"scale_window_h must be 0 (fixed var_scale) .. {24 * 366} hours, got {scale_window_h!r}")
+    if not (scale_prior_h >= 0.0 and math.isfinite(scale_prior_h)):
+        raise ValueError(f"scale_prior_h must be >= 0 pseudo-hours, got {scale_prior_h!r}")
+
+
+def _kline_arrays(open_ms, open_, close, what: str) -> tuple[list[int], list[float], list[float]]:
+    t = [int(v) for v in np.asarray(open_ms, dtype=np.int64).reshape(-1)]
+    o = [float(v) for v in np.asarray(open_, dtype=np.float64).reshape(-1)]
+    c = [float(v) for v in np.asarray(close, dtype=np.float64).reshape(-1)]
+    if not (len(o) == len(t) == len(c)):
+        raise ValueError(f"{what}: open_ms, open, close differ in length ({len(t)}, {len(o)}, {len(c)})")
+    if not all(math.isfinite(v) and v > 0 for v in o + c):
+        raise ValueError(f"{what}: kline prices must be finite and > 0")
+    if any(b // 60000 <= a // 60000 for a, b in zip(t, t[1:])):
+        raise ValueError(f"{what}: kline minutes must be strictly increasing")
+    return t, o, c
+
+
 def _season(season) -> list[float]:
     s = [float(v) for v in np.asarray(season, dtype=np.float64).reshape(-1)]
     if len(s) != 1440:
@@ -267,9 +294,20 @@ class MinutePricer:
     """Twin of the compiled ``MinutePricer`` (see ``hourmm_core.quant.pricer`` for the model)."""
 
     def __init__(self, season, halflife_min: float = 60.0, var_prior: float = 1e-7, var_scale: float = 1.0,
-                 nu: float = 0.0, p_min: float = 0.001) -> None:
+                 nu: float = 0.0, p_min: float = 0.001, scale_window_h: int = 0, scale_prior_h: float = 72.0) -> None:
         _check_params(nu, p_min)
         _check_minute_params(halflife_min, var_prior, var_scale)
+        _check_scale_params(scale_window_h, scale_prior_h)
+        self.scale_window_h, self.prior_h = int(scale_window_h), float(scale_prior_h)
+        self.run = 0
+        self.bar_open = self.hour_K = math.nan
+        self.pts_x, self.pts_v = [0.0] * 59, [0.0] * 59
+        self.ring = [[0.0] * 71 for _ in range(self.scale_window_h)]
+        self.ring_has = [0.0] * self.scale_window_h
+        self.scale_hours = 0.0
+        self.hour_closes = 0
+        if self.scale_window_h > 0:
+            var_scale = SCALE_C0
         self.season_ = _season(season)
         self.cum = [0.0]
         for v in self.season_:
@@ -289,20 +327,81 @@ class MinutePricer:
         return self.num / self.den if self.den > 0.0 else self.var_prior
 
     def _close_bar(self) -> None:
+        k = self.bar % 60
         if not self.bar_traded:          # a minute without trades: missing data, weight to the prior
             self.have_prev = False
+            self.run = 0
             self.num = (1.0 - self.alpha) * self.num + self.alpha * self.var_prior
             self.den = (1.0 - self.alpha) * self.den + self.alpha
-            return
-        self.bar_traded = False
-        if self.have_prev:
-            r = math.log(self.bar_close / self.prev_close)
-            d = r * r / self.season_[self.bar % 1440]
-            self.num = (1.0 - self.alpha) * self.num + self.alpha * d
-            self.den = (1.0 - self.alpha) * self.den + self.alpha
-            self.n_returns += 1
-        self.prev_close = self.bar_close
-        self.have_prev = True
+        else:
+            self.bar_traded = False
+            self.run += 1
+            if self.have_prev:
+                r = math.log(self.bar_close / self.prev_close)
+                d = r * r / self.season_[self.bar % 1440]
+                self.num = (1.0 - self.alpha) * self.num + self.alpha * d
+                self.den = (1.0 - self.alpha) * self.den + self.alpha
+                self.n_returns += 1
+            self.prev_close = self.bar_close
+            self.have_prev = True
+            if self.scale_window_h > 0:
+                if k == 0:
+                    self.hour_K = self.bar_open
+                if k < 59:
+                    c = (self.bar + 1) % 1440
+                    self.pts_x[k] = math.log(self.bar_close / self.hour_K)
+                    self.pts_v[k] = self.level_var * (self.cum[c - c % 60 + 60] - self.cum[c])
+        if self.scale_window_h > 0 and k == 59:
+            self._close_hour(self.bar // 60, self.run >= 120)
+
+    def _close_hour(self, h: int, ok: bool) -> None:
+        W = self.scale_window_h
+        slot = h % W
+        if ok:
+            y = 1.0 if self.bar_close >= self.hour_K else 0.0
+            row = []
+            for g in range(71):
+                s = 0.0
+                for m in range(59):
+                    v = _SGRID[g] * self.pts_v[m]
+                    p = _digital_x(self.pts_x[m], 1.0, math.sqrt(v), self.nu, self.p_min) if v > 0.0 else \
+                        _digital_x(self.pts_x[m], 0.0, 1.0, self.nu, self.p_min)
+                    p = min(max(p, 1e-6), 1.0 - 1e-6)
+                    s += -(y * math.log(p) + (1.0 - y) * math.log(1.0 - p))
+                row.append(s)
+            self.ring[slot] = row
+            self.ring_has[slot] = 1.0
+        else:
+            self.ring[slot] = [0.0] * 71
+            self.ring_has[slot] = 0.0
+        win = [0.0] * 71
+        n = 0.0
+        for j in range(1, W + 1):
+            sl = (h + j) % W
+            n += self.ring_has[sl]
+            r = self.ring[sl]
+            for g in range(71):
+                win[g] += r[g]
+        self.scale_hours = n
+        self.hour_closes += 1
+        if n > 0.0:
+            gi = min(range(71), key=lambda g: (win[g], g))
+            self.var_scale = math.exp((n * _LSGRID[gi] + self.prior_h * math.log(SCALE_C0)) / (n + self.prior_h))
+        else:
+            self.var_scale = SCALE_C0
+
+    def _feed_kline(self, open_ms: int, op: float, cl: float, until_ms: int) -> None:
+        self.on_trade(open_ms, op)
+        self.on_trade(open_ms + 59999, cl)
+        self.advance(min(open_ms + 60000, until_ms))
+
+    def warm_klines(self, open_ms, open_, close, until_ms: int = 2 ** 63 - 1) -> int:
+        t, o, c = _kline_arrays(open_ms, open_, close, "warm_klines")
+        if t and self.have_bar and t[0] // 60000 < self.bar:
+            raise ValueError("warm_klines: the klines start before the current bar (time never goes backwards)")
+        for i in range(len(t)):
+            self._feed_kline(t[i], o[i], c[i], until_ms)
+        return len(t)
 
     def advance(self, ts_ms: int) -> None:
         b = ts_ms // 60000
@@ -321,6 +420,8 @@ class MinutePricer:
             self.bar, self.have_bar = b, True
         elif b > self.bar:
             self.advance(ts_ms)
+        if not self.bar_traded:
+            self.bar_open = price
         self.bar_close = price
         self.bar_traded = True
         return True
@@ -444,7 +545,8 @@ def season_table(hod, moh) -> np.ndarray:
 
 def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, halflife_min: float = 60.0,
                       var_prior: float = 1e-7, var_scale: float = 1.0, nu: float = 0.0,
-                      p_min: float = 0.001) -> np.ndarray:
+                      p_min: float = 0.001, scale_window_h: int = 0, scale_prior_h: float = 72.0,
+                      warm=None) -> np.ndarray:
     """Twin of the compiled ``minute_path_batch``."""
     t = [int(v) for v in np.asarray(ts_ms, dtype=np.int64).reshape(-1)]
     px = [float(v) for v in np.asarray(price, dtype=np.float64).reshape(-1)]
@@ -457,7 +559,9 @@ def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, halflife_mi
         raise ValueError("minute_path_batch: eval_ms, K, hour_end_ms differ in length")
     if any(b < a for a, b in zip(t, t[1:])) or any(b < a for a, b in zip(ev, ev[1:])):
         raise ValueError("minute_path_batch: ts_ms and eval_ms must be non-decreasing")
-    mp = MinutePricer(season, halflife_min, var_prior, var_scale, nu, p_min)
+    mp = MinutePricer(season, halflife_min, var_prior, var_scale, nu, p_min, scale_window_h, scale_prior_h)
+    if warm is not None:
+        mp.warm_klines(*warm, until_ms=t[0] if t else 2 ** 63 - 1)
     out = np.empty(len(ev))
     j, last = 0, math.nan
     for i, e in enumerate(ev):
@@ -467,3 +571,18 @@ def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, halflife_mi
             j += 1
         out[i] = math.nan if math.isnan(last) else mp.price(e, last, k[i], he[i])
     return out
+
+
+def minute_scale_batch(open_ms, open_, close, season, halflife_min: float = 60.0, var_prior: float = 1e-7,
+                       nu: float = 0.0, p_min: float = 0.001, scale_window_h: int = 672,
+                       scale_prior_h: float = 72.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Twin of the compiled ``minute_scale_batch``."""
+    if scale_window_h < 1:
+        raise ValueError(f"minute_scale_batch: scale_window_h must be >= 1, got {scale_window_h!r}")
+    t, o, c = _kline_arrays(open_ms, open_, close, "minute_scale_batch")
+    mp = MinutePricer(season, halflife_min, var_prior, 1.0, nu, p_min, scale_window_h, scale_prior_h)
+    lv, sc, nh = np.empty(len(t)), np.empty(len(t)), np.empty(len(t))
+    for i in range(len(t)):
+        mp._feed_kline(t[i], o[i], c[i], 2 ** 63 - 1)
+        lv[i], sc[i], nh[i] = mp.level_var, mp.var_scale, mp.scale_hours
+    return lv, sc, nh

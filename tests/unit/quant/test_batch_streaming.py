@@ -71,8 +71,8 @@ def _stream_p(ts, px, hl, nu):
     return np.array(out)
 
 
-def _stream_minute(ts, px, ev, K, he, nu=0.0, var_scale=1.0):
-    mp, j, last, out = q.MinutePricer(SEASON, 60.0, 1e-7, var_scale, nu, 0.001), 0, math.nan, []
+def _stream_minute(ts, px, ev, K, he, nu=0.0, var_scale=1.0, window_h=0):
+    mp, j, last, out = q.MinutePricer(SEASON, 60.0, 1e-7, var_scale, nu, 0.001, window_h, 2.0), 0, math.nan, []
     for e, k, h in zip(ev.tolist(), K.tolist(), he.tolist()):
         while j < len(ts) and ts[j] < e:
             if mp.on_trade(int(ts[j]), float(px[j])):
@@ -92,8 +92,9 @@ def _check_all(ts, px, hl, nu, ev, K, he):
     _same(f2, feat)
     _same(p2, _stream_p(ts, px, hl, nu))
     if ev is not None:
-        _same(q.minute_path_batch(ts, px, ev, K, he, SEASON, 60.0, 1e-7, 1.3, nu, 0.001),
-              _stream_minute(ts, px, ev, K, he, nu, 1.3))
+        for window_h in (0, 2):          # fixed scale (shipped) and the adaptive scale (2 h window)
+            _same(q.minute_path_batch(ts, px, ev, K, he, SEASON, 60.0, 1e-7, 1.3, nu, 0.001, window_h, 2.0),
+                  _stream_minute(ts, px, ev, K, he, nu, 1.3, window_h))
     return p2
 
 
@@ -146,8 +147,8 @@ def test_batch_equals_streaming_on_synthetic_shapes(path, model):
     ordered = np.array_equal(mono, ts)
     _check_all(ts, px, *model, *((ev, K, he) if ordered else (None, None, None)))
     if not ordered:
-        _same(q.minute_path_batch(mono, px, ev, K, he, SEASON, 60.0, 1e-7, 1.3, model[1], 0.001),
-              _stream_minute(mono, px, ev, K, he, model[1], 1.3))
+        _same(q.minute_path_batch(mono, px, ev, K, he, SEASON, 60.0, 1e-7, 1.3, model[1], 0.001, 2, 2.0),
+              _stream_minute(mono, px, ev, K, he, model[1], 1.3, 2))
 
 
 def test_burst_grows_the_ring_and_reused_outputs_match():

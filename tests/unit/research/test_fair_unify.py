@@ -37,6 +37,13 @@ def ticks():
 def _container_a(cfg, ts, px, grid):
     b = SnapshotBuilder.from_config(cfg)
     b.on_connect(int(ts[0]) - 1)   # connected before the data: trade-derived opens are valid
+    if cfg.scale_window_h > 0:     # the adaptive scale: the start-up klines, as PricerService loads them
+        b.begin_history()
+        cut = int(ts[0]) - int(ts[0]) % 60_000
+        h = fair.history_klines(int(ts[0]), cfg.scale_window_h)
+        assert h is not None and h[0][0] == cut - cut % HOUR_MS - (cfg.scale_window_h + 1) * HOUR_MS
+        b.install_history(b.warm_minute_pricer(*h, cut), len(h[0]))
+        assert b.minute.scale_hours > 0 and b.minute.var_scale != 1.0
     out_p, out_u, j = [], [], 0
     for g in grid.tolist():
         while j < len(ts) and ts[j] < g:   # a tick stamped at the instant arrives after it
@@ -48,10 +55,11 @@ def _container_a(cfg, ts, px, grid):
     return np.array(out_p), np.array(out_u)
 
 
-@pytest.mark.parametrize("model", ["seasonal", "ewma"])
+@pytest.mark.parametrize("model", ["seasonal", "ewma", "seasonal-adaptive"])
 def test_backtest_fair_equals_container_a(ticks, model):
     t0, ts, px = ticks
-    cfg = PricerConfig.from_env({"PRICER_MODEL": model})
+    cfg = PricerConfig.from_env({"PRICER_MODEL": model.split("-")[0],
+                                 "PRICER_SCALE_WINDOW_DAYS": "2" if model.endswith("adaptive") else "0"})
     hs = t0 + HOUR_MS
     first = int(np.searchsorted(ts, hs, side="left"))
     grid, p, _, unc = fair.fair_unc_path(ts, px, hs, first, None, None, 10_000, cfg=cfg)
