@@ -3,9 +3,11 @@
 ``python3 benchmarks/hops_procs.py venue  --start-ms S --wall0 W --sim-start H --out F``
     the loopback Polymarket simulator, stamping (perf_counter_ns) each cancel / order
     request as its handler is entered;
-``python3 benchmarks/hops_procs.py pricer --start-ms S --wall0 W --out F [--push-delta D]``
+``python3 benchmarks/hops_procs.py pricer --start-ms S --wall0 W --out F [--push-delta D] [--every-ms E]``
     container A (PricerService) fed by the Binance replay of the synthetic step path,
-    stamping each message in/priced and each publish.
+    stamping each message in/priced and each publish. Publish-on-change (``push_delta`` D) is
+    switched on for every other pair of jump intervals (:func:`mode_of`): the two modes (fixed-rate publish only /
+    plus publish on change) alternate in one run, so they share the machine's load.
 
 Each prints one JSON line with its URLs when ready and runs until stdin closes, then
 writes its stamps to F. ``time.perf_counter_ns`` is CLOCK_MONOTONIC on Linux, shared by
@@ -23,16 +25,31 @@ from pathlib import Path
 
 import numpy as np
 
+WARMUP_MS = 5000   # quiet start: the trader discovers the market and quotes before the first jump
+
+
+def jump_index(ts_ms: int, t0_ms: int, every_ms: int) -> int:
+    """Which jump interval a tick belongs to (-1 = warm-up); jump k is the first tick of interval k."""
+    return -1 if ts_ms - t0_ms < WARMUP_MS else int((ts_ms - t0_ms - WARMUP_MS) // every_ms)
+
+
+def mode_of(k: int) -> int:
+    """0 = fixed-rate publish only, 1 = plus publish on change; by pairs of jumps (up + down), so
+    both modes see as many up as down jumps."""
+    return (k // 2) % 2 if k >= 0 else 0
+
 
 def step_ticks(t0_ms: int, seconds: float, every_ms: int = 4000, tick_ms: int = 20):
-    """Seeded random walk (~1e-4 per sqrt(s), BTC-like) plus a 0.3 % level jump every ``every_ms``
-    (alternating up/down, after 2 quiet intervals of warm-up)."""
+    """Seeded random walk (~1e-4 per sqrt(s), BTC-like) plus a 0.2 % level jump every ``every_ms``
+    (alternating up/down across the open price) after WARMUP_MS of quiet start."""
     from hourmm_core.data.ticks import TickData
 
     n = int(seconds * 1000 / tick_ms)
     ts = t0_ms + np.arange(n, dtype=np.int64) * tick_ms
-    level = np.where(((ts - t0_ms) // every_ms) % 2 == 1, 1.003, 1.0)
-    level[(ts - t0_ms) < 2 * every_ms] = 1.0
+    k = np.array([jump_index(int(t), t0_ms, every_ms) for t in ts])
+    # around the hour's open (the strike): the fair value swings between ~0.35 and ~0.7, so both
+    # sides keep quoting and every jump leaves the stale side of the ladder to be cancelled and replaced
+    level = np.where(k < 0, 1.0, np.where(k % 2 == 0, 1.001, 0.999))
     walk = np.cumsum(np.random.default_rng(3).normal(0.0, 1e-4 * np.sqrt(tick_ms / 1000.0), n))
     px = np.round(100_000.0 * level * np.exp(walk), 2)
     q = np.full(n, 0.01)
@@ -59,7 +76,7 @@ async def venue(a: argparse.Namespace) -> dict:
             return await _h(request)
         setattr(sim, name, spy)
     await sim.start()
-    print(json.dumps({"urls": sim.urls}), flush=True)
+    print(json.dumps({"urls": sim.urls, "up_token": sim.hours[0].up_token}), flush=True)
     try:
         await _until_stdin_closes()
     finally:
@@ -75,19 +92,31 @@ async def pricer(a: argparse.Namespace) -> dict:
 
     ev: dict[str, list] = {"frame": [], "pushed": []}
     clock = ScaledClock(1.0, a.start_ms, a.wall0)
-    replay = BinanceReplayServer(step_ticks(a.start_ms + 300, a.seconds), clock)
+    t0 = a.start_ms + 300
+    replay = BinanceReplayServer(step_ticks(t0, a.seconds, a.every_ms), clock)
     await replay.start()
     cfg = PricerConfig.from_env({"BINANCE_WS_URL": replay.ws_url, "BINANCE_REST_URL": replay.rest_url,
                                  "SNAPSHOT_PUBLISH_HZ": "50", "VOL_HALFLIVES_S": "0.5,1,2",
                                  "STALE_THRESHOLD_MS": "5000"})
-    svc = PricerService(cfg, clock, http_port=0, http_host="127.0.0.1", push_delta=a.push_delta)
+    svc = PricerService(cfg, clock, http_port=0, http_host="127.0.0.1", push_delta=0.0)
     b = svc.builder
     orig_on_message = b.on_message
+    orig_svc_on_message = svc._on_message
+    mode = [0]
+
+    def svc_on_message(msg, recv_ms):
+        # the mode of this jump interval (mode_of): publish on change or only at the fixed rate
+        ts = getattr(msg, "trade_ms", None) or recv_ms
+        mode[0] = mode_of(jump_index(int(ts), t0, a.every_ms))
+        svc.push_delta = a.push_delta if mode[0] == 1 else 0.0
+        orig_svc_on_message(msg, recv_ms)
+    svc._on_message = svc_on_message
+    svc.client._on_message = svc_on_message
 
     def on_message(msg, recv_ms):
-        t0 = time.perf_counter_ns()
+        t_in = time.perf_counter_ns()
         orig_on_message(msg, recv_ms)
-        ev["frame"].append((t0, time.perf_counter_ns(), getattr(msg, "price", None)))
+        ev["frame"].append((t_in, time.perf_counter_ns(), getattr(msg, "price", None), mode[0]))
     b.on_message = on_message
     orig_publish = svc.server.publish
 
@@ -113,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sim-start", type=int, default=0)
     p.add_argument("--seconds", type=float, default=40.0)
     p.add_argument("--push-delta", type=float, default=0.0)
+    p.add_argument("--every-ms", type=int, default=1000)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     ev = asyncio.run(venue(a) if a.role == "venue" else pricer(a))

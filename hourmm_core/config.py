@@ -154,6 +154,8 @@ class PricerConfig:
     http_port: int = setting(8080, lo=1, hi=65535)
     stale_threshold_ms: int = setting(500, lo=1, hi=3_600_000)
     snapshot_publish_hz: float = setting(50.0, lo=0.1, hi=1000.0)
+    # also publish at once when fair_up moved this much since the last snapshot (0 = only at the rate)
+    snapshot_push_delta: float = setting(0.002, lo=0.0, hi=1.0)
     log_level: str = setting("INFO", choices=_LEVELS)
     binance_ws_url: str = setting("wss://stream.binance.com:9443")
     binance_rest_url: str = setting("https://api.binance.com")

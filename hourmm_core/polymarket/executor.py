@@ -154,6 +154,16 @@ class OrderAck:
 
 
 @dataclass(frozen=True)
+class Presigned:
+    """An order signed ahead of its POST (:meth:`Executor.presign`); used only for a request
+    whose signed fields (``key``) are the same."""
+
+    key: tuple
+    signed: Any
+    local_id: str
+
+
+@dataclass(frozen=True)
 class CancelResult:
     canceled: tuple[str, ...]
     not_canceled: dict = field(default_factory=dict)
@@ -274,8 +284,10 @@ class Executor:
 
         try:
             hot = self._hot.get(getattr(fn, "__func__", fn))   # speed: cancels/posts/signing off the pool
-            aw = hot(*args) if hot is not None else loop.run_in_executor(self._pool, run)
-            res = await asyncio.wait_for(aw, self.call_timeout_s)
+            # awaited inline, not wrapped in a task (wait_for would make one): a hot call's request
+            # bytes are written before this coroutine first yields
+            async with asyncio.timeout(self.call_timeout_s):
+                res = await (hot(*args) if hot is not None else loop.run_in_executor(self._pool, run))
         except asyncio.TimeoutError:
             self._count("timeout")
             raise TransientError(f"no reply within {self.call_timeout_s}s") from None
@@ -360,6 +372,8 @@ class Executor:
             raise AuthError(f"could not derive API credentials: {exc}") from None
         self._client = client
         self._wire, self._hot = hot_calls(self, client)
+        if self._wire is not None:
+            await self._wire.start()   # warm connections: the first cancel must not pay a TCP/TLS handshake
         self.api_key = client.creds.api_key
         if c.api_key:
             # given creds are only proven by an authenticated call
@@ -467,8 +481,37 @@ class Executor:
         self._acks[req.client_key] = ack
         return ack
 
-    async def place(self, req: OrderRequest) -> OrderAck:
-        """Sign + post one order, idempotently (see module doc). Raises the typed errors."""
+    @staticmethod
+    def _sign_key(req: OrderRequest) -> tuple:
+        """The fields the signature covers (post_only and the client key are not signed)."""
+        return (req.token_id, req.side, req.price, req.size, req.tick_size, req.neg_risk, req.expiration_s)
+
+    async def presign(self, reqs: Iterable[OrderRequest]) -> list[Presigned | None]:
+        """Sign orders ahead of their POST (speed: while the plan's cancels are in flight).
+
+        Pure CPU (or the pool when the fast signer cannot run inline); nothing is sent, so a
+        plan whose cancels fail just drops them. ``None`` for an order that could not be
+        signed now: :meth:`place` / :meth:`place_many` sign it again and report its error."""
+        out: list[Presigned | None] = []
+        for r in reqs:
+            try:
+                r.validate()
+                signed, lid = await self._call(self._sign, r, gate="fail")
+                out.append(Presigned(self._sign_key(r), signed, lid))
+            except ExecutorError:
+                out.append(None)
+        return out
+
+    async def _signed(self, req: OrderRequest, pre: Presigned | None) -> tuple[Any, str]:
+        if pre is not None and pre.key == self._sign_key(req):
+            self._count("presigned_used")
+            return pre.signed, pre.local_id
+        return await self._call(self._sign, req, gate="fail")
+
+    async def place(self, req: OrderRequest, presigned: Presigned | None = None) -> OrderAck:
+        """Sign + post one order, idempotently (see module doc). Raises the typed errors.
+
+        ``presigned`` (from :meth:`presign` for the same order fields) skips the signing."""
         self._need()
         if req.client_key in self._acks:
             self._count("duplicate_client_key")
@@ -478,7 +521,7 @@ class Executor:
             self._count("post_only_window")
             raise Rejected(f"matching engine post-only window after a restart ({left:.0f}s left): "
                            "only post-only orders are accepted")
-        signed, local_id = await self._call(self._sign, req, gate="fail")
+        signed, local_id = await self._signed(req, presigned)
         attempt = 0
         while True:
             try:
@@ -559,13 +602,16 @@ class Executor:
             return None
         raise TransientError(f"unexpected order lookup reply: {str(o)[:200]}")
 
-    async def place_many(self, reqs: Iterable[OrderRequest]) -> list[OrderAck | ExecutorError]:
+    async def place_many(self, reqs: Iterable[OrderRequest],
+                         presigned: list[Presigned | None] | None = None) -> list[OrderAck | ExecutorError]:
         """Post several orders (batches of up to 15 via POST /orders). Per-order result or error.
 
         On an ambiguous batch POST each order is resolved individually through :meth:`place`'s
-        lookup-before-retry path, so a batch never double-posts either.
+        lookup-before-retry path, so a batch never double-posts either. ``presigned`` (one per
+        request, from :meth:`presign`) skips the signing of those that match.
         """
         reqs = list(reqs)
+        pre = list(presigned) if presigned is not None and len(presigned) == len(reqs) else [None] * len(reqs)
         out: list[OrderAck | ExecutorError | None] = [None] * len(reqs)
         todo: list[tuple[int, OrderRequest, Any, str]] = []
         for i, r in enumerate(reqs):
@@ -578,7 +624,7 @@ class Executor:
                     self._count("post_only_window")
                     raise Rejected(f"matching engine post-only window after a restart ({left:.0f}s left): "
                                    "only post-only orders are accepted")
-                signed, lid = await self._call(self._sign, r, gate="fail")
+                signed, lid = await self._signed(r, pre[i])
                 todo.append((i, r, signed, lid))
             except ExecutorError as exc:
                 out[i] = exc

@@ -91,27 +91,44 @@ class TraderExecutor:
             return PlaceResult(False, error=f"unknown outcome: {res}", unknown=True)
         return PlaceResult(False, error=f"{type(res).__name__}: {res}")
 
+    async def presign(self, orders: list[dict[str, Any]]) -> list[Any]:
+        """Sign orders ahead (each dict holds :meth:`place`'s arguments); nothing is sent.
+
+        The trader calls it while the plan's cancels are in flight and hands the result to
+        :meth:`place` / :meth:`place_many` only if the places may still go out; one opaque
+        item per order (``None`` = sign again at placement)."""
+        reqs: list[OrderRequest | None] = []
+        for o in orders:
+            try:
+                reqs.append(self._request(**o))
+            except ExecutorError:
+                reqs.append(None)
+        signed = iter(await self.ex.presign([r for r in reqs if r is not None]))
+        return [next(signed) if r is not None else None for r in reqs]
+
     async def place(self, token_id: str, side: str, price: float, size: float, *, tick_size: float | str,
-                    neg_risk: bool, post_only: bool, client_id: str, expiration_s: int = 0) -> PlaceResult:
+                    neg_risk: bool, post_only: bool, client_id: str, expiration_s: int = 0,
+                    presigned: Any = None) -> PlaceResult:
         try:
             req = self._request(token_id, side, price, size, tick_size=tick_size, neg_risk=neg_risk,
                                 post_only=post_only, client_id=client_id, expiration_s=expiration_s)
-            return self._outcome(await self.ex.place(req))
+            return self._outcome(await self.ex.place(req, presigned))
         except ExecutorError as exc:
             return self._outcome(exc)
         finally:
             self.ex.forget(client_id)   # OM client ids are unique per intent; keep the map bounded
 
-    async def place_many(self, orders: list[dict[str, Any]]) -> list[PlaceResult]:
+    async def place_many(self, orders: list[dict[str, Any]], presigned: list[Any] | None = None) -> list[PlaceResult]:
         """Several orders in one go (speed): each dict holds :meth:`place`'s arguments.
 
-        Signed with the fast signer, posted as POST /orders batches of up to 15 (one HMAC,
-        one round trip), one outcome per order in the same order; never raises for an
-        executor error (they become outcomes, like :meth:`place`).
+        Signed with the fast signer (or taken from ``presigned``, :meth:`presign`'s result for
+        the same orders), posted as POST /orders batches of up to 15 (one HMAC, one round
+        trip), one outcome per order in the same order; never raises for an executor error
+        (they become outcomes, like :meth:`place`).
         """
         reqs = [self._request(**o) for o in orders]
         try:
-            res: list[Any] = await self.ex.place_many(reqs)
+            res: list[Any] = await self.ex.place_many(reqs, presigned)
         except ExecutorError as exc:
             res = [exc] * len(reqs)
         finally:

@@ -2,8 +2,8 @@
 
 :class:`PricerService` is what ``runners/binance_pricer.py`` starts; tests start it
 in-process against the loopback Binance. Tasks: the stream client (reconnects by
-itself), the publisher (SNAPSHOT_PUBLISH_HZ, wall-clock rate; optionally also at once
-when the fair value moves by ``push_delta`` or more), and the klines
+itself), the publisher (SNAPSHOT_PUBLISH_HZ, wall-clock rate, the minimum; plus at once
+when the fair value moves by SNAPSHOT_PUSH_DELTA or more), and the klines
 fetcher (only when the hour's open could not be taken from a trade we saw), and, with the
 adaptive variance scale (PRICER_SCALE_WINDOW_DAYS > 0), the start-up history: the window's 1m
 klines from BINANCE_REST_URL, fed to a fresh pricer in a worker thread while the live one keeps
@@ -27,18 +27,28 @@ from hourmm_core.pricing.snapshot import Snapshot, SnapshotBuilder
 
 log = logging.getLogger(__name__)
 
+# Pushes on change are at least this far apart (wall seconds); a significant move inside the gap
+# goes out when it ends. Why: late in the hour near the strike every trade can move fair_up by
+# more than SNAPSHOT_PUSH_DELTA, and a burst of trades must not become a burst of snapshots
+# (each is built, serialised and decided on); an isolated jump still goes out at once.
+PUSH_MIN_GAP_S = 0.002
+
 
 class PricerService:
     """Runs container A until :meth:`stop`. ``http_port`` overrides the config (0 = ephemeral, tests)."""
 
     def __init__(self, cfg: PricerConfig, clock: Clock, http_port: int | None = None,
-                 http_host: str | None = None, push_delta: float = 0.0) -> None:
-        """``push_delta`` > 0: also publish at once (not at the next SNAPSHOT_PUBLISH_HZ slot)
-        when the fair value moved at least this much since the last published snapshot.
-        Off by default: the operator contract says snapshots go out at SNAPSHOT_PUBLISH_HZ
-        (benchmarks/test_bench_hops.py measures what it saves)."""
+                 http_host: str | None = None, push_delta: float | None = None) -> None:
+        """``push_delta`` (default: SNAPSHOT_PUSH_DELTA) > 0: also publish at once, not at the
+        next SNAPSHOT_PUBLISH_HZ slot, when the fair value moved at least this much since the
+        last published snapshot. In addition to the fixed rate, which stays the minimum, so the
+        operator contract (snapshots at SNAPSHOT_PUBLISH_HZ) holds; a jump reaches the trader
+        without waiting up to one period (benchmarks/test_bench_hops.py measures it). 0 = off."""
         self.cfg = cfg
-        self.push_delta = push_delta
+        self.push_delta = cfg.snapshot_push_delta if push_delta is None else push_delta
+        self.push_min_gap_s = PUSH_MIN_GAP_S
+        self._last_push = float("-inf")
+        self._push_timer: asyncio.TimerHandle | None = None
         self.pushed_on_change = 0
         self._published_p = float("nan")
         self.clock = clock
@@ -67,17 +77,33 @@ class PricerService:
     def _on_message(self, msg, recv_ms: int) -> None:
         self.msg_wall_ns = time.perf_counter_ns()
         self.builder.on_message(msg, recv_ms)
-        if self.push_delta > 0.0:
-            p = self.builder.last_fair
-            # a move the trader must see now (snipers won't wait for the next publish slot);
-            # NaN-safe: the first priced message after start/NaN also goes out at once
-            if p == p and not abs(p - self._published_p) < self.push_delta:
-                self.pushed_on_change += 1
-                try:
-                    self.publish_once()
-                except Exception:  # same contract as the publish loop: loud, never fatal
-                    self.publish_errors += 1
-                    log.exception("Snapshot publish failed")
+        if self.push_delta > 0.0 and self._moved():
+            # a move the trader must see now (snipers won't wait for the next publish slot)
+            wait = self._last_push + self.push_min_gap_s - time.perf_counter()
+            if wait <= 0.0:
+                self._push()
+            elif self._push_timer is None:   # inside the gap: once it ends (coalesces a burst)
+                self._push_timer = asyncio.get_running_loop().call_later(wait, self._push_deferred)
+
+    def _moved(self) -> bool:
+        """fair_up moved by push_delta or more since the last published snapshot (NaN-safe: the
+        first priced message after start / a NaN counts as moved)."""
+        p = self.builder.last_fair
+        return p == p and not abs(p - self._published_p) < self.push_delta
+
+    def _push(self) -> None:
+        self._last_push = time.perf_counter()
+        self.pushed_on_change += 1
+        try:
+            self.publish_once()
+        except Exception:  # same contract as the publish loop: loud, never fatal
+            self.publish_errors += 1
+            log.exception("Snapshot publish failed")
+
+    def _push_deferred(self) -> None:
+        self._push_timer = None
+        if self._moved():   # (the fixed-rate publish may have carried it meanwhile)
+            self._push()
 
     def _on_connect(self) -> None:
         self.builder.on_connect(self.clock.now_ms())
@@ -146,6 +172,9 @@ class PricerService:
 
     async def stop(self) -> None:
         self._stopped.set()
+        if self._push_timer is not None:
+            self._push_timer.cancel()
+            self._push_timer = None
         for t in self._tasks[1:]:  # publisher + klines first: a shutdown is not a stale feed
             t.cancel()
         await asyncio.gather(*self._tasks[1:], return_exceptions=True)

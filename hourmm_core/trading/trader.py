@@ -120,14 +120,34 @@ class Trader:
         if bind is not None:
             bind(clock)   # venue-time windows (post-only after an engine restart) in this clock
         self.latencies_ms: list[float] = []   # snapshot ts -> order action sent (sim ms), for benchmarks
+        self._jhold: list[tuple[int, str, dict[str, Any], str | None, str | None]] | None = None
 
     # ------------------------------------------------------------------ journal helpers
     def _j(self, kind: str, payload: dict[str, Any], order_id: str | None = None) -> None:
         m = self.core.market
+        row = (self.clock.now_ms(), kind, payload, m.slug if m else None, order_id)
+        if self._jhold is not None:
+            self._jhold.append(row)   # race section: written right after the request bytes left
+            return
+        self._jwrite(row)
+
+    def _jwrite(self, row: tuple[int, str, dict[str, Any], str | None, str | None]) -> None:
+        ts, kind, payload, market, order_id = row
         try:
-            self.journal.event(self.clock.now_ms(), kind, payload, market=m.slug if m else None, order_id=order_id)
+            self.journal.event(ts, kind, payload, market=market, order_id=order_id)
         except Exception:  # the journal must never take the trader down
             log.exception("journal write failed (%s)", kind)
+
+    def _jrelease(self) -> None:
+        """Write the rows held during a race section, in call order with their own timestamps.
+
+        Why hold them: serialising a row (scrub + JSON + redaction) costs ~0.1 ms on the loop,
+        and a decision with four cancels journals five rows before the cancel could be sent.
+        The rows are fresh dicts of plain values, so writing them a few hundred microseconds
+        later records exactly the same thing."""
+        rows, self._jhold = self._jhold, None
+        for row in rows or ():
+            self._jwrite(row)
 
     def _journal_control(self, kind: str, payload: dict[str, Any]) -> None:
         self._j(kind, payload)
@@ -294,19 +314,24 @@ class Trader:
             d = core.decide(now, snap.fair_up if snap else None, snap.fair_unc if snap else None, fresh, up, down)
             self.cycles += 1
             self.last_decision = d
-            self._journal_changes(d.phase_change, d.mode_changes)
-            if d.plan is not None and (d.actions or d.plan.rejected):
-                self._j("decision", {"reason": reason, "fair_up": core.fair_up, "fresh": fresh,
-                                     "phase": core.session.phase.value, "mode": core.risk.mode.value,
-                                     "quotes": [q.describe() for q in d.quotes],
-                                     "rejected": [(q.describe(), int(c)) for q, c in d.plan.rejected],
-                                     "actions": [f"{a.kind} {a.order.describe()}" for a in d.actions]})
-            if d.cancel_all:
-                await self._cancel_all_if_needed(d)
-            else:
-                self._last_cancel_all_key = None  # a later HALT / cut-off cancels everything again
-            if d.actions:
-                await self._execute(d.actions, snap)
+            if d.actions and not d.cancel_all and self.executor is not None:
+                self._jhold = []   # race section: journal rows wait until the first request is on the wire
+            try:
+                self._journal_changes(d.phase_change, d.mode_changes)
+                if d.plan is not None and (d.actions or d.plan.rejected):
+                    self._j("decision", {"reason": reason, "fair_up": core.fair_up, "fresh": fresh,
+                                         "phase": core.session.phase.value, "mode": core.risk.mode.value,
+                                         "quotes": [q.describe() for q in d.quotes],
+                                         "rejected": [(q.describe(), int(c)) for q, c in d.plan.rejected],
+                                         "actions": [f"{a.kind} {a.order.describe()}" for a in d.actions]})
+                if d.cancel_all:
+                    await self._cancel_all_if_needed(d)
+                else:
+                    self._last_cancel_all_key = None  # a later HALT / cut-off cancels everything again
+                if d.actions:
+                    await self._execute(d.actions, snap)
+            finally:
+                self._jrelease()
             return d
 
     async def _cancel_all_if_needed(self, d: Decision) -> None:
@@ -338,6 +363,18 @@ class Trader:
         self._j("cancel_all", {"ok": ok, "reason": key[1]})
 
     async def _execute(self, actions: list[Action], snap: Snapshot | None) -> None:
+        """Cancels first; the places only if every cancel succeeded (:func:`places_allowed`)
+        and nothing blocks new orders (:meth:`place_block_reason`)."""
+        outer = self._jhold is None   # called outside a cycle's race section: hold and release here
+        if outer:
+            self._jhold = []
+        try:
+            await self._execute_plan(actions, snap)
+        finally:
+            if outer:
+                self._jrelease()
+
+    async def _execute_plan(self, actions: list[Action], snap: Snapshot | None) -> None:
         assert self.executor is not None
         core, om = self.core, self.core.om
         m = core.market
@@ -350,16 +387,25 @@ class Trader:
             # a cancel of an order whose submit outcome is unknown could race its placement;
             # it is sent once the order is resolved (and nothing new is placed meanwhile)
             cancels = [o for o in cancels if o.order_id not in self._unknown]
+        presign = getattr(self.executor, "presign", None)
+        ahead: asyncio.Future[list[Any]] | None = None
         if cancels:
             now = self.clock.now_ms()
             for o in cancels:
                 om.on_cancel_sent(o, now)
                 self._j("cancel", self._order_payload(o), order_id=o.order_id)
+            # runs once this coroutine yields, i.e. once the cancel request is written: the held
+            # journal rows, then the replacement orders signed while the cancel is in flight
+            # (nothing is sent: they go out below only if every cancel succeeded)
+            ahead = asyncio.ensure_future(self._after_write(
+                presign if places and not deferred else None, [self._place_args(o, m) for o in places]))
             try:
                 done, failed = await self.executor.cancel([o.order_id for o in cancels])  # type: ignore[misc]
             except Exception as exc:  # noqa: BLE001
                 done, failed = [], {o.order_id: f"{type(exc).__name__}: {exc}" for o in cancels}  # type: ignore[misc]
                 self._rest_failure(exc)
+            if places and self._jhold is None:
+                self._jhold = []   # the cancel outcome rows wait until the replacement POST is written
             now = self.clock.now_ms()
             for oid in done:
                 om.on_cancelled(oid, now)
@@ -368,6 +414,7 @@ class Trader:
                 o = om.on_cancel_failed(oid, str(why), now)
                 self._j("cancel_reject", {"error": str(why), "state": o.state.value if o else None}, order_id=oid)
                 failed_cancels.append(o)
+        presigned = await self._presigned(ahead)
         if not places:
             return
         if deferred or not places_allowed(failed_cancels):
@@ -393,9 +440,38 @@ class Trader:
         post_only = post_only_for(core.session.phase, core.risk.mode)
         place_many = getattr(self.executor, "place_many", None)
         if place_many is not None and len(places) > 1:   # speed: one signed batch, one round trip
-            await self._place_batch(place_many, places, m, post_only, snap)
+            await self._place_batch(place_many, places, m, post_only, snap, presigned)
+        elif len(places) == 1:   # awaited inline: gather would wrap it in a task (one loop pass later)
+            await self._place(places[0], m, post_only, snap, presigned[0] if presigned else None)
         else:
-            await asyncio.gather(*(self._place(o, m, post_only, snap) for o in places))
+            await asyncio.gather(*(self._place(o, m, post_only, snap, presigned[i] if presigned else None)
+                                   for i, o in enumerate(places)))
+
+    @staticmethod
+    def _place_args(o: Order, m: MarketRef) -> dict[str, Any]:
+        """The order's signed fields, for :meth:`Executor.presign` (post_only is not signed)."""
+        return dict(token_id=m.token_id(o.token), side=SIDE_NAMES[o.side], price=o.price, size=o.size,
+                    tick_size=m.tick_size, neg_risk=m.neg_risk, post_only=True, client_id=o.client_id)
+
+    async def _after_write(self, presign: Any, args: list[dict[str, Any]]) -> list[Any] | None:
+        """Scheduled just before a race-critical request is awaited, so it runs once that request's
+        bytes are written (the executor writes before it first yields): the held journal rows,
+        then (cancels) the replacement orders signed while the cancel is in flight."""
+        self._jrelease()
+        if presign is None or not args:
+            return None
+        return list(await presign(args))
+
+    @staticmethod
+    async def _presigned(ahead: "asyncio.Future[list[Any] | None] | None") -> list[Any] | None:
+        """The orders signed ahead, or None (then they are signed at placement, as before)."""
+        if ahead is None:
+            return None
+        try:
+            return await ahead
+        except Exception:  # noqa: BLE001 - presigning is only a speed-up; placement signs again
+            log.debug("presigning failed", exc_info=True)
+            return None
 
     def _order_args(self, o: Order, m: MarketRef, post_only: bool, snap: Snapshot | None) -> dict[str, Any]:
         """Book the order as sent (state, latency sample, intent row); the executor's arguments."""
@@ -408,26 +484,37 @@ class Trader:
                     tick_size=m.tick_size, neg_risk=m.neg_risk, post_only=post_only, client_id=o.client_id)
 
     async def _place_batch(self, place_many: Any, places: list[Order], m: MarketRef, post_only: bool,
-                           snap: Snapshot | None) -> None:
+                           snap: Snapshot | None, presigned: list[Any] | None = None) -> None:
+        if self._jhold is None:
+            self._jhold = []   # the intent rows wait until the POST is written
         args = [self._order_args(o, m, post_only, snap) for o in places]
+        ahead = asyncio.ensure_future(self._after_write(None, []))
         try:
-            results = list(await place_many(args))
+            results = list(await (place_many(args, presigned=presigned) if presigned else place_many(args)))
             if len(results) != len(places):
                 raise RuntimeError(f"place_many returned {len(results)} results for {len(places)} orders")
         except Exception as exc:  # noqa: BLE001
             results = [PlaceResult(False, error=f"{type(exc).__name__}: {exc}")] * len(places)
             self._rest_failure(exc)
+        await ahead
         for o, res in zip(places, results):
             self._on_place_result(o, res)
 
-    async def _place(self, o: Order, m: MarketRef, post_only: bool, snap: Snapshot | None) -> None:
+    async def _place(self, o: Order, m: MarketRef, post_only: bool, snap: Snapshot | None,
+                     presigned: Any = None) -> None:
+        if self._jhold is None:
+            self._jhold = []   # the intent row waits until the POST is written
         kw = self._order_args(o, m, post_only, snap)
+        if presigned is not None:
+            kw["presigned"] = presigned
+        ahead = asyncio.ensure_future(self._after_write(None, []))
         try:
             res = await self.executor.place(kw.pop("token_id"), kw.pop("side"), kw.pop("price"),  # type: ignore[union-attr]
                                             kw.pop("size"), **kw)
         except Exception as exc:  # noqa: BLE001
             res = PlaceResult(False, error=f"{type(exc).__name__}: {exc}")
             self._rest_failure(exc)
+        await ahead
         self._on_place_result(o, res)
 
     def _on_place_result(self, o: Order, res: Any) -> None:
@@ -668,9 +755,10 @@ class Trader:
     # ------------------------------------------------------------------ loops
     async def _decision_loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.housekeeping_s)
-            except asyncio.TimeoutError:
+            try:   # asyncio.timeout, not wait_for: no task per wake-up, one loop pass less per snapshot
+                async with asyncio.timeout(self.housekeeping_s):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
             self._wake.clear()
             try:

@@ -166,3 +166,33 @@ async def test_hot_calls_go_on_the_event_loop_and_map_errors_like_the_library():
     finally:
         await ex.close()
         await sim.stop()
+
+
+async def test_orders_signed_ahead_post_under_their_own_hash_and_a_changed_order_is_signed_again():
+    """Executor.presign (used while a cancel is in flight): the venue acks the order under the hash
+    signed ahead; a request whose signed fields differ from the presigned one is signed afresh."""
+    server = pytest.importorskip("hourmm_core.sim.polymarket.server")
+    from hourmm_core.polymarket.executor import Executor, OrderRequest
+
+    sim = server.PolymarketSim(server.SimConfig(hours=1, speed=60.0, seed=5, agents=False))
+    await sim.start()
+    a = Account.create()
+    k = a.key.hex()
+    ex = Executor(sim.urls["clob"], 137, Credentials(k if k.startswith("0x") else "0x" + k, a.address, 1))
+    try:
+        await ex.start()
+        up = sim.hours[0].up_token
+        reqs = [OrderRequest(f"p{i}", up, "BUY", 0.01 * (i + 1), 5.0) for i in range(3)]
+        pre = await ex.presign(reqs)
+        assert all(p is not None and p.local_id.startswith("0x") for p in pre)
+        moved = [reqs[0], reqs[1], dataclasses.replace(reqs[2], price=0.07)]   # the last one changed since
+        acks = await ex.place_many(moved, pre)
+        assert [x.order_id for x in acks[:2]] == [pre[0].local_id, pre[1].local_id]
+        assert acks[2].order_id != pre[2].local_id and ex.stats["presigned_used"] == 2
+        one = await ex.place(OrderRequest("p9", up, "BUY", 0.05, 5.0), (await ex.presign(
+            [OrderRequest("p9", up, "BUY", 0.05, 5.0)]))[0])
+        assert one.success and ex.stats["presigned_used"] == 3
+        assert {x.order_id for x in acks} | {one.order_id} <= {o["id"] for o in await ex.open_orders()}
+    finally:
+        await ex.close()
+        await sim.stop()
