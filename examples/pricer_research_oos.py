@@ -239,7 +239,8 @@ def fit_shipped_scale(data: str = "/work/shared/data") -> float:
     keep = (kl["open_ms"] >= D("2025-04-15")) & (kl["open_ms"] < D("2025-06-01"))
     om, op, cl = kl["open_ms"][keep], kl["open"][keep], kl["close"][keep]
     pts = kcal.kline_points(om, op, cl)
-    prm = kcal.SeasonalParams.from_config(PricerConfig.from_env({"PRICER_VAR_SCALE": "1.0"}))
+    prm = kcal.SeasonalParams.from_config(PricerConfig.from_env({"PRICER_VAR_SCALE": "1.0",
+                                                                 "PRICER_SCALE_WINDOW_DAYS": "0"}))
     grid = np.round(np.arange(0.50, 1.2001, 0.01), 2)
     lls = [ll(kcal.seasonal_predict(om, cl, pts, dataclasses.replace(prm, var_scale=float(c))), pts.y) for c in grid]
     best = float(grid[int(np.argmin(lls))])

@@ -64,7 +64,8 @@ class Setup:
         self.om, op, self.cl = kl["open_ms"][keep], kl["open"][keep], kl["close"][keep]
         pts = kcal.kline_points(self.om, op, self.cl)
         self.pts = pts
-        self.prm = kcal.SeasonalParams.from_config(PricerConfig.from_env())
+        # the fixed-scale model (window 0): every candidate here rescales its unscaled V
+        self.prm = kcal.SeasonalParams.from_config(PricerConfig.from_env({"PRICER_SCALE_WINDOW_DAYS": "0"}))
         season = self.prm.season()
         q = kcal._quant()
         level = np.asarray(q.minute_level_batch(self.om, self.cl, season, self.prm.halflife_min, self.prm.var_prior))

@@ -117,7 +117,9 @@ async def test_snapshots_at_rate_with_rising_seq_and_push(ticks):
 async def test_fair_equals_core_on_replayed_path_and_mid_hour_klines_open(ticks, caplog):
     part = ticks.slice_time(None, H0 + 25 * 60_000)  # the feed ends at 14:25 so the path is fixed
     with caplog.at_level(logging.INFO):
-        async with Stack(part, 300.0, H0 + 15 * 60_000) as st:  # start mid-hour
+        # the fixed-scale model (PRICER_SCALE_WINDOW_DAYS=0): a fresh MinutePricer on the same trades;
+        # the shipped adaptive scale's start-up history is checked the same way in test_pricer_history.py
+        async with Stack(part, 300.0, H0 + 15 * 60_000, PRICER_SCALE_WINDOW_DAYS="0") as st:  # start mid-hour
             await until(lambda: st.replay.state()["finished"], 15, "replay finished")
             await until(lambda: st.svc.builder.last_trade_id == int(part.trade_id[-1]), 5, "last trade")
             await asyncio.sleep(0.1)

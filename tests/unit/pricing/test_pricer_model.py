@@ -51,6 +51,9 @@ def shipped():
 def test_shipped_config_is_the_seasonal_model(shipped):
     cfg, prm = shipped
     assert cfg.pricer_model == "seasonal" and cfg.pricer_halflife_min == 60.0 and cfg.pricer_var_scale == 0.74
+    # the shipped scale is the walk-forward one (docs/PRICER.md, session 6): 28-day window, 72 pseudo-hours
+    assert cfg.pricer_scale_window_days == 28 and cfg.scale_window_h == 672 and cfg.pricer_scale_prior_hours == 72.0
+    assert prm.scale_window_h == 672 and prm.scale_prior_h == 72.0
     s = cfg.season()
     assert s.shape == (1440,) and abs(s.mean() - 1.0) < 0.01
     # real intraday pattern learned on the training span: 13-15 UTC (US open) busier than 04-06 UTC
@@ -114,13 +117,15 @@ def _replay(builder: SnapshotBuilder, kl, i: int, tid: int) -> int:
 
 @pytest.mark.parametrize("impl", ["compiled", "reference"])
 def test_container_a_streaming_matches_batch_model_at_every_point(kl, shipped, impl):
-    """Real minutes through container A's SnapshotBuilder: fair_up == batch p to 1e-9 at every point."""
+    """Real minutes through container A's SnapshotBuilder: fair_up == batch p to 1e-9 at every point
+    (the shipped adaptive scale from no history: 7 hour closes re-fit it from the prior;
+    test_adaptive_scale.py covers a warm start and a day of updates)."""
     cfg, prm = shipped
     core = quant if impl == "compiled" else R
     b = SnapshotBuilder.from_config(cfg, core=core)     # exactly what PricerService builds
-    assert b.model == "seasonal"
+    assert b.model == "seasonal" and b.scale_window_h == 672
     pts = cal.kline_points(kl["open_ms"], kl["open"], kl["close"])
-    batch = cal.seasonal_predict(kl["open_ms"], kl["close"], pts, prm)
+    batch = cal.seasonal_predict(kl["open_ms"], kl["close"], pts, prm, kl["open"])
     want = {(int(h), int(m)): p for h, m, p in zip(pts.hour_ms, pts.minute, batch)}
     b.on_connect(int(kl["open_ms"][0]) - 1)
     tid, got, n = 1, 0, len(kl["open_ms"])
@@ -137,6 +142,7 @@ def test_container_a_streaming_matches_batch_model_at_every_point(kl, shipped, i
             assert s.fair_unc is not None and 0.0 <= s.fair_unc < 1.0
             got += 1
     assert got == len(want) == 7 * 59
+    assert b.minute.hour_closes == 7 and b.minute.scale_hours == 6 and b.minute.var_scale != 1.0
 
 
 def test_live_price_and_exact_tau_between_minute_boundaries(kl, shipped):
@@ -222,7 +228,8 @@ def test_calibrate_cli_writes_table_and_predictions(tmp_path):
     assert rc == 0
     res = json.loads((out / "result.json").read_text())
     tab = res["table"]["train"]
-    assert set(tab) == {"const", "rv60", "legacy_ewma", "seasonal"}
+    # the shipped adaptive scale, and the fixed-scale model next to it on the same points
+    assert set(tab) == {"const", "rv60", "legacy_ewma", "seasonal", "seasonal_fixed"}
     assert tab["seasonal"]["n"] == 5 * 59 and 0.0 < tab["seasonal"]["brier"] < 0.25
     assert tab["const"]["logloss"] == pytest.approx(math.log(2.0))
     rows = preds.read_text().splitlines()
@@ -242,7 +249,8 @@ def test_minute_path_batch_is_the_live_model_on_ticks(kl, shipped):
     args = (ts, px, ev, pts.K, pts.hour_ms + HOUR_MS, season, prm.halflife_min, prm.var_prior, prm.var_scale, 0.0, 0.001)
     got = quant.minute_path_batch(*args)
     np.testing.assert_allclose(got, R.minute_path_batch(*args), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(got, cal.seasonal_predict(kl["open_ms"], kl["close"], pts, prm), rtol=0, atol=1e-9)
+    fixed = cal.SeasonalParams(prm.hod, prm.moh, prm.halflife_min, prm.var_prior, prm.var_scale)   # window 0
+    np.testing.assert_allclose(got, cal.seasonal_predict(kl["open_ms"], kl["close"], pts, fixed), rtol=0, atol=1e-9)
     # every second of the real trade sample (crosses 00:00): same as a hand-driven MinutePricer
     tr = DATA / "BTCUSDT-trades-2024-08-08T2354_2024-08-09T0005.csv.gz"
     a = np.loadtxt(gzip.open(tr, "rt"), delimiter=",", usecols=(1, 4))

@@ -12,7 +12,9 @@ flow (touch makers, noise/informed takers, latency snipers) and the venue's cryp
   (``docs/results/backtest_reference_2025-05-22.json``, written by this module's ``__main__``
   run on commit 04b3acf's tree: main with the unified fair value, before the speed-up): per
   hour the PnL, fees, volume and fill count, and a hash of every fill (time, token, side,
-  price to 1e-4, size to 1e-2, fee to 1e-6).
+  price to 1e-4, size to 1e-2, fee to 1e-6). Re-pinned in session 6 by this ``__main__`` when the
+  fair value's default changed to the 28-day walk-forward variance scale (docs/PRICER.md; the
+  day's PnL 189.65 -> 181.94 USDC, 22 of 24 hours changed): the results were meant to change.
   Regenerate (only when the *results* are meant to change, e.g. new strategy defaults) with
   ``PYTHONPATH=<checkout> python3 tests/unit/research/test_fast_path.py``.
 """

@@ -140,7 +140,11 @@ def test_backtest_fair_is_the_live_seasonal_pricer():
     ts, px = real_minutes(h0 - 3 * HOUR_MS, h0 + HOUR_MS, close_offset_ms=59_000)
     cfg = PricerConfig.from_env({})
     mp = quant.MinutePricer(cfg.season(), cfg.pricer_halflife_min, cfg.pricer_var_prior, cfg.pricer_var_scale,
-                            cfg.pricer_nu, cfg.pricer_p_min)
+                            cfg.pricer_nu, cfg.pricer_p_min, cfg.scale_window_h, cfg.pricer_scale_prior_hours)
+    if cfg.scale_window_h:          # the adaptive scale: container A's start-up klines (research/fair.py)
+        from hourmm_core.research.fair import history_klines
+
+        mp.warm_klines(*history_klines(int(ts[0]), cfg.scale_window_h), int(ts[0]))
     first = int(np.searchsorted(ts, h0))
     K = float(px[first])
     grid, batch, _, _ = fair_unc_path(ts, px, h0, first, None, None, 97_000, cfg=cfg)
