@@ -476,8 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data-dir", default=None, help="Binance dumps (default HOURMM_DATA_DIR / ../shared/data)")
     ap.add_argument("--hours", type=float, default=4.0, help="hours of data to replay from the start hour")
     ap.add_argument("--history-days", type=float, default=28.0,
-                    help="days of real 1m klines before the start served by /api/v3/klines (container A's "
-                         "start-up history for its adaptive variance scale; 0 = none; real data only)")
+                    help="days of real 1m klines (plus 2 hours) before the start served by /api/v3/klines "
+                         "(container A's start-up history for its adaptive variance scale; 0 = none; real data only)")
     ap.add_argument("--symbol", default="BTCUSDT")
     ap.add_argument("--seed", type=int, default=7, help="seed of the synthetic stand-in (no real data only)")
     return ap
@@ -516,9 +516,12 @@ async def _amain(args: argparse.Namespace) -> int:
         from hourmm_core.data.klines import kline_history
 
         first = int(ticks.ts_ms[0]) - int(ticks.ts_ms[0]) % 60_000
-        kh = kline_history(args.data_dir, args.symbol.upper(), first - int(args.history_days * 24 * HOUR_MS), first)
+        # N days + 2 hours: a window of N days also needs the hour before its first hour (that hour's
+        # 60-minute history) and the hour in progress at the start
+        lo_h = first - first % HOUR_MS - int(args.history_days * 24 * HOUR_MS) - 2 * HOUR_MS
+        kh = kline_history(args.data_dir, args.symbol.upper(), lo_h, first)
         if kh is not None and len(kh):
-            history = kh.window(first - int(args.history_days * 24 * HOUR_MS), first)
+            history = kh.window(lo_h, first)
             log.info("Binance replay: %d 1m klines of history before the first row", len(history["open_ms"]))
     server = BinanceReplayServer(ticks, clock, args.host, args.port, args.symbol, history=history)
     await server.start()

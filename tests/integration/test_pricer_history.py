@@ -149,3 +149,59 @@ async def test_unreachable_rest_warns_and_never_stops_the_loop(caplog):
             await svc.stop()
             await replay.stop()
     assert "Pricer history: 0 1m klines (GET " in caplog.text
+
+
+@needs_real_data()
+def test_replay_cli_serves_28_days_and_the_runner_loads_them():
+    """The replay CLI (what `hourmm sim` starts) serves --history-days 28 of real 1m klines before its
+    start through /api/v3/klines paging, and the real container A runner (shipped config: 28-day
+    window) loads all of them: INFO "Pricer history: ... (complete)", scale from 672 hours in /metrics."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.conftest import REPO_ROOT, free_port
+
+    start = 1_747_922_400_000                    # 2025-05-22 14:00 UTC: 28 days of history from 04-24
+    wall = time.time_ns() // 1_000_000
+    env = {**os.environ, "HOURMM_SIM_CLOCK": f"60,{start + 60_000},{wall}", "PYTHONUNBUFFERED": "1"}
+    replay = subprocess.Popen([sys.executable, "-m", "hourmm_core.sim.binance_replay", "--port", "0", "--hours", "1",
+                               "--start-ms", str(start)], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    pricer = None
+    try:
+        line = replay.stdout.readline().strip()
+        assert line.startswith("READY ws=ws://127.0.0.1:"), line
+        ws_url, rest_url = line.split()[1][3:], line.split()[2][5:]
+        port = free_port()
+        penv = {**env, "BINANCE_WS_URL": ws_url, "BINANCE_REST_URL": rest_url, "HTTP_PORT": str(port),
+                "HTTP_HOST": "127.0.0.1", "STALE_THRESHOLD_MS": "30000", "LOG_LEVEL": "INFO"}
+        penv.pop("PRICER_SCALE_WINDOW_DAYS", None)
+        pricer = subprocess.Popen([sys.executable, "-m", "runners.binance_pricer"], cwd=REPO_ROOT, env=penv,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        t0, metrics = time.monotonic(), {}
+        while time.monotonic() - t0 < 60:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    text = r.read().decode()
+                metrics = {ln.split()[0]: float(ln.split()[1]) for ln in text.splitlines()
+                           if ln.startswith("hourmm_pricer_") and " " in ln}
+                if metrics.get("hourmm_pricer_history_klines", 0) > 0:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        assert metrics.get("hourmm_pricer_history_klines", 0) >= 673 * 60, metrics
+        assert metrics["hourmm_pricer_scale_history_hours"] == 672 and metrics["hourmm_pricer_scale_window_hours"] == 672
+        assert 0.35 <= metrics["hourmm_pricer_var_scale"] <= 2.0 and metrics["hourmm_pricer_var_scale"] != 1.0
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+            assert set(json.loads(r.read())) == {"healthy", "has_snapshot", "stale", "seq", "age_ms"}
+    finally:
+        for p in (pricer, replay):
+            if p is not None:
+                p.terminate()
+        logs = pricer.communicate(timeout=20)[1] if pricer is not None else ""
+        replay.communicate(timeout=20)
+    assert "Pricer history: " in logs and "(complete)" in logs and "from 672 hours of history" in logs, logs[-2000:]
