@@ -260,7 +260,10 @@ def _run_dask(fn: TaskFn, points: list[dict[str, Any]], shared: dict[str, Any], 
     client = Client(scheduler) if own else scheduler
     try:
         handles = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
-        futs = [client.submit(_dask_task, fn, p, pure=False, **handles) for p in points]
+        # earlier points first (Dask would otherwise pick among equal tasks in its own order), so
+        # a sweep cut short has its first, most important points
+        futs = [client.submit(_dask_task, fn, p, pure=False, priority=len(points) - i, **handles)
+                for i, p in enumerate(points)]
         index = {f.key: i for i, f in enumerate(futs)}
         outs: list[dict[str, Any]] = [{} for _ in points]
         for f in as_completed(futs):
