@@ -577,7 +577,7 @@ def _m_close_bar(bar, bar_close, bar_open, bar_traded, fs, ist, season, cum, pts
                       W, prior_h, p_min)
 
 
-@njit(cache=False, nogil=True, error_model="numpy")
+@njit(cache=False, nogil=True, error_model="numpy", inline="always")   # no per-call array refcounts
 def _m_trade(t, price, bar, have_bar, bar_traded, bar_open, bar_close, fs, ist, season, cum, pts, ring, ring_has,
              win, sgrid, lsgrid, alpha, var_prior, p_min, W, prior_h):
     """MinutePricer.c_on_trade on the bar state held by the caller; returns the new bar state."""
@@ -596,7 +596,7 @@ def _m_trade(t, price, bar, have_bar, bar_traded, bar_open, bar_close, fs, ist, 
     return bar, have_bar, True, bar_open, price
 
 
-@njit(cache=False, nogil=True, error_model="numpy")
+@njit(cache=False, nogil=True, error_model="numpy", inline="always")   # no per-call array refcounts
 def _m_price(e, S, K, hend, bar, have_bar, bar_traded, bar_close, fs, ist, season, cum, alpha, var_prior, p_min):
     """MinutePricer.c_price: p at instant e for price S, strike K, hour end hend (NaN on bad input)."""
     left = hend - e
@@ -658,19 +658,164 @@ def _minute_path(ts, px, ev, K, he, wo, wop, wcl, until, o, fs, ist, season, cum
     j = 0
     for i in range(ev.shape[0]):
         e = ev[i]
-        while j < n and ts[j] < e:
+        while j < n and ts[j] < e:        # on_trade written out here: the hot path stays in locals
             price = px[j]
-            if math.isfinite(price) and price > 0.0:
-                bar, have_bar, bar_traded, bar_open, bar_close = _m_trade(
-                    ts[j], price, bar, have_bar, bar_traded, bar_open, bar_close, fs, ist, season, cum, pts, ring,
-                    ring_has, win, sgrid, lsgrid, alpha, var_prior, p_min, W, prior_h)
-                last = price
+            t = ts[j]
             j += 1
+            if not (math.isfinite(price) and price > 0.0):
+                continue
+            b = t // 60000
+            if not have_bar:
+                bar = b
+                have_bar = True
+            elif b > bar:
+                while bar < b:
+                    _m_close_bar(bar, bar_close, bar_open, bar_traded, fs, ist, season, cum, pts, ring, ring_has,
+                                 win, sgrid, lsgrid, alpha, var_prior, p_min, W, prior_h)
+                    bar_traded = False
+                    bar += 1
+            if not bar_traded:
+                bar_open = price
+            bar_close = price
+            bar_traded = True
+            last = price
         if math.isnan(last):
             o[i] = np.nan
+            continue
+        # c_price written out here (level and scale read from fs once per instant)
+        num, den, scale = fs[FS_NUM], fs[FS_DEN], fs[FS_SCALE]
+        hend = he[i]
+        if hend - e <= 0:
+            v = 0.0
         else:
-            o[i] = _m_price(e, last, K[i], he[i], bar, have_bar, bar_traded, bar_close, fs, ist, season, cum, alpha,
-                            var_prior, p_min)
+            b = e // 60000
+            bend = (hend - 1) // 60000 + 1
+            c = b % 1440
+            f = ((b + 1) * 60000 - e) / 60000.0
+            if bend - b > 1440:
+                v = np.nan
+            else:
+                if have_bar and bar_traded and ist[IS_HAVE_PREV] == 1 and b > bar:
+                    r = math.log(bar_close / fs[FS_PREV])
+                    lev = ((1.0 - alpha) * num + alpha * r * r / season[bar % 1440]) / ((1.0 - alpha) * den + alpha)
+                elif den > 0.0:
+                    lev = num / den
+                else:
+                    lev = var_prior
+                ee = c + (bend - b)
+                if ee <= 1440:
+                    v = scale * lev * (f * season[c] + cum[ee] - cum[c + 1])
+                else:
+                    v = scale * lev * (f * season[c] + cum[1440] - cum[c + 1] + cum[ee - 1440])
+        k = K[i]
+        if not (math.isfinite(k) and k > 0.0) or math.isnan(v):
+            o[i] = np.nan
+            continue
+        x = math.log(last / k)
+        if x == 0.0:
+            p = 0.5
+        elif v > 0.0:
+            p = 0.5 * math.erfc(-(x / (math.sqrt(v) * 1.0)) * SQRT1_2)
+        else:
+            p = 1.0 if x > 0.0 else 0.0
+        if p < p_min:
+            p = p_min
+        if p > 1.0 - p_min:
+            p = 1.0 - p_min
+        o[i] = p
+
+
+@njit(cache=False, nogil=True, error_model="numpy")
+def _minute_path_fixed(ts, px, ev, K, he, season, cum, alpha, var_prior, var_scale, p_min, o):
+    """The fixed-scale model (scale_window_h 0, no warm-up) with ALL the state in locals."""
+    n = ts.shape[0]
+    m = ev.shape[0]
+    num = 0.5 * var_prior
+    den = 0.5
+    bar = 0
+    bar_close = np.nan
+    prev_close = np.nan
+    have_bar = False
+    have_prev = False
+    bar_traded = False
+    last = np.nan
+    j = 0
+    for i in range(m):
+        e = ev[i]
+        while j < n and ts[j] < e:
+            t = ts[j]
+            price = px[j]
+            j += 1
+            if not (math.isfinite(price) and price > 0.0):
+                continue
+            b = t // 60000
+            if not have_bar:
+                bar = b
+                have_bar = True
+            elif b > bar:
+                while bar < b:                  # close every bar up to b (MinutePricer._close_bar)
+                    if not bar_traded:
+                        have_prev = False
+                        num = (1.0 - alpha) * num + alpha * var_prior
+                        den = (1.0 - alpha) * den + alpha
+                    else:
+                        bar_traded = False
+                        if have_prev:
+                            r = math.log(bar_close / prev_close)
+                            d = r * r / season[bar % 1440]
+                            num = (1.0 - alpha) * num + alpha * d
+                            den = (1.0 - alpha) * den + alpha
+                        prev_close = bar_close
+                        have_prev = True
+                    bar += 1
+            bar_close = price
+            bar_traded = True
+            last = price
+        if math.isnan(last):
+            o[i] = np.nan
+            continue
+        # c_rest_var
+        hend = he[i]
+        left = hend - e
+        if left <= 0:
+            v = 0.0
+        else:
+            b = e // 60000
+            bend = (hend - 1) // 60000 + 1
+            c = b % 1440
+            f = ((b + 1) * 60000 - e) / 60000.0
+            if bend - b > 1440:
+                v = np.nan
+            else:
+                if have_bar and bar_traded and have_prev and b > bar:
+                    r = math.log(bar_close / prev_close)
+                    lev = ((1.0 - alpha) * num + alpha * r * r / season[bar % 1440]) / ((1.0 - alpha) * den + alpha)
+                elif den > 0.0:
+                    lev = num / den
+                else:
+                    lev = var_prior
+                ee = c + (bend - b)
+                if ee <= 1440:
+                    v = var_scale * lev * (f * season[c] + cum[ee] - cum[c + 1])
+                else:
+                    v = var_scale * lev * (f * season[c] + cum[1440] - cum[c + 1] + cum[ee - 1440])
+        k = K[i]
+        if not (math.isfinite(k) and k > 0.0) or math.isnan(v):
+            o[i] = np.nan
+            continue
+        x = math.log(last / k)
+        if x == 0.0:
+            p = 0.5
+        elif v > 0.0:
+            z = x / (math.sqrt(v) * 1.0)
+            p = 0.5 * math.erfc(-z * SQRT1_2)
+        else:
+            p = 1.0 if x > 0.0 else 0.0
+        if p < p_min:
+            p = p_min
+        if p > 1.0 - p_min:
+            p = 1.0 - p_min
+        o[i] = p
 
 
 def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, halflife_min=60.0, var_prior=1e-7,
@@ -692,7 +837,10 @@ def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, halflife_mi
     until = int(ts[0]) if ts.size else np.iinfo(np.int64).max
     if out is None:
         out = np.empty(ev.shape[0])
-    _minute_path(ts, px, ev, k, he, wo, wop, wcl, until, out, *md.args())
+    if int(scale_window_h) == 0 and warm is None:      # the fixed model: the all-locals loop
+        _minute_path_fixed(ts, px, ev, k, he, md.season, md.cum, md.consts[0], var_prior, var_scale, p_min, out)
+    else:
+        _minute_path(ts, px, ev, k, he, wo, wop, wcl, until, out, *md.args())
     return out
 
 
