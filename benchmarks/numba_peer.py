@@ -1,9 +1,16 @@
-"""Numba port of the batch core (``price_path_batch``: EwmaVol + ReturnFeatures + fair price).
+"""Numba ports of the batch core: the shipped model's batch path and the fused legacy path.
 
 The peer a quant would write instead of our Cython core: same algorithm, same state,
 line for line (see ``hourmm_core/quant/vol.pyx``, ``features.pyx``, ``pricer.pyx``), in
-``@njit`` functions over numpy state arrays. Only the normal model (``nu = 0``, the
-default) is ported. ``benchmarks/test_bench_numba_peer.py`` checks it gives the same
+``@njit`` functions with the state in locals. Only the normal model (``nu = 0``, the
+default) is ported. Ported batch functions:
+
+* what the shipped model's research path calls (``hourmm_core/research/fair.py``,
+  ``calibration.py``): :func:`minute_path_batch` (the seasonal ``MinutePricer`` streamed
+  over a tick history, priced at grid instants), :func:`ewma_vol_batch`,
+  :func:`fair_prob_batch`;
+* the fused legacy path :func:`price_path_batch` (EwmaVol + ReturnFeatures + fair price).
+ ``benchmarks/test_bench_numba_peer.py`` checks it gives the same
 numbers as the compiled core before timing it, so a model change in the core shows up
 there as "port out of date" instead of a meaningless ratio.
 
@@ -356,3 +363,304 @@ class NumbaTickPricer:
     def update(self, ts_ms, price):
         self.p = _tick(*self.state, ts_ms, price, *self.args)
         return self.p
+
+
+# ------------------------------------------------------------------ the shipped model's batch path
+@njit(cache=False, nogil=True, error_model="numpy")
+def _ewma_vol(ts, px, halflives, alpha1, sample_ms, var_floor, o):
+    n = ts.shape[0]
+    k = halflives.shape[0]
+    sample_s = sample_ms / 1000.0
+    num = np.zeros(k)
+    wsum = np.zeros(k)
+    sig = np.full(k, math.sqrt(var_floor))
+    started = False
+    bucket = 0
+    next_ms = 0
+    last_ts = 0
+    last_price = 0.0
+    anchor = 0.0
+    for j in range(n):
+        t = ts[j]
+        price = px[j]
+        if math.isfinite(price) and price > 0.0:
+            if not started:
+                started = True
+                bucket = t // sample_ms
+                next_ms = (bucket + 1) * sample_ms
+                last_ts = t
+                last_price = price
+                anchor = price
+            elif t >= last_ts:
+                if t >= next_ms:
+                    b = t // sample_ms
+                    r = math.log(last_price / anchor)
+                    if b == bucket + 1:
+                        dt = sample_s
+                        obs = r * r / dt
+                        for i in range(k):
+                            a = alpha1[i]
+                            num[i] = a * num[i] + (1.0 - a) * obs
+                            wsum[i] = a * wsum[i] + (1.0 - a)
+                            v = num[i] / wsum[i]
+                            sig[i] = math.sqrt(v if v > var_floor else var_floor)
+                    else:
+                        dt = (b - bucket) * sample_s
+                        obs = r * r / dt
+                        for i in range(k):
+                            a = math.exp(-LN2 * dt / halflives[i])
+                            num[i] = a * num[i] + (1.0 - a) * obs
+                            wsum[i] = a * wsum[i] + (1.0 - a)
+                            v = num[i] / wsum[i]
+                            sig[i] = math.sqrt(v if v > var_floor else var_floor)
+                    anchor = last_price
+                    bucket = b
+                    next_ms = (b + 1) * sample_ms
+                last_ts = t
+                last_price = price
+        for i in range(k):
+            o[j, i] = sig[i]
+
+
+def ewma_vol_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), sample_ms=1000, var_floor=1e-12, out=None):
+    """Same contract as ``hourmm_core.quant.ewma_vol_batch``."""
+    ts = np.ascontiguousarray(ts_ms, dtype=np.int64)
+    px = np.ascontiguousarray(price, dtype=np.float64)
+    hl = np.asarray(halflives_s, dtype=np.float64)
+    if out is None:
+        out = np.empty((ts.shape[0], hl.size))
+    _ewma_vol(ts, px, hl, np.exp(-LN2 * (sample_ms / 1000.0) / hl), sample_ms, var_floor, out)
+    return out
+
+
+@njit(cache=False, nogil=True, error_model="numpy")
+def _fair_prob(S, K, tau, sig, p_min, o):
+    for i in range(S.shape[0]):
+        s = S[i]
+        k = K[i]
+        if not (math.isfinite(s) and s > 0.0 and math.isfinite(k) and k > 0.0) or math.isnan(tau[i]) \
+                or math.isnan(sig[i]):
+            o[i] = np.nan
+            continue
+        if s == k:
+            p = 0.5
+        elif tau[i] <= 0.0 or sig[i] <= 0.0:
+            p = 1.0 if s >= k else 0.0
+        else:
+            z = math.log(s / k) / (sig[i] * math.sqrt(tau[i]))
+            p = 0.5 * math.erfc(-z * SQRT1_2)
+        if p < p_min:
+            p = p_min
+        if p > 1.0 - p_min:
+            p = 1.0 - p_min
+        o[i] = p
+
+
+def fair_prob_batch(S, K, tau_s, sigma, nu=0.0, p_min=0.001, out=None):
+    """Same contract as ``hourmm_core.quant.fair_prob_batch`` (nu = 0 only)."""
+    assert nu == 0.0
+    a = [np.ascontiguousarray(v, dtype=np.float64).reshape(-1) for v in (S, K, tau_s, sigma)]
+    if out is None:
+        out = np.empty(a[0].shape[0])
+    _fair_prob(*a, p_min, out)
+    return out
+
+
+@njit(cache=False, nogil=True, error_model="numpy")
+def _minute_path(ts, px, ev, K, he, season, cum, alpha, var_prior, var_scale, p_min, o):
+    """MinutePricer (on_trade / price) streamed over the ticks, state in locals."""
+    n = ts.shape[0]
+    m = ev.shape[0]
+    num = 0.5 * var_prior
+    den = 0.5
+    bar = 0
+    bar_close = np.nan
+    prev_close = np.nan
+    have_bar = False
+    have_prev = False
+    bar_traded = False
+    last = np.nan
+    j = 0
+    for i in range(m):
+        e = ev[i]
+        while j < n and ts[j] < e:
+            t = ts[j]
+            price = px[j]
+            j += 1
+            if not (math.isfinite(price) and price > 0.0):
+                continue
+            b = t // 60000
+            if not have_bar:
+                bar = b
+                have_bar = True
+            elif b > bar:
+                while bar < b:                  # close every bar up to b (MinutePricer._close_bar)
+                    if not bar_traded:
+                        have_prev = False
+                        num = (1.0 - alpha) * num + alpha * var_prior
+                        den = (1.0 - alpha) * den + alpha
+                    else:
+                        bar_traded = False
+                        if have_prev:
+                            r = math.log(bar_close / prev_close)
+                            d = r * r / season[bar % 1440]
+                            num = (1.0 - alpha) * num + alpha * d
+                            den = (1.0 - alpha) * den + alpha
+                        prev_close = bar_close
+                        have_prev = True
+                    bar += 1
+            bar_close = price
+            bar_traded = True
+            last = price
+        if math.isnan(last):
+            o[i] = np.nan
+            continue
+        # c_rest_var
+        hend = he[i]
+        left = hend - e
+        if left <= 0:
+            v = 0.0
+        else:
+            b = e // 60000
+            bend = (hend - 1) // 60000 + 1
+            c = b % 1440
+            f = ((b + 1) * 60000 - e) / 60000.0
+            if bend - b > 1440:
+                v = np.nan
+            else:
+                if have_bar and bar_traded and have_prev and b > bar:
+                    r = math.log(bar_close / prev_close)
+                    lev = ((1.0 - alpha) * num + alpha * r * r / season[bar % 1440]) / ((1.0 - alpha) * den + alpha)
+                elif den > 0.0:
+                    lev = num / den
+                else:
+                    lev = var_prior
+                ee = c + (bend - b)
+                if ee <= 1440:
+                    v = var_scale * lev * (f * season[c] + cum[ee] - cum[c + 1])
+                else:
+                    v = var_scale * lev * (f * season[c] + cum[1440] - cum[c + 1] + cum[ee - 1440])
+        k = K[i]
+        if not (math.isfinite(k) and k > 0.0) or math.isnan(v):
+            o[i] = np.nan
+            continue
+        x = math.log(last / k)
+        if x == 0.0:
+            p = 0.5
+        elif v > 0.0:
+            z = x / (math.sqrt(v) * 1.0)
+            p = 0.5 * math.erfc(-z * SQRT1_2)
+        else:
+            p = 1.0 if x > 0.0 else 0.0
+        if p < p_min:
+            p = p_min
+        if p > 1.0 - p_min:
+            p = 1.0 - p_min
+        o[i] = p
+
+
+def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, halflife_min=60.0, var_prior=1e-7,
+                      var_scale=1.0, nu=0.0, p_min=0.001, out=None):
+    """Same contract as ``hourmm_core.quant.minute_path_batch`` (nu = 0 only)."""
+    assert nu == 0.0
+    ts = np.ascontiguousarray(ts_ms, dtype=np.int64).reshape(-1)
+    px = np.ascontiguousarray(price, dtype=np.float64).reshape(-1)
+    ev = np.ascontiguousarray(eval_ms, dtype=np.int64).reshape(-1)
+    k = np.ascontiguousarray(K, dtype=np.float64).reshape(-1)
+    he = np.ascontiguousarray(hour_end_ms, dtype=np.int64).reshape(-1)
+    s = np.ascontiguousarray(season, dtype=np.float64).reshape(-1)
+    cum = np.zeros(1441)
+    acc = 0.0
+    for i in range(1440):         # the same sequential sum as MinutePricer (np.cumsum may pair-sum)
+        acc = acc + s[i]
+        cum[i + 1] = acc
+    if out is None:
+        out = np.empty(ev.shape[0])
+    _minute_path(ts, px, ev, k, he, s, cum, 1.0 - 0.5 ** (1.0 / halflife_min), var_prior, var_scale, p_min, out)
+    return out
+
+
+# ints: bar, have_bar, have_prev, bar_traded; floats: num, den, bar_close, prev_close, p
+@njit(cache=False, nogil=True, error_model="numpy")
+def _minute_tick(ist, fst, season, cum, alpha, var_prior, var_scale, p_min, t, price, K, hend):
+    """MinutePricer.update (on_trade then price at the trade) with the state in arrays."""
+    if not (math.isfinite(price) and price > 0.0):
+        return np.nan
+    b = t // 60000
+    if ist[1] == 0:
+        ist[0] = b
+        ist[1] = 1
+    elif b > ist[0]:
+        while ist[0] < b:
+            if ist[3] == 0:
+                ist[2] = 0
+                fst[0] = (1.0 - alpha) * fst[0] + alpha * var_prior
+                fst[1] = (1.0 - alpha) * fst[1] + alpha
+            else:
+                ist[3] = 0
+                if ist[2] == 1:
+                    r = math.log(fst[2] / fst[3])
+                    d = r * r / season[ist[0] % 1440]
+                    fst[0] = (1.0 - alpha) * fst[0] + alpha * d
+                    fst[1] = (1.0 - alpha) * fst[1] + alpha
+                fst[3] = fst[2]
+                ist[2] = 1
+            ist[0] += 1
+    fst[2] = price
+    ist[3] = 1
+    left = hend - t
+    if left <= 0:
+        v = 0.0
+    else:
+        bend = (hend - 1) // 60000 + 1
+        c = b % 1440
+        f = ((b + 1) * 60000 - t) / 60000.0
+        if bend - b > 1440:
+            v = np.nan
+        else:
+            lev = fst[0] / fst[1] if fst[1] > 0.0 else var_prior     # b == bar here: no provisional bar
+            ee = c + (bend - b)
+            if ee <= 1440:
+                v = var_scale * lev * (f * season[c] + cum[ee] - cum[c + 1])
+            else:
+                v = var_scale * lev * (f * season[c] + cum[1440] - cum[c + 1] + cum[ee - 1440])
+    if not (math.isfinite(K) and K > 0.0) or math.isnan(v):
+        fst[4] = np.nan
+        return np.nan
+    x = math.log(price / K)
+    if x == 0.0:
+        p = 0.5
+    elif v > 0.0:
+        p = 0.5 * math.erfc(-(x / (math.sqrt(v) * 1.0)) * SQRT1_2)
+    else:
+        p = 1.0 if x > 0.0 else 0.0
+    if p < p_min:
+        p = p_min
+    if p > 1.0 - p_min:
+        p = 1.0 - p_min
+    fst[4] = p
+    return p
+
+
+class NumbaMinutePricer:
+    """Per-tick form of the shipped model: ``update(ts_ms, price, K, hour_end_ms)`` is one jitted
+    call per trade from Python, state in numpy arrays (as :class:`NumbaTickPricer`)."""
+
+    def __init__(self, season, halflife_min=60.0, var_prior=1e-7, var_scale=1.0, nu=0.0, p_min=0.001):
+        assert nu == 0.0
+        self.season = np.ascontiguousarray(season, dtype=np.float64).reshape(-1)
+        self.cum = np.zeros(1441)
+        acc = 0.0
+        for i in range(1440):
+            acc = acc + self.season[i]
+            self.cum[i + 1] = acc
+        self.ist = np.zeros(4, dtype=np.int64)
+        self.fst = np.array([0.5 * var_prior, 0.5, np.nan, np.nan, np.nan])
+        self.args = (1.0 - 0.5 ** (1.0 / halflife_min), var_prior, var_scale, p_min)
+
+    @property
+    def p(self):
+        return float(self.fst[4])
+
+    def update(self, ts_ms, price, K, hour_end_ms):
+        return _minute_tick(self.ist, self.fst, self.season, self.cum, *self.args, ts_ms, price, K, hour_end_ms)

@@ -20,6 +20,11 @@ to measure):
   order_sent   a new signed order's bytes left our process (``POST /order(s)`` written)
   order        it reached the venue (sim ``POST /order(s)`` handler entry)
 
+(The client stamp is taken after ``transport.write`` returns. On an oversubscribed box the write
+can wake the venue and our process lose the CPU right there, so ``*_sent`` can come after the
+venue's receipt: ``*_sent->cancel|order`` is then negative. On an idle box it is the loopback +
+venue parsing time.)
+
 The Binance path is synthetic: a seeded BTC-like random walk plus a 0.2 % jump every
 second after a 5 s quiet start, alternating up/down across the hour's open (real data has no jumps at known
 instants, and a jump is what forces quotes to be cancelled and replaced: the sniper race).
@@ -265,10 +270,13 @@ def _hops(ev: dict[str, list]) -> dict[str, Any]:
             # this decision's own requests: before the next decision (cycles are serialised, so the
             # next decide() runs only after this one's cancels and places were sent)
             end = min(nxt, next((d[0] for d in ev["decided"] if d[0] > td), far))
+            # venue receipts are matched from the decision, not from the client stamp: on a busy box
+            # the write itself can hand the CPU to the venue, which then stamps its receipt before our
+            # process runs again to stamp "sent" (so sent->venue can even be negative under load)
             cs = _first(sent["cancel"], td, end)
-            cv = _first(ev["cancel"], cs if cs is not None else td, end)
+            cv = _first(ev["cancel"], td, end)
             os_ = _first(sent["order"], td, end)
-            ov = _first(ev["order"], os_ if os_ is not None else td, end)
+            ov = _first(ev["order"], td, end)
             if cs is None and cv is None:
                 count["reacted_without_cancel"] += 1
             samples["frame->priced"].append((t1 - t0) * ms)

@@ -1,26 +1,38 @@
-"""The compiled core against its numba peer (benchmarks/numba_peer.py), side by side.
+"""The compiled core against its numba peer (benchmarks/numba_peer.py) and the arithmetic floor.
 
 Run: ``python3 -m pytest benchmarks/test_bench_numba_peer.py --benchmark-only``
-(needs ``pip install -e ".[bench]"``; skipped where numba is absent).
+(needs ``pip install -e ".[bench]"``; skipped where numba is absent; the floor needs a C compiler).
 
-* batch: ``price_path_batch`` over the same ~1M ticks, fresh outputs and reused
-  ``out`` buffers, compiled vs numba.
-* per tick from Python: ``TickPricer.update`` vs ``NumbaTickPricer.update``.
-* ``test_numba_ratios``: every pair interleaved in one process (11 rounds, medians), so
-  the compiled/numba ratio (``numba_over_compiled``: > 1 means the core is faster) is
-  measured under the same load; in ``extra_info``. Targets (issue 15): batch >= 1.3x,
-  per tick >= 2.5x. No timed asserts.
+Batch functions compared (the first three are what the shipped model's research path calls:
+``research/fair.py`` and ``research/calibration.py``):
 
-Both implementations are first checked to give the same sigma, features and p on the
-data (so the ratio compares the same work). If the core's model changed and the port
-did not follow, the p check fails loudly with that message.
-Data: the batch runs on 1M ticks of the seeded synthetic path (the real trade dump is a
-~20k-tick slice: too short to time a batch; it measures code speed, not the market); the
-agreement check and the per-tick loop use the real Binance trade slice (shared/data, found
-by hourmm_core.data.find_data_dir / HOURMM_DATA_DIR) when present.
+* ``minute_path``: ``minute_path_batch``, the seasonal ``MinutePricer`` streamed over a real day of
+  ticks and priced at every second of every hour (as ``fair.py`` calls it for the backtest);
+* ``vol`` / ``vol_out``: ``ewma_vol_batch`` on the same day, fresh and reused ``out``;
+* ``fair_prob``: ``fair_prob_batch`` on the same day's rows;
+* ``fused`` / ``fused_out``: the legacy fused ``price_path_batch`` (vol + features + p) on 1M
+  ticks, fresh and reused ``out`` buffers.
+
+Per tick from Python: ``MinutePricer.update`` (the shipped model) and ``TickPricer.update`` vs
+numba's best per-call form (one jitted call per tick, state in numpy arrays).
+
+``test_numba_ratios``: every pair, plus the arithmetic floor of each batch function
+(``floor_loops.pyx``: the unavoidable log/exp/sqrt/erfc and output writes only), interleaved in
+one process (11 rounds, medians), so the ratios are measured under the same load; in
+``extra_info``: ``<name>_numba_over_compiled`` (> 1: the core is faster; issue-15 target >= 1.3
+batch, >= 2.5 per tick) and ``<name>_compiled_over_floor`` (target <= 1.5), with the load average.
+No timed asserts.
+
+Both implementations are first checked to give the same numbers (bit for bit for the shipped
+path; the fused path to 1e-12), so the ratio compares the same work. If the core's model
+changes and the port does not follow, the check fails loudly with that message.
+Data: the shipped path runs on 24 real hours (``load_first_hours``: real 1m klines + bridge);
+the fused batch on 1M ticks of the seeded synthetic path; the agreement checks and the per-tick
+loops use the real Binance trade slice (shared/data) when present.
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -29,11 +41,17 @@ import pytest
 
 pytest.importorskip("numba")
 
-import numba_peer as nb  # noqa: E402  (benchmarks/ is on sys.path under pytest's rootdir import)
+import floor_build  # noqa: E402  (benchmarks/ is on sys.path under pytest's rootdir import)
+import numba_peer as nb  # noqa: E402
 
 from hourmm_core import quant as q  # noqa: E402
+from hourmm_core.clock import HOUR_MS  # noqa: E402
+from hourmm_core.config import PricerConfig  # noqa: E402
 
 N_TICK = 20_000
+CFG = PricerConfig.from_env({})
+MODEL = dict(halflife_min=CFG.pricer_halflife_min, var_prior=CFG.pricer_var_prior, var_scale=CFG.pricer_var_scale)
+SEASON = np.asarray(CFG.season(), dtype=np.float64)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +74,42 @@ def real():
     return np.ascontiguousarray(t.ts_ms, dtype=np.int64), np.ascontiguousarray(t.price, dtype=np.float64)
 
 
-def _same(ts, px):
+@pytest.fixture(scope="module")
+def day():
+    """24 hours (real klines + bridge when present) and fair.py's grid: every second of every hour,
+    K = the hour's first tick; plus fair_prob rows (S = tick, K = first tick, tau to the hour end)."""
+    from hourmm_core.data import load_first_hours
+    d = load_first_hours(24)
+    ts = np.ascontiguousarray(d.ts_ms, dtype=np.int64)
+    px = np.ascontiguousarray(d.price, dtype=np.float64)
+    h0 = int(ts[0]) - int(ts[0]) % HOUR_MS
+    hours = np.arange(h0, int(ts[-1]) + 1, HOUR_MS, dtype=np.int64)
+    first = np.searchsorted(ts, hours, side="left")
+    offs = np.arange(0, HOUR_MS, 1000, dtype=np.int64)
+    K = np.where(first < ts.size, px[np.minimum(first, ts.size - 1)], np.nan)
+    grid = (hours[:, None] + offs[None, :]).reshape(-1)
+    path = (ts, px, grid, np.repeat(K, offs.size), np.repeat(hours + HOUR_MS, offs.size), SEASON)
+    hour = (ts - ts % HOUR_MS - h0) // HOUR_MS
+    sig = q.ewma_vol_batch(ts, px)[:, 0].copy()
+    rows = (px, np.ascontiguousarray(K[hour]), ((ts - ts % HOUR_MS + HOUR_MS) - ts) / 1000.0, sig)
+    return {"ts": ts, "px": px, "path": path, "rows": rows, "source": d.source}
+
+
+@pytest.fixture(scope="module")
+def trades():
+    """The real Binance trade slice (19,904 trades) as lists, or the real kline hours."""
+    import gzip
+
+    from hourmm_core.data import find_data_dir
+    d = find_data_dir()
+    f = None if d is None else d / "BTCUSDT-trades-2024-08-08T2354_2024-08-09T0005.csv.gz"
+    if f is None or not f.exists():
+        return None
+    a = np.loadtxt(gzip.open(f, "rt"), delimiter=",", usecols=(1, 4))
+    return a[:, 1].astype(np.int64).tolist(), a[:, 0].tolist()
+
+
+def _same_fused(ts, px):
     s1, f1, p1 = q.price_path_batch(ts, px)
     s2, f2, p2 = nb.price_path_batch(ts, px)
     np.testing.assert_allclose(s2, s1, rtol=1e-12, atol=0)
@@ -71,12 +124,37 @@ def _same(ts, px):
     np.testing.assert_allclose(a[np.isfinite(a)], p1[:5000][np.isfinite(a)], rtol=0, atol=1e-12)
 
 
+def _minute_tick_args(tl):
+    return tl[0] - tl[0] % HOUR_MS + HOUR_MS
+
+
+def _same_shipped(day, trades):
+    port_msg = ("numba peer disagrees with the compiled {}: the shipped model's batch path changed; "
+                "update benchmarks/numba_peer.py to the new model")
+    got = q.minute_path_batch(*day["path"], **MODEL)
+    assert np.array_equal(got, nb.minute_path_batch(*day["path"], **MODEL), equal_nan=True), \
+        port_msg.format("minute_path_batch")
+    assert np.isfinite(got).mean() > 0.99
+    assert np.array_equal(q.ewma_vol_batch(day["ts"], day["px"]), nb.ewma_vol_batch(day["ts"], day["px"])), \
+        port_msg.format("ewma_vol_batch")
+    assert np.array_equal(q.fair_prob_batch(*day["rows"]), nb.fair_prob_batch(*day["rows"]), equal_nan=True), \
+        port_msg.format("fair_prob_batch")
+    if trades is not None:
+        tl, pl = trades
+        K, end = pl[0], _minute_tick_args(tl)
+        a, b = q.MinutePricer(SEASON, **MODEL), nb.NumbaMinutePricer(SEASON, **MODEL)
+        x = [a.update(t, p, K, end) for t, p in zip(tl, pl)]
+        y = [b.update(t, p, K, end) for t, p in zip(tl, pl)]
+        assert np.array_equal(np.array(x), np.array(y), equal_nan=True), port_msg.format("MinutePricer.update")
+
+
 @pytest.fixture(scope="module")
-def checked(ticks, real):
+def checked(ticks, real, day, trades):
     """Both paths agree on real ticks and on the timed data (numba compiles here, untimed)."""
     if real is not None:
-        _same(*real)
-    _same(*ticks[:2])
+        _same_fused(*real)
+    _same_fused(*ticks[:2])
+    _same_shipped(day, trades)
     return True
 
 
@@ -97,23 +175,33 @@ def test_batch_vs_numba(benchmark, ticks, checked, impl):
                                  "ticks_per_s": _rate(benchmark, len(ts))})
 
 
-@pytest.mark.benchmark(group="numba peer: per tick from Python")
+@pytest.mark.benchmark(group="numba peer: the shipped model's batch path (minute_path_batch)")
 @pytest.mark.parametrize("impl", ["compiled", "numba"])
-def test_per_tick_vs_numba(benchmark, ticks, real, checked, impl):
-    ts, px, source = ticks if real is None else (*real, "binance-trades")
-    tl, pl = ts[:N_TICK].tolist(), px[:N_TICK].tolist()
-    cls = q.TickPricer if impl == "compiled" else nb.NumbaTickPricer
+def test_minute_path_vs_numba(benchmark, day, checked, impl):
+    fn = q.minute_path_batch if impl == "compiled" else nb.minute_path_batch
+    p = benchmark.pedantic(fn, args=day["path"], kwargs=MODEL, rounds=5, iterations=1)
+    assert p.shape == day["path"][2].shape and np.isfinite(p[-1])
+    benchmark.extra_info.update({"impl": impl, "source": day["source"], "ticks": int(day["ts"].size),
+                                 "instants": int(p.size), "ticks_per_s": _rate(benchmark, day["ts"].size)})
 
-    def run():
-        tp = cls()
-        for t, p in zip(tl, pl):
-            tp.update(t, p)
-        return tp.p
 
+@pytest.mark.benchmark(group="numba peer: per tick from Python")
+@pytest.mark.parametrize("impl", ["compiled", "numba", "compiled_minute", "numba_minute"])
+def test_per_tick_vs_numba(benchmark, ticks, real, trades, checked, impl):
+    if impl.endswith("_minute"):
+        if trades is None:
+            pytest.skip("real trade slice not available")
+        tl, pl = trades[0][:N_TICK], trades[1][:N_TICK]
+        source = "binance-trades"
+        run = _per_tick_minute(q.MinutePricer if impl.startswith("compiled") else nb.NumbaMinutePricer, tl, pl)
+    else:
+        ts, px, source = ticks if real is None else (*real, "binance-klines+bridge")
+        tl, pl = ts[:N_TICK].tolist(), px[:N_TICK].tolist()
+        run = _per_tick(q.TickPricer if impl == "compiled" else nb.NumbaTickPricer, tl, pl)
     p = benchmark.pedantic(run, rounds=5, iterations=1)
     assert 0.0 < p < 1.0
-    benchmark.extra_info.update({"impl": impl, "source": source, "ticks": N_TICK,
-                                 "ticks_per_s": _rate(benchmark, N_TICK)})
+    benchmark.extra_info.update({"impl": impl, "source": source, "ticks": len(tl),
+                                 "ticks_per_s": _rate(benchmark, len(tl))})
 
 
 def _per_tick(cls, tl, pl):
@@ -121,41 +209,78 @@ def _per_tick(cls, tl, pl):
         tp = cls()
         for t, p in zip(tl, pl):
             tp.update(t, p)
+        return tp.p
     return run
 
 
-def test_numba_ratios(benchmark, ticks, real, checked):
-    """Interleaved rounds in one process; medians; ratio = numba time / compiled time."""
+def _per_tick_minute(cls, tl, pl):
+    K, end = pl[0], _minute_tick_args(tl)
+
+    def run():
+        mp = cls(SEASON, **MODEL)
+        upd = mp.update
+        for t, p in zip(tl, pl):
+            upd(t, p, K, end)
+        return mp.p
+    return run
+
+
+def test_numba_ratios(benchmark, ticks, real, day, trades, checked):
+    """Interleaved rounds in one process; medians; numba time / compiled time and compiled / floor."""
+    fl = floor_build.build()
     ts, px, source = ticks
-    n = len(ts)
+    n, nd = len(ts), day["ts"].size
     out_c = (np.empty((n, 3)), np.empty((n, 7)), np.empty(n))
     out_n = (np.empty((n, 3)), np.empty((n, 7)), np.empty(n))
+    out_f = (np.empty((n, 3)), np.empty((n, 7)), np.empty(n))
+    vo_c, vo_n, vo_f = np.empty((nd, 3)), np.empty((nd, 3)), np.empty((nd, 3))
+    mo_f, fo_f = np.empty(day["path"][2].size), np.empty(nd)
+    dts, dpx, path, rows = day["ts"], day["px"], day["path"], day["rows"]
     rt, rp = real if real is not None else (ts, px)
     tl, pl = rt[:N_TICK].tolist(), rp[:N_TICK].tolist()
+    ml, mpl = (trades[0][:N_TICK], trades[1][:N_TICK]) if trades is not None else (tl, pl)
+    # name: (compiled, numba, floor or None, ticks for ns/tick)
     pairs = {
-        "batch_fresh": (lambda: q.price_path_batch(ts, px), lambda: nb.price_path_batch(ts, px)),
-        "batch_out": (lambda: q.price_path_batch(ts, px, out=out_c), lambda: nb.price_path_batch(ts, px, out=out_n)),
-        "per_tick": (_per_tick(q.TickPricer, tl, pl), _per_tick(nb.NumbaTickPricer, tl, pl)),
+        "minute_path": (lambda: q.minute_path_batch(*path, **MODEL), lambda: nb.minute_path_batch(*path, **MODEL),
+                        fl and (lambda: fl.minute_path_floor(*path[:5], mo_f)), nd),
+        "vol": (lambda: q.ewma_vol_batch(dts, dpx), lambda: nb.ewma_vol_batch(dts, dpx), None, nd),
+        "vol_out": (lambda: q.ewma_vol_batch(dts, dpx, out=vo_c), lambda: nb.ewma_vol_batch(dts, dpx, out=vo_n),
+                    fl and (lambda: fl.vol_floor(dts, dpx, vo_f)), nd),
+        "fair_prob": (lambda: q.fair_prob_batch(*rows), lambda: nb.fair_prob_batch(*rows),
+                      fl and (lambda: fl.fair_prob_floor(*rows, fo_f)), nd),
+        "fused": (lambda: q.price_path_batch(ts, px), lambda: nb.price_path_batch(ts, px), None, n),
+        "fused_out": (lambda: q.price_path_batch(ts, px, out=out_c), lambda: nb.price_path_batch(ts, px, out=out_n),
+                      fl and (lambda: fl.fused_floor(ts, px, *out_f)), n),
+        "per_tick_minute": (_per_tick_minute(q.MinutePricer, ml, mpl), _per_tick_minute(nb.NumbaMinutePricer, ml, mpl),
+                            None, len(ml)),
+        "per_tick": (_per_tick(q.TickPricer, tl, pl), _per_tick(nb.NumbaTickPricer, tl, pl), None, len(tl)),
     }
     rounds = 11
-    times: dict[str, list[float]] = {f"{k}_{w}": [] for k in pairs for w in ("compiled", "numba")}
+    times: dict[str, list[float]] = {f"{k}_{w}": [] for k in pairs for w in ("compiled", "numba", "floor")}
+    load = [round(x, 2) for x in os.getloadavg()]
 
     def all_rounds():
         for _ in range(rounds):
-            for k, (c, m) in pairs.items():
-                for w, fn in (("compiled", c), ("numba", m)):
-                    t0 = time.perf_counter()
-                    fn()
-                    times[f"{k}_{w}"].append(time.perf_counter() - t0)
+            for k, (c, m, f, _n) in pairs.items():
+                for w, fn in (("compiled", c), ("numba", m), ("floor", f)):
+                    if fn:
+                        t0 = time.perf_counter()
+                        fn()
+                        times[f"{k}_{w}"].append(time.perf_counter() - t0)
 
     benchmark.pedantic(all_rounds, rounds=1, iterations=1)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    info = {"source": source, "ticks": n, "rounds": rounds}
-    for k in pairs:
+    med = {k: statistics.median(v) for k, v in times.items() if v}
+    info = {"source_fused": source, "source_shipped": day["source"], "ticks_fused": n, "ticks_shipped": int(nd),
+            "instants_minute_path": int(path[2].size), "rounds": rounds,
+            "loadavg_before": load, "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+            "floor_built": fl is not None}
+    for k, (_c, _m, _f, nt) in pairs.items():
         info[f"{k}_numba_over_compiled"] = round(med[f"{k}_numba"] / med[f"{k}_compiled"], 2)
-    info["batch_fresh_ns_per_tick_compiled"] = round(med["batch_fresh_compiled"] / n * 1e9, 1)
-    info["batch_out_ns_per_tick_compiled"] = round(med["batch_out_compiled"] / n * 1e9, 1)
-    info["per_tick_us_compiled"] = round(med["per_tick_compiled"] / N_TICK * 1e6, 3)
-    info["per_tick_us_numba"] = round(med["per_tick_numba"] / N_TICK * 1e6, 3)
+        unit, scale = ("us_per_tick", 1e6) if k.startswith("per_tick") else ("ns_per_tick", 1e9)
+        info[f"{k}_{unit}_compiled"] = round(med[f"{k}_compiled"] / nt * scale, 3)
+        info[f"{k}_{unit}_numba"] = round(med[f"{k}_numba"] / nt * scale, 3)
+        if f"{k}_floor" in med:
+            info[f"{k}_{unit}_floor"] = round(med[f"{k}_floor"] / nt * scale, 3)
+            info[f"{k}_compiled_over_floor"] = round(med[f"{k}_compiled"] / med[f"{k}_floor"], 2)
     benchmark.extra_info.update(info)
-    assert all(len(v) == rounds for v in times.values())
+    assert all(len(times[f"{k}_{w}"]) == rounds for k in pairs for w in ("compiled", "numba"))

@@ -100,6 +100,8 @@ class _Conn(asyncio.Protocol):
         self._pos = 0                  # chunked framing: parse position in buf
         self._until_close = False
         self.last_used = time.monotonic()
+        self.served = 0                # replies completed on this connection (0 = fresh)
+        self.got_bytes = False         # any byte of the current request's reply received
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -109,6 +111,7 @@ class _Conn(asyncio.Protocol):
         if self.waiter is None or self.waiter.done():   # nothing asked: a server must not talk first
             self._fail(WireError("unsolicited data from the CLOB"))
             return
+        self.got_bytes = True
         self.buf += data
         try:
             reply = self._parse()
@@ -117,6 +120,7 @@ class _Conn(asyncio.Protocol):
             return
         if reply is not None:
             w, self.waiter = self.waiter, None
+            self.served += 1
             self._reset()
             keep = reply.headers.get("connection", "").lower() != "close" and not self._until_close
             if not keep:
@@ -144,6 +148,7 @@ class _Conn(asyncio.Protocol):
         assert self.transport is not None and self.waiter is None
         self.waiter = asyncio.get_running_loop().create_future()
         self.last_used = time.monotonic()
+        self.got_bytes = False
         self.transport.write(data)
         return self.waiter
 
@@ -284,6 +289,7 @@ class AsyncWire:
         self._secret_raw = b""
         self.sent = 0
         self.connects = 0
+        self.retried = 0
         self.on_sent: Callable[[str, str], None] | None = None
 
     # -- connections
@@ -369,20 +375,30 @@ class AsyncWire:
 
         data = self.build(method, path, payload)
         try:
-            conn = self._take()
-            if conn is None:
-                if len(self._all) >= self.max_conns:
-                    raise WireError("all CLOB connections busy")
-                conn = await self._connect()
-            fut = conn.send(data)
-            self.sent += 1
-            if self.on_sent is not None:
-                self.on_sent(method, path)
-            try:
-                reply = await fut
-            except asyncio.CancelledError:
-                conn._close()    # the reply would arrive on a connection nobody reads: drop it
-                raise
+            for attempt in range(2):
+                conn = self._take()
+                if conn is None:
+                    if len(self._all) >= self.max_conns:
+                        raise WireError("all CLOB connections busy")
+                    conn = await self._connect()
+                fut = conn.send(data)
+                self.sent += 1
+                if self.on_sent is not None:
+                    self.on_sent(method, path)
+                try:
+                    reply = await fut
+                    break
+                except asyncio.CancelledError:
+                    conn._close()    # the reply would arrive on a connection nobody reads: drop it
+                    raise
+                except WireError:
+                    # A kept-alive connection the server closed just as we wrote (idle timeout):
+                    # nothing came back. A cancel (DELETE, idempotent) is sent once more on a fresh
+                    # connection, like aiohttp/httpx do; a POST is not (the executor resolves an
+                    # ambiguous post by looking the order up before any re-post).
+                    if attempt or method != "DELETE" or not conn.served or conn.got_bytes:
+                        raise
+                    self.retried += 1
         except (WireError, OSError, ssl.SSLError) as exc:
             log.debug("wire %s %s failed: %s", method, path, exc)
             raise PolyApiException(error_msg="Request exception!") from None

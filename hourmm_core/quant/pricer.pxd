@@ -1,4 +1,5 @@
 # cython: language_level=3
+cimport cython
 cdef double student_t_cdf_c(double t, double nu) noexcept nogil
 cdef double digital_prob_c(double S, double K, double tau_s, double sigma, double nu, double p_min) noexcept nogil
 
@@ -19,6 +20,7 @@ cdef class FairPricer:
 cpdef double student_t_cdf(double t, double nu)
 cpdef double digital_prob(double S, double K, double tau_s, double sigma, double nu=*, double p_min=*)
 
+@cython.final          # no subclasses: the batch loops call its methods directly (inlinable)
 cdef class MinutePricer:
     cdef double season[1440]
     cdef double cum[1441]

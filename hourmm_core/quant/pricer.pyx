@@ -131,10 +131,30 @@ cdef double digital_prob_c(double S, double K, double tau_s, double sigma, doubl
     return p
 
 
+cdef inline double _digital_x0(double x, double tau_s, double sigma, double p_min) noexcept nogil:
+    """``_digital_x`` for the normal model (nu = 0): small enough to inline into the batch loops."""
+    cdef double p
+    if isnan(x) or isnan(tau_s) or isnan(sigma):
+        return NAN
+    if x == 0.0:
+        p = 0.5
+    elif tau_s <= 0.0 or sigma <= 0.0:
+        p = 1.0 if x > 0.0 else 0.0
+    else:
+        p = 0.5 * erfc(-(x / (sigma * sqrt(tau_s))) * M_SQRT1_2)
+    if p < p_min:
+        p = p_min
+    if p > 1.0 - p_min:
+        p = 1.0 - p_min
+    return p
+
+
 cdef inline double _digital_x(double x, double tau_s, double sigma, double nu, double p_min) noexcept nogil:
     """digital_prob from x = ln S - ln K directly (the fused paths already hold log prices)."""
     cdef double p, z
-    if isnan(x) or isnan(tau_s) or isnan(sigma) or (nu != 0.0 and not (nu > 2.0)):
+    if nu == 0.0:
+        return _digital_x0(x, tau_s, sigma, p_min)
+    if isnan(x) or isnan(tau_s) or isnan(sigma) or not (nu > 2.0):
         return NAN
     if x == 0.0:
         p = 0.5
@@ -273,8 +293,8 @@ cdef class FairPricer:
         return self.p_min
 
 
-from hourmm_core.quant.vol cimport EwmaVol
-from hourmm_core.quant.features cimport ReturnFeatures
+from hourmm_core.quant.vol cimport EwmaVol, VolState, vol_step
+from hourmm_core.quant.features cimport ReturnFeatures, FeatState, feat_step
 
 
 def _check_out(out, Py_ssize_t n, int k):
@@ -315,10 +335,10 @@ def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long s
         raise ValueError(f"price_path_batch: ts_ms has {t.shape[0]} rows, price has {px.shape[0]}")
     cdef EwmaVol ev = EwmaVol(halflives_s, sample_ms, var_floor)
     cdef ReturnFeatures rf = ReturnFeatures(hour_ms, 1000)
-    if not 0 <= sigma_index < ev.k:
-        raise ValueError(f"price_path_batch: sigma_index {sigma_index} out of range 0..{ev.k - 1}")
+    if not 0 <= sigma_index < ev.st.k:
+        raise ValueError(f"price_path_batch: sigma_index {sigma_index} out of range 0..{ev.st.k - 1}")
     cdef Py_ssize_t n = t.shape[0], j
-    cdef int k = ev.k, i
+    cdef int k = ev.st.k, i, r = 0
     if out is None:
         sig_out = np.empty((n, k), dtype=np.float64)
         feat_out = np.empty((n, 7), dtype=np.float64)
@@ -329,18 +349,47 @@ def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long s
     cdef double[:, ::1] fo = feat_out
     cdef double[::1] po = p_out
     cdef double last_p = NAN
-    cdef long long left
+    # the states in C locals (registers, not object fields); rf keeps owning the features' ring
+    cdef VolState vs = ev.st
+    cdef FeatState fs = rf.st
     with nogil:
-        for j in range(n):
-            ev.c_update(t[j], px[j])
-            if rf.c_update(t[j], px[j]) == 1:
-                left = rf.next_hour - t[j]
-                last_p = _digital_x(rf.last_lp - rf.open_lp, left / 1000.0, ev.sig[sigma_index], nu, p_min)
-            for i in range(k):
-                so[j, i] = ev.sig[i]
-            for i in range(7):
-                fo[j, i] = rf.out[i]
-            po[j] = last_p
+        if k == 3 and nu == 0.0:     # the shipped half-lives and the normal model: unrolled, inlined
+            for j in range(n):
+                vol_step(&vs, t[j], px[j], 3)
+                r = feat_step(&fs, t[j], px[j])
+                if r == 1:
+                    last_p = _digital_x0(fs.last_lp - fs.open_lp, (fs.next_hour - t[j]) / 1000.0,
+                                         vs.sig[sigma_index], p_min)
+                elif r < 0:
+                    break
+                so[j, 0] = vs.sig[0]
+                so[j, 1] = vs.sig[1]
+                so[j, 2] = vs.sig[2]
+                fo[j, 0] = fs.out[0]
+                fo[j, 1] = fs.out[1]
+                fo[j, 2] = fs.out[2]
+                fo[j, 3] = fs.out[3]
+                fo[j, 4] = fs.out[4]
+                fo[j, 5] = fs.out[5]
+                fo[j, 6] = fs.out[6]
+                po[j] = last_p
+        else:
+            for j in range(n):
+                vol_step(&vs, t[j], px[j], k)
+                r = feat_step(&fs, t[j], px[j])
+                if r == 1:
+                    last_p = _digital_x(fs.last_lp - fs.open_lp, (fs.next_hour - t[j]) / 1000.0,
+                                        vs.sig[sigma_index], nu, p_min)
+                elif r < 0:
+                    break
+                for i in range(k):
+                    so[j, i] = vs.sig[i]
+                for i in range(7):
+                    fo[j, i] = fs.out[i]
+                po[j] = last_p
+    rf.st = fs                       # the ring may have grown: rf frees the current one
+    if r < 0:
+        raise MemoryError("price_path_batch: ring buffer growth failed")
     return sig_out, feat_out, p_out
 
 
@@ -369,9 +418,9 @@ cdef class TickPricer:
         self.vol = EwmaVol(halflives_s, sample_ms, var_floor)
         self.features = ReturnFeatures(hour_ms, 1000)
         if alt_index < 0:
-            alt_index += self.vol.k
-        if not (0 <= sigma_index < self.vol.k and 0 <= alt_index < self.vol.k):
-            raise ValueError(f"TickPricer: sigma_index/alt_index out of range 0..{self.vol.k - 1}")
+            alt_index += self.vol.st.k
+        if not (0 <= sigma_index < self.vol.st.k and 0 <= alt_index < self.vol.st.k):
+            raise ValueError(f"TickPricer: sigma_index/alt_index out of range 0..{self.vol.st.k - 1}")
         self.nu = nu
         self.p_min = p_min
         self.sigma_index = sigma_index
@@ -388,20 +437,24 @@ cdef class TickPricer:
         """Feed one trade; returns p (NaN and counted in n_bad for a bad tick)."""
         cdef double pa, x
         cdef long long left
-        self.vol.c_update(ts_ms, price)
-        if self.features.c_update(ts_ms, price) != 1:
+        cdef int r
+        vol_step(&self.vol.st, ts_ms, price, self.vol.st.k)
+        r = feat_step(&self.features.st, ts_ms, price)
+        if r < 0:
+            raise MemoryError("TickPricer: ring buffer growth failed")
+        if r != 1:
             self.n_bad_ += 1
             return NAN
         if isnan(S):
-            x = self.features.last_lp - self.features.open_lp      # ln(price / open), log already taken
+            x = self.features.st.last_lp - self.features.st.open_lp      # ln(price / open), log already taken
         elif isfinite(S) and S > 0.0:
-            x = log(S / self.features.open_px)
+            x = log(S / self.features.st.open_px)
         else:
             x = NAN
-        left = self.features.next_hour - ts_ms
+        left = self.features.st.next_hour - ts_ms
         self.tau_s_ = left / 1000.0
-        self.p_ = _digital_x(x, self.tau_s_, self.vol.sig[self.sigma_index], self.nu, self.p_min)
-        pa = _digital_x(x, self.tau_s_, self.vol.sig[self.alt_index], self.nu, self.p_min)
+        self.p_ = _digital_x(x, self.tau_s_, self.vol.st.sig[self.sigma_index], self.nu, self.p_min)
+        pa = _digital_x(x, self.tau_s_, self.vol.st.sig[self.alt_index], self.nu, self.p_min)
         if isnan(self.p_) or isnan(pa):
             self.n_bad_ += 1
             self.p_ = NAN
@@ -424,20 +477,20 @@ cdef class TickPricer:
 
     @property
     def sigma(self):
-        return self.vol.sig[self.sigma_index]
+        return self.vol.st.sig[self.sigma_index]
 
     @property
     def ready(self):
         """True once the volatility has warmed up and the hour has an open: only then is p usable."""
-        return self.vol.sampled_s >= self.vol.warmup_s and self.features.have_open
+        return self.vol.st.sampled_s >= self.vol.st.warmup_s and self.features.st.have_open
 
     @property
     def open_price(self):
-        return self.features.open_px
+        return self.features.st.open_px
 
     @property
     def hour_end_ms(self):
-        return self.features.next_hour if self.features.have_open else None
+        return self.features.st.next_hour if self.features.st.have_open else None
 
     @property
     def n_bad(self):
@@ -1017,8 +1070,6 @@ def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, double half
         raise ValueError(f"minute_path_batch: ts_ms has {n} rows, price has {px.shape[0]}")
     if k.shape[0] != m or he.shape[0] != m:
         raise ValueError("minute_path_batch: eval_ms, K, hour_end_ms differ in length")
-    if n and np.any(np.diff(np.asarray(t)) < 0) or m and np.any(np.diff(np.asarray(ev)) < 0):
-        raise ValueError("minute_path_batch: ts_ms and eval_ms must be non-decreasing")
     cdef MinutePricer mp = MinutePricer(season, halflife_min, var_prior, var_scale, nu, p_min, scale_window_h,
                                         scale_prior_h)
     if warm is not None:
@@ -1027,14 +1078,35 @@ def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, double half
     out = np.empty(m, dtype=np.float64)
     cdef double[::1] o = out
     cdef double last = NAN
+    cdef long long e, tprev = t[0] if n else 0, eprev = ev[0] if m else 0
+    cdef bint bad = False
+    # MinutePricer is final: its methods are plain C calls the compiler inlines here; the order
+    # checks ride along the one pass over the ticks (no temporary diff arrays)
     with nogil:
         for i in range(m):
-            while j < n and t[j] < ev[i]:
+            e = ev[i]
+            if e < eprev:
+                bad = True
+                break
+            eprev = e
+            while j < n and t[j] < e:
+                if t[j] < tprev:
+                    bad = True
+                    break
+                tprev = t[j]
                 if mp.c_on_trade(t[j], px[j]) == 1:
                     last = px[j]
                 j += 1
+            if bad:
+                break
             if isnan(last):
                 o[i] = NAN
             else:
-                o[i] = mp.c_price(ev[i], last, k[i], he[i])
+                o[i] = mp.c_price(e, last, k[i], he[i])
+        while not bad and j < n:      # ticks after the last instant: only their order is checked
+            bad = t[j] < tprev
+            tprev = t[j]
+            j += 1
+    if bad:
+        raise ValueError("minute_path_batch: ts_ms and eval_ms must be non-decreasing")
     return out

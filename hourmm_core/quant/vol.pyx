@@ -30,7 +30,7 @@ here reads the wall clock.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.math cimport exp, log, sqrt, isfinite, M_LN2
+from libc.math cimport exp, sqrt, M_LN2
 
 cnp.import_array()
 
@@ -50,81 +50,36 @@ cdef class EwmaVol:
             raise ValueError(f"EwmaVol: sample_ms must be > 0, got {sample_ms}")
         if not (var_floor >= 0.0 and var_floor < float("inf")):
             raise ValueError(f"EwmaVol: var_floor must be >= 0 and finite, got {var_floor!r}")
-        self.k = len(hl)
-        self.sample_ms = sample_ms
-        self.sample_s = sample_ms / 1000.0
-        self.var_floor = var_floor
+        self.st.k = len(hl)
+        self.st.sample_ms = sample_ms
+        self.st.sample_s = sample_ms / 1000.0
+        self.st.var_floor = var_floor
         cdef int i
-        for i in range(self.k):
-            self.halflives[i] = hl[i]
-            self.alpha1[i] = exp(-M_LN2 * self.sample_s / hl[i])
-        self.warmup_s = hl[0]
+        for i in range(self.st.k):
+            self.st.halflives[i] = hl[i]
+            self.st.alpha1[i] = exp(-M_LN2 * self.st.sample_s / hl[i])
+        self.st.warmup_s = hl[0]
         self.reset()
 
     def reset(self):
         """Forget all state (e.g. after a feed outage longer than the half-lives)."""
         cdef int i
-        for i in range(self.k):
-            self.num[i] = 0.0
-            self.wsum[i] = 0.0
-            self.sig[i] = sqrt(self.var_floor)
-        self.started = False
-        self.bucket = 0
-        self.next_ms = 0
-        self.last_ts = 0
-        self.last_price = 0.0
-        self.anchor = 0.0
-        self.sampled_s = 0.0
-        self.n_samples_ = 0
-        self.n_bad_ = 0
+        for i in range(self.st.k):
+            self.st.num[i] = 0.0
+            self.st.wsum[i] = 0.0
+            self.st.sig[i] = sqrt(self.st.var_floor)
+        self.st.started = False
+        self.st.bucket = 0
+        self.st.next_ms = 0
+        self.st.last_ts = 0
+        self.st.last_price = 0.0
+        self.st.anchor = 0.0
+        self.st.sampled_s = 0.0
+        self.st.n_samples = 0
+        self.st.n_bad = 0
 
     cdef int c_update(self, long long ts_ms, double price) noexcept nogil:
-        cdef long long b
-        cdef double r, dt, obs, a, v
-        cdef int i
-        if not (isfinite(price) and price > 0.0):
-            self.n_bad_ += 1
-            return 0
-        if not self.started:
-            self.started = True
-            self.bucket = ts_ms // self.sample_ms
-            self.next_ms = (self.bucket + 1) * self.sample_ms
-            self.last_ts = ts_ms
-            self.last_price = price
-            self.anchor = price
-            return 1
-        if ts_ms < self.last_ts:
-            self.n_bad_ += 1
-            return 0
-        if ts_ms >= self.next_ms:          # crossed a grid boundary (no division on the common path)
-            b = ts_ms // self.sample_ms
-            r = log(self.last_price / self.anchor)
-            if b == self.bucket + 1:
-                dt = self.sample_s
-                obs = r * r / dt
-                for i in range(self.k):
-                    a = self.alpha1[i]
-                    self.num[i] = a * self.num[i] + (1.0 - a) * obs
-                    self.wsum[i] = a * self.wsum[i] + (1.0 - a)
-                    v = self.num[i] / self.wsum[i]
-                    self.sig[i] = sqrt(v if v > self.var_floor else self.var_floor)
-            else:
-                dt = (b - self.bucket) * self.sample_s
-                obs = r * r / dt
-                for i in range(self.k):
-                    a = exp(-M_LN2 * dt / self.halflives[i])
-                    self.num[i] = a * self.num[i] + (1.0 - a) * obs
-                    self.wsum[i] = a * self.wsum[i] + (1.0 - a)
-                    v = self.num[i] / self.wsum[i]
-                    self.sig[i] = sqrt(v if v > self.var_floor else self.var_floor)
-            self.sampled_s += dt
-            self.n_samples_ += 1
-            self.anchor = self.last_price
-            self.bucket = b
-            self.next_ms = (b + 1) * self.sample_ms
-        self.last_ts = ts_ms
-        self.last_price = price
-        return 1
+        return vol_step(&self.st, ts_ms, price, self.st.k)
 
     cpdef bint update(self, long long ts_ms, double price):
         """Feed one tick (ms UTC, price > 0). Returns False (and counts) a bad tick."""
@@ -133,44 +88,44 @@ cdef class EwmaVol:
     @property
     def sigma(self):
         """sigma per sqrt(second) for the first half-life."""
-        return self.sig[0]
+        return self.st.sig[0]
 
     cpdef double sigma_at(self, int i):
         """sigma for half-life number ``i`` (order of ``halflives_s``)."""
-        if i < 0 or i >= self.k:
-            raise IndexError(f"EwmaVol.sigma_at: index {i} out of range 0..{self.k - 1}")
-        return self.sig[i]
+        if i < 0 or i >= self.st.k:
+            raise IndexError(f"EwmaVol.sigma_at: index {i} out of range 0..{self.st.k - 1}")
+        return self.st.sig[i]
 
     def sigmas(self):
         """All sigmas as a float64 array, one per half-life."""
-        out = np.empty(self.k, dtype=np.float64)
+        out = np.empty(self.st.k, dtype=np.float64)
         cdef double[::1] o = out
         cdef int i
-        for i in range(self.k):
-            o[i] = self.sig[i]
+        for i in range(self.st.k):
+            o[i] = self.st.sig[i]
         return out
 
     @property
     def halflives_s(self):
-        return tuple(self.halflives[i] for i in range(self.k))
+        return tuple(self.st.halflives[i] for i in range(self.st.k))
 
     @property
     def ready(self):
         """True once the sampled time covers the first half-life."""
-        return self.sampled_s >= self.warmup_s
+        return self.st.sampled_s >= self.st.warmup_s
 
     @property
     def n_samples(self):
-        return self.n_samples_
+        return self.st.n_samples
 
     @property
     def n_bad(self):
-        return self.n_bad_
+        return self.st.n_bad
 
     @property
     def last_ts_ms(self):
         """Timestamp of the last accepted tick (None before the first)."""
-        return self.last_ts if self.started else None
+        return self.st.last_ts if self.st.started else None
 
 
 def ewma_vol_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long sample_ms=1000,
@@ -187,16 +142,24 @@ def ewma_vol_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long sam
         raise ValueError(f"ewma_vol_batch: ts_ms has {t.shape[0]} rows, price has {p.shape[0]}")
     cdef EwmaVol ev = EwmaVol(halflives_s, sample_ms, var_floor)
     cdef Py_ssize_t n = t.shape[0], j
-    cdef int k = ev.k, i
+    cdef int k = ev.st.k, i
     if out is None:
         out = np.empty((n, k), dtype=np.float64)
     elif not (isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == (n, k)
               and out.flags.c_contiguous):
         raise ValueError(f"ewma_vol_batch: out must be a C-contiguous float64 array of shape ({n}, {k})")
     cdef double[:, ::1] o = out
+    cdef VolState s = ev.st          # the state in a C local: registers, not object fields
     with nogil:
-        for j in range(n):
-            ev.c_update(t[j], p[j])
-            for i in range(k):
-                o[j, i] = ev.sig[i]
+        if k == 3:                   # the shipped half-lives: unrolled
+            for j in range(n):
+                vol_step(&s, t[j], p[j], 3)
+                o[j, 0] = s.sig[0]
+                o[j, 1] = s.sig[1]
+                o[j, 2] = s.sig[2]
+        else:
+            for j in range(n):
+                vol_step(&s, t[j], p[j], k)
+                for i in range(k):
+                    o[j, i] = s.sig[i]
     return out

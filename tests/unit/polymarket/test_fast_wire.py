@@ -132,10 +132,11 @@ async def test_errors_keep_status_and_retry_after_and_a_lost_connection_is_a_req
                 await wire.request("POST", "/order", {})
             assert e.value.status_code == 429 and e.value.hourmm_retry_after == 2.0
             assert e.value.error_msg == {"error": "too many"}
-            with pytest.raises(PolyApiException) as e:           # closed without a reply
-                await wire.request("DELETE", "/order", {"orderID": "0x1"})
+            with pytest.raises(PolyApiException) as e:           # closed without a reply: a POST is not re-sent
+                await wire.request("POST", "/order", {"n": 1})
             assert getattr(e.value, "status_code", None) is None and "Request exception" in str(e.value.error_msg)
             assert await wire.request("DELETE", "/order", {"orderID": "0x2"}) == {}   # recovers
+            assert wire.retried == 0 and len(s.requests) == 3
         finally:
             await wire.close()
 
@@ -169,5 +170,21 @@ async def test_changed_credentials_rebuild_the_header_template_and_bad_values_ar
             c.creds.api_key = "key\r\nX-Evil: 1"
             with pytest.raises(ValueError):
                 wire.build("POST", "/order", {})
+        finally:
+            await wire.close()
+
+
+async def test_a_cancel_on_a_keep_alive_connection_the_server_just_closed_is_sent_once_more():
+    """Idle keep-alive race: the server drops the connection as our DELETE arrives (no reply byte);
+    a cancel is idempotent, so it goes once more on a fresh connection (aiohttp/httpx do the same)."""
+    async with Script([ok(b"{}"), [b"<close>"], ok(b'{"canceled":["0x1"]}')]) as s:
+        wire = AsyncWire(client(s.url), warm=1)
+        try:
+            await wire.start()
+            assert await wire.request("POST", "/order", {}) == {}              # the connection is now reused
+            assert await wire.request("DELETE", "/order", {"orderID": "0x1"}) == {"canceled": ["0x1"]}
+            assert wire.retried == 1 and [r[0] for r in s.requests] == ["POST /order HTTP/1.1",
+                                                                         "DELETE /order HTTP/1.1",
+                                                                         "DELETE /order HTTP/1.1"]
         finally:
             await wire.close()
