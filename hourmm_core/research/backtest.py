@@ -52,7 +52,8 @@ from hourmm_core.trading.strategy import StrategyParams
 log = logging.getLogger(__name__)
 
 __all__ = ["BacktestParams", "BacktestResult", "run_backtest", "run_backtest_span", "format_backtest",
-           "result_json", "sweep_backtest", "backtest_task", "fair_path", "fair_unc_path", "HourLedger",
+           "result_json", "sweep_backtest", "backtest_task", "run_backtest_days", "backtest_days_task",
+           "evidence_metrics", "DAY_MS", "fair_path", "fair_unc_path", "HourLedger",
            "HourResult", "hour_result", "markouts", "Fill", "UP", "DOWN", "BUY", "SELL"]
 
 _STRATEGY_KEYS = frozenset(StrategyParams.__dataclass_fields__)
@@ -349,6 +350,42 @@ def run_backtest_span(hours: int, start_ms: int | None = None, params: BacktestP
     return out
 
 
+DAY_MS = 24 * HOUR_MS
+
+
+def run_backtest_days(days_ms: Sequence[int], params: BacktestParams | None = None, data_dir: str | None = None,
+                      warmup_ms: int = DAY_MS, workers: int = 1, hours_per_day: int = 24) -> BacktestResult:
+    """Backtest whole UTC days (``days_ms``: each day's 00:00 UTC in ms), each loaded on its own
+    through :func:`hourmm_core.data.load_ticks` with ``warmup_ms`` of history before it (the
+    June whole-days run's loader: 300 bridged ticks a minute, 24 h of vol warm-up).
+
+    A systematic sample of whole days (:func:`hourmm_core.research.backtest_cli.parse_days`)
+    costs the loading and warm-up once per day instead of once per sampled hour, and covers
+    every hour of the day. Hours, seeds and results of a day do not depend on the other days
+    sampled, so two runs over the same days pair hour by hour
+    (:func:`hourmm_core.research.evidence.paired_difference`). ``hours_per_day`` < 24 runs only
+    the first hours of each day (quick checks)."""
+    days = [int(d) for d in days_ms]
+    if not 1 <= hours_per_day <= 24:
+        raise ValueError(f"hours_per_day must be in 1..24, got {hours_per_day}")
+    if not days:
+        raise ValueError("no days to backtest")
+    bad = [d for d in days if d % DAY_MS]
+    if bad:
+        raise ValueError(f"days must start at 00:00 UTC (ms multiple of {DAY_MS}), got {bad}")
+    if len(set(days)) != len(days):
+        raise ValueError("a day is listed twice")
+    params = params or BacktestParams()
+    parts = [run_backtest_span(hours_per_day, start_ms=d, params=params, data_dir=data_dir, chunk_hours=24,
+                               warmup_ms=warmup_ms, workers=workers) for d in sorted(days)]
+    return BacktestResult("+".join(sorted({p.source for p in parts})), params.flat(),
+                          [h for p in parts for h in p.hours], sum(p.n_ticks for p in parts),
+                          sum(p.wall_s for p in parts),
+                          notes=[f"loop: {engine_backtest.describe()}",
+                                 f"days: {len(days)} UTC days x {hours_per_day} h, {warmup_ms // HOUR_MS} h warm-up each"],
+                          errors={k: v for p in parts for k, v in p.errors.items()})
+
+
 def _run_block(params: BacktestParams, ts: np.ndarray, price: np.ndarray, sigma: np.ndarray,
                jobs: Sequence[tuple[int, int, int, bool]], fast: bool = True) -> list[tuple[HourResult, Any]]:
     """Run hours in order; an hour that raises is logged with its traceback and reported
@@ -415,6 +452,43 @@ def backtest_task(ts_ms: np.ndarray, price: np.ndarray, **overrides: Any) -> dic
     max_hours = overrides.pop("max_hours", None)
     params = BacktestParams().replace(**overrides)
     return run_backtest((ts_ms, price), params, max_hours=max_hours).totals()
+
+
+def backtest_days_task(days_ms: Sequence[int], data_dir: str | None = None, warmup_ms: int = DAY_MS,
+                       base: Mapping[str, Any] | None = None, hours_per_day: int = 24,
+                       **point: Any) -> dict[str, Any]:
+    """Sweep task over whole days (:func:`run_backtest_days`): ``BacktestParams().replace(**base)``
+    then the grid point's flat knobs (``name`` is a label; an ``agents`` mapping updates the base's
+    agents field by field). Metrics: the evidence headline (:func:`evidence_metrics`) plus
+    ``hour_ms`` / ``hour_pnl`` (tuples, for pairing points hour by hour) and ``cpu_s``."""
+    point = dict(point)
+    point.pop("name", None)
+    knobs = dict(base or {})
+    if "agents" in point and isinstance(knobs.get("agents"), Mapping):
+        point["agents"] = {**knobs["agents"], **dict(point["agents"])}
+    knobs.update(point)
+    c0 = time.process_time()
+    res = run_backtest_days(days_ms, BacktestParams().replace(**knobs), data_dir=data_dir, warmup_ms=warmup_ms,
+                            hours_per_day=hours_per_day)
+    out = evidence_metrics(res)
+    out["cpu_s"] = round(time.process_time() - c0, 1)
+    out["hour_ms"] = tuple(int(h.hour_start_ms) for h in res.hours)
+    out["hour_pnl"] = tuple(float(h.pnl) for h in res.hours)
+    return out
+
+
+def evidence_metrics(res: BacktestResult) -> dict[str, Any]:
+    """The issue's evidence of one run as flat table columns (sweep rows, variants tables)."""
+    ev = summarize(res.hours)
+    if not ev:
+        return {"hours": 0, "failed_hours": len(res.errors)}
+    return {"hours": ev["hours"], "pnl_per_hour": ev["pnl_per_hour"],
+            "ci_lo": ev["pnl_per_hour_ci95"][0], "ci_hi": ev["pnl_per_hour_ci95"][1],
+            "fees": ev["fees"], "maker_volume": ev["maker_volume"], "taker_volume": ev["taker_volume"],
+            "mk30_fair": ev["markout_fair"]["30s"], "mk30_venue": ev["markout_true_fair"]["30s"],
+            "mk_settle": ev["markout_settle"], "sniper_share": ev["sniper_share_of_maker_fills"],
+            "max_inv": ev["max_inventory_token"], "worst_hour": ev["worst_hour"]["pnl"],
+            "flat": ev["flat_every_cutoff"], "breaches": ev["limit_breaches"], "failed_hours": len(res.errors)}
 
 
 def sweep_backtest(ticks: Any, grid: Mapping[str, Sequence[Any]], scheduler: Any = None,

@@ -22,7 +22,7 @@ Per hour (:func:`hour_detail`, stored in ``HourResult.detail``) and over all hou
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -130,6 +130,24 @@ def bootstrap_ci(x: Sequence[float], n_boot: int = 10_000, seed: int = 12, alpha
     rng = np.random.default_rng(seed)
     means = a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(axis=1)
     return float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2))
+
+
+def paired_difference(x: Mapping[int, float], base: Mapping[int, float], n_boot: int = 10_000,
+                      seed: int = 12) -> dict[str, Any]:
+    """Mean per-hour difference ``x - base`` over the hours both ran (keys: hour start, ms UTC),
+    with a bootstrap-by-hour 95 % CI of that mean (the same hours resampled for both).
+
+    Two variants run on the same hours with the same seeds share the hour's BTC path, flow seed
+    and outcome, so most of the hour-to-hour noise cancels in the difference: a paired CI ranks
+    variants that their own (unpaired) CIs cannot. ``unpaired`` counts hours only one side has
+    (a failed hour); they are left out, never filled in."""
+    common = sorted(set(x) & set(base))
+    if not common:
+        raise ValueError("no hour in common: a paired difference needs runs over the same hours")
+    d = np.array([float(x[h]) - float(base[h]) for h in common])
+    lo, hi = bootstrap_ci(d, n_boot=n_boot, seed=seed)
+    return {"hours": len(common), "mean": float(d.mean()), "ci95": [lo, hi],
+            "share_hours_better": float((d > 0).mean()), "unpaired": len(set(x) ^ set(base))}
 
 
 def summarize(hours: Sequence[Any]) -> dict[str, Any]:

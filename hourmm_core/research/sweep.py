@@ -134,7 +134,9 @@ def _call(fn: TaskFn, params: Mapping[str, Any], shared: Mapping[str, Any]) -> d
 
 
 def _assemble(points: list[dict[str, Any]], outs: list[dict[str, Any]], backend: str) -> SweepResult:
-    params = list(points[0]) if points else []
+    params: list[str] = []
+    for p in points:   # explicit point lists may name different knobs: the table has them all
+        params += [k for k in p if k not in params]
     metrics: list[str] = []
     for o in outs:
         for k in o:
@@ -149,35 +151,74 @@ def _assemble(points: list[dict[str, Any]], outs: list[dict[str, Any]], backend:
     return SweepResult(params, metrics, rows, backend, errors)
 
 
+ResultFn = Callable[[int, Mapping[str, Any], Mapping[str, Any]], None]
+
+
 def run_sweep(fn: TaskFn, grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
               shared: Mapping[str, Any] | None = None, scheduler: Any = None,
-              max_workers: int | None = None, executor: str = "process") -> SweepResult:
+              max_workers: int | None = None, executor: str = "process",
+              on_result: ResultFn | None = None, done: Mapping[int, Mapping[str, Any]] | None = None) -> SweepResult:
     """Evaluate ``fn(**shared, **point)`` for every grid point; return the table in grid order.
 
     ``grid`` is ``{name: [values]}`` (Cartesian product) or an explicit list of
     points. ``shared`` holds the big inputs (tick arrays) sent once per worker.
     ``scheduler``: None for local; a Dask address string or a
-    ``distributed.Client`` to run on a cluster.
+    ``distributed.Client`` to run on a cluster; ``"local"`` starts a Dask cluster of
+    ``max_workers`` (default 2) single-threaded worker processes on this machine for the sweep.
+    ``on_result(index, point, output)`` is called in this process as each point finishes (in
+    completion order), so a long sweep can save its points as they come and an interrupted one
+    keeps what it finished; the returned table is in grid order whatever the completion order.
+    ``done``: outputs already known by point index (a resumed sweep); those points are not run again.
     """
     points = expand_grid(grid) if isinstance(grid, Mapping) else [dict(p) for p in grid]
+    known = {int(i): dict(o) for i, o in (done or {}).items()}
+    bad = sorted(i for i in known if not 0 <= i < len(points))
+    if bad:
+        raise ValueError(f"done names point(s) {bad} outside the grid of {len(points)}")
+    todo = [i for i in range(len(points)) if i not in known]
+    if known:
+        sub = run_sweep(fn, [points[i] for i in todo], shared, scheduler, max_workers, executor,
+                        None if on_result is None else lambda j, p, o: on_result(todo[j], p, o)) if todo else None
+        outs = [known[i] if i in known else {} for i in range(len(points))]
+        for j, i in enumerate(todo):
+            row = sub.rows[j] if sub is not None else {}
+            outs[i] = ({"__error__": sub.errors[j]} if sub is not None and j in sub.errors
+                       else {k: v for k, v in row.items() if k in (sub.metrics if sub is not None else ())})
+        return _assemble(points, outs, f"resumed ({len(known)} of {len(points)} known)"
+                         + (f" + {sub.backend}" if sub is not None else ""))
     shared = dict(shared or {})
+    if scheduler == "local":
+        return _run_local_dask(fn, points, shared, max_workers or 2, on_result)
     if scheduler is not None:
-        return _run_dask(fn, points, shared, scheduler)
+        return _run_dask(fn, points, shared, scheduler, on_result)
     if executor not in ("process", "thread"):
         raise ValueError("executor must be 'process' or 'thread'")
+    outs: list[dict[str, Any]] = [{} for _ in points]
     if max_workers == 1 or len(points) <= 1:
-        return _assemble(points, [_call(fn, p, shared) for p in points], "inline")
+        for i, p in enumerate(points):
+            outs[i] = _call(fn, p, shared)
+            _report(on_result, i, p, outs[i])
+        return _assemble(points, outs, "inline")
     pool_cls = cf.ProcessPoolExecutor if executor == "process" else cf.ThreadPoolExecutor
     kwargs: dict[str, Any] = {"max_workers": max_workers}
     if executor == "process":
         kwargs["initializer"] = _init_worker
         kwargs["initargs"] = (shared,)
-        with pool_cls(**kwargs) as pool:
-            outs = list(pool.map(_call_in_worker, itertools.repeat(fn), points))
-    else:
-        with pool_cls(**kwargs) as pool:
-            outs = list(pool.map(_call, itertools.repeat(fn), points, itertools.repeat(shared)))
+    with pool_cls(**kwargs) as pool:
+        if executor == "process":
+            futs = {pool.submit(_call_in_worker, fn, p): i for i, p in enumerate(points)}
+        else:
+            futs = {pool.submit(_call, fn, p, shared): i for i, p in enumerate(points)}
+        for f in cf.as_completed(futs):
+            i = futs[f]
+            outs[i] = f.result()
+            _report(on_result, i, points[i], outs[i])
     return _assemble(points, outs, f"local-{executor}")
+
+
+def _report(on_result: ResultFn | None, i: int, point: Mapping[str, Any], out: Mapping[str, Any]) -> None:
+    if on_result is not None:
+        on_result(i, point, out)
 
 
 _WORKER_SHARED: dict[str, Any] = {}
@@ -197,9 +238,22 @@ def _dask_task(fn: TaskFn, params: Mapping[str, Any], **shared: Any) -> dict[str
     return _call(fn, params, shared)
 
 
-def _run_dask(fn: TaskFn, points: list[dict[str, Any]], shared: dict[str, Any], scheduler: Any) -> SweepResult:
+def _run_local_dask(fn: TaskFn, points: list[dict[str, Any]], shared: dict[str, Any], workers: int,
+                    on_result: ResultFn | None = None) -> SweepResult:
     try:
-        from distributed import Client
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ImportError('Dask sweeps need dask.distributed: pip install "dask[distributed]"') from exc
+    logging.getLogger("distributed").setLevel(logging.WARNING)   # a local cluster's start/stop chatter
+    with LocalCluster(n_workers=max(1, int(workers)), threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        return _run_dask(fn, points, shared, client, on_result)
+
+
+def _run_dask(fn: TaskFn, points: list[dict[str, Any]], shared: dict[str, Any], scheduler: Any,
+              on_result: ResultFn | None = None) -> SweepResult:
+    try:
+        from distributed import Client, as_completed
     except ImportError as exc:
         raise ImportError('Dask sweeps need dask.distributed: pip install "dask[distributed]"') from exc
     own = not isinstance(scheduler, Client)
@@ -207,8 +261,13 @@ def _run_dask(fn: TaskFn, points: list[dict[str, Any]], shared: dict[str, Any], 
     try:
         handles = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
         futs = [client.submit(_dask_task, fn, p, pure=False, **handles) for p in points]
-        outs = client.gather(futs)
-        return _assemble(points, list(outs), f"dask:{client.scheduler.address}")
+        index = {f.key: i for i, f in enumerate(futs)}
+        outs: list[dict[str, Any]] = [{} for _ in points]
+        for f in as_completed(futs):
+            i = index[f.key]
+            outs[i] = f.result()
+            _report(on_result, i, points[i], outs[i])
+        return _assemble(points, outs, f"dask:{client.scheduler.address}")
     finally:
         if own:
             client.close()

@@ -81,6 +81,41 @@ def test_thread_and_inline_agree(data):
     assert a.rows == b.rows
 
 
+@pytest.mark.parametrize("kw", [{"max_workers": 1}, {"max_workers": 2}, {"max_workers": 2, "executor": "thread"},
+                                {"scheduler": "local", "max_workers": 2}])
+def test_on_result_sees_every_point_once_and_done_is_not_rerun(data, kw):
+    if kw.get("scheduler") == "local":
+        pytest.importorskip("distributed")
+    full = sweep.run_sweep(toy_task, GRID, data, max_workers=1)
+    seen: dict[int, dict] = {}
+
+    def keep(i, p, o):
+        assert i not in seen, f"point {i} reported twice"
+        seen[i] = (dict(p), dict(o))
+
+    res = sweep.run_sweep(toy_task, GRID, data, on_result=keep, **kw)
+    assert res.rows == full.rows
+    assert sorted(seen) == list(range(6))
+    for i, (p, o) in seen.items():
+        assert p == {k: full.rows[i][k] for k in ("window", "scale")} and o["score"] == full.rows[i]["score"]
+    # resume: points 0 and 4 are known (with a marker value); only the other four run, in grid order
+    ran: list[int] = []
+    known = {0: {**seen[0][1], "score": -1.0}, 4: seen[4][1]}
+    res2 = sweep.run_sweep(toy_task, GRID, data, on_result=lambda i, p, o: ran.append(i), done=known, **kw)
+    assert sorted(ran) == [1, 2, 3, 5]
+    assert res2.rows[0]["score"] == -1.0 and [r["score"] for r in res2.rows[1:]] == [r["score"] for r in full.rows[1:]]
+    assert res2.backend.startswith("resumed (2 of 6 known)")
+    with pytest.raises(ValueError, match="outside the grid"):
+        sweep.run_sweep(toy_task, GRID, data, done={6: {}}, **kw)
+
+
+def test_resumed_sweep_keeps_the_failures_of_the_points_it_ran(data):
+    res = sweep.run_sweep(toy_task, {"window": [3, 0], "scale": [1.0]}, data, max_workers=1,
+                          done={0: {"n": 1, "score": 2.0, "last_ts": 3}})
+    assert list(res.errors) == [1] and "window must be positive" in res.errors[1]
+    assert res.rows[0]["score"] == 2.0 and math.isnan(res.rows[1]["score"])
+
+
 def test_local_equals_dask(data):
     distributed = pytest.importorskip("distributed")
     local = sweep.run_sweep(toy_task, GRID, data, max_workers=2)
