@@ -466,9 +466,268 @@ def fair_prob_batch(S, K, tau_s, sigma, nu=0.0, p_min=0.001, out=None):
     return out
 
 
+SCALE_GRID = np.exp(np.linspace(np.log(0.35), np.log(2.0), 71))   # the compiled module's grid (same formula)
+LOG_SCALE_GRID = np.log(SCALE_GRID)
+# MinutePricer's slower state (touched once a minute) in two small arrays:
+# fs = num, den, prev_close, hour_K, var_scale, scale_hours; ist = have_prev, run, n_returns, hour_closes
+FS_NUM, FS_DEN, FS_PREV, FS_HOURK, FS_SCALE, FS_HOURS = range(6)
+IS_HAVE_PREV, IS_RUN, IS_NRET, IS_HCLOSES = range(4)
+
+
+class _Model:
+    """The model's constants and the adaptive-scale buffers (numpy), as passed to the jitted code."""
+
+    def __init__(self, season, halflife_min, var_prior, var_scale, p_min, scale_window_h, scale_prior_h):
+        self.season = np.ascontiguousarray(season, dtype=np.float64).reshape(-1)
+        self.cum = np.zeros(1441)
+        acc = 0.0
+        for i in range(1440):         # the same sequential sum as MinutePricer (np.cumsum may pair-sum)
+            acc = acc + self.season[i]
+            self.cum[i + 1] = acc
+        w = int(scale_window_h)
+        self.fs = np.array([0.5 * var_prior, 0.5, np.nan, np.nan, 1.0 if w > 0 else var_scale, 0.0])
+        self.ist = np.zeros(4, dtype=np.int64)
+        self.pts = np.zeros((2, 59))
+        self.ring = np.zeros((max(w, 1), 71))
+        self.ring_has = np.zeros(max(w, 1))
+        self.win = np.zeros(71)
+        self.consts = (1.0 - 0.5 ** (1.0 / halflife_min), var_prior, p_min, w, float(scale_prior_h))
+
+    def args(self):
+        return (self.fs, self.ist, self.season, self.cum, self.pts, self.ring, self.ring_has, self.win,
+                SCALE_GRID, LOG_SCALE_GRID, *self.consts)
+
+
 @njit(cache=False, nogil=True, error_model="numpy")
-def _minute_path(ts, px, ev, K, he, season, cum, alpha, var_prior, var_scale, p_min, o):
-    """MinutePricer (on_trade / price) streamed over the ticks, state in locals."""
+def _m_close_hour(h, ok, bar_close, fs, ist, pts, ring, ring_has, win, sgrid, lsgrid, W, prior_h, p_min):
+    slot = h % W
+    if ok:
+        y = 1.0 if bar_close >= fs[FS_HOURK] else 0.0
+        for g in range(71):
+            s = 0.0
+            for m in range(59):
+                v = sgrid[g] * pts[1, m]
+                if v > 0.0:
+                    p = _digital_x(pts[0, m], 1.0, math.sqrt(v), p_min)
+                else:
+                    p = _digital_x(pts[0, m], 0.0, 1.0, p_min)
+                if p < 1e-6:
+                    p = 1e-6
+                if p > 1.0 - 1e-6:
+                    p = 1.0 - 1e-6
+                s += -(y * math.log(p) + (1.0 - y) * math.log(1.0 - p))
+            ring[slot, g] = s
+        ring_has[slot] = 1.0
+    else:
+        for g in range(71):
+            ring[slot, g] = 0.0
+        ring_has[slot] = 0.0
+    for g in range(71):
+        win[g] = 0.0
+    n = 0.0
+    for j in range(1, W + 1):                       # hours h - W + 1 .. h, oldest first
+        sl = (h + j) % W
+        n += ring_has[sl]
+        for g in range(71):
+            win[g] += ring[sl, g]
+    fs[FS_HOURS] = n
+    ist[IS_HCLOSES] += 1
+    if n > 0.0:
+        best = win[0]
+        gi = 0
+        for g in range(1, 71):
+            if win[g] < best:
+                best = win[g]
+                gi = g
+        fs[FS_SCALE] = math.exp((n * lsgrid[gi] + prior_h * math.log(1.0)) / (n + prior_h))
+    else:
+        fs[FS_SCALE] = 1.0
+
+
+@njit(cache=False, nogil=True, error_model="numpy")
+def _m_close_bar(bar, bar_close, bar_open, bar_traded, fs, ist, season, cum, pts, ring, ring_has, win, sgrid,
+                 lsgrid, alpha, var_prior, p_min, W, prior_h):
+    """MinutePricer._close_bar (the caller then sets bar_traded False and bar += 1)."""
+    k = bar % 60
+    if not bar_traded:
+        ist[IS_HAVE_PREV] = 0
+        ist[IS_RUN] = 0
+        fs[FS_NUM] = (1.0 - alpha) * fs[FS_NUM] + alpha * var_prior
+        fs[FS_DEN] = (1.0 - alpha) * fs[FS_DEN] + alpha
+    else:
+        ist[IS_RUN] += 1
+        if ist[IS_HAVE_PREV] == 1:
+            r = math.log(bar_close / fs[FS_PREV])
+            d = r * r / season[bar % 1440]
+            fs[FS_NUM] = (1.0 - alpha) * fs[FS_NUM] + alpha * d
+            fs[FS_DEN] = (1.0 - alpha) * fs[FS_DEN] + alpha
+            ist[IS_NRET] += 1
+        fs[FS_PREV] = bar_close
+        ist[IS_HAVE_PREV] = 1
+        if W > 0:
+            if k == 0:
+                fs[FS_HOURK] = bar_open
+            if k < 59:
+                c = (bar + 1) % 1440
+                pts[0, k] = math.log(bar_close / fs[FS_HOURK])
+                lev = fs[FS_NUM] / fs[FS_DEN] if fs[FS_DEN] > 0.0 else var_prior
+                pts[1, k] = lev * (cum[c - c % 60 + 60] - cum[c])
+    if W > 0 and k == 59:
+        _m_close_hour(bar // 60, ist[IS_RUN] >= 120, bar_close, fs, ist, pts, ring, ring_has, win, sgrid, lsgrid,
+                      W, prior_h, p_min)
+
+
+@njit(cache=False, nogil=True, error_model="numpy", inline="always")   # no per-call array refcounts
+def _m_trade(t, price, bar, have_bar, bar_traded, bar_open, bar_close, fs, ist, season, cum, pts, ring, ring_has,
+             win, sgrid, lsgrid, alpha, var_prior, p_min, W, prior_h):
+    """MinutePricer.c_on_trade on the bar state held by the caller; returns the new bar state."""
+    b = t // 60000
+    if not have_bar:
+        bar = b
+        have_bar = True
+    elif b > bar:
+        while bar < b:
+            _m_close_bar(bar, bar_close, bar_open, bar_traded, fs, ist, season, cum, pts, ring, ring_has, win,
+                         sgrid, lsgrid, alpha, var_prior, p_min, W, prior_h)
+            bar_traded = False
+            bar += 1
+    if not bar_traded:
+        bar_open = price
+    return bar, have_bar, True, bar_open, price
+
+
+@njit(cache=False, nogil=True, error_model="numpy", inline="always")   # no per-call array refcounts
+def _m_price(e, S, K, hend, bar, have_bar, bar_traded, bar_close, fs, ist, season, cum, alpha, var_prior, p_min):
+    """MinutePricer.c_price: p at instant e for price S, strike K, hour end hend (NaN on bad input)."""
+    left = hend - e
+    if left <= 0:
+        v = 0.0
+    else:
+        b = e // 60000
+        bend = (hend - 1) // 60000 + 1
+        c = b % 1440
+        f = ((b + 1) * 60000 - e) / 60000.0
+        if bend - b > 1440:
+            v = np.nan
+        else:
+            if have_bar and bar_traded and ist[IS_HAVE_PREV] == 1 and b > bar:
+                r = math.log(bar_close / fs[FS_PREV])
+                lev = ((1.0 - alpha) * fs[FS_NUM] + alpha * r * r / season[bar % 1440]) / \
+                    ((1.0 - alpha) * fs[FS_DEN] + alpha)
+            elif fs[FS_DEN] > 0.0:
+                lev = fs[FS_NUM] / fs[FS_DEN]
+            else:
+                lev = var_prior
+            ee = c + (bend - b)
+            if ee <= 1440:
+                v = fs[FS_SCALE] * lev * (f * season[c] + cum[ee] - cum[c + 1])
+            else:
+                v = fs[FS_SCALE] * lev * (f * season[c] + cum[1440] - cum[c + 1] + cum[ee - 1440])
+    if not (math.isfinite(S) and S > 0.0 and math.isfinite(K) and K > 0.0) or math.isnan(v):
+        return np.nan
+    x = math.log(S / K)
+    if v > 0.0:
+        return _digital_x(x, 1.0, math.sqrt(v), p_min)
+    return _digital_x(x, 0.0, 1.0, p_min)
+
+
+@njit(cache=False, nogil=True, error_model="numpy")
+def _minute_path(ts, px, ev, K, he, wo, wop, wcl, until, o, fs, ist, season, cum, pts, ring, ring_has, win, sgrid,
+                 lsgrid, alpha, var_prior, p_min, W, prior_h):
+    """Warm with klines, then stream the ticks and price at each instant: the bar state in locals."""
+    bar = 0
+    have_bar = False
+    bar_traded = False
+    bar_open = np.nan
+    bar_close = np.nan
+    for i in range(wo.shape[0]):                  # MinutePricer.warm_klines (_feed_kline)
+        bar, have_bar, bar_traded, bar_open, bar_close = _m_trade(
+            wo[i], wop[i], bar, have_bar, bar_traded, bar_open, bar_close, fs, ist, season, cum, pts, ring, ring_has,
+            win, sgrid, lsgrid, alpha, var_prior, p_min, W, prior_h)
+        bar, have_bar, bar_traded, bar_open, bar_close = _m_trade(
+            wo[i] + 59999, wcl[i], bar, have_bar, bar_traded, bar_open, bar_close, fs, ist, season, cum, pts, ring,
+            ring_has, win, sgrid, lsgrid, alpha, var_prior, p_min, W, prior_h)
+        b = min(wo[i] + 60000, until) // 60000
+        while bar < b:
+            _m_close_bar(bar, bar_close, bar_open, bar_traded, fs, ist, season, cum, pts, ring, ring_has, win,
+                         sgrid, lsgrid, alpha, var_prior, p_min, W, prior_h)
+            bar_traded = False
+            bar += 1
+    n = ts.shape[0]
+    last = np.nan
+    j = 0
+    for i in range(ev.shape[0]):
+        e = ev[i]
+        while j < n and ts[j] < e:        # on_trade written out here: the hot path stays in locals
+            price = px[j]
+            t = ts[j]
+            j += 1
+            if not (math.isfinite(price) and price > 0.0):
+                continue
+            b = t // 60000
+            if not have_bar:
+                bar = b
+                have_bar = True
+            elif b > bar:
+                while bar < b:
+                    _m_close_bar(bar, bar_close, bar_open, bar_traded, fs, ist, season, cum, pts, ring, ring_has,
+                                 win, sgrid, lsgrid, alpha, var_prior, p_min, W, prior_h)
+                    bar_traded = False
+                    bar += 1
+            if not bar_traded:
+                bar_open = price
+            bar_close = price
+            bar_traded = True
+            last = price
+        if math.isnan(last):
+            o[i] = np.nan
+            continue
+        # c_price written out here (level and scale read from fs once per instant)
+        num, den, scale = fs[FS_NUM], fs[FS_DEN], fs[FS_SCALE]
+        hend = he[i]
+        if hend - e <= 0:
+            v = 0.0
+        else:
+            b = e // 60000
+            bend = (hend - 1) // 60000 + 1
+            c = b % 1440
+            f = ((b + 1) * 60000 - e) / 60000.0
+            if bend - b > 1440:
+                v = np.nan
+            else:
+                if have_bar and bar_traded and ist[IS_HAVE_PREV] == 1 and b > bar:
+                    r = math.log(bar_close / fs[FS_PREV])
+                    lev = ((1.0 - alpha) * num + alpha * r * r / season[bar % 1440]) / ((1.0 - alpha) * den + alpha)
+                elif den > 0.0:
+                    lev = num / den
+                else:
+                    lev = var_prior
+                ee = c + (bend - b)
+                if ee <= 1440:
+                    v = scale * lev * (f * season[c] + cum[ee] - cum[c + 1])
+                else:
+                    v = scale * lev * (f * season[c] + cum[1440] - cum[c + 1] + cum[ee - 1440])
+        k = K[i]
+        if not (math.isfinite(k) and k > 0.0) or math.isnan(v):
+            o[i] = np.nan
+            continue
+        x = math.log(last / k)
+        if x == 0.0:
+            p = 0.5
+        elif v > 0.0:
+            p = 0.5 * math.erfc(-(x / (math.sqrt(v) * 1.0)) * SQRT1_2)
+        else:
+            p = 1.0 if x > 0.0 else 0.0
+        if p < p_min:
+            p = p_min
+        if p > 1.0 - p_min:
+            p = 1.0 - p_min
+        o[i] = p
+
+
+@njit(cache=False, nogil=True, error_model="numpy")
+def _minute_path_fixed(ts, px, ev, K, he, season, cum, alpha, var_prior, var_scale, p_min, o):
+    """The fixed-scale model (scale_window_h 0, no warm-up) with ALL the state in locals."""
     n = ts.shape[0]
     m = ev.shape[0]
     num = 0.5 * var_prior
@@ -560,85 +819,49 @@ def _minute_path(ts, px, ev, K, he, season, cum, alpha, var_prior, var_scale, p_
 
 
 def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, halflife_min=60.0, var_prior=1e-7,
-                      var_scale=1.0, nu=0.0, p_min=0.001, out=None):
-    """Same contract as ``hourmm_core.quant.minute_path_batch`` (nu = 0 only)."""
+                      var_scale=1.0, nu=0.0, p_min=0.001, scale_window_h=0, scale_prior_h=72.0, warm=None, out=None):
+    """Same contract as ``hourmm_core.quant.minute_path_batch`` (nu = 0 only; adaptive scale and warm klines
+    included)."""
     assert nu == 0.0
     ts = np.ascontiguousarray(ts_ms, dtype=np.int64).reshape(-1)
     px = np.ascontiguousarray(price, dtype=np.float64).reshape(-1)
     ev = np.ascontiguousarray(eval_ms, dtype=np.int64).reshape(-1)
     k = np.ascontiguousarray(K, dtype=np.float64).reshape(-1)
     he = np.ascontiguousarray(hour_end_ms, dtype=np.int64).reshape(-1)
-    s = np.ascontiguousarray(season, dtype=np.float64).reshape(-1)
-    cum = np.zeros(1441)
-    acc = 0.0
-    for i in range(1440):         # the same sequential sum as MinutePricer (np.cumsum may pair-sum)
-        acc = acc + s[i]
-        cum[i + 1] = acc
+    md = _Model(season, halflife_min, var_prior, var_scale, p_min, scale_window_h, scale_prior_h)
+    if warm is None:
+        wo, wop, wcl = np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
+    else:
+        wo, wop, wcl = (np.ascontiguousarray(warm[0], dtype=np.int64), np.ascontiguousarray(warm[1], dtype=np.float64),
+                        np.ascontiguousarray(warm[2], dtype=np.float64))
+    until = int(ts[0]) if ts.size else np.iinfo(np.int64).max
     if out is None:
         out = np.empty(ev.shape[0])
-    _minute_path(ts, px, ev, k, he, s, cum, 1.0 - 0.5 ** (1.0 / halflife_min), var_prior, var_scale, p_min, out)
+    if int(scale_window_h) == 0 and warm is None:      # the fixed model: the all-locals loop
+        _minute_path_fixed(ts, px, ev, k, he, md.season, md.cum, md.consts[0], var_prior, var_scale, p_min, out)
+    else:
+        _minute_path(ts, px, ev, k, he, wo, wop, wcl, until, out, *md.args())
     return out
 
 
-# ints: bar, have_bar, have_prev, bar_traded; floats: num, den, bar_close, prev_close, p
 @njit(cache=False, nogil=True, error_model="numpy")
-def _minute_tick(ist, fst, season, cum, alpha, var_prior, var_scale, p_min, t, price, K, hend):
-    """MinutePricer.update (on_trade then price at the trade) with the state in arrays."""
+def _minute_tick(bs, t, price, K, hend, fs, ist, season, cum, pts, ring, ring_has, win, sgrid, lsgrid, alpha,
+                 var_prior, p_min, W, prior_h):
+    """MinutePricer.update (on_trade then price at the trade); bar state bs = bar, have_bar, bar_traded,
+    bar_open bits and bar_close kept in a float array between calls."""
     if not (math.isfinite(price) and price > 0.0):
         return np.nan
-    b = t // 60000
-    if ist[1] == 0:
-        ist[0] = b
-        ist[1] = 1
-    elif b > ist[0]:
-        while ist[0] < b:
-            if ist[3] == 0:
-                ist[2] = 0
-                fst[0] = (1.0 - alpha) * fst[0] + alpha * var_prior
-                fst[1] = (1.0 - alpha) * fst[1] + alpha
-            else:
-                ist[3] = 0
-                if ist[2] == 1:
-                    r = math.log(fst[2] / fst[3])
-                    d = r * r / season[ist[0] % 1440]
-                    fst[0] = (1.0 - alpha) * fst[0] + alpha * d
-                    fst[1] = (1.0 - alpha) * fst[1] + alpha
-                fst[3] = fst[2]
-                ist[2] = 1
-            ist[0] += 1
-    fst[2] = price
-    ist[3] = 1
-    left = hend - t
-    if left <= 0:
-        v = 0.0
-    else:
-        bend = (hend - 1) // 60000 + 1
-        c = b % 1440
-        f = ((b + 1) * 60000 - t) / 60000.0
-        if bend - b > 1440:
-            v = np.nan
-        else:
-            lev = fst[0] / fst[1] if fst[1] > 0.0 else var_prior     # b == bar here: no provisional bar
-            ee = c + (bend - b)
-            if ee <= 1440:
-                v = var_scale * lev * (f * season[c] + cum[ee] - cum[c + 1])
-            else:
-                v = var_scale * lev * (f * season[c] + cum[1440] - cum[c + 1] + cum[ee - 1440])
-    if not (math.isfinite(K) and K > 0.0) or math.isnan(v):
-        fst[4] = np.nan
-        return np.nan
-    x = math.log(price / K)
-    if x == 0.0:
-        p = 0.5
-    elif v > 0.0:
-        p = 0.5 * math.erfc(-(x / (math.sqrt(v) * 1.0)) * SQRT1_2)
-    else:
-        p = 1.0 if x > 0.0 else 0.0
-    if p < p_min:
-        p = p_min
-    if p > 1.0 - p_min:
-        p = 1.0 - p_min
-    fst[4] = p
+    bar, have_bar, bar_traded, bar_open, bar_close = _m_trade(
+        t, price, np.int64(bs[0]), bs[1] != 0.0, bs[2] != 0.0, bs[3], bs[4], fs, ist, season, cum, pts, ring,
+        ring_has, win, sgrid, lsgrid, alpha, var_prior, p_min, W, prior_h)
+    bs[0] = bar
+    bs[1] = 1.0 if have_bar else 0.0
+    bs[2] = 1.0 if bar_traded else 0.0
+    bs[3] = bar_open
+    bs[4] = bar_close
+    p = _m_price(t, price, K, hend, bar, have_bar, bar_traded, bar_close, fs, ist, season, cum, alpha, var_prior,
+                 p_min)
+    bs[5] = p
     return p
 
 
@@ -646,21 +869,16 @@ class NumbaMinutePricer:
     """Per-tick form of the shipped model: ``update(ts_ms, price, K, hour_end_ms)`` is one jitted
     call per trade from Python, state in numpy arrays (as :class:`NumbaTickPricer`)."""
 
-    def __init__(self, season, halflife_min=60.0, var_prior=1e-7, var_scale=1.0, nu=0.0, p_min=0.001):
+    def __init__(self, season, halflife_min=60.0, var_prior=1e-7, var_scale=1.0, nu=0.0, p_min=0.001,
+                 scale_window_h=0, scale_prior_h=72.0):
         assert nu == 0.0
-        self.season = np.ascontiguousarray(season, dtype=np.float64).reshape(-1)
-        self.cum = np.zeros(1441)
-        acc = 0.0
-        for i in range(1440):
-            acc = acc + self.season[i]
-            self.cum[i + 1] = acc
-        self.ist = np.zeros(4, dtype=np.int64)
-        self.fst = np.array([0.5 * var_prior, 0.5, np.nan, np.nan, np.nan])
-        self.args = (1.0 - 0.5 ** (1.0 / halflife_min), var_prior, var_scale, p_min)
+        self.md = _Model(season, halflife_min, var_prior, var_scale, p_min, scale_window_h, scale_prior_h)
+        self.bs = np.array([0.0, 0.0, 0.0, np.nan, np.nan, np.nan])
+        self.args = self.md.args()
 
     @property
     def p(self):
-        return float(self.fst[4])
+        return float(self.bs[5])
 
     def update(self, ts_ms, price, K, hour_end_ms):
-        return _minute_tick(self.ist, self.fst, self.season, self.cum, *self.args, ts_ms, price, K, hour_end_ms)
+        return _minute_tick(self.bs, ts_ms, price, K, hour_end_ms, *self.args)

@@ -6,8 +6,12 @@ Run: ``python3 -m pytest benchmarks/test_bench_numba_peer.py --benchmark-only``
 Batch functions compared (the first three are what the shipped model's research path calls:
 ``research/fair.py`` and ``research/calibration.py``):
 
-* ``minute_path``: ``minute_path_batch``, the seasonal ``MinutePricer`` streamed over a real day of
-  ticks and priced at every second of every hour (as ``fair.py`` calls it for the backtest);
+* ``minute_path_shipped``: ``minute_path_batch`` exactly as ``fair.py`` calls it for the backtest:
+  the shipped model (configs/pricer.yaml: the adaptive variance scale over 28 days) warmed with the
+  window's real 1m klines (``fair.history_klines``: ~40k rows, 672 hour closes), then the seasonal
+  ``MinutePricer`` streamed over a real day of ticks and priced at every second of every hour;
+* ``minute_path``: the same tick stream and instants with the fixed scale and no warm-up (the
+  per-tick/per-instant part alone; its floor is defined);
 * ``vol`` / ``vol_out``: ``ewma_vol_batch`` on the same day, fresh and reused ``out``;
 * ``fair_prob``: ``fair_prob_batch`` on the same day's rows;
 * ``fused`` / ``fused_out``: the legacy fused ``price_path_batch`` (vol + features + p) on 1M
@@ -47,11 +51,17 @@ import numba_peer as nb  # noqa: E402
 from hourmm_core import quant as q  # noqa: E402
 from hourmm_core.clock import HOUR_MS  # noqa: E402
 from hourmm_core.config import PricerConfig  # noqa: E402
+from hourmm_core.pricing.snapshot import model_kwargs  # noqa: E402
 
 N_TICK = 20_000
-CFG = PricerConfig.from_env({})
+CFG = PricerConfig.from_env({})     # the shipped model (configs/pricer.yaml)
 MODEL = dict(halflife_min=CFG.pricer_halflife_min, var_prior=CFG.pricer_var_prior, var_scale=CFG.pricer_var_scale)
+KW = model_kwargs(CFG)
+SHIPPED = dict(halflife_min=float(KW["halflife_min"]), var_prior=float(KW["var_prior"]), var_scale=float(KW["var_scale"]),
+               nu=float(KW["nu"]), p_min=float(KW["p_min"]), scale_window_h=int(KW["scale_window_h"]),
+               scale_prior_h=float(KW["scale_prior_h"]))
 SEASON = np.asarray(CFG.season(), dtype=np.float64)
+DAY0 = 1_747_267_200_000            # 2025-05-15T00:00Z (training period; 28+ days of klines before it)
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +87,12 @@ def real():
 @pytest.fixture(scope="module")
 def day():
     """24 hours (real klines + bridge when present) and fair.py's grid: every second of every hour,
-    K = the hour's first tick; plus fair_prob rows (S = tick, K = first tick, tau to the hour end)."""
-    from hourmm_core.data import load_first_hours
-    d = load_first_hours(24)
+    K = the hour's first tick; the shipped model's warm-up klines; plus fair_prob rows (S = tick,
+    K = first tick, tau to the hour end)."""
+    from hourmm_core.data import find_data_dir, history_span, load_first_hours
+    from hourmm_core.research.fair import history_klines
+    span = history_span() if find_data_dir() is not None else None
+    d = load_first_hours(24, start_ms=DAY0 if span is not None and span[0] <= DAY0 - 29 * 86_400_000 else None)
     ts = np.ascontiguousarray(d.ts_ms, dtype=np.int64)
     px = np.ascontiguousarray(d.price, dtype=np.float64)
     h0 = int(ts[0]) - int(ts[0]) % HOUR_MS
@@ -92,7 +105,9 @@ def day():
     hour = (ts - ts % HOUR_MS - h0) // HOUR_MS
     sig = q.ewma_vol_batch(ts, px)[:, 0].copy()
     rows = (px, np.ascontiguousarray(K[hour]), ((ts - ts % HOUR_MS + HOUR_MS) - ts) / 1000.0, sig)
-    return {"ts": ts, "px": px, "path": path, "rows": rows, "source": d.source}
+    warm = history_klines(int(ts[0]), SHIPPED["scale_window_h"]) if span is not None else None
+    return {"ts": ts, "px": px, "path": path, "rows": rows, "source": d.source, "shipped": dict(SHIPPED, warm=warm),
+            "warm_rows": 0 if warm is None else int(len(warm[0]))}
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +149,9 @@ def _same_shipped(day, trades):
     got = q.minute_path_batch(*day["path"], **MODEL)
     assert np.array_equal(got, nb.minute_path_batch(*day["path"], **MODEL), equal_nan=True), \
         port_msg.format("minute_path_batch")
+    got = q.minute_path_batch(*day["path"], **day["shipped"])          # exactly fair.py's call
+    assert np.array_equal(got, nb.minute_path_batch(*day["path"], **day["shipped"]), equal_nan=True), \
+        port_msg.format("minute_path_batch (shipped adaptive scale + warm-up)")
     assert np.isfinite(got).mean() > 0.99
     assert np.array_equal(q.ewma_vol_batch(day["ts"], day["px"]), nb.ewma_vol_batch(day["ts"], day["px"])), \
         port_msg.format("ewma_vol_batch")
@@ -142,7 +160,8 @@ def _same_shipped(day, trades):
     if trades is not None:
         tl, pl = trades
         K, end = pl[0], _minute_tick_args(tl)
-        a, b = q.MinutePricer(SEASON, **MODEL), nb.NumbaMinutePricer(SEASON, **MODEL)
+        sk = {k: v for k, v in SHIPPED.items()}
+        a, b = q.MinutePricer(SEASON, **sk), nb.NumbaMinutePricer(SEASON, **sk)
         x = [a.update(t, p, K, end) for t, p in zip(tl, pl)]
         y = [b.update(t, p, K, end) for t, p in zip(tl, pl)]
         assert np.array_equal(np.array(x), np.array(y), equal_nan=True), port_msg.format("MinutePricer.update")
@@ -179,7 +198,7 @@ def test_batch_vs_numba(benchmark, ticks, checked, impl):
 @pytest.mark.parametrize("impl", ["compiled", "numba"])
 def test_minute_path_vs_numba(benchmark, day, checked, impl):
     fn = q.minute_path_batch if impl == "compiled" else nb.minute_path_batch
-    p = benchmark.pedantic(fn, args=day["path"], kwargs=MODEL, rounds=5, iterations=1)
+    p = benchmark.pedantic(fn, args=day["path"], kwargs=day["shipped"], rounds=5, iterations=1)
     assert p.shape == day["path"][2].shape and np.isfinite(p[-1])
     benchmark.extra_info.update({"impl": impl, "source": day["source"], "ticks": int(day["ts"].size),
                                  "instants": int(p.size), "ticks_per_s": _rate(benchmark, day["ts"].size)})
@@ -217,7 +236,7 @@ def _per_tick_minute(cls, tl, pl):
     K, end = pl[0], _minute_tick_args(tl)
 
     def run():
-        mp = cls(SEASON, **MODEL)
+        mp = cls(SEASON, **SHIPPED)
         upd = mp.update
         for t, p in zip(tl, pl):
             upd(t, p, K, end)
@@ -240,7 +259,10 @@ def test_numba_ratios(benchmark, ticks, real, day, trades, checked):
     tl, pl = rt[:N_TICK].tolist(), rp[:N_TICK].tolist()
     ml, mpl = (trades[0][:N_TICK], trades[1][:N_TICK]) if trades is not None else (tl, pl)
     # name: (compiled, numba, floor or None, ticks for ns/tick)
+    shp = day["shipped"]
     pairs = {
+        "minute_path_shipped": (lambda: q.minute_path_batch(*path, **shp), lambda: nb.minute_path_batch(*path, **shp),
+                                None, nd),
         "minute_path": (lambda: q.minute_path_batch(*path, **MODEL), lambda: nb.minute_path_batch(*path, **MODEL),
                         fl and (lambda: fl.minute_path_floor(*path[:5], mo_f)), nd),
         "vol": (lambda: q.ewma_vol_batch(dts, dpx), lambda: nb.ewma_vol_batch(dts, dpx), None, nd),
@@ -271,7 +293,8 @@ def test_numba_ratios(benchmark, ticks, real, day, trades, checked):
     benchmark.pedantic(all_rounds, rounds=1, iterations=1)
     med = {k: statistics.median(v) for k, v in times.items() if v}
     info = {"source_fused": source, "source_shipped": day["source"], "ticks_fused": n, "ticks_shipped": int(nd),
-            "instants_minute_path": int(path[2].size), "rounds": rounds,
+            "instants_minute_path": int(path[2].size), "warm_klines_shipped": day["warm_rows"],
+            "scale_window_h": SHIPPED["scale_window_h"], "rounds": rounds,
             "loadavg_before": load, "loadavg_after": [round(x, 2) for x in os.getloadavg()],
             "floor_built": fl is not None}
     for k, (_c, _m, _f, nt) in pairs.items():

@@ -1,4 +1,4 @@
-"""Executor call -> request at the venue: fast_wire (event loop, raw keep-alive HTTP/1.1) vs the library path
+"""Executor call -> request at the venue: fast_wire (event loop, warm keep-alive, httptools framing) vs the library path
 (py_clob_client_v2 in the executor's thread pool), interleaved in one run.
 
 Run: ``python3 -m pytest benchmarks/test_bench_wire.py --benchmark-only``.

@@ -71,6 +71,13 @@ async def wait_for(pred: Callable[[], Any], timeout: float = 15.0, interval: flo
     return pred()
 
 
+async def until(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """``wait_for`` that fails the test naming ``what`` when ``cond`` never becomes truthy."""
+    v = await wait_for(cond, timeout=timeout)
+    assert v, f"timed out waiting for {what}"
+    return v
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now (for a child process that must be told its port)."""
     with socket.socket() as s:

@@ -18,8 +18,9 @@ before its first ``await``: the bytes are in the kernel when :meth:`AsyncWire.re
 first yields. The fixed header block (host, the library's fixed headers, POLY_ADDRESS,
 POLY_API_KEY, POLY_PASSPHRASE) is pre-built once per set of credentials; per request only
 the timestamp, the HMAC (:func:`l2_signature`, the library's algorithm, checked equal to it
-in tests) and the length are added. Replies are parsed here (status line, headers,
-Content-Length or chunked body, gzip/deflate); one request per connection at a time; a
+in tests) and the length are added. Replies are framed by ``httptools`` (llhttp: status line,
+headers, Content-Length or chunked body, keep-alive), decoded here only when gzip/deflate;
+one request per connection at a time; a
 connection the server closed is replaced in the background so the next call finds one warm.
 
 :func:`hot_calls` returns async twins for the executor's hot calls, keyed by the
@@ -50,6 +51,8 @@ import time
 import zlib
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
+
+import httptools
 
 from hourmm_core import safe_json
 
@@ -86,19 +89,25 @@ class _Reply:
 
 
 class _Conn(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection; at most one request in flight."""
+    """One keep-alive HTTP/1.1 connection; at most one request in flight.
+
+    The reply is framed by ``httptools`` (llhttp, the parser of Node.js and uvicorn): status,
+    headers, Content-Length or chunked bodies, keep-alive. We only write the request bytes
+    ourselves (pre-built, before the first await) and hand the parsed reply to the waiter.
+    """
 
     def __init__(self, wire: "AsyncWire") -> None:
         self.wire = wire
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.waiter: asyncio.Future[_Reply] | None = None
-        self.buf = bytearray()
-        self._head: tuple[int, dict[str, str]] | None = None
-        self._body_end = -1            # Content-Length framing: index in buf where the body ends
-        self._chunks: bytearray | None = None
-        self._pos = 0                  # chunked framing: parse position in buf
-        self._until_close = False
+        self._parser: httptools.HttpResponseParser | None = None
+        self._headers: dict[str, str] = {}
+        self._body = bytearray()
+        self._head_bytes = 0
+        self._head_done = False
+        self._done = False
+        self._keep = False
         self.last_used = time.monotonic()
         self.served = 0                # replies completed on this connection (0 = fresh)
         self.got_bytes = False         # any byte of the current request's reply received
@@ -112,28 +121,30 @@ class _Conn(asyncio.Protocol):
             self._fail(WireError("unsolicited data from the CLOB"))
             return
         self.got_bytes = True
-        self.buf += data
+        if self._parser is None:
+            self._parser = httptools.HttpResponseParser(self)
         try:
-            reply = self._parse()
-        except WireError as exc:
-            self._fail(exc)
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(WireError("the CLOB asked for a protocol upgrade"))
             return
-        if reply is not None:
-            w, self.waiter = self.waiter, None
-            self.served += 1
-            self._reset()
-            keep = reply.headers.get("connection", "").lower() != "close" and not self._until_close
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__ if isinstance(exc.__context__, WireError) else exc
+            self._fail(cause if isinstance(cause, WireError) else WireError(f"bad reply framing: {exc}"))
+            return
+        if self._done:
+            keep = self._keep
+            self._deliver(self._parser.get_status_code())
             if not keep:
                 self._close()
-            w.set_result(reply)
-            if keep:
+            else:
                 self.wire._release(self)
 
     def eof_received(self) -> bool | None:
-        if self._until_close and self._head is not None and self.waiter is not None and not self.waiter.done():
-            status, headers = self._head
-            w, self.waiter = self.waiter, None
-            w.set_result(_Reply(status, headers, self._decode(headers, bytes(self.buf))))
+        # A reply with neither Content-Length nor chunked framing ends when the server closes.
+        if self._head_done and not self._done and self.waiter is not None and not self.waiter.done():
+            assert self._parser is not None
+            self._deliver(self._parser.get_status_code())
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -143,6 +154,30 @@ class _Conn(asyncio.Protocol):
         self.waiter = None
         self.wire._lost(self)
 
+    # -- httptools callbacks (raising here makes feed_data raise HttpParserCallbackError)
+    def on_message_begin(self) -> None:
+        if self._done:
+            raise WireError("data after the reply body")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > MAX_HEAD:
+            raise WireError("reply head too large")
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self._head_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self._body += body
+        if len(self._body) > MAX_BODY:
+            raise WireError("reply body too large")
+
+    def on_message_complete(self) -> None:
+        assert self._parser is not None   # llhttp answers keep-alive only inside its callbacks
+        self._keep = self._parser.should_keep_alive()
+        self._done = True
+
     # -- request
     def send(self, data: bytes) -> "asyncio.Future[_Reply]":
         assert self.transport is not None and self.waiter is None
@@ -151,6 +186,18 @@ class _Conn(asyncio.Protocol):
         self.got_bytes = False
         self.transport.write(data)
         return self.waiter
+
+    def _deliver(self, status: int) -> None:
+        w, self.waiter = self.waiter, None
+        headers, body = self._headers, bytes(self._body)
+        self.served += 1
+        self._reset()
+        assert w is not None
+        try:
+            w.set_result(_Reply(status, headers, self._decode(headers, body)))
+        except WireError as exc:
+            w.set_exception(exc)
+            self._close()
 
     def _fail(self, exc: Exception) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -164,84 +211,9 @@ class _Conn(asyncio.Protocol):
             self.transport.abort()
 
     def _reset(self) -> None:
-        self.buf = bytearray()
-        self._head, self._body_end, self._chunks, self._pos, self._until_close = None, -1, None, 0, False
-
-    # -- reply parsing (HTTP/1.1: Content-Length or chunked; to close for neither)
-    def _parse(self) -> _Reply | None:
-        buf = self.buf
-        if self._head is None:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > MAX_HEAD:
-                    raise WireError("reply head too large")
-                return None
-            lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
-            parts = lines[0].split(" ", 2)
-            if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-                raise WireError(f"bad status line {lines[0][:80]!r}")
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                k, sep, v = line.partition(":")
-                if not sep:
-                    raise WireError(f"bad header line {line[:80]!r}")
-                headers[k.strip().lower()] = v.strip()
-            status = int(parts[1])
-            self._head = (status, headers)
-            del buf[:end + 4]
-            if "chunked" in headers.get("transfer-encoding", "").lower():
-                self._chunks = bytearray()
-            elif "content-length" in headers:
-                try:
-                    n = int(headers["content-length"])
-                except ValueError:
-                    raise WireError("bad Content-Length") from None
-                if not 0 <= n <= MAX_BODY:
-                    raise WireError("bad Content-Length")
-                self._body_end = n
-            elif status in (204, 304) or 100 <= status < 200:
-                self._body_end = 0
-            else:
-                self._until_close = True
-        status, headers = self._head
-        if self._chunks is not None:
-            return self._parse_chunked(status, headers)
-        if self._until_close:
-            if len(buf) > MAX_BODY:
-                raise WireError("reply body too large")
-            return None
-        if len(buf) < self._body_end:
-            return None
-        if len(buf) > self._body_end:
-            raise WireError("data after the reply body")
-        return _Reply(status, headers, self._decode(headers, bytes(buf)))
-
-    def _parse_chunked(self, status: int, headers: dict[str, str]) -> _Reply | None:
-        buf, chunks = self.buf, self._chunks
-        assert chunks is not None
-        while True:
-            eol = buf.find(b"\r\n", self._pos)
-            if eol < 0:
-                return None
-            try:
-                size = int(bytes(buf[self._pos:eol]).split(b";")[0].strip(), 16)
-            except ValueError:
-                raise WireError("bad chunk size") from None
-            if size == 0:
-                end = buf.find(b"\r\n\r\n", eol)     # optional trailers, then an empty line
-                if end < 0:
-                    if buf[eol:eol + 4] == b"\r\n\r\n":
-                        end = eol
-                    else:
-                        return None
-                return _Reply(status, headers, self._decode(headers, bytes(chunks)))
-            start = eol + 2
-            if len(buf) < start + size + 2:
-                return None
-            chunks += buf[start:start + size]
-            if len(chunks) > MAX_BODY:
-                raise WireError("reply body too large")
-            self._pos = start + size + 2
+        self._parser = None            # a fresh parser per reply (cheap; no state carried over)
+        self._headers, self._body, self._head_bytes = {}, bytearray(), 0
+        self._head_done = self._done = self._keep = False
 
     @staticmethod
     def _decode(headers: dict[str, str], body: bytes) -> bytes:

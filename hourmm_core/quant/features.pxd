@@ -83,10 +83,12 @@ cdef inline double _feat_window(FeatState* s, int i, long long target, double lp
     if pi < head and rts[head & mask] <= target:
         pi = head                 # first entry old enough for this window
     if pi >= head:
-        # two branch-free steps cover the usual 0..2 advances (the exit of a plain
-        # while loop is unpredictable per tick); the loop then rarely iterates
-        pi += (pi + 1 < tail) & (rts[(pi + 1) & mask] <= target)
-        pi += (pi + 1 < tail) & (rts[(pi + 1) & mask] <= target)
+        # three branch-free probes cover the usual 0..3 advances (the exit of a plain while
+        # loop is unpredictable per tick); the ring's ts increase, so entry pi + 2 old enough
+        # means pi + 1 is too: the probes are independent loads (one latency, not three)
+        pi += (((pi + 1 < tail) & (rts[(pi + 1) & mask] <= target))
+               + ((pi + 2 < tail) & (rts[(pi + 2) & mask] <= target))
+               + ((pi + 3 < tail) & (rts[(pi + 3) & mask] <= target)))
         while pi + 1 < tail and rts[(pi + 1) & mask] <= target:
             pi += 1
         s.ptr[i] = pi

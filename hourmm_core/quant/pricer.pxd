@@ -56,14 +56,14 @@ cdef class MinutePricer:
     cdef double win[71]
     cdef double scale_hours_
     cdef long long hour_closes_
-    cdef double level(self) noexcept nogil
+    cdef inline double level(self) noexcept nogil
     cdef void _close_hour(self, long long h, bint ok) noexcept nogil
     cdef void _feed_kline(self, long long open_ms, double op, double cl, long long until_ms) noexcept nogil
-    cdef double level_at(self, long long ts_ms) noexcept nogil
+    cdef inline double level_at(self, long long ts_ms) noexcept nogil
     cdef void _close_bar(self) noexcept nogil
     cdef void c_advance(self, long long ts_ms) noexcept nogil
-    cdef int c_on_trade(self, long long ts_ms, double price) noexcept nogil
-    cdef double c_rest_var(self, long long ts_ms, long long hour_end_ms) noexcept nogil
-    cdef double c_price(self, long long ts_ms, double S, double K, long long hour_end_ms) noexcept nogil
+    cdef inline int c_on_trade(self, long long ts_ms, double price) noexcept nogil
+    cdef inline double c_rest_var(self, long long ts_ms, long long hour_end_ms) noexcept nogil
+    cdef inline double c_price(self, long long ts_ms, double S, double K, long long hour_end_ms) noexcept nogil
     cpdef double price(self, long long ts_ms, double S, double K, long long hour_end_ms)
     cpdef double update(self, long long ts_ms, double price, double K, long long hour_end_ms)

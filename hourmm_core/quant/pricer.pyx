@@ -650,7 +650,7 @@ cdef class MinutePricer:
         free(self.ring)
         free(self.ring_has)
 
-    cdef double level(self) noexcept nogil:
+    cdef inline double level(self) noexcept nogil:
         if self.den > 0.0:
             return self.num / self.den
         return self.var_prior
@@ -757,7 +757,7 @@ cdef class MinutePricer:
             self._close_bar()
             self.bar += 1
 
-    cdef int c_on_trade(self, long long ts_ms, double price) noexcept nogil:
+    cdef inline int c_on_trade(self, long long ts_ms, double price) noexcept nogil:
         cdef long long b
         if not (isfinite(price) and price > 0.0):
             self.n_bad_ += 1
@@ -774,7 +774,7 @@ cdef class MinutePricer:
         self.bar_traded = True
         return 1
 
-    cdef double level_at(self, long long ts_ms) noexcept nogil:
+    cdef inline double level_at(self, long long ts_ms) noexcept nogil:
         """The level as it stands at ts_ms without closing any bar: when ts_ms is past the current
         bar's end, that bar's return is included provisionally (pricing never moves bar state, so
         a trade of that minute arriving later still lands in its own bar)."""
@@ -785,7 +785,7 @@ cdef class MinutePricer:
                 / ((1.0 - self.alpha) * self.den + self.alpha)
         return self.level()
 
-    cdef double c_rest_var(self, long long ts_ms, long long hour_end_ms) noexcept nogil:
+    cdef inline double c_rest_var(self, long long ts_ms, long long hour_end_ms) noexcept nogil:
         """Forecast variance of ln(close of the hour / price now), at ts_ms."""
         cdef long long left = hour_end_ms - ts_ms, b, bend
         cdef int c, e
@@ -804,7 +804,7 @@ cdef class MinutePricer:
         return self.var_scale * self.level_at(ts_ms) * (f * self.season[c] + self.cum[1440] - self.cum[c + 1]
                                                 + self.cum[e - 1440])
 
-    cdef double c_price(self, long long ts_ms, double S, double K, long long hour_end_ms) noexcept nogil:
+    cdef inline double c_price(self, long long ts_ms, double S, double K, long long hour_end_ms) noexcept nogil:
         cdef double v, x
         v = self.c_rest_var(ts_ms, hour_end_ms)
         self.var_rest_ = v

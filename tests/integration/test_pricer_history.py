@@ -25,21 +25,13 @@ from hourmm_core.sim.binance_replay import BinanceReplayServer
 
 quant = pytest.importorskip("hourmm_core.quant")
 from hourmm_core.pricing import PricerService  # noqa: E402
-from tests.conftest import needs_real_data  # noqa: E402
+from tests.conftest import needs_real_data, until  # noqa: E402
 
 pytestmark = pytest.mark.timeout(90)
 H0 = 1_746_540_000_000          # 2025-05-06 14:00 UTC (real klines)
 W_DAYS = 2
 
 
-async def until(cond, timeout=20.0, what="condition"):
-    t0 = time.monotonic()
-    while True:
-        v = cond()
-        if v:
-            return v
-        assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 async def _run(ticks, history, speed: float, start_ms: int, **env: str):

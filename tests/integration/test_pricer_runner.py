@@ -30,7 +30,7 @@ from hourmm_core.sim.binance_replay import BinanceReplayServer
 quant = pytest.importorskip("hourmm_core.quant")
 from hourmm_core.pricing import PricerService  # noqa: E402
 from tests.conftest import REPO_ROOT as REPO  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from tests.conftest import free_port, until  # noqa: E402
 
 H0 = DEFAULT_SYNTHETIC_START_MS
 pytestmark = pytest.mark.timeout(60)
@@ -41,14 +41,6 @@ def ticks():
     return synthetic_ticks(hours=2, seed=21)
 
 
-async def until(cond, timeout=10.0, what="condition"):
-    t0 = time.monotonic()
-    while True:
-        v = cond()
-        if v:
-            return v
-        assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 class Stack:

@@ -167,9 +167,15 @@ async def test_full_hour_fills_flat_by_cutoff_and_roll(tmp_path, caplog) -> None
     fills = kinds(h.db, "fill")
     assert [e for e in fills if e.market == first], "no fills in a whole simulated hour"
     assert f"Selected market: {first}" in caplog.text and f"Selected market: {second}" in caplog.text
-    phases = [e.payload["new"] for e in kinds(h.db, "phase")]
-    for p in ("ACTIVE", "WIND_DOWN", "FLATTEN") + (("HARD_CUTOFF",) if saw_cutoff else ()):
-        assert p in phases
+    phases = [e.payload["new"] for e in kinds(h.db, "phase") if e.market == first]
+    # WIND_DOWN lasts 300 s of the hour = 1 s of wall time at 300x: on a loaded 2-core machine one
+    # decision pass can span it, and the session then moves ACTIVE -> FLATTEN directly. So the journal
+    # must show WIND_DOWN whenever the trader decided in it, and the phases in their order always.
+    decided_in = {e.payload.get("phase") for e in kinds(h.db, "decision") if e.market == first}
+    order = ("ACTIVE", "WIND_DOWN", "FLATTEN", "HARD_CUTOFF")
+    assert [p for p in order if p in phases] == [p for p in phases if p in order], phases
+    required = {"ACTIVE", "FLATTEN"} | ({"WIND_DOWN"} & decided_in) | ({"HARD_CUTOFF"} if saw_cutoff else set())
+    assert required <= set(phases), (phases, decided_in)
     assert kinds(h.db, "ack") and kinds(h.db, "intent") and kinds(h.db, "cancel_all")
 
 

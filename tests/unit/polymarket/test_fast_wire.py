@@ -188,3 +188,28 @@ async def test_a_cancel_on_a_keep_alive_connection_the_server_just_closed_is_sen
                                                                          "DELETE /order HTTP/1.1"]
         finally:
             await wire.close()
+
+
+@pytest.mark.parametrize("reply, why", [
+    ([b"HELLO WORLD\r\n\r\n"], "not HTTP"),
+    ([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n"], "data after the reply body"),
+    ([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"], "bad chunk size"),
+    ([b"HTTP/1.1 200 OK\r\nContent-Length: -4\r\n\r\n{}"], "bad Content-Length"),
+    ([b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nnope"], "bad gzip body"),
+    ([b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (70 * 1024) + b"\r\nContent-Length: 2\r\n\r\n{}"], "head too large"),
+])
+async def test_a_malformed_reply_is_a_request_exception_and_its_connection_is_dropped(reply, why):
+    """Framing errors (found by httptools/llhttp, or by our size and decoding limits) never yield a
+    half-parsed reply: the call fails like a lost connection and the next call gets a fresh one."""
+    async with Script([reply, ok(b'{"ok": 1}')]) as s:
+        wire = AsyncWire(client(s.url), warm=1)
+        try:
+            await wire.start()
+            with pytest.raises(PolyApiException) as e:
+                await wire.request("POST", "/order", {})
+            assert getattr(e.value, "status_code", None) is None, why
+            assert "Request exception" in str(e.value.error_msg), why
+            assert await wire.request("POST", "/order", {"n": 2}) == {"ok": 1}, why
+            assert s.conns >= 2, why
+        finally:
+            await wire.close()
