@@ -8,8 +8,10 @@ by tests/integration/test_speed_batching.py.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
+import os
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,7 +24,7 @@ from py_clob_client_v2.signer import Signer
 
 from hourmm_core.polymarket.fast_wire import AsyncWire
 
-SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ="   # throwaway test value (base64 of a phrase)
+SECRET = base64.urlsafe_b64encode(os.urandom(32)).decode()   # made at run time, like every test credential
 
 
 class Script:
