@@ -168,13 +168,15 @@ async def test_full_hour_fills_flat_by_cutoff_and_roll(tmp_path, caplog) -> None
     assert [e for e in fills if e.market == first], "no fills in a whole simulated hour"
     assert f"Selected market: {first}" in caplog.text and f"Selected market: {second}" in caplog.text
     phases = [e.payload["new"] for e in kinds(h.db, "phase") if e.market == first]
-    # WIND_DOWN lasts 300 s of the hour = 1 s of wall time at 300x: on a loaded 2-core machine one
-    # decision pass can span it, and the session then moves ACTIVE -> FLATTEN directly. So the journal
-    # must show WIND_DOWN whenever the trader decided in it, and the phases in their order always.
+    # At 300x WIND_DOWN lasts 1 s of wall time, FLATTEN 0.8 s and HARD_CUTOFF 0.2 s: on a loaded 2-core
+    # machine one decision pass can span a whole phase (seen in CI: ACTIVE, WIND_DOWN, then the next
+    # hour), and a phase is journaled by the first decision taken in it. So the journal must show every
+    # phase the trader decided in, in the schedule's order; the end-of-hour invariants above (flat at
+    # market_end, nothing of the old hour left at the venue, the roll) hold either way.
     decided_in = {e.payload.get("phase") for e in kinds(h.db, "decision") if e.market == first}
     order = ("ACTIVE", "WIND_DOWN", "FLATTEN", "HARD_CUTOFF")
     assert [p for p in order if p in phases] == [p for p in phases if p in order], phases
-    required = {"ACTIVE", "FLATTEN"} | ({"WIND_DOWN"} & decided_in) | ({"HARD_CUTOFF"} if saw_cutoff else set())
+    required = {"ACTIVE"} | (decided_in & set(order)) | ({"HARD_CUTOFF"} if saw_cutoff else set())
     assert required <= set(phases), (phases, decided_in)
     assert kinds(h.db, "ack") and kinds(h.db, "intent") and kinds(h.db, "cancel_all")
 
