@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 from pathlib import Path
 from typing import Any, Callable
@@ -129,11 +130,19 @@ def real_minutes(start_ms: int, end_ms: int, close_offset_ms: int | None = None,
 
 
 # ------------------------------------------------------------------ recorded venue payloads
+# The fixtures name their 32-byte hex ids ({{CONDITION_ID}}, {{ORDER_HASH_1}}, ...) instead of holding
+# literals: the values are made here at run time (random, the venue's 0x + 64 hex shape), once per
+# session so every payload of one run refers to the same market and orders.
+FIXTURE_IDS: dict[str, str] = {k: "0x" + os.urandom(32).hex()
+                               for k in ("CONDITION_ID", "ORDER_HASH_1", "ORDER_HASH_2", "TX_HASH")}
 @pytest.fixture(scope="session")
 def recorded() -> Callable[[str], Any]:
     """Load a recorded venue payload: ``recorded("polymarket/ws_market_book.json")`` (a fresh copy each call)."""
 
     def load(name: str) -> Any:
-        return json.loads((FIXTURES / name).read_text())
+        text = (FIXTURES / name).read_text()
+        for token, value in FIXTURE_IDS.items():
+            text = text.replace("{{" + token + "}}", value)
+        return json.loads(text)
 
     return load

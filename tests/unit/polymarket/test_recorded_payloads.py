@@ -9,9 +9,9 @@ from hourmm_core.polymarket.executor import Executor, OrderRequest, Rejected
 from hourmm_core.polymarket.gamma import parse_market
 from hourmm_core.polymarket.orderbook import BookSet, OrderBook
 from hourmm_core.polymarket.user_ws import OrderUpdate, TradeUpdate, parse_user_message
-from tests.conftest import new_credentials
+from tests.conftest import FIXTURE_IDS, new_credentials
 
-CID = "0xc0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1"
+CID = FIXTURE_IDS["CONDITION_ID"]
 UP = "106853212325739234269605042620856745942429109258639927166403506431703417105118"
 DN = "34549038436775387767555351401981287096280193432851657723404876503687402605441"
 OWNER = "3f1c9e2a-5b7d-4e60-9a1b-2c8d4e6f8a01"

@@ -61,10 +61,13 @@ def _ticks(start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fills_hash(fills: list[tuple]) -> str:
-    """Hash of an hour's fills: (ms, token, side, price 1e-4, size 1e-2, fee 1e-6, maker)."""
+    """Hash of an hour's fills: (ms, token, side, price 1e-4, size 1e-2, fee 1e-6, maker).
+
+    The first 96 bits of the SHA-256 (24 hex): plenty to tell fill lists apart, and no 32-byte hex
+    string in the pinned file that could be mistaken for key material."""
     rows = [(int(ts), int(tok), int(side), round(px, 4), round(sz, 2), round(fee, 6), bool(mk))
             for ts, tok, side, px, sz, fee, mk in fills]
-    return hashlib.sha256(repr(rows).encode()).hexdigest()
+    return hashlib.sha256(repr(rows).encode()).hexdigest()[:24]
 
 
 def fingerprint(hour: object, path: dict) -> dict:

@@ -9,8 +9,9 @@ from hourmm_core.trading.risk_engine import Limits
 from hourmm_core.trading.session import Schedule
 from hourmm_core.trading.strategy import StrategyParams
 from hourmm_core.trading.types import BUY, UP
+from tests.conftest import FIXTURE_IDS
 
-CID = "0xc0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1c0d1"
+CID = FIXTURE_IDS["CONDITION_ID"]
 UP_TOKEN = "106853212325739234269605042620856745942429109258639927166403506431703417105118"
 DN_TOKEN = "34549038436775387767555351401981287096280193432851657723404876503687402605441"
 OWNER = "3f1c9e2a-5b7d-4e60-9a1b-2c8d4e6f8a01"
