@@ -54,6 +54,13 @@ def _offset(cursor: str | None) -> int:
     return v
 
 
+def _page(rows: list[Any], off: int, n: int) -> tuple[list[Any], dict[str, Any]]:
+    """One page of a CLOB list and its envelope fields (cursor = base64 offset, ``LTE=`` = the end)."""
+    page = rows[off:off + n]
+    nxt = _cursor(off + n) if off + n < len(rows) else END_CURSOR
+    return page, {"next_cursor": nxt, "limit": n, "count": len(page)}
+
+
 class ClobRoutes:
     """CLOB REST handlers (mixin of PolymarketSim)."""
 
@@ -164,21 +171,15 @@ class ClobRoutes:
     async def h_markets(self, request: web.Request) -> web.Response:
         """``GET /markets?next_cursor=``: the CLOB's paginated market list (cursor = base64 offset,
         ``LTE=`` = end), as ``ClobClient.get_markets`` pages through it."""
-        cur = request.query.get("next_cursor", "MA==") or "MA=="
-        if cur == "LTE=":
-            return web.json_response({"limit": MARKETS_PAGE, "count": 0, "next_cursor": "LTE=", "data": []})
+        cur = request.query.get("next_cursor")
+        if cur == END_CURSOR:
+            return web.json_response({"limit": MARKETS_PAGE, "count": 0, "next_cursor": END_CURSOR, "data": []})
         try:
-            off = int(base64.b64decode(cur, validate=True).decode())
-            if off < 0:
-                raise ValueError
-        except (ValueError, UnicodeDecodeError):
+            off = _offset(cur)
+        except ValueError:
             return self._bad("invalid next_cursor")
-        ms = sorted(self.ex.markets.values(), key=lambda m: m.start_ms)
-        page = ms[off:off + MARKETS_PAGE]
-        nxt = off + len(page)
-        return web.json_response({"limit": MARKETS_PAGE, "count": len(page),
-                                  "next_cursor": base64.b64encode(str(nxt).encode()).decode() if nxt < len(ms) else "LTE=",
-                                  "data": [self._market_full(m) for m in page]})
+        page, env = _page(sorted(self.ex.markets.values(), key=lambda m: m.start_ms), off, MARKETS_PAGE)
+        return web.json_response({**env, "data": [self._market_full(m) for m in page]})
 
     async def h_clob_market_full(self, request: web.Request) -> web.Response:
         m = self.ex.markets.get(request.match_info["cid"])
@@ -417,11 +418,8 @@ class ClobRoutes:
         if q.get("id"):
             rows = [o for o in rows if o.order_id == q["id"]]
         rows.sort(key=lambda o: o.seq)
-        n = self.cfg.page_size
-        page = rows[off:off + n]
-        nxt = _cursor(off + n) if off + n < len(rows) else END_CURSOR
-        return web.json_response({"data": [self._order_json(o) for o in page], "next_cursor": nxt,
-                                  "limit": n, "count": len(page)})
+        page, env = _page(rows, off, self.cfg.page_size)
+        return web.json_response({"data": [self._order_json(o) for o in page], **env})
 
     async def h_order(self, request: web.Request) -> web.Response:
         k, _ = await self._l2(request)
@@ -465,11 +463,8 @@ class ClobRoutes:
                 return False
             return True
         rows = [(o, t) for o, t in rows if keep(t)]
-        n = self.cfg.page_size
-        page = rows[off:off + n]
-        nxt = _cursor(off + n) if off + n < len(rows) else END_CURSOR
-        return web.json_response({"data": [self._trade_view(t, o) for o, t in page], "next_cursor": nxt,
-                                  "limit": n, "count": len(page)})
+        page, env = _page(rows, off, self.cfg.page_size)
+        return web.json_response({"data": [self._trade_view(t, o) for o, t in page], **env})
 
     async def h_balance(self, request: web.Request) -> web.Response:
         k, _ = await self._l2(request)
