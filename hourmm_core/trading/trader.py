@@ -138,6 +138,11 @@ class Trader:
         except Exception:  # the journal must never take the trader down
             log.exception("journal write failed (%s)", kind)
 
+    def _jhold_open(self) -> None:
+        """Start holding journal rows (a race section) unless a hold is already open."""
+        if self._jhold is None:
+            self._jhold = []
+
     def _jrelease(self) -> None:
         """Write the rows held during a race section, in call order with their own timestamps.
 
@@ -404,8 +409,8 @@ class Trader:
             except Exception as exc:  # noqa: BLE001
                 done, failed = [], {o.order_id: f"{type(exc).__name__}: {exc}" for o in cancels}  # type: ignore[misc]
                 self._rest_failure(exc)
-            if places and self._jhold is None:
-                self._jhold = []   # the cancel outcome rows wait until the replacement POST is written
+            if places:
+                self._jhold_open()   # the cancel outcome rows wait until the replacement POST is written
             now = self.clock.now_ms()
             for oid in done:
                 om.on_cancelled(oid, now)
@@ -480,13 +485,11 @@ class Trader:
         if snap is not None:
             self.latencies_ms.append(float(now - snap.ts_ms))
         self._j("intent", {**self._order_payload(o), "post_only": post_only})
-        return dict(token_id=m.token_id(o.token), side=SIDE_NAMES[o.side], price=o.price, size=o.size,
-                    tick_size=m.tick_size, neg_risk=m.neg_risk, post_only=post_only, client_id=o.client_id)
+        return {**self._place_args(o, m), "post_only": post_only}
 
     async def _place_batch(self, place_many: Any, places: list[Order], m: MarketRef, post_only: bool,
                            snap: Snapshot | None, presigned: list[Any] | None = None) -> None:
-        if self._jhold is None:
-            self._jhold = []   # the intent rows wait until the POST is written
+        self._jhold_open()   # the intent rows wait until the POST is written
         args = [self._order_args(o, m, post_only, snap) for o in places]
         ahead = asyncio.ensure_future(self._after_write(None, []))
         try:
@@ -502,8 +505,7 @@ class Trader:
 
     async def _place(self, o: Order, m: MarketRef, post_only: bool, snap: Snapshot | None,
                      presigned: Any = None) -> None:
-        if self._jhold is None:
-            self._jhold = []   # the intent row waits until the POST is written
+        self._jhold_open()   # the intent row waits until the POST is written
         kw = self._order_args(o, m, post_only, snap)
         if presigned is not None:
             kw["presigned"] = presigned
