@@ -195,3 +195,58 @@ def test_cli_writes_report_and_config(tmp_path, monkeypatch):
 
 def test_cli_bad_args_exit_code():
     assert calibrate_cli.main(["--bins", "notanumber"]) == 2
+
+
+# ----------------------------------------------------------------- ECE noise floor (synthetic shocks: a property of the metric)
+def _ece_by_loop(var_min, seed):
+    """One repetition of perfect_forecaster_ece written out point by point (independent of its vectorisation)."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((1,) + var_min.shape)[0]
+    ps, ys = [], []
+    for h in range(var_min.shape[0]):
+        r = z[h] * np.sqrt(var_min[h])
+        y = float(r.sum() >= 0)
+        for m in range(1, 60):
+            ps.append(norm.cdf(r[:m].sum() / math.sqrt(var_min[h, m:].sum())))
+            ys.append(y)
+    return cal.expected_calibration_error(np.array(ps), np.array(ys))
+
+
+def test_perfect_forecaster_ece_matches_a_point_by_point_loop():
+    rng = np.random.default_rng(5)
+    v = rng.uniform(0.5, 2.0, (30, 60)) * 1e-7
+    got = cal.perfect_forecaster_ece(v, n_rep=1, seed=11)
+    assert got.shape == (1,)
+    assert got[0] == pytest.approx(_ece_by_loop(v, 11), abs=1e-12)
+
+
+def test_perfect_forecaster_ece_is_sampling_noise_that_shrinks_with_hours():
+    v = np.full((100, 60), 1e-7)
+    small = cal.perfect_forecaster_ece(v, n_rep=200, seed=1)
+    big = cal.perfect_forecaster_ece(np.tile(v, (16, 1)), n_rep=50, seed=2)
+    assert np.all(small > 0)
+    # a correct forecaster: the ECE is noise ~ 1/sqrt(hours): 16x the hours, about a quarter of it
+    assert 0.15 < np.median(big) / np.median(small) < 0.4
+
+
+def test_perfect_forecaster_ece_rejects_bad_input():
+    for bad in (np.ones((3, 59)), np.ones(60), -np.ones((2, 60)), np.full((2, 60), np.nan)):
+        with pytest.raises(ValueError):
+            cal.perfect_forecaster_ece(bad, n_rep=1)
+
+
+def test_ece_bootstrap_by_hour_resamples_whole_hours():
+    rng = np.random.default_rng(0)
+    hours = np.repeat(np.arange(300), 59)
+    p = rng.random(hours.size)
+    y_cal = np.repeat((rng.random(300) < 0.5).astype(float), 59)
+    lo, hi = cal.ece_bootstrap_by_hour(p, y_cal, hours, n=300)
+    e = cal.expected_calibration_error(p, y_cal)
+    assert lo < e < hi
+    # a forecaster that is off by 0.3 everywhere: the whole interval sits near the gap
+    lo2, hi2 = cal.ece_bootstrap_by_hour(np.clip(p * 0.4, 0, 1), (rng.random(hours.size) < np.clip(p * 0.4 + 0.3, 0, 1)).astype(float),
+                                         hours, n=300)
+    assert 0.25 < lo2 < hi2 < 0.35
+    assert cal.ece_bootstrap_by_hour(p[:0], y_cal[:0], hours[:0]) == [pytest.approx(math.nan, nan_ok=True)] * 2
