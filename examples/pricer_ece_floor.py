@@ -92,6 +92,19 @@ def main() -> None:
         print(f"{'':<7}rv60: ECE {cal.expected_calibration_error(rv, pts.y[m]):.4f}, hour-bootstrap 95% "
               f"[{rci[0]:.4f}, {rci[1]:.4f}]")
     print(f"(hours of {HOUR_MS // 60_000} minutes, 59 points each; {a.reps} repetitions per row)")
+    # by minutes left: the shipped model's ECE per bucket next to the floor on the same hours and minutes
+    left = 60 - pts.minute
+    print("\nby minutes left: ECE of the shipped model | rv60 | perfect forecaster (forecast variances) median / 90th pct")
+    for span in ("train", "valid"):
+        m = pts.span(*rep.spans[span])
+        hours = np.unique(pts.hour_ms[m])
+        v = hour_variances(kl, rep, prm, hours)["forecast"]
+        for lo, hi in zip(kcal.KLINE_MINUTE_BUCKETS[:-1], kcal.KLINE_MINUTE_BUCKETS[1:]):
+            mm = m & (left > lo) & (left <= hi)
+            e = cal.perfect_forecaster_ece(v, n_rep=max(a.reps // 4, 1), seed=7, minutes=range(60 - hi, 60 - lo))
+            print(f"{span:<7}({lo},{hi}]{'':<3}{int(mm.sum()):>7}  {cal.expected_calibration_error(p[mm], pts.y[mm]):.4f}"
+                  f" | {cal.expected_calibration_error(rep.predictions['rv60'][mm], pts.y[mm]):.4f}"
+                  f" | {np.median(e):.4f} / {np.percentile(e, 90):.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -567,7 +567,7 @@ def ece_bootstrap_by_hour(p: np.ndarray, y: np.ndarray, hour: np.ndarray, n: int
 
 
 def perfect_forecaster_ece(var_min: np.ndarray, n_rep: int = 1000, n_bins: int = 10, seed: int = 0,
-                           chunk: int = 25) -> np.ndarray:
+                           chunk: int = 25, minutes: Sequence[int] | None = None) -> np.ndarray:
     """ECE of a forecaster that is correct BY CONSTRUCTION, on simulated hours (one value per repetition).
 
     ``var_min[h, k]`` is the variance of minute k's log return in hour h (k = 0..59). Each repetition
@@ -577,7 +577,8 @@ def perfect_forecaster_ece(var_min: np.ndarray, n_rep: int = 1000, n_bins: int =
     says p = Phi(x / sqrt(sum of var_min[h, m:])), exactly P(sum of all 60 returns >= 0 | x); y =
     (sum of all 60 >= 0), shared by the hour's 59 points. Its expected calibration gap is 0 in every
     bin, so any ECE it scores is sampling noise of ``len(var_min)`` hours: the floor below which a
-    month's ECE says nothing."""
+    month's ECE says nothing. ``minutes`` (values in 1..59) scores only those points of each hour (a
+    minutes-left bucket); the draws do not depend on it."""
     from scipy.special import ndtr
 
     v = np.asarray(var_min, dtype=np.float64)
@@ -587,6 +588,9 @@ def perfect_forecaster_ece(var_min: np.ndarray, n_rep: int = 1000, n_bins: int =
         raise ValueError("var_min must be finite and >= 0")
     if n_rep < 1 or n_bins < 1:
         raise ValueError("n_rep and n_bins must be >= 1")
+    cols = np.arange(59) if minutes is None else np.asarray(minutes, dtype=np.int64) - 1
+    if cols.size == 0 or cols.min() < 0 or cols.max() > 58:
+        raise ValueError("minutes must be values in 1..59")
     nh = v.shape[0]
     rest = np.cumsum(v[:, ::-1], axis=1)[:, ::-1][:, 1:]     # [h, m-1] = sum of var over minutes m..59
     sd = np.sqrt(rest)
@@ -599,11 +603,12 @@ def perfect_forecaster_ece(var_min: np.ndarray, n_rep: int = 1000, n_bins: int =
         xm = x[:, :, :59]                                       # minute m = 1..59: returns 0..m-1
         with np.errstate(divide="ignore", invalid="ignore"):
             p = np.where(sd > 0, ndtr(xm / np.where(sd > 0, sd, 1.0)), (xm >= 0.0).astype(np.float64))
+        p, y = p[:, :, cols], y[:, :, cols]
         b = np.clip(np.floor(p * n_bins).astype(np.int64), 0, n_bins - 1)
         cell = (np.arange(r)[:, None, None] * n_bins + b).ravel()
         sp = np.bincount(cell, p.ravel(), r * n_bins).reshape(r, n_bins)
         sy = np.bincount(cell, y.ravel(), r * n_bins).reshape(r, n_bins)
-        out[a:a + r] = np.abs(sp - sy).sum(axis=1) / (nh * 59)
+        out[a:a + r] = np.abs(sp - sy).sum(axis=1) / (nh * cols.size)
     return out
 
 

@@ -198,7 +198,7 @@ def test_cli_bad_args_exit_code():
 
 
 # ----------------------------------------------------------------- ECE noise floor (synthetic shocks: a property of the metric)
-def _ece_by_loop(var_min, seed):
+def _ece_by_loop(var_min, seed, minutes=range(1, 60)):
     """One repetition of perfect_forecaster_ece written out point by point (independent of its vectorisation)."""
     from scipy.stats import norm
 
@@ -208,7 +208,7 @@ def _ece_by_loop(var_min, seed):
     for h in range(var_min.shape[0]):
         r = z[h] * np.sqrt(var_min[h])
         y = float(r.sum() >= 0)
-        for m in range(1, 60):
+        for m in minutes:
             ps.append(norm.cdf(r[:m].sum() / math.sqrt(var_min[h, m:].sum())))
             ys.append(y)
     return cal.expected_calibration_error(np.array(ps), np.array(ys))
@@ -220,6 +220,10 @@ def test_perfect_forecaster_ece_matches_a_point_by_point_loop():
     got = cal.perfect_forecaster_ece(v, n_rep=1, seed=11)
     assert got.shape == (1,)
     assert got[0] == pytest.approx(_ece_by_loop(v, 11), abs=1e-12)
+    # a minutes-left bucket: the same draws, only those points scored
+    sub = cal.perfect_forecaster_ece(v, n_rep=1, seed=11, minutes=range(50, 60))
+    assert sub[0] == pytest.approx(_ece_by_loop(v, 11, range(50, 60)), abs=1e-12)
+    assert sub[0] != pytest.approx(got[0])
 
 
 def test_perfect_forecaster_ece_is_sampling_noise_that_shrinks_with_hours():
@@ -235,6 +239,9 @@ def test_perfect_forecaster_ece_rejects_bad_input():
     for bad in (np.ones((3, 59)), np.ones(60), -np.ones((2, 60)), np.full((2, 60), np.nan)):
         with pytest.raises(ValueError):
             cal.perfect_forecaster_ece(bad, n_rep=1)
+    for minutes in ([0, 1], [60], []):
+        with pytest.raises(ValueError):
+            cal.perfect_forecaster_ece(np.ones((2, 60)), n_rep=1, minutes=minutes)
 
 
 def test_ece_bootstrap_by_hour_resamples_whole_hours():
