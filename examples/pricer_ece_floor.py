@@ -36,26 +36,6 @@ from hourmm_core.research import kline_calibration as kcal
 DATA = "/work/shared/data"
 
 
-def hour_variances(kl: dict, rep: kcal.KlineReport, prm: kcal.SeasonalParams, hours: np.ndarray) -> dict[str, np.ndarray]:
-    """[hours, 60] per-minute variances: the shipped forecast at minute 1, and the realised squares."""
-    om = np.asarray(kl["open_ms"], dtype=np.int64)
-    op, cl = np.asarray(kl["open"], dtype=np.float64), np.asarray(kl["close"], dtype=np.float64)
-    i0 = np.searchsorted(om, hours)
-    assert np.all(om[i0] == hours) and np.all(om[i0 + 59] == hours + 59 * 60_000)
-    season = prm.season()
-    q = kcal._quant()
-    lv, sc, _ = q.minute_scale_batch(om, op, cl, season, prm.halflife_min, prm.var_prior, prm.nu, prm.p_min,
-                                     prm.scale_window_h, prm.scale_prior_h)
-    lv, sc = np.asarray(lv), np.asarray(sc)
-    mod = ((hours // 60_000) % 1440)[:, None] + np.arange(60)[None, :]     # minute of day of minute k
-    fc = (lv[i0] * sc[i0])[:, None] * season[mod]                         # level after minute 0 closed
-    lc = np.log(cl)
-    idx = i0[:, None] + np.arange(60)[None, :]
-    r = lc[idx] - lc[idx - 1]
-    r[:, 0] = lc[i0] - np.log(op[i0])                                     # minute 0 from the hour's open
-    return {"forecast": fc, "realised": r ** 2}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=1000)
@@ -79,7 +59,7 @@ def main() -> None:
         rng = np.random.default_rng(1)
         iid = np.array([cal.expected_calibration_error(p[m], (rng.random(int(m.sum())) < p[m]).astype(float))
                         for _ in range(200)])
-        for name, v in hour_variances(kl, rep, prm, hours).items():
+        for name, v in kcal.hour_minute_variances(kl["open_ms"], kl["open"], kl["close"], prm, hours).items():
             e = cal.perfect_forecaster_ece(v, n_rep=a.reps, seed=7)
             q50, q90, q95 = np.percentile(e, [50, 90, 95])
             print(f"{span:<7}{hours.size:>6} {name:<10}{q50:>19.4f}{q90:>8.4f}{q95:>8.4f}"
@@ -98,7 +78,7 @@ def main() -> None:
     for span in ("train", "valid"):
         m = pts.span(*rep.spans[span])
         hours = np.unique(pts.hour_ms[m])
-        v = hour_variances(kl, rep, prm, hours)["forecast"]
+        v = kcal.hour_minute_variances(kl["open_ms"], kl["open"], kl["close"], prm, hours)["forecast"]
         for lo, hi in zip(kcal.KLINE_MINUTE_BUCKETS[:-1], kcal.KLINE_MINUTE_BUCKETS[1:]):
             mm = m & (left > lo) & (left <= hi)
             e = cal.perfect_forecaster_ece(v, n_rep=max(a.reps // 4, 1), seed=7, minutes=range(60 - hi, 60 - lo))
