@@ -72,6 +72,24 @@ def main() -> None:
         print(f"{'':<7}rv60: ECE {cal.expected_calibration_error(rv, pts.y[m]):.4f}, hour-bootstrap 95% "
               f"[{rci[0]:.4f}, {rci[1]:.4f}]")
     print(f"(hours of {HOUR_MS // 60_000} minutes, 59 points each; {a.reps} repetitions per row)")
+    # the reliability bins: each real gap (outcome rate - mean p) next to the perfect forecaster's 5-95% band
+    print("\nreliability bins of the shipped model: n, mean p, outcome rate, gap | perfect forecaster's gap 5th..95th pct"
+          " (forecast variances, same hours)")
+    for span in ("train", "valid"):
+        m = pts.span(*rep.spans[span])
+        hours = np.unique(pts.hour_ms[m])
+        v = kcal.hour_minute_variances(kl["open_ms"], kl["open"], kl["close"], prm, hours)["forecast"]
+        sim = cal.perfect_forecaster_bins(v, n_rep=max(a.reps // 4, 1), seed=7)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sg = (sim["sum_y"] - sim["sum_p"]) / sim["count"]
+        rc = cal.reliability_curve(p[m], pts.y[m])
+        for b in range(10):
+            if not rc.count[b]:
+                continue
+            lo, hi = np.nanpercentile(sg[:, b], [5, 95])
+            g = rc.obs_freq[b] - rc.mean_pred[b]
+            print(f"{span:<7}{rc.edges[b]:.1f}-{rc.edges[b + 1]:.1f} {rc.count[b]:>6} {rc.mean_pred[b]:.3f} {rc.obs_freq[b]:.3f}"
+                  f" {g:+.3f} | {lo:+.3f}..{hi:+.3f}{'  outside' if not lo <= g <= hi else ''}", flush=True)
     # by minutes left: the shipped model's ECE per bucket next to the floor on the same hours and minutes
     left = 60 - pts.minute
     print("\nby minutes left: ECE of the shipped model | rv60 | perfect forecaster (forecast variances) median / 90th pct")

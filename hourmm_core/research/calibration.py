@@ -566,9 +566,9 @@ def ece_bootstrap_by_hour(p: np.ndarray, y: np.ndarray, hour: np.ndarray, n: int
     return [float(x) for x in np.percentile(out, [2.5, 97.5])]
 
 
-def perfect_forecaster_ece(var_min: np.ndarray, n_rep: int = 1000, n_bins: int = 10, seed: int = 0,
-                           chunk: int = 25, minutes: Sequence[int] | None = None) -> np.ndarray:
-    """ECE of a forecaster that is correct BY CONSTRUCTION, on simulated hours (one value per repetition).
+def perfect_forecaster_bins(var_min: np.ndarray, n_rep: int = 1000, n_bins: int = 10, seed: int = 0,
+                            chunk: int = 25, minutes: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    """Reliability bins of a forecaster that is correct BY CONSTRUCTION, on simulated hours.
 
     ``var_min[h, k]`` is the variance of minute k's log return in hour h (k = 0..59). Each repetition
     draws every minute's return as N(0, var_min[h, k]) (synthetic shocks: this measures the metric, not
@@ -576,9 +576,9 @@ def perfect_forecaster_ece(var_min: np.ndarray, n_rep: int = 1000, n_bins: int =
     (S = close of minute m-1, K = the hour's open), the forecaster knows the rest-of-hour variance and
     says p = Phi(x / sqrt(sum of var_min[h, m:])), exactly P(sum of all 60 returns >= 0 | x); y =
     (sum of all 60 >= 0), shared by the hour's 59 points. Its expected calibration gap is 0 in every
-    bin, so any ECE it scores is sampling noise of ``len(var_min)`` hours: the floor below which a
-    month's ECE says nothing. ``minutes`` (values in 1..59) scores only those points of each hour (a
-    minutes-left bucket); the draws do not depend on it."""
+    bin, so whatever gap it shows is sampling noise of ``len(var_min)`` hours. ``minutes`` (values in
+    1..59) scores only those points of each hour (a minutes-left bucket); the draws do not depend on it.
+    Returns ``count``, ``sum_p``, ``sum_y``: arrays [n_rep, n_bins] (bins as :func:`reliability_curve`)."""
     from scipy.special import ndtr
 
     v = np.asarray(var_min, dtype=np.float64)
@@ -595,7 +595,7 @@ def perfect_forecaster_ece(var_min: np.ndarray, n_rep: int = 1000, n_bins: int =
     rest = np.cumsum(v[:, ::-1], axis=1)[:, ::-1][:, 1:]     # [h, m-1] = sum of var over minutes m..59
     sd = np.sqrt(rest)
     rng = np.random.default_rng(seed)
-    out = np.empty(n_rep)
+    out = {k: np.empty((n_rep, n_bins)) for k in ("count", "sum_p", "sum_y")}
     for a in range(0, n_rep, chunk):
         r = min(chunk, n_rep - a)
         x = np.cumsum(rng.standard_normal((r, nh, 60)) * np.sqrt(v), axis=2)
@@ -606,10 +606,18 @@ def perfect_forecaster_ece(var_min: np.ndarray, n_rep: int = 1000, n_bins: int =
         p, y = p[:, :, cols], y[:, :, cols]
         b = np.clip(np.floor(p * n_bins).astype(np.int64), 0, n_bins - 1)
         cell = (np.arange(r)[:, None, None] * n_bins + b).ravel()
-        sp = np.bincount(cell, p.ravel(), r * n_bins).reshape(r, n_bins)
-        sy = np.bincount(cell, y.ravel(), r * n_bins).reshape(r, n_bins)
-        out[a:a + r] = np.abs(sp - sy).sum(axis=1) / (nh * cols.size)
+        out["count"][a:a + r] = np.bincount(cell, None, r * n_bins).reshape(r, n_bins)
+        out["sum_p"][a:a + r] = np.bincount(cell, p.ravel(), r * n_bins).reshape(r, n_bins)
+        out["sum_y"][a:a + r] = np.bincount(cell, y.ravel(), r * n_bins).reshape(r, n_bins)
     return out
+
+
+def perfect_forecaster_ece(var_min: np.ndarray, n_rep: int = 1000, n_bins: int = 10, seed: int = 0,
+                           chunk: int = 25, minutes: Sequence[int] | None = None) -> np.ndarray:
+    """ECE of the correct-by-construction forecaster of :func:`perfect_forecaster_bins`, one value per
+    repetition: the floor below which one span's ECE says nothing about calibration."""
+    b = perfect_forecaster_bins(var_min, n_rep, n_bins, seed, chunk, minutes)
+    return np.abs(b["sum_p"] - b["sum_y"]).sum(axis=1) / b["count"].sum(axis=1)
 
 
 # --------------------------------------------------------------------------- text + CLI

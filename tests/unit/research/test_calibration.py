@@ -235,6 +235,19 @@ def test_perfect_forecaster_ece_is_sampling_noise_that_shrinks_with_hours():
     assert 0.15 < np.median(big) / np.median(small) < 0.4
 
 
+def test_perfect_forecaster_bins_are_calibrated_when_pooled():
+    """Pooled over many simulated hours, the correct-by-construction forecaster's outcome rate matches its
+    mean p in every bin (what makes its ECE pure noise); the ECE is the bins' absolute gaps."""
+    rng = np.random.default_rng(2)
+    v = rng.uniform(0.3, 3.0, (400, 60)) * 1e-7
+    b = cal.perfect_forecaster_bins(v, n_rep=60, seed=3)
+    c, sp, sy = b["count"].sum(axis=0), b["sum_p"].sum(axis=0), b["sum_y"].sum(axis=0)
+    assert c.sum() == 60 * 400 * 59 and np.all(c > 0)
+    assert np.all(np.abs(sy / c - sp / c) < 0.015)
+    e = cal.perfect_forecaster_ece(v, n_rep=60, seed=3)
+    assert e == pytest.approx(np.abs(b["sum_p"] - b["sum_y"]).sum(axis=1) / (400 * 59), abs=1e-15)
+
+
 def test_perfect_forecaster_ece_rejects_bad_input():
     for bad in (np.ones((3, 59)), np.ones(60), -np.ones((2, 60)), np.full((2, 60), np.nan)):
         with pytest.raises(ValueError):
