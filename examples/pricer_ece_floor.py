@@ -41,8 +41,6 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=1000)
     a = ap.parse_args()
     kl = load_klines(DATA)
-    keep = kl["open_ms"] >= kcal._day_ms("2025-04-15")
-    kl = {k: v[keep] for k, v in kl.items()}
     cfg = PricerConfig.from_env()
     prm = kcal.SeasonalParams.from_config(cfg)
     rep = kcal.kline_report(kl, prm, cal.PricerParams.from_config(cfg))
