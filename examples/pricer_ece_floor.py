@@ -41,8 +41,6 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=1000)
     a = ap.parse_args()
     kl = load_klines(DATA)
-    keep = kl["open_ms"] >= kcal._day_ms("2025-04-15")
-    kl = {k: v[keep] for k, v in kl.items()}
     cfg = PricerConfig.from_env()
     prm = kcal.SeasonalParams.from_config(cfg)
     rep = kcal.kline_report(kl, prm, cal.PricerParams.from_config(cfg))
@@ -72,6 +70,14 @@ def main() -> None:
         print(f"{'':<7}rv60: ECE {cal.expected_calibration_error(rv, pts.y[m]):.4f}, hour-bootstrap 95% "
               f"[{rci[0]:.4f}, {rci[1]:.4f}]")
     print(f"(hours of {HOUR_MS // 60_000} minutes, 59 points each; {a.reps} repetitions per row)")
+    # how many hours a perfect forecaster needs before "ECE <= 0.01" is likely: June's hours repeated k times
+    m = pts.span(*rep.spans["valid"])
+    vj = kcal.hour_minute_variances(kl["open_ms"], kl["open"], kl["close"], prm, np.unique(pts.hour_ms[m]))["forecast"]
+    print("\nperfect forecaster on June's hours repeated k times: hours, ECE median / 90th pct, P(ECE <= 0.01)")
+    for k in (1, 2, 4, 8):
+        e = cal.perfect_forecaster_ece(np.tile(vj, (k, 1)), n_rep=max(a.reps // (4 * k), 25), seed=7)
+        print(f"  k={k}: {k * vj.shape[0]:>5} h  {np.median(e):.4f} / {np.percentile(e, 90):.4f}  {np.mean(e <= 0.01):.2f}",
+              flush=True)
     # the reliability bins: each real gap (outcome rate - mean p) next to the perfect forecaster's 5-95% band
     print("\nreliability bins of the shipped model: n, mean p, outcome rate, gap | perfect forecaster's gap 5th..95th pct"
           " (forecast variances, same hours)")

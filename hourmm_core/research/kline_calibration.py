@@ -347,10 +347,11 @@ def format_kline_report(rep: KlineReport) -> str:
                          f"variances) scores median {cx['perfect_median']:.4f}, 90th pct {cx['perfect_p90']:.4f}, "
                          f"<= 0.01 in {100 * cx['perfect_share_le_0.01']:.0f}% of runs, >= ours in "
                          f"{100 * cx['perfect_share_ge_model']:.0f}%")
-        lines.append("by minutes left (brier / logloss):  rv60 | seasonal")
+        lines.append("by minutes left (brier / logloss / ece):  rv60 | seasonal")
         for row in rep.by_minutes_left[name]:
             lines.append(f"  {row['minutes_left']:<9}{row['n']:>7}  {row['rv60.brier']:.4f}/{row['rv60.logloss']:.4f}"
-                         f" | {row['seasonal.brier']:.4f}/{row['seasonal.logloss']:.4f}")
+                         f"/{row['rv60.ece']:.4f} | {row['seasonal.brier']:.4f}/{row['seasonal.logloss']:.4f}"
+                         f"/{row['seasonal.ece']:.4f}")
     return "\n".join(lines)
 
 
