@@ -15,7 +15,9 @@ Sizes (a full benchmark run; ``--benchmark-disable`` smoke runs in CI use tiny s
   real hours of 2025-05-22 with the shipped defaults, one process, the fast path
   (:func:`run_hour` ``fast=True``) benchmarked and the reference path (``fast=False``) timed in
   the same run, interleaved hour by hour: CPU seconds per hour of each and their ratio
-  (``speedup_cpu``), plus a check that both gave the same PnL and fills.
+  (``speedup_cpu``), plus a check that both gave the same PnL and fills. CPU seconds
+  (``time.process_time``) per hour are hours per second per core; the 1-minute load average
+  before and after goes into extra_info (the machine is shared).
 
 Throughput goes into extra_info (ticks/s, hours/s) with the data source.
 """
@@ -121,6 +123,7 @@ def test_bench_backtest_fast_vs_reference(benchmark):
             one(False, job)      # reference first, interleaved hour by hour (same load for both)
             one(True, job)
 
+    load0 = os.getloadavg()[0]
     benchmark.pedantic(fast_block, rounds=1, iterations=1)
     assert len(pnl[True]) == len(jobs) > 0
     assert pnl[True] == pnl[False], "fast and reference paths disagree"
@@ -128,4 +131,4 @@ def test_bench_backtest_fast_vs_reference(benchmark):
         "source": t.source, "hours": len(jobs),
         "cpu_s_per_hour_fast": cpu[True] / len(jobs), "cpu_s_per_hour_reference": cpu[False] / len(jobs),
         "hours_per_cpu_s_fast": len(jobs) / cpu[True], "hours_per_cpu_s_reference": len(jobs) / cpu[False],
-        "speedup_cpu": cpu[False] / cpu[True]})
+        "speedup_cpu": cpu[False] / cpu[True], "loadavg_1m_before_after": (load0, os.getloadavg()[0])})

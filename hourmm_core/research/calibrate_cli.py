@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "data has 1m klines")
     ap.add_argument("--predictions", default=None,
                     help="klines protocol: write hour_ms,minute,p of the shipped model for every point here")
+    ap.add_argument("--ece-floor", type=int, default=200,
+                    help="klines protocol: runs of the perfect-forecaster ECE floor per span, next to the shipped "
+                         "model's ECE and its hour-bootstrap interval (0 = off)")
     ap.add_argument("--train-span", default=":".join(DEFAULT_TRAIN_SPAN), help="YYYY-MM-DD:YYYY-MM-DD (end excl.)")
     ap.add_argument("--valid-span", default=":".join(DEFAULT_VALID_SPAN), help="YYYY-MM-DD:YYYY-MM-DD (end excl.)")
     return ap

@@ -541,6 +541,85 @@ def bootstrap_by_hour(p: np.ndarray, base: np.ndarray, y: np.ndarray, hour: np.n
             "logloss_diff": [float(x) for x in np.percentile(bl, [2.5, 97.5])]}
 
 
+def ece_bootstrap_by_hour(p: np.ndarray, y: np.ndarray, hour: np.ndarray, n: int = 500, seed: int = 0,
+                          n_bins: int = 10) -> list[float]:
+    """95% interval (hour-block bootstrap percentiles) of the ECE itself.
+
+    Whole hours are resampled (their points share one outcome). ECE is a sum of absolute bin gaps, so
+    the resampled values sit above the metric's sampling centre: read the interval as the spread one
+    month of hours gives, next to :func:`perfect_forecaster_ece` (what a correct model scores)."""
+    p, y = _check_py(np.asarray(p), np.asarray(y))
+    _, inv = np.unique(np.asarray(hour), return_inverse=True)
+    k = int(inv.max()) + 1 if inv.size else 0
+    if k == 0:
+        return [math.nan, math.nan]
+    b = np.clip(np.floor(p * n_bins).astype(np.int64), 0, n_bins - 1)
+    cell = inv * n_bins + b                     # per-hour, per-bin sums: a draw only reweights hours
+    c = np.bincount(cell, None, k * n_bins).reshape(k, n_bins)
+    sp = np.bincount(cell, p, k * n_bins).reshape(k, n_bins)
+    sy = np.bincount(cell, y, k * n_bins).reshape(k, n_bins)
+    rng = np.random.default_rng(seed)
+    out = np.empty(n)
+    for i in range(n):
+        w = np.bincount(rng.integers(0, k, k), minlength=k).astype(np.float64)
+        out[i] = np.abs(w @ sp - w @ sy).sum() / (w @ c).sum()
+    return [float(x) for x in np.percentile(out, [2.5, 97.5])]
+
+
+def perfect_forecaster_bins(var_min: np.ndarray, n_rep: int = 1000, n_bins: int = 10, seed: int = 0,
+                            chunk: int = 25, minutes: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    """Reliability bins of a forecaster that is correct BY CONSTRUCTION, on simulated hours.
+
+    ``var_min[h, k]`` is the variance of minute k's log return in hour h (k = 0..59). Each repetition
+    draws every minute's return as N(0, var_min[h, k]) (synthetic shocks: this measures the metric, not
+    a market), and scores the kline protocol's points: at minute m = 1..59, x = sum of returns 0..m-1
+    (S = close of minute m-1, K = the hour's open), the forecaster knows the rest-of-hour variance and
+    says p = Phi(x / sqrt(sum of var_min[h, m:])), exactly P(sum of all 60 returns >= 0 | x); y =
+    (sum of all 60 >= 0), shared by the hour's 59 points. Its expected calibration gap is 0 in every
+    bin, so whatever gap it shows is sampling noise of ``len(var_min)`` hours. ``minutes`` (values in
+    1..59) scores only those points of each hour (a minutes-left bucket); the draws do not depend on it.
+    Returns ``count``, ``sum_p``, ``sum_y``: arrays [n_rep, n_bins] (bins as :func:`reliability_curve`)."""
+    from scipy.special import ndtr
+
+    v = np.asarray(var_min, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] != 60 or v.shape[0] < 1:
+        raise ValueError("var_min must be [hours, 60] per-minute variances")
+    if not np.all(np.isfinite(v)) or np.any(v < 0):
+        raise ValueError("var_min must be finite and >= 0")
+    if n_rep < 1 or n_bins < 1:
+        raise ValueError("n_rep and n_bins must be >= 1")
+    cols = np.arange(59) if minutes is None else np.asarray(minutes, dtype=np.int64) - 1
+    if cols.size == 0 or cols.min() < 0 or cols.max() > 58:
+        raise ValueError("minutes must be values in 1..59")
+    nh = v.shape[0]
+    rest = np.cumsum(v[:, ::-1], axis=1)[:, ::-1][:, 1:]     # [h, m-1] = sum of var over minutes m..59
+    sd = np.sqrt(rest)
+    rng = np.random.default_rng(seed)
+    out = {k: np.empty((n_rep, n_bins)) for k in ("count", "sum_p", "sum_y")}
+    for a in range(0, n_rep, chunk):
+        r = min(chunk, n_rep - a)
+        x = np.cumsum(rng.standard_normal((r, nh, 60)) * np.sqrt(v), axis=2)
+        y = np.broadcast_to((x[:, :, 59:] >= 0.0).astype(np.float64), (r, nh, 59))
+        xm = x[:, :, :59]                                       # minute m = 1..59: returns 0..m-1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = np.where(sd > 0, ndtr(xm / np.where(sd > 0, sd, 1.0)), (xm >= 0.0).astype(np.float64))
+        p, y = p[:, :, cols], y[:, :, cols]
+        b = np.clip(np.floor(p * n_bins).astype(np.int64), 0, n_bins - 1)
+        cell = (np.arange(r)[:, None, None] * n_bins + b).ravel()
+        out["count"][a:a + r] = np.bincount(cell, None, r * n_bins).reshape(r, n_bins)
+        out["sum_p"][a:a + r] = np.bincount(cell, p.ravel(), r * n_bins).reshape(r, n_bins)
+        out["sum_y"][a:a + r] = np.bincount(cell, y.ravel(), r * n_bins).reshape(r, n_bins)
+    return out
+
+
+def perfect_forecaster_ece(var_min: np.ndarray, n_rep: int = 1000, n_bins: int = 10, seed: int = 0,
+                           chunk: int = 25, minutes: Sequence[int] | None = None) -> np.ndarray:
+    """ECE of the correct-by-construction forecaster of :func:`perfect_forecaster_bins`, one value per
+    repetition: the floor below which one span's ECE says nothing about calibration."""
+    b = perfect_forecaster_bins(var_min, n_rep, n_bins, seed, chunk, minutes)
+    return np.abs(b["sum_p"] - b["sum_y"]).sum(axis=1) / b["count"].sum(axis=1)
+
+
 # --------------------------------------------------------------------------- text + CLI
 def _fmt_ms(ms: int) -> str:
     import datetime as _dt

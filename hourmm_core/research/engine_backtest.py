@@ -300,8 +300,12 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
         run_ours(t)                   # e.g. those fills reaching the trader (zero response latency)
         flow.react(t, [market])       # zero-delay view of the price at t
         fi = float(fair[i])           # NaN where container A publishes fair_up null (no open yet)
-        d = core.decide(t, fi if fi == fi else None, float(unc[i]) if fi == fi else None, True,
-                        book(up_id), book(dn_id))
+        if fast:
+            (ub, ua), (db, da) = ex.best_pair(market)
+            up_top, dn_top = BookTop(ub, ua), BookTop(db, da)
+        else:
+            up_top, dn_top = book(up_id), book(dn_id)
+        d = core.decide(t, fi if fi == fi else None, float(unc[i]) if fi == fi else None, True, up_top, dn_top)
         cancels = [a.order for a in d.actions if a.kind == "cancel" and a.order.order_id]
         places = [a.order for a in d.actions if a.kind == "place"]
         mg = float(getattr(d, "merge", 0.0) or 0.0)

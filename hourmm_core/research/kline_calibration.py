@@ -31,6 +31,9 @@ from hourmm_core.research.calibration import (
     _fmt_ms,
     _quant,
     bootstrap_by_hour,
+    ece_bootstrap_by_hour,
+    expected_calibration_error,
+    perfect_forecaster_ece,
     reliability_curve,
     score_row,
     sigma_path,
@@ -182,6 +185,49 @@ def adaptive_scale_by_hour(open_ms: np.ndarray, op: np.ndarray, close: np.ndarra
     return om[last] + MINUTE_MS, np.asarray(sc)[last], np.asarray(nh)[last]
 
 
+def hour_minute_variances(open_ms: np.ndarray, op: np.ndarray, close: np.ndarray, prm: SeasonalParams,
+                          hours: np.ndarray) -> dict[str, np.ndarray]:
+    """[len(hours), 60] per-minute log-return variances of full hours in the klines (for the ECE floor).
+
+    ``forecast``: what the model believed at the hour's minute-1 point, minute by minute (level after
+    minute 0 closed x scale in force x season of minute k; the sum over minutes 1..59 is the V it priced
+    that point with); ``realised``: each real minute's squared log return (minute 0 from the hour's open)."""
+    om = np.asarray(open_ms, dtype=np.int64)
+    op, cl = np.asarray(op, dtype=np.float64), np.asarray(close, dtype=np.float64)
+    hours = np.asarray(hours, dtype=np.int64)
+    i0 = np.searchsorted(om, hours)
+    if (hours.size == 0 or np.any(i0 < 1) or np.any(i0 + 59 >= om.size) or np.any(om[i0] != hours)
+            or np.any(om[i0 + 59] - om[i0 - 1] != 60 * MINUTE_MS)):
+        raise ValueError("hour_minute_variances: every hour needs its 60 minutes and the minute before in the klines")
+    q = _quant()
+    season = prm.season()
+    if prm.scale_window_h > 0:
+        lv, sc, _ = q.minute_scale_batch(om, op, cl, season, prm.halflife_min, prm.var_prior, prm.nu, prm.p_min,
+                                         prm.scale_window_h, prm.scale_prior_h)
+        lv_sc = np.asarray(lv)[i0] * np.asarray(sc)[i0]
+    else:
+        lv_sc = np.asarray(q.minute_level_batch(om, cl, season, prm.halflife_min, prm.var_prior))[i0] * prm.var_scale
+    mod = ((hours // MINUTE_MS) % 1440)[:, None] + np.arange(60)[None, :]
+    lc = np.log(cl)
+    idx = i0[:, None] + np.arange(60)[None, :]
+    r = lc[idx] - lc[idx - 1]
+    r[:, 0] = lc[i0] - np.log(op[i0])
+    return {"forecast": lv_sc[:, None] * season[mod], "realised": r ** 2}
+
+
+def ece_context(p: np.ndarray, y: np.ndarray, hour_ms: np.ndarray, var_min: np.ndarray, reps: int = 200,
+                seed: int = 7, n_bins: int = 10) -> dict[str, Any]:
+    """A model's ECE next to the metric's noise on the same hours: its hour-bootstrap 95% interval and
+    the ECE of a correct-by-construction forecaster (:func:`calibration.perfect_forecaster_ece`, synthetic
+    Gaussian shocks with ``var_min``), with the share of its runs that score at least as badly."""
+    ece = expected_calibration_error(p, y, n_bins)
+    e = perfect_forecaster_ece(var_min, n_rep=reps, n_bins=n_bins, seed=seed)
+    return {"ece": ece, "ece_hour_bootstrap_95": ece_bootstrap_by_hour(p, y, hour_ms, n_bins=n_bins),
+            "perfect_median": float(np.median(e)), "perfect_p90": float(np.percentile(e, 90)),
+            "perfect_share_le_0.01": float(np.mean(e <= 0.01)), "perfect_share_ge_model": float(np.mean(e >= ece)),
+            "reps": int(reps), "hours": int(var_min.shape[0])}
+
+
 def rv60_predict(close: np.ndarray, pts: KlinePoints) -> np.ndarray:
     """The score tool's ``ref`` row: Phi(ln(S/K) / (std(last 60 1m log returns)/sqrt 60 * sqrt tau))."""
     lc = np.log(np.asarray(close, dtype=np.float64))
@@ -215,11 +261,16 @@ class KlineReport:
     params: dict[str, Any]
     points: KlinePoints = field(repr=False, default=None)  # type: ignore[assignment]
     predictions: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    ece_context: dict[str, dict[str, Any]] = field(default_factory=dict)   # span -> ece_context() of chosen
 
 
 def kline_report(kl: Mapping[str, np.ndarray], seasonal: SeasonalParams, legacy: PricerParams | None = None,
-                 spans: Mapping[str, tuple[int, int]] | None = None, n_bins: int = 10) -> KlineReport:
-    """Score const, rv60, the old default and the shipped seasonal model on each span."""
+                 spans: Mapping[str, tuple[int, int]] | None = None, n_bins: int = 10,
+                 ece_floor_reps: int = 0) -> KlineReport:
+    """Score const, rv60, the old default and the shipped seasonal model on each span.
+
+    ``ece_floor_reps`` > 0 adds, per span, the seasonal model's :func:`ece_context` (its ECE's
+    hour-bootstrap interval and the perfect-forecaster floor on the span's hours)."""
     open_ms = np.asarray(kl["open_ms"], dtype=np.int64)
     op, close = np.asarray(kl["open"], dtype=np.float64), np.asarray(kl["close"], dtype=np.float64)
     if open_ms.size < 121:
@@ -234,7 +285,7 @@ def kline_report(kl: Mapping[str, np.ndarray], seasonal: SeasonalParams, legacy:
              "seasonal": seasonal_predict(open_ms, close, pts, seasonal, op)}
     if seasonal.scale_window_h > 0:   # the fixed-scale model next to the adaptive one, same points
         preds["seasonal_fixed"] = seasonal_predict(open_ms, close, pts, replace(seasonal, scale_window_h=0))
-    table, bml, rel, boot = {}, {}, {}, {}
+    table, bml, rel, boot, ctx = {}, {}, {}, {}, {}
     left = 60 - pts.minute
     for name, (a, b) in spans.items():
         m = pts.span(a, b)
@@ -253,8 +304,11 @@ def kline_report(kl: Mapping[str, np.ndarray], seasonal: SeasonalParams, legacy:
         bml[name] = rows
         rel[name] = {k: reliability_curve(preds[k][m], y, n_bins).rows() for k in ("rv60", "seasonal")}
         boot[name] = bootstrap_by_hour(preds["seasonal"][m], preds["rv60"][m], y, pts.hour_ms[m])
+        if ece_floor_reps > 0:
+            v = hour_minute_variances(open_ms, op, close, seasonal, np.unique(pts.hour_ms[m]))["forecast"]
+            ctx[name] = ece_context(preds["seasonal"][m], y, pts.hour_ms[m], v, ece_floor_reps, n_bins=n_bins)
     return KlineReport({k: (int(a), int(b)) for k, (a, b) in spans.items()}, "seasonal", table, bml, rel, boot,
-                       seasonal.to_config(), pts, preds)
+                       seasonal.to_config(), pts, preds, ctx)
 
 
 def write_predictions(path: str | Path, rep: KlineReport, model: str | None = None) -> Path:
@@ -285,10 +339,19 @@ def format_kline_report(rep: KlineReport) -> str:
         if ci:
             lines.append(f"seasonal - rv60, 95% hour-bootstrap CI: brier {ci['brier_diff'][0]:+.5f}..{ci['brier_diff'][1]:+.5f}"
                          f"  logloss {ci['logloss_diff'][0]:+.5f}..{ci['logloss_diff'][1]:+.5f}")
-        lines.append("by minutes left (brier / logloss):  rv60 | seasonal")
+        cx = rep.ece_context.get(name)
+        if cx:
+            lo, hi = cx["ece_hour_bootstrap_95"]
+            lines.append(f"seasonal ECE {cx['ece']:.4f} (hour-bootstrap 95% {lo:.4f}..{hi:.4f}); a perfect forecaster on "
+                         f"these {cx['hours']} hours ({cx['reps']} runs, synthetic Gaussian minutes with the model's "
+                         f"variances) scores median {cx['perfect_median']:.4f}, 90th pct {cx['perfect_p90']:.4f}, "
+                         f"<= 0.01 in {100 * cx['perfect_share_le_0.01']:.0f}% of runs, >= ours in "
+                         f"{100 * cx['perfect_share_ge_model']:.0f}%")
+        lines.append("by minutes left (brier / logloss / ece):  rv60 | seasonal")
         for row in rep.by_minutes_left[name]:
             lines.append(f"  {row['minutes_left']:<9}{row['n']:>7}  {row['rv60.brier']:.4f}/{row['rv60.logloss']:.4f}"
-                         f" | {row['seasonal.brier']:.4f}/{row['seasonal.logloss']:.4f}")
+                         f"/{row['rv60.ece']:.4f} | {row['seasonal.brier']:.4f}/{row['seasonal.logloss']:.4f}"
+                         f"/{row['seasonal.ece']:.4f}")
     return "\n".join(lines)
 
 
@@ -297,7 +360,7 @@ def kline_result_json(rep: KlineReport) -> dict[str, Any]:
                   "spans": {k: {"start_ms": a, "end_ms": b, "start": _fmt_ms(a), "end": _fmt_ms(b)}
                             for k, (a, b) in rep.spans.items()},
                   "table": rep.table, "by_minutes_left": rep.by_minutes_left, "reliability": rep.reliability,
-                  "bootstrap_vs_rv60": rep.bootstrap})
+                  "bootstrap_vs_rv60": rep.bootstrap, "ece_context": rep.ece_context})
 
 
 def _span(s: str) -> tuple[int, int]:
@@ -312,7 +375,8 @@ def main_klines(args: argparse.Namespace, kl: Mapping[str, np.ndarray]) -> int:
     """The issue-11 table: const, rv60, the old EWMA default and the shipped model, train and validation."""
     cfg = PricerConfig.from_env()
     rep = kline_report(kl, SeasonalParams.from_config(cfg), PricerParams.from_config(cfg),
-                       {"train": _span(args.train_span), "valid": _span(args.valid_span)}, int(args.bins or 10))
+                       {"train": _span(args.train_span), "valid": _span(args.valid_span)}, int(args.bins or 10),
+                       ece_floor_reps=int(getattr(args, "ece_floor", 0) or 0))
     text = (f"data source: {SOURCE_KLINES} (real 1m klines of {args.data}, scored on minute closes: "
             f"no ticks, no bridge)\n" + format_kline_report(rep))
     print(text)

@@ -261,6 +261,8 @@ class BackgroundAgents:
             self.stats.last_fair[m.condition_id] = fair
             if self.cfg.maker_style == "legacy":
                 self._makers_legacy(m, fair, now_ms)
+            elif self.fast:
+                self._makers_touch_fast(m, fair, now_ms)
             else:
                 self._makers_touch(m, fair, now_ms)
             if dt_ms and now_ms >= hour:
@@ -351,6 +353,95 @@ class BackgroundAgents:
                 rest[k] = oids
             if self.fast and settled:
                 self._settled[key] = (view, self.ex.book_version.get(mk, 0))
+
+    def _makers_touch_fast(self, m: Market, fair: float, now_ms: int) -> None:
+        """:meth:`_makers_touch` with its exact shortcuts (``fast=True``): the same actions, random
+        draws and orders, with the no-op pass skipped (see the class docstring), the makers'
+        post-only BUYs through :meth:`Exchange.place_maker` and the level sums read off the
+        orders directly. ``_makers_touch`` is the reference twin the equivalence test runs."""
+        c = self.cfg
+        tick = m.tick_size
+        cid = m.condition_id
+        ex = self.ex
+        stop = now_ms >= m.end_ms - c.maker_stop_before_end_ms
+        rng = self.rng
+        n_tr = len(ex.trades_log)
+        orders = ex.orders
+        book_version = ex.book_version
+        for mk in self.makers:
+            key = (mk, cid)
+            rest = self._resting.get(key)
+            if rest is None:
+                rest = self._resting[key] = {}
+            if stop:
+                if rest:
+                    ex.cancel_market(mk, cid, now_ms)
+                    rest.clear()
+                continue
+            due = now_ms >= self._next_quote.get(key, 0)
+            if not due:
+                last_n, last_t = self._next_check.get(key, (-1, 0))
+                if last_n == n_tr or now_ms < last_t + c.maker_refill_ms:
+                    continue      # nothing traded since the last look (or refilled just now)
+            self._next_check[key] = (n_tr, now_ms)
+            if due:
+                self._next_quote[key] = now_ms + int(c.maker_requote_ms * rng.uniform(0.5, 1.5))
+                v = min(0.98, max(0.02, fair + self.bias[mk] + rng.gauss(0.0, c.maker_noise_sd)))
+                old = self._view.get(key)
+                if old is None or abs(v - (_tick_floor(old, tick) + tick / 2)) > 0.75 * tick:
+                    self._view[key] = v
+            view = self._view.get(key, fair)
+            if self._settled.get(key) == (view, book_version.get(mk, 0)):
+                continue   # same ladder, same resting orders, every level at target: nothing to do
+            self._settled.pop(key, None)
+            b0 = _tick_floor(view, tick)
+            want = self._want.get((cid, b0))
+            if want is None:
+                want = {}
+                for lvl in range(c.maker_levels):
+                    bid_up = round(b0 - lvl * c.maker_level_step, 4)
+                    bid_dn = round(1.0 - (b0 + tick) - lvl * c.maker_level_step, 4)
+                    for tok, px in ((m.up_token, bid_up), (m.down_token, bid_dn)):
+                        if tick - 1e-9 <= px <= 1 - tick + 1e-9:
+                            want[(tok, px)] = lvl
+                if len(self._want) > 4096:
+                    self._want.clear()
+                self._want[(cid, b0)] = want
+            for k in [k for k in rest if k not in want]:
+                for oid in rest[k]:
+                    ex.cancel(mk, oid, now_ms)
+                del rest[k]
+            settled = True
+            for k, lvl in want.items():
+                lo, hi = c.maker_size if lvl == 0 else c.maker_depth_size
+                oids = []
+                have_u = 0
+                for oid in rest.get(k, ()):
+                    o = orders.get(oid)
+                    if o is not None and o.status == "LIVE":
+                        oids.append(oid)
+                        have_u += o.size_u - o.filled_u
+                have = have_u / 100.0
+                if lvl == 0 and have > 2 * hi:     # a deep level became the touch: resize it
+                    for oid in oids:
+                        ex.cancel(mk, oid, now_ms)
+                    oids, have, have_u = [], 0.0, 0
+                if have < lo:
+                    oid = ex.place_maker(mk, k[0], k[1], round(rng.uniform(lo, hi) - have, 2), now_ms)
+                    if oid is not None:
+                        self.stats.maker_quotes += 1
+                        oids.append(oid)
+                        if settled:
+                            o = orders[oid]
+                            have_u += o.size_u - o.filled_u
+                    else:
+                        self.stats.maker_rejects += 1
+                    if settled:   # settled only if this level is now at target
+                        after = have_u / 100.0
+                        settled = after >= lo and not (lvl == 0 and after > 2 * hi)
+                rest[k] = oids
+            if settled:
+                self._settled[key] = (view, book_version.get(mk, 0))
 
     def _makers_legacy(self, m: Market, fair: float, now_ms: int) -> None:
         c = self.cfg

@@ -195,3 +195,149 @@ def test_cli_writes_report_and_config(tmp_path, monkeypatch):
 
 def test_cli_bad_args_exit_code():
     assert calibrate_cli.main(["--bins", "notanumber"]) == 2
+
+
+# ----------------------------------------------------------------- ECE noise floor (synthetic shocks: a property of the metric)
+def _ece_by_loop(var_min, seed, minutes=range(1, 60)):
+    """One repetition of perfect_forecaster_ece written out point by point (independent of its vectorisation)."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((1,) + var_min.shape)[0]
+    ps, ys = [], []
+    for h in range(var_min.shape[0]):
+        r = z[h] * np.sqrt(var_min[h])
+        y = float(r.sum() >= 0)
+        for m in minutes:
+            ps.append(norm.cdf(r[:m].sum() / math.sqrt(var_min[h, m:].sum())))
+            ys.append(y)
+    return cal.expected_calibration_error(np.array(ps), np.array(ys))
+
+
+def test_perfect_forecaster_ece_matches_a_point_by_point_loop():
+    rng = np.random.default_rng(5)
+    v = rng.uniform(0.5, 2.0, (30, 60)) * 1e-7
+    got = cal.perfect_forecaster_ece(v, n_rep=1, seed=11)
+    assert got.shape == (1,)
+    assert got[0] == pytest.approx(_ece_by_loop(v, 11), abs=1e-12)
+    # a minutes-left bucket: the same draws, only those points scored
+    sub = cal.perfect_forecaster_ece(v, n_rep=1, seed=11, minutes=range(50, 60))
+    assert sub[0] == pytest.approx(_ece_by_loop(v, 11, range(50, 60)), abs=1e-12)
+    assert sub[0] != pytest.approx(got[0])
+
+
+def test_perfect_forecaster_ece_is_sampling_noise_that_shrinks_with_hours():
+    v = np.full((100, 60), 1e-7)
+    small = cal.perfect_forecaster_ece(v, n_rep=200, seed=1)
+    big = cal.perfect_forecaster_ece(np.tile(v, (16, 1)), n_rep=50, seed=2)
+    assert np.all(small > 0)
+    # a correct forecaster: the ECE is noise ~ 1/sqrt(hours): 16x the hours, about a quarter of it
+    assert 0.15 < np.median(big) / np.median(small) < 0.4
+
+
+def test_perfect_forecaster_bins_are_calibrated_when_pooled():
+    """Pooled over many simulated hours, the correct-by-construction forecaster's outcome rate matches its
+    mean p in every bin (what makes its ECE pure noise); the ECE is the bins' absolute gaps."""
+    rng = np.random.default_rng(2)
+    v = rng.uniform(0.3, 3.0, (400, 60)) * 1e-7
+    b = cal.perfect_forecaster_bins(v, n_rep=60, seed=3)
+    c, sp, sy = b["count"].sum(axis=0), b["sum_p"].sum(axis=0), b["sum_y"].sum(axis=0)
+    assert c.sum() == 60 * 400 * 59 and np.all(c > 0)
+    assert np.all(np.abs(sy / c - sp / c) < 0.015)
+    e = cal.perfect_forecaster_ece(v, n_rep=60, seed=3)
+    assert e == pytest.approx(np.abs(b["sum_p"] - b["sum_y"]).sum(axis=1) / (400 * 59), abs=1e-15)
+
+
+def test_perfect_forecaster_ece_rejects_bad_input():
+    for bad in (np.ones((3, 59)), np.ones(60), -np.ones((2, 60)), np.full((2, 60), np.nan)):
+        with pytest.raises(ValueError):
+            cal.perfect_forecaster_ece(bad, n_rep=1)
+    for minutes in ([0, 1], [60], []):
+        with pytest.raises(ValueError):
+            cal.perfect_forecaster_ece(np.ones((2, 60)), n_rep=1, minutes=minutes)
+
+
+def test_ece_bootstrap_by_hour_resamples_whole_hours():
+    rng = np.random.default_rng(0)
+    hours = np.repeat(np.arange(300), 59)
+    p = rng.random(hours.size)
+    y_cal = np.repeat((rng.random(300) < 0.5).astype(float), 59)
+    lo, hi = cal.ece_bootstrap_by_hour(p, y_cal, hours, n=300)
+    e = cal.expected_calibration_error(p, y_cal)
+    assert lo < e < hi
+    # a forecaster that is off by 0.3 everywhere: the whole interval sits near the gap
+    lo2, hi2 = cal.ece_bootstrap_by_hour(np.clip(p * 0.4, 0, 1), (rng.random(hours.size) < np.clip(p * 0.4 + 0.3, 0, 1)).astype(float),
+                                         hours, n=300)
+    assert 0.25 < lo2 < hi2 < 0.35
+    assert cal.ece_bootstrap_by_hour(p[:0], y_cal[:0], hours[:0]) == [pytest.approx(math.nan, nan_ok=True)] * 2
+
+
+# ----------------------------------------------------------------- ECE context on real klines (hourmm calibrate)
+REAL_MAY = __import__("pathlib").Path("/work/shared/data/BTCUSDT-1m-2025-05.csv.gz")
+
+
+def _may_slice(tmp_path, days=2):
+    import gzip
+
+    if not REAL_MAY.exists():
+        pytest.skip("real kline data not available")
+    d = tmp_path / "data"
+    d.mkdir()
+    with gzip.open(REAL_MAY, "rt") as src, gzip.open(d / "BTCUSDT-1m-2025-05.csv.gz", "wt") as dst:
+        for _ in range(days * 1440):
+            dst.write(src.readline())
+    return d
+
+
+def test_floor_variances_are_the_ones_the_model_priced_minute_1_with(tmp_path):
+    """hour_minute_variances' `forecast` rows sum (minutes 1..59) to the V the shipped model priced each
+    hour's minute-1 point with: Phi(x / sqrt(that sum)) == the model's p there (real May klines)."""
+    from scipy.special import ndtr
+
+    from hourmm_core.config import PricerConfig
+    from hourmm_core.data.binance_dumps import load_klines
+    from hourmm_core.research import kline_calibration as kcal
+
+    _need_quant()
+    kl = load_klines(_may_slice(tmp_path))
+    om, op, cl = kl["open_ms"], kl["open"], kl["close"]
+    pts = kcal.kline_points(om, op, cl)
+    for env in ({}, {"PRICER_SCALE_WINDOW_DAYS": "0"}):      # adaptive (shipped) and fixed scale
+        prm = kcal.SeasonalParams.from_config(PricerConfig.from_env(env))
+        p = kcal.seasonal_predict(om, cl, pts, prm, op)
+        m1 = pts.minute == 1
+        v = kcal.hour_minute_variances(om, op, cl, prm, pts.hour_ms[m1])
+        mine = np.clip(ndtr(np.log(pts.S[m1] / pts.K[m1]) / np.sqrt(v["forecast"][:, 1:].sum(axis=1))),
+                       prm.p_min, 1 - prm.p_min)
+        assert np.max(np.abs(mine - p[m1])) < 1e-12
+        i0 = pts.i0[m1]
+        assert np.allclose(v["realised"][:, 0], np.log(cl[i0] / op[i0]) ** 2, rtol=1e-8, atol=1e-18)
+        assert np.allclose(v["realised"][:, 7], np.log(cl[i0 + 7] / cl[i0 + 6]) ** 2, rtol=1e-8, atol=1e-18)
+    with pytest.raises(ValueError, match="60 minutes"):
+        kcal.hour_minute_variances(om, op, cl, prm, np.array([om[0]]))        # no minute before it
+    with pytest.raises(ValueError, match="60 minutes"):
+        kcal.hour_minute_variances(om, op, cl, prm, np.array([om[-1] - 59 * 60_000 + 60_000]))
+
+
+def test_calibrate_reports_the_ece_context(tmp_path):
+    import json
+
+    _need_quant()
+    d = _may_slice(tmp_path)
+    out = tmp_path / "out"
+    assert calibrate_cli.main([str(d), "--out", str(out), "--no-plots", "--ece-floor", "40",
+                               "--train-span", "2025-04-30:2025-05-03", "--valid-span", "2025-05-02:2025-05-03"]) == 0
+    res = json.loads((out / "result.json").read_text())
+    for span, hours in (("train", 47), ("valid", 23)):
+        cx = res["ece_context"][span]
+        assert cx["ece"] == pytest.approx(res["table"][span]["seasonal"]["ece"], abs=1e-15)
+        assert cx["hours"] == hours and cx["reps"] == 40
+        assert 0 < cx["perfect_median"] <= cx["perfect_p90"] < 1
+        assert 0 <= cx["perfect_share_ge_model"] <= 1 and 0 <= cx["perfect_share_le_0.01"] <= 1
+        lo, hi = cx["ece_hour_bootstrap_95"]
+        assert 0 <= lo < hi
+    # fewer hours, a higher floor: the 23 validation hours are noisier than the 47 training hours
+    assert res["ece_context"]["valid"]["perfect_median"] > res["ece_context"]["train"]["perfect_median"]
+    assert calibrate_cli.main([str(d), "--out", str(out), "--no-plots", "--ece-floor", "0",
+                               "--train-span", "2025-04-30:2025-05-03", "--valid-span", "2025-05-02:2025-05-03"]) == 0
+    assert json.loads((out / "result.json").read_text())["ece_context"] == {}

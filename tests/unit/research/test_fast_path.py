@@ -33,6 +33,7 @@ from hourmm_core.research import calibration as cal
 from hourmm_core.research import engine_backtest as eb
 from hourmm_core.research.backtest import run_backtest
 from hourmm_core.research.backtest_cli import params_from_config
+from hourmm_core.sim.polymarket.engine import Exchange
 from tests.conftest import REAL_DATA, REPO_ROOT
 
 pytestmark = pytest.mark.timeout(900)
@@ -42,6 +43,8 @@ ROOT = REPO_ROOT
 PINNED = ROOT / "docs" / "results" / "backtest_reference_2025-05-22.json"
 DAY = 1_747_872_000_000             # 2025-05-22 00:00Z
 LIVE_HOURS = (1_747_922_400_000, 1_747_926_000_000)   # 2025-05-22 14:00Z, 15:00Z
+# the day-wide comparison: hours spread over the same day (quiet night, European morning, US session)
+DAY_HOURS = tuple(DAY + h * HOUR_MS for h in (2, 7, 14, 20))
 # the shipped backtest defaults (configs/research.yaml `backtest:` at the time of the pin), spelled
 # out so a later change of the defaults does not silently change what this test compares
 CONFIG = {"decision_ms": 1000, "half_spread": 0.005, "unc_mult": 0.0, "move_mult": 1.0, "latency_ms": 1150,
@@ -106,6 +109,86 @@ def test_fast_path_equals_reference_path_on_real_hours():
         assert fpath["engine_pnl"] == rpath["engine_pnl"]
         ran += 1
     assert ran == len(LIVE_HOURS)
+
+
+def test_fast_path_equals_reference_path_across_a_real_day():
+    """The whole day loaded once (as ``hourmm backtest --days`` does), four hours spread over it,
+    fast vs reference: the PnL to the cent (exactly, in fact), every fill, decision and counter."""
+    ts, price = _ticks(DAY - HOUR_MS, DAY + 24 * HOUR_MS)
+    params = params_from_config(CONFIG)
+    sigma = cal.sigma_path(ts, price, (params.halflife_s, params.halflife_alt_s), params.sample_ms)
+    hs, first, last = cal.complete_hours(ts)
+    ran, fills = 0, 0
+    for h, a, b in zip(hs.tolist(), first.tolist(), last.tolist()):
+        if h not in DAY_HOURS:
+            continue
+        fast, fpath = eb.run_hour(params, ts, price, h, a, b, sigma, fast=True)
+        ref, rpath = eb.run_hour(params, ts, price, h, a, b, sigma, fast=False)
+        assert round(fast.pnl, 2) == round(ref.pnl, 2) and fast.pnl == ref.pnl
+        assert _norm(fast.row()) == _norm(ref.row())
+        assert fpath["fills"] == rpath["fills"] and fpath["decisions"] == rpath["decisions"]
+        assert fpath["counters"] == rpath["counters"] and fpath["agents"] == rpath["agents"]
+        assert fpath["engine_pnl"] == rpath["engine_pnl"]
+        fills += fast.n_fills
+        ran += 1
+    assert ran == len(DAY_HOURS) and fills > 0
+
+
+def _engine_state(ex: Exchange) -> tuple:
+    books = {cid: (dict((p, list(q)) for p, q in m.bids.items()), dict((p, list(q)) for p, q in m.asks.items()),
+                   list(m.bid_prices), list(m.ask_prices)) for cid, m in ex.markets.items()}
+    accts = {o: (a.usdc_u, a.usdc_res_u, dict(a.tok_u), dict(a.tok_res_u)) for o, a in ex.accounts.items()}
+    orders = [(oid, o.owner, o.token_id, o.side, o.price_u, o.size_u, o.filled_u, o.status, o.seq, o.res_usdc_u)
+              for oid, o in ex.orders.items()]
+    return books, accts, orders, ex._seq, ex._rng.getstate(), dict(ex.book_version), len(ex.trades_log)
+
+
+def test_place_maker_is_place_post_only_buy():
+    """:meth:`Exchange.place_maker` against its reference twin ``place(..., BUY, "GTC", post_only=True)``
+    on two engines fed the same seeded sequence: resting orders, post-only rejects (crossing),
+    bad ticks, sizes under the minimum, a maker short of USDC, FAK takers and cancels in between.
+    Synthetic order flow on purpose: the shapes (crossing makers, rejects) matter here, not prices."""
+    import random
+
+    from hourmm_core.fees import CRYPTO_FEES
+    from hourmm_core.sim.polymarket.engine import BUY
+
+    engines = [Exchange(seed=11, fee=CRYPTO_FEES), Exchange(seed=11, fee=CRYPTO_FEES)]
+    for ex in engines:
+        ex.list_market("c", "u", "d", 0, HOUR_MS, tick_size=0.01, min_size=5.0)
+        for o in ("m0", "m1", "m2", "taker"):
+            ex.deposit(o, 1_000_000.0)
+        ex.deposit("poor", 3.0)
+    rng = random.Random(5)
+    rested = rejected = 0
+    for step in range(3000):
+        now = step * 100
+        kind = rng.random()
+        owner = rng.choice(("m0", "m1", "m2", "poor"))
+        tok = rng.choice(("u", "d"))
+        px = round(rng.choice((rng.randint(1, 99) / 100.0, rng.randint(1, 990) / 1000.0)), 4)
+        size = round(rng.choice((rng.uniform(1.0, 60.0), rng.uniform(200.0, 600.0))), 2)
+        if kind < 0.8:
+            fast = engines[0].place_maker(owner, tok, px, size, now)
+            ref = engines[1].place(owner, tok, BUY, px, size, "GTC", post_only=True, now_ms=now)
+            assert fast == (ref.order_id if ref.ok else None)
+            rested += fast is not None
+            rejected += fast is None
+        elif kind < 0.9:
+            for ex in engines:
+                ex.place("taker", tok, BUY, 0.99, size, "FAK", now_ms=now)
+        else:
+            live = [o.order_id for o in engines[0].open_orders(owner)]
+            if live:
+                oid = rng.choice(live)
+                assert engines[0].cancel(owner, oid, now) == engines[1].cancel(owner, oid, now)
+        if step % 97 == 0:
+            assert _engine_state(engines[0]) == _engine_state(engines[1])
+    assert _engine_state(engines[0]) == _engine_state(engines[1])
+    assert rested > 100 and rejected > 100 and len(engines[0].trades_log) > 10
+    for tok in ("u", "d"):
+        assert engines[0].best(tok) == engines[1].best(tok)
+    assert engines[0].best_pair(engines[0].markets["c"]) == (engines[1].best("u"), engines[1].best("d"))
 
 
 def test_fast_path_reproduces_the_pre_speedup_results_on_a_real_day():
