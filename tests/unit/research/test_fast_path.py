@@ -15,6 +15,8 @@ flow (touch makers, noise/informed takers, latency snipers) and the venue's cryp
   price to 1e-4, size to 1e-2, fee to 1e-6). Re-pinned in session 6 by this ``__main__`` when the
   fair value's default changed to the 28-day walk-forward variance scale (docs/PRICER.md; the
   day's PnL 189.65 -> 181.94 USDC, 22 of 24 hours changed): the results were meant to change.
+  Re-pinned again when the agents' "true" vol became each hour's own realized vol instead of the
+  whole loaded array's (tests/unit/research/test_window_independence.py; 181.94 -> 214.15 USDC).
   Regenerate (only when the *results* are meant to change, e.g. new strategy defaults) with
   ``PYTHONPATH=<checkout> python3 tests/unit/research/test_fast_path.py``.
 """
