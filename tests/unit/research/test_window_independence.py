@@ -13,11 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hourmm_core import data
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.research.backtest import BacktestParams, run_backtest
 from hourmm_core.sim.polymarket.agents import PricePath, realized_sigma
-from tests.conftest import REAL_DATA
+from tests.conftest import real_ticks
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -28,14 +27,7 @@ HOURS = (1_747_922_400_000, 1_747_872_000_000 + 2 * HOUR_MS)   # 2025-05-22 14:0
 WINDOWS = ((12, 0), (26, 3))
 
 
-def _ticks(start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        t = data.load_ticks(start_ms, end_ms, data_dir=REAL_DATA, allow_synthetic=False)
-    except FileNotFoundError:
-        pytest.skip("real klines are not in the data folder")
-    if not len(t) or t.source == data.SOURCE_SYNTHETIC:
-        pytest.skip("real klines are not in the data folder")
-    return np.asarray(t.ts_ms, dtype=np.int64), np.asarray(t.price, dtype=np.float64)
+_ticks = real_ticks
 
 
 @pytest.mark.parametrize("hour", HOURS)
