@@ -43,7 +43,10 @@ actions within 100 ms of the snapshot), ``no_quotes`` (nothing resting when it a
 ``not_endangered`` (quotes resting, none on the wrong side of the new fair value: no cancel
 is needed), ``missed`` (a quote was on the wrong side and no decision acted within 100 ms:
 a real miss), ``no_snapshot`` (container B never received a snapshot after the jump before
-the next one). Per hop p50/p99 (ms) and the sample count. No timed asserts: everything
+the next one). Per hop p50/p99 (ms) and the sample count. ``reacted_later``: the first pass
+after the snapshot did nothing and a later one acted (the new quote waited for the book, e.g.
+post-only against a book that had not moved yet); ``frame->* first pass`` leave those out.
+``fast_path``: reactions by the trader's cancel fast path (a pass was in flight). No timed asserts: everything
 shares 2 busy cores, so absolute figures are taken under whatever load there is.
 """
 from __future__ import annotations
@@ -67,7 +70,8 @@ PUSH_DELTA = 0.002
 HOPS = ("frame->priced", "priced->pushed", "pushed->recv", "recv->decided", "recv->decide_start", "decide",
         "decided->cancel_sent", "decided->cancel_sent cpu", "cancel_sent->cancel", "decided->cancel",
         "decided->order_sent", "decided->order_sent cpu", "order_sent->order", "decided->order",
-        "frame->cancel_sent", "frame->cancel", "frame->order_sent", "frame->order")
+        "frame->cancel_sent", "frame->cancel", "frame->order_sent", "frame->order",
+        "frame->cancel first pass", "frame->order first pass")
 _WIRE_KINDS = ((b"DELETE /order", "cancel"), (b"POST /order", "order"))
 
 
@@ -249,7 +253,8 @@ def _hops(ev: dict[str, list]) -> dict[str, Any]:
     for mode_i, mode in ((0, "rate"), (1, "push")):
         samples: dict[str, list[float]] = {h: [] for h in HOPS}
         count = {"jumps": 0, "reacted": 0, "no_quotes": 0, "not_endangered": 0, "missed": 0, "no_snapshot": 0,
-                 "reacted_without_cancel": 0, "endangered_total": 0, "fast_path": 0}
+                 "reacted_without_cancel": 0, "endangered_total": 0, "fast_path": 0,
+                 "reacted_later": 0}
         for k, (t0, t1, _px, jm) in enumerate(jumps):
             if jm != mode_i:    # the pricer alternates the mode by pairs of jumps (hops_procs.mode_of)
                 continue
@@ -286,6 +291,9 @@ def _hops(ev: dict[str, list]) -> dict[str, Any]:
             end_o = min(nxt, next((d[0] for d in ev["decided"] if d[0] > full), far))
             if not dec[5]:
                 count["fast_path"] += 1
+            prompt = dec is first   # the first pass that saw the snapshot acted (else a later one did:
+            if not prompt:          # e.g. the new quote waited for the book to move; not our latency)
+                count["reacted_later"] += 1
             # venue receipts are matched from the decision, not from the client stamp: on a busy box
             # the write itself can hand the CPU to the venue, which then stamps its receipt before our
             # process runs again to stamp "sent" (so sent->venue can even be negative under load)
@@ -313,6 +321,9 @@ def _hops(ev: dict[str, list]) -> dict[str, Any]:
                                ("frame->order_sent", t0, os_), ("frame->order", t0, ov)):
                 if a is not None and b is not None:
                     samples[name].append((b - a) * ms)
+            for name, b in (("frame->cancel first pass", cv), ("frame->order first pass", ov)):
+                if prompt and b is not None:
+                    samples[name].append((b - t0) * ms)
         for c, n in count.items():
             out[f"{mode}_{c}"] = n
         for h, v in samples.items():
