@@ -1,5 +1,6 @@
 # cython: language_level=3
 cimport cython
+from libc.math cimport erfc, log, sqrt, isfinite, isnan, NAN, M_SQRT1_2
 cdef double student_t_cdf_c(double t, double nu) noexcept nogil
 cdef double digital_prob_c(double S, double K, double tau_s, double sigma, double nu, double p_min) noexcept nogil
 
@@ -20,31 +21,192 @@ cdef class FairPricer:
 cpdef double student_t_cdf(double t, double nu)
 cpdef double digital_prob(double S, double K, double tau_s, double sigma, double nu=*, double p_min=*)
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__)
+    #define HOURMM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+    #else
+    #define HOURMM_UNLIKELY(x) (x)
+    #endif
+    """
+    # a branch hint for the rare paths of the batch loops (bad order, bad price, a new minute): without
+    # it GCC guesses every exit test 50/50 and treats the per-instant pricing as cold (not inlined)
+    bint unlikely "HOURMM_UNLIKELY"(bint) nogil
+
+
+@cython.cdivision(True)
+cdef inline long long _floordiv(long long a, long long b) noexcept nogil:
+    cdef long long q = a // b
+    if (a % b != 0) and ((a < 0) != (b < 0)):
+        q -= 1
+    return q
+
+
+cdef inline double _clamp_p(double p, double p_min) noexcept nogil:
+    """A quote never goes to certainty: p clamped to [p_min, 1 - p_min]."""
+    if p < p_min:
+        p = p_min
+    if p > 1.0 - p_min:
+        p = 1.0 - p_min
+    return p
+
+
+@cython.cdivision(True)
+cdef inline double _digital_x0(double x, double tau_s, double sigma, double p_min) noexcept nogil:
+    """``_digital_x`` for the normal model (nu = 0): small enough to inline into the batch loops."""
+    cdef double p
+    if isnan(x) or isnan(tau_s) or isnan(sigma):
+        return NAN
+    if x == 0.0:
+        p = 0.5
+    elif tau_s <= 0.0 or sigma <= 0.0:
+        p = 1.0 if x > 0.0 else 0.0
+    else:
+        p = 0.5 * erfc(-(x / (sigma * sqrt(tau_s))) * M_SQRT1_2)
+    return _clamp_p(p, p_min)
+
+
+@cython.cdivision(True)
+cdef inline double _digital_x(double x, double tau_s, double sigma, double nu, double p_min) noexcept nogil:
+    """digital_prob from x = ln S - ln K directly (the fused paths already hold log prices)."""
+    cdef double p, z
+    if nu == 0.0:
+        return _digital_x0(x, tau_s, sigma, p_min)
+    if isnan(x) or isnan(tau_s) or isnan(sigma) or not (nu > 2.0):
+        return NAN
+    if x == 0.0:
+        p = 0.5
+    elif tau_s <= 0.0 or sigma <= 0.0:
+        p = 1.0 if x > 0.0 else 0.0
+    else:
+        z = x / (sigma * sqrt(tau_s))
+        p = student_t_cdf_c(z / sqrt((nu - 2.0) / nu), nu)
+    return _clamp_p(p, p_min)
+
+
+# MinutePricer's per-tick / per-instant state as a plain struct (like VolState / FeatState): the
+# streaming object holds one and calls the steps below; minute_path_batch runs the same steps on a
+# copy held in a C local (registers) and hands it back to the object only for a bar close (once a
+# minute: ``MinutePricer.c_advance``, which also does the hourly adaptive-scale re-fit). One
+# definition of the per-tick and per-instant math. ``season``/``cum`` point into the owning object.
+cdef struct MinState:
+    const double* season            # 1440 variance factors, one per UTC minute of the day
+    const double* cum               # 1441 running sums of season (cum[0] = 0)
+    double alpha
+    double var_prior
+    double var_scale
+    double nu
+    double p_min
+    double num
+    double den
+    long long bar
+    double bar_open
+    double bar_close
+    double prev_close
+    bint have_bar
+    bint have_prev
+    bint bar_traded
+    long long n_returns
+    long long n_bad
+    double p
+    double var_rest
+    double tau_s
+
+
+@cython.cdivision(True)
+cdef inline double min_level(const MinState* s) noexcept nogil:
+    if s.den > 0.0:
+        return s.num / s.den
+    return s.var_prior
+
+
+@cython.cdivision(True)
+cdef inline double min_level_at(const MinState* s, long long ts_ms) noexcept nogil:
+    """The level as it stands at ts_ms without closing any bar: when ts_ms is past the current
+    bar's end, that bar's return is included provisionally (pricing never moves bar state, so
+    a trade of that minute arriving later still lands in its own bar)."""
+    cdef double r
+    if s.have_bar and s.bar_traded and s.have_prev and _floordiv(ts_ms, 60000) > s.bar:
+        r = log(s.bar_close / s.prev_close)
+        return ((1.0 - s.alpha) * s.num + s.alpha * r * r / s.season[<int>(s.bar % 1440)]) \
+            / ((1.0 - s.alpha) * s.den + s.alpha)
+    return min_level(s)
+
+
+@cython.cdivision(True)
+cdef inline double min_rest_var(const MinState* s, long long ts_ms, long long hour_end_ms) noexcept nogil:
+    """Forecast variance of ln(close of the hour / price now), at ts_ms."""
+    cdef long long left = hour_end_ms - ts_ms, b, bend
+    cdef int c, e
+    cdef double f
+    if left <= 0:
+        return 0.0
+    b = _floordiv(ts_ms, 60000)
+    bend = _floordiv(hour_end_ms - 1, 60000) + 1     # first minute after the hour
+    c = <int>(b % 1440)
+    f = ((b + 1) * 60000 - ts_ms) / 60000.0
+    if bend - b > 1440:
+        return NAN
+    e = c + <int>(bend - b)                          # season index one past the hour's last minute
+    if e <= 1440:
+        return s.var_scale * min_level_at(s, ts_ms) * (f * s.season[c] + s.cum[e] - s.cum[c + 1])
+    return s.var_scale * min_level_at(s, ts_ms) * (f * s.season[c] + s.cum[1440] - s.cum[c + 1]
+                                                   + s.cum[e - 1440])
+
+
+@cython.cdivision(True)
+cdef inline double min_price(MinState* s, long long ts_ms, double S, double K, long long hour_end_ms) noexcept nogil:
+    """p = P(close >= K) at ts_ms for live price S (NaN on bad input, counted in n_bad)."""
+    cdef double v, x
+    v = min_rest_var(s, ts_ms, hour_end_ms)
+    s.var_rest = v
+    s.tau_s = (hour_end_ms - ts_ms) / 1000.0 if hour_end_ms > ts_ms else 0.0
+    if not (isfinite(S) and S > 0.0 and isfinite(K) and K > 0.0) or isnan(v):
+        s.n_bad += 1
+        s.p = NAN
+        return NAN
+    x = log(S / K)
+    if v > 0.0:
+        s.p = _digital_x(x, 1.0, sqrt(v), s.nu, s.p_min)
+    else:
+        s.p = _digital_x(x, 0.0, 1.0, s.nu, s.p_min)
+    return s.p
+
+
+cdef inline void min_mark(MinState* s, double price) noexcept nogil:
+    """A good trade of the current bar: its open (first trade) and close (last trade)."""
+    if not s.bar_traded:
+        s.bar_open = price
+    s.bar_close = price
+    s.bar_traded = True
+
+
+@cython.cdivision(True)
+cdef inline int min_trade(MinState* s, long long ts_ms, double price) noexcept nogil:
+    """One trade into the bar state: 0 bad price (counted), 1 accepted; 2 a later minute: NOT
+    applied: the caller closes the bars up to ts_ms (``MinutePricer.c_advance``, the once-a-minute
+    part) and then calls ``min_mark``. An older ts is treated as the current bar."""
+    cdef long long b
+    if unlikely(not (isfinite(price) and price > 0.0)):
+        s.n_bad += 1
+        return 0
+    b = _floordiv(ts_ms, 60000)
+    if unlikely(not s.have_bar):
+        s.bar = b
+        s.have_bar = True
+    elif unlikely(b > s.bar):
+        return 2
+    min_mark(s, price)
+    return 1
+
+
 @cython.final          # no subclasses: the batch loops call its methods directly (inlinable)
 cdef class MinutePricer:
+    cdef MinState st
     cdef double season[1440]
     cdef double cum[1441]
-    cdef double alpha
     cdef double halflife_min
-    cdef double var_prior
-    cdef double var_scale
-    cdef double nu
-    cdef double p_min
-    cdef double num
-    cdef double den
-    cdef long long bar
-    cdef double bar_close
-    cdef double prev_close
-    cdef bint have_bar
-    cdef bint have_prev
-    cdef bint bar_traded
-    cdef long long n_returns_
-    cdef long long n_bad_
-    cdef double p_
-    cdef double var_rest_
-    cdef double tau_s_
     # walk-forward adaptive variance scale (0 window = fixed var_scale); updated once per hour
-    cdef double bar_open
     cdef double hour_K
     cdef long long run
     cdef double pts_x[59]
@@ -56,14 +218,10 @@ cdef class MinutePricer:
     cdef double win[71]
     cdef double scale_hours_
     cdef long long hour_closes_
-    cdef inline double level(self) noexcept nogil
     cdef void _close_hour(self, long long h, bint ok) noexcept nogil
     cdef void _feed_kline(self, long long open_ms, double op, double cl, long long until_ms) noexcept nogil
-    cdef inline double level_at(self, long long ts_ms) noexcept nogil
     cdef void _close_bar(self) noexcept nogil
     cdef void c_advance(self, long long ts_ms) noexcept nogil
     cdef inline int c_on_trade(self, long long ts_ms, double price) noexcept nogil
-    cdef inline double c_rest_var(self, long long ts_ms, long long hour_end_ms) noexcept nogil
-    cdef inline double c_price(self, long long ts_ms, double S, double K, long long hour_end_ms) noexcept nogil
     cpdef double price(self, long long ts_ms, double S, double K, long long hour_end_ms)
     cpdef double update(self, long long ts_ms, double price, double K, long long hour_end_ms)

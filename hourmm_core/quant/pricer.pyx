@@ -124,53 +124,7 @@ cdef double digital_prob_c(double S, double K, double tau_s, double sigma, doubl
             p = 0.5 * erfc(-z * M_SQRT1_2)
         else:
             p = student_t_cdf_c(z / sqrt((nu - 2.0) / nu), nu)
-    if p < p_min:
-        p = p_min
-    if p > 1.0 - p_min:
-        p = 1.0 - p_min
-    return p
-
-
-cdef inline double _digital_x0(double x, double tau_s, double sigma, double p_min) noexcept nogil:
-    """``_digital_x`` for the normal model (nu = 0): small enough to inline into the batch loops."""
-    cdef double p
-    if isnan(x) or isnan(tau_s) or isnan(sigma):
-        return NAN
-    if x == 0.0:
-        p = 0.5
-    elif tau_s <= 0.0 or sigma <= 0.0:
-        p = 1.0 if x > 0.0 else 0.0
-    else:
-        p = 0.5 * erfc(-(x / (sigma * sqrt(tau_s))) * M_SQRT1_2)
-    if p < p_min:
-        p = p_min
-    if p > 1.0 - p_min:
-        p = 1.0 - p_min
-    return p
-
-
-cdef inline double _digital_x(double x, double tau_s, double sigma, double nu, double p_min) noexcept nogil:
-    """digital_prob from x = ln S - ln K directly (the fused paths already hold log prices)."""
-    cdef double p, z
-    if nu == 0.0:
-        return _digital_x0(x, tau_s, sigma, p_min)
-    if isnan(x) or isnan(tau_s) or isnan(sigma) or not (nu > 2.0):
-        return NAN
-    if x == 0.0:
-        p = 0.5
-    elif tau_s <= 0.0 or sigma <= 0.0:
-        p = 1.0 if x > 0.0 else 0.0
-    else:
-        z = x / (sigma * sqrt(tau_s))
-        if nu == 0.0:
-            p = 0.5 * erfc(-z * M_SQRT1_2)
-        else:
-            p = student_t_cdf_c(z / sqrt((nu - 2.0) / nu), nu)
-    if p < p_min:
-        p = p_min
-    if p > 1.0 - p_min:
-        p = 1.0 - p_min
-    return p
+    return _clamp_p(p, p_min)
 
 
 cdef inline int _check_params(double nu, double p_min) except -1:
@@ -544,13 +498,6 @@ for _i in range(_NG):
 del _lsg, _i
 
 
-cdef inline long long _floordiv(long long a, long long b) noexcept nogil:
-    cdef long long q = a // b
-    if (a % b != 0) and ((a < 0) != (b < 0)):
-        q -= 1
-    return q
-
-
 def _season_array(season):
     s = np.ascontiguousarray(season, dtype=np.float64).reshape(-1)
     if s.shape[0] != 1440:
@@ -607,7 +554,6 @@ cdef class MinutePricer:
         self.window_h = scale_window_h
         self.prior_h = scale_prior_h
         self.run = 0
-        self.bar_open = NAN
         self.hour_K = NAN
         self.scale_hours_ = 0.0
         self.hour_closes_ = 0
@@ -627,33 +573,31 @@ cdef class MinutePricer:
             self.season[i] = s[i]
             self.cum[i + 1] = self.cum[i] + s[i]
         self.halflife_min = halflife_min
-        self.alpha = 1.0 - 0.5 ** (1.0 / halflife_min)
-        self.var_prior = var_prior
-        self.var_scale = var_scale
-        self.nu = nu
-        self.p_min = p_min
-        self.den = 0.5                  # start from one half-life's worth of the prior level:
-        self.num = 0.5 * var_prior      # a restart prices sanely at once and the data take over
-        self.bar = 0
-        self.bar_close = NAN
-        self.prev_close = NAN
-        self.have_bar = False
-        self.have_prev = False
-        self.bar_traded = False
-        self.n_returns_ = 0
-        self.n_bad_ = 0
-        self.p_ = NAN
-        self.var_rest_ = NAN
-        self.tau_s_ = NAN
+        self.st.season = self.season
+        self.st.cum = self.cum
+        self.st.alpha = 1.0 - 0.5 ** (1.0 / halflife_min)
+        self.st.var_prior = var_prior
+        self.st.var_scale = var_scale
+        self.st.nu = nu
+        self.st.p_min = p_min
+        self.st.den = 0.5                  # start from one half-life's worth of the prior level:
+        self.st.num = 0.5 * var_prior      # a restart prices sanely at once and the data take over
+        self.st.bar = 0
+        self.st.bar_open = NAN
+        self.st.bar_close = NAN
+        self.st.prev_close = NAN
+        self.st.have_bar = False
+        self.st.have_prev = False
+        self.st.bar_traded = False
+        self.st.n_returns = 0
+        self.st.n_bad = 0
+        self.st.p = NAN
+        self.st.var_rest = NAN
+        self.st.tau_s = NAN
 
     def __dealloc__(self):
         free(self.ring)
         free(self.ring_has)
-
-    cdef inline double level(self) noexcept nogil:
-        if self.den > 0.0:
-            return self.num / self.den
-        return self.var_prior
 
     cdef void _close_bar(self) noexcept nogil:
         """Close the current bar: its return (vs the previous bar's close) updates the level.
@@ -665,32 +609,33 @@ cdef class MinutePricer:
         hour's loss (minute k closed = the point of minute k + 1), and the hour's last bar
         closes the hour (re-fit of the scale)."""
         cdef double r, d
-        cdef int k = <int>(self.bar % 60), c
-        if not self.bar_traded:
-            self.have_prev = False
+        cdef MinState* s = &self.st
+        cdef int k = <int>(s.bar % 60), c
+        if not s.bar_traded:
+            s.have_prev = False
             self.run = 0
-            self.num = (1.0 - self.alpha) * self.num + self.alpha * self.var_prior
-            self.den = (1.0 - self.alpha) * self.den + self.alpha
+            s.num = (1.0 - s.alpha) * s.num + s.alpha * s.var_prior
+            s.den = (1.0 - s.alpha) * s.den + s.alpha
         else:
-            self.bar_traded = False
+            s.bar_traded = False
             self.run += 1
-            if self.have_prev:
-                r = log(self.bar_close / self.prev_close)
-                d = r * r / self.season[<int>(self.bar % 1440)]
-                self.num = (1.0 - self.alpha) * self.num + self.alpha * d
-                self.den = (1.0 - self.alpha) * self.den + self.alpha
-                self.n_returns_ += 1
-            self.prev_close = self.bar_close
-            self.have_prev = True
+            if s.have_prev:
+                r = log(s.bar_close / s.prev_close)
+                d = r * r / self.season[<int>(s.bar % 1440)]
+                s.num = (1.0 - s.alpha) * s.num + s.alpha * d
+                s.den = (1.0 - s.alpha) * s.den + s.alpha
+                s.n_returns += 1
+            s.prev_close = s.bar_close
+            s.have_prev = True
             if self.window_h > 0:
                 if k == 0:
-                    self.hour_K = self.bar_open
+                    self.hour_K = s.bar_open
                 if k < 59:          # the point at H + 60 (k + 1): S = this close, V unscaled, f = 1
-                    c = <int>((self.bar + 1) % 1440)
-                    self.pts_x[k] = log(self.bar_close / self.hour_K)
-                    self.pts_v[k] = self.level() * (self.cum[c - c % 60 + 60] - self.cum[c])
+                    c = <int>((s.bar + 1) % 1440)
+                    self.pts_x[k] = log(s.bar_close / self.hour_K)
+                    self.pts_v[k] = min_level(s) * (self.cum[c - c % 60 + 60] - self.cum[c])
         if self.window_h > 0 and k == 59:
-            self._close_hour(_floordiv(self.bar, 60), self.run >= 120)
+            self._close_hour(_floordiv(s.bar, 60), self.run >= 120)
 
     cdef void _close_hour(self, long long h, bint ok) noexcept nogil:
         """Hour h's last bar closed: store its per-grid log loss (zeros when it has no points),
@@ -701,15 +646,15 @@ cdef class MinutePricer:
         cdef int gi = 0
         cdef double* row = self.ring + slot * _NG
         if ok:
-            y = 1.0 if self.bar_close >= self.hour_K else 0.0
+            y = 1.0 if self.st.bar_close >= self.hour_K else 0.0
             for g in range(_NG):
                 s = 0.0
                 for m in range(59):
                     v = _SGRID[g] * self.pts_v[m]
                     if v > 0.0:
-                        p = _digital_x(self.pts_x[m], 1.0, sqrt(v), self.nu, self.p_min)
+                        p = _digital_x(self.pts_x[m], 1.0, sqrt(v), self.st.nu, self.st.p_min)
                     else:
-                        p = _digital_x(self.pts_x[m], 0.0, 1.0, self.nu, self.p_min)
+                        p = _digital_x(self.pts_x[m], 0.0, 1.0, self.st.nu, self.st.p_min)
                     if p < 1e-6:
                         p = 1e-6
                     if p > 1.0 - 1e-6:
@@ -737,9 +682,9 @@ cdef class MinutePricer:
                 if self.win[g] < best:
                     best = self.win[g]
                     gi = g
-            self.var_scale = exp((n * _LSGRID[gi] + self.prior_h * log(SCALE_C0_C)) / (n + self.prior_h))
+            self.st.var_scale = exp((n * _LSGRID[gi] + self.prior_h * log(SCALE_C0_C)) / (n + self.prior_h))
         else:
-            self.var_scale = SCALE_C0_C
+            self.st.var_scale = SCALE_C0_C
 
     cdef void _feed_kline(self, long long open_ms, double op, double cl, long long until_ms) noexcept nogil:
         """One 1m kline as two trades (its open at the minute's start, its close at its end), then
@@ -750,81 +695,27 @@ cdef class MinutePricer:
         self.c_advance(e if e <= until_ms else until_ms)
 
     cdef void c_advance(self, long long ts_ms) noexcept nogil:
+        """Close every bar that ended at or before ts_ms (the once-a-minute part of a trade)."""
         cdef long long b = _floordiv(ts_ms, 60000)
-        if not self.have_bar:
+        if not self.st.have_bar:
             return
-        while self.bar < b:
+        while self.st.bar < b:
             self._close_bar()
-            self.bar += 1
+            self.st.bar += 1
 
     cdef inline int c_on_trade(self, long long ts_ms, double price) noexcept nogil:
-        cdef long long b
-        if not (isfinite(price) and price > 0.0):
-            self.n_bad_ += 1
-            return 0
-        b = _floordiv(ts_ms, 60000)
-        if not self.have_bar:
-            self.bar = b
-            self.have_bar = True
-        elif b > self.bar:
+        cdef int r = min_trade(&self.st, ts_ms, price)
+        if r == 2:                      # a later minute: close the bars up to it, then this trade opens its bar
             self.c_advance(ts_ms)
-        if not self.bar_traded:
-            self.bar_open = price
-        self.bar_close = price
-        self.bar_traded = True
-        return 1
-
-    cdef inline double level_at(self, long long ts_ms) noexcept nogil:
-        """The level as it stands at ts_ms without closing any bar: when ts_ms is past the current
-        bar's end, that bar's return is included provisionally (pricing never moves bar state, so
-        a trade of that minute arriving later still lands in its own bar)."""
-        cdef double r
-        if self.have_bar and self.bar_traded and self.have_prev and _floordiv(ts_ms, 60000) > self.bar:
-            r = log(self.bar_close / self.prev_close)
-            return ((1.0 - self.alpha) * self.num + self.alpha * r * r / self.season[<int>(self.bar % 1440)]) \
-                / ((1.0 - self.alpha) * self.den + self.alpha)
-        return self.level()
-
-    cdef inline double c_rest_var(self, long long ts_ms, long long hour_end_ms) noexcept nogil:
-        """Forecast variance of ln(close of the hour / price now), at ts_ms."""
-        cdef long long left = hour_end_ms - ts_ms, b, bend
-        cdef int c, e
-        cdef double f
-        if left <= 0:
-            return 0.0
-        b = _floordiv(ts_ms, 60000)
-        bend = _floordiv(hour_end_ms - 1, 60000) + 1     # first minute after the hour
-        c = <int>(b % 1440)
-        f = ((b + 1) * 60000 - ts_ms) / 60000.0
-        if bend - b > 1440:
-            return NAN
-        e = c + <int>(bend - b)                          # season index one past the hour's last minute
-        if e <= 1440:
-            return self.var_scale * self.level_at(ts_ms) * (f * self.season[c] + self.cum[e] - self.cum[c + 1])
-        return self.var_scale * self.level_at(ts_ms) * (f * self.season[c] + self.cum[1440] - self.cum[c + 1]
-                                                + self.cum[e - 1440])
-
-    cdef inline double c_price(self, long long ts_ms, double S, double K, long long hour_end_ms) noexcept nogil:
-        cdef double v, x
-        v = self.c_rest_var(ts_ms, hour_end_ms)
-        self.var_rest_ = v
-        self.tau_s_ = (hour_end_ms - ts_ms) / 1000.0 if hour_end_ms > ts_ms else 0.0
-        if not (isfinite(S) and S > 0.0 and isfinite(K) and K > 0.0) or isnan(v):
-            self.n_bad_ += 1
-            self.p_ = NAN
-            return NAN
-        x = log(S / K)
-        if v > 0.0:
-            self.p_ = _digital_x(x, 1.0, sqrt(v), self.nu, self.p_min)
-        else:
-            self.p_ = _digital_x(x, 0.0, 1.0, self.nu, self.p_min)
-        return self.p_
+            min_mark(&self.st, price)
+            r = 1
+        return r
 
     cpdef double update(self, long long ts_ms, double price, double K, long long hour_end_ms):
         """One trade in, p at the trade price out (the per-tick call; NaN for a bad tick)."""
         if self.c_on_trade(ts_ms, price) != 1:
             return NAN
-        return self.c_price(ts_ms, price, K, hour_end_ms)
+        return min_price(&self.st, ts_ms, price, K, hour_end_ms)
 
     def on_trade(self, long long ts_ms, double price):
         """Feed one trade; returns True when accepted (False: bad price, counted)."""
@@ -836,38 +727,38 @@ cdef class MinutePricer:
 
     cpdef double price(self, long long ts_ms, double S, double K, long long hour_end_ms):
         """p = P(close >= K) at ts_ms for live price S (NaN on bad input, counted in n_bad)."""
-        return self.c_price(ts_ms, S, K, hour_end_ms)
+        return min_price(&self.st, ts_ms, S, K, hour_end_ms)
 
     def rest_var(self, long long ts_ms, long long hour_end_ms):
-        return self.c_rest_var(ts_ms, hour_end_ms)
+        return min_rest_var(&self.st, ts_ms, hour_end_ms)
 
     @property
     def p(self):
-        return self.p_
+        return self.st.p
 
     @property
     def var_rest(self):
-        return self.var_rest_
+        return self.st.var_rest
 
     @property
     def sigma(self):
         """Effective sigma per sqrt(second) of the last price(): sqrt(V / tau) (NaN at tau 0)."""
-        if self.tau_s_ > 0.0 and self.var_rest_ >= 0.0:
-            return sqrt(self.var_rest_ / self.tau_s_)
+        if self.st.tau_s > 0.0 and self.st.var_rest >= 0.0:
+            return sqrt(self.st.var_rest / self.st.tau_s)
         return NAN
 
     @property
     def level_var(self):
         """Deseasonalised per-minute variance level L."""
-        return self.level()
+        return min_level(&self.st)
 
     @property
     def n_returns(self):
-        return self.n_returns_
+        return self.st.n_returns
 
     @property
     def n_bad(self):
-        return self.n_bad_
+        return self.st.n_bad
 
     @property
     def halflife_min(self):
@@ -887,7 +778,7 @@ cdef class MinutePricer:
         cdef const double[::1] c
         t, o, c = _kline_arrays(open_ms, open_, close, "warm_klines")
         cdef Py_ssize_t n = t.shape[0], i
-        if n and self.have_bar and _floordiv(t[0], 60000) < self.bar:
+        if n and self.st.have_bar and _floordiv(t[0], 60000) < self.st.bar:
             raise ValueError("warm_klines: the klines start before the current bar (time never goes backwards)")
         with nogil:
             for i in range(n):
@@ -897,7 +788,7 @@ cdef class MinutePricer:
     @property
     def var_scale(self):
         """The variance scale in force (fixed, or the adaptive scale of the current hour)."""
-        return self.var_scale
+        return self.st.var_scale
 
     @property
     def scale_window_h(self):
@@ -956,8 +847,8 @@ def minute_scale_batch(open_ms, open_, close, season, double halflife_min=60.0, 
     with nogil:
         for i in range(n):
             mp._feed_kline(t[i], o[i], c[i], 9_223_372_036_854_775_807)
-            lv[i] = mp.level()
-            sc[i] = mp.var_scale
+            lv[i] = min_level(&mp.st)
+            sc[i] = mp.st.var_scale
             nh[i] = mp.scale_hours_
     return lv_a, sc_a, nh_a
 
@@ -1030,9 +921,9 @@ def minute_prob_batch(S, K, ts_ms, hour_end_ms, level, season, double var_scale=
     cdef double v
     with nogil:
         for i in range(n):
-            mp.num = l_[i]
-            mp.den = 1.0 if l_[i] > 0.0 else 0.0
-            v = mp.c_rest_var(t_[i], e_[i])
+            mp.st.num = l_[i]
+            mp.st.den = 1.0 if l_[i] > 0.0 else 0.0
+            v = min_rest_var(&mp.st, t_[i], e_[i])
             if not (isfinite(s_[i]) and s_[i] > 0.0 and isfinite(k_[i]) and k_[i] > 0.0) or isnan(v) \
                     or not (l_[i] > 0.0):
                 o[i] = NAN
@@ -1065,7 +956,7 @@ def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, double half
     cdef const cnp.int64_t[::1] ev = np.ascontiguousarray(eval_ms, dtype=np.int64).reshape(-1)
     cdef const double[::1] k = np.ascontiguousarray(K, dtype=np.float64).reshape(-1)
     cdef const cnp.int64_t[::1] he = np.ascontiguousarray(hour_end_ms, dtype=np.int64).reshape(-1)
-    cdef Py_ssize_t n = t.shape[0], m = ev.shape[0], i, j = 0
+    cdef Py_ssize_t n = t.shape[0], m = ev.shape[0]
     if px.shape[0] != n:
         raise ValueError(f"minute_path_batch: ts_ms has {n} rows, price has {px.shape[0]}")
     if k.shape[0] != m or he.shape[0] != m:
@@ -1077,36 +968,56 @@ def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, double half
         mp.warm_klines(wo, wp, wc, t[0] if n else 9_223_372_036_854_775_807)
     out = np.empty(m, dtype=np.float64)
     cdef double[::1] o = out
-    cdef double last = NAN
-    cdef long long e, tprev = t[0] if n else 0, eprev = ev[0] if m else 0
-    cdef bint bad = False
-    # MinutePricer is final: its methods are plain C calls the compiler inlines here; the order
-    # checks ride along the one pass over the ticks (no temporary diff arrays)
+    cdef bint ok = True
     with nogil:
-        for i in range(m):
-            e = ev[i]
-            if e < eprev:
-                bad = True
-                break
-            eprev = e
-            while j < n and t[j] < e:
-                if t[j] < tprev:
-                    bad = True
-                    break
-                tprev = t[j]
-                if mp.c_on_trade(t[j], px[j]) == 1:
-                    last = px[j]
-                j += 1
-            if bad:
-                break
-            if isnan(last):
-                o[i] = NAN
-            else:
-                o[i] = mp.c_price(e, last, k[i], he[i])
-        while not bad and j < n:      # ticks after the last instant: only their order is checked
-            bad = t[j] < tprev
-            tprev = t[j]
-            j += 1
-    if bad:
+        ok = _minute_path_run(mp, &t[0] if n else NULL, &px[0] if n else NULL, n, &ev[0] if m else NULL,
+                              &k[0] if m else NULL, &he[0] if m else NULL, m, &o[0] if m else NULL)
+    if not ok:
         raise ValueError("minute_path_batch: ts_ms and eval_ms must be non-decreasing")
     return out
+
+
+cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* px, Py_ssize_t n,
+                           const cnp.int64_t* ev, const double* k, const cnp.int64_t* he, Py_ssize_t m,
+                           double* o) noexcept nogil:
+    """minute_path_batch's pass: False when ts_ms or eval_ms go backwards. A small
+    function of its own so the compiler inlines the steps (min_trade, min_price) into it.
+    The per-tick/per-instant state lives in a C local (registers); the object gets it back only to
+    close bars (once a minute, with the hourly scale re-fit). The order checks ride along."""
+    cdef Py_ssize_t i, j = 0
+    cdef double last = NAN
+    cdef long long e, tprev = t[0] if n else 0, eprev = ev[0] if m else 0
+    cdef int r
+    cdef bint have = False          # a flag, not isnan(last): GCC predicts an isnan test true (cold else)
+    cdef MinState st = mp.st
+    for i in range(m):
+        e = ev[i]
+        if unlikely(e < eprev):
+            return False
+        eprev = e
+        while j < n and t[j] < e:
+            if unlikely(t[j] < tprev):
+                return False
+            tprev = t[j]
+            r = min_trade(&st, t[j], px[j])
+            if unlikely(r == 2):
+                mp.st = st
+                mp.c_advance(t[j])
+                st = mp.st
+                min_mark(&st, px[j])
+                r = 1
+            if r == 1:
+                last = px[j]
+                have = True
+            j += 1
+        if have:
+            o[i] = min_price(&st, e, last, k[i], he[i])
+        else:
+            o[i] = NAN
+    mp.st = st
+    while j < n:                    # ticks after the last instant: only their order is checked
+        if t[j] < tprev:
+            return False
+        tprev = t[j]
+        j += 1
+    return True
