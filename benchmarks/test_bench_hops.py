@@ -180,7 +180,10 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio") -> dic
                        if o.order_id and not o.state.final and o.state.value != "CANCELLING"]
             d = orig_decide(now, fair, *a, **kw)
             n_c = sum(1 for x in d.actions if x.kind == "cancel")
-            ev["decided"].append((time.perf_counter_ns(), fair, resting, n_c, len(d.actions) - n_c))
+            # places=False: the trader's cancel fast path (a pass was in flight); its replacement
+            # orders come from the next full pass
+            ev["decided"].append((time.perf_counter_ns(), fair, resting, n_c, len(d.actions) - n_c,
+                                  kw.get("places", True)))
             return d
         tr.core.decide = decide
         try:
@@ -239,7 +242,7 @@ def _hops(ev: dict[str, list]) -> dict[str, Any]:
     for mode_i, mode in ((0, "rate"), (1, "push")):
         samples: dict[str, list[float]] = {h: [] for h in HOPS}
         count = {"jumps": 0, "reacted": 0, "no_quotes": 0, "not_endangered": 0, "missed": 0, "no_snapshot": 0,
-                 "reacted_without_cancel": 0, "endangered_total": 0}
+                 "reacted_without_cancel": 0, "endangered_total": 0, "fast_path": 0}
         for k, (t0, t1, _px, jm) in enumerate(jumps):
             if jm != mode_i:    # the pricer alternates the mode by pairs of jumps (hops_procs.mode_of)
                 continue
@@ -270,13 +273,19 @@ def _hops(ev: dict[str, list]) -> dict[str, Any]:
             # this decision's own requests: before the next decision (cycles are serialised, so the
             # next decide() runs only after this one's cancels and places were sent)
             end = min(nxt, next((d[0] for d in ev["decided"] if d[0] > td), far))
+            # a fast-path decision (cancels only) is followed by the full pass that places: the
+            # new orders are that pass's (before the decision after it)
+            full = td if dec[5] else next((d[0] for d in ev["decided"] if d[0] > td and d[5]), far)
+            end_o = min(nxt, next((d[0] for d in ev["decided"] if d[0] > full), far))
+            if not dec[5]:
+                count["fast_path"] += 1
             # venue receipts are matched from the decision, not from the client stamp: on a busy box
             # the write itself can hand the CPU to the venue, which then stamps its receipt before our
             # process runs again to stamp "sent" (so sent->venue can even be negative under load)
             cs = _first(sent["cancel"], td, end)
             cv = _first(ev["cancel"], td, end)
-            os_ = _first(sent["order"], td, end)
-            ov = _first(ev["order"], td, end)
+            os_ = _first(sent["order"], td, end_o)
+            ov = _first(ev["order"], td, end_o)
             if cs is None and cv is None:
                 count["reacted_without_cancel"] += 1
             samples["frame->priced"].append((t1 - t0) * ms)
