@@ -16,7 +16,7 @@ import pytest
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.research.backtest import BacktestParams, run_backtest
 from hourmm_core.sim.polymarket.agents import PricePath, realized_sigma
-from tests.conftest import real_ticks
+from tests.conftest import REAL_DATA, real_ticks
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -62,3 +62,25 @@ def test_sigma_for_is_the_hours_own_realized_vol_unless_fixed() -> None:
     assert path.sigma_for(h0 + 5 * HOUR_MS) == 5e-5          # no ticks: the documented fallback
     fixed = PricePath(type("T", (), {"ts_ms": ts, "price": px})(), sigma=6e-5)
     assert fixed.sigma_for(h0) == fixed.sigma_for(h0 + HOUR_MS) == 6e-5
+
+
+def test_the_fair_warm_up_reads_the_data_the_ticks_come_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hourmm backtest DATA``: the fair value's 28-day kline warm-up must come from DATA too, not
+    from the default data folder (a checkout elsewhere got other results before)."""
+    from hourmm_core.research import fair
+    from hourmm_core.research.backtest import run_backtest_span
+
+    hour = HOURS[0]
+    real_ticks(hour, hour + HOUR_MS)                     # skips without the real data
+    fair.use_history_dir(None)
+    want = run_backtest_span(1, start_ms=hour, data_dir=str(REAL_DATA))
+    assert fair.history_klines(hour, 672) is not None
+    monkeypatch.setattr(fair, "find_data_dir", lambda: None)     # no default data folder
+    fair._HISTORY.clear()
+    fair.use_history_dir(None)
+    assert fair.history_klines(hour, 672) is None              # nothing to warm from by default ...
+    got = run_backtest_span(1, start_ms=hour, data_dir=str(REAL_DATA))
+    assert fair.history_klines(hour, 672) is not None          # ... but the run pointed it at DATA
+    assert str(got.hours[0].row()) == str(want.hours[0].row())
+    fair.use_history_dir(None)
+    fair._HISTORY.clear()
