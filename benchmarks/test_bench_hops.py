@@ -20,6 +20,12 @@ to measure):
   order_sent   a new signed order's bytes left our process (``POST /order(s)`` written)
   order        it reached the venue (sim ``POST /order(s)`` handler entry)
 
+Diagnostics in the same samples: ``recv->decide_start`` (the snapshot waiting for the decision
+pass: loop wake-up, roll/resync checks, books), ``decide`` (``DecisionCore.decide`` itself) and
+``decided->*_sent cpu``: the trader thread's own CPU time (``time.thread_time_ns``) from the
+decision to the request written, i.e. our work without the time the venue or another process held
+the core (on 2 shared cores the wall-clock ``*_sent`` stamps include such preemption).
+
 (The client stamp is taken after ``transport.write`` returns. On an oversubscribed box the write
 can wake the venue and our process lose the CPU right there, so ``*_sent`` can come after the
 venue's receipt: ``*_sent->cancel|order`` is then negative. On an idle box it is the loopback +
@@ -37,7 +43,10 @@ actions within 100 ms of the snapshot), ``no_quotes`` (nothing resting when it a
 ``not_endangered`` (quotes resting, none on the wrong side of the new fair value: no cancel
 is needed), ``missed`` (a quote was on the wrong side and no decision acted within 100 ms:
 a real miss), ``no_snapshot`` (container B never received a snapshot after the jump before
-the next one). Per hop p50/p99 (ms) and the sample count. No timed asserts: everything
+the next one). Per hop p50/p99 (ms) and the sample count. ``reacted_later``: the first pass
+after the snapshot did nothing and a later one acted (the new quote waited for the book, e.g.
+post-only against a book that had not moved yet); ``frame->* first pass`` leave those out.
+``fast_path``: reactions by the trader's cancel fast path (a pass was in flight). No timed asserts: everything
 shares 2 busy cores, so absolute figures are taken under whatever load there is.
 """
 from __future__ import annotations
@@ -58,10 +67,11 @@ HERE = Path(__file__).resolve().parent
 REACT_MS = 100.0     # a decision later than this after the snapshot is not a reaction to it
 EVERY_MS = 1000      # one jump per second (alternate modes)
 PUSH_DELTA = 0.002
-HOPS = ("frame->priced", "priced->pushed", "pushed->recv", "recv->decided",
-        "decided->cancel_sent", "cancel_sent->cancel", "decided->cancel",
-        "decided->order_sent", "order_sent->order", "decided->order",
-        "frame->cancel_sent", "frame->cancel", "frame->order_sent", "frame->order")
+HOPS = ("frame->priced", "priced->pushed", "pushed->recv", "recv->decided", "recv->decide_start", "decide",
+        "decided->cancel_sent", "decided->cancel_sent cpu", "cancel_sent->cancel", "decided->cancel",
+        "decided->order_sent", "decided->order_sent cpu", "order_sent->order", "decided->order",
+        "frame->cancel_sent", "frame->cancel", "frame->order_sent", "frame->order",
+        "frame->cancel first pass", "frame->order first pass")
 _WIRE_KINDS = ((b"DELETE /order", "cancel"), (b"POST /order", "order"))
 
 
@@ -93,7 +103,7 @@ def _stamp_wire(ex: Any, sent: list[tuple[int, str]]) -> Any:
     if wire is not None and hasattr(wire, "on_sent"):
         def on_sent(method: str, path: str) -> None:
             t = time.perf_counter_ns()
-            sent.append((t, "cancel" if method == "DELETE" else "order"))
+            sent.append((t, "cancel" if method == "DELETE" else "order", time.thread_time_ns()))
         prev = wire.on_sent
         wire.on_sent = on_sent
         return lambda: setattr(wire, "on_sent", prev)
@@ -110,14 +120,14 @@ def _stamp_wire(ex: Any, sent: list[tuple[int, str]]) -> Any:
         ow(self, chunk)
         k = kind(chunk)
         if k:
-            sent.append((time.perf_counter_ns(), k))
+            sent.append((time.perf_counter_ns(), k, None))
 
     def _writelines(self, chunks):
         chunks = list(chunks)
         owl(self, chunks)
         k = kind(chunks[0]) if chunks else None
         if k:
-            sent.append((time.perf_counter_ns(), k))
+            sent.append((time.perf_counter_ns(), k, None))
     W._write, W._writelines = _write, _writelines
 
     def undo() -> None:
@@ -178,9 +188,13 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio") -> dic
             # what rested when this decision began: (token, side, price) of working orders with an id
             resting = [(o.token, o.side, o.price) for o in tr.core.om.orders.values()
                        if o.order_id and not o.state.final and o.state.value != "CANCELLING"]
+            t_in = time.perf_counter_ns()
             d = orig_decide(now, fair, *a, **kw)
             n_c = sum(1 for x in d.actions if x.kind == "cancel")
-            ev["decided"].append((time.perf_counter_ns(), fair, resting, n_c, len(d.actions) - n_c))
+            # places=False: the trader's cancel fast path (a pass was in flight); its replacement
+            # orders come from the next full pass
+            ev["decided"].append((time.perf_counter_ns(), fair, resting, n_c, len(d.actions) - n_c,
+                                  kw.get("places", True), t_in, time.thread_time_ns()))
             return d
         tr.core.decide = decide
         try:
@@ -232,14 +246,15 @@ def _hops(ev: dict[str, list]) -> dict[str, Any]:
     """One sample per price jump: follow it through each hop (first event after the previous one)."""
     frames = [f for f in ev["frame"] if f[2] is not None]
     jumps = [f for prev, f in zip(frames, frames[1:]) if abs(f[2] / prev[2] - 1.0) > 0.0015]
-    sent = {k: [t for t, kk in ev["sent"] if kk == k] for k in ("cancel", "order")}
+    sent = {k: [(t, cpu) for t, kk, cpu in ev["sent"] if kk == k] for k in ("cancel", "order")}
     out: dict[str, Any] = {"jumps": len(jumps)}
     ms = 1e-6
     far = 1 << 62
     for mode_i, mode in ((0, "rate"), (1, "push")):
         samples: dict[str, list[float]] = {h: [] for h in HOPS}
         count = {"jumps": 0, "reacted": 0, "no_quotes": 0, "not_endangered": 0, "missed": 0, "no_snapshot": 0,
-                 "reacted_without_cancel": 0, "endangered_total": 0}
+                 "reacted_without_cancel": 0, "endangered_total": 0, "fast_path": 0,
+                 "reacted_later": 0}
         for k, (t0, t1, _px, jm) in enumerate(jumps):
             if jm != mode_i:    # the pricer alternates the mode by pairs of jumps (hops_procs.mode_of)
                 continue
@@ -270,19 +285,35 @@ def _hops(ev: dict[str, list]) -> dict[str, Any]:
             # this decision's own requests: before the next decision (cycles are serialised, so the
             # next decide() runs only after this one's cancels and places were sent)
             end = min(nxt, next((d[0] for d in ev["decided"] if d[0] > td), far))
+            # a fast-path decision (cancels only) is followed by the full pass that places: the
+            # new orders are that pass's (before the decision after it)
+            full = td if dec[5] else next((d[0] for d in ev["decided"] if d[0] > td and d[5]), far)
+            end_o = min(nxt, next((d[0] for d in ev["decided"] if d[0] > full), far))
+            if not dec[5]:
+                count["fast_path"] += 1
+            prompt = dec is first   # the first pass that saw the snapshot acted (else a later one did:
+            if not prompt:          # e.g. the new quote waited for the book to move; not our latency)
+                count["reacted_later"] += 1
             # venue receipts are matched from the decision, not from the client stamp: on a busy box
             # the write itself can hand the CPU to the venue, which then stamps its receipt before our
             # process runs again to stamp "sent" (so sent->venue can even be negative under load)
-            cs = _first(sent["cancel"], td, end)
+            cs_, os__ = (_first(sent[k], td, e, key=lambda x: x[0]) for k, e in (("cancel", end), ("order", end_o)))
+            cs, os_ = (None if x is None else x[0] for x in (cs_, os__))
             cv = _first(ev["cancel"], td, end)
-            os_ = _first(sent["order"], td, end)
-            ov = _first(ev["order"], td, end)
+            ov = _first(ev["order"], td, end_o)
+            # our own CPU time from the decision to the request written (thread CPU clock: what the
+            # trader itself spent, without the time another process held the core)
+            for name, x in (("decided->cancel_sent cpu", cs_), ("decided->order_sent cpu", os__)):
+                if x is not None and x[1] is not None and x[0] > td:
+                    samples[name].append((x[1] - dec[7]) * ms)
             if cs is None and cv is None:
                 count["reacted_without_cancel"] += 1
             samples["frame->priced"].append((t1 - t0) * ms)
             samples["priced->pushed"].append((pub[0] - t1) * ms)
             samples["pushed->recv"].append((rec[0] - pub[0]) * ms)
             samples["recv->decided"].append((td - rec[0]) * ms)
+            samples["recv->decide_start"].append((dec[6] - rec[0]) * ms)
+            samples["decide"].append((td - dec[6]) * ms)
             for name, a, b in (("decided->cancel_sent", td, cs), ("cancel_sent->cancel", cs, cv),
                                ("decided->cancel", td, cv), ("decided->order_sent", td, os_),
                                ("order_sent->order", os_, ov), ("decided->order", td, ov),
@@ -290,6 +321,9 @@ def _hops(ev: dict[str, list]) -> dict[str, Any]:
                                ("frame->order_sent", t0, os_), ("frame->order", t0, ov)):
                 if a is not None and b is not None:
                     samples[name].append((b - a) * ms)
+            for name, b in (("frame->cancel first pass", cv), ("frame->order first pass", ov)):
+                if prompt and b is not None:
+                    samples[name].append((b - t0) * ms)
         for c, n in count.items():
             out[f"{mode}_{c}"] = n
         for h, v in samples.items():

@@ -129,6 +129,20 @@ def real_minutes(start_ms: int, end_ms: int, close_offset_ms: int | None = None,
     return ts.astype(np.int64), px.astype(np.float64)
 
 
+def real_ticks(start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real BTC ticks in [start_ms, end_ms) as the backtest loads them (REAL_DATA's 1m klines + the
+    seeded bridge, :func:`hourmm_core.data.load_ticks`); skips the test when they are not there."""
+    from hourmm_core import data
+
+    try:
+        t = data.load_ticks(start_ms, end_ms, data_dir=REAL_DATA, allow_synthetic=False)
+    except FileNotFoundError:
+        pytest.skip(f"real klines are not in {REAL_DATA}")
+    if not len(t) or t.source == data.SOURCE_SYNTHETIC:
+        pytest.skip(f"real klines are not in {REAL_DATA}")
+    return np.asarray(t.ts_ms, dtype=np.int64), np.asarray(t.price, dtype=np.float64)
+
+
 # ------------------------------------------------------------------ recorded venue payloads
 # The fixtures name their 32-byte hex ids ({{CONDITION_ID}}, {{ORDER_HASH_1}}, ...) instead of holding
 # literals: the values are made here at run time (random, the venue's 0x + 64 hex shape), once per

@@ -27,11 +27,17 @@ from hourmm_core.pricing.snapshot import Snapshot, SnapshotBuilder
 
 log = logging.getLogger(__name__)
 
-# Pushes on change are at least this far apart (wall seconds); a significant move inside the gap
-# goes out when it ends. Why: late in the hour near the strike every trade can move fair_up by
-# more than SNAPSHOT_PUSH_DELTA, and a burst of trades must not become a burst of snapshots
-# (each is built, serialised and decided on); an isolated jump still goes out at once.
+# Pushes on change: on average at least PUSH_MIN_GAP_S apart (wall seconds), as a token bucket of
+# PUSH_BURST pushes refilled one per PUSH_MIN_GAP_S, and never closer than PUSH_SPACING_S; a
+# significant move that finds no token (or comes within the spacing) goes out as soon as it may,
+# carrying the latest price. Why: late in the hour near the strike every trade can move fair_up
+# by more than SNAPSHOT_PUSH_DELTA, and a burst of trades must not become a burst of snapshots
+# (each is built, serialised and decided on: the 300x pricer-runner test fell behind when every
+# trade pushed); but the second of two close moves (a few hundred microseconds apart) should not
+# wait out a whole gap. The spacing coalesces the trades of one read (back to back).
 PUSH_MIN_GAP_S = 0.002
+PUSH_BURST = 3.0
+PUSH_SPACING_S = 0.0003
 
 
 class PricerService:
@@ -47,6 +53,9 @@ class PricerService:
         self.cfg = cfg
         self.push_delta = cfg.snapshot_push_delta if push_delta is None else push_delta
         self.push_min_gap_s = PUSH_MIN_GAP_S
+        self.push_burst = PUSH_BURST
+        self.push_spacing_s = PUSH_SPACING_S
+        self._push_tokens = PUSH_BURST
         self._last_push = float("-inf")
         self._push_timer: asyncio.TimerHandle | None = None
         self.pushed_on_change = 0
@@ -79,11 +88,20 @@ class PricerService:
         self.builder.on_message(msg, recv_ms)
         if self.push_delta > 0.0 and self._moved():
             # a move the trader must see now (snipers won't wait for the next publish slot)
-            wait = self._last_push + self.push_min_gap_s - time.perf_counter()
+            wait = self._push_wait(time.perf_counter())
             if wait <= 0.0:
                 self._push()
-            elif self._push_timer is None:   # inside the gap: once it ends (coalesces a burst)
+            elif self._push_timer is None:   # no token / too close: as soon as allowed (coalesces a burst)
                 self._push_timer = asyncio.get_running_loop().call_later(wait, self._push_deferred)
+
+    def _push_wait(self, now: float) -> float:
+        """Seconds until the next push on change is allowed (<= 0: now). Refills the bucket."""
+        gap = self.push_min_gap_s
+        if gap <= 0.0:
+            return self._last_push + self.push_spacing_s - now
+        since = now - self._last_push
+        tokens = min(self.push_burst, self._push_tokens + since / gap) if since > 0 else self._push_tokens
+        return max(self.push_spacing_s - since, (1.0 - tokens) * gap)
 
     def _moved(self) -> bool:
         """fair_up moved by push_delta or more since the last published snapshot (NaN-safe: the
@@ -92,7 +110,12 @@ class PricerService:
         return p == p and not abs(p - self._published_p) < self.push_delta
 
     def _push(self) -> None:
-        self._last_push = time.perf_counter()
+        now = time.perf_counter()
+        gap = self.push_min_gap_s
+        if gap > 0.0:
+            since = now - self._last_push
+            self._push_tokens = max(0.0, min(self.push_burst, self._push_tokens + since / gap) - 1.0)
+        self._last_push = now
         self.pushed_on_change += 1
         try:
             self.publish_once()

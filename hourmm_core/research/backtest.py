@@ -41,7 +41,7 @@ from hourmm_core.fees import CRYPTO_FEES, FeeSchedule
 from hourmm_core.research import calibration as cal
 from hourmm_core.research import engine_backtest, sweep
 from hourmm_core.research.evidence import format_summary, summarize
-from hourmm_core.research.fair import fair_path, fair_unc_path
+from hourmm_core.research.fair import fair_path, fair_unc_path, use_history_dir
 from hourmm_core.research.ledger import BUY, DOWN, SELL, UP, Fill, HourLedger, HourResult, hour_result, markouts
 from hourmm_core.research.models import BacktestModels, ConstantLatency, SampledLatency
 from hourmm_core.safe_json import json_safe
@@ -333,6 +333,7 @@ def run_backtest_span(hours: int, start_ms: int | None = None, params: BacktestP
         start_ms = span[0] + warmup_ms if span is not None else hdata.DEFAULT_SYNTHETIC_START_MS
     start_ms = int(start_ms) - int(start_ms) % HOUR_MS
     params = params or BacktestParams()
+    use_history_dir(data_dir)   # the fair's 28-day kline warm-up reads the same data as the ticks
     parts: list[BacktestResult] = []
     for c0 in range(start_ms, start_ms + hours * HOUR_MS, chunk_hours * HOUR_MS):
         c1 = min(c0 + chunk_hours * HOUR_MS, start_ms + hours * HOUR_MS)

@@ -75,8 +75,8 @@ def _price_path(ts_ms: np.ndarray, price: np.ndarray, sigma_truth: float | None,
     p = _PATH_CACHE.get(key)
     if p is None:
         _PATH_CACHE.clear()
-        sig = sigma_truth if sigma_truth is not None else _realized_sigma(ts_ms, price)
-        p = _PATH_CACHE[key] = PricePath(SimpleNamespace(ts_ms=ts_ms, price=price), sigma=sig, fast=fast)
+        # sigma_truth None: each hour's own realized vol (PricePath.sigma_for), whatever else is loaded
+        p = _PATH_CACHE[key] = PricePath(SimpleNamespace(ts_ms=ts_ms, price=price), sigma=sigma_truth, fast=fast)
     return p
 
 
@@ -354,16 +354,3 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
     path["counters"] = counters
     path["rejects"] = dict(core.rejects)
     return res, path
-
-
-def _realized_sigma(ts_ms: np.ndarray, price: np.ndarray, sample_ms: int = 1000) -> float:
-    """Per-sqrt-second log vol of the whole path on a ``sample_ms`` grid (what the agents treat as truth)."""
-    if ts_ms.size < 3:
-        return 5e-5
-    grid = np.arange(int(ts_ms[0]), int(ts_ms[-1]), sample_ms, dtype=np.int64)
-    if grid.size < 3:
-        return 5e-5
-    idx = np.clip(np.searchsorted(ts_ms, grid, side="right") - 1, 0, ts_ms.size - 1)
-    r = np.diff(np.log(price[idx]))
-    s = float(np.std(r)) / (sample_ms / 1000.0) ** 0.5
-    return s if s > 0 and np.isfinite(s) else 5e-5

@@ -29,6 +29,8 @@ not one per hour) and each hour reads its slice.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +56,19 @@ def _model_key(kw: dict[str, Any]) -> tuple:
 
 _PATHS: dict[str, Any] = {}
 _HISTORY: dict[str, Any] = {}
+_HISTORY_DIR: list[str | None] = [None]    # use_history_dir(); None: find_data_dir()
+
+
+def use_history_dir(data_dir: str | os.PathLike[str] | None) -> None:
+    """Where :func:`history_klines` reads container A's start-up klines: the data the backtest
+    loads its ticks from (a dump file: its folder). None: ``find_data_dir()``. Why: the ticks of
+    ``hourmm backtest DATA`` came from DATA while the fair value's warm-up read the default data
+    folder, so the same command gave other results from another checkout."""
+    if data_dir is None:
+        _HISTORY_DIR[0] = None
+        return
+    d = Path(data_dir)
+    _HISTORY_DIR[0] = str(d.parent if d.is_file() else d)
 
 
 def history_klines(first_ms: int, window_h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -61,11 +76,11 @@ def history_klines(first_ms: int, window_h: int) -> tuple[np.ndarray, np.ndarray
     hour minus one (its 60-minute history) to the minute before ``first_ms``. None when none."""
     if window_h <= 0:
         return None
-    d = str(find_data_dir())
-    if _HISTORY.get("dir") != d:
-        kh = kline_history(None, "BTCUSDT")
+    d = _HISTORY_DIR[0] or find_data_dir()
+    if _HISTORY.get("dir") != str(d):
+        kh = kline_history(d, "BTCUSDT") if d is not None else None
         _HISTORY.clear()
-        _HISTORY.update({"dir": d, "kh": kh})
+        _HISTORY.update({"dir": str(d), "kh": kh})
     kh = _HISTORY["kh"]
     if kh is None or not len(kh):
         return None

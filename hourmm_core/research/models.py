@@ -141,8 +141,8 @@ class AgentRun:
 @dataclass(frozen=True)
 class AgentFlow:
     """The simulator's background agents; ``overrides``: ``(AgentConfig field, value)`` pairs.
-    ``sigma_truth``: per-sqrt-second sigma the agents treat as true (None: realized over the
-    loaded path, as the loopback simulator does)."""
+    ``sigma_truth``: per-sqrt-second sigma the agents treat as true (None: each hour's own realized
+    vol, :meth:`PricePath.sigma_for`, as the loopback simulator does)."""
 
     overrides: tuple[tuple[str, Any], ...] = ()
     sigma_truth: float | None = None

@@ -146,8 +146,11 @@ class DecisionCore:
                         om.open_size(UP, SELL), om.open_size(DOWN, SELL), om.reserved_capital(), 0)
 
     def decide(self, now_ms: int, fair_up: float | None, fair_unc: float | None, fresh: bool,
-               up: BookTop | None, down: BookTop | None) -> Decision:
-        """One pass of the loop; returns the actions to execute (cancels first)."""
+               up: BookTop | None, down: BookTop | None, places: bool = True) -> Decision:
+        """One pass of the loop; returns the actions to execute (cancels first).
+
+        ``places=False``: the same pass, but the plan holds only its cancels (the orders this
+        snapshot endangers); the trader's cancel fast path, while another pass is in flight."""
         self.fair_up, self.fair_unc, self.fresh = fair_up, fair_unc or 0.0, fresh
         d = Decision(now_ms, [])
         d.phase_change = self.session.update(now_ms)
@@ -198,7 +201,7 @@ class DecisionCore:
 
         d.quotes = quotes
         self.last_quotes = quotes
-        d.plan = self.om.plan(quotes, now_ms, lim.max_open_orders, check)
+        d.plan = self.om.plan(quotes, now_ms, lim.max_open_orders, check, places)
         for q, code in d.plan.rejected:
             name = Reason(code).name
             self.rejects[name] = self.rejects.get(name, 0) + 1

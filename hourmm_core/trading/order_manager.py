@@ -229,12 +229,14 @@ class OrderManager:
         return abs(o.size - o.filled - q.size) <= self.size_tol * q.size + 1e-9
 
     def plan(self, desired: Sequence[Quote], now_ms: int, max_open_orders: int,
-             check: CheckFn | None = None) -> PlanResult:
+             check: CheckFn | None = None, places: bool = True) -> PlanResult:
         """Actions turning the working set into ``desired`` (priority = list order).
 
         Cancels come first in the returned list and free their slots; the caller must run
         them before the places and drop the places if a cancel fails.
         ``check`` (the risk engine's compiled pre-trade check) returns 0 to allow a quote.
+        ``places=False``: the cancels only (same rule), nothing placed or counted for the
+        missing quotes (the trader's cancel fast path while a pass is in flight).
         """
         working = [o for o in self.orders.values() if o.state not in _FINAL]
         used: set[str] = set()
@@ -258,6 +260,8 @@ class OrderManager:
             budget -= 1
             self.bucket.take(now_ms)
             res.actions.append(Action("cancel", o))
+        if not places:
+            return res
         n_cancel = len(res.actions)
         slots = max_open_orders - (len(working) - n_cancel)
         for q in missing:

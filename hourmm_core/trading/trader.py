@@ -121,6 +121,11 @@ class Trader:
             bind(clock)   # venue-time windows (post-only after an engine restart) in this clock
         self.latencies_ms: list[float] = []   # snapshot ts -> order action sent (sim ms), for benchmarks
         self._jhold: list[tuple[int, str, dict[str, Any], str | None, str | None]] | None = None
+        self._executing = False                        # a pass is awaiting its requests (cancel fast path)
+        self._fast: asyncio.Future[None] | None = None  # the cancel fast path's requests in flight
+        self.fast_cancels = 0                          # cancels sent by the fast path (status, tests)
+        self._fast_sent: set[str] = set()              # ... during the pass in flight (each order once)
+        self._fast_off = False                         # a fast cancel failed: off until that pass ends
 
     # ------------------------------------------------------------------ journal helpers
     def _j(self, kind: str, payload: dict[str, Any], order_id: str | None = None) -> None:
@@ -191,6 +196,10 @@ class Trader:
     # ------------------------------------------------------------------ feed callbacks
     async def _on_snapshot(self, snap: Snapshot) -> None:
         self._wake.set()
+        if self._executing and self._fast is None:
+            # a pass is awaiting its replies (a POST round trip): the decision loop would see this
+            # snapshot only after it; the quotes it endangers are cancelled now
+            await self.fast_cancel()
 
     async def _on_control(self, what: str) -> None:
         await self.cycle(f"control:{what}")
@@ -304,9 +313,89 @@ class Trader:
         self._hour_mismatch_logged = False
         return True
 
+    async def fast_cancel(self) -> list[str]:
+        """Cancel fast path: while a pass awaits its replies, cancel at once what a decision on
+        the latest snapshot cancels (:meth:`DecisionCore.decide` with ``places=False``: the same
+        rule, so "endangered" has one definition); nothing is placed here. The next pass runs as
+        usual once the one in flight is done, after these cancels' outcomes are known (it waits
+        for them), so its places still follow every cancel in front of them (issue 13).
+        Returns the order ids sent for cancelling."""
+        core = self.core
+        if (self.executor is None or core.market is None or not core.quoting_enabled
+                or self._fast is not None or self._fast_off):
+            return []
+        now = self.clock.now_ms()
+        snap = self.snapshots.latest
+        fresh = self.fresh_for_market(now)
+        up, down = self._tops()
+        d = core.decide(now, snap.fair_up if snap else None, snap.fair_unc if snap else None, fresh, up, down,
+                        places=False)
+        # orders whose submit outcome is unknown are never cancelled blind (see _execute_plan);
+        # an order is tried once per pass in flight (a venue in trouble is not hammered at the
+        # snapshot rate while that pass waits: the normal passes retry)
+        cancels = [a.order for a in d.actions if a.kind == "cancel" and a.order.order_id
+                   and a.order.order_id not in self._unknown and a.order.order_id not in self._fast_sent]
+        if not cancels:
+            self._journal_changes(d.phase_change, d.mode_changes)
+            return []
+        fut = self._fast = asyncio.get_running_loop().create_future()
+        self._jhold_open()   # race section: the rows follow the request
+        try:
+            self._journal_changes(d.phase_change, d.mode_changes)
+            self._j("decision", {"reason": "fast_cancel", "fair_up": core.fair_up, "fresh": fresh,
+                                 "phase": core.session.phase.value, "mode": core.risk.mode.value,
+                                 "quotes": [q.describe() for q in d.quotes], "rejected": [],
+                                 "actions": [f"cancel {o.describe()}" for o in cancels]})
+            self.fast_cancels += len(cancels)
+            self._fast_sent.update(o.order_id for o in cancels if o.order_id)
+            failed, ahead = await self._send_cancels(cancels)
+            await ahead
+            if failed:
+                self._fast_off = True
+        finally:
+            self._jrelease()
+            self._fast = None
+            fut.set_result(None)
+        return [o.order_id for o in cancels if o.order_id]
+
+    async def _send_cancels(self, cancels: list[Order], presign: Any = None, place_args: list[dict[str, Any]] | None = None,
+                            hold_outcomes: bool = False) -> tuple[list[Order | None], "asyncio.Future[Any]"]:
+        """Send one plan's cancels and book their outcomes. Returns the orders whose cancel
+        failed (for :func:`places_allowed`) and the future of :meth:`_after_write` (the held
+        journal rows, then ``place_args`` signed with ``presign`` while the cancel is in flight).
+        ``hold_outcomes``: the outcome rows wait for the replacement POST to be written."""
+        om = self.core.om
+        now = self.clock.now_ms()
+        for o in cancels:
+            om.on_cancel_sent(o, now)
+            self._j("cancel", self._order_payload(o), order_id=o.order_id)
+        # runs once this coroutine yields, i.e. once the cancel request is written: the held
+        # journal rows, then the replacement orders signed while the cancel is in flight
+        # (nothing is sent: they go out only if every cancel succeeded)
+        ahead = asyncio.ensure_future(self._after_write(presign, place_args or []))
+        try:
+            done, failed = await self.executor.cancel([o.order_id for o in cancels])  # type: ignore[union-attr,misc]
+        except Exception as exc:  # noqa: BLE001
+            done, failed = [], {o.order_id: f"{type(exc).__name__}: {exc}" for o in cancels}  # type: ignore[misc]
+            self._rest_failure(exc)
+        if hold_outcomes:
+            self._jhold_open()
+        failed_cancels: list[Order | None] = []
+        now = self.clock.now_ms()
+        for oid in done:
+            om.on_cancelled(oid, now)
+            self._j("cancel_ack", {}, order_id=oid)
+        for oid, why in failed.items():
+            o = om.on_cancel_failed(oid, str(why), now)
+            self._j("cancel_reject", {"error": str(why), "state": o.state.value if o else None}, order_id=oid)
+            failed_cancels.append(o)
+        return failed_cancels, ahead
+
     async def cycle(self, reason: str = "tick") -> Decision | None:
         """One decision + execution pass (serialised)."""
         async with self._cycle_lock:
+            if self._fast is not None:
+                await self._fast   # the fast path's cancels first: this pass plans on their outcome
             now = self.clock.now_ms()
             await self._maybe_roll(now)
             await self._maybe_resync(now)
@@ -334,7 +423,12 @@ class Trader:
                 else:
                     self._last_cancel_all_key = None  # a later HALT / cut-off cancels everything again
                 if d.actions:
-                    await self._execute(d.actions, snap)
+                    self._executing = True
+                    try:
+                        await self._execute(d.actions, snap)
+                    finally:
+                        self._executing = self._fast_off = False
+                        self._fast_sent.clear()
             finally:
                 self._jrelease()
             return d
@@ -395,30 +489,10 @@ class Trader:
         presign = getattr(self.executor, "presign", None)
         ahead: asyncio.Future[list[Any]] | None = None
         if cancels:
-            now = self.clock.now_ms()
-            for o in cancels:
-                om.on_cancel_sent(o, now)
-                self._j("cancel", self._order_payload(o), order_id=o.order_id)
-            # runs once this coroutine yields, i.e. once the cancel request is written: the held
-            # journal rows, then the replacement orders signed while the cancel is in flight
-            # (nothing is sent: they go out below only if every cancel succeeded)
-            ahead = asyncio.ensure_future(self._after_write(
-                presign if places and not deferred else None, [self._place_args(o, m) for o in places]))
-            try:
-                done, failed = await self.executor.cancel([o.order_id for o in cancels])  # type: ignore[misc]
-            except Exception as exc:  # noqa: BLE001
-                done, failed = [], {o.order_id: f"{type(exc).__name__}: {exc}" for o in cancels}  # type: ignore[misc]
-                self._rest_failure(exc)
-            if places:
-                self._jhold_open()   # the cancel outcome rows wait until the replacement POST is written
-            now = self.clock.now_ms()
-            for oid in done:
-                om.on_cancelled(oid, now)
-                self._j("cancel_ack", {}, order_id=oid)
-            for oid, why in failed.items():
-                o = om.on_cancel_failed(oid, str(why), now)
-                self._j("cancel_reject", {"error": str(why), "state": o.state.value if o else None}, order_id=oid)
-                failed_cancels.append(o)
+            # the cancel outcome rows wait until the replacement POST is written
+            failed_cancels, ahead = await self._send_cancels(
+                cancels, presign if places and not deferred else None, [self._place_args(o, m) for o in places],
+                hold_outcomes=bool(places))
         presigned = await self._presigned(ahead)
         if not places:
             return
@@ -548,7 +622,15 @@ class Trader:
 
     # ------------------------------------------------------------------ fail-closed gates
     def place_block_reason(self) -> str | None:
-        """Why new orders may not be sent now (None = they may). Cancels are never blocked."""
+        """Why new orders may not be sent now (None = they may). Cancels are never blocked.
+
+        Checked right before a plan's places go out, i.e. after its cancels' round trip: a
+        market-WS loss or a HALT during that round trip stops places decided before it (a
+        decision now would plan none: no book, no quotes)."""
+        if self.market_ws is not None and not self.market_ws.connected:
+            return "market WS down"
+        if self.core.risk.mode is Mode.HALT:
+            return "risk mode HALT"
         if self._resync_needed:
             return f"resync pending ({self._resync_needed})"
         if self._unknown:

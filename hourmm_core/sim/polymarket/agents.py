@@ -97,16 +97,17 @@ class AgentConfig:
         return cls(**base)  # type: ignore[arg-type]
 
 
-def realized_sigma(ticks: TickData, sample_ms: int = 1000) -> float:
-    """Per-sqrt(second) log-price volatility of the whole path, sampled every ``sample_ms``."""
-    if len(ticks) < 3:
+def realized_sigma(ts_ms: np.ndarray, price: np.ndarray, sample_ms: int = 1000) -> float:
+    """Per-sqrt(second) log-price volatility of ``price`` on a ``sample_ms`` grid from its first to
+    its last tick (5e-5 when there are too few points to tell)."""
+    if len(ts_ms) < 3:
         return 5e-5
-    grid = np.arange(int(ticks.ts_ms[0]), int(ticks.ts_ms[-1]), sample_ms, dtype=np.int64)
+    grid = np.arange(int(ts_ms[0]), int(ts_ms[-1]), sample_ms, dtype=np.int64)
     if len(grid) < 3:
         return 5e-5
-    idx = np.searchsorted(ticks.ts_ms, grid, side="right") - 1
-    idx = np.clip(idx, 0, len(ticks) - 1)
-    r = np.diff(np.log(np.asarray(ticks.price, dtype=np.float64)[idx]))
+    idx = np.searchsorted(ts_ms, grid, side="right") - 1
+    idx = np.clip(idx, 0, len(ts_ms) - 1)
+    r = np.diff(np.log(price[idx]))
     s = float(np.std(r)) / math.sqrt(sample_ms / 1000.0)
     return s if s > 0 and math.isfinite(s) else 5e-5
 
@@ -123,7 +124,8 @@ class PricePath:
     def __init__(self, ticks: TickData, sigma: float | None = None, fast: bool = True) -> None:
         self.ts = np.asarray(ticks.ts_ms, dtype=np.int64)
         self.px = np.asarray(ticks.price, dtype=np.float64)
-        self.sigma = realized_sigma(ticks) if sigma is None else sigma
+        self.sigma = None if sigma is None else float(sigma)
+        self._hour_sigma: dict[int, float] = {}
         self.fast = bool(fast)
         if self.fast:
             self._ts_l: list[int] = self.ts.tolist()
@@ -178,7 +180,25 @@ class PricePath:
         if k is None or s is None:
             return 0.5
         tau_s = max(0.0, (hour_start_ms + HOUR_MS - t_ms) / 1000.0)
-        return float(digital_prob(s, k, tau_s, self.sigma))
+        return float(digital_prob(s, k, tau_s, self.sigma_for(hour_start_ms)))
+
+    def sigma_for(self, hour_start_ms: int) -> float:
+        """The per-sqrt-second vol the agents treat as true in this hour: the fixed ``sigma`` if one
+        was given, else the hour's own realized vol on a 1 s grid (its ticks in [start, start + 1 h)).
+
+        Why the hour's own: a vol taken over the whole loaded path made one hour's flow, and so its
+        backtest result, depend on which other hours happened to be loaded with it (the same hour
+        gave +9 or +125 USDC with its window starting 1 or 14 hours earlier). The agents already
+        trade on the real path's future (informed takers, snipers), so knowing the hour's realized
+        vol is the same kind of truth, and it is the same whatever else is loaded."""
+        if self.sigma is not None:
+            return self.sigma
+        v = self._hour_sigma.get(hour_start_ms)
+        if v is None:
+            a = int(np.searchsorted(self.ts, hour_start_ms, side="left"))
+            b = int(np.searchsorted(self.ts, hour_start_ms + HOUR_MS, side="left"))
+            v = self._hour_sigma[hour_start_ms] = realized_sigma(self.ts[a:b], self.px[a:b])
+        return v
 
 
 def _tick_floor(p: float, tick: float) -> float:

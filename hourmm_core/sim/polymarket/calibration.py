@@ -73,11 +73,10 @@ def sim_venue_stats(ts_ms: np.ndarray, price: np.ndarray, hour_starts: Iterable[
     """Run the background agents alone on real hours; sample the book every ``step_ms``."""
     from types import SimpleNamespace
 
-    from hourmm_core.research.engine_backtest import _realized_sigma
     from hourmm_core.sim.polymarket.agents import AgentConfig, BackgroundAgents, PricePath
     from hourmm_core.sim.polymarket.engine import Exchange
 
-    path = PricePath(SimpleNamespace(ts_ms=ts_ms, price=price), sigma=_realized_sigma(ts_ms, price))
+    path = PricePath(SimpleNamespace(ts_ms=ts_ms, price=price))   # each hour's own realized vol
     spread, touch, depth, vols, trades = [], [], [], [], []
     for k, h in enumerate(hour_starts):
         ex = Exchange(seed=seed + k, fee=CRYPTO_FEES)

@@ -526,10 +526,16 @@ class Exchange:
             return None
         self._seq += 1
         up = token_id == m.up_token
-        a = self._acct(owner)
-        need = pu * su + taker_fee_units(pu if pu < PRICE_SCALE // 2 else PRICE_SCALE // 2, su, m.fee)
-        if a.usdc_u - a.usdc_res_u < need:
-            return None
+        a = self.accounts.get(owner)
+        if a is None:
+            a = self._acct(owner)
+        free = a.usdc_u - a.usdc_res_u
+        # the worst-case taker fee is at most rate (<= 1) * shares: su * 10_000 micro-units bounds it,
+        # so an account with that much to spare passes the exact check without computing it
+        if free < pu * su + su * (USDC_SCALE // SIZE_SCALE):
+            need = pu * su + taker_fee_units(pu if pu < PRICE_SCALE // 2 else PRICE_SCALE // 2, su, m.fee)
+            if free < need:
+                return None
         orders = self.orders
         if up:     # a bid in the Up book at pu: crosses any ask at or below
             limit_b = pu
@@ -553,11 +559,25 @@ class Exchange:
         if oid in orders:    # pragma: no cover - a SHA-256 collision
             return None
         o = Order(oid, owner, m.condition_id, token_id, "Up" if up else "Down", BUY, pu, su, "GTC",
-                  True, 0, int(now_ms), self._seq, is_up=up)
+                  True, 0, int(now_ms), self._seq, res_usdc_u=pu * su, is_up=up)
         orders[oid] = o
-        o.res_usdc_u = pu * su
-        a.usdc_res_u += o.res_usdc_u
-        self._insert(m, o)
+        a.usdc_res_u += pu * su
+        # _insert (a BUY Up rests as a bid at pu, a BUY Down as an ask at 1 - pu); no listeners, so
+        # the touched levels are not recorded (place() clears them before returning anyway)
+        if up:
+            book, prices = m.bids, m.bid_prices
+        else:
+            book, prices = m.asks, m.ask_prices
+        q = book.get(limit_b)
+        if q is None:
+            q = book[limit_b] = deque()
+            bisect.insort(prices, limit_b)
+        q.append(oid)
+        live = self._live.get(owner)
+        if live is None:
+            live = self._live[owner] = {}
+        live[oid] = o
+        self.book_version[owner] = self.book_version.get(owner, 0) + 1
         self._pending_updates = []
         self._touched.clear()
         return oid
@@ -725,8 +745,34 @@ class Exchange:
             return False, "order not found"
         if o.status != "LIVE":
             return False, "order can't be found - already canceled or matched"
-        self._cancel_order(o, now_ms)
-        self._flush_book_events(now_ms)
+        if self._listeners or o.order_type == "GTD" or o.res_tok_u:
+            self._cancel_order(o, now_ms)
+            self._flush_book_events(now_ms)
+            return True, ""
+        # in-process (no listeners) GTC/FAK BUY: _cancel_order + _flush_book_events inlined
+        m = self.markets[o.condition_id]
+        live = self._live.get(owner)
+        if live is not None:
+            live.pop(order_id, None)
+        self.book_version[owner] = self.book_version.get(owner, 0) + 1
+        p = o.price_u if o.is_up else PRICE_SCALE - o.price_u
+        book, prices = (m.bids, m.bid_prices) if (o.side == BUY) == o.is_up else (m.asks, m.ask_prices)
+        q = book.get(p)
+        if q is not None:
+            try:
+                q.remove(order_id)
+            except ValueError:
+                q = None
+            if q is not None and not q:
+                del book[p]
+                i = bisect.bisect_left(prices, p)
+                if i < len(prices) and prices[i] == p:
+                    prices.pop(i)
+        if o.res_usdc_u:
+            self._acct(owner).usdc_res_u -= o.res_usdc_u
+            o.res_usdc_u = 0
+        o.status = "CANCELED"
+        self._touched.clear()
         return True, ""
 
     def cancel_many(self, owner: str, order_ids: Iterable[str], now_ms: int = 0) -> dict[str, Any]:

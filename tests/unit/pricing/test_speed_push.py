@@ -26,7 +26,7 @@ def _service(push_delta: float | None, env: dict[str, str] | None = None) -> Pri
     cfg = PricerConfig.from_env({"SNAPSHOT_PUBLISH_HZ": "1", "VOL_HALFLIVES_S": "0.5,1,2", **(env or {})})
     clock = ScaledClock(1.0, H0 - 1_000, time.time_ns() // 1_000_000)   # connected before the hour: open seen
     svc = PricerService(cfg, clock, http_port=0, http_host="127.0.0.1", push_delta=push_delta)
-    svc.push_min_gap_s = 0.0   # messages are fed back to back here; the gap has its own test
+    svc.push_min_gap_s = svc.push_spacing_s = 0.0   # messages are fed back to back here; the pacing has its own tests
     svc._on_connect()
     return svc
 
@@ -102,7 +102,7 @@ async def test_a_burst_of_moves_is_coalesced_not_dropped():
     for i in range(1, 201):                                             # flat start: the core is priced
         svc._on_message(_trade(i, H0 + (i - 1) * 20, 100_000.0 + (0.5 if i % 2 else 0.0)), H0 + (i - 1) * 20)
     assert svc.builder.last_fair == svc.builder.last_fair
-    svc.push_min_gap_s = 0.05
+    svc.push_min_gap_s = svc.push_spacing_s = 0.05                      # (spacing: the trades of one read)
     await asyncio.sleep(0.06)                                           # the last push is older than the gap
     n = svc.pushed_on_change
     svc._on_message(_trade(201, H0 + 4_000, 100_300.0), H0 + 4_000)    # isolated move: pushed at once
@@ -117,3 +117,23 @@ async def test_a_burst_of_moves_is_coalesced_not_dropped():
         await asyncio.sleep(0.005)
     assert svc.pushed_on_change == n + 1                                # one snapshot for the burst ...
     assert svc.builder.last_fair < 0.4 and abs(svc.server.latest.fair_up - svc.builder.last_fair) < 0.05  # the last move
+
+
+async def test_close_moves_go_out_at_once_up_to_the_burst_then_wait_for_a_token():
+    """The second (and third) of close significant moves is pushed at once, not a whole gap later;
+    beyond PUSH_BURST pushes within the gap the next waits for a token (the sustained rate stays
+    one push per PUSH_MIN_GAP_S). A 10 s gap makes "within the gap" certain under any load."""
+    svc = _service(0.002)
+    svc.push_min_gap_s, svc.push_spacing_s = 10.0, 0.0
+    assert svc.push_burst == 3.0
+    for i in range(1, 201):                                             # flat start: the first priced one pushes
+        svc._on_message(_trade(i, H0 + (i - 1) * 20, 100_000.0 + (0.5 if i % 2 else 0.0)), H0 + (i - 1) * 20)
+    n = svc.pushed_on_change
+    assert n == 1
+    for k, px in enumerate((100_300.0, 99_700.0), 1):                  # two more close moves: both at once
+        svc._on_message(_trade(200 + k, H0 + 4_000 + k, px), H0 + 4_000 + k)
+        assert svc.pushed_on_change == n + k and svc._push_timer is None
+        assert abs(svc.server.latest.fair_up - svc.builder.last_fair) < 1e-12
+    svc._on_message(_trade(203, H0 + 4_003, 100_400.0), H0 + 4_003)    # a fourth within the gap: no token left
+    assert svc.pushed_on_change == n + 2 and svc._push_timer is not None
+    svc._push_timer.cancel()

@@ -246,7 +246,10 @@ def test_params_compose_the_traders_config_objects():
 # Re-pinned (session 4) when the backtest's fair value became container A's exactly (research/fair.py from
 # PricerConfig): fair_up null until the hour's first trade and S = the last trade strictly before the
 # instant. PnL, fees, volume and fills are unchanged; orders/cancels were 2283/2162 and 2194/2169.
-PINNED_ZERO_LATENCY = [(-90.747, 0.2772, 1013.96, 137, 2279, 2158), (13.8885, 0.1974, 232.51, 33, 2195, 2170)]
+# Re-pinned (session 6) when the agents' true vol became each hour's own realized vol
+# (PricePath.sigma_for) instead of the whole 4-hour array's: was
+# [(-90.747, 0.2772, 1013.96, 137, 2279, 2158), (13.8885, 0.1974, 232.51, 33, 2195, 2170)].
+PINNED_ZERO_LATENCY = [(-93.4068, 0.3431, 550.2, 75, 2481, 2422), (-14.0053, 0.0203, 200.7, 41, 2051, 2015)]
 
 
 def test_zero_latency_reproduces_the_pre_refactor_loop(ticks, base, monkeypatch):

@@ -15,6 +15,8 @@ flow (touch makers, noise/informed takers, latency snipers) and the venue's cryp
   price to 1e-4, size to 1e-2, fee to 1e-6). Re-pinned in session 6 by this ``__main__`` when the
   fair value's default changed to the 28-day walk-forward variance scale (docs/PRICER.md; the
   day's PnL 189.65 -> 181.94 USDC, 22 of 24 hours changed): the results were meant to change.
+  Re-pinned again when the agents' "true" vol became each hour's own realized vol instead of the
+  whole loaded array's (tests/unit/research/test_window_independence.py; 181.94 -> 214.15 USDC).
   Regenerate (only when the *results* are meant to change, e.g. new strategy defaults) with
   ``PYTHONPATH=<checkout> python3 tests/unit/research/test_fast_path.py``.
 """
@@ -34,7 +36,7 @@ from hourmm_core.research import engine_backtest as eb
 from hourmm_core.research.backtest import run_backtest
 from hourmm_core.research.backtest_cli import params_from_config
 from hourmm_core.sim.polymarket.engine import Exchange
-from tests.conftest import REAL_DATA, REPO_ROOT
+from tests.conftest import REAL_DATA, REPO_ROOT, real_ticks
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -53,14 +55,7 @@ CONFIG = {"decision_ms": 1000, "half_spread": 0.005, "unc_mult": 0.0, "move_mult
           "order_latency_ms": 150, "fee": {"rate": 0.07, "exponent": 1, "maker_rebate_rate": 0.2}}
 
 
-def _ticks(start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        t = data.load_ticks(start_ms, end_ms, data_dir=DATA, allow_synthetic=False)
-    except FileNotFoundError:
-        pytest.skip("real klines are not in /work/shared/data")
-    if not len(t) or t.source == data.SOURCE_SYNTHETIC:
-        pytest.skip("real klines are not in /work/shared/data")
-    return np.asarray(t.ts_ms, dtype=np.int64), np.asarray(t.price, dtype=np.float64)
+_ticks = real_ticks
 
 
 def fills_hash(fills: list[tuple]) -> str:

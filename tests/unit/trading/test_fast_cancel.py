@@ -1,0 +1,273 @@
+"""The trader's cancel fast path and the last gate before places (issue 15 / issue 13).
+
+* A snapshot that endangers resting quotes while a pass awaits its POST reply: the quotes
+  are cancelled at once (the decision core's own cancel rule, ``decide(places=False)``),
+  nothing is placed by the fast path, every row is journaled, and the next pass plans only
+  once those cancels' outcomes are known.
+* A plan whose cancels are in flight when the market WS drops (or the risk mode turns HALT)
+  does not send its places afterwards.
+
+Fake executor, market WS stub and a fixed clock (no sockets, no wall time): the order of
+calls is what matters. The two fair values (0.35 -> 0.70) are synthetic: a jump is the shape
+being tested.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from hourmm_core.config import TraderConfig
+from hourmm_core.trading.decision import MarketRef
+from hourmm_core.trading.order_manager import Action, Order, OrderState
+from hourmm_core.trading.snapshot_client import Snapshot
+from hourmm_core.trading.trader import PlaceResult, Trader
+from hourmm_core.trading.types import BUY, DOWN, UP
+
+H = 1_767_225_600_000          # an hour start (ms UTC)
+NOW = H + 10 * 60_000          # ten minutes into the hour: quoting phase
+
+
+class _Clock:
+    speed = 1.0
+
+    def __init__(self, t: int) -> None:
+        self.t = t
+
+    def now_ms(self) -> int:
+        return self.t
+
+
+class _Journal:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, dict, str | None]] = []
+
+    def event(self, ts_ms: int, kind: str, payload: Any = None, *, market: str | None = None,
+              order_id: str | None = None) -> None:
+        self.rows.append((kind, payload, order_id))
+
+    def kinds(self) -> list[str]:
+        return [k for k, _, _ in self.rows]
+
+    def close(self) -> None:
+        pass
+
+
+class _Top:
+    def __init__(self, bid: float, ask: float) -> None:
+        self.bid, self.ask = bid, ask
+
+
+class _Book:
+    tick_size = 0.01
+
+    def __init__(self, bid: float, ask: float) -> None:
+        self._top = _Top(bid, ask)
+
+    def top(self) -> _Top:
+        return self._top
+
+
+class _MarketWs:
+    def __init__(self) -> None:
+        self.connected = True
+        self.bad_frames: dict[str, int] = {}
+        self.books = {"up": _Book(0.34, 0.36), "dn": _Book(0.64, 0.66)}
+
+
+class _UserWs:
+    connected = True
+    bad_frames: dict[str, int] = {}
+    markets = ("0xc",)
+
+
+class _Executor:
+    """Records every call in order; a POST or a cancel can be held in flight by the test."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[Any, ...]] = []
+        self.post_hold: asyncio.Event | None = None
+        self.cancel_hold: asyncio.Event | None = None
+        self.posted = asyncio.Event()
+        self.cancelled = asyncio.Event()
+
+    async def _post(self, cids: tuple[str, ...]) -> None:
+        self.log.append(("post", cids))
+        self.posted.set()
+        if self.post_hold is not None:
+            await self.post_hold.wait()
+        self.log.append(("post_reply", cids))
+
+    async def place(self, token_id, side, price, size, *, tick_size, neg_risk, post_only, client_id,
+                    presigned=None):
+        await self._post((client_id,))
+        return PlaceResult(True, order_id=f"oid-{client_id}", status="live")
+
+    async def place_many(self, orders, presigned=None):
+        await self._post(tuple(o["client_id"] for o in orders))
+        return [PlaceResult(True, order_id=f"oid-{o['client_id']}", status="live") for o in orders]
+
+    async def cancel(self, ids):
+        self.log.append(("cancel", tuple(ids)))
+        self.cancelled.set()
+        if self.cancel_hold is not None:
+            await self.cancel_hold.wait()
+        self.log.append(("cancel_reply", tuple(ids)))
+        return list(ids), {}
+
+
+def _trader(tmp_path) -> tuple[Trader, _Executor, _Journal]:
+    cfg = dataclasses.replace(TraderConfig.from_env({"SQLITE_PATH": str(tmp_path / "j.db")}), control_port=0)
+    j = _Journal()
+    ex = _Executor()
+    tr = Trader(cfg, _Clock(NOW), None, executor=ex, journal=j)
+    tr.core.quoting_enabled = True
+    tr.core.set_market(MarketRef("s", "0xc", "up", "dn", H, H + 3_600_000, 0.01, 5.0, False))
+    tr.market_ws = _MarketWs()
+    tr.user_ws = _UserWs()
+    h = tr.core.risk.health
+    h.market_ws = h.user_ws = h.rest = True
+    return tr, ex, j
+
+
+def _snap(tr: Trader, seq: int, fair_up: float) -> Snapshot:
+    s = Snapshot(seq, NOW, H, H + 3_600_000, fair_up, 0.01, False)
+    tr.snapshots.latest = s
+    return s
+
+
+def _endangered(tr: Trader, fair_up: float) -> set[str]:
+    """Resting orders on the wrong side of the fair value (a taker gains by hitting them)."""
+    out = set()
+    for o in tr.core.om.orders.values():
+        if o.order_id and o.state is OrderState.LIVE:
+            f = fair_up if o.token == UP else 1.0 - fair_up
+            if (o.price >= f) if o.side == BUY else (o.price <= f):
+                out.add(o.order_id)
+    return out
+
+
+async def _quoting(tr: Trader) -> list[Order]:
+    _snap(tr, 1, 0.35)
+    await tr.cycle()
+    live = [o for o in tr.core.om.orders.values() if o.state is OrderState.LIVE]
+    assert any(o.token == DOWN and o.side == BUY for o in live), live   # the Down bids a jump up endangers
+    return live
+
+
+async def test_a_jump_during_a_post_round_trip_cancels_the_endangered_quotes_at_once(tmp_path):
+    tr, ex, j = _trader(tmp_path)
+    live = await _quoting(tr)
+    # one quote went away (as if the user WS said CANCELLATION): the next pass re-places it only
+    gone = next(o for o in live if o.token == UP)
+    tr.core.om.on_cancelled(gone.order_id, NOW)
+    ex.log.clear()
+    ex.posted.clear()
+    ex.post_hold = asyncio.Event()
+    pass_a = asyncio.ensure_future(tr.cycle())
+    await ex.posted.wait()
+    assert tr._executing and ex.log == [("post", ex.log[0][1])]          # a POST in flight, nothing else
+    at_risk = _endangered(tr, 0.70)
+    assert at_risk
+    n_rows = len(j.rows)
+    await tr._on_snapshot(_snap(tr, 2, 0.70))                           # the stream hands over the jump
+    kinds = [e[0] for e in ex.log]
+    assert kinds == ["post", "cancel", "cancel_reply"], ex.log          # cancelled while the POST waits
+    assert at_risk <= set(ex.log[1][1]) and tr.fast_cancels == len(ex.log[1][1])
+    new = j.rows[n_rows:]
+    assert new[0][0] == "decision" and new[0][1]["reason"] == "fast_cancel"
+    assert [k for k, _, _ in new[1:]] == ["cancel"] * len(ex.log[1][1]) + ["cancel_ack"] * len(ex.log[1][1])
+    assert all(tr.core.om.by_order_id(i).state is OrderState.CANCELLED for i in ex.log[1][1])
+    assert not any(o.state is OrderState.INTENT for o in tr.core.om.orders.values())  # nothing planned to place
+    ex.post_hold.set()
+    await pass_a
+    # the normal pass follows, on the new fair value: its places (if any) go out after the fast cancels
+    ex.post_hold = None
+    await tr.cycle()
+    assert _endangered(tr, 0.70) == set()
+
+
+async def test_the_next_pass_waits_for_the_fast_cancels_outcome(tmp_path):
+    tr, ex, j = _trader(tmp_path)
+    live = await _quoting(tr)
+    tr.core.om.on_cancelled(next(o for o in live if o.token == UP).order_id, NOW)
+    ex.posted.clear()
+    ex.post_hold = asyncio.Event()
+    pass_a = asyncio.ensure_future(tr.cycle())
+    await ex.posted.wait()
+    ex.cancel_hold = asyncio.Event()
+    ex.cancelled.clear()
+    fast = asyncio.ensure_future(tr._on_snapshot(_snap(tr, 2, 0.70)))
+    await ex.cancelled.wait()                                           # the fast cancel is in flight
+    ex.post_hold.set()
+    await pass_a
+    decided = []
+    orig = tr.core.decide
+    tr.core.decide = lambda *a, **kw: decided.append(1) or orig(*a, **kw)
+    pass_b = asyncio.ensure_future(tr.cycle())
+    for _ in range(50):                                                 # let the loop run (no I/O: deterministic)
+        await asyncio.sleep(0)
+    assert not pass_b.done() and decided == []                         # waits for the cancel's outcome
+    ex.cancel_hold.set()
+    await fast
+    await pass_b
+    assert decided == [1]
+    kinds = [e[0] for e in ex.log]
+    assert kinds.index("cancel_reply") < len(kinds) - 1 or kinds[-1] == "cancel_reply"
+
+
+async def test_no_fast_path_without_a_pass_in_flight(tmp_path):
+    tr, ex, j = _trader(tmp_path)
+    await _quoting(tr)
+    ex.log.clear()
+    await tr._on_snapshot(_snap(tr, 2, 0.70))
+    assert ex.log == [] and tr.fast_cancels == 0 and tr._wake.is_set()   # the decision loop handles it
+
+
+def _held_plan(tr: Trader) -> tuple[Order, Order, list[Action]]:
+    om = tr.core.om
+    old = Order("w0", UP, BUY, 0.30, 5.0, False, 0)
+    om.orders["w0"] = old
+    om.on_sent(old, 1)
+    om.on_ack(old, "old-w0", "live", 1)
+    new = Order("n0", UP, BUY, 0.31, 5.0, False, 2)
+    om.orders["n0"] = new
+    return old, new, [Action("cancel", old), Action("place", new)]
+
+
+async def test_places_decided_before_a_market_ws_drop_are_not_sent_after_it(tmp_path):
+    tr, ex, j = _trader(tmp_path)
+    old, new, actions = _held_plan(tr)
+    ex.cancel_hold = asyncio.Event()
+    run = asyncio.ensure_future(tr._execute(actions, None))
+    await ex.cancelled.wait()                                           # the plan's cancel is in flight
+    tr.market_ws.connected = False
+    await tr._on_market_state(False, "test: connection lost")
+    ex.cancel_hold.set()
+    await run
+    assert [e[0] for e in ex.log] == ["cancel", "cancel_reply"]          # the place never left
+    assert new.state is OrderState.REJECTED and new.reason == "not sent: market WS down"
+    assert old.state is OrderState.CANCELLED
+    gate = [p for k, p, _ in j.rows if k == "order_gate"]
+    assert gate == [{"blocked": True, "reason": "market WS down"}]
+
+
+async def test_places_decided_before_a_halt_are_not_sent_after_it(tmp_path):
+    tr, ex, j = _trader(tmp_path)
+    old, new, actions = _held_plan(tr)
+    ex.cancel_hold = asyncio.Event()
+    run = asyncio.ensure_future(tr._execute(actions, None))
+    await ex.cancelled.wait()
+    tr.core.risk.halt("test: operator", NOW)
+    ex.cancel_hold.set()
+    await run
+    assert [e[0] for e in ex.log] == ["cancel", "cancel_reply"]
+    assert new.state is OrderState.REJECTED and new.reason == "not sent: risk mode HALT"
+
+
+async def test_places_still_go_out_when_nothing_changed_during_the_cancel(tmp_path):
+    tr, ex, j = _trader(tmp_path)
+    old, new, actions = _held_plan(tr)
+    await tr._execute(actions, None)
+    assert [e[0] for e in ex.log] == ["cancel", "cancel_reply", "post", "post_reply"]
+    assert new.state is OrderState.LIVE
