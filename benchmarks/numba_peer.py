@@ -515,7 +515,7 @@ def _m_close_hour(h, ok, bar_close, fs, ist, pts, ring, ring_has, win, sgrid, ls
                     p = 1e-6
                 if p > 1.0 - 1e-6:
                     p = 1.0 - 1e-6
-                s += -(y * math.log(p) + (1.0 - y) * math.log(1.0 - p))
+                s += -math.log(p if y == 1.0 else 1.0 - p)     # one log per point, as the core (same bits)
             ring[slot, g] = s
         ring_has[slot] = 1.0
     else:

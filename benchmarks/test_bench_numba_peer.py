@@ -258,13 +258,16 @@ def test_numba_ratios(benchmark, ticks, real, day, trades, checked):
     rt, rp = real if real is not None else (ts, px)
     tl, pl = rt[:N_TICK].tolist(), rp[:N_TICK].tolist()
     ml, mpl = (trades[0][:N_TICK], trades[1][:N_TICK]) if trades is not None else (tl, pl)
+    # the floors' erfc gets the model's z (floor_loops.pyx): the model's per-ms variance (untimed)
+    vms_fused = float(np.median(q.ewma_vol_batch(ts, px)[:, 0] ** 2) / 1000.0)
+    vms_minute = MODEL["var_prior"] * MODEL["var_scale"] / 60_000.0
     # name: (compiled, numba, floor or None, ticks for ns/tick)
     shp = day["shipped"]
     pairs = {
         "minute_path_shipped": (lambda: q.minute_path_batch(*path, **shp), lambda: nb.minute_path_batch(*path, **shp),
                                 None, nd),
         "minute_path": (lambda: q.minute_path_batch(*path, **MODEL), lambda: nb.minute_path_batch(*path, **MODEL),
-                        fl and (lambda: fl.minute_path_floor(*path[:5], mo_f)), nd),
+                        fl and (lambda: fl.minute_path_floor(*path[:5], mo_f, var_ms=vms_minute)), nd),
         "vol": (lambda: q.ewma_vol_batch(dts, dpx), lambda: nb.ewma_vol_batch(dts, dpx), None, nd),
         "vol_out": (lambda: q.ewma_vol_batch(dts, dpx, out=vo_c), lambda: nb.ewma_vol_batch(dts, dpx, out=vo_n),
                     fl and (lambda: fl.vol_floor(dts, dpx, vo_f)), nd),
@@ -272,7 +275,7 @@ def test_numba_ratios(benchmark, ticks, real, day, trades, checked):
                       fl and (lambda: fl.fair_prob_floor(*rows, fo_f)), nd),
         "fused": (lambda: q.price_path_batch(ts, px), lambda: nb.price_path_batch(ts, px), None, n),
         "fused_out": (lambda: q.price_path_batch(ts, px, out=out_c), lambda: nb.price_path_batch(ts, px, out=out_n),
-                      fl and (lambda: fl.fused_floor(ts, px, *out_f)), n),
+                      fl and (lambda: fl.fused_floor(ts, px, *out_f, var_ms=vms_fused)), n),
         "per_tick_minute": (_per_tick_minute(q.MinutePricer, ml, mpl), _per_tick_minute(nb.NumbaMinutePricer, ml, mpl),
                             None, len(ml)),
         "per_tick": (_per_tick(q.TickPricer, tl, pl), _per_tick(nb.NumbaTickPricer, tl, pl), None, len(tl)),

@@ -100,6 +100,7 @@ cdef struct MinState:
     double num
     double den
     long long bar
+    long long bar_end               # (bar + 1) * 60000: a trade at or after it is of a later minute
     double bar_open
     double bar_close
     double prev_close
@@ -186,15 +187,14 @@ cdef inline int min_trade(MinState* s, long long ts_ms, double price) noexcept n
     """One trade into the bar state: 0 bad price (counted), 1 accepted; 2 a later minute: NOT
     applied: the caller closes the bars up to ts_ms (``MinutePricer.c_advance``, the once-a-minute
     part) and then calls ``min_mark``. An older ts is treated as the current bar."""
-    cdef long long b
     if unlikely(not (isfinite(price) and price > 0.0)):
         s.n_bad += 1
         return 0
-    b = _floordiv(ts_ms, 60000)
     if unlikely(not s.have_bar):
-        s.bar = b
+        s.bar = _floordiv(ts_ms, 60000)
+        s.bar_end = (s.bar + 1) * 60000
         s.have_bar = True
-    elif unlikely(b > s.bar):
+    elif unlikely(ts_ms >= s.bar_end):       # floordiv(ts_ms, 60000) > bar, without a division per trade
         return 2
     min_mark(s, price)
     return 1

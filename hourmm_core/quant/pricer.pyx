@@ -583,6 +583,7 @@ cdef class MinutePricer:
         self.st.den = 0.5                  # start from one half-life's worth of the prior level:
         self.st.num = 0.5 * var_prior      # a restart prices sanely at once and the data take over
         self.st.bar = 0
+        self.st.bar_end = 60000
         self.st.bar_open = NAN
         self.st.bar_close = NAN
         self.st.prev_close = NAN
@@ -659,7 +660,9 @@ cdef class MinutePricer:
                         p = 1e-6
                     if p > 1.0 - 1e-6:
                         p = 1.0 - 1e-6
-                    s += -(y * log(p) + (1.0 - y) * log(1.0 - p))
+                    # = -(y log p + (1 - y) log(1 - p)) bit for bit (y is 0 or 1 and both logs are
+                    # finite < 0 here, so the other term is -0.0): one log per point, not two
+                    s += -log(p if y == 1.0 else 1.0 - p)
                 row[g] = s
             self.ring_has[slot] = 1.0
         else:
@@ -702,6 +705,7 @@ cdef class MinutePricer:
         while self.st.bar < b:
             self._close_bar()
             self.st.bar += 1
+            self.st.bar_end = (self.st.bar + 1) * 60000
 
     cdef inline int c_on_trade(self, long long ts_ms, double price) noexcept nogil:
         cdef int r = min_trade(&self.st, ts_ms, price)
