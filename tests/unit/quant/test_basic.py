@@ -179,7 +179,11 @@ def test_unbuilt_extension_fails_loudly_with_build_instructions(tmp_path):
     import hourmm_core
     src = Path(hourmm_core.__file__).parent
     shutil.copytree(src, tmp_path / "hourmm_core", ignore=shutil.ignore_patterns("*.so", "*.c", "__pycache__"))
-    p = subprocess.run([sys.executable, "-c", "import hourmm_core"], cwd=tmp_path, capture_output=True,
+    # without the editable install's finder: it maps the missing submodules back to the checkout's
+    # built .so files (setuptools' finder-based editable mode), which would hide the unbuilt copy
+    code = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in "
+            "getattr(f, '__module__', '')]; import hourmm_core")
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                        text=True, timeout=60, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert p.returncode != 0
     assert "ImportError" in p.stderr
