@@ -155,17 +155,22 @@ async def _quoting(tr: Trader) -> list[Order]:
     return live
 
 
-async def test_a_jump_during_a_post_round_trip_cancels_the_endangered_quotes_at_once(tmp_path):
-    tr, ex, j = _trader(tmp_path)
+async def _post_in_flight(tr: Trader, ex: _Executor) -> "asyncio.Future[Any]":
+    """Quotes resting at fair 0.35; one went away (as if the user WS said CANCELLATION), so the next
+    pass re-places it only: that pass is returned with its POST held in flight."""
     live = await _quoting(tr)
-    # one quote went away (as if the user WS said CANCELLATION): the next pass re-places it only
-    gone = next(o for o in live if o.token == UP)
-    tr.core.om.on_cancelled(gone.order_id, NOW)
+    tr.core.om.on_cancelled(next(o for o in live if o.token == UP).order_id, NOW)
     ex.log.clear()
     ex.posted.clear()
     ex.post_hold = asyncio.Event()
     pass_a = asyncio.ensure_future(tr.cycle())
     await ex.posted.wait()
+    return pass_a
+
+
+async def test_a_jump_during_a_post_round_trip_cancels_the_endangered_quotes_at_once(tmp_path):
+    tr, ex, j = _trader(tmp_path)
+    pass_a = await _post_in_flight(tr, ex)
     assert tr._executing and ex.log == [("post", ex.log[0][1])]          # a POST in flight, nothing else
     at_risk = _endangered(tr, 0.70)
     assert at_risk
@@ -189,12 +194,7 @@ async def test_a_jump_during_a_post_round_trip_cancels_the_endangered_quotes_at_
 
 async def test_the_next_pass_waits_for_the_fast_cancels_outcome(tmp_path):
     tr, ex, j = _trader(tmp_path)
-    live = await _quoting(tr)
-    tr.core.om.on_cancelled(next(o for o in live if o.token == UP).order_id, NOW)
-    ex.posted.clear()
-    ex.post_hold = asyncio.Event()
-    pass_a = asyncio.ensure_future(tr.cycle())
-    await ex.posted.wait()
+    pass_a = await _post_in_flight(tr, ex)
     ex.cancel_hold = asyncio.Event()
     ex.cancelled.clear()
     fast = asyncio.ensure_future(tr._on_snapshot(_snap(tr, 2, 0.70)))
@@ -271,3 +271,23 @@ async def test_places_still_go_out_when_nothing_changed_during_the_cancel(tmp_pa
     await tr._execute(actions, None)
     assert [e[0] for e in ex.log] == ["cancel", "cancel_reply", "post", "post_reply"]
     assert new.state is OrderState.LIVE
+
+
+async def test_a_failed_fast_cancel_is_not_repeated_while_the_same_pass_waits(tmp_path):
+    """A venue in trouble is not hammered at the snapshot rate: after a failed fast cancel the fast
+    path stays off until the pass in flight ends (the normal passes retry), then it is armed again."""
+    tr, ex, j = _trader(tmp_path)
+    pass_a = await _post_in_flight(tr, ex)
+
+    async def failing_cancel(ids):
+        ex.log.append(("cancel", tuple(ids)))
+        return [], {i: "venue said no" for i in ids}
+    ex.cancel = failing_cancel
+    await tr._on_snapshot(_snap(tr, 2, 0.70))
+    assert [e[0] for e in ex.log].count("cancel") == 1 and tr._fast_off
+    assert [k for k, _, _ in j.rows].count("cancel_reject") >= 1
+    await tr._on_snapshot(_snap(tr, 3, 0.71))                           # same pass still waiting: nothing sent
+    assert [e[0] for e in ex.log].count("cancel") == 1
+    ex.post_hold.set()
+    await pass_a
+    assert not tr._fast_off and not tr._fast_sent                       # armed again for the next pass
