@@ -76,6 +76,7 @@ async def venue(a: argparse.Namespace) -> dict:
             return await _h(request)
         setattr(sim, name, spy)
     await sim.start()
+    sim.faults["ack_delay_ms"] = a.ack_delay_ms   # > 0: every POST waits this long (a slow venue round trip)
     print(json.dumps({"urls": sim.urls, "up_token": sim.hours[0].up_token}), flush=True)
     try:
         await _until_stdin_closes()
@@ -108,7 +109,7 @@ async def pricer(a: argparse.Namespace) -> dict:
         # the mode of this jump interval (mode_of): publish on change or only at the fixed rate
         ts = getattr(msg, "trade_ms", None) or recv_ms
         mode[0] = mode_of(jump_index(int(ts), t0, a.every_ms))
-        svc.push_delta = a.push_delta if mode[0] == 1 else 0.0
+        svc.push_delta = a.push_delta if mode[0] == 1 or a.always_push else 0.0
         orig_svc_on_message(msg, recv_ms)
     svc._on_message = svc_on_message
     svc.client._on_message = svc_on_message
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--push-delta", type=float, default=0.0)
     p.add_argument("--every-ms", type=int, default=1000)
     p.add_argument("--out", required=True)
+    p.add_argument("--ack-delay-ms", type=int, default=0)
+    p.add_argument("--always-push", action="store_true")   # publish on change in both modes (fast-path A/B)
     a = p.parse_args(argv)
     ev = asyncio.run(venue(a) if a.role == "venue" else pricer(a))
     Path(a.out).write_text(json.dumps(ev))
