@@ -69,19 +69,15 @@ cdef inline double _digital_x0(double x, double tau_s, double sigma, double p_mi
 @cython.cdivision(True)
 cdef inline double _digital_x(double x, double tau_s, double sigma, double nu, double p_min) noexcept nogil:
     """digital_prob from x = ln S - ln K directly (the fused paths already hold log prices)."""
-    cdef double p, z
+    cdef double z
     if nu == 0.0:
         return _digital_x0(x, tau_s, sigma, p_min)
-    if isnan(x) or isnan(tau_s) or isnan(sigma) or not (nu > 2.0):
+    if not (nu > 2.0):
         return NAN
-    if x == 0.0:
-        p = 0.5
-    elif tau_s <= 0.0 or sigma <= 0.0:
-        p = 1.0 if x > 0.0 else 0.0
-    else:
-        z = x / (sigma * sqrt(tau_s))
-        p = student_t_cdf_c(z / sqrt((nu - 2.0) / nu), nu)
-    return _clamp_p(p, p_min)
+    if isnan(x) or isnan(tau_s) or isnan(sigma) or x == 0.0 or tau_s <= 0.0 or sigma <= 0.0:
+        return _digital_x0(x, tau_s, sigma, p_min)   # the edge cases (NaN, at the strike, expired) are the same
+    z = x / (sigma * sqrt(tau_s))
+    return _clamp_p(student_t_cdf_c(z / sqrt((nu - 2.0) / nu), nu), p_min)
 
 
 # MinutePricer's per-tick / per-instant state as a plain struct (like VolState / FeatState): the
