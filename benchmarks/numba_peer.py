@@ -596,9 +596,12 @@ def _m_trade(t, price, bar, have_bar, bar_traded, bar_open, bar_close, fs, ist, 
     return bar, have_bar, True, bar_open, price
 
 
-@njit(cache=False, nogil=True, error_model="numpy", inline="always")   # no per-call array refcounts
-def _m_price(e, S, K, hend, bar, have_bar, bar_traded, bar_close, fs, ist, season, cum, alpha, var_prior, p_min):
-    """MinutePricer.c_price: p at instant e for price S, strike K, hour end hend (NaN on bad input)."""
+@njit(cache=False, nogil=True, error_model="numpy", inline="always")
+def _rest_price(e, S, K, hend, bar, have_bar, bar_traded, have_prev, bar_close, prev_close, num, den, scale, season,
+                cum, alpha, var_prior, p_min):
+    """MinutePricer.c_price on scalar state (rest-of-hour variance, then the digital): p at instant e for
+    price S, strike K, hour end hend (NaN on bad input). Inlined into every caller, so the loops that keep
+    their state in locals pay nothing for sharing it."""
     left = hend - e
     if left <= 0:
         v = 0.0
@@ -610,25 +613,31 @@ def _m_price(e, S, K, hend, bar, have_bar, bar_traded, bar_close, fs, ist, seaso
         if bend - b > 1440:
             v = np.nan
         else:
-            if have_bar and bar_traded and ist[IS_HAVE_PREV] == 1 and b > bar:
-                r = math.log(bar_close / fs[FS_PREV])
-                lev = ((1.0 - alpha) * fs[FS_NUM] + alpha * r * r / season[bar % 1440]) / \
-                    ((1.0 - alpha) * fs[FS_DEN] + alpha)
-            elif fs[FS_DEN] > 0.0:
-                lev = fs[FS_NUM] / fs[FS_DEN]
+            if have_bar and bar_traded and have_prev and b > bar:
+                r = math.log(bar_close / prev_close)
+                lev = ((1.0 - alpha) * num + alpha * r * r / season[bar % 1440]) / ((1.0 - alpha) * den + alpha)
+            elif den > 0.0:
+                lev = num / den
             else:
                 lev = var_prior
             ee = c + (bend - b)
             if ee <= 1440:
-                v = fs[FS_SCALE] * lev * (f * season[c] + cum[ee] - cum[c + 1])
+                v = scale * lev * (f * season[c] + cum[ee] - cum[c + 1])
             else:
-                v = fs[FS_SCALE] * lev * (f * season[c] + cum[1440] - cum[c + 1] + cum[ee - 1440])
+                v = scale * lev * (f * season[c] + cum[1440] - cum[c + 1] + cum[ee - 1440])
     if not (math.isfinite(S) and S > 0.0 and math.isfinite(K) and K > 0.0) or math.isnan(v):
         return np.nan
     x = math.log(S / K)
     if v > 0.0:
         return _digital_x(x, 1.0, math.sqrt(v), p_min)
     return _digital_x(x, 0.0, 1.0, p_min)
+
+
+@njit(cache=False, nogil=True, error_model="numpy", inline="always")   # no per-call array refcounts
+def _m_price(e, S, K, hend, bar, have_bar, bar_traded, bar_close, fs, ist, season, cum, alpha, var_prior, p_min):
+    """MinutePricer.c_price with the level state read from the arrays."""
+    return _rest_price(e, S, K, hend, bar, have_bar, bar_traded, ist[IS_HAVE_PREV] == 1, bar_close, fs[FS_PREV],
+                       fs[FS_NUM], fs[FS_DEN], fs[FS_SCALE], season, cum, alpha, var_prior, p_min)
 
 
 @njit(cache=False, nogil=True, error_model="numpy")
@@ -682,47 +691,8 @@ def _minute_path(ts, px, ev, K, he, wo, wop, wcl, until, o, fs, ist, season, cum
         if math.isnan(last):
             o[i] = np.nan
             continue
-        # c_price written out here (level and scale read from fs once per instant)
-        num, den, scale = fs[FS_NUM], fs[FS_DEN], fs[FS_SCALE]
-        hend = he[i]
-        if hend - e <= 0:
-            v = 0.0
-        else:
-            b = e // 60000
-            bend = (hend - 1) // 60000 + 1
-            c = b % 1440
-            f = ((b + 1) * 60000 - e) / 60000.0
-            if bend - b > 1440:
-                v = np.nan
-            else:
-                if have_bar and bar_traded and ist[IS_HAVE_PREV] == 1 and b > bar:
-                    r = math.log(bar_close / fs[FS_PREV])
-                    lev = ((1.0 - alpha) * num + alpha * r * r / season[bar % 1440]) / ((1.0 - alpha) * den + alpha)
-                elif den > 0.0:
-                    lev = num / den
-                else:
-                    lev = var_prior
-                ee = c + (bend - b)
-                if ee <= 1440:
-                    v = scale * lev * (f * season[c] + cum[ee] - cum[c + 1])
-                else:
-                    v = scale * lev * (f * season[c] + cum[1440] - cum[c + 1] + cum[ee - 1440])
-        k = K[i]
-        if not (math.isfinite(k) and k > 0.0) or math.isnan(v):
-            o[i] = np.nan
-            continue
-        x = math.log(last / k)
-        if x == 0.0:
-            p = 0.5
-        elif v > 0.0:
-            p = 0.5 * math.erfc(-(x / (math.sqrt(v) * 1.0)) * SQRT1_2)
-        else:
-            p = 1.0 if x > 0.0 else 0.0
-        if p < p_min:
-            p = p_min
-        if p > 1.0 - p_min:
-            p = 1.0 - p_min
-        o[i] = p
+        o[i] = _rest_price(e, last, K[i], he[i], bar, have_bar, bar_traded, ist[IS_HAVE_PREV] == 1, bar_close,
+                           fs[FS_PREV], fs[FS_NUM], fs[FS_DEN], fs[FS_SCALE], season, cum, alpha, var_prior, p_min)
 
 
 @njit(cache=False, nogil=True, error_model="numpy")
@@ -774,48 +744,8 @@ def _minute_path_fixed(ts, px, ev, K, he, season, cum, alpha, var_prior, var_sca
         if math.isnan(last):
             o[i] = np.nan
             continue
-        # c_rest_var
-        hend = he[i]
-        left = hend - e
-        if left <= 0:
-            v = 0.0
-        else:
-            b = e // 60000
-            bend = (hend - 1) // 60000 + 1
-            c = b % 1440
-            f = ((b + 1) * 60000 - e) / 60000.0
-            if bend - b > 1440:
-                v = np.nan
-            else:
-                if have_bar and bar_traded and have_prev and b > bar:
-                    r = math.log(bar_close / prev_close)
-                    lev = ((1.0 - alpha) * num + alpha * r * r / season[bar % 1440]) / ((1.0 - alpha) * den + alpha)
-                elif den > 0.0:
-                    lev = num / den
-                else:
-                    lev = var_prior
-                ee = c + (bend - b)
-                if ee <= 1440:
-                    v = var_scale * lev * (f * season[c] + cum[ee] - cum[c + 1])
-                else:
-                    v = var_scale * lev * (f * season[c] + cum[1440] - cum[c + 1] + cum[ee - 1440])
-        k = K[i]
-        if not (math.isfinite(k) and k > 0.0) or math.isnan(v):
-            o[i] = np.nan
-            continue
-        x = math.log(last / k)
-        if x == 0.0:
-            p = 0.5
-        elif v > 0.0:
-            z = x / (math.sqrt(v) * 1.0)
-            p = 0.5 * math.erfc(-z * SQRT1_2)
-        else:
-            p = 1.0 if x > 0.0 else 0.0
-        if p < p_min:
-            p = p_min
-        if p > 1.0 - p_min:
-            p = 1.0 - p_min
-        o[i] = p
+        o[i] = _rest_price(e, last, K[i], he[i], bar, have_bar, bar_traded, have_prev, bar_close, prev_close,
+                           num, den, var_scale, season, cum, alpha, var_prior, p_min)
 
 
 def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, halflife_min=60.0, var_prior=1e-7,
