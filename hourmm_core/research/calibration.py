@@ -102,6 +102,12 @@ class ReliabilityCurve:
         ]
 
 
+def bin_index(p: np.ndarray, n_bins: int) -> np.ndarray:
+    """The reliability bin of each forecast: ``n_bins`` equal-width buckets of [0, 1], bucket i is
+    [i/n, (i+1)/n) and the last also holds p == 1 (one definition for the curve, ECE and its noise floor)."""
+    return np.clip(np.floor(p * n_bins).astype(np.int64), 0, n_bins - 1)
+
+
 def reliability_curve(p: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray,
                       n_bins: int = 10) -> ReliabilityCurve:
     """Bin forecasts into ``n_bins`` equal-width buckets of [0, 1]; bucket i is
@@ -110,7 +116,7 @@ def reliability_curve(p: Sequence[float] | np.ndarray, y: Sequence[float] | np.n
         raise ValueError("n_bins must be >= 1")
     p, y = _check_py(np.asarray(p), np.asarray(y))
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    idx = np.clip(np.floor(p * n_bins).astype(np.int64), 0, n_bins - 1)
+    idx = bin_index(p, n_bins)
     count = np.bincount(idx, minlength=n_bins).astype(np.int64)
     sp = np.bincount(idx, weights=p, minlength=n_bins)
     sy = np.bincount(idx, weights=y, minlength=n_bins)
@@ -553,7 +559,7 @@ def ece_bootstrap_by_hour(p: np.ndarray, y: np.ndarray, hour: np.ndarray, n: int
     k = int(inv.max()) + 1 if inv.size else 0
     if k == 0:
         return [math.nan, math.nan]
-    b = np.clip(np.floor(p * n_bins).astype(np.int64), 0, n_bins - 1)
+    b = bin_index(p, n_bins)
     cell = inv * n_bins + b                     # per-hour, per-bin sums: a draw only reweights hours
     c = np.bincount(cell, None, k * n_bins).reshape(k, n_bins)
     sp = np.bincount(cell, p, k * n_bins).reshape(k, n_bins)
@@ -604,7 +610,7 @@ def perfect_forecaster_bins(var_min: np.ndarray, n_rep: int = 1000, n_bins: int 
         with np.errstate(divide="ignore", invalid="ignore"):
             p = np.where(sd > 0, ndtr(xm / np.where(sd > 0, sd, 1.0)), (xm >= 0.0).astype(np.float64))
         p, y = p[:, :, cols], y[:, :, cols]
-        b = np.clip(np.floor(p * n_bins).astype(np.int64), 0, n_bins - 1)
+        b = bin_index(p, n_bins)
         cell = (np.arange(r)[:, None, None] * n_bins + b).ravel()
         out["count"][a:a + r] = np.bincount(cell, None, r * n_bins).reshape(r, n_bins)
         out["sum_p"][a:a + r] = np.bincount(cell, p.ravel(), r * n_bins).reshape(r, n_bins)
