@@ -1,6 +1,7 @@
 """Container A's push channel: the snapshot frame written from ``SnapshotServer.publish``
 itself (no task wake-up), byte-identical to what aiohttp's own writer sends, and the writer
 task kept for a subscriber whose socket holds unsent bytes (conflation)."""
+import contextlib
 import json
 
 import aiohttp
@@ -38,60 +39,36 @@ async def test_frame_is_what_aiohttps_server_writer_sends(n: int) -> None:
     assert ws_text_frame(payload) == bytes(t.out)
 
 
-async def _subscribe(srv: SnapshotServer, session: aiohttp.ClientSession):
-    ws = await session.ws_connect(srv.url.replace("http", "ws") + "/snapshot/stream")
-    assert await wait_for(lambda: srv.subscribers == 1)
-    return ws
+@contextlib.asynccontextmanager
+async def _subscribed(direct: bool = True):
+    """A started SnapshotServer with one push subscriber: (server, client WebSocket)."""
+    srv = SnapshotServer("127.0.0.1", 0, lambda: (False, 5))
+    srv.direct_push = direct
+    await srv.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(srv.url.replace("http", "ws") + "/snapshot/stream")
+            assert await wait_for(lambda: srv.subscribers == 1)
+            yield srv, ws
+            await ws.close()
+    finally:
+        await srv.stop()
 
 
 async def test_publish_writes_the_frame_in_the_call_and_the_client_reads_it() -> None:
-    srv = SnapshotServer("127.0.0.1", 0, lambda: (False, 5))
-    await srv.start()
     clock = WallClock()
-    try:
-        async with aiohttp.ClientSession() as session:
-            ws = await _subscribe(srv, session)
-            got = []
-            for seq in range(1, 6):
-                snap = psnap(seq, clock.now_ms())
-                srv.publish(snap)
-                # written before publish returned: no loop pass in between
-                assert srv.push_direct == seq and srv.push_sent == seq
-                msg = await ws.receive(timeout=10)
-                assert msg.type == aiohttp.WSMsgType.TEXT
-                got.append(json.loads(msg.data))
-                assert msg.data.encode() == snap.json
-            assert [g["seq"] for g in got] == [1, 2, 3, 4, 5]
-            await ws.close()
-    finally:
-        await srv.stop()
-
-
-async def test_a_subscriber_with_unsent_bytes_is_left_to_its_writer_task() -> None:
-    """Direct push off for a socket that has not drained (as if the reader were slow): the
-    writer task sends the newest snapshot and the skipped ones count as conflated."""
-    srv = SnapshotServer("127.0.0.1", 0, lambda: (False, 5))
-    await srv.start()
-    clock = WallClock()
-    try:
-        async with aiohttp.ClientSession() as session:
-            ws = await _subscribe(srv, session)
-            sub = next(iter(srv._subs))
-            real = sub.transport
-            sub.transport = _Busy(real)
-            for seq in range(1, 4):                      # three publishes in one loop pass
-                srv.publish(psnap(seq, clock.now_ms()))
-            assert srv.push_direct == 0 and srv.push_conflated == 2
+    async with _subscribed() as (srv, ws):
+        got = []
+        for seq in range(1, 6):
+            snap = psnap(seq, clock.now_ms())
+            srv.publish(snap)
+            # written before publish returned: no loop pass in between
+            assert srv.push_direct == seq and srv.push_sent == seq
             msg = await ws.receive(timeout=10)
-            assert json.loads(msg.data)["seq"] == 3      # the newest, once
-            assert await wait_for(lambda: srv.push_sent == 1)
-            sub.transport = real                         # drained: direct again
-            srv.publish(psnap(4, clock.now_ms()))
-            assert srv.push_direct == 1
-            assert json.loads((await ws.receive(timeout=10)).data)["seq"] == 4
-            await ws.close()
-    finally:
-        await srv.stop()
+            assert msg.type == aiohttp.WSMsgType.TEXT
+            got.append(json.loads(msg.data))
+            assert msg.data.encode() == snap.json
+        assert [g["seq"] for g in got] == [1, 2, 3, 4, 5]
 
 
 class _Busy:
@@ -107,17 +84,29 @@ class _Busy:
         return getattr(self._real, name)
 
 
+async def test_a_subscriber_with_unsent_bytes_is_left_to_its_writer_task() -> None:
+    """Direct push off for a socket that has not drained (as if the reader were slow): the
+    writer task sends the newest snapshot and the skipped ones count as conflated."""
+    clock = WallClock()
+    async with _subscribed() as (srv, ws):
+        sub = next(iter(srv._subs))
+        real = sub.transport
+        sub.transport = _Busy(real)
+        for seq in range(1, 4):                      # three publishes in one loop pass
+            srv.publish(psnap(seq, clock.now_ms()))
+        assert srv.push_direct == 0 and srv.push_conflated == 2
+        msg = await ws.receive(timeout=10)
+        assert json.loads(msg.data)["seq"] == 3      # the newest, once
+        assert await wait_for(lambda: srv.push_sent == 1)
+        sub.transport = real                         # drained: direct again
+        srv.publish(psnap(4, clock.now_ms()))
+        assert srv.push_direct == 1
+        assert json.loads((await ws.receive(timeout=10)).data)["seq"] == 4
+
+
 async def test_direct_push_off_sends_through_the_writer_task() -> None:
-    srv = SnapshotServer("127.0.0.1", 0, lambda: (False, 5))
-    srv.direct_push = False
-    await srv.start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            ws = await _subscribe(srv, session)
-            srv.publish(psnap(1, WallClock().now_ms()))
-            assert srv.push_direct == 0
-            assert json.loads((await ws.receive(timeout=10)).data)["seq"] == 1
-            assert srv.push_sent == 1
-            await ws.close()
-    finally:
-        await srv.stop()
+    async with _subscribed(direct=False) as (srv, ws):
+        srv.publish(psnap(1, WallClock().now_ms()))
+        assert srv.push_direct == 0
+        assert json.loads((await ws.receive(timeout=10)).data)["seq"] == 1
+        assert srv.push_sent == 1
