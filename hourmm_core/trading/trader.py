@@ -550,10 +550,14 @@ class Trader:
 
     async def _after_write(self, presign: Any, args: list[dict[str, Any]]) -> list[Any] | None:
         """Scheduled just before a race-critical request is awaited, so it runs once that request's
-        bytes are written (the executor writes before it first yields): the held journal rows,
-        then (cancels) the replacement orders signed while the cancel is in flight."""
-        self._jrelease()
+        bytes are written (the executor writes before it first yields): the held journal rows, or
+        (a cancel with replacements) the replacement orders signed while the cancel is in flight.
+        In that case the rows stay held and are written right after the POST (or at the end of
+        the pass if nothing is posted), still in call order: serialising them (~50 us a row) and
+        waking the journal's writer thread would otherwise sit between the cancel's reply and
+        the POST whenever signing + rows outlast the cancel's round trip."""
         if presign is None or not args:
+            self._jrelease()
             return None
         return list(await presign(args))
 
