@@ -229,6 +229,7 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
         finally:
             await tr.stop()
             undo()
+        trader_stats = {"fast_cancels": tr.fast_cancels, "rechecks_dropped": getattr(tr, "rechecks_dropped", None)}
     finally:
         if pricer is not None:
             await _stop(pricer)
@@ -241,6 +242,7 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
                 double=double_ms > 0)
     res["event_loop"] = loop_name
     res["pricer_push"] = ev.get("push_stats", {})
+    res["trader"] = trader_stats     # whole run: cancels sent by the fast path, plans stopped by the last look
     return res
 
 

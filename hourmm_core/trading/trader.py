@@ -127,6 +127,7 @@ class Trader:
         self._fast_sent: set[str] = set()              # ... during the pass in flight (each order once)
         self._fast_off = False                         # a fast cancel failed: off until that pass ends
         self.recheck_places = True                     # last look at a newer snapshot before places (_recheck)
+        self.rechecks_dropped = 0                      # plans whose places the last look stopped (status, bench)
 
     # ------------------------------------------------------------------ journal helpers
     def _j(self, kind: str, payload: "dict[str, Any] | Callable[[], dict[str, Any]]",
@@ -556,6 +557,7 @@ class Trader:
             now = self.clock.now_ms()
             for o in places:
                 om.on_reject(o, f"not sent: {stale}", now)
+            self.rechecks_dropped += 1
             self._j("recheck", {"reason": stale, "not_sent": [o.client_id for o in places]})
             self._wake.set()   # the next pass places what the newer snapshot wants
             return

@@ -323,7 +323,7 @@ async def test_a_second_move_during_the_cancel_stops_the_stale_replacements(tmp_
                for o in planned)
     rows = [p for k, p, _ in j.rows if k == "recheck"]
     assert rows == [{"reason": "a newer snapshot changed the plan", "not_sent": [o.client_id for o in planned]}]
-    assert tr._wake.is_set()                                            # the next pass is due at once
+    assert tr._wake.is_set() and tr.rechecks_dropped == 1               # the next pass is due at once
     ex.cancel_hold = None
     ex.log.clear()
     await tr.cycle()
