@@ -80,12 +80,12 @@ allowance, post-only crosses book, FOK, FAK, duplicated, tick size, minimum size
 from __future__ import annotations
 
 import bisect
-import hashlib
 import random
 from collections import deque
 from typing import Any, Iterable
 
 from hourmm_core.fees import NO_FEES, PRICE_SCALE, SIZE_SCALE, USDC_SCALE, FeeSchedule, taker_fee_units
+from hourmm_core.sim.polymarket.ids import id_head, order_id, trade_id, tx_hash
 from hourmm_core.sim.polymarket.orders import (  # noqa: F401 - re-exported: the engine's public names
     BUY,
     ERR_BALANCE,
@@ -107,10 +107,9 @@ from hourmm_core.sim.polymarket.orders import (  # noqa: F401 - re-exported: the
     PlaceResult,
     _fmt,
     price_to_units,
+    sim_id_ref,
     size_to_units,
 )
-
-_sha256 = hashlib.sha256
 
 
 class Exchange:
@@ -122,6 +121,9 @@ class Exchange:
         self.fee = fee
         self.seed = seed
         self._rng = random.Random(seed)
+        # the constant "{prefix}:{seed}:" of the ids (ids.pyx): the seed is fixed for the engine's life
+        self._order_head = id_head("order", seed)
+        self._trade_head = id_head("trade", seed)
         self.markets: dict[str, Market] = {}
         self.token_market: dict[str, Market] = {}
         self.orders: dict[str, Order] = {}
@@ -369,9 +371,14 @@ class Exchange:
 
     # ------------------------------------------------------------------ ids
     def _new_id(self, prefix: str) -> str:
+        """The next id: SHA-256 of ``"{prefix}:{seed}:{seq}:{draw}"`` (a draw of the engine's stream),
+        computed in C (ids.pyx) with the same text as the plain-Python :func:`orders.sim_id_ref`."""
         self._seq += 1
-        h = _sha256(f"{prefix}:{self.seed}:{self._seq}:{self._rng.random()}".encode()).hexdigest()
-        return "0x" + h if prefix == "order" else f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+        if prefix == "order":
+            return order_id(self._order_head, self._seq, self._rng.random())
+        if prefix == "trade":
+            return trade_id(self._trade_head, self._seq, self._rng.random())
+        return sim_id_ref(prefix, self.seed, self._seq, self._rng.random())
 
     # ------------------------------------------------------------------ orders
     def _reject(self, oid: str, msg: str) -> PlaceResult:
@@ -427,9 +434,11 @@ class Exchange:
                   bool(post_only), int(expiration_ms), int(now_ms), self._seq, is_up=up)
         a = self._acct(owner)
         if side == BUY:
-            # worst-case taker fee: the curve peaks at p = 0.5 and rises on [0, 0.5]
-            need = pu * su + taker_fee_units(min(pu, PRICE_SCALE // 2), su, m.fee)
-            if a.usdc_u - a.usdc_res_u < need:
+            # worst-case taker fee: the curve peaks at p = 0.5 and rises on [0, 0.5]; it is at most
+            # rate (<= 1) * shares = su * 10_000 micro-units, so with that to spare the check passes
+            free = a.usdc_u - a.usdc_res_u
+            if (free < pu * su + su * (USDC_SCALE // SIZE_SCALE)
+                    and free < pu * su + taker_fee_units(min(pu, PRICE_SCALE // 2), su, m.fee)):
                 return self._reject(oid, ERR_BALANCE)
         else:
             if a.tok_u.get(token_id, 0) - a.tok_res_u.get(token_id, 0) < su:
@@ -510,7 +519,8 @@ class Exchange:
             self.advance(now_ms)
         m = self.token_market.get(token_id)
         if (m is None or m.closed or not m.accepting or now_ms >= m.end_ms
-                or type(price) is not float or type(size) is not float):
+                or type(price) is not float or type(size) is not float
+                or not (0.0 <= price <= 1.0 and 0.0 < size < 1e12)):
             r = self.place(owner, token_id, BUY, price, size, "GTC", post_only=True, now_ms=now_ms)
             return r.order_id if r.ok and r.status == "live" else None
         # the id generator's draw happens first, as in place(); the hash only when the order rests
@@ -555,7 +565,7 @@ class Exchange:
                     mo = orders[oid]
                     if mo.size_u - mo.filled_u > 0:
                         return None
-        oid = "0x" + _sha256(f"order:{self.seed}:{id_seq}:{id_draw}".encode()).hexdigest()
+        oid = order_id(self._order_head, id_seq, id_draw)
         if oid in orders:    # pragma: no cover - a SHA-256 collision
             return None
         o = Order(oid, owner, m.condition_id, token_id, "Up" if up else "Down", BUY, pu, su, "GTC",
@@ -581,6 +591,60 @@ class Exchange:
         self._pending_updates = []
         self._touched.clear()
         return oid
+
+    def place_taker(self, owner: str, token_id: str, price: float, size: float, now_ms: int = 0) -> list[Fill] | None:
+        """The background takers' (noise, informed, snipers) FAK BUY: exactly ``place(owner, token_id,
+        BUY, price, size, "FAK", now_ms=now_ms)`` (same checks in the same order, same ids, same random
+        draws, same matching), returning the fills, or None when the venue rejected the order.
+
+        Why a second entry: ~1,600 takes an hour read nothing but whether and what they filled; this
+        skips the result object and its amount strings, and a rejected order's id is not hashed (its
+        draw of the id generator is kept; a rejected id is never stored). Falls back to :meth:`place`
+        with listeners (a live server wants the events) and for unusual inputs.
+        tests/unit/research/test_fast_path.py compares it with :meth:`place`."""
+        m = self.token_market.get(token_id)
+        if (self._listeners or m is None or m.closed or not m.accepting or now_ms >= m.end_ms
+                or type(price) is not float or type(size) is not float
+                or not (0.0 <= price <= 1.0 and 0.0 < size < 1e12)):
+            r = self.place(owner, token_id, BUY, price, size, "FAK", now_ms=now_ms)
+            return r.fills if r.ok else None
+        if self._gtd and self._gtd[0][0] <= now_ms:
+            self.advance(now_ms)
+            if m.closed or not m.accepting:    # pragma: no cover - advance() never closes a market
+                r = self.place(owner, token_id, BUY, price, size, "FAK", now_ms=now_ms)
+                return r.fills if r.ok else None
+        self._seq += 1
+        id_seq = self._seq
+        id_draw = self._rng.random()
+        x = price * PRICE_SCALE
+        pu = round(x)
+        su = int(size * SIZE_SCALE + 1e-7)
+        tick_u = m.tick_u
+        if abs(pu - x) > 1e-6 or pu % tick_u or pu < tick_u or pu > PRICE_SCALE - tick_u or su <= 0:
+            return None
+        self._seq += 1
+        a = self.accounts.get(owner)
+        if a is None:
+            a = self._acct(owner)
+        free = a.usdc_u - a.usdc_res_u
+        if (free < pu * su + su * (USDC_SCALE // SIZE_SCALE)
+                and free < pu * su + taker_fee_units(pu if pu < PRICE_SCALE // 2 else PRICE_SCALE // 2, su, m.fee)):
+            return None
+        up = token_id == m.up_token
+        limit_b = pu if up else PRICE_SCALE - pu
+        if self._crossable(m, up, limit_b, owner, cap=1) <= 0:    # a BUY Up is a bid, a BUY Down an ask
+            return None
+        oid = order_id(self._order_head, id_seq, id_draw)
+        if oid in self.orders:    # pragma: no cover - a SHA-256 collision
+            return None
+        o = Order(oid, owner, m.condition_id, token_id, "Up" if up else "Down", BUY, pu, su, "FAK",
+                  False, 0, int(now_ms), self._seq, is_up=up)
+        self.orders[oid] = o
+        fills, _ = self._match(m, o, now_ms)
+        o.status = "CANCELED" if o.size_u - o.filled_u > 0 else "MATCHED"
+        self._pending_updates = []
+        self._touched.clear()
+        return fills
 
     def _crossable(self, m: Market, is_bid: bool, limit_b: int, owner: str, cap: int | None = None) -> int:
         """Size available on the opposite side at prices crossing ``limit_b`` (Up terms)."""
@@ -641,8 +705,8 @@ class Exchange:
                     q.popleft()
                     self._live.get(mk.owner, {}).pop(mk.order_id, None)
                     self._drop_gtd(mk)
-                if mk not in self._pending_updates:
-                    self._pending_updates.append(mk)
+                # each maker order is visited once per match (it is filled or the taker is): no repeats
+                self._pending_updates.append(mk)
             if not q:
                 del book[p]
                 if is_bid:
@@ -659,7 +723,7 @@ class Exchange:
             "side": t.side, "size": _fmt(size_u / SIZE_SCALE), "fee_rate_bps": str(m.fee_rate_bps),
             "price": _fmt(round(vwap, 6)), "status": "MATCHED", "match_time": str(now_ms // 1000),
             "match_time_ms": now_ms, "last_update": str(now_ms // 1000), "outcome": t.outcome,
-            "owner": t.owner, "maker_address": t.owner, "transaction_hash": "0x" + hashlib.sha256(tid.encode()).hexdigest(),
+            "owner": t.owner, "maker_address": t.owner, "transaction_hash": tx_hash(tid),
             "bucket_index": 0, "maker_orders": maker_entries, "trader_side": "TAKER",
             "taker_fee": _fmt(total_fee_u / USDC_SCALE), "type": "TRADE",
         }

@@ -10,6 +10,7 @@ price*size is exactly a number of USDC micro-units.
 """
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -38,6 +39,14 @@ Listener = Callable[[dict[str, Any]], None]
 
 class EngineError(ValueError):
     """A request the exchange refuses (bad token, unknown order, bad numbers)."""
+
+
+def sim_id_ref(prefix: str, seed: object, seq: int, draw: float) -> str:
+    """The engine's id of a (prefix, seed, seq, draw): ``"0x" + SHA-256`` hex for orders and
+    ``transaction_hash`` use, the uuid layout of the digest's first 32 hex chars otherwise (trades).
+    Plain-Python reference twin of the compiled :mod:`hourmm_core.sim.polymarket.ids`."""
+    h = hashlib.sha256(f"{prefix}:{seed}:{seq}:{draw}".encode()).hexdigest()
+    return "0x" + h if prefix == "order" else f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
 def price_to_units(price: float) -> int:

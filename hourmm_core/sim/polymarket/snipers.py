@@ -172,10 +172,14 @@ class LatencySniper:
             size = round(min(avail, self.cfg.sniper_max_size), 2)
             if size <= 0:
                 continue
-            r = self.ex.place(self.owner, tok, BUY, round(q, 4), size, "FAK", now_ms=now_ms)
+            if self.fast:     # the same FAK BUY without the result object (Exchange.place_taker)
+                fills = self.ex.place_taker(self.owner, tok, round(q, 4), size, now_ms)
+            else:
+                r = self.ex.place(self.owner, tok, BUY, round(q, 4), size, "FAK", now_ms=now_ms)
+                fills = r.fills if r.ok else None
             self.shots += 1
-            if r.ok and r.fills:
+            if fills:
                 n += 1
                 self.stats.sniper_trades += 1
-                self.size_taken += sum(f.size for f in r.fills)
+                self.size_taken += sum(f.size for f in fills)
         return n
