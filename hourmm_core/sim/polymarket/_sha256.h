@@ -1,7 +1,7 @@
-/* SHA-256 (FIPS 180-4) for the simulator's order and trade ids: ids.pyx hashes ~12,000 short
+/* SHA-256 (FIPS 180-4) for the simulator's order and trade ids: wire.pyx hashes ~12,000 short
  * messages per simulated hour; a C one-shot avoids hashlib's per-call object and hexdigest costs.
  * Constants generated from their definition (cube / square roots of the first primes);
- * tests/unit/sim/test_ids.py checks the digests against hashlib. */
+ * tests/unit/sim/polymarket/test_wire.py checks the digests against hashlib. */
 #ifndef HOURMM_SHA256_H
 #define HOURMM_SHA256_H
 #include <stdint.h>

@@ -85,7 +85,6 @@ from collections import deque
 from typing import Any, Iterable
 
 from hourmm_core.fees import NO_FEES, PRICE_SCALE, SIZE_SCALE, USDC_SCALE, FeeSchedule, taker_fee_units
-from hourmm_core.sim.polymarket.ids import id_head, order_id, trade_id, tx_hash
 from hourmm_core.sim.polymarket.orders import (  # noqa: F401 - re-exported: the engine's public names
     BUY,
     ERR_BALANCE,
@@ -110,6 +109,7 @@ from hourmm_core.sim.polymarket.orders import (  # noqa: F401 - re-exported: the
     sim_id_ref,
     size_to_units,
 )
+from hourmm_core.sim.polymarket.wire import id_head, order_id, trade_id, tx_hash
 
 
 class Exchange:
@@ -121,7 +121,7 @@ class Exchange:
         self.fee = fee
         self.seed = seed
         self._rng = random.Random(seed)
-        # the constant "{prefix}:{seed}:" of the ids (ids.pyx): the seed is fixed for the engine's life
+        # the constant "{prefix}:{seed}:" of the ids (wire.pyx): the seed is fixed for the engine's life
         self._order_head = id_head("order", seed)
         self._trade_head = id_head("trade", seed)
         self.markets: dict[str, Market] = {}
@@ -372,7 +372,7 @@ class Exchange:
     # ------------------------------------------------------------------ ids
     def _new_id(self, prefix: str) -> str:
         """The next id: SHA-256 of ``"{prefix}:{seed}:{seq}:{draw}"`` (a draw of the engine's stream),
-        computed in C (ids.pyx) with the same text as the plain-Python :func:`orders.sim_id_ref`."""
+        computed in C (wire.pyx) with the same text as the plain-Python :func:`orders.sim_id_ref`."""
         self._seq += 1
         if prefix == "order":
             return order_id(self._order_head, self._seq, self._rng.random())

@@ -1,6 +1,7 @@
 # cython: language_level=3
-"""The simulator engine's order and trade ids, computed in C: the same strings as the plain-Python
-reference twin (:func:`hourmm_core.sim.polymarket.orders.sim_id_ref`), several times cheaper.
+"""The simulator engine's wire strings in C: order and trade ids and the CLOB's decimal strings, the
+same text as their plain-Python reference twins (:func:`hourmm_core.sim.polymarket.orders.sim_id_ref`,
+:func:`hourmm_core.sim.polymarket.orders.fmt_ref`), several times cheaper.
 
 Why: an id is ``SHA-256("{prefix}:{seed}:{seq}:{draw}")`` with ``draw`` a float of the engine's
 random stream; a simulated backtest hour makes ~12,000 of them (makers' quotes, takers, trades),
@@ -9,9 +10,14 @@ than the hash itself. Here the message is built in a stack buffer (the float wit
 ``repr`` routine, ``PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0)``, so the text is
 identical), hashed by a C SHA-256 (``_sha256.h``) and formatted once.
 
-Streaming API: :func:`order_id`, :func:`trade_id`, :func:`tx_hash` (one id per call, what the
-engine uses); batch API: :func:`order_ids` (numpy arrays of seq and draws).
-tests/unit/sim/test_ids.py compares every function with the reference on random and edge inputs.
+Decimal strings (:func:`fmt_decimal`, the engine's ``_fmt``): ``f"{x:.6f}"`` with trailing zeros and
+dot stripped, made by the routine ``format`` itself uses (``PyOS_double_to_string(x, 'f', 6, 0)``);
+~10,000 per simulated hour (trade records, order dicts).
+
+Streaming API: :func:`order_id`, :func:`trade_id`, :func:`tx_hash`, :func:`fmt_decimal` (one string
+per call, what the engine uses); batch API: :func:`order_ids` (numpy arrays of seq and draws).
+tests/unit/sim/polymarket/test_wire.py compares every function with its reference on random and
+edge inputs.
 """
 from cpython.mem cimport PyMem_Free
 from libc.string cimport memcpy, strlen
@@ -81,3 +87,27 @@ def order_ids(bytes head, seqs, draws) -> list:
     if s.shape[0] != d.shape[0]:
         raise ValueError("seqs and draws must have the same length")
     return ["0x" + _id_hex(head, s[i], d[i]) for i in range(s.shape[0])]
+
+
+def fmt_decimal(double x) -> str:
+    """Decimal string like the CLOB's JSON ("0.52", "10", "12.5"): ``f"{x:.6f}"`` without trailing
+    zeros / dot, "0" for zero (and negative zero)."""
+    cdef char *r = PyOS_double_to_string(x, b'f', 6, 0, NULL)
+    cdef Py_ssize_t n = strlen(r)
+    cdef Py_ssize_t i
+    cdef bint dot = False
+    for i in range(n):
+        if r[i] == b'.':
+            dot = True
+            break
+    if dot:
+        while n > 0 and r[n - 1] == b'0':
+            n -= 1
+        if n > 0 and r[n - 1] == b'.':
+            n -= 1
+    if n == 0 or (n == 2 and r[0] == b'-' and r[1] == b'0'):
+        PyMem_Free(r)
+        return "0"
+    s = r[:n].decode("ascii")
+    PyMem_Free(r)
+    return s
