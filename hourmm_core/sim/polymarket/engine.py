@@ -503,6 +503,47 @@ class Exchange:
         self._flush_book_events(now_ms)
         return res
 
+    def _fast_buy(self, owner: str, token_id: str, price: float, size: float, now_ms: int,
+                  resting: bool) -> tuple[Market, Account, int, float, int, int] | bool | None:
+        """The common start of :meth:`place_maker` / :meth:`place_taker`, step for step what
+        :meth:`place` does for a BUY: GTD expiry, the id generator's draw (kept even when the order
+        is then rejected; only its hash is deferred), price/size units, the tick rule, a positive
+        size and (``resting``: GTC) the minimum size, the order's own sequence number, then the
+        balance check (free USDC >= notional + worst-case taker fee).
+
+        Returns ``(market, account, id_seq, id_draw, price_u, size_u)``; False when the venue rejects
+        the order on those rules; None (before any draw) when the caller must take the general path:
+        listeners (a live server wants the events), an unknown or closed market, non-float or
+        out-of-range numbers."""
+        m = self.token_market.get(token_id)
+        if (self._listeners or m is None or m.closed or not m.accepting or now_ms >= m.end_ms
+                or type(price) is not float or type(size) is not float
+                or not (0.0 <= price <= 1.0 and 0.0 < size < 1e12)):
+            return None
+        if self._gtd and self._gtd[0][0] <= now_ms:
+            self.advance(now_ms)     # cancels expired GTD orders; never closes a market
+        self._seq += 1
+        id_seq = self._seq
+        id_draw = self._rng.random()
+        x = price * PRICE_SCALE
+        pu = round(x)
+        su = int(size * SIZE_SCALE + 1e-7)
+        tick_u = m.tick_u
+        if (abs(pu - x) > 1e-6 or pu % tick_u or pu < tick_u or pu > PRICE_SCALE - tick_u or su <= 0
+                or (resting and su < m.min_size_u)):
+            return False
+        self._seq += 1
+        a = self.accounts.get(owner)
+        if a is None:
+            a = self._acct(owner)
+        free = a.usdc_u - a.usdc_res_u
+        # the worst-case taker fee is at most rate (<= 1) * shares: su * 10_000 micro-units bounds it,
+        # so an account with that much to spare passes the exact check without computing it
+        if (free < pu * su + su * (USDC_SCALE // SIZE_SCALE)
+                and free < pu * su + taker_fee_units(pu if pu < PRICE_SCALE // 2 else PRICE_SCALE // 2, su, m.fee)):
+            return False
+        return m, a, id_seq, id_draw, pu, su
+
     def place_maker(self, owner: str, token_id: str, price: float, size: float, now_ms: int = 0) -> str | None:
         """The background makers' post-only GTC BUY: exactly ``place(owner, token_id, BUY, price, size,
         "GTC", post_only=True, now_ms=now_ms)`` (same checks in the same order, same ids, same random
@@ -512,40 +553,14 @@ class Exchange:
         rejects; this skips the result object, the event plumbing and, on a reject, the id's hash (a
         rejected id is never stored: only its draw of the id generator is kept).
         tests/unit/research/test_fast_path.py compares it with :meth:`place` on real hours."""
-        if self._listeners:   # a live server: the events and the full result are wanted
+        head = self._fast_buy(owner, token_id, price, size, now_ms, True)
+        if head is None:     # a live server (events wanted) or unusual inputs: the general path
             r = self.place(owner, token_id, BUY, price, size, "GTC", post_only=True, now_ms=now_ms)
             return r.order_id if r.ok and r.status == "live" else None
-        if self._gtd and self._gtd[0][0] <= now_ms:
-            self.advance(now_ms)
-        m = self.token_market.get(token_id)
-        if (m is None or m.closed or not m.accepting or now_ms >= m.end_ms
-                or type(price) is not float or type(size) is not float
-                or not (0.0 <= price <= 1.0 and 0.0 < size < 1e12)):
-            r = self.place(owner, token_id, BUY, price, size, "GTC", post_only=True, now_ms=now_ms)
-            return r.order_id if r.ok and r.status == "live" else None
-        # the id generator's draw happens first, as in place(); the hash only when the order rests
-        self._seq += 1
-        id_seq = self._seq
-        id_draw = self._rng.random()
-        x = price * PRICE_SCALE
-        pu = round(x)
-        su = int(size * SIZE_SCALE + 1e-7)
-        tick_u = m.tick_u
-        if (abs(pu - x) > 1e-6 or pu % tick_u or pu < tick_u or pu > PRICE_SCALE - tick_u or su <= 0
-                or su < m.min_size_u):
+        if head is False:
             return None
-        self._seq += 1
+        m, a, id_seq, id_draw, pu, su = head
         up = token_id == m.up_token
-        a = self.accounts.get(owner)
-        if a is None:
-            a = self._acct(owner)
-        free = a.usdc_u - a.usdc_res_u
-        # the worst-case taker fee is at most rate (<= 1) * shares: su * 10_000 micro-units bounds it,
-        # so an account with that much to spare passes the exact check without computing it
-        if free < pu * su + su * (USDC_SCALE // SIZE_SCALE):
-            need = pu * su + taker_fee_units(pu if pu < PRICE_SCALE // 2 else PRICE_SCALE // 2, su, m.fee)
-            if free < need:
-                return None
         orders = self.orders
         if up:     # a bid in the Up book at pu: crosses any ask at or below
             limit_b = pu
@@ -588,8 +603,10 @@ class Exchange:
             live = self._live[owner] = {}
         live[oid] = o
         self.book_version[owner] = self.book_version.get(owner, 0) + 1
-        self._pending_updates = []
-        self._touched.clear()
+        if self._pending_updates:    # what place() resets before returning (usually already empty)
+            self._pending_updates = []
+        if self._touched:
+            self._touched.clear()
         return oid
 
     def place_taker(self, owner: str, token_id: str, price: float, size: float, now_ms: int = 0) -> list[Fill] | None:
@@ -602,34 +619,13 @@ class Exchange:
         draw of the id generator is kept; a rejected id is never stored). Falls back to :meth:`place`
         with listeners (a live server wants the events) and for unusual inputs.
         tests/unit/research/test_fast_path.py compares it with :meth:`place`."""
-        m = self.token_market.get(token_id)
-        if (self._listeners or m is None or m.closed or not m.accepting or now_ms >= m.end_ms
-                or type(price) is not float or type(size) is not float
-                or not (0.0 <= price <= 1.0 and 0.0 < size < 1e12)):
+        head = self._fast_buy(owner, token_id, price, size, now_ms, False)
+        if head is None:     # a live server (events wanted) or unusual inputs: the general path
             r = self.place(owner, token_id, BUY, price, size, "FAK", now_ms=now_ms)
             return r.fills if r.ok else None
-        if self._gtd and self._gtd[0][0] <= now_ms:
-            self.advance(now_ms)
-            if m.closed or not m.accepting:    # pragma: no cover - advance() never closes a market
-                r = self.place(owner, token_id, BUY, price, size, "FAK", now_ms=now_ms)
-                return r.fills if r.ok else None
-        self._seq += 1
-        id_seq = self._seq
-        id_draw = self._rng.random()
-        x = price * PRICE_SCALE
-        pu = round(x)
-        su = int(size * SIZE_SCALE + 1e-7)
-        tick_u = m.tick_u
-        if abs(pu - x) > 1e-6 or pu % tick_u or pu < tick_u or pu > PRICE_SCALE - tick_u or su <= 0:
+        if head is False:
             return None
-        self._seq += 1
-        a = self.accounts.get(owner)
-        if a is None:
-            a = self._acct(owner)
-        free = a.usdc_u - a.usdc_res_u
-        if (free < pu * su + su * (USDC_SCALE // SIZE_SCALE)
-                and free < pu * su + taker_fee_units(pu if pu < PRICE_SCALE // 2 else PRICE_SCALE // 2, su, m.fee)):
-            return None
+        m, _, id_seq, id_draw, pu, su = head
         up = token_id == m.up_token
         limit_b = pu if up else PRICE_SCALE - pu
         if self._crossable(m, up, limit_b, owner, cap=1) <= 0:    # a BUY Up is a bid, a BUY Down an ask
@@ -642,8 +638,10 @@ class Exchange:
         self.orders[oid] = o
         fills, _ = self._match(m, o, now_ms)
         o.status = "CANCELED" if o.size_u - o.filled_u > 0 else "MATCHED"
-        self._pending_updates = []
-        self._touched.clear()
+        if self._pending_updates:
+            self._pending_updates = []
+        if self._touched:
+            self._touched.clear()
         return fills
 
     def _crossable(self, m: Market, is_bid: bool, limit_b: int, owner: str, cap: int | None = None) -> int:
@@ -743,7 +741,9 @@ class Exchange:
 
     def _settle(self, m: Market, t: Order, mk: Order, p_b: int, x: int) -> tuple[str, int]:
         """Move USDC/tokens for ``x`` units at Up-terms price ``p_b``; returns (kind, taker fee units)."""
-        ta, ma = self._acct(t.owner), self._acct(mk.owner)
+        accounts = self.accounts     # both exist: the taker passed its balance check, the maker rested
+        ta = accounts.get(t.owner) or self._acct(t.owner)
+        ma = accounts.get(mk.owner) or self._acct(mk.owner)
         tp = p_b if t.is_up else PRICE_SCALE - p_b        # taker token price
         mp = mk.price_u                                    # maker token price (== p_b mirrored)
         fee_u = taker_fee_units(tp, x, m.fee)
