@@ -24,8 +24,10 @@ model's (session 6: before this the minute floor's z came from a variance ~300x 
 
 Vector math (session 7): the core calls erfc/log through hourmm_core/quant/hmm_vmath.h (glibc's
 libmvec when the build found it), so the floors do too, with the same flags (floor_build.py runs the
-same probe): every floor takes its log/exp/erfc over blocks of ``_VB`` values, the cheapest layout
-for the vector routines. Without libmvec the header is plain libm and the floors are the scalar ones.
+same probe): every floor takes its erfc (and the log of S/K, the fused floor's exp) over blocks of
+``_VB`` values, the cheapest layout for the vector routines. The fused floor's per-tick log(price)
+stays libm's, as in the core's features (their returns are differences of logs, kept exact against
+the reference). Without libmvec the header is plain libm and the floors are the scalar ones.
 """
 cimport numpy as cnp
 from libc.math cimport log, sqrt
@@ -54,8 +56,8 @@ def fused_floor(const cnp.int64_t[::1] ts, const double[::1] px, double[:, ::1] 
     with nogil:
         for j0 in range(0, n, _VB):
             nb = n - j0 if n - j0 < _VB else _VB
-            hmm_log_n(&px[j0], lb, nb)
             for j in range(nb):
+                lb[j] = log(px[j0 + j])          # libm's log, as the core's features take it
                 ab[j] = -1e-3 * <double>(ts[j0 + j] % 1000)
             hmm_exp_n(ab, ab, nb)
             for j in range(nb):

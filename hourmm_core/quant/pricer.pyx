@@ -342,27 +342,58 @@ def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long s
     # the states in C locals (registers, not object fields); rf keeps owning the features' ring
     cdef VolState vs = ev.st
     cdef FeatState fs = rf.st
+    # the shipped form in blocks of _VB ticks: the state pass (vol, features, the erfc argument of
+    # each accepted tick: the same expression as _digital_x0), then erfc over the block (hmm_vmath.h)
+    # and p (a rejected tick repeats the last p). The features keep libm's log: their returns are
+    # differences of logs, where the vector log's ulp would be the whole value for equal-ish prices.
+    cdef double zb[_VB]
+    cdef double pb[_VB]
+    cdef signed char kind[_VB]        # 0 rejected tick, 1 erfc point, 2 an edge case priced at once
+    cdef Py_ssize_t j0, nb, jj
+    cdef double x, tau, sg
     with nogil:
         if k == 3 and nu == 0.0:     # the shipped half-lives and the normal model: unrolled, inlined
-            for j in range(n):
-                vol_step(&vs, t[j], px[j], 3)
-                r = feat_step(&fs, t[j], px[j])
-                if r == 1:
-                    last_p = _digital_x0(fs.last_lp - fs.open_lp, (fs.next_hour - t[j]) / 1000.0,
-                                         vs.sig[sigma_index], p_min)
-                elif r < 0:
+            for j0 in range(0, n, _VB):
+                nb = n - j0 if n - j0 < _VB else _VB
+                for jj in range(nb):
+                    j = j0 + jj
+                    vol_step(&vs, t[j], px[j], 3)
+                    r = feat_step(&fs, t[j], px[j])
+                    kind[jj] = 0
+                    if r == 1:
+                        x = fs.last_lp - fs.open_lp
+                        tau = (fs.next_hour - t[j]) / 1000.0
+                        sg = vs.sig[sigma_index]
+                        if x == x and x != 0.0 and tau > 0.0 and sg > 0.0:
+                            zb[jj] = -(x / (sg * sqrt(tau))) * M_SQRT1_2
+                            kind[jj] = 1
+                        else:
+                            zb[jj] = 0.0
+                            pb[jj] = _digital_x0(x, tau, sg, p_min)
+                            kind[jj] = 2
+                    elif r < 0:
+                        break
+                    else:
+                        zb[jj] = 0.0
+                    so[j, 0] = vs.sig[0]
+                    so[j, 1] = vs.sig[1]
+                    so[j, 2] = vs.sig[2]
+                    fo[j, 0] = fs.out[0]
+                    fo[j, 1] = fs.out[1]
+                    fo[j, 2] = fs.out[2]
+                    fo[j, 3] = fs.out[3]
+                    fo[j, 4] = fs.out[4]
+                    fo[j, 5] = fs.out[5]
+                    fo[j, 6] = fs.out[6]
+                if r < 0:
                     break
-                so[j, 0] = vs.sig[0]
-                so[j, 1] = vs.sig[1]
-                so[j, 2] = vs.sig[2]
-                fo[j, 0] = fs.out[0]
-                fo[j, 1] = fs.out[1]
-                fo[j, 2] = fs.out[2]
-                fo[j, 3] = fs.out[3]
-                fo[j, 4] = fs.out[4]
-                fo[j, 5] = fs.out[5]
-                fo[j, 6] = fs.out[6]
-                po[j] = last_p
+                hmm_erfc_n(zb, zb, nb)
+                for jj in range(nb):
+                    if kind[jj] == 1:
+                        last_p = _clamp_p(0.5 * zb[jj], p_min)
+                    elif kind[jj] == 2:
+                        last_p = pb[jj]
+                    po[j0 + jj] = last_p
         else:
             for j in range(n):
                 vol_step(&vs, t[j], px[j], k)
