@@ -28,7 +28,7 @@ import dataclasses
 import logging
 import random
 import signal
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from hourmm_core.clock import Clock
 from hourmm_core.config import Credentials, TraderConfig
@@ -128,7 +128,10 @@ class Trader:
         self._fast_off = False                         # a fast cancel failed: off until that pass ends
 
     # ------------------------------------------------------------------ journal helpers
-    def _j(self, kind: str, payload: dict[str, Any], order_id: str | None = None) -> None:
+    def _j(self, kind: str, payload: "dict[str, Any] | Callable[[], dict[str, Any]]",
+           order_id: str | None = None) -> None:
+        """One journal row, stamped now. ``payload`` may be a function returning it, built only when
+        the row is written (after the request in a race section) from values it captured now."""
         m = self.core.market
         row = (self.clock.now_ms(), kind, payload, m.slug if m else None, order_id)
         if self._jhold is not None:
@@ -136,9 +139,11 @@ class Trader:
             return
         self._jwrite(row)
 
-    def _jwrite(self, row: tuple[int, str, dict[str, Any], str | None, str | None]) -> None:
+    def _jwrite(self, row: tuple[int, str, Any, str | None, str | None]) -> None:
         ts, kind, payload, market, order_id = row
         try:
+            if callable(payload):   # formatted late (off the race path) from values taken at call time
+                payload = payload()
             self.journal.event(ts, kind, payload, market=market, order_id=order_id)
         except Exception:  # the journal must never take the trader down
             log.exception("journal write failed (%s)", kind)
@@ -158,6 +163,23 @@ class Trader:
         rows, self._jhold = self._jhold, None
         for row in rows or ():
             self._jwrite(row)
+
+    def _decision_row(self, reason: str, fresh: bool, quotes: list[Any], rejected: list[tuple[Any, int]],
+                      actions: list[Action]) -> "Callable[[], dict[str, Any]]":
+        """The ``decision`` row's payload, formatted when it is written (after the request in a
+        race section: ~5 us per order description was spent before the cancel went out). Takes
+        now what may change meanwhile (fair value, phase, mode, each order's state/filled/id);
+        quotes are immutable."""
+        core = self.core
+        fair, phase, mode = core.fair_up, core.session.phase.value, core.risk.mode.value
+        acts = [(a.kind, a.order, a.order.mark()) for a in actions]
+
+        def payload() -> dict[str, Any]:
+            return {"reason": reason, "fair_up": fair, "fresh": fresh, "phase": phase, "mode": mode,
+                    "quotes": [q.describe() for q in quotes],
+                    "rejected": [(q.describe(), int(c)) for q, c in rejected],
+                    "actions": [f"{k} {o.describe(at)}" for k, o, at in acts]}
+        return payload
 
     def _journal_control(self, kind: str, payload: dict[str, Any]) -> None:
         self._j(kind, payload)
@@ -342,10 +364,8 @@ class Trader:
         self._jhold_open()   # race section: the rows follow the request
         try:
             self._journal_changes(d.phase_change, d.mode_changes)
-            self._j("decision", {"reason": "fast_cancel", "fair_up": core.fair_up, "fresh": fresh,
-                                 "phase": core.session.phase.value, "mode": core.risk.mode.value,
-                                 "quotes": [q.describe() for q in d.quotes], "rejected": [],
-                                 "actions": [f"cancel {o.describe()}" for o in cancels]})
+            self._j("decision", self._decision_row("fast_cancel", fresh, d.quotes, [],
+                                                   [Action("cancel", o) for o in cancels]))
             self.fast_cancels += len(cancels)
             self._fast_sent.update(o.order_id for o in cancels if o.order_id)
             failed, ahead = await self._send_cancels(cancels)
@@ -413,11 +433,7 @@ class Trader:
             try:
                 self._journal_changes(d.phase_change, d.mode_changes)
                 if d.plan is not None and (d.actions or d.plan.rejected):
-                    self._j("decision", {"reason": reason, "fair_up": core.fair_up, "fresh": fresh,
-                                         "phase": core.session.phase.value, "mode": core.risk.mode.value,
-                                         "quotes": [q.describe() for q in d.quotes],
-                                         "rejected": [(q.describe(), int(c)) for q, c in d.plan.rejected],
-                                         "actions": [f"{a.kind} {a.order.describe()}" for a in d.actions]})
+                    self._j("decision", self._decision_row(reason, fresh, d.quotes, d.plan.rejected, d.actions))
                 if d.cancel_all:
                     await self._cancel_all_if_needed(d)
                 else:
