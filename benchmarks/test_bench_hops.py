@@ -229,6 +229,7 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
         finally:
             await tr.stop()
             undo()
+        trader_stats = {"fast_cancels": tr.fast_cancels, "rechecks_dropped": getattr(tr, "rechecks_dropped", None)}
     finally:
         if pricer is not None:
             await _stop(pricer)
@@ -241,6 +242,7 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
                 double=double_ms > 0)
     res["event_loop"] = loop_name
     res["pricer_push"] = ev.get("push_stats", {})
+    res["trader"] = trader_stats     # whole run: cancels sent by the fast path, plans stopped by the last look
     return res
 
 
@@ -301,6 +303,8 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
                 continue
             count["jumps"] += 1
             nxt = jumps[k + 1][0] if k + 1 < len(jumps) else far
+            if k in second:     # the second half-jump: followed on its own, whatever the first's outcome
+                _second(ev, second[k], nxt, sent, samples, count)
             pub = _first(ev["pushed"], t1, nxt, key=lambda x: x[0])
             rec = None if pub is None else next(
                 (r for r in ev["recv"] if pub[0] <= r[0] < nxt and r[1] >= pub[1]), None)
@@ -365,8 +369,6 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
             for name, b in (("frame->cancel first pass", cv), ("frame->order first pass", ov)):
                 if prompt and b is not None:
                     samples[name].append((b - t0) * ms)
-            if k in second:
-                _second(ev, second[k], nxt, sent, samples, count)
         for c, n in count.items():
             out[f"{mode}_{c}"] = n
         for h, v in samples.items():
@@ -505,6 +507,8 @@ def test_close_double_moves(benchmark, tmp_path):
     for mode in names:
         assert res[f"{mode}_jumps"] == sum(res[f"{mode}_{c}"] for c in
                                            ("reacted", "no_quotes", "not_endangered", "missed", "no_snapshot")), res
-    # the path does what it is for: second halves were seen (each double jump has one) and pushed
-    assert res["double_2nd_moves"] == res["double_jumps"] > 0, res
+    # the path does what it is for: second halves were seen (each double jump has one, but the run
+    # may stop between the two halves of its last jump) and pushed
+    assert res["double_jumps"] - 1 <= res["double_2nd_moves"] <= res["double_jumps"], res
+    assert res["double_2nd_moves"] > 0, res
     assert res["double_2nd_moves"] - res["double_2nd_no_snapshot"] == res.get("double_2nd: frame->pushed_n", 0), res

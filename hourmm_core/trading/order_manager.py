@@ -133,6 +133,9 @@ class PlanResult:
     rejected: list[tuple[Quote, int]] = field(default_factory=list)
     deferred_rate: int = 0
     deferred_slots: int = 0
+    # working orders the plan would cancel but cannot yet (no exchange id: their POST has not
+    # been answered, or not sent); cancelled on a later pass, once acked
+    unacked: list[Order] = field(default_factory=list)
 
 
 class OrderManager:
@@ -263,6 +266,7 @@ class OrderManager:
         budget = self.bucket.available(now_ms)
         for o in cancels:
             if o.order_id is None:
+                res.unacked.append(o)
                 continue  # not acked yet: cancelled on the next pass, once it has an id
             if budget <= 0:
                 res.deferred_rate += 1
