@@ -1,8 +1,9 @@
 """Build ``benchmarks/floor_loops.pyx`` (the arithmetic floors) into a temp dir and import it.
 
-Same compiler flags as setup.py (-O3 -fno-math-errno, boundscheck/wraparound off), so the floor
-and the core are compiled alike. Returns None when there is no compiler (the floor benchmarks
-then skip); the module is built once per process.
+Same compiler flags as setup.py (-O3 -fno-math-errno, boundscheck/wraparound off) and the same
+vector-math probe (hourmm_core/quant/vmath_probe.py: libmvec's erfc/log/exp through hmm_vmath.h when
+it links), so the floor and the core are compiled alike and call the same erfc/log. Returns None
+when there is no compiler (the floor benchmarks then skip); the module is built once per process.
 """
 from __future__ import annotations
 
@@ -27,9 +28,14 @@ def build():
     except ImportError:
         return None
     tmp = tempfile.mkdtemp(prefix="hourmm_floor_")
-    ext = Extension("floor_loops", [str(HERE / "floor_loops.pyx")], include_dirs=[np.get_include()],
-                    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-                    extra_compile_args=["-O3", "-fno-math-errno"])
+    quant = HERE.parent / "hourmm_core" / "quant"
+    spec = importlib.util.spec_from_file_location("hourmm_vmath_probe", quant / "vmath_probe.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    vm = probe.libmvec_flags()          # the same vector math as the core (setup.py runs this probe)
+    ext = Extension("floor_loops", [str(HERE / "floor_loops.pyx")], include_dirs=[np.get_include(), str(quant)],
+                    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), *vm["define_macros"]],
+                    libraries=vm["libraries"], extra_compile_args=["-O3", "-fno-math-errno"])
     dist = Distribution({"ext_modules": cythonize([ext], language_level=3, quiet=True, build_dir=tmp)})
     cmd = dist.get_command_obj("build_ext")
     cmd.build_lib = tmp

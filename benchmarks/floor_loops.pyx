@@ -21,33 +21,59 @@ that call erfc on the tick data use z = ln(S / K) / sqrt(var_ms * ms to the hour
 model's (session 6: before this the minute floor's z came from a variance ~300x too large and
 99% of its erfc calls took the cheap branch against 56% of the model's).
 * ``fair_prob_floor`` (``fair_prob_batch``): per row one ``log``, ``sqrt``, ``erfc``, 8 B written.
+
+Vector math (session 7): the core calls erfc/log through hourmm_core/quant/hmm_vmath.h (glibc's
+libmvec when the build found it), so the floors do too, with the same flags (floor_build.py runs the
+same probe): every floor takes its erfc (and the log of S/K, the fused floor's exp) over blocks of
+``_VB`` values, the cheapest layout for the vector routines. The fused floor's per-tick log(price)
+stays libm's, as in the core's features (their returns are differences of logs, kept exact against
+the reference). Without libmvec the header is plain libm and the floors are the scalar ones.
 """
 cimport numpy as cnp
-from libc.math cimport erfc, exp, log, sqrt
+from libc.math cimport log, sqrt
+
+cdef extern from "hmm_vmath.h" nogil:
+    void hmm_erfc_n(const double* x, double* y, Py_ssize_t n)
+    void hmm_log_n(const double* x, double* y, Py_ssize_t n)
+    void hmm_exp_n(const double* x, double* y, Py_ssize_t n)
+    const char* HOURMM_VMATH_KIND
 
 cnp.import_array()
+
+VMATH = (<bytes>HOURMM_VMATH_KIND).decode()
+DEF _VB = 128
 
 
 def fused_floor(const cnp.int64_t[::1] ts, const double[::1] px, double[:, ::1] sig, double[:, ::1] feat,
                 double[::1] p, double var_ms=3.25e-12, long long hour_ms=3_600_000):
-    cdef Py_ssize_t n = ts.shape[0], j
+    cdef Py_ssize_t n = ts.shape[0], j, j0, nb
     cdef int k = sig.shape[1], i
-    cdef double lp, a, s, z, lp_open = 0.0
+    cdef double lp, s, lp_open = 0.0
+    cdef double lb[_VB]
+    cdef double ab[_VB]
+    cdef double zb[_VB]
     cdef long long next_hour = -9223372036854775807
     with nogil:
-        for j in range(n):
-            lp = log(px[j])
-            if ts[j] >= next_hour:          # the hour's open (the model's K)
-                next_hour = (ts[j] // hour_ms + 1) * hour_ms
-                lp_open = lp
-            a = exp(-1e-3 * <double>(ts[j] % 1000))
-            s = sqrt(var_ms * <double>(next_hour - ts[j]) + 1e-30 * a)
-            z = (lp - lp_open) / s
-            for i in range(k):
-                sig[j, i] = s
-            for i in range(7):
-                feat[j, i] = lp
-            p[j] = 0.5 * erfc(-z * 0.7071067811865476)
+        for j0 in range(0, n, _VB):
+            nb = n - j0 if n - j0 < _VB else _VB
+            for j in range(nb):
+                lb[j] = log(px[j0 + j])          # libm's log, as the core's features take it
+                ab[j] = -1e-3 * <double>(ts[j0 + j] % 1000)
+            hmm_exp_n(ab, ab, nb)
+            for j in range(nb):
+                lp = lb[j]
+                if ts[j0 + j] >= next_hour:          # the hour's open (the model's K)
+                    next_hour = (ts[j0 + j] // hour_ms + 1) * hour_ms
+                    lp_open = lp
+                s = sqrt(var_ms * <double>(next_hour - ts[j0 + j]) + 1e-30 * ab[j])
+                zb[j] = -((lp - lp_open) / s) * 0.7071067811865476
+                for i in range(k):
+                    sig[j0 + j, i] = s
+                for i in range(7):
+                    feat[j0 + j, i] = lp
+            hmm_erfc_n(zb, zb, nb)
+            for j in range(nb):
+                p[j0 + j] = 0.5 * zb[j]
     return sig, feat, p
 
 
@@ -60,7 +86,7 @@ def vol_floor(const cnp.int64_t[::1] ts, const double[::1] px, double[:, ::1] ou
         for j in range(n):
             if ts[j] >= nxt:
                 nxt = (ts[j] // sample_ms + 1) * sample_ms
-                r = log(last / anchor)
+                r = log(last / anchor)          # the core's EWMA takes libm's log (once a second)
                 s0 = sqrt(r * r / 1.0)
                 s1 = sqrt(r * r / 2.0)
                 s2 = sqrt(r * r / 3.0)
@@ -78,21 +104,39 @@ def vol_floor(const cnp.int64_t[::1] ts, const double[::1] px, double[:, ::1] ou
 
 def minute_path_floor(const cnp.int64_t[::1] ts, const double[::1] px, const cnp.int64_t[::1] ev,
                       const double[::1] K, const cnp.int64_t[::1] he, double[::1] out, double var_ms=3.25e-12):
-    cdef Py_ssize_t n = ts.shape[0], m = ev.shape[0], i, j = 0
+    cdef Py_ssize_t n = ts.shape[0], m = ev.shape[0], i, j = 0, i0, nb
     cdef double last = 1.0
+    cdef double rb[_VB]
     with nogil:
-        for i in range(m):
-            while j < n and ts[j] < ev[i]:
-                last = px[j]
-                j += 1
-            out[i] = 0.5 * erfc(-log(last / K[i]) / sqrt(var_ms * <double>(he[i] - ev[i] + 1)) * 0.7071067811865476)
+        for i0 in range(0, m, _VB):
+            nb = m - i0 if m - i0 < _VB else _VB
+            for i in range(nb):
+                while j < n and ts[j] < ev[i0 + i]:
+                    last = px[j]
+                    j += 1
+                rb[i] = last / K[i0 + i]
+            hmm_log_n(rb, rb, nb)
+            for i in range(nb):
+                rb[i] = -(rb[i] / sqrt(var_ms * <double>(he[i0 + i] - ev[i0 + i] + 1))) * 0.7071067811865476
+            hmm_erfc_n(rb, &out[i0], nb)
+            for i in range(nb):
+                out[i0 + i] = 0.5 * out[i0 + i]
     return out
 
 
 def fair_prob_floor(const double[::1] S, const double[::1] K, const double[::1] tau, const double[::1] sig,
                     double[::1] out):
-    cdef Py_ssize_t n = S.shape[0], i
+    cdef Py_ssize_t n = S.shape[0], i, i0, nb
+    cdef double rb[_VB]
     with nogil:
-        for i in range(n):
-            out[i] = 0.5 * erfc(-log(S[i] / K[i]) / (sig[i] * sqrt(tau[i])))
+        for i0 in range(0, n, _VB):
+            nb = n - i0 if n - i0 < _VB else _VB
+            for i in range(nb):
+                rb[i] = S[i0 + i] / K[i0 + i]
+            hmm_log_n(rb, rb, nb)
+            for i in range(nb):
+                rb[i] = -(rb[i] / (sig[i0 + i] * sqrt(tau[i0 + i]))) * 0.7071067811865476
+            hmm_erfc_n(rb, rb, nb)
+            for i in range(nb):
+                out[i0 + i] = 0.5 * rb[i]
     return out

@@ -3,7 +3,7 @@
 ``python3 benchmarks/hops_procs.py venue  --start-ms S --wall0 W --sim-start H --out F``
     the loopback Polymarket simulator, stamping (perf_counter_ns) each cancel / order
     request as its handler is entered;
-``python3 benchmarks/hops_procs.py pricer --start-ms S --wall0 W --out F [--push-delta D] [--every-ms E]``
+``python3 benchmarks/hops_procs.py pricer --start-ms S --wall0 W --out F [--push-delta D] [--every-ms E] [--double-ms M]``
     container A (PricerService) fed by the Binance replay of the synthetic step path,
     stamping each message in/priced and each publish. Publish-on-change (``push_delta`` D) is
     switched on for every other pair of jump intervals (:func:`mode_of`): the two modes (fixed-rate publish only /
@@ -39,9 +39,14 @@ def mode_of(k: int) -> int:
     return (k // 2) % 2 if k >= 0 else 0
 
 
-def step_ticks(t0_ms: int, seconds: float, every_ms: int = 4000, tick_ms: int = 20):
+def step_ticks(t0_ms: int, seconds: float, every_ms: int = 4000, tick_ms: int = 20, double_ms: int = 0):
     """Seeded random walk (~1e-4 per sqrt(s), BTC-like) plus a 0.2 % level jump every ``every_ms``
-    (alternating up/down across the open price) after WARMUP_MS of quiet start."""
+    (alternating up/down across the open price) after WARMUP_MS of quiet start.
+
+    ``double_ms`` > 0: in the jump intervals of mode 1 (:func:`mode_of`) the jump comes as two
+    half-jumps ``double_ms`` apart (the jump's tick goes half way, one extra tick ``double_ms``
+    later the rest): a second significant move while the trader still reacts to the first (its
+    cancels / new orders in flight), which exercises the cancel fast path and the push token bucket."""
     from hourmm_core.data.ticks import TickData
 
     n = int(seconds * 1000 / tick_ms)
@@ -51,6 +56,17 @@ def step_ticks(t0_ms: int, seconds: float, every_ms: int = 4000, tick_ms: int = 
     # sides keep quoting and every jump leaves the stale side of the ladder to be cancelled and replaced
     level = np.where(k < 0, 1.0, np.where(k % 2 == 0, 1.001, 0.999))
     walk = np.cumsum(np.random.default_rng(3).normal(0.0, 1e-4 * np.sqrt(tick_ms / 1000.0), n))
+    if double_ms > 0:
+        first = np.flatnonzero((k >= 0) & (np.diff(k, prepend=-1) != 0))       # the tick of each jump
+        first = first[[mode_of(int(k[i])) == 1 for i in first]]
+        prev = np.where(first > 0, level[np.maximum(first - 1, 0)], 1.0)
+        full = level[first].copy()
+        level = level.copy()
+        level[first] = (prev + full) / 2.0                                     # half way ...
+        ts = np.insert(ts, first + 1, ts[first] + double_ms)                   # ... the rest double_ms later
+        level = np.insert(level, first + 1, full)
+        walk = np.insert(walk, first + 1, walk[first])
+        n = len(ts)
     px = np.round(100_000.0 * level * np.exp(walk), 2)
     q = np.full(n, 0.01)
     return TickData(ts_ms=ts, price=px, qty=q, is_buyer_maker=np.zeros(n, dtype=bool), bid=px - 0.01, ask=px + 0.01,
@@ -94,7 +110,7 @@ async def pricer(a: argparse.Namespace) -> dict:
     ev: dict[str, list] = {"frame": [], "pushed": []}
     clock = ScaledClock(1.0, a.start_ms, a.wall0)
     t0 = a.start_ms + 300
-    replay = BinanceReplayServer(step_ticks(t0, a.seconds, a.every_ms), clock)
+    replay = BinanceReplayServer(step_ticks(t0, a.seconds, a.every_ms, double_ms=a.double_ms), clock)
     await replay.start()
     cfg = PricerConfig.from_env({"BINANCE_WS_URL": replay.ws_url, "BINANCE_REST_URL": replay.rest_url,
                                  "SNAPSHOT_PUBLISH_HZ": "50", "VOL_HALFLIVES_S": "0.5,1,2",
@@ -132,6 +148,9 @@ async def pricer(a: argparse.Namespace) -> dict:
     finally:
         await svc.stop()
         await replay.stop()
+    srv = svc.server
+    ev["push_stats"] = {"on_change": svc.pushed_on_change, "deferred": svc.push_deferred, "sent": srv.push_sent,
+                        "direct": srv.push_direct, "conflated": srv.push_conflated, "published": srv.published}
     return ev
 
 
@@ -147,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--ack-delay-ms", type=int, default=0)
     p.add_argument("--always-push", action="store_true")   # publish on change in both modes (fast-path A/B)
+    p.add_argument("--double-ms", type=int, default=0)      # mode 1 jumps as two half-jumps this far apart
     a = p.parse_args(argv)
     ev = asyncio.run(venue(a) if a.role == "venue" else pricer(a))
     Path(a.out).write_text(json.dumps(ev))

@@ -72,6 +72,10 @@ HOPS = ("frame->priced", "priced->pushed", "pushed->recv", "recv->decided", "rec
         "decided->order_sent", "decided->order_sent cpu", "order_sent->order", "decided->order",
         "frame->cancel_sent", "frame->cancel", "frame->order_sent", "frame->order",
         "frame->cancel first pass", "frame->order first pass")
+# the second of two close half-jumps (test_close_double_moves): its own rows, from its own frame
+SECOND_HOPS = ("2nd: frame->pushed", "2nd: pushed->recv", "2nd: frame->cancel_sent", "2nd: frame->cancel",
+               "2nd: frame->order_sent", "2nd: frame->order")
+SECOND_WITHIN_MS = 100.0   # a detected move this close after the previous one is its second half
 _WIRE_KINDS = ((b"DELETE /order", "cancel"), (b"POST /order", "order"))
 
 
@@ -136,10 +140,12 @@ def _stamp_wire(ex: Any, sent: list[tuple[int, str]]) -> Any:
 
 
 async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_ab: bool = False,
-               ack_delay_ms: int = 0) -> dict[str, Any]:
+               ack_delay_ms: int = 0, double_ms: int = 0) -> dict[str, Any]:
     """``fast_ab``: publish on change in both modes, and the trader's cancel fast path only in
     mode 1 (off in mode 0): an A/B of the fast path in one run; ``ack_delay_ms``: the venue holds
-    every POST that long (a slow round trip, so jumps land inside passes in flight)."""
+    every POST that long (a slow round trip, so jumps land inside passes in flight);
+    ``double_ms``: publish on change in both modes, mode 1's jumps come as two half-jumps this
+    many ms apart (modes ``single`` / ``double``)."""
     from eth_account import Account
 
     from hourmm_core.clock import HOUR_MS, ScaledClock
@@ -162,7 +168,8 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
     try:
         pricer, pinfo = await _child(["pricer", *common, "--push-delta", str(PUSH_DELTA),
                                       "--every-ms", str(EVERY_MS), "--out", str(pout),
-                                      *(["--always-push"] if fast_ab else [])])
+                                      "--double-ms", str(double_ms),
+                                      *(["--always-push"] if fast_ab or double_ms else [])])
         ev: dict[str, list] = {"recv": [], "decided": [], "sent": []}
         acct = Account.create()
         key = acct.key.hex()
@@ -183,9 +190,10 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
 
         async def ingest(payload):
             t = time.perf_counter_ns()
+            busy = tr._executing or tr._fast is not None     # a pass / fast cancel awaiting its requests
             snap = await orig_ingest(payload)
             if snap is not None:
-                ev["recv"].append((t, snap.seq))
+                ev["recv"].append((t, snap.seq, busy))
             return snap
         tr.snapshots.ingest = ingest
         orig_decide = tr.core.decide
@@ -221,6 +229,7 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
         finally:
             await tr.stop()
             undo()
+        trader_stats = {"fast_cancels": tr.fast_cancels, "rechecks_dropped": getattr(tr, "rechecks_dropped", None)}
     finally:
         if pricer is not None:
             await _stop(pricer)
@@ -229,8 +238,11 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
     ev.update(json.loads(pout.read_text()))
     if os.environ.get("HOPS_DUMP"):
         Path(os.environ["HOPS_DUMP"]).write_text(json.dumps(ev))
-    res = _hops(ev, ("fast_off", "fast_on") if fast_ab else ("rate", "push"))
+    res = _hops(ev, ("fast_off", "fast_on") if fast_ab else ("single", "double") if double_ms else ("rate", "push"),
+                double=double_ms > 0)
     res["event_loop"] = loop_name
+    res["pricer_push"] = ev.get("push_stats", {})
+    res["trader"] = trader_stats     # whole run: cancels sent by the fast path, plans stopped by the last look
     return res
 
 
@@ -260,24 +272,40 @@ def _pcts(v: list[float]) -> tuple[float, float]:
     return round(float(np.percentile(v, 50)), 3), round(float(np.percentile(v, 99)), 3)
 
 
-def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push")) -> dict[str, Any]:
-    """One sample per price jump: follow it through each hop (first event after the previous one)."""
+def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double: bool = False) -> dict[str, Any]:
+    """One sample per price jump: follow it through each hop (first event after the previous one).
+
+    ``double``: moves of half a jump count too; the second of two moves less than SECOND_WITHIN_MS
+    apart is not a jump of its own but the second half of the one before (its rows: SECOND_HOPS)."""
     frames = [f for f in ev["frame"] if f[2] is not None]
-    jumps = [f for prev, f in zip(frames, frames[1:]) if abs(f[2] / prev[2] - 1.0) > 0.0015]
+    moves = [f for prev, f in zip(frames, frames[1:]) if abs(f[2] / prev[2] - 1.0) > (0.0007 if double else 0.0015)]
+    jumps: list = []
+    second: dict[int, Any] = {}
+    for f in moves:
+        if double and jumps and (f[0] - jumps[-1][0]) * 1e-6 < SECOND_WITHIN_MS and len(jumps) - 1 not in second:
+            second[len(jumps) - 1] = f
+        else:
+            jumps.append(f)
     sent = {k: [(t, cpu) for t, kk, cpu in ev["sent"] if kk == k] for k in ("cancel", "order")}
     out: dict[str, Any] = {"jumps": len(jumps)}
     ms = 1e-6
     far = 1 << 62
     for mode_i, mode in enumerate(names):
-        samples: dict[str, list[float]] = {h: [] for h in HOPS}
+        samples: dict[str, list[float]] = {h: [] for h in HOPS + SECOND_HOPS}
         count = {"jumps": 0, "reacted": 0, "no_quotes": 0, "not_endangered": 0, "missed": 0, "no_snapshot": 0,
                  "reacted_without_cancel": 0, "endangered_total": 0, "fast_path": 0,
                  "reacted_later": 0}
+        if double:
+            count.update({"2nd_moves": 0, "2nd_no_snapshot": 0, "2nd_endangered": 0, "2nd_not_endangered": 0,
+                          "2nd_cancelled": 0,
+                          "2nd_fast_path": 0, "2nd_placed": 0, "2nd_in_flight": 0})
         for k, (t0, t1, _px, jm) in enumerate(jumps):
             if jm != mode_i:    # the pricer alternates the mode by pairs of jumps (hops_procs.mode_of)
                 continue
             count["jumps"] += 1
             nxt = jumps[k + 1][0] if k + 1 < len(jumps) else far
+            if k in second:     # the second half-jump: followed on its own, whatever the first's outcome
+                _second(ev, second[k], nxt, sent, samples, count)
             pub = _first(ev["pushed"], t1, nxt, key=lambda x: x[0])
             rec = None if pub is None else next(
                 (r for r in ev["recv"] if pub[0] <= r[0] < nxt and r[1] >= pub[1]), None)
@@ -353,11 +381,58 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push")) -> dic
     return out
 
 
+def _second(ev: dict[str, list], f2: Any, nxt: int, sent: dict[str, list], samples: dict[str, list[float]],
+            count: dict[str, int]) -> None:
+    """The second half-jump ``f2`` (frame in, priced, price, mode), until the next jump ``nxt``:
+    when its snapshot was pushed and received, and, when it left resting quotes on the wrong side
+    of the fair value (``2nd_endangered``: how many, at the first decision on it), the first cancel /
+    new order sent by a decision on it (any decision after it was received sees it: the trader
+    decides on the latest snapshot); ``2nd_not_endangered``: moves that left none.
+    ``2nd_in_flight``: a pass (or fast cancel) was awaiting its requests when it was received;
+    ``2nd_fast_path``: its cancel came from the cancel fast path."""
+    ms = 1e-6
+    t0, t1 = f2[0], f2[1]
+    count["2nd_moves"] += 1
+    pub = _first(ev["pushed"], t1, nxt, key=lambda x: x[0])
+    rec = None if pub is None else next((r for r in ev["recv"] if pub[0] <= r[0] < nxt and r[1] >= pub[1]), None)
+    if rec is None:
+        count["2nd_no_snapshot"] += 1
+        return
+    samples["2nd: frame->pushed"].append((pub[0] - t0) * ms)
+    samples["2nd: pushed->recv"].append((rec[0] - pub[0]) * ms)
+    lim = min(nxt, rec[0] + int(REACT_MS * 1e6))
+    first = _first(ev["decided"], rec[0], lim, key=lambda x: x[0])
+    n_end = endangered(first[2], first[1]) if first is not None else 0
+    count["2nd_endangered"] += n_end
+    count["2nd_in_flight"] += bool(rec[2])
+    if n_end == 0:
+        # nothing resting on the wrong side of the latest fair value when the trader first decided on
+        # it (e.g. the first half's replacements were still being posted, or dropped by the last look):
+        # later cancels / orders are not a reaction to this move
+        count["2nd_not_endangered"] += 1
+        return
+    for kind, col, done in (("cancel", 3, "2nd_cancelled"), ("order", 4, "2nd_placed")):
+        # the first decision after it with cancels (places), and that decision's first request
+        d = _first(ev["decided"], rec[0], lim, key=lambda x, c=col: x[0] if x[c] else -1)
+        if d is None:
+            continue
+        count[done] += 1
+        if kind == "cancel":
+            count["2nd_fast_path"] += not d[5]
+        end = min(nxt, next((x[0] for x in ev["decided"] if x[0] > d[0]), 1 << 62))
+        sent_at, at_venue = _first(sent[kind], d[0], end, key=lambda x: x[0]), _first(ev[kind], d[0], end)
+        if sent_at is not None:
+            samples[f"2nd: frame->{kind}_sent"].append((sent_at[0] - t0) * ms)
+        if at_venue is not None:
+            samples[f"2nd: frame->{kind}"].append((at_venue - t0) * ms)
+
+
 def table(res: dict[str, Any], names: tuple[str, str] = ("rate", "push"),
-          heads: tuple[str, str] = ("fixed 50 Hz publish", "+ publish on change")) -> str:
+          heads: tuple[str, str] = ("fixed 50 Hz publish", "+ publish on change"),
+          hops: tuple[str, ...] = HOPS) -> str:
     """The README's hop table (markdown) from one run's extra_info."""
     rows = [f"| hop | {heads[0]}: p50 / p99 ms (n) | {heads[1]}: p50 / p99 ms (n) |", "|---|---|---|"]
-    for h in HOPS:
+    for h in hops:
         cells = []
         for mode in names:
             k = f"{mode}_{h}"
@@ -415,3 +490,34 @@ def test_cancel_fast_path_ab(benchmark, tmp_path):
         assert res[f"{mode}_jumps"] == sum(res[f"{mode}_{c}"] for c in
                                            ("reacted", "no_quotes", "not_endangered", "missed", "no_snapshot")), res
     assert res["fast_off_fast_path"] == 0, res      # the A/B switch works: no fast reaction with it off
+
+
+@pytest.mark.benchmark(group="hops")
+@pytest.mark.timeout(600)
+def test_close_double_moves(benchmark, tmp_path):
+    """Two close moves: in mode ``double`` each jump comes as two half-jumps ``HOPS_DOUBLE_MS``
+    (default 4) ms apart, in mode ``single`` as one jump (both publish on change, alternating by
+    pairs of jumps in one run). The second half lands while the trader still reacts to the first
+    (its cancels / new orders in flight): it exercises the push token bucket (a second push within
+    PUSH_MIN_GAP_S) and the trader's cancel fast path, measured from the second half's own frame
+    (rows ``2nd: ...``; counts ``double_2nd_*``). ``HOPS_DOUBLE_JUMPS`` jumps per mode (default 60)."""
+    pytest.importorskip("hourmm_core.sim.polymarket.server")
+    smoke = getattr(benchmark, "disabled", False)
+    jumps = 6 if smoke else int(os.environ.get("HOPS_DOUBLE_JUMPS", "60"))
+    gap = int(os.environ.get("HOPS_DOUBLE_MS", "4"))
+    res: dict[str, Any] = {}
+    benchmark.pedantic(lambda: res.update(asyncio.run(_run(jumps, tmp_path, double_ms=gap))), rounds=1, iterations=1)
+    res["load_average"] = os.getloadavg()
+    res["double_ms"] = gap
+    benchmark.extra_info.update(res)
+    names = ("single", "double")
+    print("\n" + json.dumps(res, indent=1) + "\n" + table(res, names, ("one jump", f"two half-jumps {gap} ms apart"),
+                                                         HOPS + SECOND_HOPS))
+    for mode in names:
+        assert res[f"{mode}_jumps"] == sum(res[f"{mode}_{c}"] for c in
+                                           ("reacted", "no_quotes", "not_endangered", "missed", "no_snapshot")), res
+    # the path does what it is for: second halves were seen (each double jump has one, but the run
+    # may stop between the two halves of its last jump) and pushed
+    assert res["double_jumps"] - 1 <= res["double_2nd_moves"] <= res["double_jumps"], res
+    assert res["double_2nd_moves"] > 0, res
+    assert res["double_2nd_moves"] - res["double_2nd_no_snapshot"] == res.get("double_2nd: frame->pushed_n", 0), res

@@ -132,3 +132,42 @@ def test_bench_backtest_fast_vs_reference(benchmark):
         "cpu_s_per_hour_fast": cpu[True] / len(jobs), "cpu_s_per_hour_reference": cpu[False] / len(jobs),
         "hours_per_cpu_s_fast": len(jobs) / cpu[True], "hours_per_cpu_s_reference": len(jobs) / cpu[False],
         "speedup_cpu": cpu[False] / cpu[True], "loadavg_1m_before_after": (load0, os.getloadavg()[0])})
+
+
+def test_bench_sim_ids_compiled_vs_reference(benchmark):
+    """The backtest engine's order ids (~12,000 per simulated hour): the compiled
+    :func:`hourmm_core.sim.polymarket.wire.order_id` benchmarked, the plain-Python reference
+    :func:`hourmm_core.sim.polymarket.orders.sim_id_ref` timed in the same run just before and just
+    after it; CPU microseconds per id of each and their ratio go into extra_info, and both must give
+    the same ids."""
+    import random
+
+    from hourmm_core.sim.polymarket.orders import sim_id_ref
+    from hourmm_core.sim.polymarket.wire import id_head, order_id
+
+    n = _size(benchmark, "HOURMM_BENCH_IDS", 20_000, 500)
+    rng = random.Random(3)
+    draws = [rng.random() for _ in range(n)]
+    head = id_head("order", 0)
+    cpu = {"compiled": 0.0, "reference": 0.0}
+    out: dict[str, list[str]] = {}
+
+    def reference() -> None:
+        c0 = time.process_time()
+        out["reference"] = [sim_id_ref("order", 0, i, d) for i, d in enumerate(draws)]
+        cpu["reference"] += time.process_time() - c0
+
+    def compiled() -> None:
+        c0 = time.process_time()
+        out["compiled"] = [order_id(head, i, d) for i, d in enumerate(draws)]
+        cpu["compiled"] += time.process_time() - c0
+
+    load0 = os.getloadavg()[0]
+    reference()
+    benchmark.pedantic(compiled, rounds=2, iterations=1)
+    reference()
+    assert out["compiled"] == out["reference"]
+    benchmark.extra_info.update({"ids": n, "us_per_id_compiled": 1e6 * cpu["compiled"] / (2 * n),
+                                 "us_per_id_reference": 1e6 * cpu["reference"] / (2 * n),
+                                 "speedup_cpu": cpu["reference"] / max(cpu["compiled"], 1e-12),
+                                 "loadavg_1m_before_after": (load0, os.getloadavg()[0])})

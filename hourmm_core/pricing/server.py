@@ -9,12 +9,20 @@
 - ``GET /snapshot/stream`` (WebSocket) -> the latest snapshot on connect, then every
   published one. A slow subscriber is conflated (it gets the newest, skipping ones it
   had no time for) instead of growing a queue.
+
+Push path (tick-to-wire, issue 15): :meth:`SnapshotServer.publish` writes the snapshot's
+WebSocket frame (built once from the pre-serialised ``Snapshot.json`` bytes, shared by every
+subscriber) straight to each subscriber's socket, in the publishing call: no task wake-up,
+no per-subscriber encode. A subscriber whose socket still holds unsent bytes (slow reader)
+or is not writable is left to its writer task instead, which waits for the socket to drain
+and sends the newest snapshot (conflation, as before).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+import struct
+from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -24,13 +32,32 @@ from hourmm_core.pricing.snapshot import Snapshot
 log = logging.getLogger(__name__)
 
 
-class _Sub:
-    __slots__ = ("ws", "event", "sent_seq")
+# a subscriber's socket holding more unsent bytes than this is left to its writer task
+# (which waits for it to drain): one snapshot frame is ~0.5 kB
+DIRECT_MAX_BUFFERED = 0
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """One unmasked, uncompressed, final WebSocket text frame (RFC 6455 5.2) as a server
+    sends it: what ``ws.send_str`` writes for ``payload`` on a ``compress=False`` socket."""
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x81, n)
+    elif n < 65536:
+        head = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, n)
+    return head + payload
+
+
+class _Sub:
+    __slots__ = ("ws", "event", "sent_seq", "transport")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: Any = None) -> None:
         self.ws = ws
         self.event = asyncio.Event()
         self.sent_seq = 0
+        self.transport = transport     # the socket, for the direct push (None: writer task only)
 
 
 class SnapshotServer:
@@ -47,7 +74,9 @@ class SnapshotServer:
         self._runner: web.AppRunner | None = None
         self.published = 0
         self.push_sent = 0
+        self.push_direct = 0      # of push_sent: written in the publishing call (no task wake-up)
         self.push_conflated = 0
+        self.direct_push = True   # False: every push goes through the subscriber's writer task
         self.requests = 0
         self.http_log = ProtocolErrorLogger(__name__)
 
@@ -82,10 +111,27 @@ class SnapshotServer:
             self._runner = None
 
     def publish(self, snap: Snapshot) -> None:
-        """Make ``snap`` the latest and wake every push subscriber."""
+        """Make ``snap`` the latest and push it: written to each subscriber's socket here
+        when that socket has nothing unsent (one frame built for all), else its writer task is
+        woken (it sends the newest once the socket drains; a skipped one counts as conflated)."""
         self.latest = snap
         self.published += 1
+        frame: bytes | None = None
         for s in self._subs:
+            t = s.transport
+            if (self.direct_push and t is not None and snap.json and not s.event.is_set() and not s.ws.closed
+                    and not t.is_closing() and t.get_write_buffer_size() <= DIRECT_MAX_BUFFERED):
+                if frame is None:
+                    frame = ws_text_frame(snap.json)
+                try:
+                    t.write(frame)
+                except (ConnectionError, RuntimeError):
+                    s.event.set()      # the writer task finds the socket gone and ends
+                    continue
+                s.sent_seq = max(s.sent_seq, snap.seq)
+                self.push_sent += 1
+                self.push_direct += 1
+                continue
             if s.event.is_set():
                 self.push_conflated += 1
             s.event.set()
@@ -133,7 +179,9 @@ class SnapshotServer:
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=20.0, timeout=2.0, compress=False)
         await ws.prepare(request)
-        sub = _Sub(ws)
+        tr = request.transport
+        # direct push only where the writer is the plain one this module frames for (no compression)
+        sub = _Sub(ws, tr if tr is not None and not ws.compress else None)
         self._subs.add(sub)
         if self.latest is not None:
             sub.event.set()
@@ -156,7 +204,7 @@ class SnapshotServer:
                 if snap is None or snap.seq == sub.sent_seq:
                     continue
                 await sub.ws.send_str(snap.json.decode())
-                sub.sent_seq = snap.seq
+                sub.sent_seq = max(sub.sent_seq, snap.seq)
                 self.push_sent += 1
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             return

@@ -59,6 +59,7 @@ class PricerService:
         self._last_push = float("-inf")
         self._push_timer: asyncio.TimerHandle | None = None
         self.pushed_on_change = 0
+        self.push_deferred = 0    # significant moves that waited for a token (sent by the timer)
         self._published_p = float("nan")
         self.clock = clock
         self.builder = SnapshotBuilder.from_config(cfg, speed=float(getattr(clock, "speed", 1.0) or 1.0))
@@ -92,6 +93,7 @@ class PricerService:
             if wait <= 0.0:
                 self._push()
             elif self._push_timer is None:   # no token / too close: as soon as allowed (coalesces a burst)
+                self.push_deferred += 1
                 self._push_timer = asyncio.get_running_loop().call_later(wait, self._push_deferred)
 
     def _push_wait(self, now: float) -> float:

@@ -1,6 +1,16 @@
 # cython: language_level=3
 cimport cython
-from libc.math cimport erfc, log, sqrt, isfinite, isnan, NAN, M_SQRT1_2
+from libc.math cimport log, sqrt, isfinite, isnan, NAN, M_SQRT1_2
+
+cdef extern from "hmm_vmath.h" nogil:
+    # the core's erfc/log: glibc's vector math (libmvec, 4 lanes AVX2 / 2 lanes SSE2, chosen at run
+    # time) when setup.py's probe found it, else libm. One value goes through the same routine as a
+    # block, so streaming and batch stay bit for bit equal (hmm_vmath.h).
+    double hmm_erfc(double x)
+    double hmm_log(double x)
+    void hmm_erfc_n(const double* x, double* y, Py_ssize_t n)
+    void hmm_log_n(const double* x, double* y, Py_ssize_t n)
+    const char* HOURMM_VMATH_KIND
 cdef double student_t_cdf_c(double t, double nu) noexcept nogil
 cdef double digital_prob_c(double S, double K, double tau_s, double sigma, double nu, double p_min) noexcept nogil
 
@@ -62,7 +72,7 @@ cdef inline double _digital_x0(double x, double tau_s, double sigma, double p_mi
     elif tau_s <= 0.0 or sigma <= 0.0:
         p = 1.0 if x > 0.0 else 0.0
     else:
-        p = 0.5 * erfc(-(x / (sigma * sqrt(tau_s))) * M_SQRT1_2)
+        p = 0.5 * hmm_erfc(-(x / (sigma * sqrt(tau_s))) * M_SQRT1_2)
     return _clamp_p(p, p_min)
 
 
@@ -162,7 +172,7 @@ cdef inline double min_price(MinState* s, long long ts_ms, double S, double K, l
         s.n_bad += 1
         s.p = NAN
         return NAN
-    x = log(S / K)
+    x = hmm_log(S / K)
     if v > 0.0:
         s.p = _digital_x(x, 1.0, sqrt(v), s.nu, s.p_min)
     else:

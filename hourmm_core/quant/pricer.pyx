@@ -31,10 +31,14 @@ them (``FairPricer.n_bad``).
 """
 import numpy as np
 cimport numpy as cnp
-from libc.math cimport erfc, exp, log, sqrt, lgamma, fabs, isfinite, isnan, NAN, M_SQRT1_2
+from libc.math cimport exp, log, sqrt, lgamma, fabs, isfinite, isnan, NAN, M_SQRT1_2
 from libc.stdlib cimport calloc, free
 
 cnp.import_array()
+
+# which erfc/log the core was built with (hmm_vmath.h): "libmvec-avx2", "libmvec-sse2" (glibc's vector
+# math, chosen at run time) or "libm-scalar" (the fallback: no libmvec at build time)
+VMATH = (<bytes>HOURMM_VMATH_KIND).decode()
 
 cdef double _FPMIN = 1e-300
 cdef double _EPS = 1e-16
@@ -94,7 +98,7 @@ cdef double student_t_cdf_c(double t, double nu) noexcept nogil:
     if isnan(t) or not (nu > 0.0):
         return NAN
     if nu > 1e7:
-        return 0.5 * erfc(-t * M_SQRT1_2)
+        return 0.5 * hmm_erfc(-t * M_SQRT1_2)
     if t == 0.0:
         return 0.5
     t2 = t * t
@@ -118,10 +122,10 @@ cdef double digital_prob_c(double S, double K, double tau_s, double sigma, doubl
     elif tau_s <= 0.0 or sigma <= 0.0:
         p = 1.0 if S >= K else 0.0
     else:
-        x = log(S / K)
+        x = hmm_log(S / K)
         z = x / (sigma * sqrt(tau_s))
         if nu == 0.0:
-            p = 0.5 * erfc(-z * M_SQRT1_2)
+            p = 0.5 * hmm_erfc(-z * M_SQRT1_2)
         else:
             p = student_t_cdf_c(z / sqrt((nu - 2.0) / nu), nu)
     return _clamp_p(p, p_min)
@@ -169,9 +173,41 @@ def fair_prob_batch(S, K, tau_s, sigma, double nu=0.0, double p_min=0.001):
     out = np.empty(n, dtype=np.float64)
     cdef double[::1] o = out
     with nogil:
-        for i in range(n):
-            o[i] = digital_prob_c(s[i], k[i], t[i], g[i], nu, p_min)
+        if nu == 0.0 and n:
+            _fair_prob_run(&s[0], &k[0], &t[0], &g[0], p_min, &o[0], n)
+        else:
+            for i in range(n):
+                o[i] = digital_prob_c(s[i], k[i], t[i], g[i], nu, p_min)
     return out
+
+
+DEF _VB = 128           # rows per vector-math block (stack buffers of the batch loops)
+
+
+cdef inline bint _regular_row(double S, double K, double tau_s, double sigma) noexcept nogil:
+    """digital_prob_c's common case (an erfc point): S, K finite > 0, S != K, tau and sigma > 0."""
+    return isfinite(S) and S > 0.0 and isfinite(K) and K > 0.0 and S != K and tau_s > 0.0 and sigma > 0.0
+
+
+cdef void _fair_prob_run(const double* S, const double* K, const double* tau, const double* sig, double p_min,
+                         double* o, Py_ssize_t n) noexcept nogil:
+    """fair_prob_batch for the normal model in blocks: log over the block, then erfc over the block
+    (hmm_vmath.h), each row the same expression as digital_prob_c (which handles the other rows)."""
+    cdef double b[_VB]
+    cdef Py_ssize_t i0, i, nb
+    for i0 in range(0, n, _VB):
+        nb = n - i0 if n - i0 < _VB else _VB
+        for i in range(nb):
+            b[i] = S[i0 + i] / K[i0 + i] if _regular_row(S[i0 + i], K[i0 + i], tau[i0 + i], sig[i0 + i]) else 1.0
+        hmm_log_n(b, b, nb)
+        for i in range(nb):
+            b[i] = -(b[i] / (sig[i0 + i] * sqrt(tau[i0 + i]))) * M_SQRT1_2
+        hmm_erfc_n(b, b, nb)
+        for i in range(nb):
+            if _regular_row(S[i0 + i], K[i0 + i], tau[i0 + i], sig[i0 + i]):
+                o[i0 + i] = _clamp_p(0.5 * b[i], p_min)
+            else:
+                o[i0 + i] = digital_prob_c(S[i0 + i], K[i0 + i], tau[i0 + i], sig[i0 + i], 0.0, p_min)
 
 
 cdef class FairPricer:
@@ -306,27 +342,58 @@ def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long s
     # the states in C locals (registers, not object fields); rf keeps owning the features' ring
     cdef VolState vs = ev.st
     cdef FeatState fs = rf.st
+    # the shipped form in blocks of _VB ticks: the state pass (vol, features, the erfc argument of
+    # each accepted tick: the same expression as _digital_x0), then erfc over the block (hmm_vmath.h)
+    # and p (a rejected tick repeats the last p). The features keep libm's log: their returns are
+    # differences of logs, where the vector log's ulp would be the whole value for equal-ish prices.
+    cdef double zb[_VB]
+    cdef double pb[_VB]
+    cdef signed char kind[_VB]        # 0 rejected tick, 1 erfc point, 2 an edge case priced at once
+    cdef Py_ssize_t j0, nb, jj
+    cdef double x, tau, sg
     with nogil:
         if k == 3 and nu == 0.0:     # the shipped half-lives and the normal model: unrolled, inlined
-            for j in range(n):
-                vol_step(&vs, t[j], px[j], 3)
-                r = feat_step(&fs, t[j], px[j])
-                if r == 1:
-                    last_p = _digital_x0(fs.last_lp - fs.open_lp, (fs.next_hour - t[j]) / 1000.0,
-                                         vs.sig[sigma_index], p_min)
-                elif r < 0:
+            for j0 in range(0, n, _VB):
+                nb = n - j0 if n - j0 < _VB else _VB
+                for jj in range(nb):
+                    j = j0 + jj
+                    vol_step(&vs, t[j], px[j], 3)
+                    r = feat_step(&fs, t[j], px[j])
+                    kind[jj] = 0
+                    if r == 1:
+                        x = fs.last_lp - fs.open_lp
+                        tau = (fs.next_hour - t[j]) / 1000.0
+                        sg = vs.sig[sigma_index]
+                        if x == x and x != 0.0 and tau > 0.0 and sg > 0.0:
+                            zb[jj] = -(x / (sg * sqrt(tau))) * M_SQRT1_2
+                            kind[jj] = 1
+                        else:
+                            zb[jj] = 0.0
+                            pb[jj] = _digital_x0(x, tau, sg, p_min)
+                            kind[jj] = 2
+                    elif r < 0:
+                        break
+                    else:
+                        zb[jj] = 0.0
+                    so[j, 0] = vs.sig[0]
+                    so[j, 1] = vs.sig[1]
+                    so[j, 2] = vs.sig[2]
+                    fo[j, 0] = fs.out[0]
+                    fo[j, 1] = fs.out[1]
+                    fo[j, 2] = fs.out[2]
+                    fo[j, 3] = fs.out[3]
+                    fo[j, 4] = fs.out[4]
+                    fo[j, 5] = fs.out[5]
+                    fo[j, 6] = fs.out[6]
+                if r < 0:
                     break
-                so[j, 0] = vs.sig[0]
-                so[j, 1] = vs.sig[1]
-                so[j, 2] = vs.sig[2]
-                fo[j, 0] = fs.out[0]
-                fo[j, 1] = fs.out[1]
-                fo[j, 2] = fs.out[2]
-                fo[j, 3] = fs.out[3]
-                fo[j, 4] = fs.out[4]
-                fo[j, 5] = fs.out[5]
-                fo[j, 6] = fs.out[6]
-                po[j] = last_p
+                hmm_erfc_n(zb, zb, nb)
+                for jj in range(nb):
+                    if kind[jj] == 1:
+                        last_p = _clamp_p(0.5 * zb[jj], p_min)
+                    elif kind[jj] == 2:
+                        last_p = pb[jj]
+                    po[j0 + jj] = last_p
         else:
             for j in range(n):
                 vol_step(&vs, t[j], px[j], k)
@@ -402,7 +469,7 @@ cdef class TickPricer:
         if isnan(S):
             x = self.features.st.last_lp - self.features.st.open_lp      # ln(price / open), log already taken
         elif isfinite(S) and S > 0.0:
-            x = log(S / self.features.st.open_px)
+            x = hmm_log(S / self.features.st.open_px)
         else:
             x = NAN
         left = self.features.st.next_hour - ts_ms
@@ -641,12 +708,54 @@ cdef class MinutePricer:
     cdef void _close_hour(self, long long h, bint ok) noexcept nogil:
         """Hour h's last bar closed: store its per-grid log loss (zeros when it has no points),
         re-add the window from the ring (oldest first) and re-fit the scale."""
-        cdef int W = self.window_h, g, m
+        cdef int W = self.window_h, g, m, i
         cdef long long slot = h % W, j
-        cdef double y, v, p, s, best, n = 0.0
+        cdef double y, v, p, s, best, x, n = 0.0
         cdef int gi = 0
         cdef double* row = self.ring + slot * _NG
-        if ok:
+        cdef double zb[59 * _NG]              # the 71 x 59 losses as one block (erfc, then log)
+        cdef unsigned char sp[59 * _NG]       # 1: not an erfc point (NaN x, at the strike, v <= 0)
+        if ok and self.st.nu == 0.0:
+            # the normal model, laid out for the vector math: the same p as _digital_x0 per point
+            # (erfc argument -(x / (sqrt(v) * sqrt(1))) M_SQRT1_2, sqrt(1) = 1 exactly), the same
+            # clamps and the same summation order, but erfc and log each run once over the block
+            y = 1.0 if self.st.bar_close >= self.hour_K else 0.0
+            for g in range(_NG):
+                for m in range(59):
+                    i = g * 59 + m
+                    v = _SGRID[g] * self.pts_v[m]
+                    x = self.pts_x[m]
+                    if v > 0.0 and x == x and x != 0.0:
+                        zb[i] = -(x / sqrt(v)) * M_SQRT1_2
+                        sp[i] = 0
+                    else:
+                        zb[i] = 0.0
+                        sp[i] = 1
+            hmm_erfc_n(zb, zb, 59 * _NG)
+            for g in range(_NG):
+                for m in range(59):
+                    i = g * 59 + m
+                    if sp[i]:
+                        v = _SGRID[g] * self.pts_v[m]
+                        if v > 0.0:
+                            p = _digital_x0(self.pts_x[m], 1.0, sqrt(v), self.st.p_min)
+                        else:
+                            p = _digital_x0(self.pts_x[m], 0.0, 1.0, self.st.p_min)
+                    else:
+                        p = _clamp_p(0.5 * zb[i], self.st.p_min)
+                    if p < 1e-6:
+                        p = 1e-6
+                    if p > 1.0 - 1e-6:
+                        p = 1.0 - 1e-6
+                    zb[i] = p if y == 1.0 else 1.0 - p     # one log per point (see below)
+            hmm_log_n(zb, zb, 59 * _NG)
+            for g in range(_NG):
+                s = 0.0
+                for m in range(59):
+                    s += -zb[g * 59 + m]
+                row[g] = s
+            self.ring_has[slot] = 1.0
+        elif ok:
             y = 1.0 if self.st.bar_close >= self.hour_K else 0.0
             for g in range(_NG):
                 s = 0.0
@@ -662,7 +771,7 @@ cdef class MinutePricer:
                         p = 1.0 - 1e-6
                     # = -(y log p + (1 - y) log(1 - p)) bit for bit (y is 0 or 1 and both logs are
                     # finite < 0 here, so the other term is -0.0): one log per point, not two
-                    s += -log(p if y == 1.0 else 1.0 - p)
+                    s += -hmm_log(p if y == 1.0 else 1.0 - p)
                 row[g] = s
             self.ring_has[slot] = 1.0
         else:
@@ -932,9 +1041,9 @@ def minute_prob_batch(S, K, ts_ms, hour_end_ms, level, season, double var_scale=
                     or not (l_[i] > 0.0):
                 o[i] = NAN
             elif v > 0.0:
-                o[i] = _digital_x(log(s_[i] / k_[i]), 1.0, sqrt(v), nu, p_min)
+                o[i] = _digital_x(hmm_log(s_[i] / k_[i]), 1.0, sqrt(v), nu, p_min)
             else:
-                o[i] = _digital_x(log(s_[i] / k_[i]), 0.0, 1.0, nu, p_min)
+                o[i] = _digital_x(hmm_log(s_[i] / k_[i]), 0.0, 1.0, nu, p_min)
     return out
 
 
@@ -981,6 +1090,19 @@ def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, double half
     return out
 
 
+cdef void _min_price_block(double* r, const double* v, const Py_ssize_t* qi, int nq, double p_min,
+                           double* o) noexcept nogil:
+    """min_price's erfc points of a block: x = log(S/K) (S != K), V > 0; the same expressions as
+    min_price -> _digital_x0 with tau 1 and sigma sqrt(V) (sqrt(1) = 1 exactly)."""
+    cdef int q
+    hmm_log_n(r, r, nq)
+    for q in range(nq):
+        r[q] = -(r[q] / sqrt(v[q])) * M_SQRT1_2
+    hmm_erfc_n(r, r, nq)
+    for q in range(nq):
+        o[qi[q]] = _clamp_p(0.5 * r[q], p_min)
+
+
 cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* px, Py_ssize_t n,
                            const cnp.int64_t* ev, const double* k, const cnp.int64_t* he, Py_ssize_t m,
                            double* o) noexcept nogil:
@@ -989,11 +1111,19 @@ cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* 
     The per-tick/per-instant state lives in a C local (registers); the object gets it back only to
     close bars (once a minute, with the hourly scale re-fit). The order checks ride along."""
     cdef Py_ssize_t i, j = 0
-    cdef double last = NAN
+    cdef double last = NAN, v
     cdef long long e, tprev = t[0] if n else 0, eprev = ev[0] if m else 0
     cdef int r
     cdef bint have = False          # a flag, not isnan(last): GCC predicts an isnan test true (cold else)
     cdef MinState st = mp.st
+    # the normal model prices in blocks: this pass keeps the state and computes V and S/K per
+    # instant; the erfc points wait in the block (rows qi) and get log, sqrt and erfc over the block
+    # (hmm_vmath.h), the same expressions as min_price; every other instant is min_price at once
+    cdef bint vec = st.nu == 0.0
+    cdef double qr[_VB]
+    cdef double qv[_VB]
+    cdef Py_ssize_t qi[_VB]
+    cdef int nq = 0
     for i in range(m):
         e = ev[i]
         if unlikely(e < eprev):
@@ -1014,10 +1144,24 @@ cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* 
                 last = px[j]
                 have = True
             j += 1
-        if have:
-            o[i] = min_price(&st, e, last, k[i], he[i])
-        else:
+        if not have:
             o[i] = NAN
+        elif vec and isfinite(k[i]) and k[i] > 0.0 and last != k[i]:
+            v = min_rest_var(&st, e, he[i])      # (last is a good trade price: finite > 0)
+            if v > 0.0:
+                qr[nq] = last / k[i]
+                qv[nq] = v
+                qi[nq] = i
+                nq += 1
+                if nq == _VB:
+                    _min_price_block(qr, qv, qi, nq, st.p_min, o)
+                    nq = 0
+            else:
+                o[i] = min_price(&st, e, last, k[i], he[i])
+        else:
+            o[i] = min_price(&st, e, last, k[i], he[i])
+    if nq:
+        _min_price_block(qr, qv, qi, nq, st.p_min, o)
     mp.st = st
     while j < n:                    # ticks after the last instant: only their order is checked
         if t[j] < tprev:

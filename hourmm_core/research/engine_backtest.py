@@ -280,7 +280,7 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
             if ta is not None and ta <= t_end and (tf is None or ta <= tf):
                 due, venue = q.pop_run()
                 if venue:
-                    flow.react(due, [market])
+                    flow.react(due, mkts)
             elif tf is not None and tf <= t_end:
                 flow.fire(tf)
                 collect_maker_fills(tf)
@@ -291,21 +291,23 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
         while (ta := q.next_due()) is not None and ta <= t_end:
             due, venue = q.pop_run()
             if venue:
-                flow.react(due, [market])
+                flow.react(due, mkts)
 
+    mkts = [market]
+    fair_l, unc_l = fair.tolist(), unc.tolist()   # the same floats as float(fair[i]), without numpy scalars
     for i, t in enumerate(grid.tolist()):
         run_events(t - 1)
-        flow.step(t, [market])
+        flow.step(t, mkts)
         collect_maker_fills(t)
         run_ours(t)                   # e.g. those fills reaching the trader (zero response latency)
-        flow.react(t, [market])       # zero-delay view of the price at t
-        fi = float(fair[i])           # NaN where container A publishes fair_up null (no open yet)
+        flow.react(t, mkts)       # zero-delay view of the price at t
+        fi = fair_l[i]                # NaN where container A publishes fair_up null (no open yet)
         if fast:
             (ub, ua), (db, da) = ex.best_pair(market)
             up_top, dn_top = BookTop(ub, ua), BookTop(db, da)
         else:
             up_top, dn_top = book(up_id), book(dn_id)
-        d = core.decide(t, fi if fi == fi else None, float(unc[i]) if fi == fi else None, True, up_top, dn_top)
+        d = core.decide(t, fi if fi == fi else None, unc_l[i] if fi == fi else None, True, up_top, dn_top)
         cancels = [a.order for a in d.actions if a.kind == "cancel" and a.order.order_id]
         places = [a.order for a in d.actions if a.kind == "place"]
         mg = float(getattr(d, "merge", 0.0) or 0.0)
@@ -324,7 +326,7 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
         path["ts_ms"].append(t)
         path["pos_up"].append(led.pos[UP])
         path["pos_down"].append(led.pos[DOWN])
-        path["fair_up"].append(float(fair[i]))
+        path["fair_up"].append(fi)
 
     run_events(end - 1)  # answers due after the close are moot: the market is over
     open_px, close_px = float(price[first]), float(price[last])

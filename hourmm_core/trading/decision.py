@@ -156,7 +156,7 @@ class DecisionCore:
         d.phase_change = self.session.update(now_ms)
         risk = self.risk
         om = self.om
-        _opn, bu, bd, su, sd, notional = om.aggregates()
+        opn, bu, bd, su, sd, notional = om.aggregates()   # one pass over the orders (hot path)
         reserved = om.cost[UP] + om.cost[DOWN] + notional
         for ch in (risk.on_snapshot_stale(not fresh, now_ms),
                    risk.on_portfolio(om.yes_tokens, om.no_tokens, reserved, now_ms)):
@@ -181,7 +181,7 @@ class DecisionCore:
         if now_ms >= self._pull_until:
             self._pull = 0
         # merge Up+Down pairs not reserved by resting sells; quote on what is left after it
-        d.merge = merge_size(om.yes_tokens - om.open_size(UP, SELL), om.no_tokens - om.open_size(DOWN, SELL), prm)
+        d.merge = merge_size(om.yes_tokens - su, om.no_tokens - sd, prm)   # su/sd == om.open_size(UP|DOWN, SELL)
         state = MarketState(fair_up, self.fair_unc, fresh, self.om.yes_tokens - d.merge, self.om.no_tokens - d.merge,
                             up, down, phase, mode,
                             self.session.schedule.wind_progress(now_ms, m.end_ms),
@@ -201,7 +201,7 @@ class DecisionCore:
 
         d.quotes = quotes
         self.last_quotes = quotes
-        d.plan = self.om.plan(quotes, now_ms, lim.max_open_orders, check, places)
+        d.plan = self.om.plan(quotes, now_ms, lim.max_open_orders, check, places, working=opn)
         for q, code in d.plan.rejected:
             name = Reason(code).name
             self.rejects[name] = self.rejects.get(name, 0) + 1

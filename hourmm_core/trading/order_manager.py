@@ -73,9 +73,15 @@ class Order:
     def is_open(self) -> bool:
         return self.state not in _FINAL
 
-    def describe(self) -> str:
+    def mark(self) -> tuple[OrderState, float, str | None]:
+        """The fields of :meth:`describe` that change over the order's life (token, side, price
+        and size never do): ``describe(o.mark())`` later describes the order as it was now."""
+        return self.state, self.filled, self.order_id
+
+    def describe(self, as_of: tuple[OrderState, float, str | None] | None = None) -> str:
+        state, filled, order_id = as_of if as_of is not None else (self.state, self.filled, self.order_id)
         return (f"{SIDE_NAMES[self.side]} {self.size:g} {TOKEN_NAMES[self.token]} @ {self.price:g} "
-                f"[{self.state.value} filled={self.filled:g} id={self.order_id or '-'}]")
+                f"[{state.value} filled={filled:g} id={order_id or '-'}]")
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,9 @@ class PlanResult:
     rejected: list[tuple[Quote, int]] = field(default_factory=list)
     deferred_rate: int = 0
     deferred_slots: int = 0
+    # working orders the plan would cancel but cannot yet (no exchange id: their POST has not
+    # been answered, or not sent); cancelled on a later pass, once acked
+    unacked: list[Order] = field(default_factory=list)
 
 
 class OrderManager:
@@ -229,7 +238,8 @@ class OrderManager:
         return abs(o.size - o.filled - q.size) <= self.size_tol * q.size + 1e-9
 
     def plan(self, desired: Sequence[Quote], now_ms: int, max_open_orders: int,
-             check: CheckFn | None = None, places: bool = True) -> PlanResult:
+             check: CheckFn | None = None, places: bool = True,
+             working: list[Order] | None = None) -> PlanResult:
         """Actions turning the working set into ``desired`` (priority = list order).
 
         Cancels come first in the returned list and free their slots; the caller must run
@@ -237,8 +247,11 @@ class OrderManager:
         ``check`` (the risk engine's compiled pre-trade check) returns 0 to allow a quote.
         ``places=False``: the cancels only (same rule), nothing placed or counted for the
         missing quotes (the trader's cancel fast path while a pass is in flight).
+        ``working``: the open orders in ``self.orders`` order, if the caller has them already
+        (``aggregates()[0]`` of this pass; saves a pass over the orders).
         """
-        working = [o for o in self.orders.values() if o.state not in _FINAL]
+        if working is None:
+            working = [o for o in self.orders.values() if o.state not in _FINAL]
         used: set[str] = set()
         missing: list[Quote] = []
         for q in desired:
@@ -253,6 +266,7 @@ class OrderManager:
         budget = self.bucket.available(now_ms)
         for o in cancels:
             if o.order_id is None:
+                res.unacked.append(o)
                 continue  # not acked yet: cancelled on the next pass, once it has an id
             if budget <= 0:
                 res.deferred_rate += 1

@@ -28,7 +28,7 @@ import dataclasses
 import logging
 import random
 import signal
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from hourmm_core.clock import Clock
 from hourmm_core.config import Credentials, TraderConfig
@@ -126,9 +126,14 @@ class Trader:
         self.fast_cancels = 0                          # cancels sent by the fast path (status, tests)
         self._fast_sent: set[str] = set()              # ... during the pass in flight (each order once)
         self._fast_off = False                         # a fast cancel failed: off until that pass ends
+        self.recheck_places = True                     # last look at a newer snapshot before places (_recheck)
+        self.rechecks_dropped = 0                      # plans whose places the last look stopped (status, bench)
 
     # ------------------------------------------------------------------ journal helpers
-    def _j(self, kind: str, payload: dict[str, Any], order_id: str | None = None) -> None:
+    def _j(self, kind: str, payload: "dict[str, Any] | Callable[[], dict[str, Any]]",
+           order_id: str | None = None) -> None:
+        """One journal row, stamped now. ``payload`` may be a function returning it, built only when
+        the row is written (after the request in a race section) from values it captured now."""
         m = self.core.market
         row = (self.clock.now_ms(), kind, payload, m.slug if m else None, order_id)
         if self._jhold is not None:
@@ -136,9 +141,11 @@ class Trader:
             return
         self._jwrite(row)
 
-    def _jwrite(self, row: tuple[int, str, dict[str, Any], str | None, str | None]) -> None:
+    def _jwrite(self, row: tuple[int, str, Any, str | None, str | None]) -> None:
         ts, kind, payload, market, order_id = row
         try:
+            if callable(payload):   # formatted late (off the race path) from values taken at call time
+                payload = payload()
             self.journal.event(ts, kind, payload, market=market, order_id=order_id)
         except Exception:  # the journal must never take the trader down
             log.exception("journal write failed (%s)", kind)
@@ -158,6 +165,23 @@ class Trader:
         rows, self._jhold = self._jhold, None
         for row in rows or ():
             self._jwrite(row)
+
+    def _decision_row(self, reason: str, fresh: bool, quotes: list[Any], rejected: list[tuple[Any, int]],
+                      actions: list[Action]) -> "Callable[[], dict[str, Any]]":
+        """The ``decision`` row's payload, formatted when it is written (after the request in a
+        race section: ~5 us per order description was spent before the cancel went out). Takes
+        now what may change meanwhile (fair value, phase, mode, each order's state/filled/id);
+        quotes are immutable."""
+        core = self.core
+        fair, phase, mode = core.fair_up, core.session.phase.value, core.risk.mode.value
+        acts = [(a.kind, a.order, a.order.mark()) for a in actions]
+
+        def payload() -> dict[str, Any]:
+            return {"reason": reason, "fair_up": fair, "fresh": fresh, "phase": phase, "mode": mode,
+                    "quotes": [q.describe() for q in quotes],
+                    "rejected": [(q.describe(), int(c)) for q, c in rejected],
+                    "actions": [f"{k} {o.describe(at)}" for k, o, at in acts]}
+        return payload
 
     def _journal_control(self, kind: str, payload: dict[str, Any]) -> None:
         self._j(kind, payload)
@@ -320,10 +344,17 @@ class Trader:
         usual once the one in flight is done, after these cancels' outcomes are known (it waits
         for them), so its places still follow every cancel in front of them (issue 13).
         Returns the order ids sent for cancelling."""
-        core = self.core
-        if (self.executor is None or core.market is None or not core.quoting_enabled
+        if (self.executor is None or self.core.market is None or not self.core.quoting_enabled
                 or self._fast is not None or self._fast_off):
             return []
+        _d, sent = await self._cancels_for_latest("fast_cancel")
+        return sent
+
+    async def _cancels_for_latest(self, reason: str) -> tuple[Decision, list[str]]:
+        """The fast path's work: decide on the latest snapshot with ``places=False`` and send that
+        plan's cancels at once (journaled as a ``decision`` row with ``reason``). Returns the
+        decision and the order ids sent for cancelling."""
+        core = self.core
         now = self.clock.now_ms()
         snap = self.snapshots.latest
         fresh = self.fresh_for_market(now)
@@ -337,15 +368,13 @@ class Trader:
                    and a.order.order_id not in self._unknown and a.order.order_id not in self._fast_sent]
         if not cancels:
             self._journal_changes(d.phase_change, d.mode_changes)
-            return []
+            return d, []
         fut = self._fast = asyncio.get_running_loop().create_future()
         self._jhold_open()   # race section: the rows follow the request
         try:
             self._journal_changes(d.phase_change, d.mode_changes)
-            self._j("decision", {"reason": "fast_cancel", "fair_up": core.fair_up, "fresh": fresh,
-                                 "phase": core.session.phase.value, "mode": core.risk.mode.value,
-                                 "quotes": [q.describe() for q in d.quotes], "rejected": [],
-                                 "actions": [f"cancel {o.describe()}" for o in cancels]})
+            self._j("decision", self._decision_row(reason, fresh, d.quotes, [],
+                                                   [Action("cancel", o) for o in cancels]))
             self.fast_cancels += len(cancels)
             self._fast_sent.update(o.order_id for o in cancels if o.order_id)
             failed, ahead = await self._send_cancels(cancels)
@@ -356,7 +385,31 @@ class Trader:
             self._jrelease()
             self._fast = None
             fut.set_result(None)
-        return [o.order_id for o in cancels if o.order_id]
+        return d, [o.order_id for o in cancels if o.order_id]
+
+    async def _recheck(self, places: list[Order], snap: Snapshot | None) -> str | None:
+        """Last look before a plan's places are sent: when a newer snapshot arrived during the
+        plan's cancel round trip (a second move), the decision core is asked again on it
+        (``places=False``, as in the fast path). If that plan would cancel any of these places
+        (they no longer match its quotes) or any resting order, or stops quoting, the places are
+        not sent (returns why): the new plan's cancels go out at once, and the next pass, which
+        waits for their outcome, places what the newer snapshot wants. Without this, the stale
+        places would be posted and could only be cancelled after their POST reply."""
+        if self._fast is not None:
+            await self._fast          # a fast cancel in flight (a newer snapshot): its outcome first
+        if self._fast_off:
+            return "a fast cancel of this pass failed"
+        latest = self.snapshots.latest
+        if snap is None or latest is None or latest.seq == snap.seq:
+            return None
+        d, sent = await self._cancels_for_latest("recheck")
+        if d.cancel_all:
+            return "the latest snapshot stops quoting"
+        mine = {id(o) for o in places}
+        if sent or any(a.kind == "cancel" for a in d.actions) or any(
+                id(o) in mine for o in (d.plan.unacked if d.plan else ())):
+            return "a newer snapshot changed the plan"
+        return None
 
     async def _send_cancels(self, cancels: list[Order], presign: Any = None, place_args: list[dict[str, Any]] | None = None,
                             hold_outcomes: bool = False) -> tuple[list[Order | None], "asyncio.Future[Any]"]:
@@ -413,11 +466,7 @@ class Trader:
             try:
                 self._journal_changes(d.phase_change, d.mode_changes)
                 if d.plan is not None and (d.actions or d.plan.rejected):
-                    self._j("decision", {"reason": reason, "fair_up": core.fair_up, "fresh": fresh,
-                                         "phase": core.session.phase.value, "mode": core.risk.mode.value,
-                                         "quotes": [q.describe() for q in d.quotes],
-                                         "rejected": [(q.describe(), int(c)) for q, c in d.plan.rejected],
-                                         "actions": [f"{a.kind} {a.order.describe()}" for a in d.actions]})
+                    self._j("decision", self._decision_row(reason, fresh, d.quotes, d.plan.rejected, d.actions))
                 if d.cancel_all:
                     await self._cancel_all_if_needed(d)
                 else:
@@ -503,6 +552,15 @@ class Trader:
             for o in places:
                 om.on_reject(o, f"not sent: {why}", now)
             return
+        stale = await self._recheck(places, snap) if self.recheck_places else None
+        if stale:
+            now = self.clock.now_ms()
+            for o in places:
+                om.on_reject(o, f"not sent: {stale}", now)
+            self.rechecks_dropped += 1
+            self._j("recheck", {"reason": stale, "not_sent": [o.client_id for o in places]})
+            self._wake.set()   # the next pass places what the newer snapshot wants
+            return
         blocked = self.place_block_reason()
         if blocked != self._blocked_reason:
             if blocked:
@@ -534,10 +592,14 @@ class Trader:
 
     async def _after_write(self, presign: Any, args: list[dict[str, Any]]) -> list[Any] | None:
         """Scheduled just before a race-critical request is awaited, so it runs once that request's
-        bytes are written (the executor writes before it first yields): the held journal rows,
-        then (cancels) the replacement orders signed while the cancel is in flight."""
-        self._jrelease()
+        bytes are written (the executor writes before it first yields): the held journal rows, or
+        (a cancel with replacements) the replacement orders signed while the cancel is in flight.
+        In that case the rows stay held and are written right after the POST (or at the end of
+        the pass if nothing is posted), still in call order: serialising them (~50 us a row) and
+        waking the journal's writer thread would otherwise sit between the cancel's reply and
+        the POST whenever signing + rows outlast the cancel's round trip."""
         if presign is None or not args:
+            self._jrelease()
             return None
         return list(await presign(args))
 

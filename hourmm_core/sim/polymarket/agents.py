@@ -205,6 +205,24 @@ def _tick_floor(p: float, tick: float) -> float:
     return math.floor(p / tick + 1e-9) * tick
 
 
+class _MakerSlot:
+    """One touch maker's state in one market on the fast path: what the reference pass keeps in the
+    dicts ``_next_quote``, ``_next_check``, ``_view``, ``_settled`` and ``_resting`` under the key
+    (maker, market), held in one object (no tuple keys hashed per step), and the resting orders
+    themselves instead of their ids (the engine never drops an order from ``Exchange.orders``, so
+    the object is what the id looks up)."""
+
+    __slots__ = ("next_quote", "check_n", "check_t", "view", "settled", "rest")
+
+    def __init__(self) -> None:
+        self.next_quote = 0
+        self.check_n = -1
+        self.check_t = 0
+        self.view: float | None = None
+        self.settled: tuple[float, int] | None = None
+        self.rest: dict[tuple[str, float], list] = {}
+
+
 @dataclass
 class AgentStats:
     maker_quotes: int = 0
@@ -253,6 +271,7 @@ class BackgroundAgents:
         # (view, book_version) after a pass that left every level at target: the next pass is a no-op
         self._settled: dict[tuple[str, str], tuple[float, int]] = {}
         self._want: dict[tuple[str, float], dict[tuple[str, float], int]] = {}   # ladder per (market, touch)
+        self._slots: dict[str, list[_MakerSlot]] = {}    # fast path: the makers' state per market
         self.sniper = LatencySniper(exchange, path, self.cfg, random.Random(seed * 7919 + 1), self.stats,
                                     targets=targets, agent_owners=self.makers + [self.noise, self.informed],
                                     fast=fast)
@@ -377,8 +396,9 @@ class BackgroundAgents:
     def _makers_touch_fast(self, m: Market, fair: float, now_ms: int) -> None:
         """:meth:`_makers_touch` with its exact shortcuts (``fast=True``): the same actions, random
         draws and orders, with the no-op pass skipped (see the class docstring), the makers'
-        post-only BUYs through :meth:`Exchange.place_maker` and the level sums read off the
-        orders directly. ``_makers_touch`` is the reference twin the equivalence test runs."""
+        post-only BUYs through :meth:`Exchange.place_maker`, the level sums read off the resting
+        orders directly and each maker's state in one :class:`_MakerSlot`. ``_makers_touch`` is the
+        reference twin the equivalence test runs."""
         c = self.cfg
         tick = m.tick_size
         cid = m.condition_id
@@ -388,32 +408,33 @@ class BackgroundAgents:
         n_tr = len(ex.trades_log)
         orders = ex.orders
         book_version = ex.book_version
-        for mk in self.makers:
-            key = (mk, cid)
-            rest = self._resting.get(key)
-            if rest is None:
-                rest = self._resting[key] = {}
+        refill_ms = c.maker_refill_ms
+        slots = self._slots.get(cid)
+        if slots is None:
+            slots = self._slots[cid] = [_MakerSlot() for _ in self.makers]
+        for mk, st in zip(self.makers, slots):
+            rest = st.rest
             if stop:
                 if rest:
                     ex.cancel_market(mk, cid, now_ms)
                     rest.clear()
                 continue
-            due = now_ms >= self._next_quote.get(key, 0)
-            if not due:
-                last_n, last_t = self._next_check.get(key, (-1, 0))
-                if last_n == n_tr or now_ms < last_t + c.maker_refill_ms:
-                    continue      # nothing traded since the last look (or refilled just now)
-            self._next_check[key] = (n_tr, now_ms)
+            due = now_ms >= st.next_quote
+            if not due and (st.check_n == n_tr or now_ms < st.check_t + refill_ms):
+                continue      # nothing traded since the last look (or refilled just now)
+            st.check_n = n_tr
+            st.check_t = now_ms
             if due:
-                self._next_quote[key] = now_ms + int(c.maker_requote_ms * rng.uniform(0.5, 1.5))
+                st.next_quote = now_ms + int(c.maker_requote_ms * rng.uniform(0.5, 1.5))
                 v = min(0.98, max(0.02, fair + self.bias[mk] + rng.gauss(0.0, c.maker_noise_sd)))
-                old = self._view.get(key)
+                old = st.view
                 if old is None or abs(v - (_tick_floor(old, tick) + tick / 2)) > 0.75 * tick:
-                    self._view[key] = v
-            view = self._view.get(key, fair)
-            if self._settled.get(key) == (view, book_version.get(mk, 0)):
-                continue   # same ladder, same resting orders, every level at target: nothing to do
-            self._settled.pop(key, None)
+                    st.view = v
+            view = fair if st.view is None else st.view
+            if st.settled is not None:
+                if st.settled == (view, book_version.get(mk, 0)):
+                    continue   # same ladder, same resting orders, every level at target: nothing to do
+                st.settled = None
             b0 = _tick_floor(view, tick)
             want = self._want.get((cid, b0))
             if want is None:
@@ -428,40 +449,39 @@ class BackgroundAgents:
                     self._want.clear()
                 self._want[(cid, b0)] = want
             for k in [k for k in rest if k not in want]:
-                for oid in rest[k]:
-                    ex.cancel(mk, oid, now_ms)
+                for o in rest[k]:
+                    ex.cancel(mk, o.order_id, now_ms)
                 del rest[k]
             settled = True
             for k, lvl in want.items():
                 lo, hi = c.maker_size if lvl == 0 else c.maker_depth_size
-                oids = []
+                live = []
                 have_u = 0
-                for oid in rest.get(k, ()):
-                    o = orders.get(oid)
-                    if o is not None and o.status == "LIVE":
-                        oids.append(oid)
+                for o in rest.get(k, ()):
+                    if o.status == "LIVE":
+                        live.append(o)
                         have_u += o.size_u - o.filled_u
                 have = have_u / 100.0
                 if lvl == 0 and have > 2 * hi:     # a deep level became the touch: resize it
-                    for oid in oids:
-                        ex.cancel(mk, oid, now_ms)
-                    oids, have, have_u = [], 0.0, 0
+                    for o in live:
+                        ex.cancel(mk, o.order_id, now_ms)
+                    live, have, have_u = [], 0.0, 0
                 if have < lo:
                     oid = ex.place_maker(mk, k[0], k[1], round(rng.uniform(lo, hi) - have, 2), now_ms)
                     if oid is not None:
                         self.stats.maker_quotes += 1
-                        oids.append(oid)
+                        o = orders[oid]
+                        live.append(o)
                         if settled:
-                            o = orders[oid]
                             have_u += o.size_u - o.filled_u
                     else:
                         self.stats.maker_rejects += 1
                     if settled:   # settled only if this level is now at target
                         after = have_u / 100.0
                         settled = after >= lo and not (lvl == 0 and after > 2 * hi)
-                rest[k] = oids
+                rest[k] = live
             if settled:
-                self._settled[key] = (view, book_version.get(mk, 0))
+                st.settled = (view, book_version.get(mk, 0))
 
     def _makers_legacy(self, m: Market, fair: float, now_ms: int) -> None:
         c = self.cfg
@@ -516,10 +536,13 @@ class BackgroundAgents:
         if ask is None:
             return False
         px = min(1 - m.tick_size, _tick_floor(ask + slip, m.tick_size))
-        r = self.ex.place(owner, tok, BUY, round(px, 4), round(size, 2), "FAK", now_ms=now_ms)
-        if not r.ok:
+        if self.fast:     # the same FAK BUY without the result object (Exchange.place_taker)
+            ok = self.ex.place_taker(owner, tok, round(px, 4), round(size, 2), now_ms) is not None
+        else:
+            ok = self.ex.place(owner, tok, BUY, round(px, 4), round(size, 2), "FAK", now_ms=now_ms).ok
+        if not ok:
             self.stats.taker_rejects += 1
-        return r.ok
+        return ok
 
     def _takers(self, m: Market, fair: float, hour: int, now_ms: int, dt_ms: int) -> None:
         c = self.cfg

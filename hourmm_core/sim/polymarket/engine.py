@@ -80,7 +80,6 @@ allowance, post-only crosses book, FOK, FAK, duplicated, tick size, minimum size
 from __future__ import annotations
 
 import bisect
-import hashlib
 import random
 from collections import deque
 from typing import Any, Iterable
@@ -107,10 +106,10 @@ from hourmm_core.sim.polymarket.orders import (  # noqa: F401 - re-exported: the
     PlaceResult,
     _fmt,
     price_to_units,
+    sim_id_ref,
     size_to_units,
 )
-
-_sha256 = hashlib.sha256
+from hourmm_core.sim.polymarket.wire import id_head, order_id, trade_id, tx_hash
 
 
 class Exchange:
@@ -122,6 +121,9 @@ class Exchange:
         self.fee = fee
         self.seed = seed
         self._rng = random.Random(seed)
+        # the constant "{prefix}:{seed}:" of the ids (wire.pyx): the seed is fixed for the engine's life
+        self._order_head = id_head("order", seed)
+        self._trade_head = id_head("trade", seed)
         self.markets: dict[str, Market] = {}
         self.token_market: dict[str, Market] = {}
         self.orders: dict[str, Order] = {}
@@ -369,9 +371,14 @@ class Exchange:
 
     # ------------------------------------------------------------------ ids
     def _new_id(self, prefix: str) -> str:
+        """The next id: SHA-256 of ``"{prefix}:{seed}:{seq}:{draw}"`` (a draw of the engine's stream),
+        computed in C (wire.pyx) with the same text as the plain-Python :func:`orders.sim_id_ref`."""
         self._seq += 1
-        h = _sha256(f"{prefix}:{self.seed}:{self._seq}:{self._rng.random()}".encode()).hexdigest()
-        return "0x" + h if prefix == "order" else f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+        if prefix == "order":
+            return order_id(self._order_head, self._seq, self._rng.random())
+        if prefix == "trade":
+            return trade_id(self._trade_head, self._seq, self._rng.random())
+        return sim_id_ref(prefix, self.seed, self._seq, self._rng.random())
 
     # ------------------------------------------------------------------ orders
     def _reject(self, oid: str, msg: str) -> PlaceResult:
@@ -427,9 +434,11 @@ class Exchange:
                   bool(post_only), int(expiration_ms), int(now_ms), self._seq, is_up=up)
         a = self._acct(owner)
         if side == BUY:
-            # worst-case taker fee: the curve peaks at p = 0.5 and rises on [0, 0.5]
-            need = pu * su + taker_fee_units(min(pu, PRICE_SCALE // 2), su, m.fee)
-            if a.usdc_u - a.usdc_res_u < need:
+            # worst-case taker fee: the curve peaks at p = 0.5 and rises on [0, 0.5]; it is at most
+            # rate (<= 1) * shares = su * 10_000 micro-units, so with that to spare the check passes
+            free = a.usdc_u - a.usdc_res_u
+            if (free < pu * su + su * (USDC_SCALE // SIZE_SCALE)
+                    and free < pu * su + taker_fee_units(min(pu, PRICE_SCALE // 2), su, m.fee)):
                 return self._reject(oid, ERR_BALANCE)
         else:
             if a.tok_u.get(token_id, 0) - a.tok_res_u.get(token_id, 0) < su:
@@ -494,6 +503,47 @@ class Exchange:
         self._flush_book_events(now_ms)
         return res
 
+    def _fast_buy(self, owner: str, token_id: str, price: float, size: float, now_ms: int,
+                  resting: bool) -> tuple[Market, Account, int, float, int, int] | bool | None:
+        """The common start of :meth:`place_maker` / :meth:`place_taker`, step for step what
+        :meth:`place` does for a BUY: GTD expiry, the id generator's draw (kept even when the order
+        is then rejected; only its hash is deferred), price/size units, the tick rule, a positive
+        size and (``resting``: GTC) the minimum size, the order's own sequence number, then the
+        balance check (free USDC >= notional + worst-case taker fee).
+
+        Returns ``(market, account, id_seq, id_draw, price_u, size_u)``; False when the venue rejects
+        the order on those rules; None (before any draw) when the caller must take the general path:
+        listeners (a live server wants the events), an unknown or closed market, non-float or
+        out-of-range numbers."""
+        m = self.token_market.get(token_id)
+        if (self._listeners or m is None or m.closed or not m.accepting or now_ms >= m.end_ms
+                or type(price) is not float or type(size) is not float
+                or not (0.0 <= price <= 1.0 and 0.0 < size < 1e12)):
+            return None
+        if self._gtd and self._gtd[0][0] <= now_ms:
+            self.advance(now_ms)     # cancels expired GTD orders; never closes a market
+        self._seq += 1
+        id_seq = self._seq
+        id_draw = self._rng.random()
+        x = price * PRICE_SCALE
+        pu = round(x)
+        su = int(size * SIZE_SCALE + 1e-7)
+        tick_u = m.tick_u
+        if (abs(pu - x) > 1e-6 or pu % tick_u or pu < tick_u or pu > PRICE_SCALE - tick_u or su <= 0
+                or (resting and su < m.min_size_u)):
+            return False
+        self._seq += 1
+        a = self.accounts.get(owner)
+        if a is None:
+            a = self._acct(owner)
+        free = a.usdc_u - a.usdc_res_u
+        # the worst-case taker fee is at most rate (<= 1) * shares: su * 10_000 micro-units bounds it,
+        # so an account with that much to spare passes the exact check without computing it
+        if (free < pu * su + su * (USDC_SCALE // SIZE_SCALE)
+                and free < pu * su + taker_fee_units(pu if pu < PRICE_SCALE // 2 else PRICE_SCALE // 2, su, m.fee)):
+            return False
+        return m, a, id_seq, id_draw, pu, su
+
     def place_maker(self, owner: str, token_id: str, price: float, size: float, now_ms: int = 0) -> str | None:
         """The background makers' post-only GTC BUY: exactly ``place(owner, token_id, BUY, price, size,
         "GTC", post_only=True, now_ms=now_ms)`` (same checks in the same order, same ids, same random
@@ -503,39 +553,14 @@ class Exchange:
         rejects; this skips the result object, the event plumbing and, on a reject, the id's hash (a
         rejected id is never stored: only its draw of the id generator is kept).
         tests/unit/research/test_fast_path.py compares it with :meth:`place` on real hours."""
-        if self._listeners:   # a live server: the events and the full result are wanted
+        head = self._fast_buy(owner, token_id, price, size, now_ms, True)
+        if head is None:     # a live server (events wanted) or unusual inputs: the general path
             r = self.place(owner, token_id, BUY, price, size, "GTC", post_only=True, now_ms=now_ms)
             return r.order_id if r.ok and r.status == "live" else None
-        if self._gtd and self._gtd[0][0] <= now_ms:
-            self.advance(now_ms)
-        m = self.token_market.get(token_id)
-        if (m is None or m.closed or not m.accepting or now_ms >= m.end_ms
-                or type(price) is not float or type(size) is not float):
-            r = self.place(owner, token_id, BUY, price, size, "GTC", post_only=True, now_ms=now_ms)
-            return r.order_id if r.ok and r.status == "live" else None
-        # the id generator's draw happens first, as in place(); the hash only when the order rests
-        self._seq += 1
-        id_seq = self._seq
-        id_draw = self._rng.random()
-        x = price * PRICE_SCALE
-        pu = round(x)
-        su = int(size * SIZE_SCALE + 1e-7)
-        tick_u = m.tick_u
-        if (abs(pu - x) > 1e-6 or pu % tick_u or pu < tick_u or pu > PRICE_SCALE - tick_u or su <= 0
-                or su < m.min_size_u):
+        if head is False:
             return None
-        self._seq += 1
+        m, a, id_seq, id_draw, pu, su = head
         up = token_id == m.up_token
-        a = self.accounts.get(owner)
-        if a is None:
-            a = self._acct(owner)
-        free = a.usdc_u - a.usdc_res_u
-        # the worst-case taker fee is at most rate (<= 1) * shares: su * 10_000 micro-units bounds it,
-        # so an account with that much to spare passes the exact check without computing it
-        if free < pu * su + su * (USDC_SCALE // SIZE_SCALE):
-            need = pu * su + taker_fee_units(pu if pu < PRICE_SCALE // 2 else PRICE_SCALE // 2, su, m.fee)
-            if free < need:
-                return None
         orders = self.orders
         if up:     # a bid in the Up book at pu: crosses any ask at or below
             limit_b = pu
@@ -555,7 +580,7 @@ class Exchange:
                     mo = orders[oid]
                     if mo.size_u - mo.filled_u > 0:
                         return None
-        oid = "0x" + _sha256(f"order:{self.seed}:{id_seq}:{id_draw}".encode()).hexdigest()
+        oid = order_id(self._order_head, id_seq, id_draw)
         if oid in orders:    # pragma: no cover - a SHA-256 collision
             return None
         o = Order(oid, owner, m.condition_id, token_id, "Up" if up else "Down", BUY, pu, su, "GTC",
@@ -578,9 +603,46 @@ class Exchange:
             live = self._live[owner] = {}
         live[oid] = o
         self.book_version[owner] = self.book_version.get(owner, 0) + 1
-        self._pending_updates = []
-        self._touched.clear()
+        if self._pending_updates:    # what place() resets before returning (usually already empty)
+            self._pending_updates = []
+        if self._touched:
+            self._touched.clear()
         return oid
+
+    def place_taker(self, owner: str, token_id: str, price: float, size: float, now_ms: int = 0) -> list[Fill] | None:
+        """The background takers' (noise, informed, snipers) FAK BUY: exactly ``place(owner, token_id,
+        BUY, price, size, "FAK", now_ms=now_ms)`` (same checks in the same order, same ids, same random
+        draws, same matching), returning the fills, or None when the venue rejected the order.
+
+        Why a second entry: ~1,600 takes an hour read nothing but whether and what they filled; this
+        skips the result object and its amount strings, and a rejected order's id is not hashed (its
+        draw of the id generator is kept; a rejected id is never stored). Falls back to :meth:`place`
+        with listeners (a live server wants the events) and for unusual inputs.
+        tests/unit/research/test_fast_path.py compares it with :meth:`place`."""
+        head = self._fast_buy(owner, token_id, price, size, now_ms, False)
+        if head is None:     # a live server (events wanted) or unusual inputs: the general path
+            r = self.place(owner, token_id, BUY, price, size, "FAK", now_ms=now_ms)
+            return r.fills if r.ok else None
+        if head is False:
+            return None
+        m, _, id_seq, id_draw, pu, su = head
+        up = token_id == m.up_token
+        limit_b = pu if up else PRICE_SCALE - pu
+        if self._crossable(m, up, limit_b, owner, cap=1) <= 0:    # a BUY Up is a bid, a BUY Down an ask
+            return None
+        oid = order_id(self._order_head, id_seq, id_draw)
+        if oid in self.orders:    # pragma: no cover - a SHA-256 collision
+            return None
+        o = Order(oid, owner, m.condition_id, token_id, "Up" if up else "Down", BUY, pu, su, "FAK",
+                  False, 0, int(now_ms), self._seq, is_up=up)
+        self.orders[oid] = o
+        fills, _ = self._match(m, o, now_ms)
+        o.status = "CANCELED" if o.size_u - o.filled_u > 0 else "MATCHED"
+        if self._pending_updates:
+            self._pending_updates = []
+        if self._touched:
+            self._touched.clear()
+        return fills
 
     def _crossable(self, m: Market, is_bid: bool, limit_b: int, owner: str, cap: int | None = None) -> int:
         """Size available on the opposite side at prices crossing ``limit_b`` (Up terms)."""
@@ -641,8 +703,8 @@ class Exchange:
                     q.popleft()
                     self._live.get(mk.owner, {}).pop(mk.order_id, None)
                     self._drop_gtd(mk)
-                if mk not in self._pending_updates:
-                    self._pending_updates.append(mk)
+                # each maker order is visited once per match (it is filled or the taker is): no repeats
+                self._pending_updates.append(mk)
             if not q:
                 del book[p]
                 if is_bid:
@@ -659,7 +721,7 @@ class Exchange:
             "side": t.side, "size": _fmt(size_u / SIZE_SCALE), "fee_rate_bps": str(m.fee_rate_bps),
             "price": _fmt(round(vwap, 6)), "status": "MATCHED", "match_time": str(now_ms // 1000),
             "match_time_ms": now_ms, "last_update": str(now_ms // 1000), "outcome": t.outcome,
-            "owner": t.owner, "maker_address": t.owner, "transaction_hash": "0x" + hashlib.sha256(tid.encode()).hexdigest(),
+            "owner": t.owner, "maker_address": t.owner, "transaction_hash": tx_hash(tid),
             "bucket_index": 0, "maker_orders": maker_entries, "trader_side": "TAKER",
             "taker_fee": _fmt(total_fee_u / USDC_SCALE), "type": "TRADE",
         }
@@ -679,7 +741,9 @@ class Exchange:
 
     def _settle(self, m: Market, t: Order, mk: Order, p_b: int, x: int) -> tuple[str, int]:
         """Move USDC/tokens for ``x`` units at Up-terms price ``p_b``; returns (kind, taker fee units)."""
-        ta, ma = self._acct(t.owner), self._acct(mk.owner)
+        accounts = self.accounts     # both exist: the taker passed its balance check, the maker rested
+        ta = accounts.get(t.owner) or self._acct(t.owner)
+        ma = accounts.get(mk.owner) or self._acct(mk.owner)
         tp = p_b if t.is_up else PRICE_SCALE - p_b        # taker token price
         mp = mk.price_u                                    # maker token price (== p_b mirrored)
         fee_u = taker_fee_units(tp, x, m.fee)

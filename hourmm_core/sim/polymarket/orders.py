@@ -10,11 +10,13 @@ price*size is exactly a number of USDC micro-units.
 """
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from hourmm_core.fees import NO_FEES, PRICE_SCALE, SIZE_SCALE, USDC_SCALE, FeeSchedule
+from hourmm_core.sim.polymarket.wire import fmt_decimal
 
 # price units per 1.0, size units per share, USDC micro-units per 1 USDC: shared with the fee
 assert PRICE_SCALE * SIZE_SCALE == USDC_SCALE
@@ -38,6 +40,14 @@ Listener = Callable[[dict[str, Any]], None]
 
 class EngineError(ValueError):
     """A request the exchange refuses (bad token, unknown order, bad numbers)."""
+
+
+def sim_id_ref(prefix: str, seed: object, seq: int, draw: float) -> str:
+    """The engine's id of a (prefix, seed, seq, draw): ``"0x" + SHA-256`` hex for orders and
+    ``transaction_hash`` use, the uuid layout of the digest's first 32 hex chars otherwise (trades).
+    Plain-Python reference twin of the compiled :mod:`hourmm_core.sim.polymarket.wire`."""
+    h = hashlib.sha256(f"{prefix}:{seed}:{seq}:{draw}".encode()).hexdigest()
+    return "0x" + h if prefix == "order" else f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
 def price_to_units(price: float) -> int:
@@ -154,10 +164,14 @@ class Order:
         }
 
 
-def _fmt(x: float) -> str:
-    """Decimal string like the CLOB's JSON ("0.52", "10", "12.5")."""
+def fmt_ref(x: float) -> str:
+    """Decimal string like the CLOB's JSON ("0.52", "10", "12.5"). Plain-Python reference twin of
+    :func:`hourmm_core.sim.polymarket.wire.fmt_decimal` (the engine's ``_fmt``)."""
     s = f"{x:.6f}".rstrip("0").rstrip(".")
     return s if s not in ("", "-0") else "0"
+
+
+_fmt = fmt_decimal
 
 
 @dataclass(slots=True)   # many per simulated hour: no per-instance dict

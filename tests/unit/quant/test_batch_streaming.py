@@ -10,7 +10,6 @@ no tick yet, bad strikes, instants past the hour's end or more than a day before
 """
 from __future__ import annotations
 
-import gzip
 import math
 
 import numpy as np
@@ -20,21 +19,11 @@ from hypothesis import strategies as st
 
 from hourmm_core import quant as q
 from hourmm_core.config import PricerConfig
-from tests.conftest import REAL_DATA
 
-TRADES = REAL_DATA / "BTCUSDT-trades-2024-08-08T2354_2024-08-09T0005.csv.gz"
 HOUR = 3_600_000
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR
 SEASON = np.asarray(PricerConfig.from_env({}).season(), dtype=np.float64)
 SET = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@pytest.fixture(scope="module")
-def trades():
-    if not TRADES.exists():
-        pytest.skip(f"real trade slice not found under {REAL_DATA}")
-    a = np.loadtxt(gzip.open(TRADES, "rt"), delimiter=",", usecols=(1, 4))
-    return a[:, 1].astype(np.int64), a[:, 0].astype(np.float64)
 
 
 def _same(a, b):

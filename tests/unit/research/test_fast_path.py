@@ -140,8 +140,9 @@ def _engine_state(ex: Exchange) -> tuple:
 
 def test_place_maker_is_place_post_only_buy():
     """:meth:`Exchange.place_maker` against its reference twin ``place(..., BUY, "GTC", post_only=True)``
-    on two engines fed the same seeded sequence: resting orders, post-only rejects (crossing),
-    bad ticks, sizes under the minimum, a maker short of USDC, FAK takers and cancels in between.
+    and :meth:`Exchange.place_taker` against ``place(..., BUY, "FAK")`` on two engines fed the same
+    seeded sequence: resting orders, post-only rejects (crossing), bad ticks, sizes under the minimum,
+    a maker short of USDC, FAK takers (filling, not crossing, bad ticks, short of USDC) and cancels.
     Synthetic order flow on purpose: the shapes (crossing makers, rejects) matter here, not prices."""
     import random
 
@@ -155,7 +156,7 @@ def test_place_maker_is_place_post_only_buy():
             ex.deposit(o, 1_000_000.0)
         ex.deposit("poor", 3.0)
     rng = random.Random(5)
-    rested = rejected = 0
+    rested = rejected = took = 0
     for step in range(3000):
         now = step * 100
         kind = rng.random()
@@ -170,8 +171,13 @@ def test_place_maker_is_place_post_only_buy():
             rested += fast is not None
             rejected += fast is None
         elif kind < 0.9:
-            for ex in engines:
-                ex.place("taker", tok, BUY, 0.99, size, "FAK", now_ms=now)
+            # the takers' FAK BUY: place_taker vs place(..., "FAK"), crossing or not, bad ticks, poor takers
+            who = rng.choice(("taker", "taker", "poor"))
+            tpx = rng.choice((0.99, px, round(rng.randint(1, 99) / 100.0, 2)))
+            fills = engines[0].place_taker(who, tok, tpx, size, now)
+            r = engines[1].place(who, tok, BUY, tpx, size, "FAK", now_ms=now)
+            assert fills == (r.fills if r.ok else None)
+            took += bool(fills)
         else:
             live = [o.order_id for o in engines[0].open_orders(owner)]
             if live:
@@ -180,7 +186,7 @@ def test_place_maker_is_place_post_only_buy():
         if step % 97 == 0:
             assert _engine_state(engines[0]) == _engine_state(engines[1])
     assert _engine_state(engines[0]) == _engine_state(engines[1])
-    assert rested > 100 and rejected > 100 and len(engines[0].trades_log) > 10
+    assert rested > 100 and rejected > 100 and took > 20 and len(engines[0].trades_log) > 10
     for tok in ("u", "d"):
         assert engines[0].best(tok) == engines[1].best(tok)
     assert engines[0].best_pair(engines[0].markets["c"]) == (engines[1].best("u"), engines[1].best("d"))

@@ -291,3 +291,70 @@ async def test_a_failed_fast_cancel_is_not_repeated_while_the_same_pass_waits(tm
     ex.post_hold.set()
     await pass_a
     assert not tr._fast_off and not tr._fast_sent                       # armed again for the next pass
+
+
+async def _jump_pass_with_cancel_held(tr: Trader, ex: _Executor) -> "asyncio.Future[Any]":
+    """Quotes resting at fair 0.35; a jump to 0.70: the pass cancels the endangered quotes and
+    plans replacements; returned with its cancel held in flight (replacements not sent yet)."""
+    await _quoting(tr)
+    ex.log.clear()
+    ex.cancelled.clear()
+    ex.cancel_hold = asyncio.Event()
+    _snap(tr, 2, 0.70)
+    pass_a = asyncio.ensure_future(tr.cycle())
+    await ex.cancelled.wait()
+    assert [e[0] for e in ex.log] == ["cancel"]
+    return pass_a
+
+
+async def test_a_second_move_during_the_cancel_stops_the_stale_replacements(tmp_path):
+    """Two close moves (synthetic 0.35 -> 0.70 -> 0.85): the second snapshot lands while the first
+    pass's cancel is in flight. That pass's replacements (quoted for 0.70) are not posted; the next
+    pass places for 0.85. Nothing is posted before every cancel in front of it is answered."""
+    tr, ex, j = _trader(tmp_path)
+    pass_a = await _jump_pass_with_cancel_held(tr, ex)
+    planned = [o for o in tr.core.om.orders.values() if o.state is OrderState.INTENT]
+    assert planned                                                      # replacements waiting for the cancel
+    _snap(tr, 3, 0.85)                                                  # the second move arrives meanwhile
+    ex.cancel_hold.set()
+    await pass_a
+    assert "post" not in [e[0] for e in ex.log], ex.log                 # the stale replacements never left
+    assert all(o.state is OrderState.REJECTED and o.reason == "not sent: a newer snapshot changed the plan"
+               for o in planned)
+    rows = [p for k, p, _ in j.rows if k == "recheck"]
+    assert rows == [{"reason": "a newer snapshot changed the plan", "not_sent": [o.client_id for o in planned]}]
+    assert tr._wake.is_set() and tr.rechecks_dropped == 1               # the next pass is due at once
+    ex.cancel_hold = None
+    ex.log.clear()
+    await tr.cycle()
+    kinds = [e[0] for e in ex.log]
+    i = kinds.index("post")
+    assert kinds[:i].count("cancel") == kinds[:i].count("cancel_reply")   # every cancel answered first
+    assert _endangered(tr, 0.85) == set()                               # quoting for the latest fair value
+    for o in tr.core.om.orders.values():
+        if o.state is OrderState.LIVE:
+            f = 0.85 if o.token == UP else 0.15
+            assert (o.price < f) if o.side == BUY else (o.price > f)
+
+
+async def test_a_newer_snapshot_that_wants_the_same_quotes_lets_them_go(tmp_path):
+    tr, ex, j = _trader(tmp_path)
+    pass_a = await _jump_pass_with_cancel_held(tr, ex)
+    planned = [o for o in tr.core.om.orders.values() if o.state is OrderState.INTENT]
+    _snap(tr, 3, 0.70)                                                  # a new seq, same fair value
+    ex.cancel_hold.set()
+    await pass_a
+    kinds = [e[0] for e in ex.log]
+    assert kinds[:2] == ["cancel", "cancel_reply"] and "post" in kinds
+    assert all(o.state is OrderState.LIVE for o in planned)
+    assert not [k for k, _, _ in j.rows if k == "recheck"]
+
+
+async def test_the_recheck_can_be_switched_off(tmp_path):
+    tr, ex, j = _trader(tmp_path)
+    tr.recheck_places = False
+    pass_a = await _jump_pass_with_cancel_held(tr, ex)
+    _snap(tr, 3, 0.85)
+    ex.cancel_hold.set()
+    await pass_a
+    assert "post" in [e[0] for e in ex.log]                             # the old behaviour: posted anyway

@@ -56,7 +56,7 @@ class _RaceExecutor:
         return [], {i: "venue said no" for i in ids}
 
     async def presign(self, orders):
-        self.log.append(("presign", tuple(o["client_id"] for o in orders)))
+        self.log.append(("presign", tuple(o["client_id"] for o in orders), tuple(self.j.kinds())))
         self.reply.set()      # the cancel's reply lands while (after) we sign
         return [f"signed-{o['client_id']}" for o in orders]
 
@@ -125,6 +125,24 @@ async def test_journal_rows_follow_the_request_and_keep_their_order(tmp_path):
     old, new, actions = _plan(tr, 2)
     await tr._execute(actions, None)
     assert ex.log[0][2] == ()                              # nothing serialised in front of the cancel
-    assert ex.log[3][3] == ("cancel",)                     # nor the cancel outcome / intents in front of the POST
+    assert ex.log[1][2] == ()                              # nor in front of signing the replacements
+    assert ex.log[3][3] == ()                              # nor any row in front of the POST
     assert j.kinds() == ["cancel", "cancel_ack", "intent", "intent", "ack", "ack"]
     assert j.rows[0][1] == "old-w0" and j.rows[-1][1] == "oid-n1"
+
+
+async def test_without_replacements_the_rows_go_out_during_the_cancel_round_trip(tmp_path):
+    """A cancel-only plan: its rows are written once the DELETE is out (before its reply)."""
+    tr, ex, j = _trader(tmp_path)
+    old, _new, actions = _plan(tr, 0)
+    seen: list[list[str]] = []
+
+    async def reply_later():
+        seen.append(j.kinds())        # runs after the cancel is written, before its reply
+        ex.reply.set()
+    # queued before the pass starts: runs (as a task, one loop pass later) after the rows held in
+    # front of the DELETE were released and before its reply
+    asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(reply_later()))
+    await tr._execute(actions, None)
+    assert seen == [["cancel"]], seen
+    assert j.kinds() == ["cancel", "cancel_ack"] and old.state is OrderState.CANCELLED
