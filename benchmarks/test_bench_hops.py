@@ -296,7 +296,8 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
                  "reacted_without_cancel": 0, "endangered_total": 0, "fast_path": 0,
                  "reacted_later": 0}
         if double:
-            count.update({"2nd_moves": 0, "2nd_no_snapshot": 0, "2nd_endangered": 0, "2nd_cancelled": 0,
+            count.update({"2nd_moves": 0, "2nd_no_snapshot": 0, "2nd_endangered": 0, "2nd_not_endangered": 0,
+                          "2nd_cancelled": 0,
                           "2nd_fast_path": 0, "2nd_placed": 0, "2nd_in_flight": 0})
         for k, (t0, t1, _px, jm) in enumerate(jumps):
             if jm != mode_i:    # the pricer alternates the mode by pairs of jumps (hops_procs.mode_of)
@@ -383,8 +384,10 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
 def _second(ev: dict[str, list], f2: Any, nxt: int, sent: dict[str, list], samples: dict[str, list[float]],
             count: dict[str, int]) -> None:
     """The second half-jump ``f2`` (frame in, priced, price, mode), until the next jump ``nxt``:
-    when its snapshot was pushed and received, and the first cancel / new order sent by a decision
-    on it (any decision after it was received sees it: the trader decides on the latest snapshot).
+    when its snapshot was pushed and received, and, when it left resting quotes on the wrong side
+    of the fair value (``2nd_endangered``: how many, at the first decision on it), the first cancel /
+    new order sent by a decision on it (any decision after it was received sees it: the trader
+    decides on the latest snapshot); ``2nd_not_endangered``: moves that left none.
     ``2nd_in_flight``: a pass (or fast cancel) was awaiting its requests when it was received;
     ``2nd_fast_path``: its cancel came from the cancel fast path."""
     ms = 1e-6
@@ -399,9 +402,15 @@ def _second(ev: dict[str, list], f2: Any, nxt: int, sent: dict[str, list], sampl
     samples["2nd: pushed->recv"].append((rec[0] - pub[0]) * ms)
     lim = min(nxt, rec[0] + int(REACT_MS * 1e6))
     first = _first(ev["decided"], rec[0], lim, key=lambda x: x[0])
-    if first is not None:
-        count["2nd_endangered"] += endangered(first[2], first[1])
+    n_end = endangered(first[2], first[1]) if first is not None else 0
+    count["2nd_endangered"] += n_end
     count["2nd_in_flight"] += bool(rec[2])
+    if n_end == 0:
+        # nothing resting on the wrong side of the latest fair value when the trader first decided on
+        # it (e.g. the first half's replacements were still being posted, or dropped by the last look):
+        # later cancels / orders are not a reaction to this move
+        count["2nd_not_endangered"] += 1
+        return
     for kind, col, done in (("cancel", 3, "2nd_cancelled"), ("order", 4, "2nd_placed")):
         # the first decision after it with cancels (places), and that decision's first request
         d = _first(ev["decided"], rec[0], lim, key=lambda x, c=col: x[0] if x[c] else -1)
