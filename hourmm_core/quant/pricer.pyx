@@ -194,17 +194,19 @@ cdef void _fair_prob_run(const double* S, const double* K, const double* tau, co
     """fair_prob_batch for the normal model in blocks: log over the block, then erfc over the block
     (hmm_vmath.h), each row the same expression as digital_prob_c (which handles the other rows)."""
     cdef double b[_VB]
+    cdef unsigned char reg[_VB]
     cdef Py_ssize_t i0, i, nb
     for i0 in range(0, n, _VB):
         nb = n - i0 if n - i0 < _VB else _VB
         for i in range(nb):
-            b[i] = S[i0 + i] / K[i0 + i] if _regular_row(S[i0 + i], K[i0 + i], tau[i0 + i], sig[i0 + i]) else 1.0
+            reg[i] = _regular_row(S[i0 + i], K[i0 + i], tau[i0 + i], sig[i0 + i])
+            b[i] = S[i0 + i] / K[i0 + i] if reg[i] else 1.0
         hmm_log_n(b, b, nb)
         for i in range(nb):
             b[i] = -(b[i] / (sig[i0 + i] * sqrt(tau[i0 + i]))) * M_SQRT1_2
         hmm_erfc_n(b, b, nb)
         for i in range(nb):
-            if _regular_row(S[i0 + i], K[i0 + i], tau[i0 + i], sig[i0 + i]):
+            if reg[i]:
                 o[i0 + i] = _clamp_p(0.5 * b[i], p_min)
             else:
                 o[i0 + i] = digital_prob_c(S[i0 + i], K[i0 + i], tau[i0 + i], sig[i0 + i], 0.0, p_min)
