@@ -112,6 +112,18 @@ from hourmm_core.sim.polymarket.orders import (  # noqa: F401 - re-exported: the
 from hourmm_core.sim.polymarket.wire import id_head, order_id, trade_id, tx_hash
 
 
+def _buy_covered(free_u: int, pu: int, su: int, fee: FeeSchedule) -> bool:
+    """Whether ``free_u`` USDC units cover a BUY of ``su`` at ``pu`` plus its worst-case taker fee.
+
+    The fee curve peaks at p = 0.5 and rises on [0, 0.5], so the worst case is at min(p, 0.5). It is
+    at most rate (<= 1) * shares = ``su`` * 10_000 micro-units: an account with that much to spare
+    passes without the fee being computed (the hot path of the background agents' orders)."""
+    need = pu * su
+    if free_u >= need + su * (USDC_SCALE // SIZE_SCALE):
+        return True
+    return free_u >= need + taker_fee_units(pu if pu < PRICE_SCALE // 2 else PRICE_SCALE // 2, su, fee)
+
+
 class Exchange:
     """Matching engine for many binary markets; deterministic given ``seed`` and call order."""
 
@@ -434,11 +446,7 @@ class Exchange:
                   bool(post_only), int(expiration_ms), int(now_ms), self._seq, is_up=up)
         a = self._acct(owner)
         if side == BUY:
-            # worst-case taker fee: the curve peaks at p = 0.5 and rises on [0, 0.5]; it is at most
-            # rate (<= 1) * shares = su * 10_000 micro-units, so with that to spare the check passes
-            free = a.usdc_u - a.usdc_res_u
-            if (free < pu * su + su * (USDC_SCALE // SIZE_SCALE)
-                    and free < pu * su + taker_fee_units(min(pu, PRICE_SCALE // 2), su, m.fee)):
+            if not _buy_covered(a.usdc_u - a.usdc_res_u, pu, su, m.fee):
                 return self._reject(oid, ERR_BALANCE)
         else:
             if a.tok_u.get(token_id, 0) - a.tok_res_u.get(token_id, 0) < su:
@@ -536,11 +544,7 @@ class Exchange:
         a = self.accounts.get(owner)
         if a is None:
             a = self._acct(owner)
-        free = a.usdc_u - a.usdc_res_u
-        # the worst-case taker fee is at most rate (<= 1) * shares: su * 10_000 micro-units bounds it,
-        # so an account with that much to spare passes the exact check without computing it
-        if (free < pu * su + su * (USDC_SCALE // SIZE_SCALE)
-                and free < pu * su + taker_fee_units(pu if pu < PRICE_SCALE // 2 else PRICE_SCALE // 2, su, m.fee)):
+        if not _buy_covered(a.usdc_u - a.usdc_res_u, pu, su, m.fee):
             return False
         return m, a, id_seq, id_draw, pu, su
 
