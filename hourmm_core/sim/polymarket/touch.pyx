@@ -143,6 +143,15 @@ cdef bint _cancel(object ex, str owner, object o, long long now_ms) except -1:
     return True
 
 
+cdef bint _any_left(dict orders, object q) except -1:
+    """Whether any order of the level queue ``q`` (ids) has size left (what crosses)."""
+    for oid in q:
+        mo = orders[oid]
+        if mo.size_u - mo.filled_u > 0:
+            return True
+    return False
+
+
 cdef object _place(object ex, object m, str owner, object tok, object price, object size, long long now_ms):
     """``ex.place_maker(owner, tok, price, size, now_ms)``: the post-only GTC BUY, returning the
     resting ``Order`` or None (rejected)."""
@@ -188,10 +197,8 @@ cdef object _place(object ex, object m, str owner, object tok, object price, obj
         for p in m.ask_prices:
             if p > limit_b:
                 break
-            for oid in asks[p]:
-                mo = orders[oid]
-                if mo.size_u - mo.filled_u > 0:
-                    return None
+            if _any_left(orders, asks[p]):
+                return None
         book, prices = m.bids, m.bid_prices
     else:      # BUY Down = an ask in the Up book at 1 - pu: crosses any bid at or above
         limit_b = PRICE_SCALE - pu
@@ -199,10 +206,8 @@ cdef object _place(object ex, object m, str owner, object tok, object price, obj
         for p in reversed(m.bid_prices):
             if p < limit_b:
                 break
-            for oid in bids[p]:
-                mo = orders[oid]
-                if mo.size_u - mo.filled_u > 0:
-                    return None
+            if _any_left(orders, bids[p]):
+                return None
         book, prices = m.asks, m.ask_prices
     oid = "0x" + _id_hex(ex._order_head, id_seq, id_draw)
     if oid in orders:    # pragma: no cover - a SHA-256 collision
