@@ -252,6 +252,52 @@ def build_ladder(double fair, double unc, double inv_up, double inv_down, double
 
 
 # ----------------------------------------------------------------------------- per-pass quoting
+cdef void _fixed_params(LadderParams *prm, double tick, double min_size, int n_levels, double level_step,
+                       double unc_mult, double max_order_size, double max_position, bint post_only,
+                       double size_mult, double size_step) noexcept nogil:
+    """The pass-independent fields; the per-pass ones start neutral (set by the pass)."""
+    prm.tick = tick
+    prm.min_size = min_size
+    prm.n_levels = n_levels
+    prm.base_size = 0.0
+    prm.half_spread = 0.0
+    prm.level_step = level_step
+    prm.unc_mult = unc_mult
+    prm.skew = 0.0
+    prm.max_order_size = max_order_size
+    prm.max_position = max_position
+    prm.capital_free = 0.0
+    prm.post_only = post_only
+    prm.reduce_only = False
+    prm.spread_mult = 1.0
+    prm.size_mult = size_mult
+    prm.size_step = size_step
+
+
+cdef object _quotes_of(const LadderParams *prm, double fair, double unc, double inv_up, double inv_down,
+                       double best_bid, double best_ask, double band_lo, double band_hi, int pull,
+                       dict cache, object make):
+    """Ladder + filter (nogil functions, called with the GIL held: a pass is a few hundred ns of
+    arithmetic, less than releasing and re-taking the GIL would cost), then the memoised objects.
+    None for bad inputs."""
+    cdef Ladder out = Ladder.__new__(Ladder)
+    cdef int i, n
+    n = build_ladder_c(out, fair, unc, inv_up, inv_down, best_bid, best_ask, prm)
+    if n > 0:
+        n = ladder_filter_c(out, band_lo, band_hi, pull)
+    if n < 0:
+        return None
+    res = []
+    for i in range(n):
+        key = (out.token_[i], out.side_[i], out.price_[i], out.size_[i])
+        q = cache.get(key)
+        if q is None:
+            q = make(out.token_[i], out.side_[i], out.price_[i], out.size_[i])
+            cache[key] = q
+        res.append(q)
+    return res
+
+
 cdef class LadderSpec:
     """The ladder parameters that stay fixed from pass to pass (strategy knobs, limits and the
     market's tick / minimum), bound once at set-up so a decision pass does not parse them again.
@@ -261,22 +307,8 @@ cdef class LadderSpec:
     def __cinit__(self, double tick=0.01, double min_size=5.0, int n_levels=2, double level_step=0.01,
                   double unc_mult=1.0, double max_order_size=100.0, double max_position=500.0,
                   bint post_only=True, double size_mult=1.0, double size_step=0.01):
-        self.prm.tick = tick
-        self.prm.min_size = min_size
-        self.prm.n_levels = n_levels
-        self.prm.base_size = 0.0
-        self.prm.half_spread = 0.0
-        self.prm.level_step = level_step
-        self.prm.unc_mult = unc_mult
-        self.prm.skew = 0.0
-        self.prm.max_order_size = max_order_size
-        self.prm.max_position = max_position
-        self.prm.capital_free = 0.0
-        self.prm.post_only = post_only
-        self.prm.reduce_only = False
-        self.prm.spread_mult = 1.0
-        self.prm.size_mult = size_mult
-        self.prm.size_step = size_step
+        _fixed_params(&self.prm, tick, min_size, n_levels, level_step, unc_mult, max_order_size, max_position,
+                      post_only, size_mult, size_step)
 
     def __repr__(self):
         return (f"LadderSpec(tick={self.prm.tick}, min_size={self.prm.min_size}, n_levels={self.prm.n_levels}, "
@@ -336,32 +368,18 @@ def quote_ladder(LadderSpec spec, double fair, double unc, double inv_up, double
     one is returned whenever the same order recurs). Raises ValueError as build_ladder does.
     Same algorithm in ``reference/ladder.py`` (``quote_ladder``)."""
     cdef LadderParams prm = spec.prm
-    cdef Ladder out = Ladder.__new__(Ladder)
-    cdef int i, n
     prm.base_size = base_size
     prm.half_spread = half_spread
     prm.skew = skew
     prm.capital_free = capital_free
     prm.reduce_only = reduce_only
     prm.spread_mult = spread_mult
-    # nogil functions called with the GIL held: a pass is a few hundred ns of arithmetic, less
-    # than releasing and re-taking the GIL would cost (and it would invite a thread switch)
-    n = build_ladder_c(out, fair, unc, inv_up, inv_down, best_bid, best_ask, &prm)
-    if n > 0:
-        n = ladder_filter_c(out, band_lo, band_hi, pull)
-    if n < 0:
+    res = _quotes_of(&prm, fair, unc, inv_up, inv_down, best_bid, best_ask, band_lo, band_hi, pull, cache, make)
+    if res is None:
         raise ValueError(
             f"quote_ladder: bad input (fair={fair!r}, unc={unc!r}, inv_up={inv_up!r}, inv_down={inv_down!r}, "
             f"{spec!r}, base_size={base_size!r}, half_spread={half_spread!r}, skew={skew!r}, "
             f"capital_free={capital_free!r}, spread_mult={spread_mult!r}; limits/sizes must be >= 0 and finite)")
-    res = []
-    for i in range(n):
-        key = (out.token_[i], out.side_[i], out.price_[i], out.size_[i])
-        q = cache.get(key)
-        if q is None:
-            q = make(out.token_[i], out.side_[i], out.price_[i], out.size_[i])
-            cache[key] = q
-        res.append(q)
     return res
 
 
@@ -463,22 +481,8 @@ cdef class QuoteKernel:
                   double half_spread, double move_mult, double latency_ms, double price_band,
                   double extreme_cut, double mid_weight, double mid_max_spread, double wind_spread_mult,
                   double wind_size_mult, double max_reserved_capital):
-        self.prm.tick = tick
-        self.prm.min_size = min_size
-        self.prm.n_levels = n_levels
-        self.prm.base_size = 0.0
-        self.prm.half_spread = 0.0
-        self.prm.level_step = level_step
-        self.prm.unc_mult = unc_mult
-        self.prm.skew = 0.0
-        self.prm.max_order_size = max_order_size
-        self.prm.max_position = max_position
-        self.prm.capital_free = 0.0
-        self.prm.post_only = True
-        self.prm.reduce_only = False
-        self.prm.spread_mult = 1.0
-        self.prm.size_mult = 1.0
-        self.prm.size_step = 0.01
+        _fixed_params(&self.prm, tick, min_size, n_levels, level_step, unc_mult, max_order_size, max_position,
+                      True, 1.0, 0.01)
         self.quote_size = quote_size
         self.skew = skew
         self.half_spread = half_spread
@@ -498,9 +502,7 @@ cdef class QuoteKernel:
         """``ladder_quotes`` of a state with these fields (``up_bid`` / ``up_ask``: NaN = None;
         ``wind_down``: the phase is WIND_DOWN). Returns the list :func:`quote_ladder` returns."""
         cdef LadderParams prm = self.prm
-        cdef Ladder out
         cdef double size, skew, spread_mult, fair, w, half, p, z, mw
-        cdef int i, n
         size = _pymin(self.quote_size, prm.max_order_size)
         skew = self.skew
         spread_mult = 1.0
@@ -533,20 +535,10 @@ cdef class QuoteKernel:
         prm.capital_free = _pymax(0.0, self.max_reserved_capital - held_cost)
         prm.reduce_only = reduce_only
         prm.spread_mult = spread_mult
-        out = Ladder.__new__(Ladder)
-        n = build_ladder_c(out, fair, fair_unc, _pymax(0.0, yes), _pymax(0.0, no), up_bid, up_ask, &prm)
-        if n > 0:
-            n = ladder_filter_c(out, fair_up - self.price_band, fair_up + self.price_band, pull)
-        if n < 0:
+        res = _quotes_of(&prm, fair, fair_unc, _pymax(0.0, yes), _pymax(0.0, no), up_bid, up_ask,
+                         fair_up - self.price_band, fair_up + self.price_band, pull, cache, make)
+        if res is None:
             raise ValueError(
                 f"QuoteKernel.quotes: bad input (fair={fair!r}, unc={fair_unc!r}, yes={yes!r}, no={no!r}, "
                 f"size={size!r}, half_spread={half!r}, skew={skew!r}; limits/sizes must be >= 0 and finite)")
-        res = []
-        for i in range(n):
-            key = (out.token_[i], out.side_[i], out.price_[i], out.size_[i])
-            q = cache.get(key)
-            if q is None:
-                q = make(out.token_[i], out.side_[i], out.price_[i], out.size_[i])
-                cache[key] = q
-            res.append(q)
         return res
