@@ -79,12 +79,15 @@ def _vol_update(ist, fst, vol, ts, price, sample_ms, var_floor):
     if ts < ist[I_V_LAST_TS]:
         return 0
     if ts >= ist[I_V_NEXT]:
-        b = ts // sample_ms
+        if ts < ist[I_V_NEXT] + sample_ms and ist[I_V_NEXT] >= 0:
+            b = ist[I_V_BUCKET] + 1      # the next grid cell (= ts // sample_ms without a division)
+        else:
+            b = ts // sample_ms
         r = math.log(fst[F_V_LAST_PRICE] / fst[F_V_ANCHOR])
         k = vol.shape[1]
         if b == ist[I_V_BUCKET] + 1:
             dt = sample_ms / 1000.0
-            obs = r * r / dt
+            obs = r * r if dt == 1.0 else r * r / dt      # x / 1.0 == x exactly (the 1 s grid)
             for i in range(k):
                 a = vol[0, i]
                 vol[2, i] = a * vol[2, i] + (1.0 - a) * obs
@@ -253,11 +256,14 @@ def _batch(ts, px, halflives, alpha1, sample_ms, var_floor, p_min, sigma_index, 
                 anchor = price
             elif t >= v_last_ts:
                 if t >= next_ms:
-                    b = t // sample_ms
+                    if t < next_ms + sample_ms and next_ms >= 0:
+                        b = bucket + 1      # the next grid cell (= t // sample_ms without a division)
+                    else:
+                        b = t // sample_ms
                     r = math.log(last_price / anchor)
                     if b == bucket + 1:
                         dt = sample_s
-                        obs = r * r / dt
+                        obs = r * r if dt == 1.0 else r * r / dt      # x / 1.0 == x exactly (the 1 s grid)
                         for i in range(k):
                             a = alpha1[i]
                             num[i] = a * num[i] + (1.0 - a) * obs
@@ -393,11 +399,14 @@ def _ewma_vol(ts, px, halflives, alpha1, sample_ms, var_floor, o):
                 anchor = price
             elif t >= last_ts:
                 if t >= next_ms:
-                    b = t // sample_ms
+                    if t < next_ms + sample_ms and next_ms >= 0:
+                        b = bucket + 1      # the next grid cell (= t // sample_ms without a division)
+                    else:
+                        b = t // sample_ms
                     r = math.log(last_price / anchor)
                     if b == bucket + 1:
                         dt = sample_s
-                        obs = r * r / dt
+                        obs = r * r if dt == 1.0 else r * r / dt      # x / 1.0 == x exactly (the 1 s grid)
                         for i in range(k):
                             a = alpha1[i]
                             num[i] = a * num[i] + (1.0 - a) * obs
