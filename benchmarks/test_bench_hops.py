@@ -221,8 +221,10 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
 
         def decide(now, fair, *a, **kw):
             # what rested when this decision began: (token, side, price) of working orders with an id
-            resting = [(o.token, o.side, o.price) for o in tr.core.om.orders.values()
-                       if o.order_id and not o.state.final and o.state.value != "CANCELLING"]
+            # a tuple of tuples of numbers: the collector untracks it, so the bench's own stamps do not
+            # grow the trader's GC work over the run (lists would be scanned by every full collection)
+            resting = tuple((o.token, o.side, o.price) for o in tr.core.om.orders.values()
+                            if o.order_id and not o.state.final and o.state.value != "CANCELLING")
             cpu_in, rq_in = time.thread_time_ns(), _run_delay_ns()
             t_in = time.perf_counter_ns()
             d = orig_decide(now, fair, *a, **kw)
@@ -249,19 +251,24 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
         from hops_procs import gc_recorder
         ev["gc_trader"] = []
         undo_gc = gc_recorder(ev["gc_trader"])
+        trader_stats: dict[str, Any] = {}
         thresholds = gc.get_threshold()
         try:
             await tr.start()
             if gc_mode == "settle":
                 settle_gc()    # what runners/polymarket_trader.py does once the trader is started
+            tracked0 = len(gc.get_objects())
             await asyncio.sleep(seconds + 3.0)
         finally:
             undo_gc()
+            gc.collect()
+            # objects the collector scans (not frozen), after start-up and at the end of the path
+            trader_stats["gc_tracked_start_end"] = (tracked0, len(gc.get_objects()))
             gc.unfreeze()      # this is the pytest process: leave its GC as it was
             gc.set_threshold(*thresholds)
             await tr.stop()
             undo()
-        trader_stats = {"fast_cancels": tr.fast_cancels, "rechecks_dropped": getattr(tr, "rechecks_dropped", None)}
+        trader_stats.update({"fast_cancels": tr.fast_cancels, "rechecks_dropped": getattr(tr, "rechecks_dropped", None)})
     finally:
         if pricer is not None:
             await _stop(pricer)
@@ -277,7 +284,7 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
     res["event_loop"] = loop_name
     res["gc"] = gc_mode
     res["nice"] = nice
-    res.update(gc_stats(ev))
+    res.update(gc_stats(ev, res.pop("first_jump_ns")))
     res["pricer_push"] = ev.get("push_stats", {})
     res["trader"] = trader_stats     # whole run: cancels sent by the fast path, plans stopped by the last look
     return res
@@ -334,7 +341,7 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
         else:
             jumps.append(f)
     sent = {k: [(t, cpu) for t, kk, cpu in ev["sent"] if kk == k] for k in ("cancel", "order")}
-    out: dict[str, Any] = {"jumps": len(jumps)}
+    out: dict[str, Any] = {"jumps": len(jumps), "first_jump_ns": jumps[0][0] if jumps else None}
     ms = 1e-6
     far = 1 << 62
     for mode_i, mode in enumerate(names):
@@ -472,11 +479,11 @@ def _tail(ev: dict[str, list], rows: list[dict[str, Any]], mode: str, worst: int
     return out
 
 
-def gc_stats(ev: dict[str, list]) -> dict[str, Any]:
-    """Per process: collections by generation and the slowest one (ms) while the Binance path ran
-    (from its first frame: not the start-up ones, nor settle_gc's own full collection)."""
+def gc_stats(ev: dict[str, list], t0: int | None) -> dict[str, Any]:
+    """Per process: collections by generation and the slowest one (ms) from the first jump on
+    (``t0``; not the start-up ones, nor settle_gc's own full collection)."""
     out: dict[str, Any] = {}
-    t0 = ev["frame"][0][0] if ev.get("frame") else 0
+    t0 = t0 or 0
     for p in GC_PROCS:
         g = [x for x in ev.get(f"gc_{p}", []) if x[0] >= t0]
         for gen in (0, 1, 2):
