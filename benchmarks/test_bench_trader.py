@@ -57,14 +57,16 @@ def impl(which: str) -> Iterator[None]:
     if which == "compiled":
         yield
         return
-    saved = (strategy.build_ladder, risk_engine.RiskChecker)
-    strategy.build_ladder, risk_engine.RiskChecker = R.build_ladder, _RefChecker
+    saved = (strategy.quote_ladder, strategy.LadderSpec, risk_engine.RiskChecker)
+    strategy.quote_ladder, strategy.LadderSpec, risk_engine.RiskChecker = R.quote_ladder, R.LadderSpec, _RefChecker
     risk_engine._CHECKERS.clear()
+    strategy._SPECS.clear()
     try:
         yield
     finally:
-        strategy.build_ladder, risk_engine.RiskChecker = saved
+        strategy.quote_ladder, strategy.LadderSpec, risk_engine.RiskChecker = saved
         risk_engine._CHECKERS.clear()
+        strategy._SPECS.clear()
 
 
 def make_core() -> DecisionCore:

@@ -31,5 +31,10 @@ cdef class Ladder:
     cdef double reservation_
     cdef double half_width_
 
+cdef class LadderSpec:
+    cdef LadderParams prm
+
+cdef int ladder_filter_c(Ladder out, double band_lo, double band_hi, int pull) noexcept nogil
+
 cdef int build_ladder_c(Ladder out, double fair, double unc, double inv_up, double inv_down,
                         double best_bid, double best_ask, const LadderParams *prm) noexcept nogil

@@ -249,3 +249,117 @@ def build_ladder(double fair, double unc, double inv_up, double inv_down, double
             f"build_ladder: bad input (fair={fair!r}, unc={unc!r}, inv_up={inv_up!r}, inv_down={inv_down!r}, "
             f"tick={tick!r}, size_step={size_step!r}, n_levels={n_levels}, limits/sizes must be >= 0 and finite)")
     return out
+
+
+# ----------------------------------------------------------------------------- per-pass quoting
+cdef class LadderSpec:
+    """The ladder parameters that stay fixed from pass to pass (strategy knobs, limits and the
+    market's tick / minimum), bound once at set-up so a decision pass does not parse them again.
+    The per-pass ones (size, half-width, skew, free capital, reduce-only, spread multiplier) are
+    arguments of :func:`quote_ladder`."""
+
+    def __cinit__(self, double tick=0.01, double min_size=5.0, int n_levels=2, double level_step=0.01,
+                  double unc_mult=1.0, double max_order_size=100.0, double max_position=500.0,
+                  bint post_only=True, double size_mult=1.0, double size_step=0.01):
+        self.prm.tick = tick
+        self.prm.min_size = min_size
+        self.prm.n_levels = n_levels
+        self.prm.base_size = 0.0
+        self.prm.half_spread = 0.0
+        self.prm.level_step = level_step
+        self.prm.unc_mult = unc_mult
+        self.prm.skew = 0.0
+        self.prm.max_order_size = max_order_size
+        self.prm.max_position = max_position
+        self.prm.capital_free = 0.0
+        self.prm.post_only = post_only
+        self.prm.reduce_only = False
+        self.prm.spread_mult = 1.0
+        self.prm.size_mult = size_mult
+        self.prm.size_step = size_step
+
+    def __repr__(self):
+        return (f"LadderSpec(tick={self.prm.tick}, min_size={self.prm.min_size}, n_levels={self.prm.n_levels}, "
+                f"level_step={self.prm.level_step}, unc_mult={self.prm.unc_mult}, "
+                f"max_order_size={self.prm.max_order_size}, max_position={self.prm.max_position})")
+
+
+cdef int ladder_filter_c(Ladder out, double band_lo, double band_hi, int pull) noexcept nogil:
+    """Keep, in place, the orders the strategy quotes: BUYs whose Up-space price is inside
+    ``[band_lo, band_hi]`` (1e-9 slack), none of the side a fast move pulled (``pull`` +1: the
+    Up-ask side = SELL Up / BUY Down; -1: the Up-bid side), then reducing orders (SELLs) first,
+    stable within each group. Returns the new count."""
+    cdef int tok[LADDER_MAX_ORDERS]
+    cdef int sid[LADDER_MAX_ORDERS]
+    cdef int lvl[LADDER_MAX_ORDERS]
+    cdef double px[LADDER_MAX_ORDERS]
+    cdef double sz[LADDER_MAX_ORDERS]
+    cdef int i, n = 0, c = 0, grp
+    cdef double up_px
+    cdef bint is_ask
+    for i in range(out.count_):
+        if out.side_[i] == 0:
+            up_px = out.price_[i] if out.token_[i] == 0 else 1.0 - out.price_[i]
+            if not (band_lo - _PX_EPS <= up_px and up_px <= band_hi + _PX_EPS):
+                continue
+        if pull != 0:
+            is_ask = (out.token_[i] == 0) == (out.side_[i] == 1)
+            if (pull > 0 and is_ask) or (pull < 0 and not is_ask):
+                continue
+        tok[n] = out.token_[i]
+        sid[n] = out.side_[i]
+        lvl[n] = out.level_[i]
+        px[n] = out.price_[i]
+        sz[n] = out.size_[i]
+        n += 1
+    for grp in range(1, -1, -1):        # SELLs (reducing) first, then BUYs
+        for i in range(n):
+            if sid[i] == grp:
+                out.token_[c] = tok[i]
+                out.side_[c] = sid[i]
+                out.level_[c] = lvl[i]
+                out.price_[c] = px[i]
+                out.size_[c] = sz[i]
+                c += 1
+    out.count_ = c
+    return c
+
+
+def quote_ladder(LadderSpec spec, double fair, double unc, double inv_up, double inv_down, double best_bid,
+                 double best_ask, double base_size, double half_spread, double skew, double capital_free,
+                 bint reduce_only, double spread_mult, double band_lo, double band_hi, int pull,
+                 dict cache, object make):
+    """One pass's quotes: :func:`build_ladder` with ``spec``'s fixed parameters and the per-pass
+    ones given here, filtered by :c:func:`ladder_filter_c` (price band, fast-move pull, reducing
+    orders first). Returns a list of ``make(token, side, price, size)`` results, memoised in
+    ``cache`` under ``(token, side, price, size)`` (the made objects must be immutable: the same
+    one is returned whenever the same order recurs). Raises ValueError as build_ladder does.
+    Same algorithm in ``reference/ladder.py`` (``quote_ladder``)."""
+    cdef LadderParams prm = spec.prm
+    cdef Ladder out = Ladder.__new__(Ladder)
+    cdef int i, n
+    prm.base_size = base_size
+    prm.half_spread = half_spread
+    prm.skew = skew
+    prm.capital_free = capital_free
+    prm.reduce_only = reduce_only
+    prm.spread_mult = spread_mult
+    # nogil functions called with the GIL held: a pass is a few hundred ns of arithmetic, less
+    # than releasing and re-taking the GIL would cost (and it would invite a thread switch)
+    n = build_ladder_c(out, fair, unc, inv_up, inv_down, best_bid, best_ask, &prm)
+    if n > 0:
+        n = ladder_filter_c(out, band_lo, band_hi, pull)
+    if n < 0:
+        raise ValueError(
+            f"quote_ladder: bad input (fair={fair!r}, unc={unc!r}, inv_up={inv_up!r}, inv_down={inv_down!r}, "
+            f"{spec!r}, base_size={base_size!r}, half_spread={half_spread!r}, skew={skew!r}, "
+            f"capital_free={capital_free!r}, spread_mult={spread_mult!r}; limits/sizes must be >= 0 and finite)")
+    res = []
+    for i in range(n):
+        key = (out.token_[i], out.side_[i], out.price_[i], out.size_[i])
+        q = cache.get(key)
+        if q is None:
+            q = make(out.token_[i], out.side_[i], out.price_[i], out.size_[i])
+            cache[key] = q
+        res.append(q)
+    return res

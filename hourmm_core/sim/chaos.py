@@ -23,7 +23,7 @@ How a run goes
    lines (stamped when read) and the pricer's ``/metrics``; times are reported in wall
    ms (simulated ms / speed), since every deadline of the design is in wall time
    (``STALE_THRESHOLD_MS``, the snapshot max age, Retry-After, WS back-off).
-4. :meth:`ChaosRun.judge` runs inside :func:`hourmm_core.sim.report.finalize` after the
+4. :meth:`ChaosRun.judge` (:mod:`hourmm_core.sim.chaos_verdict`) runs inside :func:`hourmm_core.sim.report.finalize` after the
    venue's trade history was read: every fault reacted within its deadline, the hour
    ended flat, no order orphaned, every fill of ours at the venue is in the journal
    exactly once (and nothing else is), the restarted trader's inventory equalled the
@@ -46,7 +46,6 @@ import re
 import signal
 import sqlite3
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -71,8 +70,9 @@ from hourmm_core.sim.chaos_faults import (
     FaultRecord,
     build_schedule,
 )
+from hourmm_core.sim.chaos_verdict import judge_chaos
 from hourmm_core.sim.report import _f as _num
-from hourmm_core.sim.report import our_open_orders, venue_markets
+from hourmm_core.sim.report import our_open_orders
 
 log = logging.getLogger("hourmm.sim.chaos")
 
@@ -351,8 +351,7 @@ class ChaosRun:
         parts.append(f"{venue_open} order(s) at the venue")
         if venue_open:
             rec.problems.append(f"{venue_open} order(s) of ours still at the venue after the cancel-all")
-        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
-            rec.problems.append(f"HALT after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+        rec.check_deadline("HALT")
         # the operator's step: once the user channel is back, clear the latched HALT
         up = await self.first_event(halt["id"], "ws", lambda e: e["payload"].get("channel") == "user"
                                     and e["payload"].get("connected") is True, 20)
@@ -427,11 +426,9 @@ class ChaosRun:
             rec.problems.append("HALT on a 5xx window")
         if doubles:
             rec.problems.append(f"{len(doubles)} order(s) acked twice under different ids (double post)")
-        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
-            rec.problems.append(f"quoting resumed after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+        rec.check_deadline("quoting resumed")
 
     async def f_rest_429(self, rec: FaultRecord) -> None:
-        kind = FAULTS[rec.fault]
         ra, count = 1.0, 5
         if not await self._inject(rec, "pm", {"rest_error": 429, "count": count, "retry_after_s": ra}):
             return
@@ -460,8 +457,7 @@ class ChaosRun:
             rec.problems.append(f"gate shorter than Retry-After {ra:g} s: {pauses}")
         if worst > 4:
             rec.problems.append(f"{worst} 429s within {window:g} s: Retry-After not honoured")
-        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
-            rec.problems.append(f"first 429 after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+        rec.check_deadline("first 429")
 
     def _gate_bursts(self, rec: FaultRecord, lines: list[tuple[int, str]], t0: int, gap_s: float) -> int:
         """Most refusals the trader logged within any ``0.75 * gap_s`` window (a closed gate sends
@@ -472,7 +468,6 @@ class ChaosRun:
         return worst
 
     async def f_rest_425(self, rec: FaultRecord) -> None:
-        kind = FAULTS[rec.fault]
         count = 3
         eid = await self.last_event_id()
         if not await self._inject(rec, "pm", {"engine_restart": {"count_425": count, "post_only_s": 5}},
@@ -505,8 +500,7 @@ class ChaosRun:
             rec.problems.append(f"{worst} 425s within 0.75 s: no back-off")
         if ack is None:
             rec.problems.append("no order acknowledged within 30 s after the 425s")
-        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
-            rec.problems.append(f"first 425 after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+        rec.check_deadline("first 425")
 
     async def f_placed_then_503(self, rec: FaultRecord) -> None:
         kind = FAULTS[rec.fault]
@@ -549,8 +543,7 @@ class ChaosRun:
                 rec.problems.append("the unknown order was not resolved within 30 s")
         else:
             rec.observed = f"tracked (acked after the lookup / same-order re-post); {len(got[1])} venue order(s), all journaled"
-        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
-            rec.problems.append(f"tracked after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+        rec.check_deadline("tracked")
 
     async def _no_new_exposure(self, rec: FaultRecord, from_id: int, to_id: int | None) -> None:
         evs = [e for e in await self.events(from_id, "intent") if to_id is None or e["id"] < to_id]
@@ -579,8 +572,7 @@ class ChaosRun:
                         + (f"{back['payload'].get('new')} again at +{rec.recover_ms:.0f} ms" if back else "not recovered"))
         if back is None:
             rec.problems.append("not back to NORMAL within 30 s of the feed resuming")
-        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
-            rec.problems.append(f"REDUCE_ONLY after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+        rec.check_deadline("REDUCE_ONLY")
 
     async def f_pricer_dead(self, rec: FaultRecord) -> None:
         kind = FAULTS[rec.fault]
@@ -604,8 +596,7 @@ class ChaosRun:
                         "sent meanwhile, " + (f"NORMAL again at +{rec.recover_ms:.0f} ms" if back else "not recovered"))
         if back is None:
             rec.problems.append("not back to NORMAL within 60 s of container A's restart")
-        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
-            rec.problems.append(f"REDUCE_ONLY after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+        rec.check_deadline("REDUCE_ONLY")
 
     async def f_trader_kill9(self, rec: FaultRecord) -> None:
         kind = FAULTS[rec.fault]
@@ -632,6 +623,13 @@ class ChaosRun:
         if p.get("errors"):
             rec.problems.append(f"reconciliation errors: {p['errors']}")
 
+    async def _trades_flow(self, since: float, n: int = 20, timeout_s: float = 10) -> bool:
+        """Wait until container A has counted ``n`` more good trade frames than ``since``."""
+        async def flowing() -> bool:
+            m = await self.metrics()
+            return m.get("hourmm_binance_frames_total{trade}", 0.0) >= since + n
+        return bool(await self.wait_for(flowing, timeout_s))
+
     async def f_binance_malformed(self, rec: FaultRecord) -> None:
         kind = FAULTS[rec.fault]
         n = 3
@@ -647,11 +645,7 @@ class ChaosRun:
             return self.now() if m and sum(bad_frames(m).values()) >= b0 + n else None
         at = await self.wait_for(counted, kind.deadline_s + 5)
         self._react(rec, at)
-
-        async def flowing() -> bool:
-            m = await self.metrics()
-            return m.get("hourmm_binance_frames_total{trade}", 0.0) >= g0 + 20
-        await self.wait_for(flowing, 10)
+        await self._trades_flow(g0)
         after = await self.metrics()
         g1 = after.get("hourmm_binance_frames_total{trade}", 0.0)
         degraded = [e for e in await self.events(eid, "mode") if e["payload"].get("new") in ("REDUCE_ONLY", "HALT")]
@@ -663,8 +657,7 @@ class ChaosRun:
             rec.problems.append("fewer than 20 good trades in 10 s after the malformed frames: the feed stopped")
         if degraded:
             rec.problems.append("the trader degraded on malformed frames")
-        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
-            rec.problems.append(f"counted after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+        rec.check_deadline("counted")
 
     async def f_binance_out_of_range(self, rec: FaultRecord) -> None:
         kind = FAULTS[rec.fault]
@@ -681,11 +674,7 @@ class ChaosRun:
             return self.now() if ok else None
         at = await self.wait_for(counted, kind.deadline_s + 5)
         self._react(rec, at)
-
-        async def flowing() -> bool:
-            m = await self.metrics()
-            return m.get("hourmm_binance_frames_total{trade}", 0.0) >= g0 + 20
-        flows = await self.wait_for(flowing, 10)
+        flows = await self._trades_flow(g0)
         snap1 = await self._get(self.orch.urls["pricer"] + "/snapshot/latest") or {}
         p0, p1 = _num(snap0.get("last_price")), _num(snap1.get("last_price"))
         s1 = _num(snap1.get("sigma"))
@@ -700,121 +689,12 @@ class ChaosRun:
             rec.problems.append(f"last price moved {p0} -> {p1}")
         if s1 is None or s1 > 0.01:
             rec.problems.append(f"sigma {s1} after the bogus prints (a 1e308 print would make it ~255)")
-        if rec.react_ms is not None and rec.react_ms > kind.deadline_s * 1000:
-            rec.problems.append(f"refused after {rec.react_ms:.0f} ms > {kind.deadline_s:g} s")
+        rec.check_deadline("refused")
 
     # ------------------------------------------------------------ verdict
     def judge(self, summary: dict[str, Any], run: Any) -> None:
         """Add the chaos verdict to ``summary`` (called by report.finalize after summarize)."""
-        failures: list[str] = summary["failures"]
-        checks: dict[str, Any] = {}
-        # HALT is the design only inside a user-WS drop (until the operator cleared it)
-        slack = int(3_000 * self.speed)
-        halts = [s["sim_ms"] for s in run.samples if s.get("risk_mode") == "HALT"]
-        unexplained = [t for t in halts if not any(a <= t <= b + slack for a, b in self.halt_windows)]
-        checks["halts"] = {"samples": len(halts), "outside_user_ws_drop": len(unexplained)}
-        if not unexplained:
-            summary["failures"] = failures = [f for f in failures if not f.startswith("risk mode HALT observed")]
-        # flat at the end of every hour, nothing orphaned (the ordinary sim judges these too)
-        hours = summary.get("hours") or []
-        flat = all(h.get("net_inventory_at_cutoff") is not None and abs(h["net_inventory_at_cutoff"])
-                   <= run.cutoff_inventory_tol for h in hours)
-        checks["flat"] = flat
-        checks["orphaned_orders"] = summary.get("orphaned_orders")
-        if not flat and not any("inventory left" in f for f in failures):
-            failures.append("chaos: the hour did not end flat")
-        # every fill exactly once: journal vs venue, leg by leg
-        jf = journal_events(run.journal_path, 0, ("fill",)) if run.journal_path else []
-        if run.trades is not None:
-            legs = venue_legs(run.trades, {run.wallet, run.api_key})
-            fl = fill_ledger_check(jf, legs)
-            checks["fills"] = fl
-            if fl["n_lost"] or fl["n_double"] or fl["n_phantom"]:
-                failures.append(f"chaos: fills journal vs venue: {fl['n_lost']} lost, {fl['n_double']} double counted, "
-                                f"{fl['n_phantom']} not at the venue (of {fl['venue_legs']} venue legs)")
-            self._check_restart_inventory(run, legs, checks, failures)
-        else:
-            checks["fills"] = None
-            failures.append("chaos: venue trades unavailable: fills could not be checked")
-        # no secret anywhere
-        checks["secrets"] = self._scan_secrets(run, summary, failures)
-        # every fault reacted as designed, in time
-        for r in self.records:
-            if r.status == "not covered":
-                continue
-            if r.status != "ok":
-                failures.append(f"chaos: {r.fault}: {r.status}" + (f" ({'; '.join(r.problems)})" if r.problems else ""))
-        rows = [{"fault": r.fault, "reaction": FAULTS[r.fault].reaction, "deadline_s": FAULTS[r.fault].deadline_s,
-                 "injection": FAULTS[r.fault].injection, "design": FAULTS[r.fault].design, **asdict(r)}
-                for r in self.records]
-        for row in rows:
-            row.pop("gap_s", None)
-        ok = not failures
-        chaos = {"ok": ok, "seed": self.seed, "speed": self.speed,
-                 "schedule": self.schedule, "faults": rows, "checks": checks,
-                 "not_covered": [r.fault for r in self.records if r.status == "not covered"],
-                 "restarts": self.restarts, "table": format_table(rows)}
-        summary["chaos"] = chaos
-        summary["ok"] = ok
-        out = Path(run.out_dir)
-        result = {"ok": ok, "failures": failures, "chaos": chaos, "data_label": summary.get("data_label"),
-                  "run": summary.get("run"), "fills": summary.get("fills"), "pnl_total": summary.get("pnl_total"),
-                  "hours": hours, "orphaned_orders": summary.get("orphaned_orders")}
-        (out / "result.json").write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
-        summary.setdefault("files", {})["result"] = "result.json"
-
-    def _check_restart_inventory(self, run: Any, legs: list[dict[str, Any]], checks: dict[str, Any],
-                                 failures: list[str]) -> None:
-        """The restarted trader's reconciled inventory equals the venue's at that moment."""
-        tokens = venue_markets(run.sim_state)
-        for r in self.records:
-            if r.fault != "trader_kill9" or "reconcile_sim_ms" not in r.details:
-                continue
-            rep = r.details["report"]
-            slug = r.details.get("reconcile_market")
-            toks = {t: v for t, v in tokens.items() if v.get("slug") == slug}
-
-            def pos_at(t_ms: int) -> tuple[float, float]:
-                up = down = 0.0
-                for leg in legs:
-                    tok = toks.get(leg["asset_id"])
-                    if tok is None or leg["ts_ms"] is None or leg["ts_ms"] > t_ms:
-                        continue
-                    q = leg["size"] if leg["side"] == "BUY" else -leg["size"]
-                    if tok["side"] == "Up":
-                        up += q
-                    else:
-                        down += q
-                return round(up, 4), round(down, 4)
-            got = (round(float(rep.get("yes_tokens") or 0.0), 4), round(float(rep.get("no_tokens") or 0.0), 4))
-            cands = {pos_at(r.details["reconcile_sim_ms"]), pos_at(r.details["restart_sim_ms"]),
-                     pos_at(r.injected_sim_ms or 0)}
-            match = any(abs(got[0] - c[0]) < 1e-3 and abs(got[1] - c[1]) < 1e-3 for c in cands)
-            checks["restart_inventory"] = {"reconciled": got, "venue": sorted(cands), "match": match}
-            if not match:
-                r.status = "FAIL"
-                r.problems.append(f"reconciled inventory {got} != venue {sorted(cands)}")
-                failures.append(f"chaos: trader_kill9: reconciled inventory Up/Down {got} but the venue held "
-                                f"{sorted(cands)}")
-
-    def _scan_secrets(self, run: Any, summary: Mapping[str, Any], failures: list[str]) -> dict[str, Any]:
-        secrets = [s[2:] if s.startswith("0x") else s for s in self._secrets]
-        if not secrets:
-            failures.append("chaos: the secrets to look for could not be derived")
-            return {"checked": 0, "found_in": []}
-        out = Path(run.out_dir)
-        texts: dict[str, bytes] = {}
-        for p in sorted(out.rglob("*")):
-            if p.is_file() and p.suffix not in (".png",):
-                with contextlib.suppress(OSError):
-                    texts[str(p.relative_to(out))] = p.read_bytes()
-        texts["<summary>"] = json.dumps(summary, default=str).encode()
-        texts["<samples>"] = json.dumps(run.samples, default=str).encode()
-        texts["<sim_state>"] = json.dumps(run.sim_state, default=str).encode()
-        found = find_secrets(secrets, texts)
-        if found:
-            failures.append(f"chaos: a secret (wallet key / API secret / passphrase) appears in: {', '.join(found)}")
-        return {"checked": len(texts), "secrets": len(secrets), "found_in": found}
+        judge_chaos(self, summary, run)
 
 
 def _derive_secrets(clob_url: str, key: str) -> list[str]:

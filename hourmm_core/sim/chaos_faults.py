@@ -93,3 +93,9 @@ class FaultRecord:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def check_deadline(self, what: str) -> None:
+        """Record a problem if the designed reaction (``what``) came later than its fault's deadline."""
+        deadline_s = FAULTS[self.fault].deadline_s
+        if self.react_ms is not None and self.react_ms > deadline_s * 1000:
+            self.problems.append(f"{what} after {self.react_ms:.0f} ms > {deadline_s:g} s")

@@ -181,31 +181,38 @@ class DecisionCore:
         if now_ms >= self._pull_until:
             self._pull = 0
         # merge Up+Down pairs not reserved by resting sells; quote on what is left after it
-        d.merge = merge_size(om.yes_tokens - su, om.no_tokens - sd, prm)   # su/sd == om.open_size(UP|DOWN, SELL)
-        state = MarketState(fair_up, self.fair_unc, fresh, self.om.yes_tokens - d.merge, self.om.no_tokens - d.merge,
-                            up, down, phase, mode,
-                            self.session.schedule.wind_progress(now_ms, m.end_ms),
-                            m.tick_size, m.min_size, self.paused, om.cost[UP] + om.cost[DOWN],
-                            self.session.schedule.flatten_progress(now_ms, m.end_ms),
-                            float(m.end_ms - now_ms), self._pull)
+        yes, no = om.yes_tokens, om.no_tokens
+        d.merge = merge = merge_size(yes - su, no - sd, prm)   # su/sd == om.open_size(UP|DOWN, SELL)
+        held_cost = om.cost[UP] + om.cost[DOWN]
+        sched = self.session.schedule
+        end_ms = m.end_ms
+        state = MarketState(fair_up, self.fair_unc, fresh, yes - merge, no - merge,
+                            up, down, phase, mode, sched.wind_progress(now_ms, end_ms),
+                            m.tick_size, m.min_size, self.paused, held_cost,
+                            sched.flatten_progress(now_ms, end_ms), float(end_ms - now_ms), self._pull)
         lim = risk.limits
-        quotes = desired_quotes(state, self.params, lim)
-        ex = Exposure(om.yes_tokens, om.no_tokens, bu, bd, su, sd, reserved, 0)
-        # open orders the plan keeps count against the limit; the manager frees cancelled slots
-        band = self.params.price_band
+        d.quotes = quotes = desired_quotes(state, prm, lim)
+        self.last_quotes = quotes
+        # open orders the plan keeps count against the limit; the manager frees cancelled slots.
+        # The exposure is built on the first quote to check (a steady pass checks none).
+        band = prm.price_band
         unwind = phase is Phase.FLATTEN or mode is Mode.FLATTEN
         tick, min_size = m.tick_size, m.min_size
+        ex: Exposure | None = None
 
         def check(q: Quote) -> int:
+            nonlocal ex
+            if ex is None:
+                ex = Exposure(yes, no, bu, bd, su, sd, reserved, 0)
             return check_quote(q, mode, lim, ex, fair_up, fresh, band, tick, min_size, unwind)
 
-        d.quotes = quotes
-        self.last_quotes = quotes
-        d.plan = self.om.plan(quotes, now_ms, lim.max_open_orders, check, places, working=opn)
-        for q, code in d.plan.rejected:
-            name = Reason(code).name
-            self.rejects[name] = self.rejects.get(name, 0) + 1
-        d.actions = d.plan.actions
+        d.plan = plan = om.plan(quotes, now_ms, lim.max_open_orders, check, places, working=opn)
+        if plan.rejected:
+            rejects = self.rejects
+            for _q, code in plan.rejected:
+                name = Reason(code).name
+                rejects[name] = rejects.get(name, 0) + 1
+        d.actions = plan.actions
         return d
 
     def _pull_reference(self, now_ms: int, window_ms: int) -> float | None:

@@ -230,13 +230,6 @@ class OrderManager:
         return self.cash - self.fees + self.yes_tokens * fair_up + self.no_tokens * (1.0 - fair_up)
 
     # ---- planning --------------------------------------------------------------------
-    def _matches(self, o: Order, q: Quote) -> bool:
-        if o.token != q.token or o.side != q.side or o.state is OrderState.CANCELLING:
-            return False
-        if abs(o.price - q.price) > self.price_tol + 1e-9:
-            return False
-        return abs(o.size - o.filled - q.size) <= self.size_tol * q.size + 1e-9
-
     def plan(self, desired: Sequence[Quote], now_ms: int, max_open_orders: int,
              check: CheckFn | None = None, places: bool = True,
              working: list[Order] | None = None) -> PlanResult:
@@ -252,17 +245,28 @@ class OrderManager:
         """
         if working is None:
             working = [o for o in self.orders.values() if o.state not in _FINAL]
-        used: set[str] = set()
+        # A working order keeps a quote when token and side are equal, it is not being cancelled,
+        # |price - quote price| <= price_tol and |remaining - quote size| <= size_tol * quote size
+        # (each + 1e-9); first match in working order wins (hot path: inlined, no per-pair call).
+        ptol = self.price_tol + 1e-9
+        stol = self.size_tol
+        cancelling = OrderState.CANCELLING
+        free = [o for o in working if o.state is not cancelling]   # candidates, in working order
         missing: list[Quote] = []
+        n_used = 0
         for q in desired:
-            for o in working:
-                if o.client_id not in used and self._matches(o, q):
-                    used.add(o.client_id)
+            qt, qs, qp, qz = q.token, q.side, q.price, q.size
+            ztol = stol * qz + 1e-9
+            for j, o in enumerate(free):
+                if (o.token == qt and o.side == qs and not abs(o.price - qp) > ptol
+                        and abs(o.size - o.filled - qz) <= ztol):
+                    del free[j]          # used: each working order keeps at most one quote
+                    n_used += 1
                     break
             else:
                 missing.append(q)
-        res = PlanResult(actions=[], kept=len(used))
-        cancels = [o for o in working if o.client_id not in used and o.state is not OrderState.CANCELLING]
+        res = PlanResult(actions=[], kept=n_used)
+        cancels = free                   # the unmatched ones, not already cancelling
         budget = self.bucket.available(now_ms)
         for o in cancels:
             if o.order_id is None:

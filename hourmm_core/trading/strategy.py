@@ -46,10 +46,10 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 from hourmm_core.fields import setting
-from hourmm_core.quant import build_ladder
+from hourmm_core.quant import LadderSpec, quote_ladder
 from hourmm_core.trading.risk_engine import Limits, Mode
 from hourmm_core.trading.session import Phase
-from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Quote
+from hourmm_core.trading.types import DOWN, SELL, UP, Quote
 
 _EPS = 1e-9
 _NAN = math.nan
@@ -106,9 +106,10 @@ class StrategyParams:
         return cls(**{k: getattr(cfg, k) for k in cls.__dataclass_fields__ if hasattr(cfg, k)})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MarketState:
-    """Everything the strategy looks at for one decision."""
+    """Everything the strategy looks at for one decision (read-only by convention: not
+    frozen, because a frozen dataclass's ``__init__`` costs ~3x as much on the hot path)."""
 
     fair_up: float | None
     fair_unc: float
@@ -194,12 +195,40 @@ def flatten_quotes(s: MarketState, limits: Limits, max_orders: int = 4) -> list[
     return out
 
 
+def _make_quote(token: int, side: int, price: float, size: float) -> Quote:
+    return Quote(token, side, round(price, 6), size, side == SELL)
+
+
+# Quotes recur pass after pass (the same ladder while the fair stays within a tick), and a
+# Quote is immutable: the compiled ladder hands back the same object for the same order.
+_QUOTES: dict[tuple[int, int, float, float], Quote] = {}
+_QUOTES_MAX = 4096
+# LadderSpec per (params, limits, tick, min_size), by identity (params and limits are frozen;
+# a change of either is a new object): bound once, not parsed again on every pass
+_SPECS: dict[tuple[int, int, float, float], tuple[StrategyParams, Limits, object]] = {}
+
+
+def _spec(p: StrategyParams, limits: Limits, tick: float, min_size: float) -> object:
+    key = (id(p), id(limits), tick, min_size)
+    ent = _SPECS.get(key)
+    if ent is None or ent[0] is not p or ent[1] is not limits:
+        if len(_SPECS) > 64:
+            _SPECS.clear()
+        ent = _SPECS[key] = (p, limits, LadderSpec(tick=tick, min_size=min_size, n_levels=p.quote_levels,
+                                                   level_step=p.level_step, unc_mult=p.unc_mult,
+                                                   max_order_size=limits.max_order_size,
+                                                   max_position=min(limits.max_position_size, p.inv_limit),
+                                                   post_only=True, size_mult=1.0))
+    return ent[2]
+
+
 def ladder_quotes(s: MarketState, p: StrategyParams, limits: Limits, reduce_only: bool = False) -> list[Quote]:
-    """Two-sided ladder from the compiled core (``hourmm_core.quant.build_ladder``).
+    """Two-sided ladder from the compiled core (``hourmm_core.quant.quote_ladder``: the
+    ladder of ``build_ladder``, BUYs outside ``price_band`` around fair and the side a fast
+    move pulled dropped, reducing orders first).
 
     The phase picks the parameters: WIND_DOWN widens by ``wind_down_spread_mult``,
     shrinks the size (never below the venue minimum) and raises the skew up to 3x.
-    Reducing orders (sells of held tokens) come first.
     """
     assert s.fair_up is not None and s.up is not None
     size = min(p.quote_size, limits.max_order_size)
@@ -217,26 +246,12 @@ def ladder_quotes(s: MarketState, p: StrategyParams, limits: Limits, reduce_only
     bid = s.up.bid if s.up.bid is not None else _NAN
     ask = s.up.ask if s.up.ask is not None else _NAN
     half = p.half_spread + (p.move_mult * move_width(fair, s.ms_left, p.latency_ms) if p.move_mult > 0 else 0.0)
-    max_pos = min(limits.max_position_size, p.inv_limit)
-    lad = build_ladder(fair, s.fair_unc, max(0.0, s.yes_tokens), max(0.0, s.no_tokens), bid, ask,
-                       tick=s.tick, min_size=s.min_size, n_levels=p.quote_levels, base_size=size,
-                       half_spread=half, level_step=p.level_step, unc_mult=p.unc_mult, skew=skew,
-                       max_order_size=limits.max_order_size, max_position=max_pos,
-                       capital_free=max(0.0, limits.max_reserved_capital - s.held_cost),
-                       post_only=True, reduce_only=reduce_only, spread_mult=spread_mult, size_mult=1.0)
-    lo, hi = s.fair_up - p.price_band, s.fair_up + p.price_band
-    out: list[Quote] = []
-    for tok, side, price, sz, _lvl in lad.orders():
-        up_px = price if tok == UP else 1.0 - price
-        if side == BUY and not (lo - _EPS <= up_px <= hi + _EPS):
-            continue  # outside the band around fair (the risk check would refuse it anyway)
-        if s.pull:
-            is_ask = (tok == UP) == (side == SELL)     # SELL Up / BUY Down rest on the Up ask side
-            if (s.pull > 0 and is_ask) or (s.pull < 0 and not is_ask):
-                continue  # fast move: this side is what the snipers will hit
-        out.append(Quote(int(tok), int(side), round(float(price), 6), float(sz), side == SELL))
-    out.sort(key=lambda x: not x.reduce)  # reducing orders first (stable within a level)
-    return out
+    if len(_QUOTES) > _QUOTES_MAX:
+        _QUOTES.clear()
+    return quote_ladder(_spec(p, limits, s.tick, s.min_size), fair, s.fair_unc, max(0.0, s.yes_tokens),
+                        max(0.0, s.no_tokens), bid, ask, size, half, skew,
+                        max(0.0, limits.max_reserved_capital - s.held_cost), reduce_only, spread_mult,
+                        s.fair_up - p.price_band, s.fair_up + p.price_band, s.pull, _QUOTES, _make_quote)
 
 
 def desired_quotes(s: MarketState, p: StrategyParams, limits: Limits) -> list[Quote]:

@@ -128,3 +128,52 @@ def build_ladder(fair: float, unc: float, inv_up: float, inv_down: float, best_b
                     down_room -= size
                     cap -= size * px
     return out
+
+
+@dataclass(frozen=True)
+class LadderSpec:
+    """The ladder parameters fixed from pass to pass (twin of the compiled ``LadderSpec``)."""
+
+    tick: float = 0.01
+    min_size: float = 5.0
+    n_levels: int = 2
+    level_step: float = 0.01
+    unc_mult: float = 1.0
+    max_order_size: float = 100.0
+    max_position: float = 500.0
+    post_only: bool = True
+    size_mult: float = 1.0
+    size_step: float = 0.01
+
+
+def quote_ladder(spec: LadderSpec, fair: float, unc: float, inv_up: float, inv_down: float, best_bid: float,
+                 best_ask: float, base_size: float, half_spread: float, skew: float, capital_free: float,
+                 reduce_only: bool, spread_mult: float, band_lo: float, band_hi: float, pull: int,
+                 cache: dict, make) -> list:
+    """One pass's quotes (twin of the compiled ``quote_ladder``): the ladder, BUYs outside the
+    band and the pulled side dropped, reducing orders (SELLs) first, made by ``make`` and
+    memoised in ``cache``."""
+    lad = build_ladder(fair, unc, inv_up, inv_down, best_bid, best_ask, tick=spec.tick, min_size=spec.min_size,
+                       n_levels=spec.n_levels, base_size=base_size, half_spread=half_spread,
+                       level_step=spec.level_step, unc_mult=spec.unc_mult, skew=skew,
+                       max_order_size=spec.max_order_size, max_position=spec.max_position,
+                       capital_free=capital_free, post_only=spec.post_only, reduce_only=reduce_only,
+                       spread_mult=spread_mult, size_mult=spec.size_mult, size_step=spec.size_step)
+    kept = []
+    for tok, side, price, size, _lvl in lad.orders():
+        up_px = price if tok == 0 else 1.0 - price
+        if side == 0 and not (band_lo - _PX_EPS <= up_px <= band_hi + _PX_EPS):
+            continue
+        if pull:
+            is_ask = (tok == 0) == (side == 1)
+            if (pull > 0 and is_ask) or (pull < 0 and not is_ask):
+                continue
+        kept.append((tok, side, price, size))
+    kept.sort(key=lambda o: o[1] != 1)      # SELLs (reducing) first, stable
+    out = []
+    for key in kept:
+        q = cache.get(key)
+        if q is None:
+            q = cache[key] = make(*key)
+        out.append(q)
+    return out

@@ -34,6 +34,7 @@ import numpy as np
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.data.ticks import TickData
 from hourmm_core.sim.polymarket.engine import BUY, Exchange, Market
+from hourmm_core.sim.polymarket.touch import TouchMakers
 
 try:  # compiled core; the reference twin has the same algorithm
     from hourmm_core.quant import digital_prob
@@ -205,24 +206,6 @@ def _tick_floor(p: float, tick: float) -> float:
     return math.floor(p / tick + 1e-9) * tick
 
 
-class _MakerSlot:
-    """One touch maker's state in one market on the fast path: what the reference pass keeps in the
-    dicts ``_next_quote``, ``_next_check``, ``_view``, ``_settled`` and ``_resting`` under the key
-    (maker, market), held in one object (no tuple keys hashed per step), and the resting orders
-    themselves instead of their ids (the engine never drops an order from ``Exchange.orders``, so
-    the object is what the id looks up)."""
-
-    __slots__ = ("next_quote", "check_n", "check_t", "view", "settled", "rest")
-
-    def __init__(self) -> None:
-        self.next_quote = 0
-        self.check_n = -1
-        self.check_t = 0
-        self.view: float | None = None
-        self.settled: tuple[float, int] | None = None
-        self.rest: dict[tuple[str, float], list] = {}
-
-
 @dataclass
 class AgentStats:
     maker_quotes: int = 0
@@ -240,11 +223,13 @@ class BackgroundAgents:
     ``targets``: owners the snipers watch (default: every owner that is not an agent, i.e.
     the market maker under test).
 
-    ``fast`` (default True) skips a maker's book pass when it provably does nothing (its view
-    did not move and none of its resting orders changed since a pass that left every level
-    at its target, per :attr:`Exchange.book_version`) and caches the fee a sniper must beat per
-    price; the actions, the random draws and therefore every trade are the same as with
-    ``fast=False`` (the reference the equivalence test runs).
+    ``fast`` (default True) runs the touch makers' pass compiled
+    (:class:`hourmm_core.sim.polymarket.touch.TouchMakers`: typed state, the engine's maker place
+    and cancel inline, and a maker's pass skipped when it provably does nothing - its view did not
+    move and none of its resting orders changed since a pass that left every level at its target,
+    per :attr:`Exchange.book_version`) and caches the fee a sniper must beat per price; the actions,
+    the random draws and therefore every trade are the same as with ``fast=False`` (the plain-Python
+    reference :meth:`_makers_touch` the equivalence tests run).
     """
 
     def __init__(self, exchange: Exchange, path: PricePath, seed: int = 0,
@@ -268,15 +253,13 @@ class BackgroundAgents:
         self._last_ms: int | None = None
         self._view: dict[tuple[str, str], float] = {}
         self.fast = bool(fast)
-        # (view, book_version) after a pass that left every level at target: the next pass is a no-op
-        self._settled: dict[tuple[str, str], tuple[float, int]] = {}
-        self._want: dict[tuple[str, float], dict[tuple[str, float], int]] = {}   # ladder per (market, touch)
-        self._slots: dict[str, list[_MakerSlot]] = {}    # fast path: the makers' state per market
         self.sniper = LatencySniper(exchange, path, self.cfg, random.Random(seed * 7919 + 1), self.stats,
                                     targets=targets, agent_owners=self.makers + [self.noise, self.informed],
                                     fast=fast)
         for o in self.makers + [self.noise, self.informed, self.sniper.owner]:
             exchange.deposit(o, self.cfg.fund_usdc)
+        # fast path: the touch makers' pass compiled (touch.pyx), the reference twin is _makers_touch
+        self._touch = TouchMakers(self) if self.fast and self.cfg.maker_style != "legacy" else None
 
     @property
     def owners(self) -> list[str]:
@@ -300,8 +283,8 @@ class BackgroundAgents:
             self.stats.last_fair[m.condition_id] = fair
             if self.cfg.maker_style == "legacy":
                 self._makers_legacy(m, fair, now_ms)
-            elif self.fast:
-                self._makers_touch_fast(m, fair, now_ms)
+            elif self._touch is not None:
+                self._touch.run(m, fair, now_ms)
             else:
                 self._makers_touch(m, fair, now_ms)
             if dt_ms and now_ms >= hour:
@@ -343,31 +326,19 @@ class BackgroundAgents:
                 if old is None or abs(v - (_tick_floor(old, tick) + tick / 2)) > 0.75 * tick:
                     self._view[key] = v
             view = self._view.get(key, fair)
-            if self.fast:
-                ver = self.ex.book_version.get(mk, 0)
-                if self._settled.get(key) == (view, ver):
-                    continue   # same ladder, same resting orders, every level at target: nothing to do
-                self._settled.pop(key, None)
             b0 = _tick_floor(view, tick)                 # touch bid; ask one tick up
-            want = self._want.get((m.condition_id, b0)) if self.fast else None
-            if want is None:
-                want = {}
-                for lvl in range(c.maker_levels):
-                    bid_up = round(b0 - lvl * c.maker_level_step, 4)
-                    bid_dn = round(1.0 - (b0 + tick) - lvl * c.maker_level_step, 4)   # ask Up at 1 - bid_dn
-                    for tok, px in ((m.up_token, bid_up), (m.down_token, bid_dn)):
-                        if tick - 1e-9 <= px <= 1 - tick + 1e-9:
-                            want[(tok, px)] = lvl
-                if self.fast:
-                    if len(self._want) > 4096:
-                        self._want.clear()
-                    self._want[(m.condition_id, b0)] = want
+            want = {}
+            for lvl in range(c.maker_levels):
+                bid_up = round(b0 - lvl * c.maker_level_step, 4)
+                bid_dn = round(1.0 - (b0 + tick) - lvl * c.maker_level_step, 4)   # ask Up at 1 - bid_dn
+                for tok, px in ((m.up_token, bid_up), (m.down_token, bid_dn)):
+                    if tick - 1e-9 <= px <= 1 - tick + 1e-9:
+                        want[(tok, px)] = lvl
             for k, oids in list(rest.items()):
                 if k not in want:
                     for oid in oids:
                         self.ex.cancel(mk, oid, now_ms)
                     del rest[k]
-            settled = True
             orders = self.ex.orders
             for k, lvl in want.items():
                 lo, hi = c.maker_size if lvl == 0 else c.maker_depth_size
@@ -386,102 +357,7 @@ class BackgroundAgents:
                             oids.append(r.order_id)
                     else:
                         self.stats.maker_rejects += 1
-                    if self.fast and settled:   # settled only if this level is now at target
-                        after = sum(orders[oid].remaining_u for oid in oids) / 100.0
-                        settled = after >= lo and not (lvl == 0 and after > 2 * hi)
                 rest[k] = oids
-            if self.fast and settled:
-                self._settled[key] = (view, self.ex.book_version.get(mk, 0))
-
-    def _makers_touch_fast(self, m: Market, fair: float, now_ms: int) -> None:
-        """:meth:`_makers_touch` with its exact shortcuts (``fast=True``): the same actions, random
-        draws and orders, with the no-op pass skipped (see the class docstring), the makers'
-        post-only BUYs through :meth:`Exchange.place_maker`, the level sums read off the resting
-        orders directly and each maker's state in one :class:`_MakerSlot`. ``_makers_touch`` is the
-        reference twin the equivalence test runs."""
-        c = self.cfg
-        tick = m.tick_size
-        cid = m.condition_id
-        ex = self.ex
-        stop = now_ms >= m.end_ms - c.maker_stop_before_end_ms
-        rng = self.rng
-        n_tr = len(ex.trades_log)
-        orders = ex.orders
-        book_version = ex.book_version
-        refill_ms = c.maker_refill_ms
-        slots = self._slots.get(cid)
-        if slots is None:
-            slots = self._slots[cid] = [_MakerSlot() for _ in self.makers]
-        for mk, st in zip(self.makers, slots):
-            rest = st.rest
-            if stop:
-                if rest:
-                    ex.cancel_market(mk, cid, now_ms)
-                    rest.clear()
-                continue
-            due = now_ms >= st.next_quote
-            if not due and (st.check_n == n_tr or now_ms < st.check_t + refill_ms):
-                continue      # nothing traded since the last look (or refilled just now)
-            st.check_n = n_tr
-            st.check_t = now_ms
-            if due:
-                st.next_quote = now_ms + int(c.maker_requote_ms * rng.uniform(0.5, 1.5))
-                v = min(0.98, max(0.02, fair + self.bias[mk] + rng.gauss(0.0, c.maker_noise_sd)))
-                old = st.view
-                if old is None or abs(v - (_tick_floor(old, tick) + tick / 2)) > 0.75 * tick:
-                    st.view = v
-            view = fair if st.view is None else st.view
-            if st.settled is not None:
-                if st.settled == (view, book_version.get(mk, 0)):
-                    continue   # same ladder, same resting orders, every level at target: nothing to do
-                st.settled = None
-            b0 = _tick_floor(view, tick)
-            want = self._want.get((cid, b0))
-            if want is None:
-                want = {}
-                for lvl in range(c.maker_levels):
-                    bid_up = round(b0 - lvl * c.maker_level_step, 4)
-                    bid_dn = round(1.0 - (b0 + tick) - lvl * c.maker_level_step, 4)
-                    for tok, px in ((m.up_token, bid_up), (m.down_token, bid_dn)):
-                        if tick - 1e-9 <= px <= 1 - tick + 1e-9:
-                            want[(tok, px)] = lvl
-                if len(self._want) > 4096:
-                    self._want.clear()
-                self._want[(cid, b0)] = want
-            for k in [k for k in rest if k not in want]:
-                for o in rest[k]:
-                    ex.cancel(mk, o.order_id, now_ms)
-                del rest[k]
-            settled = True
-            for k, lvl in want.items():
-                lo, hi = c.maker_size if lvl == 0 else c.maker_depth_size
-                live = []
-                have_u = 0
-                for o in rest.get(k, ()):
-                    if o.status == "LIVE":
-                        live.append(o)
-                        have_u += o.size_u - o.filled_u
-                have = have_u / 100.0
-                if lvl == 0 and have > 2 * hi:     # a deep level became the touch: resize it
-                    for o in live:
-                        ex.cancel(mk, o.order_id, now_ms)
-                    live, have, have_u = [], 0.0, 0
-                if have < lo:
-                    oid = ex.place_maker(mk, k[0], k[1], round(rng.uniform(lo, hi) - have, 2), now_ms)
-                    if oid is not None:
-                        self.stats.maker_quotes += 1
-                        o = orders[oid]
-                        live.append(o)
-                        if settled:
-                            have_u += o.size_u - o.filled_u
-                    else:
-                        self.stats.maker_rejects += 1
-                    if settled:   # settled only if this level is now at target
-                        after = have_u / 100.0
-                        settled = after >= lo and not (lvl == 0 and after > 2 * hi)
-                rest[k] = live
-            if settled:
-                st.settled = (view, book_version.get(mk, 0))
 
     def _makers_legacy(self, m: Market, fair: float, now_ms: int) -> None:
         c = self.cfg

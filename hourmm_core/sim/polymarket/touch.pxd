@@ -1,0 +1,24 @@
+# Typed state of the compiled touch makers' pass (touch.pyx).
+
+cdef class MakerSlot:
+    cdef public long long next_quote, check_n, check_t, settled_ver
+    cdef public double view, settled_view
+    cdef public bint has_view, settled
+    cdef public dict rest
+
+
+cdef class Ladder:
+    cdef public int n
+    cdef public list keys, toks, pxs
+    cdef public dict want
+    cdef int lvl[64]
+    cdef bint up[64]
+
+
+cdef class TouchMakers:
+    cdef object ex, rng, stats
+    cdef list makers, bias
+    cdef int levels
+    cdef double level_step, requote_ms, noise_sd, size_lo, size_hi, depth_lo, depth_hi
+    cdef long long refill_ms, stop_before_ms
+    cdef dict slots, ladders

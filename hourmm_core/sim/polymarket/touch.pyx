@@ -1,0 +1,374 @@
+# The touch makers' pass of the simulated venue, compiled (see touch.pxd for the typed state).
+"""The calibrated touch makers' book pass (``BackgroundAgents`` ``fast=True``) in compiled code.
+
+What it is: the same pass as the plain-Python reference :meth:`BackgroundAgents._makers_touch`
+(which ``fast=False`` runs and tests/unit/sim/polymarket/test_touch.py and
+tests/unit/research/test_fast_path.py compare against): the same actions, the same draws of the
+makers' random stream and of the engine's id stream, the same orders, ids, book and accounts.
+
+Why compiled: the makers' pass is the largest part of the venue's cost in a backtest hour
+(~10,800 looks, ~8,000 post-only places and ~6,000 cancels an hour). Here
+
+* each maker's state in one market (next requote time, last look, view, settled mark) is a typed
+  :class:`MakerSlot` (C fields, no tuple keys, no ``None`` tests on Python objects);
+* the ladder of a touch price (token, price, level) is computed once into a typed
+  :class:`Ladder` (price units, level, bounds), cached per touch price;
+* the post-only BUY (:meth:`Exchange.place_maker`) and the cancel of a resting BUY
+  (:meth:`Exchange.cancel`) are done inline on the engine's own structures, step for step what
+  those methods do (same checks in the same order, the id generator's draw taken even when the
+  order is then rejected, the same ``Order`` record, the same book queues and indexes);
+* ``uniform`` is ``a + (b - a) * random()`` exactly as random.py spells it (``random()`` is C);
+  ``gauss`` is the Random object's own method (it keeps ``gauss_next`` state).
+
+The engine stays the one state (its Python methods, the live simulator server, the invariant
+checks and the tests read the same dicts, deques and ``Order`` objects). Whenever the inline
+path's preconditions do not hold (listeners attached, unusual numbers) the engine's own method
+is called instead, before any draw, so the result is the same either way.
+"""
+from bisect import insort
+from collections import deque
+
+from libc.math cimport fabs, floor, rint
+
+from hourmm_core.sim.polymarket.wire cimport _id_hex
+
+from hourmm_core.sim.polymarket.engine import _buy_covered
+from hourmm_core.sim.polymarket.orders import Order
+
+cdef long long PRICE_SCALE = 10_000
+cdef long long SIZE_SCALE = 100
+cdef long long FEE_BOUND_U = 10_000         # USDC_SCALE // SIZE_SCALE: the fee is at most 1 USDC a share
+cdef object _round = round
+cdef str BUY = "BUY"
+cdef str LIVE = "LIVE"
+
+
+cdef class MakerSlot:
+    """One touch maker's state in one market (the reference pass keeps the same in dicts keyed by
+    (maker, market)): ``rest`` maps (token, price) to the maker's resting ``Order`` objects."""
+
+    def __cinit__(self):
+        self.next_quote = 0
+        self.check_n = -1
+        self.check_t = 0
+        self.has_view = False
+        self.view = 0.0
+        self.settled = False
+        self.settled_view = 0.0
+        self.settled_ver = 0
+        self.rest = {}
+
+
+cdef class Ladder:
+    """The wanted levels of one touch price: for each, the ``(token, price)`` key, the token,
+    the price as a float (what is sent) and in 1e-4 units, whether it is the Up token, its level."""
+
+    def __cinit__(self):
+        self.n = 0
+        self.keys = []
+        self.toks = []
+        self.pxs = []
+        self.want = {}
+
+
+cdef Ladder _ladder(object m, double b0, double tick, int levels, double step):
+    """The reference pass's ``want`` dict for touch bid ``b0``, in the same order (level by level,
+    Up then Down), with the same rounding (``round(x, 4)`` of the same floats)."""
+    cdef Ladder L = Ladder()
+    cdef int lvl, j
+    cdef object bid_up, bid_dn, px, tok
+    cdef double p
+    for lvl in range(levels):
+        bid_up = _round(b0 - lvl * step, 4)
+        bid_dn = _round(1.0 - (b0 + tick) - lvl * step, 4)
+        for j in range(2):
+            tok = m.up_token if j == 0 else m.down_token
+            px = bid_up if j == 0 else bid_dn
+            p = px
+            if tick - 1e-9 <= p <= 1 - tick + 1e-9:
+                key = (tok, px)
+                if key in L.want:      # a repeated key keeps its place and takes the later level, as a dict does
+                    L.want[key] = lvl
+                    L.lvl[L.keys.index(key)] = lvl
+                    continue
+                if L.n >= 64:
+                    raise ValueError("maker ladder deeper than 32 levels")
+                L.want[key] = lvl
+                L.keys.append(key)
+                L.toks.append(tok)
+                L.pxs.append(px)
+                L.lvl[L.n] = lvl
+                L.up[L.n] = j == 0
+                L.n += 1
+    return L
+
+
+cdef bint _cancel(object ex, str owner, object o, long long now_ms) except -1:
+    """``ex.cancel(owner, o.order_id, now_ms)`` for a resting order of ``owner`` (the object the
+    id looks up: the engine never drops an order from ``Exchange.orders``)."""
+    if o.status != LIVE:
+        return False
+    if ex._listeners or o.order_type == "GTD" or o.res_tok_u:
+        ex.cancel(owner, o.order_id, now_ms)
+        return True
+    m = ex.markets[o.condition_id]
+    oid = o.order_id
+    live = ex._live.get(owner)
+    if live is not None:
+        live.pop(oid, None)
+    bv = ex.book_version
+    bv[owner] = bv.get(owner, 0) + 1
+    cdef long long pu = o.price_u
+    cdef bint is_up = o.is_up
+    cdef long long p = pu if is_up else PRICE_SCALE - pu
+    if (o.side == BUY) == is_up:
+        book, prices = m.bids, m.bid_prices
+    else:
+        book, prices = m.asks, m.ask_prices
+    q = book.get(p)
+    if q is not None:
+        try:
+            q.remove(oid)
+        except ValueError:
+            q = None
+        if q is not None and not q:
+            del book[p]
+            prices.remove(p)        # the sorted list holds each price once
+    res = o.res_usdc_u
+    if res:
+        ex._acct(owner).usdc_res_u -= res
+        o.res_usdc_u = 0
+    o.status = "CANCELED"
+    ex._touched.clear()
+    return True
+
+
+cdef bint _any_left(dict orders, object q) except -1:
+    """Whether any order of the level queue ``q`` (ids) has size left (what crosses)."""
+    for oid in q:
+        mo = orders[oid]
+        if mo.size_u - mo.filled_u > 0:
+            return True
+    return False
+
+
+cdef object _place(object ex, object m, str owner, object tok, object price, object size, long long now_ms):
+    """``ex.place_maker(owner, tok, price, size, now_ms)``: the post-only GTC BUY, returning the
+    resting ``Order`` or None (rejected)."""
+    cdef double fp, fs, x
+    cdef long long pu, su, tick_u, limit_b, p, id_seq
+    cdef double id_draw
+    cdef bint up
+    if ex._listeners or type(price) is not float or type(size) is not float:
+        oid = ex.place_maker(owner, tok, price, size, now_ms)
+        return None if oid is None else ex.orders[oid]
+    fp = price
+    fs = size
+    if (m.closed or not m.accepting or now_ms >= m.end_ms or not (0.0 <= fp <= 1.0 and 0.0 < fs < 1e7)):
+        oid = ex.place_maker(owner, tok, price, size, now_ms)
+        return None if oid is None else ex.orders[oid]
+    # Exchange._fast_buy(resting=True)
+    gtd = ex._gtd
+    if gtd and gtd[0][0] <= now_ms:
+        ex.advance(now_ms)
+    id_seq = ex._seq + 1
+    ex._seq = id_seq
+    id_draw = ex._rng.random()
+    x = fp * PRICE_SCALE
+    pu = <long long> rint(x)
+    su = <long long> (fs * SIZE_SCALE + 1e-7)
+    tick_u = m.tick_u
+    if (fabs(<double> pu - x) > 1e-6 or pu % tick_u or pu < tick_u or pu > PRICE_SCALE - tick_u or su <= 0
+            or su < m.min_size_u):
+        return None
+    ex._seq = id_seq + 1
+    a = ex.accounts.get(owner)
+    if a is None:
+        a = ex._acct(owner)
+    cdef long long free_u = a.usdc_u - a.usdc_res_u
+    if free_u < pu * su + su * FEE_BOUND_U and not _buy_covered(free_u, pu, su, m.fee):
+        return None
+    # Exchange.place_maker: the post-only cross check
+    up = tok == m.up_token
+    orders = ex.orders
+    if up:     # a bid in the Up book at pu: crosses any ask at or below
+        limit_b = pu
+        asks = m.asks
+        for p in m.ask_prices:
+            if p > limit_b:
+                break
+            if _any_left(orders, asks[p]):
+                return None
+        book, prices = m.bids, m.bid_prices
+    else:      # BUY Down = an ask in the Up book at 1 - pu: crosses any bid at or above
+        limit_b = PRICE_SCALE - pu
+        bids = m.bids
+        for p in reversed(m.bid_prices):
+            if p < limit_b:
+                break
+            if _any_left(orders, bids[p]):
+                return None
+        book, prices = m.asks, m.ask_prices
+    oid = "0x" + _id_hex(ex._order_head, id_seq, id_draw)
+    if oid in orders:    # pragma: no cover - a SHA-256 collision
+        return None
+    o = Order(oid, owner, m.condition_id, tok, "Up" if up else "Down", BUY, pu, su, "GTC",
+              True, 0, now_ms, id_seq + 1, res_usdc_u=pu * su, is_up=up)
+    orders[oid] = o
+    a.usdc_res_u += pu * su
+    q = book.get(limit_b)
+    if q is None:
+        q = book[limit_b] = deque()
+        insort(prices, limit_b)
+    q.append(oid)
+    live = ex._live.get(owner)
+    if live is None:
+        live = ex._live[owner] = {}
+    live[oid] = o
+    bv = ex.book_version
+    bv[owner] = bv.get(owner, 0) + 1
+    if ex._pending_updates:
+        ex._pending_updates = []
+    t = ex._touched
+    if t:
+        t.clear()
+    return o
+
+
+cdef class TouchMakers:
+    """The touch makers of one :class:`BackgroundAgents` in all its markets: call :meth:`run` where
+    the reference calls ``_makers_touch``."""
+
+    def __init__(self, agents):
+        c = agents.cfg
+        self.ex = agents.ex
+        self.rng = agents.rng
+        self.stats = agents.stats
+        self.makers = list(agents.makers)
+        self.bias = [float(agents.bias[mk]) for mk in self.makers]
+        self.levels = c.maker_levels
+        self.level_step = c.maker_level_step
+        self.requote_ms = c.maker_requote_ms
+        self.refill_ms = c.maker_refill_ms
+        self.stop_before_ms = c.maker_stop_before_end_ms
+        self.noise_sd = c.maker_noise_sd
+        self.size_lo, self.size_hi = c.maker_size
+        self.depth_lo, self.depth_hi = c.maker_depth_size
+        self.slots = {}
+        self.ladders = {}
+
+    def slots_of(self, str cid):
+        """The makers' :class:`MakerSlot` in market ``cid`` (created on first use)."""
+        s = self.slots.get(cid)
+        if s is None:
+            s = self.slots[cid] = [MakerSlot() for _ in self.makers]
+        return s
+
+    def run(self, m, double fair, long long now_ms):
+        """One pass of every maker in market ``m`` at ``now_ms`` (true fair ``fair``)."""
+        cdef MakerSlot st
+        cdef Ladder L
+        cdef double tick = (<long long> m.tick_u) / <double> PRICE_SCALE
+        cdef double v, old, view, b0, lo, hi, have, after
+        cdef long long n_tr, ver, have_u
+        cdef int i, j, lvl
+        cdef bint stop, due, settled
+        cdef long long quotes = 0, rejects = 0
+        cdef object rng_random = self.rng.random
+        cdef object gauss = self.rng.gauss
+        ex = self.ex
+        cid = m.condition_id
+        stop = now_ms >= m.end_ms - self.stop_before_ms
+        n_tr = len(ex.trades_log)
+        book_version = ex.book_version
+        slots = self.slots_of(cid)
+        ladders = self.ladders.get(cid)
+        if ladders is None:
+            ladders = self.ladders[cid] = {}
+        for i in range(len(self.makers)):
+            mk = self.makers[i]
+            st = slots[i]
+            rest = st.rest
+            if stop:
+                if rest:
+                    ex.cancel_market(mk, cid, now_ms)
+                    rest.clear()
+                continue
+            due = now_ms >= st.next_quote
+            if not due and (st.check_n == n_tr or now_ms < st.check_t + self.refill_ms):
+                continue      # nothing traded since the last look (or refilled just now)
+            st.check_n = n_tr
+            st.check_t = now_ms
+            if due:
+                st.next_quote = now_ms + <long long> (self.requote_ms * (0.5 + 1.0 * <double> rng_random()))
+                v = fair + <double> self.bias[i] + <double> gauss(0.0, self.noise_sd)
+                v = v if v > 0.02 else 0.02          # max(0.02, v)
+                v = v if v < 0.98 else 0.98          # min(0.98, v)
+                if not st.has_view:
+                    st.view = v
+                    st.has_view = True
+                else:
+                    old = st.view
+                    if fabs(v - (floor(old / tick + 1e-9) * tick + tick / 2)) > 0.75 * tick:
+                        st.view = v
+            view = st.view if st.has_view else fair
+            if st.settled:
+                ver = book_version.get(mk, 0)
+                if st.settled_view == view and st.settled_ver == ver:
+                    continue   # same ladder, same resting orders, every level at target: nothing to do
+                st.settled = False
+            b0 = floor(view / tick + 1e-9) * tick
+            L = ladders.get(b0)
+            if L is None:
+                L = _ladder(m, b0, tick, self.levels, self.level_step)
+                if len(ladders) > 4096:
+                    ladders.clear()
+                ladders[b0] = L
+            want = L.want
+            for k in [k for k in rest if k not in want]:
+                for o in rest[k]:
+                    _cancel(ex, mk, o, now_ms)
+                del rest[k]
+            settled = True
+            for j in range(L.n):
+                k = L.keys[j]
+                lvl = L.lvl[j]
+                if lvl == 0:
+                    lo, hi = self.size_lo, self.size_hi
+                else:
+                    lo, hi = self.depth_lo, self.depth_hi
+                live = []
+                have_u = 0
+                for o in rest.get(k, ()):
+                    if o.status == LIVE:
+                        live.append(o)
+                        have_u += <long long> o.size_u - <long long> o.filled_u
+                have = have_u / 100.0
+                if lvl == 0 and have > 2 * hi:     # a deep level became the touch: resize it
+                    for o in live:
+                        _cancel(ex, mk, o, now_ms)
+                    live = []
+                    have = 0.0
+                    have_u = 0
+                if have < lo:
+                    o = _place(ex, m, mk, L.toks[j], L.pxs[j],
+                               _round(lo + (hi - lo) * <double> rng_random() - have, 2), now_ms)
+                    if o is not None:
+                        quotes += 1
+                        live.append(o)
+                        if settled:
+                            have_u += <long long> o.size_u - <long long> o.filled_u
+                    else:
+                        rejects += 1
+                    if settled:   # settled only if this level is now at target
+                        after = have_u / 100.0
+                        settled = after >= lo and not (lvl == 0 and after > 2 * hi)
+                rest[k] = live
+            if settled:
+                st.settled = True
+                st.settled_view = view
+                st.settled_ver = book_version.get(mk, 0)
+        if quotes or rejects:
+            stats = self.stats
+            stats.maker_quotes += quotes
+            stats.maker_rejects += rejects
