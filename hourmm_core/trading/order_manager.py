@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Iterable, Sequence
 
+from hourmm_core.quant.plan import match_quotes, order_aggregates
 from hourmm_core.trading.types import BUY, DOWN, SELL, SIDE_NAMES, TOKEN_NAMES, UP, Fill, Quote
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,12 @@ class OrderState(str, Enum):
 
 
 _FINAL = frozenset((OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED))
+
+
+# the members as module constants (a global load, not an enum class-attribute lookup: hot path)
+_INTENT, _SENT, _LIVE, _PARTIAL, _CANCELLING = (OrderState.INTENT, OrderState.SENT, OrderState.LIVE,
+                                                OrderState.PARTIAL, OrderState.CANCELLING)
+_FILLED, _CANCELLED, _REJECTED = OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED
 
 
 @dataclass(slots=True)
@@ -84,9 +91,10 @@ class Order:
                 f"[{state.value} filled={filled:g} id={order_id or '-'}]")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Action:
-    """What the executor must do: ``place`` a new order or ``cancel`` a working one."""
+    """What the executor must do: ``place`` a new order or ``cancel`` a working one (read-only
+    by convention; not frozen: a frozen dataclass's ``__init__`` is ~3x dearer on the hot path)."""
 
     kind: str  # "place" | "cancel"
     order: Order
@@ -124,7 +132,7 @@ class TokenBucket:
 CheckFn = Callable[[Quote], int]
 
 
-@dataclass
+@dataclass(slots=True)
 class PlanResult:
     """Actions plus what was held back and why (for journaling / counters)."""
 
@@ -178,26 +186,7 @@ class OrderManager:
 
         Sizes are remaining sizes; the decision loop calls this once per pass (hot path).
         """
-        opn: list[Order] = []
-        bu = bd = su = sd = notional = 0.0
-        for o in self.orders.values():
-            if o.state in _FINAL:
-                continue
-            opn.append(o)
-            rem = o.size - o.filled
-            if rem <= 0.0:
-                continue
-            if o.side == BUY:
-                notional += o.price * rem
-                if o.token == UP:
-                    bu += rem
-                else:
-                    bd += rem
-            elif o.token == UP:
-                su += rem
-            else:
-                sd += rem
-        return opn, bu, bd, su, sd, notional
+        return order_aggregates(self.orders.values(), _FINAL)   # compiled (quant/plan.pyx)
 
     @property
     def open_count(self) -> int:
@@ -210,7 +199,7 @@ class OrderManager:
         Excludes INTENT orders of a plan whose cancels are still in flight, so a
         cancel-then-replace never shows more than MAX_OPEN_ORDERS.
         """
-        return sum(1 for o in self.orders.values() if o.state not in _FINAL and o.state is not OrderState.INTENT)
+        return sum(1 for o in self.orders.values() if o.state not in _FINAL and o.state is not _INTENT)
 
     def open_buy_notional(self) -> float:
         return sum(o.price * o.remaining for o in self.orders.values() if o.is_open and o.side == BUY)
@@ -247,24 +236,11 @@ class OrderManager:
             working = [o for o in self.orders.values() if o.state not in _FINAL]
         # A working order keeps a quote when token and side are equal, it is not being cancelled,
         # |price - quote price| <= price_tol and |remaining - quote size| <= size_tol * quote size
-        # (each + 1e-9); first match in working order wins (hot path: inlined, no per-pair call).
-        ptol = self.price_tol + 1e-9
-        stol = self.size_tol
-        cancelling = OrderState.CANCELLING
-        free = [o for o in working if o.state is not cancelling]   # candidates, in working order
-        missing: list[Quote] = []
-        n_used = 0
-        for q in desired:
-            qt, qs, qp, qz = q.token, q.side, q.price, q.size
-            ztol = stol * qz + 1e-9
-            for j, o in enumerate(free):
-                if (o.token == qt and o.side == qs and not abs(o.price - qp) > ptol
-                        and abs(o.size - o.filled - qz) <= ztol):
-                    del free[j]          # used: each working order keeps at most one quote
-                    n_used += 1
-                    break
-            else:
-                missing.append(q)
+        # (each + 1e-9); quotes in order, each by the first free working order that matches
+        # (compiled: hourmm_core.quant.plan.match_quotes; ``free`` keeps the unmatched ones).
+        free = [o for o in working if o.state is not _CANCELLING]
+        want = desired if type(desired) is list else list(desired)
+        missing, n_used = match_quotes(want, free, self.price_tol + 1e-9, self.size_tol)
         res = PlanResult(actions=[], kept=n_used)
         cancels = free                   # the unmatched ones, not already cancelling
         budget = self.bucket.available(now_ms)
@@ -303,7 +279,7 @@ class OrderManager:
     def cancel_all_actions(self) -> list[Action]:
         """Cancel every open order that has an exchange id (no rate limit: safety first)."""
         return [Action("cancel", o) for o in self.orders.values()
-                if o.is_open and o.order_id is not None and o.state is not OrderState.CANCELLING]
+                if o.is_open and o.order_id is not None and o.state is not _CANCELLING]
 
     # ---- order events ----------------------------------------------------------------
     def new_order(self, q: Quote, now_ms: int) -> Order:
@@ -320,13 +296,13 @@ class OrderManager:
         o = self.new_order(Quote(token, side, price, size), now_ms)
         o.order_id = order_id
         o.filled = filled
-        o.state = OrderState.PARTIAL if filled > 0 else OrderState.LIVE
+        o.state = _PARTIAL if filled > 0 else _LIVE
         self.by_exchange_id[order_id] = o.client_id
         return o
 
     def on_sent(self, o: Order, now_ms: int) -> None:
-        if o.state is OrderState.INTENT:
-            o.state = OrderState.SENT
+        if o.state is _INTENT:
+            o.state = _SENT
             o.updated_ms = now_ms
 
     def on_ack(self, o: Order, order_id: str, status: str, now_ms: int) -> None:
@@ -338,46 +314,46 @@ class OrderManager:
         if early:
             o.fill_sum += early
             o.filled = min(o.size, max(o.filled, o.fill_sum))
-        if o.state.final or o.state is OrderState.CANCELLING:
+        if o.state in _FINAL or o.state is _CANCELLING:
             return
         st = (status or "").lower()
         if st == "matched" and o.filled >= o.size - 1e-9:
-            o.state = OrderState.FILLED
+            o.state = _FILLED
         elif o.filled > 0:
-            o.state = OrderState.PARTIAL
+            o.state = _PARTIAL
         else:
-            o.state = OrderState.LIVE
+            o.state = _LIVE
 
     def on_reject(self, o: Order, reason: str, now_ms: int) -> None:
-        o.state = OrderState.REJECTED
+        o.state = _REJECTED
         o.reason = reason
         o.updated_ms = now_ms
 
     def on_cancel_sent(self, o: Order, now_ms: int) -> None:
-        if not o.state.final:
-            o.state = OrderState.CANCELLING
+        if o.state not in _FINAL:
+            o.state = _CANCELLING
             o.updated_ms = now_ms
 
     def on_cancelled(self, order_id: str, now_ms: int) -> Order | None:
         """Exchange confirmed the cancel (REST response or user WS CANCELLATION)."""
         o = self.by_order_id(order_id)
-        if o is not None and not o.state.final:
-            o.state = OrderState.FILLED if o.remaining <= 1e-9 else OrderState.CANCELLED
+        if o is not None and o.state not in _FINAL:
+            o.state = _FILLED if o.remaining <= 1e-9 else _CANCELLED
             o.updated_ms = now_ms
         return o
 
     def on_cancel_failed(self, order_id: str, reason: str, now_ms: int) -> Order | None:
         """Cancel refused. If the exchange no longer knows the order it is gone; else retry."""
         o = self.by_order_id(order_id)
-        if o is None or o.state.final:
+        if o is None or o.state in _FINAL:
             return o
         o.reason = reason
         o.updated_ms = now_ms
         low = reason.lower()
         if "not found" in low or "already" in low or "matched" in low or "canceled" in low or "cancelled" in low:
-            o.state = OrderState.FILLED if o.remaining <= 1e-9 else OrderState.CANCELLED
+            o.state = _FILLED if o.remaining <= 1e-9 else _CANCELLED
         else:
-            o.state = OrderState.PARTIAL if o.filled > 0 else OrderState.LIVE
+            o.state = _PARTIAL if o.filled > 0 else _LIVE
         return o
 
     def by_order_id(self, order_id: str | None) -> Order | None:
@@ -396,16 +372,16 @@ class OrderManager:
             o.filled = min(o.size, size_matched)
         st = (status or "").upper()
         o.updated_ms = now_ms
-        if o.state.final:
+        if o.state in _FINAL:
             return o
         if st in ("CANCELLATION", "CANCELED", "CANCELLED"):
-            o.state = OrderState.FILLED if o.remaining <= 1e-9 else OrderState.CANCELLED
+            o.state = _FILLED if o.remaining <= 1e-9 else _CANCELLED
         elif o.remaining <= 1e-9:
-            o.state = OrderState.FILLED
-        elif o.filled > 0 and o.state is not OrderState.CANCELLING:
-            o.state = OrderState.PARTIAL
-        elif o.state in (OrderState.INTENT, OrderState.SENT):
-            o.state = OrderState.LIVE
+            o.state = _FILLED
+        elif o.filled > 0 and o.state is not _CANCELLING:
+            o.state = _PARTIAL
+        elif o.state is _INTENT or o.state is _SENT:
+            o.state = _LIVE
         return o
 
     def on_merge(self, size: float) -> None:
@@ -456,11 +432,11 @@ class OrderManager:
             o.fill_sum += fill.size
             o.filled = min(o.size, max(o.filled, o.fill_sum))
             o.updated_ms = fill.ts_ms
-            if not o.state.final:
+            if o.state not in _FINAL:
                 if o.remaining <= 1e-9:
-                    o.state = OrderState.FILLED
-                elif o.state is not OrderState.CANCELLING:
-                    o.state = OrderState.PARTIAL
+                    o.state = _FILLED
+                elif o.state is not _CANCELLING:
+                    o.state = _PARTIAL
         return True
 
     def reverse_fill(self, trade_id: str, order_id: str | None, token: int, side: int, price: float,
@@ -472,7 +448,7 @@ class OrderManager:
 
     def prune(self, keep_final: int = 200) -> None:
         """Drop the oldest final orders so memory stays bounded over a long hour."""
-        final = [o for o in self.orders.values() if o.state.final]
+        final = [o for o in self.orders.values() if o.state in _FINAL]
         if len(final) <= keep_final:
             return
         final.sort(key=lambda o: o.updated_ms)

@@ -71,6 +71,8 @@ class Mode(str, Enum):
         return cls[raw.strip().upper()]
 
 
+# the members as module constants (a global load, not an enum class-attribute lookup: hot path)
+_NORMAL, _REDUCE_ONLY, _FLATTEN, _HALT = Mode.NORMAL, Mode.REDUCE_ONLY, Mode.FLATTEN, Mode.HALT
 # the level is the compiled core's RiskMode (one definition); looked up once, not per order
 _LEVEL = {m: int(RiskMode[m.name]) for m in Mode}
 
@@ -159,10 +161,10 @@ class RiskEngine:
     def mode(self) -> Mode:
         """The mode everything obeys: most severe of operator, latch and auto conditions."""
         if self.halt_reason:
-            return Mode.HALT
+            return _HALT
         op = self.operator_mode
-        if (self.health.binance_stale or self.breach) and op is Mode.NORMAL:
-            return Mode.REDUCE_ONLY
+        if (self.health.binance_stale or self.breach) and op is _NORMAL:
+            return _REDUCE_ONLY
         return op
 
     def _changed(self, reason: str, ts_ms: int) -> ModeChange | None:
@@ -234,7 +236,7 @@ class RiskEngine:
 
         Raises ValueError (nothing changed) when HALT cannot be cleared yet.
         """
-        if mode is not Mode.HALT and self.halt_reason is not None:
+        if mode is not _HALT and self.halt_reason is not None:
             if not self.health.user_ws and self.halt_reason.startswith("user WS"):
                 raise ValueError("cannot leave HALT: the user WebSocket is still disconnected")
             self.halt_reason = None
@@ -250,9 +252,9 @@ class RiskEngine:
     def may_place(self, reduces: bool) -> bool:
         """Coarse gate before the compiled check: does the mode allow this kind of order?"""
         m = self.mode
-        if m is Mode.HALT:
+        if m is _HALT:
             return False
-        if m is Mode.NORMAL:
+        if m is _NORMAL:
             return True
         return reduces
 
@@ -296,7 +298,7 @@ def _checker(lim: Limits, price_band: float, tick: float, min_size: float) -> An
 
 def check_quote(q: "Quote", mode: Mode, lim: Limits, ex: Exposure, fair_up: float | None,
                 fresh: bool, price_band: float, tick: float = 0.0, min_size: float = 0.0,
-                unwind: bool = False) -> int:
+                unwind: bool = False, rc: Any = None) -> int:
     """One order through the compiled pre-trade check (``hourmm_core.quant.RiskChecker``).
 
     Checks mode, order sanity (tick grid, min size), order size, position (held + open
@@ -304,9 +306,11 @@ def check_quote(q: "Quote", mode: Mode, lim: Limits, ex: Exposure, fair_up: floa
     Sells are checked against the tokens still free (held minus open sells), so two
     sells can never oversell. ``unwind`` (FLATTEN) skips the band: getting out at the
     best bid matters more than the price. On OK the exposure is updated so the next
-    quote of the same plan sees it. Returns a :class:`Reason` code.
+    quote of the same plan sees it. Returns a :class:`Reason` code. ``rc``: the checker of
+    ``_checker(lim, price_band, tick, min_size)`` if the caller holds it already (one per plan).
     """
-    rc = _checker(lim, price_band, tick, min_size)
+    if rc is None:
+        rc = _checker(lim, price_band, tick, min_size)
     up = q.token == UP
     free_up = ex.yes_tokens - ex.open_sell_up
     free_down = ex.no_tokens - ex.open_sell_down

@@ -33,12 +33,20 @@ class Phase(str, Enum):
     @property
     def may_open(self) -> bool:
         """New inventory-increasing orders are allowed."""
-        return self in (Phase.ACTIVE, Phase.WIND_DOWN)
+        return self in _MAY_OPEN
 
     @property
     def may_trade(self) -> bool:
         """Any order at all is allowed (reducing ones included)."""
-        return self in (Phase.ACTIVE, Phase.WIND_DOWN, Phase.FLATTEN)
+        return self in _MAY_TRADE
+
+
+# the members as module constants: ``Phase.X`` is a class-attribute lookup through the enum
+# metaclass (~0.2-0.3 us here), a global is a cached load (the decision pass is the hot path)
+_IDLE, _ACTIVE, _WIND_DOWN, _FLATTEN, _HARD_CUTOFF, _ENDED = (
+    Phase.IDLE, Phase.ACTIVE, Phase.WIND_DOWN, Phase.FLATTEN, Phase.HARD_CUTOFF, Phase.ENDED)
+_MAY_OPEN = frozenset((_ACTIVE, _WIND_DOWN))
+_MAY_TRADE = frozenset((_ACTIVE, _WIND_DOWN, _FLATTEN))
 
 
 @dataclass(frozen=True)
@@ -70,20 +78,20 @@ class Schedule:
                  hour_start_ms: int | None = None) -> Phase:
         """The phase at ``now_ms`` for a market ending at ``hour_end_ms`` (None: no market)."""
         if hour_end_ms is None:
-            return Phase.IDLE
+            return _IDLE
         start = hour_end_ms - HOUR_MS if hour_start_ms is None else hour_start_ms
         if now_ms < start:
-            return Phase.IDLE
+            return _IDLE
         left = hour_end_ms - now_ms
         if left <= 0:
-            return Phase.ENDED
+            return _ENDED
         if left <= self.hard_cutoff_ms:
-            return Phase.HARD_CUTOFF
+            return _HARD_CUTOFF
         if left <= self.t_flatten_ms:
-            return Phase.FLATTEN
+            return _FLATTEN
         if left <= self.t_wind_ms:
-            return Phase.WIND_DOWN
-        return Phase.ACTIVE
+            return _WIND_DOWN
+        return _ACTIVE
 
     def wind_progress(self, now_ms: int, hour_end_ms: int) -> float:
         """0 at the start of WIND_DOWN, 1 at FLATTEN: lets the strategy ramp smoothly."""
@@ -110,7 +118,7 @@ class Session:
         self.schedule = schedule
         self.hour_start_ms: int | None = None
         self.hour_end_ms: int | None = None
-        self.phase: Phase = Phase.IDLE
+        self.phase: Phase = _IDLE
 
     def set_market(self, hour_start_ms: int | None, hour_end_ms: int | None) -> None:
         """Select the market whose hour we trade (None, None: no market)."""
