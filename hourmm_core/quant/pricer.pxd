@@ -128,37 +128,77 @@ cdef inline double min_level(const MinState* s) noexcept nogil:
 
 
 @cython.cdivision(True)
-cdef inline double min_level_at(const MinState* s, long long ts_ms) noexcept nogil:
-    """The level as it stands at ts_ms without closing any bar: when ts_ms is past the current
-    bar's end, that bar's return is included provisionally (pricing never moves bar state, so
-    a trade of that minute arriving later still lands in its own bar)."""
+cdef inline double min_level_at_b(const MinState* s, long long b) noexcept nogil:
+    """The level as it stands in minute b without closing any bar: when b is past the current
+    bar, that bar's return is included provisionally (pricing never moves bar state, so a trade
+    of that minute arriving later still lands in its own bar)."""
     cdef double r
-    if s.have_bar and s.bar_traded and s.have_prev and _floordiv(ts_ms, 60000) > s.bar:
+    if s.have_bar and s.bar_traded and s.have_prev and b > s.bar:
         r = log(s.bar_close / s.prev_close)
         return ((1.0 - s.alpha) * s.num + s.alpha * r * r / s.season[<int>(s.bar % 1440)]) \
             / ((1.0 - s.alpha) * s.den + s.alpha)
     return min_level(s)
 
 
+# The rest-of-hour variance in two parts: what depends on the minute of ts and the hour's end only
+# (two floor divisions, the season/cum lookups: ``min_span``, once per minute in minute_path_batch)
+# and what moves within the minute (the fraction f of the current minute left, the level:
+# ``min_span_var``). ``min_rest_var`` = both, for one instant; the same expressions in the same order.
+cdef struct MinSpan:
+    long long b                     # the minute of ts (floor(ts / 60000))
+    long long b_end                 # (b + 1) * 60000
+    long long hour_end
+    int kind                        # 0 the hour's rest fits the day's season table, 1 it wraps, 2 too long (NaN)
+    double sc                       # season[c], c = b % 1440
+    double ca                       # cum[e] (kind 0) or cum[1440] (kind 1), e = one past the hour's last minute
+    double cb                       # cum[c + 1]
+    double cw                       # cum[e - 1440] (kind 1)
+
+
 @cython.cdivision(True)
+cdef inline void min_span(const MinState* s, MinSpan* sp, long long ts_ms, long long hour_end_ms) noexcept nogil:
+    cdef long long b = _floordiv(ts_ms, 60000)
+    cdef long long bend = _floordiv(hour_end_ms - 1, 60000) + 1     # first minute after the hour
+    cdef int c = <int>(b % 1440), e
+    sp.b = b
+    sp.b_end = (b + 1) * 60000
+    sp.hour_end = hour_end_ms
+    if bend - b > 1440:
+        sp.kind = 2
+        return
+    e = c + <int>(bend - b)                          # season index one past the hour's last minute
+    sp.sc = s.season[c]
+    sp.cb = s.cum[c + 1]
+    if e <= 1440:
+        sp.kind = 0
+        sp.ca = s.cum[e]
+    else:
+        sp.kind = 1
+        sp.ca = s.cum[1440]
+        sp.cw = s.cum[e - 1440]
+
+
+@cython.cdivision(True)
+cdef inline double min_span_var(const MinState* s, const MinSpan* sp, long long ts_ms, double vl) noexcept nogil:
+    """Forecast variance of ln(close of the hour / price now) at ts_ms (in sp's minute, before
+    sp's hour end). ``vl`` = var_scale * min_level(s) (the batch loop keeps it between bar closes)."""
+    cdef double f = (sp.b_end - ts_ms) / 60000.0
+    if sp.kind == 2:
+        return NAN
+    if unlikely(s.have_bar and s.bar_traded and s.have_prev and sp.b > s.bar):
+        vl = s.var_scale * min_level_at_b(s, sp.b)
+    if sp.kind == 0:
+        return vl * (f * sp.sc + sp.ca - sp.cb)
+    return vl * (f * sp.sc + sp.ca - sp.cb + sp.cw)
+
+
 cdef inline double min_rest_var(const MinState* s, long long ts_ms, long long hour_end_ms) noexcept nogil:
     """Forecast variance of ln(close of the hour / price now), at ts_ms."""
-    cdef long long left = hour_end_ms - ts_ms, b, bend
-    cdef int c, e
-    cdef double f
-    if left <= 0:
+    cdef MinSpan sp
+    if hour_end_ms - ts_ms <= 0:
         return 0.0
-    b = _floordiv(ts_ms, 60000)
-    bend = _floordiv(hour_end_ms - 1, 60000) + 1     # first minute after the hour
-    c = <int>(b % 1440)
-    f = ((b + 1) * 60000 - ts_ms) / 60000.0
-    if bend - b > 1440:
-        return NAN
-    e = c + <int>(bend - b)                          # season index one past the hour's last minute
-    if e <= 1440:
-        return s.var_scale * min_level_at(s, ts_ms) * (f * s.season[c] + s.cum[e] - s.cum[c + 1])
-    return s.var_scale * min_level_at(s, ts_ms) * (f * s.season[c] + s.cum[1440] - s.cum[c + 1]
-                                                   + s.cum[e - 1440])
+    min_span(s, &sp, ts_ms, hour_end_ms)
+    return min_span_var(s, &sp, ts_ms, s.var_scale * min_level(s))
 
 
 @cython.cdivision(True)

@@ -1126,6 +1126,12 @@ cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* 
     cdef double qv[_VB]
     cdef Py_ssize_t qi[_VB]
     cdef int nq = 0
+    # the rest-of-hour variance's per-minute part (min_span: floor divisions, season lookups) is
+    # refreshed when an instant enters a new minute or hour end; var_scale * level after bar closes
+    cdef MinSpan sp
+    cdef double vl = st.var_scale * min_level(&st)
+    sp.b_end = -9223372036854775807
+    sp.hour_end = 0
     for i in range(m):
         e = ev[i]
         if unlikely(e < eprev):
@@ -1140,6 +1146,7 @@ cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* 
                 mp.st = st
                 mp.c_advance(t[j])
                 st = mp.st
+                vl = st.var_scale * min_level(&st)
                 min_mark(&st, px[j])
                 r = 1
             if r == 1:
@@ -1149,7 +1156,10 @@ cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* 
         if not have:
             o[i] = NAN
         elif vec and isfinite(k[i]) and k[i] > 0.0 and last != k[i]:
-            v = min_rest_var(&st, e, he[i])      # (last is a good trade price: finite > 0)
+            if unlikely(e >= sp.b_end or he[i] != sp.hour_end):
+                min_span(&st, &sp, e, he[i])
+            # min_rest_var(&st, e, he[i]) with the minute's part kept (last is a good trade price)
+            v = min_span_var(&st, &sp, e, vl) if he[i] > e else 0.0
             if v > 0.0:
                 qr[nq] = last / k[i]
                 qv[nq] = v

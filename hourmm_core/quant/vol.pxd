@@ -52,11 +52,14 @@ cdef inline int vol_step(VolState* s, long long ts_ms, double price, int k) noex
         s.n_bad += 1
         return 0
     if ts_ms >= s.next_ms:          # crossed a grid boundary (no division on the common path)
-        b = ts_ms // s.sample_ms
+        if ts_ms < s.next_ms + s.sample_ms and s.next_ms >= 0:
+            b = s.bucket + 1        # the next grid cell (= ts_ms // sample_ms without a 64-bit division)
+        else:
+            b = ts_ms // s.sample_ms
         r = log(s.last_price / s.anchor)
         if b == s.bucket + 1:
             dt = s.sample_s
-            obs = r * r / dt
+            obs = r * r if dt == 1.0 else r * r / dt      # x / 1.0 == x exactly (the 1 s grid)
             for i in range(k):
                 a = s.alpha1[i]
                 s.num[i] = a * s.num[i] + (1.0 - a) * obs
