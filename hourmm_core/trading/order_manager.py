@@ -121,6 +121,13 @@ class TokenBucket:
         self._refill(now_ms)
         return int(self.tokens)
 
+    def spend(self, now_ms: int, k: int) -> None:
+        """``k`` calls of ``take(now_ms)`` in one (the same floats: one refill, then 1 at a time)."""
+        self._refill(now_ms)
+        for _ in range(k):
+            if self.tokens >= 1:
+                self.tokens -= 1
+
     def take(self, now_ms: int, n: int = 1) -> bool:
         self._refill(now_ms)
         if self.tokens >= n:
@@ -243,7 +250,9 @@ class OrderManager:
         missing, n_used = match_quotes(want, free, self.price_tol + 1e-9, self.size_tol)
         res = PlanResult(actions=[], kept=n_used)
         cancels = free                   # the unmatched ones, not already cancelling
-        budget = self.bucket.available(now_ms)
+        bucket = self.bucket
+        budget = bucket.available(now_ms)
+        actions = res.actions
         for o in cancels:
             if o.order_id is None:
                 res.unacked.append(o)
@@ -252,12 +261,14 @@ class OrderManager:
                 res.deferred_rate += 1
                 continue
             budget -= 1
-            self.bucket.take(now_ms)
-            res.actions.append(Action("cancel", o))
+            actions.append(Action("cancel", o))
+        if actions:
+            bucket.spend(now_ms, len(actions))   # one token per cancel (budget <= the bucket's tokens)
         if not places:
             return res
-        n_cancel = len(res.actions)
+        n_cancel = len(actions)
         slots = max_open_orders - (len(working) - n_cancel)
+        new_order = self.new_order
         for q in missing:
             if slots <= 0:
                 res.deferred_slots += 1
@@ -271,9 +282,10 @@ class OrderManager:
                 res.deferred_rate += 1
                 continue
             budget -= 1
-            self.bucket.take(now_ms)
             slots -= 1
-            res.actions.append(Action("place", self.new_order(q, now_ms)))
+            actions.append(Action("place", new_order(q, now_ms)))
+        if len(actions) > n_cancel:
+            bucket.spend(now_ms, len(actions) - n_cancel)   # one token per place
         return res
 
     def cancel_all_actions(self) -> list[Action]:

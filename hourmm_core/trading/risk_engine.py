@@ -315,7 +315,7 @@ def check_quote(q: "Quote", mode: Mode, lim: Limits, ex: Exposure, fair_up: floa
     free_up = ex.yes_tokens - ex.open_sell_up
     free_down = ex.no_tokens - ex.open_sell_down
     fair = math.nan if (fair_up is None or (unwind and q.side != BUY)) else fair_up
-    code = rc.check(mode.level, q.token, q.side, q.price, q.size, fair,
+    code = rc.check(_LEVEL[mode], q.token, q.side, q.price, q.size, fair,
                     free_up if q.side != BUY else ex.yes_tokens,
                     free_down if q.side != BUY else ex.no_tokens,
                     ex.open_orders, ex.reserved_capital, 0 if fresh else _STALE_AGE_MS,

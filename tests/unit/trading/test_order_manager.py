@@ -157,3 +157,18 @@ def test_prune_bounds_final_orders_and_keeps_open_ones_and_inventory() -> None:
     assert sum(1 for o in om.orders.values() if o.state.final) == 10
     assert all(o.client_id in om.orders for o in live_one if not o.state.final)
     assert (om.yes_tokens, om.no_tokens) == before
+
+
+def test_bucket_spend_is_k_takes_to_the_bit():
+    """plan() spends its tokens in one call per kind of action: the same floats as one take() each."""
+    from hourmm_core.trading.order_manager import TokenBucket
+
+    for rate, burst, t1, k in ((10.0, 20.0, 1_234, 7), (3.3, 5.0, 777, 9), (1e9, 1e9, 5, 3), (0.7, 2.0, 2_100, 4)):
+        a, b = TokenBucket(rate, burst), TokenBucket(rate, burst)
+        for bk in (a, b):
+            bk.take(0, 1)
+            bk.take(0, 1)
+        ok = [a.take(t1) for _ in range(k)]
+        b.spend(t1, k)
+        assert a.tokens == b.tokens and a.last_ms == b.last_ms
+        assert sum(ok) <= k
