@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +28,20 @@ from pathlib import Path
 import numpy as np
 
 WARMUP_MS = 5000   # quiet start: the trader discovers the market and quotes before the first jump
+
+
+def gc_recorder(out: list) -> "callable":
+    """Record every garbage collection of this process as (start_ns, stop_ns, generation) into
+    ``out`` (perf_counter_ns, comparable across the bench's processes). Returns an undo callable."""
+    t = [0]
+
+    def cb(phase: str, info: dict) -> None:
+        if phase == "start":
+            t[0] = time.perf_counter_ns()
+        else:
+            out.append((t[0], time.perf_counter_ns(), info.get("generation")))
+    gc.callbacks.append(cb)
+    return lambda: gc.callbacks.remove(cb)
 
 
 def jump_index(ts_ms: int, t0_ms: int, every_ms: int) -> int:
@@ -73,6 +89,14 @@ def step_ticks(t0_ms: int, seconds: float, every_ms: int = 4000, tick_ms: int = 
                     bid_qty=q, ask_qty=q, source="synthetic", bbo="synthetic")
 
 
+def _settle(a: argparse.Namespace) -> None:
+    """``--gc settle``: what the runners do once started (hourmm_core.gc_tuning.settle_gc); the venue
+    simulator gets it too (the real venue is not a Python process with our GC pauses)."""
+    if a.gc == "settle":
+        from hourmm_core.gc_tuning import settle_gc
+        settle_gc()
+
+
 async def _until_stdin_closes() -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)
@@ -92,6 +116,7 @@ async def venue(a: argparse.Namespace) -> dict:
             return await _h(request)
         setattr(sim, name, spy)
     await sim.start()
+    _settle(a)
     sim.faults["ack_delay_ms"] = a.ack_delay_ms   # > 0: every POST waits this long (a slow venue round trip)
     print(json.dumps({"urls": sim.urls, "up_token": sim.hours[0].up_token}), flush=True)
     try:
@@ -142,6 +167,7 @@ async def pricer(a: argparse.Namespace) -> dict:
         ev["pushed"].append((time.perf_counter_ns(), snap.seq))
     svc.server.publish = publish
     await svc.start()
+    _settle(a)
     print(json.dumps({"url": svc.server.url}), flush=True)
     try:
         await _until_stdin_closes()
@@ -167,8 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ack-delay-ms", type=int, default=0)
     p.add_argument("--always-push", action="store_true")   # publish on change in both modes (fast-path A/B)
     p.add_argument("--double-ms", type=int, default=0)      # mode 1 jumps as two half-jumps this far apart
+    p.add_argument("--nice", type=int, default=0)    # scheduling priority of this process (HOPS_NICE)
+    p.add_argument("--gc", choices=("settle", "off"), default="settle")   # off: CPython's default GC
     a = p.parse_args(argv)
+    if a.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, a.nice)   # HOPS_NICE (negative needs root / CAP_SYS_NICE)
+    gcs: list = []
+    gc_recorder(gcs)
     ev = asyncio.run(venue(a) if a.role == "venue" else pricer(a))
+    ev[f"gc_{a.role}"] = gcs
     Path(a.out).write_text(json.dumps(ev))
     return 0
 

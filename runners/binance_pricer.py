@@ -12,6 +12,7 @@ import sys
 
 from hourmm_core.clock import clock_from_env
 from hourmm_core.config import ConfigError, PricerConfig
+from hourmm_core.gc_tuning import settle_gc
 from hourmm_core.logsetup import setup_logging
 
 log = logging.getLogger("binance_pricer")
@@ -29,6 +30,7 @@ async def _run(cfg: PricerConfig) -> int:
         except (NotImplementedError, RuntimeError):
             pass
     await service.start()
+    log.info("GC settled after start-up: %s", settle_gc())   # no full collections of start-up objects
     await stop.wait()
     log.info("Container A stopping")
     await service.stop()

@@ -20,6 +20,7 @@ import sys
 
 from hourmm_core.clock import clock_from_env
 from hourmm_core.config import ConfigError, Credentials, TraderConfig
+from hourmm_core.gc_tuning import settle_gc
 from hourmm_core.logsetup import setup_logging
 
 log = logging.getLogger("polymarket_trader")
@@ -67,7 +68,7 @@ async def amain() -> int:
     trader = Trader(cfg, clock, creds, venue)  # type: ignore[arg-type]
     if auth_failed:
         trader.core.risk.on_rest(False, clock.now_ms(), auth_failed=True)
-    await trader.run(install_signals=True)
+    await trader.run(install_signals=True, on_started=lambda: log.info("GC settled after start-up: %s", settle_gc()))
     return 0
 
 

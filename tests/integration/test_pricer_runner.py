@@ -269,6 +269,7 @@ def test_runner_and_replay_cli_as_processes():
         assert pricer.returncode == 0, err
         assert "INFO | Container A started" in err
         assert "INFO | Connected to Binance for BTCUSDT" in err
+        assert "INFO | GC settled after start-up: {'frozen': " in err   # runner wiring of gc_tuning.settle_gc
         assert "INFO | Hour 2026-01-22T14:00:00Z open price set: " in err
     finally:
         for p in (pricer, replay):

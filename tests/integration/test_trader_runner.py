@@ -105,6 +105,7 @@ async def test_market_data_only_then_sigterm(tmp_path: Path) -> None:
     assert status is not None and status["quoting_enabled"] is False and status["open_orders"] == 0
     assert status["health"]["binance_stale"] is True  # no container A running: stale, no quotes
     assert "market data only, quoting disabled" in text
+    assert "GC settled after start-up: {'frozen': " in text   # runner wiring of gc_tuning.settle_gc
     assert f"Selected market: {status['slug']}" in text
     assert state["open_orders"] == []
     from hourmm_core.journal import Journal

@@ -34,7 +34,7 @@ import numpy as np
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.data.ticks import TickData
 from hourmm_core.sim.polymarket.engine import BUY, Exchange, Market
-from hourmm_core.sim.polymarket.touch import TouchMakers
+from hourmm_core.sim.polymarket.flowcore import TouchMakers, takers
 
 try:  # compiled core; the reference twin has the same algorithm
     from hourmm_core.quant import digital_prob
@@ -224,7 +224,7 @@ class BackgroundAgents:
     the market maker under test).
 
     ``fast`` (default True) runs the touch makers' pass compiled
-    (:class:`hourmm_core.sim.polymarket.touch.TouchMakers`: typed state, the engine's maker place
+    (:class:`hourmm_core.sim.polymarket.flowcore.TouchMakers`: typed state, the engine's maker place
     and cancel inline, and a maker's pass skipped when it provably does nothing - its view did not
     move and none of its resting orders changed since a pass that left every level at its target,
     per :attr:`Exchange.book_version`) and caches the fee a sniper must beat per price; the actions,
@@ -258,7 +258,7 @@ class BackgroundAgents:
                                     fast=fast)
         for o in self.makers + [self.noise, self.informed, self.sniper.owner]:
             exchange.deposit(o, self.cfg.fund_usdc)
-        # fast path: the touch makers' pass compiled (touch.pyx), the reference twin is _makers_touch
+        # fast path: the touch makers' pass compiled (flowcore.pyx), the reference twin is _makers_touch
         self._touch = TouchMakers(self) if self.fast and self.cfg.maker_style != "legacy" else None
 
     @property
@@ -288,7 +288,10 @@ class BackgroundAgents:
             else:
                 self._makers_touch(m, fair, now_ms)
             if dt_ms and now_ms >= hour:
-                self._takers(m, fair, hour, now_ms, dt_ms)
+                if self.fast:     # the same takers compiled (flowcore.pyx); _takers is the reference twin
+                    takers(self, m, fair, hour, now_ms, dt_ms)
+                else:
+                    self._takers(m, fair, hour, now_ms, dt_ms)
         if snipe and live:
             self.sniper.fire_due(now_ms)
             self.sniper.scan(now_ms, live)
@@ -412,10 +415,7 @@ class BackgroundAgents:
         if ask is None:
             return False
         px = min(1 - m.tick_size, _tick_floor(ask + slip, m.tick_size))
-        if self.fast:     # the same FAK BUY without the result object (Exchange.place_taker)
-            ok = self.ex.place_taker(owner, tok, round(px, 4), round(size, 2), now_ms) is not None
-        else:
-            ok = self.ex.place(owner, tok, BUY, round(px, 4), round(size, 2), "FAK", now_ms=now_ms).ok
+        ok = self.ex.place(owner, tok, BUY, round(px, 4), round(size, 2), "FAK", now_ms=now_ms).ok
         if not ok:
             self.stats.taker_rejects += 1
         return ok

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.fees import FeeSchedule, taker_fee
 from hourmm_core.sim.polymarket.engine import BUY, PRICE_SCALE, SIZE_SCALE, Exchange, Market
+from hourmm_core.sim.polymarket.flowcore import sniper_scan
 
 if TYPE_CHECKING:
     from hourmm_core.sim.polymarket.agents import AgentConfig, AgentStats, PricePath
@@ -105,6 +106,8 @@ class LatencySniper:
     # ------------------------------------------------------------------ API
     def scan(self, now_ms: int, markets: Iterable[Market]) -> int:
         """Look at the target quotes at ``now_ms``; schedule shots at the stale ones. Returns #scheduled."""
+        if self.fast:     # the same scan compiled (flowcore.pyx); this method is its reference twin
+            return sniper_scan(self, now_ms, markets)
         c = self.cfg
         if c.sniper_share <= 0:
             return 0
@@ -112,28 +115,12 @@ class LatencySniper:
         if not mk:
             return 0
         targets = self._target_orders(mk)
-        if self.fast and not targets and not self.pending:
-            return 0          # nothing to look at and nothing to forget (the fair is a pure lookup)
         fair = {m.condition_id: self._fair(m, now_ms) for m in mk}
         new = 0
         live_ids = set()
-        fee_ps = self._fee_ps
         for o in targets:
             live_ids.add(o.order_id)
-            if self.fast:     # _edge inlined: the same floats (value - q - fee) without the call
-                f = fair[o.condition_id]
-                if o.side == BUY:     # the taker buys the other token at 1 - px
-                    q = 1.0 - o.price_u / PRICE_SCALE
-                    value = 1.0 - f if o.is_up else f
-                else:
-                    q = o.price_u / PRICE_SCALE
-                    value = f if o.is_up else 1.0 - f
-                fee = fee_ps.get(q)
-                if fee is None:
-                    fee = fee_ps[q] = taker_fee_per_share(self.ex.fee, q)
-                edge = value - q - fee
-            else:
-                edge, _, _ = self._edge(o, fair[o.condition_id])
+            edge, _, _ = self._edge(o, fair[o.condition_id])
             if edge <= c.sniper_min_edge:
                 if self.pending.get(o.order_id, 0) == -1:
                     del self.pending[o.order_id]     # fresh again: a later staleness is a new chance
@@ -197,3 +184,4 @@ class LatencySniper:
                 self.stats.sniper_trades += 1
                 self.size_taken += sum(f.size for f in fills)
         return n
+

@@ -1,24 +1,32 @@
-# The touch makers' pass of the simulated venue, compiled (see touch.pxd for the typed state).
-"""The calibrated touch makers' book pass (``BackgroundAgents`` ``fast=True``) in compiled code.
+# The simulated venue's background flow, compiled: touch makers, takers, sniper scan (typed state in flowcore.pxd).
+"""The hot paths of the simulator's background agents (``BackgroundAgents`` / ``LatencySniper``
+with ``fast=True``) in compiled code: the calibrated touch makers' book pass
+(:class:`TouchMakers`), the noise and informed takers (:func:`takers`) and the latency snipers'
+scan of our quotes (:func:`sniper_scan`).
 
-What it is: the same pass as the plain-Python reference :meth:`BackgroundAgents._makers_touch`
-(which ``fast=False`` runs and tests/unit/sim/polymarket/test_touch.py and
-tests/unit/research/test_fast_path.py compare against): the same actions, the same draws of the
-makers' random stream and of the engine's id stream, the same orders, ids, book and accounts.
+What it is: the same actions as the plain-Python reference twins (``fast=False``):
+:meth:`BackgroundAgents._makers_touch`, :meth:`BackgroundAgents._takers` and
+:meth:`LatencySniper.scan`: the same draws of the agents' random streams and of the engine's id
+stream, the same orders, ids, fills, book and accounts (tests/unit/sim/polymarket/test_flowcore.py
+steps both on a real hour and compares everything after every few steps;
+tests/unit/research/test_fast_path.py compares whole backtest hours and the pinned real day).
 
-Why compiled: the makers' pass is the largest part of the venue's cost in a backtest hour
-(~10,800 looks, ~8,000 post-only places and ~6,000 cancels an hour). Here
+Why compiled: these agents are most of the venue's cost in a backtest hour (~10,800 makers' looks,
+~8,000 post-only places, ~6,000 cancels, ~1,600 takes and ~6,000 sniper scans an hour). Here
 
 * each maker's state in one market (next requote time, last look, view, settled mark) is a typed
   :class:`MakerSlot` (C fields, no tuple keys, no ``None`` tests on Python objects);
 * the ladder of a touch price (token, price, level) is computed once into a typed
-  :class:`Ladder` (price units, level, bounds), cached per touch price;
-* the post-only BUY (:meth:`Exchange.place_maker`) and the cancel of a resting BUY
+  :class:`Ladder`, cached per touch price;
+* the makers' post-only BUY (:meth:`Exchange.place_maker`) and the cancel of a resting BUY
   (:meth:`Exchange.cancel`) are done inline on the engine's own structures, step for step what
   those methods do (same checks in the same order, the id generator's draw taken even when the
   order is then rejected, the same ``Order`` record, the same book queues and indexes);
-* ``uniform`` is ``a + (b - a) * random()`` exactly as random.py spells it (``random()`` is C);
-  ``gauss`` is the Random object's own method (it keeps ``gauss_next`` state).
+* the takers' touch lookups walk the book directly (``Exchange.best`` without the tuples);
+  their FAK BUYs go through :meth:`Exchange.place_taker` (the match stays the engine's);
+* ``uniform`` is ``a + (b - a) * random()`` exactly as random.py spells it (``random()`` is C),
+  ``exp``/``log`` are libm's as in the ``math`` module; ``gauss`` is the Random object's own method
+  (it keeps ``gauss_next`` state).
 
 The engine stays the one state (its Python methods, the live simulator server, the invariant
 checks and the tests read the same dicts, deques and ``Order`` objects). Whenever the inline
@@ -28,10 +36,11 @@ is called instead, before any draw, so the result is the same either way.
 from bisect import insort
 from collections import deque
 
-from libc.math cimport fabs, floor, rint
+from libc.math cimport exp, fabs, floor, log, rint
 
 from hourmm_core.sim.polymarket.wire cimport _id_hex
 
+from hourmm_core.clock import HOUR_MS
 from hourmm_core.sim.polymarket.engine import _buy_covered
 from hourmm_core.sim.polymarket.orders import Order
 
@@ -235,6 +244,8 @@ cdef object _place(object ex, object m, str owner, object tok, object price, obj
     return o
 
 
+
+# ---------------------------------------------------------------------------- makers
 cdef class TouchMakers:
     """The touch makers of one :class:`BackgroundAgents` in all its markets: call :meth:`run` where
     the reference calls ``_makers_touch``."""
@@ -372,3 +383,187 @@ cdef class TouchMakers:
             stats = self.stats
             stats.maker_quotes += quotes
             stats.maker_rejects += rejects
+
+
+# ---------------------------------------------------------------------------- takers
+cdef object _top(dict orders, object m, bint bid):
+    """``Exchange._top``: the best Up-terms price of one side with size left, or None."""
+    cdef long long p
+    if bid:
+        book = m.bids
+        for p in reversed(m.bid_prices):
+            if _any_left(orders, book[p]):
+                return p
+    else:
+        book = m.asks
+        for p in m.ask_prices:
+            if _any_left(orders, book[p]):
+                return p
+    return None
+
+
+cdef object _best_ask(dict orders, object m, bint up):
+    """``Exchange.best(token)[1]``: the best ask of the Up token (``up``) or of the Down token
+    (1 - the Up book's best bid), as the same float, or None."""
+    cdef object p
+    if up:
+        p = _top(orders, m, False)
+        return None if p is None else (<long long> p) / <double> PRICE_SCALE
+    p = _top(orders, m, True)
+    return None if p is None else (PRICE_SCALE - <long long> p) / <double> PRICE_SCALE
+
+
+cdef long long _poisson(object rng_random, double rate_per_min, long long dt_ms) except -1:
+    """``BackgroundAgents._poisson``: the same draws, the same count."""
+    cdef double lam = rate_per_min * <double> dt_ms / 60_000.0
+    cdef double p = 1.0, L
+    cdef long long n = 0
+    if lam <= 0:
+        return 0
+    L = exp(-(50.0 if 50.0 < lam else lam))
+    while True:
+        p *= <double> rng_random()
+        if p <= L:
+            return n
+        n += 1
+
+
+cdef double _size(object ag, object c, object legacy) except? -1.0:
+    """``BackgroundAgents._size``: a taker's size (log-normal, capped; uniform in the legacy style)."""
+    cdef double a, b, x
+    if c.maker_style == "legacy":
+        a, b = legacy
+        return a + (b - a) * <double> ag.rng.random()
+    x = <double> c.noise_size_median * exp(<double> ag.rng.gauss(0.0, c.noise_size_logsd))
+    b = c.noise_size_max
+    x = x if x < b else b                  # min(noise_size_max, x)
+    return x if x > 1.0 else 1.0           # max(1.0, x)
+
+
+cdef bint _take(object ag, object ex, dict orders, str owner, object m, bint buy_up, double size, double slip,
+                long long now_ms) except -1:
+    """``BackgroundAgents._take`` (fast path): a FAK BUY at the touch plus ``slip`` through
+    :meth:`Exchange.place_taker`."""
+    cdef double tick, px, cap
+    ask = _best_ask(orders, m, buy_up)
+    if ask is None:
+        return False
+    tick = (<long long> m.tick_u) / <double> PRICE_SCALE
+    px = floor((<double> ask + slip) / tick + 1e-9) * tick
+    cap = 1 - tick
+    px = px if px < cap else cap           # min(1 - tick, px)
+    tok = m.up_token if buy_up else m.down_token
+    if ex.place_taker(owner, tok, _round(px, 4), _round(size, 2), now_ms) is not None:
+        return True
+    ag.stats.taker_rejects += 1
+    return False
+
+
+def takers(ag, m, double fair, long long hour, long long now_ms, long long dt_ms):
+    """``BackgroundAgents._takers`` (fast path): the noise takers' Poisson arrivals at the touch,
+    then the informed takers' (the fair value ``informed_lookahead_ms`` ahead against the touch)."""
+    cdef long long i, n, t_f
+    cdef double f_fut, size
+    c = ag.cfg
+    ex = ag.ex
+    cdef dict orders = ex.orders
+    stats = ag.stats
+    rng_random = ag.rng.random
+    n = _poisson(rng_random, c.noise_takers_per_min, dt_ms)
+    for i in range(n):
+        buy_up = <double> rng_random() < 0.5
+        size = _size(ag, c, c.noise_taker_size)
+        if _take(ag, ex, orders, ag.noise, m, buy_up, size, c.noise_taker_slippage, now_ms):
+            stats.noise_trades += 1
+    n = _poisson(rng_random, c.informed_per_min, dt_ms)
+    for i in range(n):
+        t_f = now_ms + <long long> c.informed_lookahead_ms
+        if t_f > <long long> m.end_ms - 1:
+            t_f = m.end_ms - 1
+        f_fut = ag.path.fair_up(hour, t_f)
+        ask_up = _best_ask(orders, m, True)
+        ask_dn = _best_ask(orders, m, False)
+        size = _size(ag, c, c.informed_size)
+        if ask_up is not None and f_fut > <double> ask_up + <double> c.informed_edge:
+            if _take(ag, ex, orders, ag.informed, m, True, size, 0.0, now_ms):
+                stats.informed_trades += 1
+        elif ask_dn is not None and (1 - f_fut) > <double> ask_dn + <double> c.informed_edge:
+            if _take(ag, ex, orders, ag.informed, m, False, size, 0.0, now_ms):
+                stats.informed_trades += 1
+
+
+# ---------------------------------------------------------------------------- snipers
+def sniper_scan(s, long long now_ms, markets):
+    """``LatencySniper.scan`` (fast path): look at the target owners' live quotes at ``now_ms`` and
+    schedule a shot (after a log-uniform reaction time) at each newly stale one; returns how many."""
+    cdef double share, f, q, value, fee, edge, min_edge, lo, hi, a, b
+    cdef long long pu, new = 0
+    c = s.cfg
+    share = c.sniper_share
+    if share <= 0:
+        return 0
+    mk = [m for m in markets if m.accepting and not m.closed and m.end_ms - HOUR_MS <= now_ms < m.end_ms]
+    if not mk:
+        return 0
+    ex = s.ex
+    cdef dict pending = s.pending
+    # LatencySniper._target_orders
+    cids = {m.condition_id for m in mk}
+    owners = s.targets if s.targets is not None else [o for o in ex._live if o not in s.agent_owners]
+    lives = ex._live
+    targets = []
+    for ow in owners:
+        d = lives.get(ow)
+        if d:
+            for o in d.values():
+                if o.condition_id in cids and o.status == LIVE:
+                    targets.append(o)
+    if not targets and not pending:
+        return 0          # nothing to look at and nothing to forget (the fair is a pure lookup)
+    fair = {m.condition_id: s._fair(m, now_ms) for m in mk}
+    live_ids = set()
+    cdef dict fee_ps = s._fee_ps
+    min_edge = c.sniper_min_edge
+    rng = s.rng
+    for o in targets:
+        oid = o.order_id
+        live_ids.add(oid)
+        f = fair[o.condition_id]
+        pu = o.price_u
+        if o.side == BUY:     # the taker buys the other token at 1 - px
+            q = 1.0 - pu / <double> PRICE_SCALE
+            value = 1.0 - f if o.is_up else f
+        else:
+            q = pu / <double> PRICE_SCALE
+            value = f if o.is_up else 1.0 - f
+        fq = q
+        fo = fee_ps.get(fq)
+        if fo is None:     # a new price (a few per hour): the snipers' own fee helper
+            from hourmm_core.sim.polymarket.snipers import taker_fee_per_share
+            fo = fee_ps[fq] = taker_fee_per_share(ex.fee, fq)
+        fee = fo
+        edge = value - q - fee
+        if edge <= min_edge:
+            if pending.get(oid, 0) == -1:
+                del pending[oid]     # fresh again: a later staleness is a new chance
+            continue
+        if oid in pending:
+            continue
+        if <double> rng.random() >= share:
+            pending[oid] = -1
+            continue
+        lo, hi = c.sniper_reaction_ms
+        a = lo if lo > 1.0 else 1.0                               # max(1.0, lo)
+        b = lo
+        if hi > b:
+            b = hi
+        if 1.0 > b:
+            b = 1.0                                               # max(lo, hi, 1.0)
+        a = log(a)
+        b = log(b)
+        pending[oid] = now_ms + <long long> rint(exp(a + (b - a) * <double> rng.random()))
+        s._due = False
+        new += 1
+    for oid in [k for k in pending if k not in live_ids and pending[k] == -1]:
+        del pending[oid]
+    return new

@@ -1,11 +1,13 @@
-"""The compiled touch makers' pass (touch.pyx, ``BackgroundAgents`` ``fast=True``) against its
-plain-Python reference twin (``BackgroundAgents._makers_touch``, ``fast=False``).
+"""The compiled background flow (flowcore.pyx, ``BackgroundAgents`` ``fast=True``: the touch makers'
+pass, the noise/informed takers, the snipers' scan) against its plain-Python reference twins
+(``BackgroundAgents._makers_touch`` / ``_takers`` and ``LatencySniper.scan``, ``fast=False``).
 
 Two engines, two agent sets with the same seeds, stepped at the same times on a REAL BTC hour
 (2025-05-22 14:00Z, the backtest's klines + seeded bridge), while an extra owner places and cancels
 orders that cross the makers (fills, post-only rejects, levels eaten, deep levels becoming the
-touch): after every step the engines' whole state (books, accounts, every order and id, the id
-generator's random state, trades) and the agents' random state and counters must be equal.
+touch, quotes the snipers find stale): every 50 steps the engines' whole state (books, accounts,
+every order and id, the id generator's random state, trades) and the agents' random states,
+counters and the snipers' pending shots must be equal.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from hourmm_core.clock import HOUR_MS
 from hourmm_core.fees import CRYPTO_FEES
 from hourmm_core.sim.polymarket.agents import AgentConfig, BackgroundAgents, PricePath
 from hourmm_core.sim.polymarket.engine import BUY, SELL, Exchange
-from hourmm_core.sim.polymarket.touch import TouchMakers
+from hourmm_core.sim.polymarket.flowcore import TouchMakers
 from tests.conftest import real_ticks
 
 H = 1_747_922_400_000          # 2025-05-22 14:00Z
@@ -36,8 +38,10 @@ def _state(ex: Exchange) -> tuple:
 
 def _agents_state(ag: BackgroundAgents) -> tuple:
     s = ag.stats
-    return (ag.rng.getstate(), ag.sniper.rng.getstate(), s.maker_quotes, s.maker_rejects, s.noise_trades,
-            s.informed_trades, s.taker_rejects)
+    sn = ag.sniper
+    return (ag.rng.getstate(), sn.rng.getstate(), s.maker_quotes, s.maker_rejects, s.noise_trades,
+            s.informed_trades, s.taker_rejects, s.sniper_trades, dict(sn.pending), sn.shots, sn.misses,
+            sn.size_taken)
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +97,13 @@ def _interfere(rng: random.Random, pair, now: int) -> None:
     (3, None, False),                                    # the calibrated defaults (snipers on)
     (8, AgentConfig(n_makers=5, maker_levels=3, maker_level_step=0.02, maker_refill_ms=500), False),
     (5, None, True),                                     # a listener attached: the engine's own methods
+    (9, AgentConfig.legacy(sniper_share=0.7, noise_takers_per_min=30.0, informed_per_min=12.0), False),
 ])
-def test_compiled_touch_pass_equals_python_reference(path, seed, cfg, listener):
+def test_compiled_flow_equals_python_reference(path, seed, cfg, listener):
     pair = _pair(path, seed, cfg, listener)
     rng = random.Random(seed * 31 + 7)
     (ex0, m0, ag0), (ex1, m1, ag1) = pair
-    assert isinstance(ag0._touch, TouchMakers) and ag1._touch is None
+    assert ag1._touch is None and (isinstance(ag0._touch, TouchMakers) or ag0.cfg.maker_style == "legacy")
     steps = 0
     # the makers' first quotes before the open, then 25 minutes of the hour and its last 40 seconds
     times = [H - 1] + list(range(H, H + 25 * 60_000, 1000)) + list(range(H + HOUR_MS - 40_000, H + HOUR_MS, 1000))
@@ -116,6 +121,8 @@ def test_compiled_touch_pass_equals_python_reference(path, seed, cfg, listener):
     ex0.check_invariants()
     # the comparison must have exercised the pass: quotes, rejects, fills against makers, cancels
     s = ag0.stats
-    assert s.maker_quotes > 300 and s.maker_rejects > 0 and s.noise_trades > 10
-    assert sum(1 for o in ex0.orders.values() if o.owner.startswith("agent-maker") and o.status == "CANCELED") > 50
+    assert s.maker_quotes > 300 and s.noise_trades > 10 and s.informed_trades > 0 and ag0.sniper.shots > 0
     assert any(o.owner == "me" and o.filled_u > 0 for o in ex0.orders.values())
+    if ag0._touch is not None:
+        assert s.maker_rejects > 0
+        assert sum(1 for o in ex0.orders.values() if o.owner.startswith("agent-maker") and o.status == "CANCELED") > 50

@@ -1,4 +1,4 @@
-# Typed state of the compiled touch makers' pass (touch.pyx).
+# Typed state of the compiled background flow (flowcore.pyx): the touch makers' slots and ladders.
 
 cdef class MakerSlot:
     cdef public long long next_quote, check_n, check_t, settled_ver
