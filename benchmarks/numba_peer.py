@@ -1,7 +1,7 @@
 """Numba ports of the batch core: the shipped model's batch path and the fused legacy path.
 
 The peer a quant would write instead of our Cython core: same algorithm, same state,
-line for line (see ``hourmm_core/quant/vol.pyx``, ``features.pyx``, ``pricer.pyx``), in
+line for line (see ``hourmm_core/quant/vol.pyx``, ``features.pyx``, ``pricer.pyx``, ``minute.pyx``), in
 ``@njit`` functions with the state in locals. Only the normal model (``nu = 0``, the
 default) is ported. Ported batch functions:
 
