@@ -11,7 +11,8 @@ Where the tail comes from (``extra_info``): every garbage collection of each pro
 ``frame->cancel|order worst`` lists the three slowest jumps with their hops (>= 0.5 ms), the
 trader's own CPU time and run-queue wait (``/proc/thread-self/schedstat``) from receipt to the decision,
 whether the cycle lock was held at receipt, and the collections that overlapped them;
-``frame->cancel|order jumps with a <process> gc`` counts jumps a collection landed in.
+``frame->cancel|order jumps with a <process> gc`` counts jumps a collection landed in, ``... with a
+trader sweep|heartbeat|journal`` jumps that overlapped that background work of the trader.
 
 Chain (three processes like production: container A = Binance replay + PricerService,
 container B = the Trader in this process, the venue = the Polymarket simulator; clock at
@@ -251,16 +252,19 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
         from hops_procs import gc_recorder
         ev["gc_trader"] = []
         undo_gc = gc_recorder(ev["gc_trader"])
+        undo_bg = _stamp_background(tr, ev.setdefault("bg", []))
         trader_stats: dict[str, Any] = {}
         thresholds = gc.get_threshold()
         try:
             await tr.start()
             if gc_mode == "settle":
                 settle_gc()    # what runners/polymarket_trader.py does once the trader is started
+            ev["started_ns"] = time.perf_counter_ns()   # all three processes started (and settled)
             tracked0 = len(gc.get_objects())
             await asyncio.sleep(seconds + 3.0)
         finally:
             undo_gc()
+            undo_bg()
             gc.collect()
             # objects the collector scans (not frozen), after start-up and at the end of the path
             trader_stats["gc_tracked_start_end"] = (tracked0, len(gc.get_objects()))
@@ -284,10 +288,43 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
     res["event_loop"] = loop_name
     res["gc"] = gc_mode
     res["nice"] = nice
-    res.update(gc_stats(ev, res.pop("first_jump_ns")))
+    res.update(gc_stats(ev, ev.get("started_ns")))
     res["pricer_push"] = ev.get("push_stats", {})
     res["trader"] = trader_stats     # whole run: cancels sent by the fast path, plans stopped by the last look
     return res
+
+
+def _stamp_background(tr: Any, out: list) -> Any:
+    """Stamp (start_ns, end_ns, kind) of the trader's background work that can delay a reaction:
+    the stray sweep (holds the cycle lock over an open-orders GET), the heartbeat (a request in
+    the executor's thread pool: Python in another thread, i.e. GIL hand-offs with the loop) and
+    the journal writer thread's batches (SQLite + the GIL). Returns an undo callable."""
+    undo = []
+
+    def wrap(obj: Any, name: str, kind: str) -> None:
+        f = getattr(obj, name, None)
+        if f is None:
+            return
+        if asyncio.iscoroutinefunction(f):
+            async def w(*a, **kw):
+                t = time.perf_counter_ns()
+                try:
+                    return await f(*a, **kw)
+                finally:
+                    out.append((t, time.perf_counter_ns(), kind))
+        else:
+            def w(*a, **kw):
+                t = time.perf_counter_ns()
+                try:
+                    return f(*a, **kw)
+                finally:
+                    out.append((t, time.perf_counter_ns(), kind))
+        setattr(obj, name, w)
+        undo.append(lambda: delattr(obj, name) if name in vars(obj) else None)
+    wrap(tr, "sweep_strays", "sweep")
+    wrap(tr.executor, "heartbeat", "heartbeat")
+    wrap(tr.journal, "_write", "journal")
+    return lambda: [u() for u in undo]
 
 
 def _run_delay_ns() -> int | None:
@@ -341,7 +378,7 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
         else:
             jumps.append(f)
     sent = {k: [(t, cpu) for t, kk, cpu in ev["sent"] if kk == k] for k in ("cancel", "order")}
-    out: dict[str, Any] = {"jumps": len(jumps), "first_jump_ns": jumps[0][0] if jumps else None}
+    out: dict[str, Any] = {"jumps": len(jumps)}
     ms = 1e-6
     far = 1 << 62
     for mode_i, mode in enumerate(names):
@@ -462,8 +499,14 @@ def _tail(ev: dict[str, list], rows: list[dict[str, Any]], mode: str, worst: int
     gcs = {p: ev.get(f"gc_{p}", []) for p in GC_PROCS}
     out: dict[str, Any] = {}
 
+    bg = ev.get("bg", [])
+
     def inside(t0: int, t1: int) -> dict[str, list]:
-        return {p: [(round((b - a) * ms, 2), g) for a, b, g in gcs[p] if a < t1 and b > t0] for p in GC_PROCS}
+        d = {p: [(round((b - a) * ms, 2), g) for a, b, g in gcs[p] if a < t1 and b > t0] for p in GC_PROCS}
+        for a, b, k in bg:     # the trader's background work overlapping (ms, kind)
+            if a < t1 and b > t0:
+                d.setdefault("trader background", []).append((round((b - a) * ms, 2), k))
+        return d
     for kind, key in (("cancel", "cv"), ("order", "ov")):
         done = [r for r in rows if r[key] is not None]
         if not done:
@@ -471,6 +514,9 @@ def _tail(ev: dict[str, list], rows: list[dict[str, Any]], mode: str, worst: int
         done.sort(key=lambda r: r[key] - r["t0"])
         for p in GC_PROCS:
             out[f"{mode}_frame->{kind} jumps with a {p} gc"] = sum(1 for r in done if inside(r["t0"], r[key])[p])
+        for k in ("sweep", "heartbeat", "journal"):
+            out[f"{mode}_frame->{kind} jumps with a trader {k}"] = sum(
+                1 for r in done if any(kk == k for _, kk in inside(r["t0"], r[key]).get("trader background", ())))
         out[f"{mode}_frame->{kind} worst"] = [
             {"ms": round((r[key] - r["t0"]) * ms, 2),
              "hops": {h: round(v, 2) for h, v in r["hops"].items() if v is not None and abs(v) >= 0.5},
@@ -480,7 +526,7 @@ def _tail(ev: dict[str, list], rows: list[dict[str, Any]], mode: str, worst: int
 
 
 def gc_stats(ev: dict[str, list], t0: int | None) -> dict[str, Any]:
-    """Per process: collections by generation and the slowest one (ms) from the first jump on
+    """Per process: collections by generation and the slowest one (ms) once everything was started
     (``t0``; not the start-up ones, nor settle_gc's own full collection)."""
     out: dict[str, Any] = {}
     t0 = t0 or 0

@@ -6,8 +6,8 @@ Run: ``python3 -m pytest benchmarks/test_bench_trader.py --benchmark-only``.
   the compiled ladder -> compiled pre-trade check per quote -> order diff), from a new
   snapshot to the list of actions. Target < 50 us. Two paths: *steady* (quotes already
   working, nothing to do — the common case at 50 Hz) and *requote* (fair moved: cancels
-  + places). Each is also run with the plain-Python reference ladder/risk swapped in,
-  side by side (ratio in ``extra_info``).
+  + places). Each is also run with every compiled piece swapped for its plain-Python twin
+  (ladder kernel, pre-trade check, order scans), side by side (ratio in ``extra_info``).
 * ``latency`` group: the real Trader against the loopback Polymarket simulator and a
   real SnapshotServer, clock at 1x: snapshot publish time -> order handed to the
   executor (p50/p99 ms in ``extra_info``), polling at POLL_SNAPSHOT_HZ=50 vs WS push.
@@ -25,11 +25,11 @@ from typing import Any, Iterator
 import pytest
 
 from hourmm_core.quant import reference as R
-from hourmm_core.trading import risk_engine, strategy
+from hourmm_core.trading import decision, order_manager, risk_engine, strategy
 from hourmm_core.trading.decision import DecisionCore, MarketRef
 from hourmm_core.trading.order_manager import TokenBucket
-from hourmm_core.trading.risk_engine import Limits
-from hourmm_core.trading.session import Schedule
+from hourmm_core.trading.risk_engine import Limits, Mode
+from hourmm_core.trading.session import Phase, Schedule
 from hourmm_core.trading.strategy import BookTop, StrategyParams
 
 END = 1_767_240_000_000
@@ -51,20 +51,42 @@ class _RefChecker:
                              min_size=self.min_size)
 
 
+def _ref_quote_kernel(p: Any, lim: Any, tick: float, min_size: float) -> tuple:
+    return p, lim, tick, min_size
+
+
+def _ref_kernel_quotes(k: tuple, fair_up: float, fair_unc: float, yes: float, no: float, up: Any, wind: bool,
+                       wind_progress: float, ms_left: float, held_cost: float, pull: int, reduce_only: bool) -> list:
+    """The decision pass's compiled QuoteKernel call, answered by the readable strategy.ladder_quotes."""
+    p, lim, tick, min_size = k
+    s = strategy.MarketState(fair_up, fair_unc, True, yes, no, up, None, Phase.WIND_DOWN if wind else Phase.ACTIVE,
+                             Mode.REDUCE_ONLY if reduce_only else Mode.NORMAL, wind_progress, tick, min_size,
+                             False, held_cost, 0.0, ms_left, pull)
+    return strategy.ladder_quotes(s, p, lim, reduce_only)
+
+
 @contextlib.contextmanager
 def impl(which: str) -> Iterator[None]:
-    """Swap the compiled ladder/risk for the reference twins (benchmark only)."""
+    """Swap every compiled piece of the pass for its plain-Python twin (benchmark only): the
+    ladder kernel (QuoteKernel -> strategy.ladder_quotes over reference quote_ladder), the
+    pre-trade check, and the order manager's scans (quant/plan.pyx -> reference/plan.py)."""
     if which == "compiled":
         yield
         return
-    saved = (strategy.quote_ladder, strategy.LadderSpec, risk_engine.RiskChecker)
-    strategy.quote_ladder, strategy.LadderSpec, risk_engine.RiskChecker = R.quote_ladder, R.LadderSpec, _RefChecker
+    swaps = [(strategy, "quote_ladder", R.quote_ladder), (strategy, "LadderSpec", R.LadderSpec),
+             (risk_engine, "RiskChecker", _RefChecker), (decision, "quote_kernel", _ref_quote_kernel),
+             (decision, "kernel_quotes", _ref_kernel_quotes), (order_manager, "match_quotes", R.match_quotes),
+             (order_manager, "order_aggregates", R.order_aggregates)]
+    saved = [(mod, name, getattr(mod, name)) for mod, name, _ in swaps]
+    for mod, name, new in swaps:
+        setattr(mod, name, new)
     risk_engine._CHECKERS.clear()
     strategy._SPECS.clear()
     try:
         yield
     finally:
-        strategy.quote_ladder, strategy.LadderSpec, risk_engine.RiskChecker = saved
+        for mod, name, old in saved:
+            setattr(mod, name, old)
         risk_engine._CHECKERS.clear()
         strategy._SPECS.clear()
 

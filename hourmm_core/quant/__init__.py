@@ -13,7 +13,7 @@ try:
     from hourmm_core.quant.pricer import (FairPricer, MinutePricer, TickPricer, digital_prob, fair_prob_batch,
                                          minute_level_batch, minute_path_batch, minute_prob_batch, minute_scale_batch,
                                          price_path_batch, student_t_cdf, SCALE_GRID, SCALE_C0, VMATH)
-    from hourmm_core.quant.ladder import Ladder, LadderSpec, build_ladder, quote_ladder
+    from hourmm_core.quant.ladder import Ladder, LadderSpec, QuoteKernel, build_ladder, quote_ladder
     from hourmm_core.quant.risk import RiskChecker, check_order, check_portfolio
     from hourmm_core.quant.plan import match_quotes, order_aggregates
 except ImportError as exc:  # pragma: no cover - exercised only on an unbuilt checkout
@@ -24,6 +24,6 @@ except ImportError as exc:  # pragma: no cover - exercised only on an unbuilt ch
 
 __all__ = [
     "EwmaVol", "ewma_vol_batch", "ReturnFeatures", "return_features_batch", "FEATURE_NAMES",
-    "digital_prob", "fair_prob_batch", "FairPricer", "MinutePricer", "minute_level_batch", "minute_path_batch", "minute_prob_batch", "minute_scale_batch", "SCALE_GRID", "SCALE_C0", "VMATH", "student_t_cdf", "price_path_batch", "TickPricer", "build_ladder", "Ladder", "LadderSpec", "quote_ladder",
+    "digital_prob", "fair_prob_batch", "FairPricer", "MinutePricer", "minute_level_batch", "minute_path_batch", "minute_prob_batch", "minute_scale_batch", "SCALE_GRID", "SCALE_C0", "VMATH", "student_t_cdf", "price_path_batch", "TickPricer", "build_ladder", "Ladder", "LadderSpec", "QuoteKernel", "quote_ladder",
     "match_quotes", "order_aggregates", "check_order", "check_portfolio", "RiskChecker", "RiskReason", "RiskMode", "Token", "Side",
 ]

@@ -34,6 +34,13 @@ cdef class Ladder:
 cdef class LadderSpec:
     cdef LadderParams prm
 
+cdef class QuoteKernel:
+    cdef LadderParams prm
+    cdef double quote_size, skew, half_spread, move_mult, latency_ms, price_band, extreme_cut
+    cdef double mid_weight, mid_max_spread, wind_spread_mult, wind_size_mult, max_reserved_capital
+
+cdef double normal_inv_cdf(double p) noexcept nogil
+
 cdef int ladder_filter_c(Ladder out, double band_lo, double band_hi, int pull) noexcept nogil
 
 cdef int build_ladder_c(Ladder out, double fair, double unc, double inv_up, double inv_down,

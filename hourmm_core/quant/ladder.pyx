@@ -37,7 +37,7 @@ Output: a ``Ladder`` with ``count`` orders as arrays ``token`` (0 = Up, 1 = Down
 ``half_width``. Same algorithm in ``reference/ladder.py``.
 """
 import numpy as np
-from libc.math cimport floor, ceil, isfinite, fabs, NAN, INFINITY
+from libc.math cimport floor, ceil, isfinite, isnan, isinf, fabs, exp, sqrt, log, M_PI, NAN, INFINITY
 
 cdef double _PX_EPS = 1e-9
 cdef double _SZ_EPS = 1e-9
@@ -252,6 +252,52 @@ def build_ladder(double fair, double unc, double inv_up, double inv_down, double
 
 
 # ----------------------------------------------------------------------------- per-pass quoting
+cdef void _fixed_params(LadderParams *prm, double tick, double min_size, int n_levels, double level_step,
+                       double unc_mult, double max_order_size, double max_position, bint post_only,
+                       double size_mult, double size_step) noexcept nogil:
+    """The pass-independent fields; the per-pass ones start neutral (set by the pass)."""
+    prm.tick = tick
+    prm.min_size = min_size
+    prm.n_levels = n_levels
+    prm.base_size = 0.0
+    prm.half_spread = 0.0
+    prm.level_step = level_step
+    prm.unc_mult = unc_mult
+    prm.skew = 0.0
+    prm.max_order_size = max_order_size
+    prm.max_position = max_position
+    prm.capital_free = 0.0
+    prm.post_only = post_only
+    prm.reduce_only = False
+    prm.spread_mult = 1.0
+    prm.size_mult = size_mult
+    prm.size_step = size_step
+
+
+cdef object _quotes_of(const LadderParams *prm, double fair, double unc, double inv_up, double inv_down,
+                       double best_bid, double best_ask, double band_lo, double band_hi, int pull,
+                       dict cache, object make):
+    """Ladder + filter (nogil functions, called with the GIL held: a pass is a few hundred ns of
+    arithmetic, less than releasing and re-taking the GIL would cost), then the memoised objects.
+    None for bad inputs."""
+    cdef Ladder out = Ladder.__new__(Ladder)
+    cdef int i, n
+    n = build_ladder_c(out, fair, unc, inv_up, inv_down, best_bid, best_ask, prm)
+    if n > 0:
+        n = ladder_filter_c(out, band_lo, band_hi, pull)
+    if n < 0:
+        return None
+    res = []
+    for i in range(n):
+        key = (out.token_[i], out.side_[i], out.price_[i], out.size_[i])
+        q = cache.get(key)
+        if q is None:
+            q = make(out.token_[i], out.side_[i], out.price_[i], out.size_[i])
+            cache[key] = q
+        res.append(q)
+    return res
+
+
 cdef class LadderSpec:
     """The ladder parameters that stay fixed from pass to pass (strategy knobs, limits and the
     market's tick / minimum), bound once at set-up so a decision pass does not parse them again.
@@ -261,22 +307,8 @@ cdef class LadderSpec:
     def __cinit__(self, double tick=0.01, double min_size=5.0, int n_levels=2, double level_step=0.01,
                   double unc_mult=1.0, double max_order_size=100.0, double max_position=500.0,
                   bint post_only=True, double size_mult=1.0, double size_step=0.01):
-        self.prm.tick = tick
-        self.prm.min_size = min_size
-        self.prm.n_levels = n_levels
-        self.prm.base_size = 0.0
-        self.prm.half_spread = 0.0
-        self.prm.level_step = level_step
-        self.prm.unc_mult = unc_mult
-        self.prm.skew = 0.0
-        self.prm.max_order_size = max_order_size
-        self.prm.max_position = max_position
-        self.prm.capital_free = 0.0
-        self.prm.post_only = post_only
-        self.prm.reduce_only = False
-        self.prm.spread_mult = 1.0
-        self.prm.size_mult = size_mult
-        self.prm.size_step = size_step
+        _fixed_params(&self.prm, tick, min_size, n_levels, level_step, unc_mult, max_order_size, max_position,
+                      post_only, size_mult, size_step)
 
     def __repr__(self):
         return (f"LadderSpec(tick={self.prm.tick}, min_size={self.prm.min_size}, n_levels={self.prm.n_levels}, "
@@ -336,30 +368,177 @@ def quote_ladder(LadderSpec spec, double fair, double unc, double inv_up, double
     one is returned whenever the same order recurs). Raises ValueError as build_ladder does.
     Same algorithm in ``reference/ladder.py`` (``quote_ladder``)."""
     cdef LadderParams prm = spec.prm
-    cdef Ladder out = Ladder.__new__(Ladder)
-    cdef int i, n
     prm.base_size = base_size
     prm.half_spread = half_spread
     prm.skew = skew
     prm.capital_free = capital_free
     prm.reduce_only = reduce_only
     prm.spread_mult = spread_mult
-    # nogil functions called with the GIL held: a pass is a few hundred ns of arithmetic, less
-    # than releasing and re-taking the GIL would cost (and it would invite a thread switch)
-    n = build_ladder_c(out, fair, unc, inv_up, inv_down, best_bid, best_ask, &prm)
-    if n > 0:
-        n = ladder_filter_c(out, band_lo, band_hi, pull)
-    if n < 0:
+    res = _quotes_of(&prm, fair, unc, inv_up, inv_down, best_bid, best_ask, band_lo, band_hi, pull, cache, make)
+    if res is None:
         raise ValueError(
             f"quote_ladder: bad input (fair={fair!r}, unc={unc!r}, inv_up={inv_up!r}, inv_down={inv_down!r}, "
             f"{spec!r}, base_size={base_size!r}, half_spread={half_spread!r}, skew={skew!r}, "
             f"capital_free={capital_free!r}, spread_mult={spread_mult!r}; limits/sizes must be >= 0 and finite)")
-    res = []
-    for i in range(n):
-        key = (out.token_[i], out.side_[i], out.price_[i], out.size_[i])
-        q = cache.get(key)
-        if q is None:
-            q = make(out.token_[i], out.side_[i], out.price_[i], out.size_[i])
-            cache[key] = q
-        res.append(q)
     return res
+
+
+# ----------------------------------------------------------------------------- the whole pass
+# Python's min/max on two floats, spelled out (they differ from fmin/fmax on NaN and on -0.0):
+# min(a, b) is b only when b < a; max(a, b) is b only when b > a.
+cdef inline double _pymin(double a, double b) noexcept nogil:
+    return b if b < a else a
+
+
+cdef inline double _pymax(double a, double b) noexcept nogil:
+    return b if b > a else a
+
+
+cdef double normal_inv_cdf(double p) noexcept nogil:
+    """``statistics.NormalDist().inv_cdf(p)`` for 0 < p < 1: Wichura's AS241 with CPython's
+    coefficients and evaluation order (``statistics._normal_dist_inv_cdf``), so the same double."""
+    cdef double q = p - 0.5, r, num, den, x
+    if fabs(q) <= 0.425:
+        r = 0.180625 - q * q
+        num = (((((((2.5090809287301226727e+3 * r +
+                     3.3430575583588128105e+4) * r +
+                     6.7265770927008700853e+4) * r +
+                     4.5921953931549871457e+4) * r +
+                     1.3731693765509461125e+4) * r +
+                     1.9715909503065514427e+3) * r +
+                     1.3314166789178437745e+2) * r +
+                     3.3871328727963666080e+0) * q
+        den = (((((((5.2264952788528545610e+3 * r +
+                     2.8729085735721942674e+4) * r +
+                     3.9307895800092710610e+4) * r +
+                     2.1213794301586595867e+4) * r +
+                     5.3941960214247511077e+3) * r +
+                     6.8718700749205790830e+2) * r +
+                     4.2313330701600911252e+1) * r +
+                     1.0)
+        x = num / den
+        return 0.0 + (x * 1.0)
+    r = p if q <= 0.0 else 1.0 - p
+    r = sqrt(-log(r))
+    if r <= 5.0:
+        r = r - 1.6
+        num = (((((((7.74545014278341407640e-4 * r +
+                     2.27238449892691845833e-2) * r +
+                     2.41780725177450611770e-1) * r +
+                     1.27045825245236838258e+0) * r +
+                     3.64784832476320460504e+0) * r +
+                     5.76949722146069140550e+0) * r +
+                     4.63033784615654529590e+0) * r +
+                     1.42343711074968357734e+0)
+        den = (((((((1.05075007164441684324e-9 * r +
+                     5.47593808499534494600e-4) * r +
+                     1.51986665636164571966e-2) * r +
+                     1.48103976427480074590e-1) * r +
+                     6.89767334985100004550e-1) * r +
+                     1.67638483018380384940e+0) * r +
+                     2.05319162663775882187e+0) * r +
+                     1.0)
+    else:
+        r = r - 5.0
+        num = (((((((2.01033439929228813265e-7 * r +
+                     2.71155556874348757815e-5) * r +
+                     1.24266094738807843860e-3) * r +
+                     2.65321895265761230930e-2) * r +
+                     2.96560571828504891230e-1) * r +
+                     1.78482653991729133580e+0) * r +
+                     5.46378491116411436990e+0) * r +
+                     6.65790464350110377720e+0)
+        den = (((((((2.04426310338993978564e-15 * r +
+                     1.42151175831644588870e-7) * r +
+                     1.84631831751005468180e-5) * r +
+                     7.86869131145613259100e-4) * r +
+                     1.48753612908506148525e-2) * r +
+                     1.36929880922735805310e-1) * r +
+                     5.99832206555887937690e-1) * r +
+                     1.0)
+    x = num / den
+    if q < 0.0:
+        x = -x
+    return 0.0 + (x * 1.0)
+
+
+def inv_cdf(double p):
+    """``normal_inv_cdf`` from Python (tests: it must equal ``NormalDist().inv_cdf`` bit for bit)."""
+    if not (p > 0.0 and p < 1.0):
+        raise ValueError("p must be in the range 0.0 < p < 1.0")
+    return normal_inv_cdf(p)
+
+
+cdef class QuoteKernel:
+    """The strategy's two-sided ladder for one pass, compiled whole: the twin of
+    ``hourmm_core.trading.strategy.ladder_quotes`` (quoting fair with the book anchor, the
+    near-certain cut, the wind-down widening / shrinking / skew ramp, the fast-move width
+    ``move_mult * move_width``, then :func:`quote_ladder`), with the strategy knobs, limits and
+    the market's tick / minimum bound once. Same floats as the Python function (tested)."""
+
+    def __cinit__(self, double tick, double min_size, int n_levels, double level_step, double unc_mult,
+                  double max_order_size, double max_position, double quote_size, double skew,
+                  double half_spread, double move_mult, double latency_ms, double price_band,
+                  double extreme_cut, double mid_weight, double mid_max_spread, double wind_spread_mult,
+                  double wind_size_mult, double max_reserved_capital):
+        _fixed_params(&self.prm, tick, min_size, n_levels, level_step, unc_mult, max_order_size, max_position,
+                      True, 1.0, 0.01)
+        self.quote_size = quote_size
+        self.skew = skew
+        self.half_spread = half_spread
+        self.move_mult = move_mult
+        self.latency_ms = latency_ms
+        self.price_band = price_band
+        self.extreme_cut = extreme_cut
+        self.mid_weight = mid_weight
+        self.mid_max_spread = mid_max_spread
+        self.wind_spread_mult = wind_spread_mult
+        self.wind_size_mult = wind_size_mult
+        self.max_reserved_capital = max_reserved_capital
+
+    def quotes(self, double fair_up, double fair_unc, double yes, double no, double up_bid, double up_ask,
+               bint wind_down, double wind_progress, double ms_left, double held_cost, int pull,
+               bint reduce_only, dict cache, object make):
+        """``ladder_quotes`` of a state with these fields (``up_bid`` / ``up_ask``: NaN = None;
+        ``wind_down``: the phase is WIND_DOWN). Returns the list :func:`quote_ladder` returns."""
+        cdef LadderParams prm = self.prm
+        cdef double size, skew, spread_mult, fair, w, half, p, z, mw
+        size = _pymin(self.quote_size, prm.max_order_size)
+        skew = self.skew
+        spread_mult = 1.0
+        fair = fair_up                              # quoting fair: the Up book's mid pulled in
+        if not (self.mid_weight <= 0) and not isnan(up_bid) and not isnan(up_ask):
+            if 0.0 < up_ask - up_bid and up_ask - up_bid <= self.mid_max_spread + 1e-9:
+                w = _pymin(1.0, self.mid_weight)
+                fair = (1.0 - w) * fair_up + w * 0.5 * (up_bid + up_ask)
+        if self.extreme_cut > 0 and _pymin(fair, 1.0 - fair) < self.extreme_cut:
+            reduce_only = True
+        if wind_down:
+            spread_mult = self.wind_spread_mult
+            size = _pymax(_pymin(size, prm.min_size), size * self.wind_size_mult)
+            skew *= 1.0 + 2.0 * wind_progress
+        if size < prm.min_size - 1e-9:
+            return []
+        if self.move_mult > 0:
+            if isinf(ms_left) or isnan(ms_left):
+                mw = 0.0
+            else:
+                p = _pymin(1.0 - 1e-6, _pymax(1e-6, fair))
+                z = normal_inv_cdf(p)
+                mw = exp(-0.5 * z * z) / sqrt(2.0 * M_PI) * sqrt(_pymax(0.0, self.latency_ms) / _pymax(ms_left, 1.0))
+            half = self.half_spread + self.move_mult * mw
+        else:
+            half = self.half_spread + 0.0
+        prm.base_size = size
+        prm.half_spread = half
+        prm.skew = skew
+        prm.capital_free = _pymax(0.0, self.max_reserved_capital - held_cost)
+        prm.reduce_only = reduce_only
+        prm.spread_mult = spread_mult
+        res = _quotes_of(&prm, fair, fair_unc, _pymax(0.0, yes), _pymax(0.0, no), up_bid, up_ask,
+                         fair_up - self.price_band, fair_up + self.price_band, pull, cache, make)
+        if res is None:
+            raise ValueError(
+                f"QuoteKernel.quotes: bad input (fair={fair!r}, unc={fair_unc!r}, yes={yes!r}, no={no!r}, "
+                f"size={size!r}, half_spread={half!r}, skew={skew!r}; limits/sizes must be >= 0 and finite)")
+        return res

@@ -24,13 +24,21 @@ from hourmm_core.fees import NO_FEES, FeeSchedule
 from hourmm_core.trading.order_manager import Action, Order, OrderManager, PlanResult
 from hourmm_core.trading.risk_engine import Exposure, Limits, Mode, ModeChange, Reason, RiskEngine, _checker, check_quote
 from hourmm_core.trading.session import _MAY_TRADE, Phase, PhaseChange, Schedule, Session
-from hourmm_core.trading.strategy import BookTop, MarketState, StrategyParams, desired_quotes, merge_size
+from hourmm_core.trading.strategy import (
+    BookTop,
+    MarketState,
+    StrategyParams,
+    desired_quotes,
+    kernel_quotes,
+    merge_size,
+    quote_kernel,
+)
 from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Quote
 
 log = logging.getLogger(__name__)
 # enum members as globals (an enum class-attribute lookup costs ~0.2-0.3 us: hot path)
-_HALT, _FLATTEN_M = Mode.HALT, Mode.FLATTEN
-_FLATTEN_P = Phase.FLATTEN
+_NORMAL, _REDUCE_ONLY, _FLATTEN_M, _HALT = Mode.NORMAL, Mode.REDUCE_ONLY, Mode.FLATTEN, Mode.HALT
+_ACTIVE, _WIND_DOWN, _FLATTEN_P = Phase.ACTIVE, Phase.WIND_DOWN, Phase.FLATTEN
 
 
 # ----------------------------------------------------------------------------- execution rules
@@ -189,12 +197,22 @@ class DecisionCore:
         held_cost = om.cost[UP] + om.cost[DOWN]
         sched = self.session.schedule
         end_ms = m.end_ms
-        state = MarketState(fair_up, self.fair_unc, fresh, yes - merge, no - merge,
-                            up, down, phase, mode, sched.wind_progress(now_ms, end_ms),
-                            m.tick_size, m.min_size, self.paused, held_cost,
-                            sched.flatten_progress(now_ms, end_ms), float(end_ms - now_ms), self._pull)
         lim = risk.limits
-        d.quotes = quotes = desired_quotes(state, prm, lim)
+        if ((mode is _NORMAL or mode is _REDUCE_ONLY) and (phase is _ACTIVE or phase is _WIND_DOWN)
+                and fresh and fair_up is not None and up is not None and down is not None and not self.paused):
+            # the common case: desired_quotes' ladder branch, compiled whole (same floats)
+            wind = phase is _WIND_DOWN
+            quotes = kernel_quotes(quote_kernel(prm, lim, m.tick_size, m.min_size), fair_up, self.fair_unc,
+                                   yes - merge, no - merge, up, wind,
+                                   sched.wind_progress(now_ms, end_ms) if wind else 0.0,
+                                   float(end_ms - now_ms), held_cost, self._pull, mode is _REDUCE_ONLY)
+        else:
+            state = MarketState(fair_up, self.fair_unc, fresh, yes - merge, no - merge,
+                                up, down, phase, mode, sched.wind_progress(now_ms, end_ms),
+                                m.tick_size, m.min_size, self.paused, held_cost,
+                                sched.flatten_progress(now_ms, end_ms), float(end_ms - now_ms), self._pull)
+            quotes = desired_quotes(state, prm, lim)
+        d.quotes = quotes
         self.last_quotes = quotes
         # open orders the plan keeps count against the limit; the manager frees cancelled slots.
         # The exposure is built on the first quote to check (a steady pass checks none).

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 from hourmm_core.fields import setting
-from hourmm_core.quant import LadderSpec, quote_ladder
+from hourmm_core.quant import LadderSpec, QuoteKernel, quote_ladder
 from hourmm_core.trading.risk_engine import Limits, Mode
 from hourmm_core.trading.session import _MAY_TRADE, Phase
 from hourmm_core.trading.types import DOWN, SELL, UP, Quote
@@ -223,6 +223,39 @@ def _spec(p: StrategyParams, limits: Limits, tick: float, min_size: float) -> ob
                                                    max_position=min(limits.max_position_size, p.inv_limit),
                                                    post_only=True, size_mult=1.0))
     return ent[2]
+
+
+_KERNELS: dict[tuple[int, int, float, float], tuple[StrategyParams, Limits, QuoteKernel]] = {}
+
+
+def quote_kernel(p: StrategyParams, limits: Limits, tick: float, min_size: float) -> QuoteKernel:
+    """The compiled twin of :func:`ladder_quotes` bound to these knobs, limits and market grid
+    (cached by identity: params and limits are frozen, a change is a new object). The decision
+    pass calls ``quote_kernel(...).quotes(...)`` for the common case (ACTIVE / WIND_DOWN,
+    NORMAL / REDUCE_ONLY, fresh fair, both books known, not paused); every other case goes
+    through :func:`desired_quotes`. tests/unit/trading/test_quote_kernel.py holds them equal."""
+    key = (id(p), id(limits), tick, min_size)
+    ent = _KERNELS.get(key)
+    if ent is None or ent[0] is not p or ent[1] is not limits:
+        if len(_KERNELS) > 64:
+            _KERNELS.clear()
+        k = QuoteKernel(tick, min_size, p.quote_levels, p.level_step, p.unc_mult, limits.max_order_size,
+                        min(limits.max_position_size, p.inv_limit), p.quote_size, p.skew, p.half_spread,
+                        p.move_mult, p.latency_ms, p.price_band, p.extreme_cut, p.mid_weight, p.mid_max_spread,
+                        p.wind_down_spread_mult, p.wind_down_size_mult, limits.max_reserved_capital)
+        ent = _KERNELS[key] = (p, limits, k)
+    return ent[2]
+
+
+def kernel_quotes(k: QuoteKernel, fair_up: float, fair_unc: float, yes: float, no: float, up: BookTop,
+                  wind_down: bool, wind_progress: float, ms_left: float, held_cost: float, pull: int,
+                  reduce_only: bool) -> list[Quote]:
+    """``k.quotes`` with this module's Quote memo (the decision pass's call)."""
+    if len(_QUOTES) > _QUOTES_MAX:
+        _QUOTES.clear()
+    bid, ask = up.bid, up.ask
+    return k.quotes(fair_up, fair_unc, yes, no, _NAN if bid is None else bid, _NAN if ask is None else ask,
+                    wind_down, wind_progress, ms_left, held_cost, pull, reduce_only, _QUOTES, _make_quote)
 
 
 def ladder_quotes(s: MarketState, p: StrategyParams, limits: Limits, reduce_only: bool = False) -> list[Quote]:

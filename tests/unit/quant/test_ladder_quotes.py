@@ -91,3 +91,18 @@ def test_quote_ladder_filters_and_orders():
         q.quote_ladder(spec, 1.5, *base[1:], 0, {}, _make)
     with pytest.raises(ValueError):
         R.quote_ladder(R.LadderSpec(), 1.5, *base[1:], 0, {}, _make)
+
+
+def test_inv_cdf_is_python_normal_dist_bit_for_bit():
+    """The move width's z (``QuoteKernel``) must be the double ``NormalDist().inv_cdf`` gives."""
+    import random
+    from statistics import NormalDist
+
+    from hourmm_core.quant.ladder import inv_cdf
+
+    nd, rng = NormalDist(), random.Random(7)
+    ps = [rng.random() for _ in range(50_000)] + [rng.uniform(0.07, 0.08) for _ in range(5_000)]
+    ps += [10.0 ** -k for k in range(1, 300)] + [1.0 - 10.0 ** -k for k in range(1, 16)] + [0.075, 0.925, 0.5]
+    assert [inv_cdf(p) for p in ps if 0.0 < p < 1.0] == [nd.inv_cdf(p) for p in ps if 0.0 < p < 1.0]
+    with pytest.raises(ValueError):
+        inv_cdf(0.0)
