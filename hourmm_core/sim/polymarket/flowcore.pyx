@@ -170,6 +170,52 @@ cdef bint _any_left(dict orders, object q) except -1:
     return False
 
 
+cdef int _op_done(object ex) except -1:
+    """What ``Exchange.place`` resets before returning when nobody listens: the order updates and the
+    touched levels of the operation (usually already empty)."""
+    if ex._pending_updates:
+        ex._pending_updates = []
+    t = ex._touched
+    if t:
+        t.clear()
+    return 0
+
+
+cdef object _buy_head(object ex, object m, str owner, double fp, double fs, long long now_ms, bint resting,
+                      long long *pu_out, long long *su_out, long long *id_seq_out, double *id_draw_out):
+    """``Exchange._fast_buy`` (the common start of the maker and taker BUYs), step for step: GTD expiry,
+    the id generator's draw (kept even when the order is then rejected), price/size units, the tick
+    rule, a positive size and (``resting``) the minimum size, the order's own sequence number, the
+    balance check. Returns the owner's account (and the units, id seq and draw through the pointers),
+    or None when the venue rejects the order. The callers checked the fallback conditions first."""
+    cdef long long pu, su, tick_u, id_seq, free_u
+    cdef double x
+    gtd = ex._gtd
+    if gtd and gtd[0][0] <= now_ms:
+        ex.advance(now_ms)
+    id_seq = ex._seq + 1
+    ex._seq = id_seq
+    id_draw_out[0] = ex._rng.random()
+    x = fp * PRICE_SCALE
+    pu = <long long> rint(x)
+    su = <long long> (fs * SIZE_SCALE + 1e-7)
+    tick_u = m.tick_u
+    if (fabs(<double> pu - x) > 1e-6 or pu % tick_u or pu < tick_u or pu > PRICE_SCALE - tick_u or su <= 0
+            or (resting and su < m.min_size_u)):
+        return None
+    ex._seq = id_seq + 1
+    a = ex.accounts.get(owner)
+    if a is None:
+        a = ex._acct(owner)
+    free_u = a.usdc_u - a.usdc_res_u
+    if free_u < pu * su + su * FEE_BOUND_U and not _buy_covered(free_u, pu, su, m.fee):
+        return None
+    pu_out[0] = pu
+    su_out[0] = su
+    id_seq_out[0] = id_seq
+    return a
+
+
 cdef object _place(object ex, object m, str owner, object tok, object price, object size, long long now_ms):
     """``ex.place_maker(owner, tok, price, size, now_ms)``: the post-only GTC BUY, returning the
     resting ``Order`` or None (rejected)."""
@@ -185,26 +231,8 @@ cdef object _place(object ex, object m, str owner, object tok, object price, obj
     if (m.closed or not m.accepting or now_ms >= m.end_ms or not (0.0 <= fp <= 1.0 and 0.0 < fs < 1e7)):
         oid = ex.place_maker(owner, tok, price, size, now_ms)
         return None if oid is None else ex.orders[oid]
-    # Exchange._fast_buy(resting=True)
-    gtd = ex._gtd
-    if gtd and gtd[0][0] <= now_ms:
-        ex.advance(now_ms)
-    id_seq = ex._seq + 1
-    ex._seq = id_seq
-    id_draw = ex._rng.random()
-    x = fp * PRICE_SCALE
-    pu = <long long> rint(x)
-    su = <long long> (fs * SIZE_SCALE + 1e-7)
-    tick_u = m.tick_u
-    if (fabs(<double> pu - x) > 1e-6 or pu % tick_u or pu < tick_u or pu > PRICE_SCALE - tick_u or su <= 0
-            or su < m.min_size_u):
-        return None
-    ex._seq = id_seq + 1
-    a = ex.accounts.get(owner)
+    a = _buy_head(ex, m, owner, fp, fs, now_ms, True, &pu, &su, &id_seq, &id_draw)
     if a is None:
-        a = ex._acct(owner)
-    cdef long long free_u = a.usdc_u - a.usdc_res_u
-    if free_u < pu * su + su * FEE_BOUND_U and not _buy_covered(free_u, pu, su, m.fee):
         return None
     # Exchange.place_maker: the post-only cross check
     up = tok == m.up_token
@@ -245,11 +273,7 @@ cdef object _place(object ex, object m, str owner, object tok, object price, obj
     live[oid] = o
     bv = ex.book_version
     bv[owner] = bv.get(owner, 0) + 1
-    if ex._pending_updates:
-        ex._pending_updates = []
-    t = ex._touched
-    if t:
-        t.clear()
+    _op_done(ex)
     return o
 
 
@@ -595,25 +619,8 @@ cdef object _place_taker(object ex, str owner, object tok, object price, object 
     fs = size
     if not (0.0 <= fp <= 1.0 and 0.0 < fs < 1e7):
         return ex.place_taker(owner, tok, price, size, now_ms)
-    # Exchange._fast_buy(resting=False)
-    gtd = ex._gtd
-    if gtd and gtd[0][0] <= now_ms:
-        ex.advance(now_ms)
-    id_seq = ex._seq + 1
-    ex._seq = id_seq
-    id_draw = ex._rng.random()
-    x = fp * PRICE_SCALE
-    pu = <long long> rint(x)
-    su = <long long> (fs * SIZE_SCALE + 1e-7)
-    tick_u = m.tick_u
-    if fabs(<double> pu - x) > 1e-6 or pu % tick_u or pu < tick_u or pu > PRICE_SCALE - tick_u or su <= 0:
-        return None
-    ex._seq = id_seq + 1
-    a = ex.accounts.get(owner)
+    a = _buy_head(ex, m, owner, fp, fs, now_ms, False, &pu, &su, &id_seq, &id_draw)
     if a is None:
-        a = ex._acct(owner)
-    cdef long long free_u = a.usdc_u - a.usdc_res_u
-    if free_u < pu * su + su * FEE_BOUND_U and not _buy_covered(free_u, pu, su, m.fee):
         return None
     up = tok == m.up_token
     cdef dict orders = ex.orders
@@ -643,11 +650,7 @@ cdef object _place_taker(object ex, str owner, object tok, object price, object 
     orders[oid] = o
     fills = _match(ex, m, o, up, limit_b, su, now_ms)
     o.status = "CANCELED" if o.size_u - o.filled_u > 0 else "MATCHED"
-    if ex._pending_updates:
-        ex._pending_updates = []
-    t = ex._touched
-    if t:
-        t.clear()
+    _op_done(ex)
     return fills
 
 
@@ -658,10 +661,8 @@ cdef bint _crossable_any(dict orders, dict book, list prices, bint asks, long lo
         p = prices[i] if asks else prices[n - 1 - i]
         if (p > limit_b) if asks else (p < limit_b):
             return False
-        for oid in book[p]:
-            mo = orders[oid]
-            if mo.size_u - mo.filled_u > 0:      # remaining_u summed up to cap 1: any > 0 reaches it
-                return True
+        if _any_left(orders, book[p]):      # remaining_u summed up to cap 1: any > 0 reaches it
+            return True
     return False
 
 
