@@ -1,7 +1,7 @@
 """Numba ports of the batch core: the shipped model's batch path and the fused legacy path.
 
 The peer a quant would write instead of our Cython core: same algorithm, same state,
-line for line (see ``hourmm_core/quant/vol.pyx``, ``features.pyx``, ``pricer.pyx``), in
+line for line (see ``hourmm_core/quant/vol.pyx``, ``features.pyx``, ``pricer.pyx``, ``minute.pyx``), in
 ``@njit`` functions with the state in locals. Only the normal model (``nu = 0``, the
 default) is ported. Ported batch functions:
 
@@ -605,66 +605,46 @@ def _m_trade(t, price, bar, have_bar, bar_traded, bar_open, bar_close, fs, ist, 
     return bar, have_bar, True, bar_open, price
 
 
-@njit(cache=False, nogil=True, error_model="numpy", inline="always")
-def _span(e, hend, season, cum):
-    """MinutePricer's min_span: the per-minute part of the rest-of-hour variance at instant e (minute b, its
-    end b_end, the season/cum lookups for the rest of the hour; kind 2 = longer than a day: NaN)."""
-    b = e // 60000
-    bend = (hend - 1) // 60000 + 1
-    c = b % 1440
-    ee = c + (bend - b)
-    if bend - b > 1440:
-        return b, (b + 1) * 60000, 2, 0.0, 0.0, 0.0, 0.0
-    if ee <= 1440:
-        return b, (b + 1) * 60000, 0, season[c], cum[ee], cum[c + 1], 0.0
-    return b, (b + 1) * 60000, 1, season[c], cum[1440], cum[c + 1], cum[ee - 1440]
-
-
-@njit(cache=False, nogil=True, error_model="numpy", inline="always")
-def _span_var(e, b, b_end, kind, sc, ca, cb, cw, vl, bar, have_bar, bar_traded, have_prev, bar_close, prev_close,
-              num, den, scale, season, alpha):
-    """MinutePricer's min_span_var: the variance at e within the span's minute (vl = scale * level, kept
-    between bar closes by the batch loops; the provisional level when the bar of e's minute is not open yet)."""
-    f = (b_end - e) / 60000.0
-    if kind == 2:
-        return np.nan
-    if have_bar and bar_traded and have_prev and b > bar:
-        r = math.log(bar_close / prev_close)
-        vl = scale * (((1.0 - alpha) * num + alpha * r * r / season[bar % 1440]) / ((1.0 - alpha) * den + alpha))
-    if kind == 0:
-        return vl * (f * sc + ca - cb)
-    return vl * (f * sc + ca - cb + cw)
-
-
-@njit(cache=False, nogil=True, error_model="numpy", inline="always")
-def _level(num, den, var_prior):
-    return num / den if den > 0.0 else var_prior
-
-
-@njit(cache=False, nogil=True, error_model="numpy", inline="always")
-def _price_v(v, S, K, p_min):
-    """The digital at variance v (NaN on bad input)."""
-    if not (math.isfinite(S) and S > 0.0 and math.isfinite(K) and K > 0.0) or math.isnan(v):
-        return np.nan
-    x = math.log(S / K)
-    if v > 0.0:
-        return _digital_x(x, 1.0, math.sqrt(v), p_min)
-    return _digital_x(x, 0.0, 1.0, p_min)
-
-
+# The compiled core keeps the rest-of-hour variance's per-minute part (min_span) between instants of
+# the same minute, because GCC compiles its floor divisions as 64-bit idiv in that loop. Ported here
+# (session 8), the same caching made this peer SLOWER (A/B in one process: 42 -> 52 ns per tick:
+# numba's ``e // 60000`` is already a multiply), so the peer keeps its per-instant form: the same
+# arithmetic and results, each implementation in its faster form.
 @njit(cache=False, nogil=True, error_model="numpy", inline="always")
 def _rest_price(e, S, K, hend, bar, have_bar, bar_traded, have_prev, bar_close, prev_close, num, den, scale, season,
                 cum, alpha, var_prior, p_min):
     """MinutePricer.c_price on scalar state (rest-of-hour variance, then the digital): p at instant e for
     price S, strike K, hour end hend (NaN on bad input). Inlined into every caller, so the loops that keep
     their state in locals pay nothing for sharing it."""
-    if hend - e <= 0:
+    left = hend - e
+    if left <= 0:
         v = 0.0
     else:
-        b, b_end, kind, sc, ca, cb, cw = _span(e, hend, season, cum)
-        v = _span_var(e, b, b_end, kind, sc, ca, cb, cw, scale * _level(num, den, var_prior), bar, have_bar,
-                      bar_traded, have_prev, bar_close, prev_close, num, den, scale, season, alpha)
-    return _price_v(v, S, K, p_min)
+        b = e // 60000
+        bend = (hend - 1) // 60000 + 1
+        c = b % 1440
+        f = ((b + 1) * 60000 - e) / 60000.0
+        if bend - b > 1440:
+            v = np.nan
+        else:
+            if have_bar and bar_traded and have_prev and b > bar:
+                r = math.log(bar_close / prev_close)
+                lev = ((1.0 - alpha) * num + alpha * r * r / season[bar % 1440]) / ((1.0 - alpha) * den + alpha)
+            elif den > 0.0:
+                lev = num / den
+            else:
+                lev = var_prior
+            ee = c + (bend - b)
+            if ee <= 1440:
+                v = scale * lev * (f * season[c] + cum[ee] - cum[c + 1])
+            else:
+                v = scale * lev * (f * season[c] + cum[1440] - cum[c + 1] + cum[ee - 1440])
+    if not (math.isfinite(S) and S > 0.0 and math.isfinite(K) and K > 0.0) or math.isnan(v):
+        return np.nan
+    x = math.log(S / K)
+    if v > 0.0:
+        return _digital_x(x, 1.0, math.sqrt(v), p_min)
+    return _digital_x(x, 0.0, 1.0, p_min)
 
 
 @njit(cache=False, nogil=True, error_model="numpy", inline="always")   # no per-call array refcounts
@@ -699,10 +679,6 @@ def _minute_path(ts, px, ev, K, he, wo, wop, wcl, until, o, fs, ist, season, cum
     n = ts.shape[0]
     last = np.nan
     j = 0
-    vl = fs[FS_SCALE] * _level(fs[FS_NUM], fs[FS_DEN], var_prior)   # scale * level: kept between bar closes
-    sp_end = np.iinfo(np.int64).min                                # the span (per minute and hour end)
-    sp_he = np.int64(0)
-    sb, sk, ssc, sca, scb, scw = np.int64(0), 0, 0.0, 0.0, 0.0, 0.0
     for i in range(ev.shape[0]):
         e = ev[i]
         while j < n and ts[j] < e:        # on_trade written out here: the hot path stays in locals
@@ -721,7 +697,6 @@ def _minute_path(ts, px, ev, K, he, wo, wop, wcl, until, o, fs, ist, season, cum
                                  win, sgrid, lsgrid, alpha, var_prior, p_min, W, prior_h)
                     bar_traded = False
                     bar += 1
-                vl = fs[FS_SCALE] * _level(fs[FS_NUM], fs[FS_DEN], var_prior)
             if not bar_traded:
                 bar_open = price
             bar_close = price
@@ -730,14 +705,8 @@ def _minute_path(ts, px, ev, K, he, wo, wop, wcl, until, o, fs, ist, season, cum
         if math.isnan(last):
             o[i] = np.nan
             continue
-        hend = he[i]
-        if e >= sp_end or hend != sp_he:
-            sb, sp_end, sk, ssc, sca, scb, scw = _span(e, hend, season, cum)
-            sp_he = hend
-        v = 0.0 if hend - e <= 0 else _span_var(
-            e, sb, sp_end, sk, ssc, sca, scb, scw, vl, bar, have_bar, bar_traded, ist[IS_HAVE_PREV] == 1, bar_close,
-            fs[FS_PREV], fs[FS_NUM], fs[FS_DEN], fs[FS_SCALE], season, alpha)
-        o[i] = _price_v(v, last, K[i], p_min)
+        o[i] = _rest_price(e, last, K[i], he[i], bar, have_bar, bar_traded, ist[IS_HAVE_PREV] == 1, bar_close,
+                           fs[FS_PREV], fs[FS_NUM], fs[FS_DEN], fs[FS_SCALE], season, cum, alpha, var_prior, p_min)
 
 
 @njit(cache=False, nogil=True, error_model="numpy")
@@ -755,10 +724,6 @@ def _minute_path_fixed(ts, px, ev, K, he, season, cum, alpha, var_prior, var_sca
     bar_traded = False
     last = np.nan
     j = 0
-    vl = var_scale * _level(num, den, var_prior)     # scale * level: kept between bar closes
-    sp_end = np.iinfo(np.int64).min                  # the span (per minute and hour end)
-    sp_he = np.int64(0)
-    sb, sk, ssc, sca, scb, scw = np.int64(0), 0, 0.0, 0.0, 0.0, 0.0
     for i in range(m):
         e = ev[i]
         while j < n and ts[j] < e:
@@ -787,20 +752,14 @@ def _minute_path_fixed(ts, px, ev, K, he, season, cum, alpha, var_prior, var_sca
                         prev_close = bar_close
                         have_prev = True
                     bar += 1
-                vl = var_scale * _level(num, den, var_prior)
             bar_close = price
             bar_traded = True
             last = price
         if math.isnan(last):
             o[i] = np.nan
             continue
-        hend = he[i]
-        if e >= sp_end or hend != sp_he:
-            sb, sp_end, sk, ssc, sca, scb, scw = _span(e, hend, season, cum)
-            sp_he = hend
-        v = 0.0 if hend - e <= 0 else _span_var(e, sb, sp_end, sk, ssc, sca, scb, scw, vl, bar, have_bar, bar_traded,
-                                                have_prev, bar_close, prev_close, num, den, var_scale, season, alpha)
-        o[i] = _price_v(v, last, K[i], p_min)
+        o[i] = _rest_price(e, last, K[i], he[i], bar, have_bar, bar_traded, have_prev, bar_close, prev_close,
+                           num, den, var_scale, season, cum, alpha, var_prior, p_min)
 
 
 def minute_path_batch(ts_ms, price, eval_ms, K, hour_end_ms, season, halflife_min=60.0, var_prior=1e-7,
