@@ -23,7 +23,10 @@ Why compiled: these agents are most of the venue's cost in a backtest hour (~10,
   those methods do (same checks in the same order, the id generator's draw taken even when the
   order is then rejected, the same ``Order`` record, the same book queues and indexes);
 * the takers' touch lookups walk the book directly (``Exchange.best`` without the tuples);
-  their FAK BUYs go through :meth:`Exchange.place_taker` (the match stays the engine's);
+  their FAK BUYs (noise, informed, snipers: :func:`place_taker`) are :meth:`Exchange.place_taker`,
+  ``Exchange._match`` and ``Exchange._settle`` step for step (same fills, fees, grouped trade
+  record, trade id draw, ``transaction_hash``, maker updates), the engine's methods staying the
+  reference twin (tests compare it with ``Exchange.place(..., "FAK")``);
 * ``uniform`` is ``a + (b - a) * random()`` exactly as random.py spells it (``random()`` is C),
   ``exp``/``log`` are libm's as in the ``math`` module; ``gauss`` is the Random object's own method
   (it keeps ``gauss_next`` state).
@@ -42,10 +45,16 @@ from hourmm_core.sim.polymarket.wire cimport _id_hex
 
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.sim.polymarket.engine import _buy_covered
-from hourmm_core.sim.polymarket.orders import Order
+from hourmm_core.fees import taker_fee_units as _taker_fee_units
+from hourmm_core.sim.polymarket.orders import Fill, Order
+from hourmm_core.sim.polymarket.wire import fmt_decimal as _fmt
+from hourmm_core.sim.polymarket.wire import trade_id as _trade_id
+from hourmm_core.sim.polymarket.wire import tx_hash as _tx_hash
 
 cdef long long PRICE_SCALE = 10_000
 cdef long long SIZE_SCALE = 100
+cdef long long USDC_SCALE = 1_000_000
+cdef object _sum = sum                      # the builtin (its float summation), not an inlined loop
 cdef long long FEE_BOUND_U = 10_000         # USDC_SCALE // SIZE_SCALE: the fee is at most 1 USDC a share
 cdef object _round = round
 cdef str BUY = "BUY"
@@ -161,6 +170,52 @@ cdef bint _any_left(dict orders, object q) except -1:
     return False
 
 
+cdef int _op_done(object ex) except -1:
+    """What ``Exchange.place`` resets before returning when nobody listens: the order updates and the
+    touched levels of the operation (usually already empty)."""
+    if ex._pending_updates:
+        ex._pending_updates = []
+    t = ex._touched
+    if t:
+        t.clear()
+    return 0
+
+
+cdef object _buy_head(object ex, object m, str owner, double fp, double fs, long long now_ms, bint resting,
+                      long long *pu_out, long long *su_out, long long *id_seq_out, double *id_draw_out):
+    """``Exchange._fast_buy`` (the common start of the maker and taker BUYs), step for step: GTD expiry,
+    the id generator's draw (kept even when the order is then rejected), price/size units, the tick
+    rule, a positive size and (``resting``) the minimum size, the order's own sequence number, the
+    balance check. Returns the owner's account (and the units, id seq and draw through the pointers),
+    or None when the venue rejects the order. The callers checked the fallback conditions first."""
+    cdef long long pu, su, tick_u, id_seq, free_u
+    cdef double x
+    gtd = ex._gtd
+    if gtd and gtd[0][0] <= now_ms:
+        ex.advance(now_ms)
+    id_seq = ex._seq + 1
+    ex._seq = id_seq
+    id_draw_out[0] = ex._rng.random()
+    x = fp * PRICE_SCALE
+    pu = <long long> rint(x)
+    su = <long long> (fs * SIZE_SCALE + 1e-7)
+    tick_u = m.tick_u
+    if (fabs(<double> pu - x) > 1e-6 or pu % tick_u or pu < tick_u or pu > PRICE_SCALE - tick_u or su <= 0
+            or (resting and su < m.min_size_u)):
+        return None
+    ex._seq = id_seq + 1
+    a = ex.accounts.get(owner)
+    if a is None:
+        a = ex._acct(owner)
+    free_u = a.usdc_u - a.usdc_res_u
+    if free_u < pu * su + su * FEE_BOUND_U and not _buy_covered(free_u, pu, su, m.fee):
+        return None
+    pu_out[0] = pu
+    su_out[0] = su
+    id_seq_out[0] = id_seq
+    return a
+
+
 cdef object _place(object ex, object m, str owner, object tok, object price, object size, long long now_ms):
     """``ex.place_maker(owner, tok, price, size, now_ms)``: the post-only GTC BUY, returning the
     resting ``Order`` or None (rejected)."""
@@ -176,26 +231,8 @@ cdef object _place(object ex, object m, str owner, object tok, object price, obj
     if (m.closed or not m.accepting or now_ms >= m.end_ms or not (0.0 <= fp <= 1.0 and 0.0 < fs < 1e7)):
         oid = ex.place_maker(owner, tok, price, size, now_ms)
         return None if oid is None else ex.orders[oid]
-    # Exchange._fast_buy(resting=True)
-    gtd = ex._gtd
-    if gtd and gtd[0][0] <= now_ms:
-        ex.advance(now_ms)
-    id_seq = ex._seq + 1
-    ex._seq = id_seq
-    id_draw = ex._rng.random()
-    x = fp * PRICE_SCALE
-    pu = <long long> rint(x)
-    su = <long long> (fs * SIZE_SCALE + 1e-7)
-    tick_u = m.tick_u
-    if (fabs(<double> pu - x) > 1e-6 or pu % tick_u or pu < tick_u or pu > PRICE_SCALE - tick_u or su <= 0
-            or su < m.min_size_u):
-        return None
-    ex._seq = id_seq + 1
-    a = ex.accounts.get(owner)
+    a = _buy_head(ex, m, owner, fp, fs, now_ms, True, &pu, &su, &id_seq, &id_draw)
     if a is None:
-        a = ex._acct(owner)
-    cdef long long free_u = a.usdc_u - a.usdc_res_u
-    if free_u < pu * su + su * FEE_BOUND_U and not _buy_covered(free_u, pu, su, m.fee):
         return None
     # Exchange.place_maker: the post-only cross check
     up = tok == m.up_token
@@ -236,11 +273,7 @@ cdef object _place(object ex, object m, str owner, object tok, object price, obj
     live[oid] = o
     bv = ex.book_version
     bv[owner] = bv.get(owner, 0) + 1
-    if ex._pending_updates:
-        ex._pending_updates = []
-    t = ex._touched
-    if t:
-        t.clear()
+    _op_done(ex)
     return o
 
 
@@ -453,7 +486,7 @@ cdef bint _take(object ag, object ex, dict orders, str owner, object m, bint buy
     cap = 1 - tick
     px = px if px < cap else cap           # min(1 - tick, px)
     tok = m.up_token if buy_up else m.down_token
-    if ex.place_taker(owner, tok, _round(px, 4), _round(size, 2), now_ms) is not None:
+    if _place_taker(ex, owner, tok, _round(px, 4), _round(size, 2), now_ms) is not None:
         return True
     ag.stats.taker_rejects += 1
     return False
@@ -567,3 +600,187 @@ def sniper_scan(s, long long now_ms, markets):
     for oid in [k for k in pending if k not in live_ids and pending[k] == -1]:
         del pending[oid]
     return new
+
+
+# ---------------------------------------------------------------------------- the takers' FAK BUY
+cdef object _place_taker(object ex, str owner, object tok, object price, object size, long long now_ms):
+    """``ex.place_taker(owner, tok, price, size, now_ms)``: the takers' FAK BUY (same checks in the
+    same order, same id draws, same matching, settlement, fills and trade record as
+    :meth:`Exchange.place` with ``"FAK"``); the fills, or None when the venue rejected it."""
+    cdef double fp, fs, x
+    cdef long long pu, su, tick_u, limit_b, id_seq, p, tot
+    cdef double id_draw
+    cdef bint up
+    m = ex.token_market.get(tok)
+    if (ex._listeners or m is None or m.closed or not m.accepting or now_ms >= m.end_ms
+            or type(price) is not float or type(size) is not float):
+        return ex.place_taker(owner, tok, price, size, now_ms)
+    fp = price
+    fs = size
+    if not (0.0 <= fp <= 1.0 and 0.0 < fs < 1e7):
+        return ex.place_taker(owner, tok, price, size, now_ms)
+    a = _buy_head(ex, m, owner, fp, fs, now_ms, False, &pu, &su, &id_seq, &id_draw)
+    if a is None:
+        return None
+    up = tok == m.up_token
+    cdef dict orders = ex.orders
+    # Exchange._crossable(cap=1): anything with size left at a crossing price (a BUY Up is a bid)
+    if up:
+        limit_b = pu
+        if m.ask_prices:
+            p = m.ask_prices[0]
+            if p > limit_b or not _crossable_any(orders, m.asks, m.ask_prices, True, limit_b):
+                return None
+        else:
+            return None
+    else:
+        limit_b = PRICE_SCALE - pu
+        bp = m.bid_prices
+        if bp:
+            p = bp[len(bp) - 1]
+            if p < limit_b or not _crossable_any(orders, m.bids, m.bid_prices, False, limit_b):
+                return None
+        else:
+            return None
+    oid = "0x" + _id_hex(ex._order_head, id_seq, id_draw)
+    if oid in orders:    # pragma: no cover - a SHA-256 collision
+        return None
+    o = Order(oid, owner, m.condition_id, tok, "Up" if up else "Down", BUY, pu, su, "FAK",
+              False, 0, now_ms, id_seq + 1, is_up=up)
+    orders[oid] = o
+    fills = _match(ex, m, o, up, limit_b, su, now_ms)
+    o.status = "CANCELED" if o.size_u - o.filled_u > 0 else "MATCHED"
+    _op_done(ex)
+    return fills
+
+
+cdef bint _crossable_any(dict orders, dict book, list prices, bint asks, long long limit_b) except -1:
+    """``Exchange._crossable(..., cap=1) > 0``: some order with size left at a price crossing ``limit_b``."""
+    cdef long long p, n = len(prices), i
+    for i in range(n):
+        p = prices[i] if asks else prices[n - 1 - i]
+        if (p > limit_b) if asks else (p < limit_b):
+            return False
+        if _any_left(orders, book[p]):      # remaining_u summed up to cap 1: any > 0 reaches it
+            return True
+    return False
+
+
+cdef list _match(object ex, object m, object t, bint is_bid, long long limit_b, long long t_size, long long now_ms):
+    """``Exchange._match`` for a taker BUY ``t`` (no listeners): cross the book at the makers' prices,
+    settle each fill (``Exchange._settle``), build the one grouped trade record; returns the fills."""
+    cdef long long t_filled = 0, p, x, mk_rem, taker_px, fee_u, total_fee_u = 0, size_u = 0
+    cdef bint t_up = t.is_up
+    cdef list fills = [], entries = []
+    cdef dict orders = ex.orders
+    cdef str kind
+    ex._pending_updates = pending = []
+    book = m.asks if is_bid else m.bids
+    cdef list prices = m.ask_prices if is_bid else m.bid_prices
+    bv = ex.book_version
+    accounts = ex.accounts
+    t_owner = t.owner
+    t_tok = t.token_id
+    t_oid = t.order_id
+    fee = m.fee
+    lives = ex._live
+    ta = accounts.get(t_owner) or ex._acct(t_owner)
+    while t_filled < t_size and prices:
+        p = prices[0] if is_bid else prices[len(prices) - 1]
+        if (is_bid and p > limit_b) or (not is_bid and p < limit_b):
+            break
+        q = book[p]
+        while q and t_filled < t_size:
+            mk = orders[q[0]]
+            mk_rem = <long long> mk.size_u - <long long> mk.filled_u
+            x = t_size - t_filled if t_size - t_filled < mk_rem else mk_rem
+            # Exchange._settle (the taker is a BUY)
+            mk_owner = mk.owner
+            ma = accounts.get(mk_owner) or ex._acct(mk_owner)
+            taker_px = p if t_up else PRICE_SCALE - p
+            mp = mk.price_u
+            fee_u = _taker_fee_units(taker_px, x, fee)
+            mk_tok = mk.token_id
+            if mk.side == BUY:
+                cost = mp * x
+                mk.res_usdc_u -= cost
+                ma.usdc_res_u -= cost
+                ma.usdc_u -= cost
+                ma.tok_u[mk_tok] = ma.tok_u.get(mk_tok, 0) + x
+            else:
+                mk.res_tok_u -= x
+                ma.tok_res_u[mk_tok] -= x
+                ma.tok_u[mk_tok] -= x
+                ma.usdc_u += mp * x
+            ta.usdc_u -= taker_px * x + fee_u
+            ta.tok_u[t_tok] = ta.tok_u.get(t_tok, 0) + x
+            ex.fees_u += fee_u
+            if t_tok == mk_tok:
+                kind = "transfer"
+            else:                 # BUY Up x BUY Down: mint full sets
+                m.pairs_u += x
+                kind = "mint"
+            total_fee_u += fee_u
+            t_filled += x
+            t.filled_u = t_filled
+            mk.filled_u += x
+            bv[mk_owner] = bv.get(mk_owner, 0) + 1
+            mk_oid = mk.order_id
+            fills.append(Fill(mk_oid, mk_owner, t_oid, t_owner, taker_px / <double> PRICE_SCALE,
+                              x / <double> SIZE_SCALE, kind, fee_u / <double> USDC_SCALE))
+            entries.append({"order_id": mk_oid, "owner": mk_owner, "maker_address": mk_owner,
+                            "matched_amount": _fmt(x / <double> SIZE_SCALE),
+                            "price": _fmt(mp / <double> PRICE_SCALE),
+                            "fee_rate_bps": "0", "asset_id": mk_tok, "outcome": mk.outcome,
+                            "side": mk.side})
+            ex._touched.add((m.condition_id, not is_bid, p))
+            if mk_rem == x:
+                mk.status = "MATCHED"
+                q.popleft()
+                lives.get(mk_owner, {}).pop(mk_oid, None)
+                if mk.order_type == "GTD":
+                    ex._drop_gtd(mk)
+            pending.append(mk)
+        if not q:
+            del book[p]
+            if is_bid:
+                prices.pop(0)
+            else:
+                prices.pop()
+    if not fills:
+        return fills
+    for f in fills:
+        size_u += <long long> rint(<double> f.size * SIZE_SCALE)
+    vwap = _sum([f.price * f.size for f in fills]) / (size_u / <double> SIZE_SCALE)
+    id_seq = ex._seq + 1
+    ex._seq = id_seq
+    tid = _trade_id(ex._trade_head, id_seq, ex._rng.random())
+    trade = {
+        "id": tid, "taker_order_id": t_oid, "market": m.condition_id, "asset_id": t_tok,
+        "side": t.side, "size": _fmt(size_u / <double> SIZE_SCALE), "fee_rate_bps": str(m.fee_rate_bps),
+        "price": _fmt(_round(vwap, 6)), "status": "MATCHED", "match_time": str(now_ms // 1000),
+        "match_time_ms": now_ms, "last_update": str(now_ms // 1000), "outcome": t.outcome,
+        "owner": t_owner, "maker_address": t_owner, "transaction_hash": _tx_hash(tid),
+        "bucket_index": 0, "maker_orders": entries, "trader_side": "TAKER",
+        "taker_fee": _fmt(total_fee_u / <double> USDC_SCALE), "type": "TRADE",
+    }
+    t.trade_ids.append(tid)
+    ex.trades_log.append(trade)
+    owner_trades = ex._owner_trades
+    owner_trades.setdefault(t_owner, []).append(trade)
+    seen = {t_owner}
+    for e in entries:
+        mk = orders[e["order_id"]]
+        if tid not in mk.trade_ids:
+            mk.trade_ids.append(tid)
+        if e["owner"] not in seen:
+            seen.add(e["owner"])
+            owner_trades.setdefault(e["owner"], []).append(trade)
+    last = fills[len(fills) - 1].price
+    m.last_trade_price = last if t_up else 1.0 - last
+    return fills
+
+
+def place_taker(ex, str owner, tok, price, size, long long now_ms):
+    """The compiled :meth:`Exchange.place_taker` (what :func:`takers` sends); exposed for the twin test."""
+    return _place_taker(ex, owner, tok, price, size, now_ms)

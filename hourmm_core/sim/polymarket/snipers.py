@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.fees import FeeSchedule, taker_fee
 from hourmm_core.sim.polymarket.engine import BUY, PRICE_SCALE, SIZE_SCALE, Exchange, Market
-from hourmm_core.sim.polymarket.flowcore import sniper_scan
+from hourmm_core.sim.polymarket.flowcore import place_taker, sniper_scan
 
 if TYPE_CHECKING:
     from hourmm_core.sim.polymarket.agents import AgentConfig, AgentStats, PricePath
@@ -173,8 +173,8 @@ class LatencySniper:
             size = round(min(avail, self.cfg.sniper_max_size), 2)
             if size <= 0:
                 continue
-            if self.fast:     # the same FAK BUY without the result object (Exchange.place_taker)
-                fills = self.ex.place_taker(self.owner, tok, round(q, 4), size, now_ms)
+            if self.fast:     # the same FAK BUY without the result object, compiled (flowcore.place_taker)
+                fills = place_taker(self.ex, self.owner, tok, round(q, 4), size, now_ms)
             else:
                 r = self.ex.place(self.owner, tok, BUY, round(q, 4), size, "FAK", now_ms=now_ms)
                 fills = r.fills if r.ok else None

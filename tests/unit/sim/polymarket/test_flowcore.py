@@ -126,3 +126,54 @@ def test_compiled_flow_equals_python_reference(path, seed, cfg, listener):
     if ag0._touch is not None:
         assert s.maker_rejects > 0
         assert sum(1 for o in ex0.orders.values() if o.owner.startswith("agent-maker") and o.status == "CANCELED") > 50
+
+
+def test_compiled_taker_buy_equals_place_fak():
+    """flowcore's FAK BUY (what its takers send) against ``Exchange.place(..., BUY, "FAK")`` on two
+    engines fed the same seeded sequence: resting BUYs and SELLs of several owners on both tokens
+    (transfers and mints), partial and multi-level fills, takers that cannot cross, bad ticks, a
+    taker short of USDC, GTD makers. Synthetic order flow on purpose: the shapes matter, not prices."""
+    from hourmm_core.sim.polymarket.flowcore import place_taker
+
+    engines = [Exchange(seed=13, fee=CRYPTO_FEES), Exchange(seed=13, fee=CRYPTO_FEES)]
+    for ex in engines:
+        ex.list_market("c", "u", "d", 0, HOUR_MS, tick_size=0.01, min_size=5.0)
+        for o in ("m0", "m1", "taker"):
+            ex.deposit(o, 1_000_000.0)
+        ex.deposit("poor", 3.0)
+    rng = random.Random(6)
+    took = multi = 0
+    for step in range(2500):
+        now = step * 100
+        tok = rng.choice(("u", "d"))
+        kind = rng.random()
+        if kind < 0.6:
+            owner = rng.choice(("m0", "m1"))
+            side = BUY
+            if rng.random() < 0.3 and engines[0].token_available(owner, tok) >= 5:
+                side = SELL
+            px = round(rng.randint(2, 98) / 100.0, 2)
+            size = round(rng.uniform(5.0, 80.0), 2)
+            otype, exp = ("GTD", now + rng.randint(1, 3000)) if rng.random() < 0.1 else ("GTC", 0)
+            rs = [ex.place(owner, tok, side, px, size, otype, post_only=True, expiration_ms=exp, now_ms=now)
+                  for ex in engines]
+            assert (rs[0].order_id, rs[0].error_msg) == (rs[1].order_id, rs[1].error_msg)
+        else:
+            who = rng.choice(("taker", "taker", "taker", "poor"))
+            px = rng.choice((0.99, round(rng.randint(1, 99) / 100.0, 2), 0.555))
+            size = round(rng.choice((rng.uniform(1.0, 40.0), rng.uniform(100.0, 400.0))), 2)
+            fills = place_taker(engines[0], who, tok, px, size, now)
+            r = engines[1].place(who, tok, BUY, px, size, "FAK", now_ms=now)
+            assert fills == (r.fills if r.ok else None)
+            took += bool(fills)
+            multi += bool(fills) and len(fills) > 1
+        if step % 101 == 0:
+            assert _state(engines[0]) == _state(engines[1])
+            assert engines[0].trades_log == engines[1].trades_log
+    assert _state(engines[0]) == _state(engines[1])
+    assert engines[0].trades_log == engines[1].trades_log
+    assert [m.last_trade_price for m in engines[0].markets.values()] == \
+        [m.last_trade_price for m in engines[1].markets.values()]
+    engines[0].check_invariants()
+    kinds = {f["maker_orders"][0]["side"] for f in engines[0].trades_log}
+    assert took > 100 and multi > 10 and kinds == {BUY, SELL}
