@@ -22,8 +22,22 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from hourmm_core.fees import NO_FEES, FeeSchedule
 from hourmm_core.trading.order_manager import Action, Order, OrderManager, PlanResult
-from hourmm_core.trading.risk_engine import Exposure, Limits, Mode, ModeChange, Reason, RiskEngine, _checker, check_quote
-from hourmm_core.trading.session import _MAY_TRADE, Phase, PhaseChange, Schedule, Session
+from hourmm_core.trading.risk_engine import _FLATTEN as _FLATTEN_M  # enum members as globals: hot path
+from hourmm_core.trading.risk_engine import (
+    _HALT,
+    _NORMAL,
+    _REDUCE_ONLY,
+    Exposure,
+    Limits,
+    Mode,
+    ModeChange,
+    Reason,
+    RiskEngine,
+    _checker,
+    check_quote,
+)
+from hourmm_core.trading.session import _ACTIVE, _MAY_TRADE, _WIND_DOWN, Phase, PhaseChange, Schedule, Session
+from hourmm_core.trading.session import _FLATTEN as _FLATTEN_P
 from hourmm_core.trading.strategy import (
     BookTop,
     MarketState,
@@ -36,9 +50,6 @@ from hourmm_core.trading.strategy import (
 from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Quote
 
 log = logging.getLogger(__name__)
-# enum members as globals (an enum class-attribute lookup costs ~0.2-0.3 us: hot path)
-_NORMAL, _REDUCE_ONLY, _FLATTEN_M, _HALT = Mode.NORMAL, Mode.REDUCE_ONLY, Mode.FLATTEN, Mode.HALT
-_ACTIVE, _WIND_DOWN, _FLATTEN_P = Phase.ACTIVE, Phase.WIND_DOWN, Phase.FLATTEN
 
 
 # ----------------------------------------------------------------------------- execution rules

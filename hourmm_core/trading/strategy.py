@@ -44,19 +44,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Callable
 
 from hourmm_core.fields import setting
 from hourmm_core.quant import LadderSpec, QuoteKernel, quote_ladder
-from hourmm_core.trading.risk_engine import Limits, Mode
-from hourmm_core.trading.session import _MAY_TRADE, Phase
+from hourmm_core.trading.risk_engine import _FLATTEN as _FLATTEN_M  # enum members as globals: hot path
+from hourmm_core.trading.risk_engine import _HALT, _REDUCE_ONLY, Limits, Mode
+from hourmm_core.trading.session import _FLATTEN as _FLATTEN_P
+from hourmm_core.trading.session import _MAY_TRADE, _WIND_DOWN, Phase
 from hourmm_core.trading.types import DOWN, SELL, UP, Quote
 
 _EPS = 1e-9
 _NAN = math.nan
 FLATTEN_MAX_TICKS = 5
-# enum members as globals (an enum class-attribute lookup costs ~0.2-0.3 us: hot path)
-_HALT, _FLATTEN_M, _REDUCE_ONLY = Mode.HALT, Mode.FLATTEN, Mode.REDUCE_ONLY
-_FLATTEN_P, _WIND_DOWN = Phase.FLATTEN, Phase.WIND_DOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,26 +206,29 @@ def _make_quote(token: int, side: int, price: float, size: float) -> Quote:
 # Quote is immutable: the compiled ladder hands back the same object for the same order.
 _QUOTES: dict[tuple[int, int, float, float], Quote] = {}
 _QUOTES_MAX = 4096
-# LadderSpec per (params, limits, tick, min_size), by identity (params and limits are frozen;
-# a change of either is a new object): bound once, not parsed again on every pass
+# LadderSpec / QuoteKernel per (params, limits, tick, min_size), by identity (params and limits
+# are frozen; a change of either is a new object): bound once, not parsed again on every pass
 _SPECS: dict[tuple[int, int, float, float], tuple[StrategyParams, Limits, object]] = {}
+_KERNELS: dict[tuple[int, int, float, float], tuple[StrategyParams, Limits, object]] = {}
 
 
-def _spec(p: StrategyParams, limits: Limits, tick: float, min_size: float) -> object:
+def _bound(cache: dict, p: StrategyParams, limits: Limits, tick: float, min_size: float,
+           build: Callable[[], object]) -> object:
+    """``build()`` once per (params, limits, tick, min_size) object identity, kept in ``cache``."""
     key = (id(p), id(limits), tick, min_size)
-    ent = _SPECS.get(key)
+    ent = cache.get(key)
     if ent is None or ent[0] is not p or ent[1] is not limits:
-        if len(_SPECS) > 64:
-            _SPECS.clear()
-        ent = _SPECS[key] = (p, limits, LadderSpec(tick=tick, min_size=min_size, n_levels=p.quote_levels,
-                                                   level_step=p.level_step, unc_mult=p.unc_mult,
-                                                   max_order_size=limits.max_order_size,
-                                                   max_position=min(limits.max_position_size, p.inv_limit),
-                                                   post_only=True, size_mult=1.0))
+        if len(cache) > 64:
+            cache.clear()
+        ent = cache[key] = (p, limits, build())
     return ent[2]
 
 
-_KERNELS: dict[tuple[int, int, float, float], tuple[StrategyParams, Limits, QuoteKernel]] = {}
+def _spec(p: StrategyParams, limits: Limits, tick: float, min_size: float) -> object:
+    return _bound(_SPECS, p, limits, tick, min_size, lambda: LadderSpec(
+        tick=tick, min_size=min_size, n_levels=p.quote_levels, level_step=p.level_step, unc_mult=p.unc_mult,
+        max_order_size=limits.max_order_size, max_position=min(limits.max_position_size, p.inv_limit),
+        post_only=True, size_mult=1.0))
 
 
 def quote_kernel(p: StrategyParams, limits: Limits, tick: float, min_size: float) -> QuoteKernel:
@@ -234,17 +237,11 @@ def quote_kernel(p: StrategyParams, limits: Limits, tick: float, min_size: float
     pass calls ``quote_kernel(...).quotes(...)`` for the common case (ACTIVE / WIND_DOWN,
     NORMAL / REDUCE_ONLY, fresh fair, both books known, not paused); every other case goes
     through :func:`desired_quotes`. tests/unit/trading/test_quote_kernel.py holds them equal."""
-    key = (id(p), id(limits), tick, min_size)
-    ent = _KERNELS.get(key)
-    if ent is None or ent[0] is not p or ent[1] is not limits:
-        if len(_KERNELS) > 64:
-            _KERNELS.clear()
-        k = QuoteKernel(tick, min_size, p.quote_levels, p.level_step, p.unc_mult, limits.max_order_size,
-                        min(limits.max_position_size, p.inv_limit), p.quote_size, p.skew, p.half_spread,
-                        p.move_mult, p.latency_ms, p.price_band, p.extreme_cut, p.mid_weight, p.mid_max_spread,
-                        p.wind_down_spread_mult, p.wind_down_size_mult, limits.max_reserved_capital)
-        ent = _KERNELS[key] = (p, limits, k)
-    return ent[2]
+    return _bound(_KERNELS, p, limits, tick, min_size, lambda: QuoteKernel(
+        tick, min_size, p.quote_levels, p.level_step, p.unc_mult, limits.max_order_size,
+        min(limits.max_position_size, p.inv_limit), p.quote_size, p.skew, p.half_spread,
+        p.move_mult, p.latency_ms, p.price_band, p.extreme_cut, p.mid_weight, p.mid_max_spread,
+        p.wind_down_spread_mult, p.wind_down_size_mult, limits.max_reserved_capital))
 
 
 def kernel_quotes(k: QuoteKernel, fair_up: float, fair_unc: float, yes: float, no: float, up: BookTop,
