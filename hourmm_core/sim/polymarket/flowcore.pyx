@@ -41,6 +41,7 @@ from collections import deque
 
 from libc.math cimport exp, fabs, floor, log, rint
 
+from hourmm_core.sim.polymarket.fairpath cimport FairPath
 from hourmm_core.sim.polymarket.wire cimport _id_hex
 
 from hourmm_core.clock import HOUR_MS
@@ -446,6 +447,14 @@ cdef object _best_ask(dict orders, object m, bint up):
     return None if p is None else (PRICE_SCALE - <long long> p) / <double> PRICE_SCALE
 
 
+cdef double _fair_up(object path, long long hour, long long t) except? -1.0:
+    """``path.fair_up(hour, t)``: the compiled :class:`FairPath` when the path has one (``fast``)."""
+    core = getattr(path, "core", None)
+    if type(core) is FairPath:
+        return (<FairPath> core).fair_up_c(hour, t)
+    return path.fair_up(hour, t)
+
+
 cdef long long _poisson(object rng_random, double rate_per_min, long long dt_ms) except -1:
     """``BackgroundAgents._poisson``: the same draws, the same count."""
     cdef double lam = rate_per_min * <double> dt_ms / 60_000.0
@@ -513,7 +522,7 @@ def takers(ag, m, double fair, long long hour, long long now_ms, long long dt_ms
         t_f = now_ms + <long long> c.informed_lookahead_ms
         if t_f > <long long> m.end_ms - 1:
             t_f = m.end_ms - 1
-        f_fut = ag.path.fair_up(hour, t_f)
+        f_fut = _fair_up(ag.path, hour, t_f)
         ask_up = _best_ask(orders, m, True)
         ask_dn = _best_ask(orders, m, False)
         size = _size(ag, c, c.informed_size)
@@ -553,7 +562,7 @@ def sniper_scan(s, long long now_ms, markets):
                     targets.append(o)
     if not targets and not pending:
         return 0          # nothing to look at and nothing to forget (the fair is a pure lookup)
-    fair = {m.condition_id: s._fair(m, now_ms) for m in mk}
+    fair = {m.condition_id: _fair_up(s.path, <long long> m.end_ms - HOUR_MS, now_ms) for m in mk}
     live_ids = set()
     cdef dict fee_ps = s._fee_ps
     min_edge = c.sniper_min_edge
