@@ -549,6 +549,10 @@ def sniper_scan(s, long long now_ms, markets):
         return 0
     ex = s.ex
     cdef dict pending = s.pending
+    if s.targets is not None and len(mk) == 1:     # the backtest's case: its targets kept per book version
+        n = _scan_one(s, now_ms, mk[0], pending, share)
+        if n >= 0:
+            return n
     # LatencySniper._target_orders
     cids = {m.condition_id for m in mk}
     owners = s.targets if s.targets is not None else [o for o in ex._live if o not in s.agent_owners]
@@ -608,6 +612,113 @@ def sniper_scan(s, long long now_ms, markets):
         new += 1
     for oid in [k for k in pending if k not in live_ids and pending[k] == -1]:
         del pending[oid]
+    return new
+
+
+cdef class ScanTargets:
+    """The snipers' targets in one market as the last full look found them (their ids, the price a
+    taker pays, the fee per share at it, whether the taker's token value is the fair itself), valid
+    while the target owners' :attr:`Exchange.book_version` total is unchanged: an order is placed,
+    cancelled, filled or expired only with a bump of its owner's version, and the fields read here
+    (id, market, side, price, token) never change on a resting order."""
+
+    def __cinit__(self):
+        self.n = 0
+        self.ver = -1
+        self.oids = []
+        self.live_ids = set()
+
+
+cdef long long _scan_one(object s, long long now_ms, object m, dict pending, double share) except -2:
+    """:func:`sniper_scan` in one market with a fixed target set (what the backtest drives): the same
+    targets in the same order, the same edges, draws and pending bookkeeping; -1 when the targets do
+    not fit the typed cache (the caller then takes the general walk)."""
+    cdef ScanTargets T = s._scan_targets
+    cdef long long ver = 0, pu, new = 0
+    cdef int i, n
+    cdef double f, q, value, fee, edge, min_edge, lo, hi, a, b
+    cdef bint rebuilt = False
+    owners = s.targets
+    bv = s.ex.book_version
+    for ow in owners:
+        ver += <long long> bv.get(ow, 0)
+    if T is None or T.market is not m or T.owners is not owners or T.pending is not pending or T.ver != ver:
+        T = ScanTargets()
+        T.market = m
+        T.owners = owners
+        T.pending = pending
+        T.ver = ver
+        cid = m.condition_id
+        lives = s.ex._live
+        fee_ps = s._fee_ps
+        n = 0
+        for ow in owners:
+            d = lives.get(ow)
+            if d:
+                for o in d.values():
+                    if o.condition_id == cid and o.status == LIVE:
+                        if n >= SCAN_MAX:
+                            s._scan_targets = None
+                            return -1
+                        pu = o.price_u
+                        if o.side == BUY:     # the taker buys the other token at 1 - px
+                            q = 1.0 - pu / <double> PRICE_SCALE
+                            T.value_is_f[n] = not o.is_up
+                        else:
+                            q = pu / <double> PRICE_SCALE
+                            T.value_is_f[n] = o.is_up
+                        fq = q
+                        fo = fee_ps.get(fq)
+                        if fo is None:     # a new price (a few per hour): the snipers' own fee helper
+                            from hourmm_core.sim.polymarket.snipers import taker_fee_per_share
+                            fo = fee_ps[fq] = taker_fee_per_share(s.ex.fee, fq)
+                        T.q[n] = q
+                        T.fee[n] = fo
+                        oid = o.order_id
+                        T.oids.append(oid)
+                        T.live_ids.add(oid)
+                        n += 1
+        T.n = n
+        s._scan_targets = T
+        rebuilt = True
+    n = T.n
+    if n == 0 and not pending:
+        return 0          # nothing to look at and nothing to forget (the fair is a pure lookup)
+    f = _fair_up(s.path, <long long> m.end_ms - HOUR_MS, now_ms)
+    c = s.cfg
+    min_edge = c.sniper_min_edge
+    rng = s.rng
+    oids = T.oids
+    for i in range(n):
+        q = T.q[i]
+        value = f if T.value_is_f[i] else 1.0 - f
+        edge = value - q - T.fee[i]
+        oid = oids[i]
+        if edge <= min_edge:
+            if pending.get(oid, 0) == -1:
+                del pending[oid]     # fresh again: a later staleness is a new chance
+            continue
+        if oid in pending:
+            continue
+        if <double> rng.random() >= share:
+            pending[oid] = -1
+            continue
+        lo, hi = c.sniper_reaction_ms
+        a = lo if lo > 1.0 else 1.0                               # max(1.0, lo)
+        b = lo
+        if hi > b:
+            b = hi
+        if 1.0 > b:
+            b = 1.0                                               # max(lo, hi, 1.0)
+        a = log(a)
+        b = log(b)
+        pending[oid] = now_ms + <long long> rint(exp(a + (b - a) * <double> rng.random()))
+        s._due = False
+        new += 1
+    if rebuilt:     # the -1 marks of orders no longer live; with the same targets none can have appeared
+        live_ids = T.live_ids
+        for oid in [k for k in pending if k not in live_ids and pending[k] == -1]:
+            del pending[oid]
     return new
 
 
