@@ -538,7 +538,7 @@ def takers(ag, m, double fair, long long hour, long long now_ms, long long dt_ms
 def sniper_scan(s, long long now_ms, markets):
     """``LatencySniper.scan`` (fast path): look at the target owners' live quotes at ``now_ms`` and
     schedule a shot (after a log-uniform reaction time) at each newly stale one; returns how many."""
-    cdef double share, f, q, value, fee, edge, min_edge, lo, hi, a, b
+    cdef double share, f, q, value, edge, min_edge
     cdef long long pu, new = 0
     c = s.cfg
     share = c.sniper_share
@@ -582,37 +582,55 @@ def sniper_scan(s, long long now_ms, markets):
         else:
             q = pu / <double> PRICE_SCALE
             value = f if o.is_up else 1.0 - f
-        fq = q
-        fo = fee_ps.get(fq)
-        if fo is None:     # a new price (a few per hour): the snipers' own fee helper
-            from hourmm_core.sim.polymarket.snipers import taker_fee_per_share
-            fo = fee_ps[fq] = taker_fee_per_share(ex.fee, fq)
-        fee = fo
-        edge = value - q - fee
-        if edge <= min_edge:
-            if pending.get(oid, 0) == -1:
-                del pending[oid]     # fresh again: a later staleness is a new chance
-            continue
-        if oid in pending:
-            continue
-        if <double> rng.random() >= share:
-            pending[oid] = -1
-            continue
-        lo, hi = c.sniper_reaction_ms
-        a = lo if lo > 1.0 else 1.0                               # max(1.0, lo)
-        b = lo
-        if hi > b:
-            b = hi
-        if 1.0 > b:
-            b = 1.0                                               # max(lo, hi, 1.0)
-        a = log(a)
-        b = log(b)
-        pending[oid] = now_ms + <long long> rint(exp(a + (b - a) * <double> rng.random()))
-        s._due = False
-        new += 1
+        edge = value - q - _fee_per_share(fee_ps, ex.fee, q)
+        new += _aim(s, pending, oid, edge, min_edge, share, c, rng, now_ms)
     for oid in [k for k in pending if k not in live_ids and pending[k] == -1]:
         del pending[oid]
     return new
+
+
+cdef double _fee_per_share(dict fee_ps, object fee, double q) except? -1.0:
+    """The taker fee per share at price ``q`` (cached per price: the schedule is fixed)."""
+    fq = q
+    fo = fee_ps.get(fq)
+    if fo is None:     # a new price (a few per hour): the snipers' own fee helper
+        from hourmm_core.sim.polymarket.snipers import taker_fee_per_share
+        fo = fee_ps[fq] = taker_fee_per_share(fee, fq)
+    return fo
+
+
+cdef int _aim(object s, dict pending, object oid, double edge, double min_edge, double share, object c,
+              object rng, long long now_ms) except -1:
+    """One target of :meth:`LatencySniper.scan` at its edge: forget a fresh one's "not going" mark,
+    skip one already decided, else decide (``share``) and schedule a shot; 1 when a shot was scheduled."""
+    if edge <= min_edge:
+        if pending.get(oid, 0) == -1:
+            del pending[oid]     # fresh again: a later staleness is a new chance
+        return 0
+    if oid in pending:
+        return 0
+    if <double> rng.random() >= share:
+        pending[oid] = -1
+        return 0
+    pending[oid] = now_ms + _react_ms(c, rng)
+    s._due = False
+    return 1
+
+
+cdef long long _react_ms(object c, object rng) except? -1:
+    """A shot's reaction time: ``round(exp(uniform(log(max(1, lo)), log(max(lo, hi, 1)))))`` ms, as
+    :meth:`LatencySniper.scan` draws it."""
+    cdef double lo, hi, a, b
+    lo, hi = c.sniper_reaction_ms
+    a = lo if lo > 1.0 else 1.0                               # max(1.0, lo)
+    b = lo
+    if hi > b:
+        b = hi
+    if 1.0 > b:
+        b = 1.0                                               # max(lo, hi, 1.0)
+    a = log(a)
+    b = log(b)
+    return <long long> rint(exp(a + (b - a) * <double> rng.random()))
 
 
 cdef class ScanTargets:
@@ -636,7 +654,7 @@ cdef long long _scan_one(object s, long long now_ms, object m, dict pending, dou
     cdef ScanTargets T = s._scan_targets
     cdef long long ver = 0, pu, new = 0
     cdef int i, n
-    cdef double f, q, value, fee, edge, min_edge, lo, hi, a, b
+    cdef double f, q, value, edge, min_edge
     cdef bint rebuilt = False
     owners = s.targets
     bv = s.ex.book_version
@@ -667,13 +685,8 @@ cdef long long _scan_one(object s, long long now_ms, object m, dict pending, dou
                         else:
                             q = pu / <double> PRICE_SCALE
                             T.value_is_f[n] = o.is_up
-                        fq = q
-                        fo = fee_ps.get(fq)
-                        if fo is None:     # a new price (a few per hour): the snipers' own fee helper
-                            from hourmm_core.sim.polymarket.snipers import taker_fee_per_share
-                            fo = fee_ps[fq] = taker_fee_per_share(s.ex.fee, fq)
                         T.q[n] = q
-                        T.fee[n] = fo
+                        T.fee[n] = _fee_per_share(fee_ps, s.ex.fee, q)
                         oid = o.order_id
                         T.oids.append(oid)
                         T.live_ids.add(oid)
@@ -694,27 +707,7 @@ cdef long long _scan_one(object s, long long now_ms, object m, dict pending, dou
         value = f if T.value_is_f[i] else 1.0 - f
         edge = value - q - T.fee[i]
         oid = oids[i]
-        if edge <= min_edge:
-            if pending.get(oid, 0) == -1:
-                del pending[oid]     # fresh again: a later staleness is a new chance
-            continue
-        if oid in pending:
-            continue
-        if <double> rng.random() >= share:
-            pending[oid] = -1
-            continue
-        lo, hi = c.sniper_reaction_ms
-        a = lo if lo > 1.0 else 1.0                               # max(1.0, lo)
-        b = lo
-        if hi > b:
-            b = hi
-        if 1.0 > b:
-            b = 1.0                                               # max(lo, hi, 1.0)
-        a = log(a)
-        b = log(b)
-        pending[oid] = now_ms + <long long> rint(exp(a + (b - a) * <double> rng.random()))
-        s._due = False
-        new += 1
+        new += _aim(s, pending, oid, edge, min_edge, share, c, rng, now_ms)
     if rebuilt:     # the -1 marks of orders no longer live; with the same targets none can have appeared
         live_ids = T.live_ids
         for oid in [k for k in pending if k not in live_ids and pending[k] == -1]:
