@@ -37,20 +37,6 @@ T = END - 2_000_000
 UP, DN = BookTop(0.47, 0.53), BookTop(0.47, 0.53)
 
 
-class _RefChecker:
-    """The reference check_order with bound limits (same call shape as quant.RiskChecker)."""
-
-    def __init__(self, mo, mp, mc, moo, band, stale, tick=0.0, min_size=0.0) -> None:
-        self.a = (mo, mp, mc, moo, band, stale)
-        self.tick, self.min_size = tick, min_size
-
-    def check(self, mode, token, side, price, size, fair, inv_up, inv_down, open_orders, reserved, age,
-              pending_up=0.0, pending_down=0.0):
-        return R.check_order(mode, token, side, price, size, fair, inv_up, inv_down, open_orders, reserved, age,
-                             *self.a, pending_up=pending_up, pending_down=pending_down, tick=self.tick,
-                             min_size=self.min_size)
-
-
 def _ref_quote_kernel(p: Any, lim: Any, tick: float, min_size: float) -> tuple:
     return p, lim, tick, min_size
 
@@ -69,14 +55,16 @@ def _ref_kernel_quotes(k: tuple, fair_up: float, fair_unc: float, yes: float, no
 def impl(which: str) -> Iterator[None]:
     """Swap every compiled piece of the pass for its plain-Python twin (benchmark only): the
     ladder kernel (QuoteKernel -> strategy.ladder_quotes over reference quote_ladder), the
-    pre-trade check, and the order manager's scans (quant/plan.pyx -> reference/plan.py)."""
+    pre-trade check (QuoteCheck over the reference check_order), and the order manager's scan and
+    plan (quant/plan.pyx -> reference/plan.py)."""
     if which == "compiled":
         yield
         return
     swaps = [(strategy, "quote_ladder", R.quote_ladder), (strategy, "LadderSpec", R.LadderSpec),
-             (risk_engine, "RiskChecker", _RefChecker), (decision, "quote_kernel", _ref_quote_kernel),
-             (decision, "kernel_quotes", _ref_kernel_quotes), (order_manager, "match_quotes", R.match_quotes),
-             (order_manager, "order_aggregates", R.order_aggregates)]
+             (risk_engine, "RiskChecker", R.RiskChecker), (decision, "quote_kernel", _ref_quote_kernel),
+             (decision, "kernel_quotes", _ref_kernel_quotes), (order_manager, "plan_orders", R.plan_orders),
+             (order_manager, "order_aggregates", R.order_aggregates), (decision, "QuoteCheck", R.QuoteCheck),
+             (risk_engine, "QuoteCheck", R.QuoteCheck)]
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in swaps]
     for mod, name, new in swaps:
         setattr(mod, name, new)

@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from hourmm_core.fees import NO_FEES, FeeSchedule
+from hourmm_core.quant import QuoteCheck
 from hourmm_core.trading.order_manager import Action, Order, OrderManager, PlanResult
 from hourmm_core.trading.risk_engine import _FLATTEN as _FLATTEN_M  # enum members as globals: hot path
 from hourmm_core.trading.risk_engine import (
     _HALT,
+    _LEVEL,
     _NORMAL,
     _REDUCE_ONLY,
+    _STALE_AGE_MS,
     Exposure,
     Limits,
     Mode,
@@ -34,7 +37,6 @@ from hourmm_core.trading.risk_engine import (
     Reason,
     RiskEngine,
     _checker,
-    check_quote,
 )
 from hourmm_core.trading.session import _ACTIVE, _MAY_TRADE, _WIND_DOWN, Phase, PhaseChange, Schedule, Session
 from hourmm_core.trading.session import _FLATTEN as _FLATTEN_P
@@ -50,6 +52,7 @@ from hourmm_core.trading.strategy import (
 from hourmm_core.trading.types import BUY, DOWN, SELL, UP, Quote
 
 log = logging.getLogger(__name__)
+_NAN = float("nan")
 
 
 # ----------------------------------------------------------------------------- execution rules
@@ -226,20 +229,11 @@ class DecisionCore:
         d.quotes = quotes
         self.last_quotes = quotes
         # open orders the plan keeps count against the limit; the manager frees cancelled slots.
-        # The exposure is built on the first quote to check (a steady pass checks none).
-        band = prm.price_band
+        # The pre-trade check of every quote the plan places, compiled (risk_engine.check_quote's rule)
         unwind = phase is _FLATTEN_P or mode is _FLATTEN_M
-        tick, min_size = m.tick_size, m.min_size
-        ex: Exposure | None = None
-        rc = None
-
-        def check(q: Quote) -> int:
-            nonlocal ex, rc
-            if ex is None:
-                ex = Exposure(yes, no, bu, bd, su, sd, reserved, 0)
-                rc = _checker(lim, band, tick, min_size)
-            return check_quote(q, mode, lim, ex, fair_up, fresh, band, tick, min_size, unwind, rc)
-
+        check = QuoteCheck(_checker(lim, prm.price_band, m.tick_size, m.min_size), _LEVEL[mode],
+                           _NAN if fair_up is None else fair_up, unwind, 0 if fresh else _STALE_AGE_MS,
+                           yes, no, bu, bd, su, sd, reserved, 0)
         d.plan = plan = om.plan(quotes, now_ms, lim.max_open_orders, check, places, working=opn)
         if plan.rejected:
             rejects = self.rejects

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Iterable, Sequence
 
-from hourmm_core.quant.plan import match_quotes, order_aggregates
+from hourmm_core.quant.plan import order_aggregates, plan_orders
 from hourmm_core.trading.types import BUY, DOWN, SELL, SIDE_NAMES, TOKEN_NAMES, UP, Fill, Quote
 
 log = logging.getLogger(__name__)
@@ -243,50 +243,20 @@ class OrderManager:
             working = [o for o in self.orders.values() if o.state not in _FINAL]
         # A working order keeps a quote when token and side are equal, it is not being cancelled,
         # |price - quote price| <= price_tol and |remaining - quote size| <= size_tol * quote size
-        # (each + 1e-9); quotes in order, each by the first free working order that matches
-        # (compiled: hourmm_core.quant.plan.match_quotes; ``free`` keeps the unmatched ones).
-        free = [o for o in working if o.state is not _CANCELLING]
-        want = desired if type(desired) is list else list(desired)
-        missing, n_used = match_quotes(want, free, self.price_tol + 1e-9, self.size_tol)
-        res = PlanResult(actions=[], kept=n_used)
-        cancels = free                   # the unmatched ones, not already cancelling
+        # (each + 1e-9); quotes in order, each by the first free working order that matches. The
+        # unmatched free ones are cancelled (those without an exchange id are listed as unacked:
+        # cancelled on a later pass, once acked), one rate token each; then the missing quotes go,
+        # in priority order, through the slots left, ``check`` and the rate budget (one token per
+        # place). Compiled whole: hourmm_core.quant.plan.plan_orders (twin: reference/plan.py).
         bucket = self.bucket
-        budget = bucket.available(now_ms)
-        actions = res.actions
-        for o in cancels:
-            if o.order_id is None:
-                res.unacked.append(o)
-                continue  # not acked yet: cancelled on the next pass, once it has an id
-            if budget <= 0:
-                res.deferred_rate += 1
-                continue
-            budget -= 1
-            actions.append(Action("cancel", o))
-        if actions:
-            bucket.spend(now_ms, len(actions))   # one token per cancel (budget <= the bucket's tokens)
-        if not places:
-            return res
-        n_cancel = len(actions)
-        slots = max_open_orders - (len(working) - n_cancel)
-        new_order = self.new_order
-        for q in missing:
-            if slots <= 0:
-                res.deferred_slots += 1
-                continue
-            if check is not None:
-                code = check(q)
-                if code != 0:
-                    res.rejected.append((q, code))
-                    continue
-            if budget <= 0:
-                res.deferred_rate += 1
-                continue
-            budget -= 1
-            slots -= 1
-            actions.append(Action("place", new_order(q, now_ms)))
+        actions, kept, rejected, dr, ds, unacked, n_cancel = plan_orders(
+            desired if type(desired) is list else list(desired), working, _CANCELLING, self.price_tol + 1e-9,
+            self.size_tol, bucket.available(now_ms), max_open_orders, places, check, self.new_order, now_ms, Action)
+        if n_cancel:
+            bucket.spend(now_ms, n_cancel)   # one token per cancel (budget <= the bucket's tokens)
         if len(actions) > n_cancel:
             bucket.spend(now_ms, len(actions) - n_cancel)   # one token per place
-        return res
+        return PlanResult(actions, kept, rejected, dr, ds, unacked)
 
     def cancel_all_actions(self) -> list[Action]:
         """Cancel every open order that has an exchange id (no rate limit: safety first)."""

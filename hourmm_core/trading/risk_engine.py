@@ -41,9 +41,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Mapping
 
 from hourmm_core.fields import setting
-from hourmm_core.quant import RiskChecker
+from hourmm_core.quant import QuoteCheck, RiskChecker
 from hourmm_core.quant.risk_codes import RiskMode, RiskReason
-from hourmm_core.trading.types import BUY, UP
 
 if TYPE_CHECKING:
     from hourmm_core.trading.types import Quote
@@ -308,29 +307,18 @@ def check_quote(q: "Quote", mode: Mode, lim: Limits, ex: Exposure, fair_up: floa
     best bid matters more than the price. On OK the exposure is updated so the next
     quote of the same plan sees it. Returns a :class:`Reason` code. ``rc``: the checker of
     ``_checker(lim, price_band, tick, min_size)`` if the caller holds it already (one per plan).
+    The rule is the compiled ``hourmm_core.quant.QuoteCheck`` (one definition; the decision pass
+    hands one to the order manager's plan, which checks all the plan's quotes without leaving C).
     """
     if rc is None:
         rc = _checker(lim, price_band, tick, min_size)
-    up = q.token == UP
-    free_up = ex.yes_tokens - ex.open_sell_up
-    free_down = ex.no_tokens - ex.open_sell_down
-    fair = math.nan if (fair_up is None or (unwind and q.side != BUY)) else fair_up
-    code = rc.check(_LEVEL[mode], q.token, q.side, q.price, q.size, fair,
-                    free_up if q.side != BUY else ex.yes_tokens,
-                    free_down if q.side != BUY else ex.no_tokens,
-                    ex.open_orders, ex.reserved_capital, 0 if fresh else _STALE_AGE_MS,
-                    ex.open_buy_up, ex.open_buy_down)
+    qc = QuoteCheck(rc, _LEVEL[mode], math.nan if fair_up is None else fair_up, unwind, 0 if fresh else _STALE_AGE_MS,
+                    ex.yes_tokens, ex.no_tokens, ex.open_buy_up, ex.open_buy_down, ex.open_sell_up,
+                    ex.open_sell_down, ex.reserved_capital, ex.open_orders)
+    code = qc.check(q)
     if code != 0:
         return code
-    if q.side == BUY:
-        if up:
-            ex.open_buy_up += q.size
-        else:
-            ex.open_buy_down += q.size
-        ex.reserved_capital += q.price * q.size
-    elif up:
-        ex.open_sell_up += q.size
-    else:
-        ex.open_sell_down += q.size
-    ex.open_orders += 1
+    ex.open_buy_up, ex.open_buy_down, ex.open_sell_up, ex.open_sell_down = (qc.buy_up, qc.buy_down, qc.sell_up,
+                                                                            qc.sell_down)
+    ex.reserved_capital, ex.open_orders = qc.reserved, qc.open_orders
     return Reason.OK

@@ -72,3 +72,19 @@ def check_portfolio(mode: int, inv_up: float, inv_down: float, open_orders: int,
     if data_age_ms > stale_ms:
         return RiskReason.STALE
     return RiskReason.OK
+
+
+class RiskChecker:
+    """Twin of the compiled ``RiskChecker``: the limits bound once, ``check`` = :func:`check_order`."""
+
+    def __init__(self, max_order_size: float, max_position: float, max_capital: float, max_open_orders: int,
+                 price_band: float, stale_ms: int, tick: float = 0.0, min_size: float = 0.0) -> None:
+        self.limits = (max_order_size, max_position, max_capital, max_open_orders, price_band, stale_ms)
+        self.tick, self.min_size = tick, min_size
+
+    def check(self, mode: int, token: int, side: int, price: float, size: float, fair: float, inv_up: float,
+              inv_down: float, open_orders: int, reserved_capital: float, data_age_ms: int,
+              pending_up: float = 0.0, pending_down: float = 0.0) -> int:
+        return check_order(mode, token, side, price, size, fair, inv_up, inv_down, open_orders, reserved_capital,
+                           data_age_ms, *self.limits, pending_up=pending_up, pending_down=pending_down,
+                           tick=self.tick, min_size=self.min_size)
