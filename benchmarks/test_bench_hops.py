@@ -241,12 +241,13 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
             t_in = time.perf_counter_ns()
             d = orig_decide(now, fair, *a, **kw)
             n_c = sum(1 for x in d.actions if x.kind == "cancel")
+            n_p = len(d.actions) - n_c
             if not kw.get("places", True) and getattr(tr, "cancel_in_flight", False) and d.plan is not None:
                 # the fast path also cancels, by their hashes, the orders being posted (race.py)
                 n_c += sum(1 for o in d.plan.unacked if om.cancellable_before_ack(o))
             # places=False: the trader's cancel fast path (a pass was in flight); its replacement
             # orders come from the next full pass
-            ev["decided"].append((time.perf_counter_ns(), fair, resting, n_c, len(d.actions) - n_c,
+            ev["decided"].append((time.perf_counter_ns(), fair, resting, n_c, n_p,
                                   kw.get("places", True), t_in, time.thread_time_ns(), cpu_in, rq_in))
             return d
         tr.core.decide = decide
