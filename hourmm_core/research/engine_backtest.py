@@ -31,6 +31,7 @@ staleness is a property of the live feed, not of the price path.
 """
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import logging
@@ -140,7 +141,23 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
     """Trade one hour on simulated time and settle it; returns (row, inventory path).
 
     ``fast=False`` runs the reference path (the venue's agents without their exact
-    shortcuts); the results are identical (tests/unit/research/test_fast_path.py)."""
+    shortcuts); the results are identical (tests/unit/research/test_fast_path.py).
+
+    The cyclic garbage collector is paused for the hour (and restored, whatever happens): the
+    loop allocates ~10^5 short-lived objects an hour, none of them in reference cycles, so the
+    collector's generation-0 passes found nothing and cost ~5 % of the hour's CPU. Results do not
+    depend on it (refcounting frees everything as before; cycles wait for the next collection)."""
+    if not gc.isenabled():
+        return _run_hour(params, ts_ms, price, hour_start, first, last, sigma, fast)
+    gc.disable()
+    try:
+        return _run_hour(params, ts_ms, price, hour_start, first, last, sigma, fast)
+    finally:
+        gc.enable()
+
+
+def _run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_start: int,
+              first: int, last: int, sigma: np.ndarray, fast: bool) -> tuple[HourResult, dict[str, Any]]:
     models = params.models
     end = hour_start + HOUR_MS
     hour_idx = hour_start // HOUR_MS
