@@ -23,7 +23,6 @@ the wall clock, so only in-process runs with fixed steps are bit-reproducible).
 """
 from __future__ import annotations
 
-import bisect
 import math
 import random
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import numpy as np
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.data.ticks import TickData
 from hourmm_core.sim.polymarket.engine import BUY, Exchange, Market
+from hourmm_core.sim.polymarket.fairpath import FairPath
 from hourmm_core.sim.polymarket.flowcore import TouchMakers, takers
 
 try:  # compiled core; the reference twin has the same algorithm
@@ -116,40 +116,29 @@ def realized_sigma(ts_ms: np.ndarray, price: np.ndarray, sample_ms: int = 1000) 
 class PricePath:
     """Point lookups on the replayed BTC path: last price at t, hour open, fair value.
 
-    ``fast`` (default): the same numbers through Python-list bisection, a per-hour open cache
-    and a memo of :meth:`fair_up` (makers, takers and snipers ask for the same instant many
-    times per step); ``fast=False`` is the plain numpy reference the tests compare against."""
-
-    _MEMO_MAX = 8192
+    ``fast`` (default): the same numbers from the compiled
+    :class:`~hourmm_core.sim.polymarket.fairpath.FairPath` (C binary search on the typed arrays, the
+    hour's open and sigma cached, the compiled pricer's routine); ``fast=False`` is the plain numpy
+    reference the tests compare against (tests/unit/sim/polymarket/test_fairpath.py)."""
 
     def __init__(self, ticks: TickData, sigma: float | None = None, fast: bool = True) -> None:
-        self.ts = np.asarray(ticks.ts_ms, dtype=np.int64)
-        self.px = np.asarray(ticks.price, dtype=np.float64)
+        self.ts = np.ascontiguousarray(ticks.ts_ms, dtype=np.int64)
+        self.px = np.ascontiguousarray(ticks.price, dtype=np.float64)
         self.sigma = None if sigma is None else float(sigma)
         self._hour_sigma: dict[int, float] = {}
         self.fast = bool(fast)
-        if self.fast:
-            self._ts_l: list[int] = self.ts.tolist()
-            self._px_l: list[float] = self.px.tolist()
-            self._open: dict[int, float | None] = {}
-            self._memo: dict[tuple[int, int], float] = {}
+        self.core: FairPath | None = FairPath(self.ts, self.px, self.sigma_for) if self.fast else None
 
     def price_at(self, t_ms: int) -> float | None:
-        if self.fast:
-            i = bisect.bisect_right(self._ts_l, t_ms) - 1
-            return self._px_l[i] if i >= 0 else None
+        if self.core is not None:
+            return self.core.price_at(t_ms)
         i = int(np.searchsorted(self.ts, t_ms, side="right")) - 1
         return float(self.px[i]) if i >= 0 else None
 
     def hour_open(self, hour_start_ms: int) -> float | None:
         """First trade at or after the hour start (Binance 1h kline open)."""
-        if self.fast:
-            if hour_start_ms in self._open:
-                return self._open[hour_start_ms]
-            i = bisect.bisect_left(self._ts_l, hour_start_ms)
-            v = None if i >= len(self._ts_l) or self._ts_l[i] >= hour_start_ms + HOUR_MS else self._px_l[i]
-            self._open[hour_start_ms] = v
-            return v
+        if self.core is not None:
+            return self.core.hour_open(hour_start_ms)
         i = int(np.searchsorted(self.ts, hour_start_ms, side="left"))
         if i >= len(self.ts) or self.ts[i] >= hour_start_ms + HOUR_MS:
             return None
@@ -163,14 +152,8 @@ class PricePath:
 
     def fair_up(self, hour_start_ms: int, t_ms: int) -> float:
         """True P(close >= open) seen at ``t_ms`` (0.5 before the hour has an open)."""
-        if self.fast:
-            key = (hour_start_ms, t_ms)
-            v = self._memo.get(key)
-            if v is None:
-                if len(self._memo) >= self._MEMO_MAX:
-                    self._memo.clear()
-                v = self._memo[key] = self._fair_up(hour_start_ms, t_ms)
-            return v
+        if self.core is not None:
+            return self.core.fair_up(hour_start_ms, t_ms)
         return self._fair_up(hour_start_ms, t_ms)
 
     def _fair_up(self, hour_start_ms: int, t_ms: int) -> float:

@@ -22,3 +22,18 @@ cdef class TouchMakers:
     cdef double level_step, requote_ms, noise_sd, size_lo, size_hi, depth_lo, depth_hi
     cdef long long refill_ms, stop_before_ms
     cdef dict slots, ladders
+
+
+cdef enum:
+    SCAN_MAX = 256       # the snipers' typed target cache holds up to this many orders
+
+
+cdef class ScanTargets:
+    cdef object market, owners, pending
+    cdef long long ver
+    cdef int n
+    cdef list oids
+    cdef set live_ids
+    cdef double q[SCAN_MAX]
+    cdef double fee[SCAN_MAX]
+    cdef bint value_is_f[SCAN_MAX]

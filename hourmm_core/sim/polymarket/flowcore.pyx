@@ -41,6 +41,7 @@ from collections import deque
 
 from libc.math cimport exp, fabs, floor, log, rint
 
+from hourmm_core.sim.polymarket.fairpath cimport FairPath
 from hourmm_core.sim.polymarket.wire cimport _id_hex
 
 from hourmm_core.clock import HOUR_MS
@@ -446,6 +447,14 @@ cdef object _best_ask(dict orders, object m, bint up):
     return None if p is None else (PRICE_SCALE - <long long> p) / <double> PRICE_SCALE
 
 
+cdef double _fair_up(object path, long long hour, long long t) except? -1.0:
+    """``path.fair_up(hour, t)``: the compiled :class:`FairPath` when the path has one (``fast``)."""
+    core = getattr(path, "core", None)
+    if type(core) is FairPath:
+        return (<FairPath> core).fair_up_c(hour, t)
+    return path.fair_up(hour, t)
+
+
 cdef long long _poisson(object rng_random, double rate_per_min, long long dt_ms) except -1:
     """``BackgroundAgents._poisson``: the same draws, the same count."""
     cdef double lam = rate_per_min * <double> dt_ms / 60_000.0
@@ -513,7 +522,7 @@ def takers(ag, m, double fair, long long hour, long long now_ms, long long dt_ms
         t_f = now_ms + <long long> c.informed_lookahead_ms
         if t_f > <long long> m.end_ms - 1:
             t_f = m.end_ms - 1
-        f_fut = ag.path.fair_up(hour, t_f)
+        f_fut = _fair_up(ag.path, hour, t_f)
         ask_up = _best_ask(orders, m, True)
         ask_dn = _best_ask(orders, m, False)
         size = _size(ag, c, c.informed_size)
@@ -529,7 +538,7 @@ def takers(ag, m, double fair, long long hour, long long now_ms, long long dt_ms
 def sniper_scan(s, long long now_ms, markets):
     """``LatencySniper.scan`` (fast path): look at the target owners' live quotes at ``now_ms`` and
     schedule a shot (after a log-uniform reaction time) at each newly stale one; returns how many."""
-    cdef double share, f, q, value, fee, edge, min_edge, lo, hi, a, b
+    cdef double share, f, q, value, edge, min_edge
     cdef long long pu, new = 0
     c = s.cfg
     share = c.sniper_share
@@ -540,6 +549,10 @@ def sniper_scan(s, long long now_ms, markets):
         return 0
     ex = s.ex
     cdef dict pending = s.pending
+    if s.targets is not None and len(mk) == 1:     # the backtest's case: its targets kept per book version
+        n = _scan_one(s, now_ms, mk[0], pending, share)
+        if n >= 0:
+            return n
     # LatencySniper._target_orders
     cids = {m.condition_id for m in mk}
     owners = s.targets if s.targets is not None else [o for o in ex._live if o not in s.agent_owners]
@@ -553,7 +566,7 @@ def sniper_scan(s, long long now_ms, markets):
                     targets.append(o)
     if not targets and not pending:
         return 0          # nothing to look at and nothing to forget (the fair is a pure lookup)
-    fair = {m.condition_id: s._fair(m, now_ms) for m in mk}
+    fair = {m.condition_id: _fair_up(s.path, <long long> m.end_ms - HOUR_MS, now_ms) for m in mk}
     live_ids = set()
     cdef dict fee_ps = s._fee_ps
     min_edge = c.sniper_min_edge
@@ -569,36 +582,136 @@ def sniper_scan(s, long long now_ms, markets):
         else:
             q = pu / <double> PRICE_SCALE
             value = f if o.is_up else 1.0 - f
-        fq = q
-        fo = fee_ps.get(fq)
-        if fo is None:     # a new price (a few per hour): the snipers' own fee helper
-            from hourmm_core.sim.polymarket.snipers import taker_fee_per_share
-            fo = fee_ps[fq] = taker_fee_per_share(ex.fee, fq)
-        fee = fo
-        edge = value - q - fee
-        if edge <= min_edge:
-            if pending.get(oid, 0) == -1:
-                del pending[oid]     # fresh again: a later staleness is a new chance
-            continue
-        if oid in pending:
-            continue
-        if <double> rng.random() >= share:
-            pending[oid] = -1
-            continue
-        lo, hi = c.sniper_reaction_ms
-        a = lo if lo > 1.0 else 1.0                               # max(1.0, lo)
-        b = lo
-        if hi > b:
-            b = hi
-        if 1.0 > b:
-            b = 1.0                                               # max(lo, hi, 1.0)
-        a = log(a)
-        b = log(b)
-        pending[oid] = now_ms + <long long> rint(exp(a + (b - a) * <double> rng.random()))
-        s._due = False
-        new += 1
+        edge = value - q - _fee_per_share(fee_ps, ex.fee, q)
+        new += _aim(s, pending, oid, edge, min_edge, share, c, rng, now_ms)
     for oid in [k for k in pending if k not in live_ids and pending[k] == -1]:
         del pending[oid]
+    return new
+
+
+cdef double _fee_per_share(dict fee_ps, object fee, double q) except? -1.0:
+    """The taker fee per share at price ``q`` (cached per price: the schedule is fixed)."""
+    fq = q
+    fo = fee_ps.get(fq)
+    if fo is None:     # a new price (a few per hour): the snipers' own fee helper
+        from hourmm_core.sim.polymarket.snipers import taker_fee_per_share
+        fo = fee_ps[fq] = taker_fee_per_share(fee, fq)
+    return fo
+
+
+cdef int _aim(object s, dict pending, object oid, double edge, double min_edge, double share, object c,
+              object rng, long long now_ms) except -1:
+    """One target of :meth:`LatencySniper.scan` at its edge: forget a fresh one's "not going" mark,
+    skip one already decided, else decide (``share``) and schedule a shot; 1 when a shot was scheduled."""
+    if edge <= min_edge:
+        if pending.get(oid, 0) == -1:
+            del pending[oid]     # fresh again: a later staleness is a new chance
+        return 0
+    if oid in pending:
+        return 0
+    if <double> rng.random() >= share:
+        pending[oid] = -1
+        return 0
+    pending[oid] = now_ms + _react_ms(c, rng)
+    s._due = False
+    return 1
+
+
+cdef long long _react_ms(object c, object rng) except? -1:
+    """A shot's reaction time: ``round(exp(uniform(log(max(1, lo)), log(max(lo, hi, 1)))))`` ms, as
+    :meth:`LatencySniper.scan` draws it."""
+    cdef double lo, hi, a, b
+    lo, hi = c.sniper_reaction_ms
+    a = lo if lo > 1.0 else 1.0                               # max(1.0, lo)
+    b = lo
+    if hi > b:
+        b = hi
+    if 1.0 > b:
+        b = 1.0                                               # max(lo, hi, 1.0)
+    a = log(a)
+    b = log(b)
+    return <long long> rint(exp(a + (b - a) * <double> rng.random()))
+
+
+cdef class ScanTargets:
+    """The snipers' targets in one market as the last full look found them (their ids, the price a
+    taker pays, the fee per share at it, whether the taker's token value is the fair itself), valid
+    while the target owners' :attr:`Exchange.book_version` total is unchanged: an order is placed,
+    cancelled, filled or expired only with a bump of its owner's version, and the fields read here
+    (id, market, side, price, token) never change on a resting order."""
+
+    def __cinit__(self):
+        self.n = 0
+        self.ver = -1
+        self.oids = []
+        self.live_ids = set()
+
+
+cdef long long _scan_one(object s, long long now_ms, object m, dict pending, double share) except -2:
+    """:func:`sniper_scan` in one market with a fixed target set (what the backtest drives): the same
+    targets in the same order, the same edges, draws and pending bookkeeping; -1 when the targets do
+    not fit the typed cache (the caller then takes the general walk)."""
+    cdef ScanTargets T = s._scan_targets
+    cdef long long ver = 0, pu, new = 0
+    cdef int i, n
+    cdef double f, q, value, edge, min_edge
+    cdef bint rebuilt = False
+    owners = s.targets
+    bv = s.ex.book_version
+    for ow in owners:
+        ver += <long long> bv.get(ow, 0)
+    if T is None or T.market is not m or T.owners is not owners or T.pending is not pending or T.ver != ver:
+        T = ScanTargets()
+        T.market = m
+        T.owners = owners
+        T.pending = pending
+        T.ver = ver
+        cid = m.condition_id
+        lives = s.ex._live
+        fee_ps = s._fee_ps
+        n = 0
+        for ow in owners:
+            d = lives.get(ow)
+            if d:
+                for o in d.values():
+                    if o.condition_id == cid and o.status == LIVE:
+                        if n >= SCAN_MAX:
+                            s._scan_targets = None
+                            return -1
+                        pu = o.price_u
+                        if o.side == BUY:     # the taker buys the other token at 1 - px
+                            q = 1.0 - pu / <double> PRICE_SCALE
+                            T.value_is_f[n] = not o.is_up
+                        else:
+                            q = pu / <double> PRICE_SCALE
+                            T.value_is_f[n] = o.is_up
+                        T.q[n] = q
+                        T.fee[n] = _fee_per_share(fee_ps, s.ex.fee, q)
+                        oid = o.order_id
+                        T.oids.append(oid)
+                        T.live_ids.add(oid)
+                        n += 1
+        T.n = n
+        s._scan_targets = T
+        rebuilt = True
+    n = T.n
+    if n == 0 and not pending:
+        return 0          # nothing to look at and nothing to forget (the fair is a pure lookup)
+    f = _fair_up(s.path, <long long> m.end_ms - HOUR_MS, now_ms)
+    c = s.cfg
+    min_edge = c.sniper_min_edge
+    rng = s.rng
+    oids = T.oids
+    for i in range(n):
+        q = T.q[i]
+        value = f if T.value_is_f[i] else 1.0 - f
+        edge = value - q - T.fee[i]
+        oid = oids[i]
+        new += _aim(s, pending, oid, edge, min_edge, share, c, rng, now_ms)
+    if rebuilt:     # the -1 marks of orders no longer live; with the same targets none can have appeared
+        live_ids = T.live_ids
+        for oid in [k for k in pending if k not in live_ids and pending[k] == -1]:
+            del pending[oid]
     return new
 
 

@@ -72,6 +72,7 @@ class LatencySniper:
         self.fast = bool(fast)
         self._fee_ps: dict[float, float] = {}   # fast: taker fee per share by price (the schedule is fixed)
         self._due: int | None | bool = False     # fast: cached next_due() (False = recompute)
+        self._scan_targets = None                # fast: flowcore.ScanTargets of the last scan
 
     # ------------------------------------------------------------------ helpers
     def _target_orders(self, markets: Iterable[Market]) -> list[Any]:
