@@ -85,6 +85,7 @@ from collections import deque
 from typing import Any, Iterable
 
 from hourmm_core.fees import NO_FEES, PRICE_SCALE, SIZE_SCALE, USDC_SCALE, FeeSchedule, taker_fee_units
+from hourmm_core.sim.polymarket.booktop import top_pair
 from hourmm_core.sim.polymarket.orders import (  # noqa: F401 - re-exported: the engine's public names
     BUY,
     ERR_BALANCE,
@@ -285,6 +286,7 @@ class Exchange:
         return {"bids": b, "asks": a}
 
     def _top(self, m: Market, bid: bool) -> int | None:
+        """Best Up-terms price of one side with size left (reference twin of the compiled booktop.top)."""
         prices = m.bid_prices if bid else m.ask_prices
         book = m.bids if bid else m.asks
         orders = self.orders
@@ -300,7 +302,7 @@ class Exchange:
         m = self.token_market.get(token_id)
         if m is None:
             m = self.market_of(token_id)
-        b, a = self._top(m, True), self._top(m, False)
+        b, a = top_pair(self.orders, m)     # compiled (booktop.pyx); _top is its reference twin
         if token_id != m.up_token:
             b, a = (None if a is None else PRICE_SCALE - a), (None if b is None else PRICE_SCALE - b)
         return (None if b is None else b / PRICE_SCALE, None if a is None else a / PRICE_SCALE)
@@ -308,7 +310,7 @@ class Exchange:
     def best_pair(self, m: Market) -> tuple[tuple[float | None, float | None], tuple[float | None, float | None]]:
         """``(best(m.up_token), best(m.down_token))`` from one walk of the Up book (the Down book
         is its mirror): the same numbers, half the work."""
-        b, a = self._top(m, True), self._top(m, False)
+        b, a = top_pair(self.orders, m)
         up = (None if b is None else b / PRICE_SCALE, None if a is None else a / PRICE_SCALE)
         dn = (None if a is None else (PRICE_SCALE - a) / PRICE_SCALE, None if b is None else (PRICE_SCALE - b) / PRICE_SCALE)
         return up, dn

@@ -1,0 +1,4 @@
+# The top of the engine's Up-terms book, compiled (booktop.pyx).
+
+cdef bint any_left(dict orders, object q) except -1
+cdef object top(dict orders, object m, bint bid)
