@@ -2,3 +2,4 @@
 
 cdef bint any_left(dict orders, object q) except -1
 cdef object top(dict orders, object m, bint bid)
+cdef int rest(object ex, dict book, list prices, long long p, object oid, object o, object owner) except -1

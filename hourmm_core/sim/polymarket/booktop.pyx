@@ -8,6 +8,8 @@ flow at every step.
 Why: the decision pass reads both tops of the book at every decision (3,600 per simulated hour), the
 takers before every take.
 """
+from bisect import insort
+from collections import deque
 
 
 cdef bint any_left(dict orders, object q) except -1:
@@ -37,6 +39,24 @@ cdef object top(dict orders, object m, bint bid):
             if any_left(orders, book[prices[i]]):
                 return prices[i]
     return None
+
+
+cdef int rest(object ex, dict book, list prices, long long p, object oid, object o, object owner) except -1:
+    """``Exchange._insert`` without listeners: order ``o`` (id ``oid``) joins the back of level ``p`` of one
+    side (``book`` / sorted ``prices``), the owner's live index and its book version move on (the touched
+    level is not recorded: the operation clears it when nobody listens)."""
+    q = book.get(p)
+    if q is None:
+        q = book[p] = deque()
+        insort(prices, p)
+    q.append(oid)
+    live = ex._live.get(owner)
+    if live is None:
+        live = ex._live[owner] = {}
+    live[oid] = o
+    bv = ex.book_version
+    bv[owner] = bv.get(owner, 0) + 1
+    return 0
 
 
 def top_pair(dict orders, m):

@@ -36,12 +36,10 @@ checks and the tests read the same dicts, deques and ``Order`` objects). Wheneve
 path's preconditions do not hold (listeners attached, unusual numbers) the engine's own method
 is called instead, before any draw, so the result is the same either way.
 """
-from bisect import insort
-from collections import deque
 
 from libc.math cimport exp, fabs, floor, log, rint
 
-from hourmm_core.sim.polymarket.booktop cimport any_left, top
+from hourmm_core.sim.polymarket.booktop cimport any_left, rest, top
 from hourmm_core.sim.polymarket.fairpath cimport FairPath
 from hourmm_core.sim.polymarket.wire cimport _id_hex
 
@@ -255,17 +253,7 @@ cdef object _place(object ex, object m, str owner, object tok, object price, obj
               True, 0, now_ms, id_seq + 1, res_usdc_u=pu * su, is_up=up)
     orders[oid] = o
     a.usdc_res_u += pu * su
-    q = book.get(limit_b)
-    if q is None:
-        q = book[limit_b] = deque()
-        insort(prices, limit_b)
-    q.append(oid)
-    live = ex._live.get(owner)
-    if live is None:
-        live = ex._live[owner] = {}
-    live[oid] = o
-    bv = ex.book_version
-    bv[owner] = bv.get(owner, 0) + 1
+    rest(ex, book, prices, limit_b, oid, o, owner)
     _op_done(ex)
     return o
 

@@ -58,6 +58,7 @@ def _pair(path: PricePath, seed: int, cfg: AgentConfig | None, listener: bool = 
         m = ex.list_market("c", "U", "D", H, H + HOUR_MS, tick_size=0.01, min_size=5.0)
         ex.deposit("me", 50_000.0)
         ex.deposit("poor", 40.0)
+        ex.compiled_place = fast      # the reference engine places through Exchange._place_ref only
         if listener:
             ex.add_listener(lambda ev: None)
         ag = BackgroundAgents(ex, path, seed=seed, config=cfg, targets=("me",), fast=fast)
