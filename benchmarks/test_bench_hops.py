@@ -83,7 +83,8 @@ HOPS = ("frame->priced", "priced->pushed", "pushed->recv", "recv->decided", "rec
         "decided->cancel_sent", "decided->cancel_sent cpu", "cancel_sent->cancel", "decided->cancel",
         "decided->order_sent", "decided->order_sent cpu", "order_sent->order", "decided->order",
         "frame->cancel_sent", "frame->cancel", "frame->order_sent", "frame->order",
-        "frame->cancel first pass", "frame->order first pass")
+        "frame->cancel first pass", "frame->order first pass",
+        "frame->cancel locked at recv", "frame->order locked at recv")
 # the second of two close half-jumps (test_close_double_moves): its own rows, from its own frame
 SECOND_HOPS = ("2nd: frame->pushed", "2nd: pushed->recv", "2nd: frame->cancel_sent", "2nd: frame->cancel",
                "2nd: frame->order_sent", "2nd: frame->order")
@@ -152,9 +153,11 @@ def _stamp_wire(ex: Any, sent: list[tuple[int, str]]) -> Any:
 
 
 async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_ab: bool = False,
-               ack_delay_ms: int = 0, double_ms: int = 0) -> dict[str, Any]:
+               ack_delay_ms: int = 0, double_ms: int = 0, inflight_ab: bool = False) -> dict[str, Any]:
     """``fast_ab``: publish on change in both modes, and the trader's cancel fast path only in
-    mode 1 (off in mode 0): an A/B of the fast path in one run; ``ack_delay_ms``: the venue holds
+    mode 1 (off in mode 0): an A/B of the fast path in one run; ``inflight_ab``: publish on change
+    in both modes, the trader's cancel before the ack (``Trader.cancel_in_flight``, by the signed
+    order's hash) only in mode 1 (mode 0 = as before it); ``ack_delay_ms``: the venue holds
     every POST that long (a slow round trip, so jumps land inside passes in flight);
     ``double_ms``: publish on change in both modes, mode 1's jumps come as two half-jumps this
     many ms apart (modes ``single`` / ``double``)."""
@@ -190,7 +193,7 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
         pricer, pinfo = await _child(["pricer", *common, "--push-delta", str(PUSH_DELTA),
                                       "--every-ms", str(EVERY_MS), "--out", str(pout),
                                       "--double-ms", str(double_ms),
-                                      *(["--always-push"] if fast_ab or double_ms else [])])
+                                      *(["--always-push"] if fast_ab or double_ms or inflight_ab else [])])
         ev: dict[str, list] = {"recv": [], "decided": [], "sent": []}
         acct = Account.create()
         key = acct.key.hex()
@@ -219,17 +222,28 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
             return snap
         tr.snapshots.ingest = ingest
         orig_decide = tr.core.decide
+        om = tr.core.om
+        if inflight_ab:
+            sys.path.insert(0, str(HERE))
+            from hops_procs import jump_index, mode_of
 
         def decide(now, fair, *a, **kw):
-            # what rested when this decision began: (token, side, price) of working orders with an id
+            if inflight_ab:   # the A/B switch, by the jump interval this decision falls in
+                tr.cancel_in_flight = mode_of(jump_index(now, start + 300, EVERY_MS)) == 1
+            # what rested when this decision began: (token, side, price) of working orders with an id,
+            # or being posted (SENT: about to rest, a taker's target as soon as it does)
             # a tuple of tuples of numbers: the collector untracks it, so the bench's own stamps do not
             # grow the trader's GC work over the run (lists would be scanned by every full collection)
-            resting = tuple((o.token, o.side, o.price) for o in tr.core.om.orders.values()
-                            if o.order_id and not o.state.final and o.state.value != "CANCELLING")
+            resting = tuple((o.token, o.side, o.price) for o in om.orders.values()
+                            if (o.order_id or o.state.value == "SENT") and not o.state.final
+                            and o.state.value != "CANCELLING")
             cpu_in, rq_in = time.thread_time_ns(), _run_delay_ns()
             t_in = time.perf_counter_ns()
             d = orig_decide(now, fair, *a, **kw)
             n_c = sum(1 for x in d.actions if x.kind == "cancel")
+            if not kw.get("places", True) and getattr(tr, "cancel_in_flight", False) and d.plan is not None:
+                # the fast path also cancels, by their hashes, the orders being posted (race.py)
+                n_c += sum(1 for o in d.plan.unacked if om.cancellable_before_ack(o))
             # places=False: the trader's cancel fast path (a pass was in flight); its replacement
             # orders come from the next full pass
             ev["decided"].append((time.perf_counter_ns(), fair, resting, n_c, len(d.actions) - n_c,
@@ -272,7 +286,9 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
             gc.set_threshold(*thresholds)
             await tr.stop()
             undo()
-        trader_stats.update({"fast_cancels": tr.fast_cancels, "rechecks_dropped": getattr(tr, "rechecks_dropped", None)})
+        trader_stats.update({"fast_cancels": tr.fast_cancels, "rechecks_dropped": getattr(tr, "rechecks_dropped", None),
+                             "early_cancels": getattr(tr, "early_cancels", None),
+                             "recancels": getattr(tr, "recancels", None)})
     finally:
         if pricer is not None:
             await _stop(pricer)
@@ -283,8 +299,9 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
     ev.update(json.loads(pout.read_text()))
     if os.environ.get("HOPS_DUMP"):
         Path(os.environ["HOPS_DUMP"]).write_text(json.dumps(ev))
-    res = _hops(ev, ("fast_off", "fast_on") if fast_ab else ("single", "double") if double_ms else ("rate", "push"),
-                double=double_ms > 0)
+    names = ("fast_off", "fast_on") if fast_ab else ("inflight_off", "inflight_on") if inflight_ab else \
+        ("single", "double") if double_ms else ("rate", "push")
+    res = _hops(ev, names, double=double_ms > 0)
     res["event_loop"] = loop_name
     res["gc"] = gc_mode
     res["nice"] = nice
@@ -462,6 +479,9 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
             for name, b in (("frame->cancel first pass", cv), ("frame->order first pass", ov)):
                 if prompt and b is not None:
                     samples[name].append((b - t0) * ms)
+            for name, b in (("frame->cancel locked at recv", cv), ("frame->order locked at recv", ov)):
+                if rec[3] and b is not None:   # a pass (or the stray sweep) held the cycle lock at receipt
+                    samples[name].append((b - t0) * ms)
             rows.append({"t0": t0, "cv": cv, "ov": ov, "hops": {
                 "frame->priced": (t1 - t0) * ms, "priced->pushed": (pub[0] - t1) * ms,
                 "pushed->recv": (rec[0] - pub[0]) * ms, "recv->decide_start": (dec[6] - rec[0]) * ms,
@@ -618,6 +638,27 @@ def test_tick_to_wire_hops(benchmark, tmp_path):
     assert res.get("push_frame->cancel_n", 0) + res.get("push_frame->order_n", 0) > 0, res
 
 
+def _ab(benchmark: Any, tmp_path: Any, env: str, names: tuple[str, str], labels: tuple[str, str],
+        **run_kw: Any) -> dict[str, Any]:
+    """One opt-in A/B run (``<env>_JUMPS`` jumps per mode, default 60; the venue holds every POST
+    ``<env>_ACK_MS``, default 5); prints the table, checks every jump is accounted for."""
+    pytest.importorskip("hourmm_core.sim.polymarket.server")
+    smoke = getattr(benchmark, "disabled", False)
+    jumps = 6 if smoke else int(os.environ.get(f"{env}_JUMPS", "60"))
+    ack = int(os.environ.get(f"{env}_ACK_MS", "5"))
+    res: dict[str, Any] = {}
+    benchmark.pedantic(lambda: res.update(asyncio.run(_run(jumps, tmp_path, ack_delay_ms=ack, **run_kw))),
+                       rounds=1, iterations=1)
+    res["load_average"] = os.getloadavg()
+    res["ack_delay_ms"] = ack
+    benchmark.extra_info.update(res)
+    print("\n" + json.dumps(res, indent=1) + "\n" + table(res, names, labels))
+    for mode in names:
+        assert res[f"{mode}_jumps"] == sum(res[f"{mode}_{c}"] for c in
+                                           ("reacted", "no_quotes", "not_endangered", "missed", "no_snapshot")), res
+    return res
+
+
 @pytest.mark.benchmark(group="hops")
 @pytest.mark.timeout(600)
 def test_cancel_fast_path_ab(benchmark, tmp_path):
@@ -632,22 +673,24 @@ def test_cancel_fast_path_ab(benchmark, tmp_path):
     checks the behaviour itself."""
     if not os.environ.get("HOPS_AB"):
         pytest.skip("opt-in: HOPS_AB=1 runs the fast-path A/B (about 2.5 minutes)")
-    pytest.importorskip("hourmm_core.sim.polymarket.server")
-    smoke = getattr(benchmark, "disabled", False)
-    jumps = 6 if smoke else int(os.environ.get("HOPS_AB_JUMPS", "60"))
-    ack = int(os.environ.get("HOPS_AB_ACK_MS", "5"))
-    res: dict[str, Any] = {}
-    benchmark.pedantic(lambda: res.update(asyncio.run(_run(jumps, tmp_path, fast_ab=True, ack_delay_ms=ack))),
-                       rounds=1, iterations=1)
-    res["load_average"] = os.getloadavg()
-    res["ack_delay_ms"] = ack
-    benchmark.extra_info.update(res)
-    names = ("fast_off", "fast_on")
-    print("\n" + json.dumps(res, indent=1) + "\n" + table(res, names, ("fast path off", "fast path on")))
-    for mode in names:
-        assert res[f"{mode}_jumps"] == sum(res[f"{mode}_{c}"] for c in
-                                           ("reacted", "no_quotes", "not_endangered", "missed", "no_snapshot")), res
+    res = _ab(benchmark, tmp_path, "HOPS_AB", ("fast_off", "fast_on"), ("fast path off", "fast path on"),
+              fast_ab=True)
     assert res["fast_off_fast_path"] == 0, res      # the A/B switch works: no fast reaction with it off
+
+
+@pytest.mark.benchmark(group="hops")
+@pytest.mark.timeout(600)
+def test_cancel_in_flight_ab(benchmark, tmp_path):
+    """Cancel before the ack (``Trader.cancel_in_flight``: the fast path cancels the orders being
+    posted by their signed hashes), off / on by pairs of jumps in one run, publish on change in
+    both; the venue holds every POST ``HOPS_INFLIGHT_ACK_MS`` (default 5; 0 = as fast as it can)
+    so that more jumps land while a pass awaits its POST reply (rows ``frame->* locked at recv``).
+    ``HOPS_INFLIGHT_JUMPS`` jumps per mode (default 60). Opt-in: ``HOPS_INFLIGHT_AB=1``."""
+    if not os.environ.get("HOPS_INFLIGHT_AB"):
+        pytest.skip("opt-in: HOPS_INFLIGHT_AB=1 runs the cancel-before-ack A/B (about 2.5 minutes)")
+    res = _ab(benchmark, tmp_path, "HOPS_INFLIGHT", ("inflight_off", "inflight_on"),
+              ("cancel before ack off", "cancel before ack on"), inflight_ab=True)
+    assert res["trader"]["early_cancels"] > 0 or res["inflight_on_jumps"] < 10, res   # the switch did act
 
 
 @pytest.mark.benchmark(group="hops")

@@ -15,13 +15,14 @@ Columns (``FEATURE_NAMES``): ``ret_1s ret_10s ret_1m ret_5m ret_hour rv_hour bv_
   ``rv - bv`` estimates the jump part. A gap of several grid intervals is one
   return followed by flat ones, so the next return's neighbour is 0.
 
-Returns are differences of natural-log prices (one ``log`` per tick: the ring stores
+Returns are differences of natural-log prices (one ``log`` per tick: the history stores
 log prices), i.e. ``ln(a / b)`` computed as ``ln a - ln b``.
 
-Memory: a ring buffer of (ts, log price) with one entry per distinct ms, kept only as far
-back as the longest window (5 min), in plain C arrays (no Python objects per tick).
-It doubles when full (bounded: at most 300 001 distinct ms fit in 5 minutes), so a
-burst cannot overwrite history that a window still needs.
+Memory: a buffer of (ts, log price) with one entry per distinct ms, kept only as far
+back as the longest window (5 min), in plain C arrays (no Python objects per tick; the
+layout is described in features.pxd). It doubles when the live entries fill half of it
+(bounded: at most 300 001 distinct ms fit in 5 minutes), so a burst cannot overwrite
+history that a window still needs.
 
 Bad ticks (non-finite/non-positive price, time going backwards) are skipped and counted
 in ``n_bad``. Same algorithm in ``reference/features.py``.
@@ -29,7 +30,7 @@ in ``n_bad``. Same algorithm in ``reference/features.py``.
 import numpy as np
 cimport numpy as cnp
 from libc.math cimport log, isfinite, NAN
-from libc.stdlib cimport malloc, calloc
+from libc.stdlib cimport malloc
 
 cnp.import_array()
 
@@ -48,11 +49,10 @@ cdef class ReturnFeatures:
         self.st.hour_ms = hour_ms
         self.st.grid_ms = grid_ms
         self.st.cap = _INIT_CAP
-        self.st.mask = self.st.cap - 1
-        self.st.rts = <long long *> calloc(self.st.cap, sizeof(long long))
+        self.st.rts = <long long *> malloc(self.st.cap * sizeof(long long))
         self.st.rlp = <double *> malloc(self.st.cap * sizeof(double))
         if self.st.rts == NULL or self.st.rlp == NULL:
-            raise MemoryError("ReturnFeatures: ring buffer allocation failed")
+            raise MemoryError("ReturnFeatures: history buffer allocation failed")
         self.reset()
 
     def __dealloc__(self):
@@ -61,7 +61,9 @@ cdef class ReturnFeatures:
 
     def reset(self):
         """Forget everything (history, hour, counters)."""
-        cdef int i
+        cdef long long i
+        for i in range(self.st.cap):
+            self.st.rts[i] = TS_SENTINEL       # every slot from tail on (features.pxd)
         self.st.head = 0
         self.st.tail = 0
         for i in range(FEAT_NW):
@@ -99,15 +101,15 @@ cdef class ReturnFeatures:
         else:
             feat_start_hour(&self.st, hour_start_ms, open_price, log(open_price))
             if self.st.started and self.st.last_ts >= hour_start_ms:
-                self.st.last_lp = self.st.rlp[(self.st.tail - 1) & self.st.mask]
+                self.st.last_lp = self.st.rlp[self.st.tail - 1]
         if self.st.started:
-            self.st.out[4] = self.st.rlp[(self.st.tail - 1) & self.st.mask] - self.st.open_lp
+            self.st.out[4] = self.st.rlp[self.st.tail - 1] - self.st.open_lp
 
     cdef int c_update(self, long long ts_ms, double price) except -1 nogil:
         cdef int r = feat_step(&self.st, ts_ms, price)
         if r < 0:
             with gil:
-                raise MemoryError("ReturnFeatures: ring buffer growth failed")
+                raise MemoryError("ReturnFeatures: history buffer growth failed")
         return r
 
     cpdef bint update(self, long long ts_ms, double price):
@@ -179,23 +181,27 @@ def return_features_batch(ts_ms, price, long long hour_ms=3_600_000, long long g
     if t.shape[0] != p.shape[0]:
         raise ValueError(f"return_features_batch: ts_ms has {t.shape[0]} rows, price has {p.shape[0]}")
     cdef ReturnFeatures rf = ReturnFeatures(hour_ms, grid_ms)
-    cdef Py_ssize_t n = t.shape[0], j
-    cdef int i, r = 0
+    cdef Py_ssize_t n = t.shape[0], j0, nb
+    cdef int r = 0
     if out is None:
         out = np.empty((n, FEAT_N), dtype=np.float64)
     elif not (isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == (n, FEAT_N)
               and out.flags.c_contiguous):
         raise ValueError(f"return_features_batch: out must be a C-contiguous float64 array of shape ({n}, {FEAT_N})")
     cdef double[:, ::1] o = out
-    cdef FeatState s = rf.st         # the state in a C local (registers); rf keeps owning the ring
+    cdef FeatState s = rf.st         # the state in a C local (registers); rf keeps owning the buffers
+    cdef signed char acc[FEAT_BLOCK]
+    cdef long long nh[FEAT_BLOCK]
+    cdef double lpb[FEAT_BLOCK]
     with nogil:
-        for j in range(n):
-            r = feat_step(&s, t[j], p[j])
+        j0 = 0
+        while j0 < n:
+            nb = n - j0 if n - j0 < FEAT_BLOCK else FEAT_BLOCK
+            r = feat_block(&s, <const long long*> &t[j0], &p[j0], nb, &o[j0, 0], acc, nh, lpb)
             if r < 0:
                 break
-            for i in range(FEAT_N):
-                o[j, i] = s.out[i]
-    rf.st = s                        # the ring may have grown: rf frees the current one
+            j0 += nb
+    rf.st = s                        # the buffers may have grown: rf frees the current ones
     if r < 0:
-        raise MemoryError("return_features_batch: ring buffer growth failed")
+        raise MemoryError("return_features_batch: history buffer growth failed")
     return out

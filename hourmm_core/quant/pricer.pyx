@@ -286,7 +286,7 @@ cdef class FairPricer:
 
 
 from hourmm_core.quant.vol cimport EwmaVol, VolState, vol_step
-from hourmm_core.quant.features cimport ReturnFeatures, FeatState, feat_step
+from hourmm_core.quant.features cimport ReturnFeatures, FeatState, feat_step, feat_block, FEAT_BLOCK
 
 
 def _check_out(out, Py_ssize_t n, int k):
@@ -341,61 +341,56 @@ def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long s
     cdef double[:, ::1] fo = feat_out
     cdef double[::1] po = p_out
     cdef double last_p = NAN
-    # the states in C locals (registers, not object fields); rf keeps owning the features' ring
+    # the states in C locals (registers, not object fields); rf keeps owning the features' buffers
     cdef VolState vs = ev.st
     cdef FeatState fs = rf.st
-    # the shipped form in blocks of _VB ticks: the state pass (vol, features, the erfc argument of
-    # each accepted tick: the same expression as _digital_x0), then erfc over the block (hmm_vmath.h)
-    # and p (a rejected tick repeats the last p). The features keep libm's log: their returns are
-    # differences of logs, where the vector log's ulp would be the whole value for equal-ish prices.
-    cdef double zb[_VB]
-    cdef double pb[_VB]
-    cdef signed char kind[_VB]        # 0 rejected tick, 1 erfc point, 2 an edge case priced at once
+    # the shipped form in blocks of FEAT_BLOCK ticks, each a few small loops the CPU overlaps well:
+    # the vol steps (sigma out), the features' block (libm log, state, windows: features.pxd's
+    # feat_block), the erfc arguments of the accepted ticks (the same expression as _digital_x0,
+    # vectorized by the compiler), one erfc over the block (hmm_vmath.h), then p (a rejected tick
+    # repeats the last p; the edge cases go through _digital_x0). The features keep libm's log: their
+    # returns are differences of logs, where the vector log's ulp would be the whole value.
+    cdef double zb[FEAT_BLOCK]
+    cdef double xb[FEAT_BLOCK]
+    cdef double sb[FEAT_BLOCK]
+    cdef double lb[FEAT_BLOCK]
+    cdef double lpb[FEAT_BLOCK]
+    cdef long long nh[FEAT_BLOCK]
+    cdef signed char acc[FEAT_BLOCK]
     cdef Py_ssize_t j0, nb, jj
     cdef double x, tau, sg
     with nogil:
-        if k == 3 and nu == 0.0:     # the shipped half-lives and the normal model: unrolled, inlined
-            for j0 in range(0, n, _VB):
-                nb = n - j0 if n - j0 < _VB else _VB
+        if k == 3 and nu == 0.0 and n:     # the shipped half-lives and the normal model: unrolled, inlined
+            j0 = 0
+            while j0 < n:
+                nb = n - j0 if n - j0 < FEAT_BLOCK else FEAT_BLOCK
                 for jj in range(nb):
                     j = j0 + jj
                     vol_step(&vs, t[j], px[j], 3)
-                    r = feat_step(&fs, t[j], px[j])
-                    kind[jj] = 0
-                    if r == 1:
-                        x = fs.last_lp - fs.open_lp
-                        tau = (fs.next_hour - t[j]) / 1000.0
-                        sg = vs.sig[sigma_index]
-                        if x == x and x != 0.0 and tau > 0.0 and sg > 0.0:
-                            zb[jj] = -(x / (sg * sqrt(tau))) * M_SQRT1_2
-                            kind[jj] = 1
-                        else:
-                            zb[jj] = 0.0
-                            pb[jj] = _digital_x0(x, tau, sg, p_min)
-                            kind[jj] = 2
-                    elif r < 0:
-                        break
-                    else:
-                        zb[jj] = 0.0
                     so[j, 0] = vs.sig[0]
                     so[j, 1] = vs.sig[1]
                     so[j, 2] = vs.sig[2]
-                    fo[j, 0] = fs.out[0]
-                    fo[j, 1] = fs.out[1]
-                    fo[j, 2] = fs.out[2]
-                    fo[j, 3] = fs.out[3]
-                    fo[j, 4] = fs.out[4]
-                    fo[j, 5] = fs.out[5]
-                    fo[j, 6] = fs.out[6]
+                    sb[jj] = vs.sig[sigma_index]
+                r = feat_block(&fs, <const long long*> &t[j0], &px[j0], nb, &fo[j0, 0], acc, nh, lpb)
                 if r < 0:
                     break
+                for jj in range(nb):
+                    xb[jj] = fo[j0 + jj, 4]              # ln(price / open) = fs.last_lp - fs.open_lp
+                    lb[jj] = <double> (nh[jj] - t[j0 + jj])
+                for jj in range(nb):
+                    zb[jj] = -(xb[jj] / (sb[jj] * sqrt(lb[jj] / 1000.0))) * M_SQRT1_2
                 hmm_erfc_n(zb, zb, nb)
                 for jj in range(nb):
-                    if kind[jj] == 1:
-                        last_p = _clamp_p(0.5 * zb[jj], p_min)
-                    elif kind[jj] == 2:
-                        last_p = pb[jj]
+                    if acc[jj]:
+                        x = xb[jj]
+                        tau = lb[jj] / 1000.0
+                        sg = sb[jj]
+                        if x == x and x != 0.0 and tau > 0.0 and sg > 0.0:
+                            last_p = _clamp_p(0.5 * zb[jj], p_min)
+                        else:
+                            last_p = _digital_x0(x, tau, sg, p_min)
                     po[j0 + jj] = last_p
+                j0 += nb
         else:
             for j in range(n):
                 vol_step(&vs, t[j], px[j], k)
@@ -410,9 +405,9 @@ def price_path_batch(ts_ms, price, halflives_s=(30.0, 120.0, 600.0), long long s
                 for i in range(7):
                     fo[j, i] = fs.out[i]
                 po[j] = last_p
-    rf.st = fs                       # the ring may have grown: rf frees the current one
+    rf.st = fs                       # the buffers may have grown: rf frees the current ones
     if r < 0:
-        raise MemoryError("price_path_batch: ring buffer growth failed")
+        raise MemoryError("price_path_batch: history buffer growth failed")
     return sig_out, feat_out, p_out
 
 
@@ -464,7 +459,7 @@ cdef class TickPricer:
         vol_step(&self.vol.st, ts_ms, price, self.vol.st.k)
         r = feat_step(&self.features.st, ts_ms, price)
         if r < 0:
-            raise MemoryError("TickPricer: ring buffer growth failed")
+            raise MemoryError("TickPricer: history buffer growth failed")
         if r != 1:
             self.n_bad_ += 1
             return NAN

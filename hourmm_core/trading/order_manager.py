@@ -11,6 +11,25 @@ Order state machine (``OrderState``)::
     INTENT -> SENT -> LIVE -> PARTIAL -> FILLED
                  \\       \\        \\-> CANCELLING -> CANCELLED
                   \\-> REJECTED       (LIVE -> CANCELLING too; MATCHED on placement -> FILLED)
+    SENT -> CANCELLING (cancel before the ack, by the signed order's hash: ``Order.early``)
+
+Cancel before the ack (issue 15): on Polymarket the order id IS the signed order's EIP-712
+hash, known locally once the order is signed (``Order.local_id``, set with :meth:`OrderManager.on_sent`).
+An order whose POST is in flight can be cancelled by that hash (:meth:`on_cancel_sent` on an
+order without an exchange id). Its sub-state ``early``:
+
+* ``EARLY_SENT``: the cancel is in flight, its answer not in yet. An ack meanwhile does not
+  book the order LIVE (it stays CANCELLING: the answer decides).
+* the venue answers ``canceled`` -> CANCELLED (FILLED if it had filled): final; a later ack
+  only records the id.
+* the venue answers ``not_canceled`` (it did not know the hash yet: the cancel overtook the
+  POST; or the order had matched): not a failed cancel (no fail-closed rule trips) and not
+  "gone": ``EARLY_MISSED``, still CANCELLING. Once the order is acked (before or after that
+  answer), :meth:`recancel_due` says the caller must cancel it again at once, by its id (a
+  normal cancel: ``early`` back to 0, the usual outcome rules).
+* the POST is rejected -> REJECTED (final): the cancel's answer, whichever it is, changes nothing.
+* user-WebSocket events find the order by its hash from the moment its early cancel is sent
+  (fills count once, a CANCELLATION makes it final, a PLACEMENT/UPDATE never books it LIVE).
 
 Inventory and capital come only from fills (user WebSocket trades, or exchange trades
 at reconciliation), each de-duplicated by (trade id, order id), so a replayed message
@@ -53,6 +72,9 @@ _INTENT, _SENT, _LIVE, _PARTIAL, _CANCELLING = (OrderState.INTENT, OrderState.SE
                                                 OrderState.PARTIAL, OrderState.CANCELLING)
 _FILLED, _CANCELLED, _REJECTED = OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED
 
+# ``Order.early``: a cancel requested before the POST's ack (see the module docstring)
+EARLY_NONE, EARLY_SENT, EARLY_MISSED = 0, 1, 2
+
 
 @dataclass(slots=True)
 class Order:
@@ -71,6 +93,8 @@ class Order:
     fill_sum: float = 0.0     # sum of applied fills; ``filled`` = max(fill_sum, exchange's size_matched)
     updated_ms: int = 0
     reason: str = ""
+    local_id: str | None = None   # the signed order's hash (the venue's order id), known before the POST
+    early: int = EARLY_NONE       # cancel requested before the ack: EARLY_SENT / EARLY_MISSED
 
     @property
     def remaining(self) -> float:
@@ -282,10 +306,19 @@ class OrderManager:
         self.by_exchange_id[order_id] = o.client_id
         return o
 
-    def on_sent(self, o: Order, now_ms: int) -> None:
+    def on_sent(self, o: Order, now_ms: int, local_id: str | None = None) -> None:
+        """The POST is about to be written; ``local_id``: the signed order's hash, if known."""
         if o.state is _INTENT:
             o.state = _SENT
             o.updated_ms = now_ms
+            if local_id:
+                o.local_id = local_id
+
+    @staticmethod
+    def cancellable_before_ack(o: Order) -> bool:
+        """Its POST is written (SENT), its hash is known, no cancel requested yet: it can be
+        cancelled by the hash before the ack (:meth:`on_cancel_sent`)."""
+        return o.state is _SENT and o.order_id is None and bool(o.local_id) and o.early == EARLY_NONE
 
     def on_ack(self, o: Order, order_id: str, status: str, now_ms: int) -> None:
         """Exchange accepted the order (status ``live``, ``matched``, ``delayed``, ...)."""
@@ -297,7 +330,7 @@ class OrderManager:
             o.fill_sum += early
             o.filled = min(o.size, max(o.filled, o.fill_sum))
         if o.state in _FINAL or o.state is _CANCELLING:
-            return
+            return   # a cancel before the ack: CANCELLING until its answer (or a re-cancel: recancel_due)
         st = (status or "").lower()
         if st == "matched" and o.filled >= o.size - 1e-9:
             o.state = _FILLED
@@ -312,9 +345,36 @@ class OrderManager:
         o.updated_ms = now_ms
 
     def on_cancel_sent(self, o: Order, now_ms: int) -> None:
-        if o.state not in _FINAL:
-            o.state = _CANCELLING
+        """A cancel of ``o`` is about to be written: by its exchange id, or before the ack by its
+        hash (``o.local_id``; then ``o.early`` = EARLY_SENT and the hash finds the order)."""
+        if o.state in _FINAL:
+            return
+        o.state = _CANCELLING
+        o.updated_ms = now_ms
+        if o.order_id is None and o.local_id:
+            o.early = EARLY_SENT
+            self.by_exchange_id[o.local_id] = o.client_id
+        else:
+            o.early = EARLY_NONE     # a cancel by the id: the usual outcome rules
+
+    def cancel_id(self, o: Order) -> str | None:
+        """The id a cancel of ``o`` is sent with: the exchange's, else (before the ack) the hash."""
+        return o.order_id or o.local_id
+
+    @staticmethod
+    def recancel_due(o: Order) -> bool:
+        """A cancel before the ack missed (the venue did not have the order yet) and the order is
+        now acked and open: the caller must cancel it again at once, by its id."""
+        return o.early == EARLY_MISSED and o.order_id is not None and o.state not in _FINAL
+
+    def release_early(self, o: Order, now_ms: int) -> None:
+        """Give up a missed cancel before the ack (the order cannot be cancelled now, e.g. its
+        submit outcome is unknown): the order is booked as the venue has it (LIVE / PARTIAL), so
+        the next plan cancels it like any working order once it may."""
+        if o.early and o.state is _CANCELLING:
+            o.state = _PARTIAL if o.filled > 0 else _LIVE
             o.updated_ms = now_ms
+        o.early = EARLY_NONE
 
     def on_cancelled(self, order_id: str, now_ms: int) -> Order | None:
         """Exchange confirmed the cancel (REST response or user WS CANCELLATION)."""
@@ -331,6 +391,11 @@ class OrderManager:
             return o
         o.reason = reason
         o.updated_ms = now_ms
+        if o.early:
+            # a cancel before the ack: the venue may not have had the order yet (any reason text
+            # means the same here): missed, not failed and not gone; the ack decides (recancel_due)
+            o.early = EARLY_MISSED
+            return o
         low = reason.lower()
         if "not found" in low or "already" in low or "matched" in low or "canceled" in low or "cancelled" in low:
             o.state = _FILLED if o.remaining <= 1e-9 else _CANCELLED
@@ -438,6 +503,8 @@ class OrderManager:
             self.orders.pop(o.client_id, None)
             if o.order_id:
                 self.by_exchange_id.pop(o.order_id, None)
+            if o.local_id:
+                self.by_exchange_id.pop(o.local_id, None)
 
     def set_positions(self, yes_tokens: float, no_tokens: float, cost_up: float = 0.0,
                       cost_down: float = 0.0) -> None:

@@ -14,14 +14,20 @@ rules (issue 13's fail-closed ones and issue 15's speed ones), tested on its own
   cancel round trip is decided on again; a changed plan stops these places;
 * cancel fast path (:meth:`RacePath.fast_cancel`): while a pass awaits its replies, what a
   decision on the latest snapshot cancels is cancelled at once (nothing placed there); the
-  next pass waits for those cancels' outcomes.
+  next pass waits for those cancels' outcomes;
+* cancel before the ack (``cancel_in_flight``): the orders that decision would cancel but whose
+  POST is still awaiting its reply (``PlanResult.unacked``) are cancelled by the signed order's
+  hash (the venue's order id, known at signing: every place is signed before its POST is
+  written); a venue that did not have them yet answers ``not_canceled``, which fails nothing,
+  and an order acked live after such a miss is cancelled again at once
+  (:meth:`OrderManager.recancel_due`; the states are in order_manager's docstring).
 
 :class:`RacePath` is a mixin of :class:`Trader`: it uses the trader's decision core
 (``self.core``), executor, snapshot client, clock, journal helpers (``_j``, ``_jhold_open``,
 ``_jrelease``, ``_decision_row``, ``_journal_changes``, ``_order_payload``), fail-closed state
 (``_unknown``, ``place_block_reason``, ``_rest_failure``) and these fields, set by Trader.__init__:
 ``_executing``, ``_fast``, ``fast_cancels``, ``_fast_sent``, ``_fast_off``, ``recheck_places``,
-``rechecks_dropped``, ``latencies_ms``.
+``rechecks_dropped``, ``latencies_ms``, ``cancel_in_flight``, ``early_cancels``, ``recancels``.
 """
 from __future__ import annotations
 
@@ -75,6 +81,13 @@ class RacePath:
         # snapshot rate while that pass waits: the normal passes retry)
         cancels = [a.order for a in d.actions if a.kind == "cancel" and a.order.order_id
                    and a.order.order_id not in self._unknown and a.order.order_id not in self._fast_sent]
+        if self.cancel_in_flight and d.plan is not None and d.plan.unacked:
+            # their POST is awaiting its reply: cancelled by the signed order's hash
+            ok = core.om.cancellable_before_ack
+            early = [o for o in d.plan.unacked if ok(o) and o.local_id not in self._fast_sent]
+            if early:
+                cancels += early
+                self.early_cancels += len(early)
         if not cancels:
             self._journal_changes(d.phase_change, d.mode_changes)
             return d, []
@@ -85,7 +98,7 @@ class RacePath:
             self._j("decision", self._decision_row(reason, fresh, d.quotes, [],
                                                    [Action("cancel", o) for o in cancels]))
             self.fast_cancels += len(cancels)
-            self._fast_sent.update(o.order_id for o in cancels if o.order_id)
+            self._fast_sent.update(o.order_id or o.local_id for o in cancels)
             failed, ahead = await self._send_cancels(cancels)
             await ahead
             if failed:
@@ -94,7 +107,7 @@ class RacePath:
             self._jrelease()
             self._fast = None
             fut.set_result(None)
-        return d, [o.order_id for o in cancels if o.order_id]
+        return d, [o.order_id or o.local_id for o in cancels]   # type: ignore[misc]
 
     async def _recheck(self, places: list[Order], snap: Snapshot | None) -> str | None:
         """Last look before a plan's places are sent: when a newer snapshot arrived during the
@@ -128,17 +141,21 @@ class RacePath:
         ``hold_outcomes``: the outcome rows wait for the replacement POST to be written."""
         om = self.core.om
         now = self.clock.now_ms()
+        ids: list[str] = []
         for o in cancels:
             om.on_cancel_sent(o, now)
-            self._j("cancel", self._order_payload(o), order_id=o.order_id)
+            oid = om.cancel_id(o)
+            ids.append(oid)   # type: ignore[arg-type]
+            self._j("cancel", {**self._order_payload(o), "before_ack": True} if o.early else self._order_payload(o),
+                    order_id=oid)
         # runs once this coroutine yields, i.e. once the cancel request is written: the held
         # journal rows, then the replacement orders signed while the cancel is in flight
         # (nothing is sent: they go out only if every cancel succeeded)
         ahead = asyncio.ensure_future(self._after_write(presign, place_args or []))
         try:
-            done, failed = await self.executor.cancel([o.order_id for o in cancels])  # type: ignore[union-attr,misc]
+            done, failed = await self.executor.cancel(ids)  # type: ignore[union-attr,misc]
         except Exception as exc:  # noqa: BLE001
-            done, failed = [], {o.order_id: f"{type(exc).__name__}: {exc}" for o in cancels}  # type: ignore[misc]
+            done, failed = [], {oid: f"{type(exc).__name__}: {exc}" for oid in ids}
             self._rest_failure(exc)
         if hold_outcomes:
             self._jhold_open()
@@ -147,11 +164,44 @@ class RacePath:
         for oid in done:
             om.on_cancelled(oid, now)
             self._j("cancel_ack", {}, order_id=oid)
+        due: list[Order] = []
         for oid, why in failed.items():
             o = om.on_cancel_failed(oid, str(why), now)
+            if o is not None and o.early:
+                # a cancel before the ack the venue answered not_canceled: missed, not failed (it
+                # may not have had the order yet); the ack decides, or it is re-cancelled now if
+                # the ack is already in
+                self._j("cancel_reject", {"error": str(why), "state": o.state.value, "before_ack": True},
+                        order_id=oid)
+                if om.recancel_due(o):
+                    due.append(o)
+                continue
             self._j("cancel_reject", {"error": str(why), "state": o.state.value if o else None}, order_id=oid)
             failed_cancels.append(o)
+        if due:
+            await self._recancel(due)
         return failed_cancels, ahead
+
+    async def _recancel(self, orders: list[Order]) -> None:
+        """Cancel again at once, by their ids, orders whose cancel before the ack missed and that
+        are now acked (:meth:`OrderManager.recancel_due`): a normal cancel, its outcome booked by
+        the usual rules. An order whose submit outcome is unknown is never cancelled blind: it is
+        booked as working and the plans cancel it once it is resolved."""
+        om = self.core.om
+        now = self.clock.now_ms()
+        send = []
+        for o in orders:
+            if not om.recancel_due(o):
+                continue
+            if o.order_id in self._unknown:
+                om.release_early(o, now)
+            else:
+                send.append(o)
+        if not send:
+            return
+        self.recancels += len(send)
+        _failed, ahead = await self._send_cancels(send)
+        await ahead
 
 
     async def _execute(self, actions: list[Action], snap: Snapshot | None) -> None:
@@ -219,6 +269,14 @@ class RacePath:
                 om.on_reject(o, f"not sent: {blocked}", now)
             return
         post_only = post_only_for(core.session.phase, core.risk.mode)
+        if presigned is None and presign is not None and self.cancel_in_flight:
+            # signed here rather than inside place(): the same work, but each order's hash (its
+            # venue id) is known before its POST is written, so it can be cancelled while in flight
+            try:
+                presigned = list(await presign([self._place_args(o, m) for o in places]))
+            except Exception:  # noqa: BLE001 - only a speed-up: place() signs them then
+                log.debug("signing ahead of the POST failed", exc_info=True)
+                presigned = None
         place_many = getattr(self.executor, "place_many", None)
         if place_many is not None and len(places) > 1:   # speed: one signed batch, one round trip
             await self._place_batch(place_many, places, m, post_only, snap, presigned)
@@ -258,10 +316,12 @@ class RacePath:
             log.debug("presigning failed", exc_info=True)
             return None
 
-    def _order_args(self, o: Order, m: MarketRef, post_only: bool, snap: Snapshot | None) -> dict[str, Any]:
-        """Book the order as sent (state, latency sample, intent row); the executor's arguments."""
+    def _order_args(self, o: Order, m: MarketRef, post_only: bool, snap: Snapshot | None,
+                    presigned: Any = None) -> dict[str, Any]:
+        """Book the order as sent (state, its hash if signed ahead, latency sample, intent row);
+        the executor's arguments."""
         now = self.clock.now_ms()
-        self.core.om.on_sent(o, now)
+        self.core.om.on_sent(o, now, getattr(presigned, "local_id", None))
         if snap is not None:
             self.latencies_ms.append(float(now - snap.ts_ms))
         self._j("intent", {**self._order_payload(o), "post_only": post_only})
@@ -270,7 +330,8 @@ class RacePath:
     async def _place_batch(self, place_many: Any, places: list[Order], m: MarketRef, post_only: bool,
                            snap: Snapshot | None, presigned: list[Any] | None = None) -> None:
         self._jhold_open()   # the intent rows wait until the POST is written
-        args = [self._order_args(o, m, post_only, snap) for o in places]
+        args = [self._order_args(o, m, post_only, snap, presigned[i] if presigned else None)
+                for i, o in enumerate(places)]
         ahead = asyncio.ensure_future(self._after_write(None, []))
         try:
             results = list(await (place_many(args, presigned=presigned) if presigned else place_many(args)))
@@ -282,11 +343,14 @@ class RacePath:
         await ahead
         for o, res in zip(places, results):
             self._on_place_result(o, res)
+        due = [o for o in places if self.core.om.recancel_due(o)]
+        if due:
+            await self._recancel(due)
 
     async def _place(self, o: Order, m: MarketRef, post_only: bool, snap: Snapshot | None,
                      presigned: Any = None) -> None:
         self._jhold_open()   # the intent row waits until the POST is written
-        kw = self._order_args(o, m, post_only, snap)
+        kw = self._order_args(o, m, post_only, snap, presigned)
         if presigned is not None:
             kw["presigned"] = presigned
         ahead = asyncio.ensure_future(self._after_write(None, []))
@@ -298,6 +362,8 @@ class RacePath:
             self._rest_failure(exc)
         await ahead
         self._on_place_result(o, res)
+        if self.core.om.recancel_due(o):
+            await self._recancel([o])
 
     def _on_place_result(self, o: Order, res: Any) -> None:
         om = self.core.om

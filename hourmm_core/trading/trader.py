@@ -129,6 +129,9 @@ class Trader(RacePath):
         self._fast_off = False                         # a fast cancel failed: off until that pass ends
         self.recheck_places = True                     # last look at a newer snapshot before places (_recheck)
         self.rechecks_dropped = 0                      # plans whose places the last look stopped (status, bench)
+        self.cancel_in_flight = True                   # cancel by hash orders whose POST awaits its reply (race)
+        self.early_cancels = 0                         # ... sent (status, bench)
+        self.recancels = 0                             # ... missed, acked live, cancelled again at once
 
     # ------------------------------------------------------------------ journal helpers
     def _j(self, kind: str, payload: "dict[str, Any] | Callable[[], dict[str, Any]]",
