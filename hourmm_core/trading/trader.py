@@ -663,18 +663,24 @@ class Trader(RacePath):
         """Cancel venue orders of this market we do not manage (or believe final).
 
         Catches the rare order whose POST outcome stayed unknown but that did reach the
-        exchange. Runs under the cycle lock, when no POST of ours is in flight, so an order
-        being placed right now can never be mistaken for a stray.
+        exchange. The open-orders GET runs without the cycle lock (it takes 8-18 ms: a snapshot
+        arriving meanwhile is decided on at once); the comparison runs under it, i.e. once no
+        POST of ours is in flight, and every POST sent before it has been answered: an order the
+        GET saw has its id booked by then (ack, or the hash of an unknown outcome or of a cancel
+        before the ack), so an order being placed can never be mistaken for a stray. An order the
+        GET saw open that became final meanwhile is cancelled again (answered not_canceled).
         """
         m = self.core.market
         if self.executor is None or m is None:
             return []
+        try:
+            orders = await self.executor.open_orders(m.condition_id)  # type: ignore[call-arg]
+        except Exception as exc:  # noqa: BLE001
+            log.warning("Stray sweep: open orders failed: %s", exc)
+            return []
         async with self._cycle_lock:
-            try:
-                orders = await self.executor.open_orders(m.condition_id)  # type: ignore[call-arg]
-            except Exception as exc:  # noqa: BLE001
-                log.warning("Stray sweep: open orders failed: %s", exc)
-                return []
+            if self.core.market is not m:
+                return []     # the market rolled during the GET: the next sweep looks again
             strays = []
             for o in orders:
                 oid = str(o.get("id") or "")
