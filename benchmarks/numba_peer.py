@@ -35,6 +35,7 @@ LN2 = math.log(2.0)
 SQRT1_2 = math.sqrt(0.5)
 RING_CAP = 1 << 19          # > 300 001 distinct ms in the longest (5 min) window: never full
 RING_MASK = RING_CAP - 1
+TS_SENTINEL = np.iinfo(np.int64).max    # the batch history's empty slots: later than any tick
 WINDOWS = np.array([1_000, 10_000, 60_000, 300_000], dtype=np.int64)
 
 # int state slots
@@ -206,7 +207,12 @@ def _tick(ist, fst, vol, rts, rlp, out, ts, price, sample_ms, var_floor, p_min, 
 
 @njit(cache=False, nogil=True, error_model="numpy")
 def _batch(ts, px, halflives, alpha1, sample_ms, var_floor, p_min, sigma_index, hour_ms, sig_out, feat_out, p_out):
-    """The fused loop as a quant would write it for numba: all state in locals (registers), rings in arrays."""
+    """The fused loop as a quant would write it for numba: all state in locals (registers), the features'
+    history in arrays. Session 9: the history is a linear buffer of n + 4 slots (at most one entry per tick)
+    filled with TS_SENTINEL, and each window pointer advances by three branch-free probes then a while loop,
+    the layout the compiled core moved to (features.pxd); A/B in one process (load ~4.6, CPU time):
+    99 ns/tick against 118 with the old ring of RING_CAP (mask, tail tests) and 122 with the linear buffer
+    and a plain while loop, so the peer takes this fastest form."""
     n = ts.shape[0]
     k = halflives.shape[0]
     grid_ms = 1000
@@ -214,8 +220,8 @@ def _batch(ts, px, halflives, alpha1, sample_ms, var_floor, p_min, sigma_index, 
     num = np.zeros(k)
     wsum = np.zeros(k)
     sig = np.full(k, math.sqrt(var_floor))
-    rts = np.zeros(RING_CAP, dtype=np.int64)
-    rlp = np.zeros(RING_CAP)
+    rts = np.full(n + 4, TS_SENTINEL, dtype=np.int64)
+    rlp = np.zeros(n + 4)
     ptr = np.full(4, -1, dtype=np.int64)
     out = np.full(7, np.nan)
     # vol state
@@ -226,7 +232,6 @@ def _batch(ts, px, halflives, alpha1, sample_ms, var_floor, p_min, sigma_index, 
     last_price = 0.0
     anchor = 0.0
     # feature state
-    head = 0
     tail = 0
     f_started = False
     f_last_ts = 0
@@ -311,27 +316,24 @@ def _batch(ts, px, halflives, alpha1, sample_ms, var_floor, p_min, sigma_index, 
                 gnext = (b + 1) * grid_ms
             last_lp = lp
             if f_started and t == f_last_ts:
-                rlp[(tail - 1) & RING_MASK] = lp
+                rlp[tail - 1] = lp
             else:
-                rts[tail & RING_MASK] = t
-                rlp[tail & RING_MASK] = lp
+                rts[tail] = t
+                rlp[tail] = lp
                 tail += 1
             f_started = True
             f_last_ts = t
             for i in range(4):
                 target = t - WINDOWS[i]
                 pi = ptr[i]
-                if pi < head and rts[head & RING_MASK] <= target:
-                    pi = head
-                if pi >= head:
-                    while pi + 1 < tail and rts[(pi + 1) & RING_MASK] <= target:
-                        pi += 1
-                    ptr[i] = pi
-                    out[i] = lp - rlp[pi & RING_MASK]
+                pi += (rts[pi + 1] <= target) + (rts[pi + 2] <= target) + (rts[pi + 3] <= target)
+                while rts[pi + 1] <= target:
+                    pi += 1
+                ptr[i] = pi
+                if pi >= 0:
+                    out[i] = lp - rlp[pi]
                 else:
                     out[i] = np.nan
-            if ptr[3] > head:
-                head = ptr[3]
             out[4] = lp - open_lp
             out[5] = rv
             out[6] = 0.5 * math.pi * bv
