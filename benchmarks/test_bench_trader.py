@@ -63,6 +63,7 @@ def impl(which: str) -> Iterator[None]:
     swaps = [(strategy, "quote_ladder", R.quote_ladder), (strategy, "LadderSpec", R.LadderSpec),
              (risk_engine, "RiskChecker", R.RiskChecker), (decision, "quote_kernel", _ref_quote_kernel),
              (decision, "kernel_quotes", _ref_kernel_quotes), (order_manager, "plan_orders", R.plan_orders),
+             (order_manager, "prune_order", R.prune_order),
              (order_manager, "order_aggregates", R.order_aggregates), (decision, "QuoteCheck", R.QuoteCheck),
              (risk_engine, "QuoteCheck", R.QuoteCheck)]
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in swaps]

@@ -15,7 +15,7 @@ try:
                                          price_path_batch, student_t_cdf, SCALE_GRID, SCALE_C0, VMATH)
     from hourmm_core.quant.ladder import Ladder, LadderSpec, QuoteKernel, build_ladder, quote_ladder
     from hourmm_core.quant.risk import RiskChecker, check_order, check_portfolio
-    from hourmm_core.quant.plan import QuoteCheck, match_quotes, order_aggregates, plan_orders
+    from hourmm_core.quant.plan import QuoteCheck, match_quotes, order_aggregates, plan_orders, prune_order
 except ImportError as exc:  # pragma: no cover - exercised only on an unbuilt checkout
     raise ImportError(
         "hourmm_core.quant: the compiled extension is not built (" + str(exc) + "). Build it with "
@@ -25,5 +25,5 @@ except ImportError as exc:  # pragma: no cover - exercised only on an unbuilt ch
 __all__ = [
     "EwmaVol", "ewma_vol_batch", "ReturnFeatures", "return_features_batch", "FEATURE_NAMES",
     "digital_prob", "fair_prob_batch", "FairPricer", "MinutePricer", "minute_level_batch", "minute_path_batch", "minute_prob_batch", "minute_scale_batch", "SCALE_GRID", "SCALE_C0", "VMATH", "student_t_cdf", "price_path_batch", "TickPricer", "build_ladder", "Ladder", "LadderSpec", "QuoteKernel", "quote_ladder",
-    "match_quotes", "order_aggregates", "plan_orders", "QuoteCheck", "check_order", "check_portfolio", "RiskChecker", "RiskReason", "RiskMode", "Token", "Side",
+    "match_quotes", "order_aggregates", "plan_orders", "prune_order", "QuoteCheck", "check_order", "check_portfolio", "RiskChecker", "RiskReason", "RiskMode", "Token", "Side",
 ]

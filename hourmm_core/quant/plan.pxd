@@ -1,6 +1,7 @@
 # cython: language_level=3
 cpdef tuple match_quotes(list desired, list free, double price_tol, double size_tol)
 cpdef tuple order_aggregates(object orders, object final)
+cpdef list prune_order(object orders, object final, long keep)
 from hourmm_core.quant.risk cimport RiskLimits
 
 

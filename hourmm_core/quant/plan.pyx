@@ -23,6 +23,10 @@
   slots left (``max_open`` minus the working orders the plan keeps), the pre-trade check (a
   ``QuoteCheck`` is called without leaving C; any other callable is called) and the budget.
 
+* ``prune_order``: which final orders ``OrderManager.prune`` drops: the final ones (state in
+  ``final``) in the orders' order, stably sorted by ``updated_ms``, all but the last ``keep``
+  (nothing while at most ``keep`` are final).
+
 They read the fields of the Python ``Quote`` / ``Order`` objects (the interface of the order
 manager) and do the arithmetic in C doubles, in the order the plain-Python twin in
 ``reference/plan.py`` does it.
@@ -178,3 +182,19 @@ cpdef tuple plan_orders(list want, list working, object cancelling, double price
             slots -= 1
             actions.append(action("place", new_order(q, now_ms)))
     return actions, kept, rejected, dr, ds, unacked, n_cancel
+
+
+def _updated_ms(o):
+    return o.updated_ms
+
+
+cpdef list prune_order(object orders, object final, long keep):
+    cdef list fin = []
+    cdef object o
+    for o in orders:
+        if o.state in final:
+            fin.append(o)
+    if len(fin) <= keep:
+        return []
+    fin.sort(key=_updated_ms)
+    return fin[:len(fin) - keep]

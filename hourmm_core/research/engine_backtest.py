@@ -31,6 +31,7 @@ staleness is a property of the live feed, not of the price path.
 """
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import logging
@@ -140,7 +141,23 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
     """Trade one hour on simulated time and settle it; returns (row, inventory path).
 
     ``fast=False`` runs the reference path (the venue's agents without their exact
-    shortcuts); the results are identical (tests/unit/research/test_fast_path.py)."""
+    shortcuts); the results are identical (tests/unit/research/test_fast_path.py).
+
+    The cyclic garbage collector is paused for the hour (and restored, whatever happens): the
+    loop allocates ~10^5 short-lived objects an hour, none of them in reference cycles, so the
+    collector's generation-0 passes found nothing and cost ~5 % of the hour's CPU. Results do not
+    depend on it (refcounting frees everything as before; cycles wait for the next collection)."""
+    if not gc.isenabled():
+        return _run_hour(params, ts_ms, price, hour_start, first, last, sigma, fast)
+    gc.disable()
+    try:
+        return _run_hour(params, ts_ms, price, hour_start, first, last, sigma, fast)
+    finally:
+        gc.enable()
+
+
+def _run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_start: int,
+              first: int, last: int, sigma: np.ndarray, fast: bool) -> tuple[HourResult, dict[str, Any]]:
     models = params.models
     end = hour_start + HOUR_MS
     hour_idx = hour_start // HOUR_MS
@@ -272,13 +289,17 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
                 failed.append(om.on_cancel_failed(o.order_id, why, t))
         send_places(places, failed, t)
 
+    heap = q._heap                        # the due-time queue's heap: its head read in place (hot loop)
+    pop_run = q.pop_run
+    next_flow = flow.next_event_ms
+
     def run_events(t_end: int) -> None:
         """Our due events and the flow's sub-second events in (.., t_end], in time order
         (ours first on a tie); the flow sees the book right after our orders landed."""
         while True:
-            ta, tf = q.next_due(), flow.next_event_ms()
+            ta, tf = heap[0][0] if heap else None, next_flow()
             if ta is not None and ta <= t_end and (tf is None or ta <= tf):
-                due, venue = q.pop_run()
+                due, venue = pop_run()
                 if venue:
                     flow.react(due, mkts)
             elif tf is not None and tf <= t_end:
@@ -288,45 +309,65 @@ def run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour_
                 return
 
     def run_ours(t_end: int) -> None:
-        while (ta := q.next_due()) is not None and ta <= t_end:
-            due, venue = q.pop_run()
+        while heap and heap[0][0] <= t_end:
+            due, venue = pop_run()
             if venue:
                 flow.react(due, mkts)
 
     mkts = [market]
     fair_l, unc_l = fair.tolist(), unc.tolist()   # the same floats as float(fair[i]), without numpy scalars
+    decide = core.decide
+    best_pair = ex.best_pair
+    tops: dict[tuple, BookTop] = {}
+    flow_step, flow_react = flow.step, flow.react
+    prune = om.prune
+    decisions = path["decisions"].append
+    p_ts, p_up, p_dn, p_fair = (path["ts_ms"].append, path["pos_up"].append, path["pos_down"].append,
+                                path["fair_up"].append)
     for i, t in enumerate(grid.tolist()):
         run_events(t - 1)
-        flow.step(t, mkts)
+        flow_step(t, mkts)
         collect_maker_fills(t)
-        run_ours(t)                   # e.g. those fills reaching the trader (zero response latency)
-        flow.react(t, mkts)       # zero-delay view of the price at t
+        if heap and heap[0][0] <= t:
+            run_ours(t)               # e.g. those fills reaching the trader (zero response latency)
+        flow_react(t, mkts)           # zero-delay view of the price at t
         fi = fair_l[i]                # NaN where container A publishes fair_up null (no open yet)
         if fast:
-            (ub, ua), (db, da) = ex.best_pair(market)
-            up_top, dn_top = BookTop(ub, ua), BookTop(db, da)
+            up_key, dn_key = best_pair(market)
+            up_top = tops.get(up_key)     # BookTop is immutable: one object per (bid, ask) seen
+            if up_top is None:
+                up_top = tops[up_key] = BookTop(*up_key)
+            dn_top = tops.get(dn_key)
+            if dn_top is None:
+                dn_top = tops[dn_key] = BookTop(*dn_key)
         else:
             up_top, dn_top = book(up_id), book(dn_id)
-        d = core.decide(t, fi if fi == fi else None, unc_l[i] if fi == fi else None, True, up_top, dn_top)
-        cancels = [a.order for a in d.actions if a.kind == "cancel" and a.order.order_id]
-        places = [a.order for a in d.actions if a.kind == "place"]
-        mg = float(getattr(d, "merge", 0.0) or 0.0)
-        if d.actions:
-            path["decisions"].append((t, tuple((a.kind, a.order.token, a.order.side, a.order.price, a.order.size)
-                                               for a in d.actions)))
-        if mg > 0:
+        d = decide(t, fi if fi == fi else None, unc_l[i] if fi == fi else None, True, up_top, dn_top)
+        actions = d.actions
+        mg = d.merge
+        if actions:
+            decisions((t, tuple((a.kind, a.order.token, a.order.side, a.order.price, a.order.size)
+                                for a in actions)))
+            cancels = [a.order for a in actions if a.kind == "cancel" and a.order.order_id]
+            places = [a.order for a in actions if a.kind == "place"]
+            if mg > 0:
+                send_merge(mg, t)
+            if cancels:
+                send_cancels(cancels, places, t)
+            else:
+                send_places(places, [], t)
+        elif mg > 0:
             send_merge(mg, t)
-        if cancels:
-            send_cancels(cancels, places, t)
-        else:
-            send_places(places, [], t)
         run_events(t)
-        counters["risk_rejects"] += len(d.plan.rejected) if d.plan is not None else 0
-        om.prune(keep_final=5)  # bounded memory, as a long-running trader must
-        path["ts_ms"].append(t)
-        path["pos_up"].append(led.pos[UP])
-        path["pos_down"].append(led.pos[DOWN])
-        path["fair_up"].append(fi)
+        plan = d.plan
+        if plan is not None and plan.rejected:
+            counters["risk_rejects"] += len(plan.rejected)
+        prune(keep_final=5)  # bounded memory, as a long-running trader must
+        pos = led.pos                 # (a merge replaces the ledger's list)
+        p_ts(t)
+        p_up(pos[UP])
+        p_dn(pos[DOWN])
+        p_fair(fi)
 
     run_events(end - 1)  # answers due after the close are moot: the market is over
     open_px, close_px = float(price[first]), float(price[last])

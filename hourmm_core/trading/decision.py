@@ -106,7 +106,7 @@ class MarketRef:
         return None
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision:
     """Result of one pass (journaled by the trader)."""
 
@@ -150,6 +150,8 @@ class DecisionCore:
         self._fair_hist: deque[tuple[int, float]] = deque()
         self._pull = 0
         self._pull_until = 0
+        # (params, limits, market, QuoteKernel, RiskChecker) of the last pass: see decide()
+        self._bound: list = [None, None, None, None, None]
 
     # ---- market -----------------------------------------------------------------------
     def set_market(self, market: MarketRef | None, keep_orders: bool = False) -> None:
@@ -177,24 +179,24 @@ class DecisionCore:
         ``places=False``: the same pass, but the plan holds only its cancels (the orders this
         snapshot endangers); the trader's cancel fast path, while another pass is in flight."""
         self.fair_up, self.fair_unc, self.fresh = fair_up, fair_unc or 0.0, fresh
-        d = Decision(now_ms, [])
-        d.phase_change = self.session.update(now_ms)
+        phase_change = self.session.update(now_ms)
         risk = self.risk
         om = self.om
         opn, bu, bd, su, sd, notional = om.aggregates()   # one pass over the orders (hot path)
-        reserved = om.cost[UP] + om.cost[DOWN] + notional
-        for ch in (risk.on_snapshot_stale(not fresh, now_ms),
-                   risk.on_portfolio(om.yes_tokens, om.no_tokens, reserved, now_ms)):
-            if ch is not None:
-                d.mode_changes.append(ch)
-        mode = risk.mode
+        cost = om.cost
+        held_cost = cost[UP] + cost[DOWN]
+        reserved = held_cost + notional
+        yes, no = om.yes_tokens, om.no_tokens
+        ch_stale = risk.on_snapshot_stale(not fresh, now_ms)
+        ch_limits = risk.on_portfolio(yes, no, reserved, now_ms)
+        mode_changes = [] if ch_stale is None and ch_limits is None else \
+            [ch for ch in (ch_stale, ch_limits) if ch is not None]
+        mode = risk._effective       # == risk.mode: on_portfolio has just brought it up to date
         phase = self.session.phase
         m = self.market
         if (m is None or mode is _HALT or phase not in _MAY_TRADE or not self.quoting_enabled
                 or not risk.health.user_ws):  # no quoting while our fills would be invisible
-            d.actions = self.om.cancel_all_actions()
-            d.cancel_all = True
-            return d
+            return Decision(now_ms, om.cancel_all_actions(), [], phase_change, mode_changes, None, True)
         prm = self.params
         # fast move: pull the side it made stale for pull_hold_ms (fresh fair values only)
         if fresh and fair_up is not None:
@@ -206,42 +208,45 @@ class DecisionCore:
         if now_ms >= self._pull_until:
             self._pull = 0
         # merge Up+Down pairs not reserved by resting sells; quote on what is left after it
-        yes, no = om.yes_tokens, om.no_tokens
-        d.merge = merge = merge_size(yes - su, no - sd, prm)   # su/sd == om.open_size(UP|DOWN, SELL)
-        held_cost = om.cost[UP] + om.cost[DOWN]
-        sched = self.session.schedule
-        end_ms = m.end_ms
+        merge = merge_size(yes - su, no - sd, prm)   # su/sd == om.open_size(UP|DOWN, SELL)
         lim = risk.limits
+        bound = self._bound
+        if bound[0] is not prm or bound[1] is not lim or bound[2] is not m:
+            # the pre-trade limits and the ladder kernel (built on first use), bound once per
+            # (params, limits, market): all three are frozen, so a change of any is a new object
+            bound = self._bound = [prm, lim, m, None, _checker(lim, prm.price_band, m.tick_size, m.min_size)]
         if ((mode is _NORMAL or mode is _REDUCE_ONLY) and (phase is _ACTIVE or phase is _WIND_DOWN)
                 and fresh and fair_up is not None and up is not None and down is not None and not self.paused):
             # the common case: desired_quotes' ladder branch, compiled whole (same floats)
             wind = phase is _WIND_DOWN
-            quotes = kernel_quotes(quote_kernel(prm, lim, m.tick_size, m.min_size), fair_up, self.fair_unc,
-                                   yes - merge, no - merge, up, wind,
-                                   sched.wind_progress(now_ms, end_ms) if wind else 0.0,
+            end_ms = m.end_ms
+            kernel = bound[3]
+            if kernel is None:
+                kernel = bound[3] = quote_kernel(prm, lim, m.tick_size, m.min_size)
+            quotes = kernel_quotes(kernel, fair_up, self.fair_unc, yes - merge, no - merge, up, wind,
+                                   self.session.schedule.wind_progress(now_ms, end_ms) if wind else 0.0,
                                    float(end_ms - now_ms), held_cost, self._pull, mode is _REDUCE_ONLY)
         else:
+            sched = self.session.schedule
+            end_ms = m.end_ms
             state = MarketState(fair_up, self.fair_unc, fresh, yes - merge, no - merge,
                                 up, down, phase, mode, sched.wind_progress(now_ms, end_ms),
                                 m.tick_size, m.min_size, self.paused, held_cost,
                                 sched.flatten_progress(now_ms, end_ms), float(end_ms - now_ms), self._pull)
             quotes = desired_quotes(state, prm, lim)
-        d.quotes = quotes
         self.last_quotes = quotes
         # open orders the plan keeps count against the limit; the manager frees cancelled slots.
         # The pre-trade check of every quote the plan places, compiled (risk_engine.check_quote's rule)
-        unwind = phase is _FLATTEN_P or mode is _FLATTEN_M
-        check = QuoteCheck(_checker(lim, prm.price_band, m.tick_size, m.min_size), _LEVEL[mode],
-                           _NAN if fair_up is None else fair_up, unwind, 0 if fresh else _STALE_AGE_MS,
+        check = QuoteCheck(bound[4], _LEVEL[mode], _NAN if fair_up is None else fair_up,
+                           phase is _FLATTEN_P or mode is _FLATTEN_M, 0 if fresh else _STALE_AGE_MS,
                            yes, no, bu, bd, su, sd, reserved, 0)
-        d.plan = plan = om.plan(quotes, now_ms, lim.max_open_orders, check, places, working=opn)
+        plan = om.plan(quotes, now_ms, lim.max_open_orders, check, places, working=opn)
         if plan.rejected:
             rejects = self.rejects
             for _q, code in plan.rejected:
                 name = Reason(code).name
                 rejects[name] = rejects.get(name, 0) + 1
-        d.actions = plan.actions
-        return d
+        return Decision(now_ms, plan.actions, quotes, phase_change, mode_changes, plan, False, merge)
 
     def _pull_reference(self, now_ms: int, window_ms: int) -> float | None:
         """The fair the fast-move check compares with: that of the latest fresh decision at

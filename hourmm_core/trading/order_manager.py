@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Iterable, Sequence
 
-from hourmm_core.quant.plan import order_aggregates, plan_orders
+from hourmm_core.quant.plan import order_aggregates, plan_orders, prune_order
 from hourmm_core.trading.types import BUY, DOWN, SELL, SIDE_NAMES, TOKEN_NAMES, UP, Fill, Quote
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,11 @@ class TokenBucket:
             self.last_ms = now_ms
 
     def available(self, now_ms: int) -> int:
-        self._refill(now_ms)
+        last = self.last_ms                 # _refill, inlined (the plan's hot path)
+        if last is None or now_ms > last:
+            if last is not None:
+                self.tokens = min(self.burst, self.tokens + (now_ms - last) * self.rate / 1000.0)
+            self.last_ms = now_ms
         return int(self.tokens)
 
     def spend(self, now_ms: int, k: int) -> None:
@@ -495,11 +499,8 @@ class OrderManager:
 
     def prune(self, keep_final: int = 200) -> None:
         """Drop the oldest final orders so memory stays bounded over a long hour."""
-        final = [o for o in self.orders.values() if o.state in _FINAL]
-        if len(final) <= keep_final:
-            return
-        final.sort(key=lambda o: o.updated_ms)
-        for o in final[: len(final) - keep_final]:
+        # the oldest final ones (stable sort by updated_ms), all but keep_final (compiled scan)
+        for o in prune_order(self.orders.values(), _FINAL, keep_final):
             self.orders.pop(o.client_id, None)
             if o.order_id:
                 self.by_exchange_id.pop(o.order_id, None)

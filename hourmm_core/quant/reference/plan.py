@@ -117,3 +117,11 @@ def plan_orders(want: list, working: list, cancelling: Any, price_tol: float, si
             slots -= 1
             actions.append(action("place", new_order(q, now_ms)))
     return actions, kept, rejected, dr, ds, unacked, n_cancel
+
+
+def prune_order(orders: Iterable[Any], final: Any, keep: int) -> list:
+    fin = [o for o in orders if o.state in final]
+    if len(fin) <= keep:
+        return []
+    fin.sort(key=lambda o: o.updated_ms)
+    return fin[: len(fin) - keep]

@@ -85,6 +85,7 @@ from collections import deque
 from typing import Any, Iterable
 
 from hourmm_core.fees import NO_FEES, PRICE_SCALE, SIZE_SCALE, USDC_SCALE, FeeSchedule, taker_fee_units
+from hourmm_core.sim.polymarket.booktop import top_pair
 from hourmm_core.sim.polymarket.orders import (  # noqa: F401 - re-exported: the engine's public names
     BUY,
     ERR_BALANCE,
@@ -104,24 +105,14 @@ from hourmm_core.sim.polymarket.orders import (  # noqa: F401 - re-exported: the
     Market,
     Order,
     PlaceResult,
+    _buy_covered,
     _fmt,
     price_to_units,
     sim_id_ref,
     size_to_units,
 )
+from hourmm_core.sim.polymarket.placecore import place_fast
 from hourmm_core.sim.polymarket.wire import id_head, order_id, trade_id, tx_hash
-
-
-def _buy_covered(free_u: int, pu: int, su: int, fee: FeeSchedule) -> bool:
-    """Whether ``free_u`` USDC units cover a BUY of ``su`` at ``pu`` plus its worst-case taker fee.
-
-    The fee curve peaks at p = 0.5 and rises on [0, 0.5], so the worst case is at min(p, 0.5). It is
-    at most rate (<= 1) * shares = ``su`` * 10_000 micro-units: an account with that much to spare
-    passes without the fee being computed (the hot path of the background agents' orders)."""
-    need = pu * su
-    if free_u >= need + su * (USDC_SCALE // SIZE_SCALE):
-        return True
-    return free_u >= need + taker_fee_units(pu if pu < PRICE_SCALE // 2 else PRICE_SCALE // 2, su, fee)
 
 
 class Exchange:
@@ -156,6 +147,8 @@ class Exchange:
         # owner -> count of changes to its resting orders (rested, removed, filled): lets an agent
         # know its book presence is exactly as it left it without re-reading every order
         self.book_version: dict[str, int] = {}
+        # place() through the compiled placecore.place_fast when nobody listens (False: the reference only)
+        self.compiled_place = True
 
     # ------------------------------------------------------------------ setup
     def add_listener(self, fn: Listener) -> None:
@@ -285,6 +278,7 @@ class Exchange:
         return {"bids": b, "asks": a}
 
     def _top(self, m: Market, bid: bool) -> int | None:
+        """Best Up-terms price of one side with size left (reference twin of the compiled booktop.top)."""
         prices = m.bid_prices if bid else m.ask_prices
         book = m.bids if bid else m.asks
         orders = self.orders
@@ -300,7 +294,7 @@ class Exchange:
         m = self.token_market.get(token_id)
         if m is None:
             m = self.market_of(token_id)
-        b, a = self._top(m, True), self._top(m, False)
+        b, a = top_pair(self.orders, m)     # compiled (booktop.pyx); _top is its reference twin
         if token_id != m.up_token:
             b, a = (None if a is None else PRICE_SCALE - a), (None if b is None else PRICE_SCALE - b)
         return (None if b is None else b / PRICE_SCALE, None if a is None else a / PRICE_SCALE)
@@ -308,7 +302,7 @@ class Exchange:
     def best_pair(self, m: Market) -> tuple[tuple[float | None, float | None], tuple[float | None, float | None]]:
         """``(best(m.up_token), best(m.down_token))`` from one walk of the Up book (the Down book
         is its mirror): the same numbers, half the work."""
-        b, a = self._top(m, True), self._top(m, False)
+        b, a = top_pair(self.orders, m)
         up = (None if b is None else b / PRICE_SCALE, None if a is None else a / PRICE_SCALE)
         dn = (None if a is None else (PRICE_SCALE - a) / PRICE_SCALE, None if b is None else (PRICE_SCALE - b) / PRICE_SCALE)
         return up, dn
@@ -402,8 +396,20 @@ class Exchange:
         """Validate, match (price-time, maker price) and rest the remainder per ``order_type``.
 
         Never raises for a bad order: the reason is in ``error_msg`` (the REST layer
-        returns it as ``errorMsg`` with ``success: false``).
+        returns it as ``errorMsg`` with ``success: false``). In-process (no listeners, no given id,
+        ``compiled_place``) the compiled twin :func:`placecore.place_fast` takes the usual orders;
+        :meth:`_place_ref` is the reference (and the path of everything unusual).
         """
+        if order_id is None and self.compiled_place and not self._listeners:
+            r = place_fast(self, owner, token_id, side, price, size, order_type, post_only, expiration_ms, now_ms)
+            if r is not None:
+                return r
+        return self._place_ref(owner, token_id, side, price, size, order_type, post_only, expiration_ms, now_ms,
+                               order_id)
+
+    def _place_ref(self, owner: str, token_id: str, side: str, price: float, size: float, order_type: str,
+                   post_only: bool, expiration_ms: int, now_ms: int, order_id: str | None) -> PlaceResult:
+        """:meth:`place` in plain Python (the reference twin of :func:`placecore.place_fast`)."""
         if self._gtd and self._gtd[0][0] <= now_ms:
             self.advance(now_ms)
         oid = order_id if order_id else self._new_id("order")

@@ -36,11 +36,10 @@ checks and the tests read the same dicts, deques and ``Order`` objects). Wheneve
 path's preconditions do not hold (listeners attached, unusual numbers) the engine's own method
 is called instead, before any draw, so the result is the same either way.
 """
-from bisect import insort
-from collections import deque
 
 from libc.math cimport exp, fabs, floor, log, rint
 
+from hourmm_core.sim.polymarket.booktop cimport any_left, rest, top
 from hourmm_core.sim.polymarket.fairpath cimport FairPath
 from hourmm_core.sim.polymarket.wire cimport _id_hex
 
@@ -162,15 +161,6 @@ cdef bint _cancel(object ex, str owner, object o, long long now_ms) except -1:
     return True
 
 
-cdef bint _any_left(dict orders, object q) except -1:
-    """Whether any order of the level queue ``q`` (ids) has size left (what crosses)."""
-    for oid in q:
-        mo = orders[oid]
-        if mo.size_u - mo.filled_u > 0:
-            return True
-    return False
-
-
 cdef int _op_done(object ex) except -1:
     """What ``Exchange.place`` resets before returning when nobody listens: the order updates and the
     touched levels of the operation (usually already empty)."""
@@ -244,7 +234,7 @@ cdef object _place(object ex, object m, str owner, object tok, object price, obj
         for p in m.ask_prices:
             if p > limit_b:
                 break
-            if _any_left(orders, asks[p]):
+            if any_left(orders, asks[p]):
                 return None
         book, prices = m.bids, m.bid_prices
     else:      # BUY Down = an ask in the Up book at 1 - pu: crosses any bid at or above
@@ -253,7 +243,7 @@ cdef object _place(object ex, object m, str owner, object tok, object price, obj
         for p in reversed(m.bid_prices):
             if p < limit_b:
                 break
-            if _any_left(orders, bids[p]):
+            if any_left(orders, bids[p]):
                 return None
         book, prices = m.asks, m.ask_prices
     oid = "0x" + _id_hex(ex._order_head, id_seq, id_draw)
@@ -263,17 +253,7 @@ cdef object _place(object ex, object m, str owner, object tok, object price, obj
               True, 0, now_ms, id_seq + 1, res_usdc_u=pu * su, is_up=up)
     orders[oid] = o
     a.usdc_res_u += pu * su
-    q = book.get(limit_b)
-    if q is None:
-        q = book[limit_b] = deque()
-        insort(prices, limit_b)
-    q.append(oid)
-    live = ex._live.get(owner)
-    if live is None:
-        live = ex._live[owner] = {}
-    live[oid] = o
-    bv = ex.book_version
-    bv[owner] = bv.get(owner, 0) + 1
+    rest(ex, book, prices, limit_b, oid, o, owner)
     _op_done(ex)
     return o
 
@@ -420,30 +400,14 @@ cdef class TouchMakers:
 
 
 # ---------------------------------------------------------------------------- takers
-cdef object _top(dict orders, object m, bint bid):
-    """``Exchange._top``: the best Up-terms price of one side with size left, or None."""
-    cdef long long p
-    if bid:
-        book = m.bids
-        for p in reversed(m.bid_prices):
-            if _any_left(orders, book[p]):
-                return p
-    else:
-        book = m.asks
-        for p in m.ask_prices:
-            if _any_left(orders, book[p]):
-                return p
-    return None
-
-
 cdef object _best_ask(dict orders, object m, bint up):
     """``Exchange.best(token)[1]``: the best ask of the Up token (``up``) or of the Down token
     (1 - the Up book's best bid), as the same float, or None."""
     cdef object p
     if up:
-        p = _top(orders, m, False)
+        p = top(orders, m, False)
         return None if p is None else (<long long> p) / <double> PRICE_SCALE
-    p = _top(orders, m, True)
+    p = top(orders, m, True)
     return None if p is None else (PRICE_SCALE - <long long> p) / <double> PRICE_SCALE
 
 
@@ -774,7 +738,7 @@ cdef bint _crossable_any(dict orders, dict book, list prices, bint asks, long lo
         p = prices[i] if asks else prices[n - 1 - i]
         if (p > limit_b) if asks else (p < limit_b):
             return False
-        if _any_left(orders, book[p]):      # remaining_u summed up to cap 1: any > 0 reaches it
+        if any_left(orders, book[p]):      # remaining_u summed up to cap 1: any > 0 reaches it
             return True
     return False
 

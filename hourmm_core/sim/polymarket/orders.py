@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from hourmm_core.fees import NO_FEES, PRICE_SCALE, SIZE_SCALE, USDC_SCALE, FeeSchedule
+from hourmm_core.fees import NO_FEES, PRICE_SCALE, SIZE_SCALE, USDC_SCALE, FeeSchedule, taker_fee_units
 from hourmm_core.sim.polymarket.wire import fmt_decimal
 
 # price units per 1.0, size units per share, USDC micro-units per 1 USDC: shared with the fee
@@ -65,6 +65,18 @@ def size_to_units(size: float) -> int:
     if not isinstance(size, (int, float)) or isinstance(size, bool) or size != size:
         raise EngineError(f"invalid size {size!r}")
     return int(float(size) * SIZE_SCALE + 1e-7)
+
+
+def _buy_covered(free_u: int, pu: int, su: int, fee: FeeSchedule) -> bool:
+    """Whether ``free_u`` USDC units cover a BUY of ``su`` at ``pu`` plus its worst-case taker fee.
+
+    The fee curve peaks at p = 0.5 and rises on [0, 0.5], so the worst case is at min(p, 0.5). It is
+    at most rate (<= 1) * shares = ``su`` * 10_000 micro-units: an account with that much to spare
+    passes without the fee being computed (the hot path of the background agents' orders)."""
+    need = pu * su
+    if free_u >= need + su * (USDC_SCALE // SIZE_SCALE):
+        return True
+    return free_u >= need + taker_fee_units(pu if pu < PRICE_SCALE // 2 else PRICE_SCALE // 2, su, fee)
 
 
 @dataclass

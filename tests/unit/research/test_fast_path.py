@@ -214,3 +214,30 @@ if __name__ == "__main__":   # write the pin with whatever code is on PYTHONPATH
            "source": t.source, "config": CONFIG, "hours": [fingerprint(h, p) for h, p in zip(r.hours, r.paths)]}
     PINNED.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {PINNED}: {len(out['hours'])} hours, pnl {sum(h['pnl'] for h in out['hours']):.2f}")
+
+
+def test_run_hour_pauses_the_gc_and_always_restores_it(monkeypatch):
+    """run_hour pauses the cyclic GC for the hour only: it is back on afterwards, also when the hour
+    fails, and left off when the caller had it off."""
+    import gc
+
+    seen = []
+
+    def fake(*a):
+        seen.append(gc.isenabled())
+        if a[-1] == "boom":
+            raise RuntimeError("boom")
+        return "row", {}
+
+    monkeypatch.setattr(eb, "_run_hour", fake)
+    assert gc.isenabled()
+    assert eb.run_hour(None, None, None, 0, 0, 0, None, True) == ("row", {})
+    with pytest.raises(RuntimeError):
+        eb.run_hour(None, None, None, 0, 0, 0, None, "boom")
+    assert gc.isenabled() and seen == [False, False]
+    gc.disable()
+    try:
+        eb.run_hour(None, None, None, 0, 0, 0, None, True)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from hourmm_core import quant as q
 from hourmm_core.quant import reference as R
-from hourmm_core.trading.order_manager import _CANCELLING, Action, Order, OrderManager, OrderState
+from hourmm_core.trading.order_manager import _CANCELLING, _FINAL, Action, Order, OrderManager, OrderState
 from hourmm_core.trading.risk_engine import Exposure, Limits, Mode, check_quote
 from hourmm_core.trading.types import Quote
 
@@ -128,3 +128,20 @@ def test_check_quote_keeps_exposure_as_before():
     assert (ex.open_sell_up, ex.open_orders) == (6.0, 1)
     assert check_quote(Quote(1, 0, 0.5, 5.0), Mode.NORMAL, lim, ex, 0.5, True, 0.15) == 0
     assert (ex.open_buy_down, ex.reserved_capital, ex.open_orders) == (5.0, 2.5, 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(list(OrderState)), st.sampled_from([0, 5, 5, 9, 100])), max_size=14),
+       st.integers(0, 6))
+def test_prune_order_compiled_equals_reference(spec, keep):
+    """Which final orders prune drops: the oldest by updated_ms (ties: the orders' order), all but ``keep``."""
+    book = []
+    for i, (state, ms) in enumerate(spec):
+        o = Order(f"c{i}", 0, 0, 0.5, 5.0, False, 0, state=state)
+        o.updated_ms = ms
+        book.append(o)
+    a = q.prune_order(iter(book), _FINAL, keep)
+    assert [id(x) for x in a] == [id(x) for x in R.prune_order(iter(book), _FINAL, keep)]
+    n_final = sum(o.state in _FINAL for o in book)
+    assert len(a) == max(0, n_final - keep) and all(o.state in _FINAL for o in a)
+    assert [o.updated_ms for o in a] == sorted(o.updated_ms for o in a)

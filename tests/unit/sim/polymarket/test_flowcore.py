@@ -58,6 +58,7 @@ def _pair(path: PricePath, seed: int, cfg: AgentConfig | None, listener: bool = 
         m = ex.list_market("c", "U", "D", H, H + HOUR_MS, tick_size=0.01, min_size=5.0)
         ex.deposit("me", 50_000.0)
         ex.deposit("poor", 40.0)
+        ex.compiled_place = fast      # the reference engine places through Exchange._place_ref only
         if listener:
             ex.add_listener(lambda ev: None)
         ag = BackgroundAgents(ex, path, seed=seed, config=cfg, targets=("me",), fast=fast)
@@ -105,6 +106,7 @@ def test_compiled_flow_equals_python_reference(path, seed, cfg, listener):
     (ex0, m0, ag0), (ex1, m1, ag1) = pair
     assert ag1._touch is None and (isinstance(ag0._touch, TouchMakers) or ag0.cfg.maker_style == "legacy")
     steps = 0
+    tops_seen: set = set()
     # the makers' first quotes before the open, then 25 minutes of the hour and its last 40 seconds
     times = [H - 1] + list(range(H, H + 25 * 60_000, 1000)) + list(range(H + HOUR_MS - 40_000, H + HOUR_MS, 1000))
     for t in times:
@@ -112,6 +114,11 @@ def test_compiled_flow_equals_python_reference(path, seed, cfg, listener):
         ag1.step(t, [m1])
         for _ in range(rng.choice((0, 0, 1, 2))):
             _interfere(rng, pair, t)
+        for ex, m in ((ex0, m0), (ex1, m1)):     # the compiled book top (booktop.pyx) vs Exchange._top
+            top = (ex._top(m, True), ex._top(m, False))
+            want = tuple(None if p is None else p / 10_000 for p in top)
+            assert ex.best_pair(m)[0] == want == ex.best("U")
+            tops_seen.add(top)
         steps += 1
         if steps % 50 == 0:
             assert _state(ex0) == _state(ex1)
@@ -123,6 +130,7 @@ def test_compiled_flow_equals_python_reference(path, seed, cfg, listener):
     s = ag0.stats
     assert s.maker_quotes > 300 and s.noise_trades > 10 and s.informed_trades > 0 and ag0.sniper.shots > 0
     assert any(o.owner == "me" and o.filled_u > 0 for o in ex0.orders.values())
+    assert len(tops_seen) > 20
     if ag0._touch is not None:
         assert s.maker_rejects > 0
         assert sum(1 for o in ex0.orders.values() if o.owner.startswith("agent-maker") and o.status == "CANCELED") > 50
