@@ -136,17 +136,14 @@ class TokenBucket:
         self.last_ms: int | None = None
 
     def _refill(self, now_ms: int) -> None:
-        if self.last_ms is not None and now_ms > self.last_ms:
-            self.tokens = min(self.burst, self.tokens + (now_ms - self.last_ms) * self.rate / 1000.0)
-        if self.last_ms is None or now_ms > self.last_ms:
-            self.last_ms = now_ms
-
-    def available(self, now_ms: int) -> int:
-        last = self.last_ms                 # _refill, inlined (the plan's hot path)
+        last = self.last_ms
         if last is None or now_ms > last:
             if last is not None:
                 self.tokens = min(self.burst, self.tokens + (now_ms - last) * self.rate / 1000.0)
             self.last_ms = now_ms
+
+    def available(self, now_ms: int) -> int:
+        self._refill(now_ms)
         return int(self.tokens)
 
     def spend(self, now_ms: int, k: int) -> None:

@@ -167,12 +167,7 @@ class RiskEngine:
         return op
 
     def _changed(self, reason: str, ts_ms: int) -> ModeChange | None:
-        if self.halt_reason:            # == self.mode, inlined (called on every decision pass)
-            new = _HALT
-        else:
-            new = self.operator_mode
-            if new is _NORMAL and (self.health.binance_stale or self.breach):
-                new = _REDUCE_ONLY
+        new = self.mode
         if new is self._effective:
             return None
         ch = ModeChange(self._effective, new, reason, ts_ms)
