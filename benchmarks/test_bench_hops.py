@@ -84,7 +84,8 @@ HOPS = ("frame->priced", "priced->pushed", "pushed->recv", "recv->decided", "rec
         "decided->order_sent", "decided->order_sent cpu", "order_sent->order", "decided->order",
         "frame->cancel_sent", "frame->cancel", "frame->order_sent", "frame->order",
         "frame->cancel first pass", "frame->order first pass",
-        "frame->cancel locked at recv", "frame->order locked at recv")
+        "frame->cancel locked at recv", "frame->order locked at recv",
+        "decided->cancel_sent runqueue", "decided->order_sent runqueue", "frame->endangered off book")
 # the second of two close half-jumps (test_close_double_moves): its own rows, from its own frame
 SECOND_HOPS = ("2nd: frame->pushed", "2nd: pushed->recv", "2nd: frame->cancel_sent", "2nd: frame->cancel",
                "2nd: frame->order_sent", "2nd: frame->order")
@@ -120,7 +121,7 @@ def _stamp_wire(ex: Any, sent: list[tuple[int, str]]) -> Any:
     if wire is not None and hasattr(wire, "on_sent"):
         def on_sent(method: str, path: str) -> None:
             t = time.perf_counter_ns()
-            sent.append((t, "cancel" if method == "DELETE" else "order", time.thread_time_ns()))
+            sent.append((t, "cancel" if method == "DELETE" else "order", time.thread_time_ns(), _run_delay_ns()))
         prev = wire.on_sent
         wire.on_sent = on_sent
         return lambda: setattr(wire, "on_sent", prev)
@@ -137,14 +138,14 @@ def _stamp_wire(ex: Any, sent: list[tuple[int, str]]) -> Any:
         ow(self, chunk)
         k = kind(chunk)
         if k:
-            sent.append((time.perf_counter_ns(), k, None))
+            sent.append((time.perf_counter_ns(), k, None, None))
 
     def _writelines(self, chunks):
         chunks = list(chunks)
         owl(self, chunks)
         k = kind(chunks[0]) if chunks else None
         if k:
-            sent.append((time.perf_counter_ns(), k, None))
+            sent.append((time.perf_counter_ns(), k, None, None))
     W._write, W._writelines = _write, _writelines
 
     def undo() -> None:
@@ -234,7 +235,7 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
             # or being posted (SENT: about to rest, a taker's target as soon as it does)
             # a tuple of tuples of numbers: the collector untracks it, so the bench's own stamps do not
             # grow the trader's GC work over the run (lists would be scanned by every full collection)
-            resting = tuple((o.token, o.side, o.price) for o in om.orders.values()
+            resting = tuple((o.token, o.side, o.price, o.order_id or o.local_id) for o in om.orders.values()
                             if (o.order_id or o.state.value == "SENT") and not o.state.final
                             and o.state.value != "CANCELLING")
             cpu_in, rq_in = time.thread_time_ns(), _run_delay_ns()
@@ -248,7 +249,8 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
             # places=False: the trader's cancel fast path (a pass was in flight); its replacement
             # orders come from the next full pass
             ev["decided"].append((time.perf_counter_ns(), fair, resting, n_c, n_p,
-                                  kw.get("places", True), t_in, time.thread_time_ns(), cpu_in, rq_in))
+                                  kw.get("places", True), t_in, time.thread_time_ns(), cpu_in, rq_in,
+                                  _run_delay_ns()))
             return d
         tr.core.decide = decide
         if fast_ab:
@@ -366,15 +368,42 @@ def _first(xs, lo, hi, key=lambda x: x):
 def endangered(resting: list[tuple[int, int, float]], fair_up: float | None) -> int:
     """Resting quotes on the wrong side of the new fair value (a taker gains by hitting them):
     a buy priced at or above the token's fair value, a sell at or below it."""
-    from hourmm_core.trading.types import BUY, UP
 
     if fair_up is None:
         return 0
-    n = 0
-    for tok, side, px in resting:
+    return len(endangered_ids(resting, fair_up))
+
+
+def endangered_ids(resting: list[tuple], fair_up: float | None) -> list[str | None]:
+    """The venue ids (or signed hashes, for an order being posted) of the quotes :func:`endangered`
+    counts (None for one posted without a known hash)."""
+    from hourmm_core.trading.types import BUY, UP
+
+    if fair_up is None:
+        return []
+    out = []
+    for tok, side, px, *oid in resting:
         f = fair_up if tok == UP else 1.0 - fair_up
-        n += (px >= f) if side == BUY else (px <= f)
-    return n
+        if (px >= f) if side == BUY else (px <= f):
+            out.append(oid[0] if oid else None)
+    return out
+
+
+def book_exits(book: list[tuple[int, str, str, str]]) -> dict[str, tuple[int, int | None, str]]:
+    """From the venue's order events (hops_procs.venue): order id -> (placed on the book, left it
+    or None, how: "cancelled" / "matched"), perf_counter_ns. An order that never rested (rejected,
+    or matched in full on placement) is absent."""
+    out: dict[str, list] = {}
+    for t, oid, typ, status in book:
+        if oid is None:
+            continue
+        cur = out.get(oid)
+        if typ == "PLACEMENT":
+            if cur is None and status == "LIVE":
+                out[oid] = [t, None, ""]
+        elif cur is not None and cur[1] is None and (typ == "CANCELLATION" or status in ("MATCHED", "CANCELED")):
+            cur[1], cur[2] = t, "matched" if status == "MATCHED" else "cancelled"
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def _pcts(v: list[float]) -> tuple[float, float]:
@@ -395,7 +424,8 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
             second[len(jumps) - 1] = f
         else:
             jumps.append(f)
-    sent = {k: [(t, cpu) for t, kk, cpu in ev["sent"] if kk == k] for k in ("cancel", "order")}
+    sent = {k: [(t, cpu, rq) for t, kk, cpu, *rq in ev["sent"] if kk == k] for k in ("cancel", "order")}
+    exits = book_exits(ev.get("book", []))
     out: dict[str, Any] = {"jumps": len(jumps)}
     ms = 1e-6
     far = 1 << 62
@@ -403,7 +433,8 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
         samples: dict[str, list[float]] = {h: [] for h in HOPS + SECOND_HOPS}
         count = {"jumps": 0, "reacted": 0, "no_quotes": 0, "not_endangered": 0, "missed": 0, "no_snapshot": 0,
                  "reacted_without_cancel": 0, "endangered_total": 0, "fast_path": 0,
-                 "reacted_later": 0}
+                 "reacted_later": 0, "endangered_matched": 0, "endangered_on_book_at_next_jump": 0,
+                 "endangered_never_rested": 0}
         rows: list[dict[str, Any]] = []
         if double:
             count.update({"2nd_moves": 0, "2nd_no_snapshot": 0, "2nd_endangered": 0, "2nd_not_endangered": 0,
@@ -426,8 +457,25 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
             first = _first(ev["decided"], rec[0], lim, key=lambda x: x[0])     # the pass that saw it
             dec = _first(ev["decided"], rec[0], lim, key=lambda x: x[0] if x[3] + x[4] else -1)
             seen = first if first is not None else dec
-            n_end = endangered(seen[2], seen[1]) if seen is not None else 0
+            ids = endangered_ids(seen[2], seen[1]) if seen is not None else []
+            n_end = len(ids)
             count["endangered_total"] += n_end
+            if ids:
+                # venue side: how long the quotes this jump endangered stayed on the book after it
+                # (from the jump's frame, or from their placement if they reached the book later):
+                # the honest figure when an early cancel missed (the re-cancel took them off)
+                off = []
+                for oid in ids:
+                    e = exits.get(oid) if oid else None
+                    if e is None:
+                        count["endangered_never_rested"] += 1
+                    elif e[1] is None or e[1] >= nxt:
+                        count["endangered_on_book_at_next_jump"] += 1
+                    else:
+                        count["endangered_matched"] += e[2] == "matched"
+                        off.append((e[1] - max(t0, e[0])) * 1e-6)
+                if off:
+                    samples["frame->endangered off book"].append(max(off))
             if dec is None:
                 if seen is None or not seen[2]:
                     count["no_quotes"] += 1
@@ -462,6 +510,10 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
             for name, x in (("decided->cancel_sent cpu", cs_), ("decided->order_sent cpu", os__)):
                 if x is not None and x[1] is not None and x[0] > td:
                     samples[name].append((x[1] - dec[7]) * ms)
+                    # time runnable but waiting for a core (the rest of the wall time not spent on
+                    # our CPU is waiting for a reply, the GIL or the loop)
+                    if x[2] and x[2][0] is not None and dec[10] is not None:
+                        samples[name.replace(" cpu", " runqueue")].append((x[2][0] - dec[10]) * ms)
             if cs is None and cv is None:
                 count["reacted_without_cancel"] += 1
             samples["frame->priced"].append((t1 - t0) * ms)
@@ -490,6 +542,8 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
                 "recv->decide_start cpu": (dec[8] - rec[4]) * ms,
                 "recv->decide_start runqueue": None if rec[5] is None or dec[9] is None else (dec[9] - rec[5]) * ms,
                 "decided->cancel_sent cpu": None if cs_ is None or cs_[1] is None else (cs_[1] - dec[7]) * ms,
+                "decided->cancel_sent runqueue": None if cs_ is None or not cs_[2] or cs_[2][0] is None
+                or dec[10] is None else (cs_[2][0] - dec[10]) * ms,
                 "locked at recv": float(rec[3]),
                 "decided->cancel_sent": None if cs is None else (cs - td) * ms,
                 "cancel_sent->cancel": None if cs is None or cv is None else (cv - cs) * ms,
