@@ -153,6 +153,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterable, Mapping, Sequence
 
+import coincurve
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -705,7 +706,23 @@ def order_hash(order: SignedOrder, domain: ExchangeDomain) -> str:
     return "0x" + _digest(order, domain)[1].hex()
 
 
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
 def _recover_ecdsa(digest: bytes, sig: bytes) -> str | None:
+    """The checksummed address that signed ``digest`` (None if ``sig`` does not recover), as
+    eth-account's ``Account._recover_hash``. The common shape (65 bytes, v 27/28, 0 < r, s < n)
+    goes straight to libsecp256k1 (coincurve: what eth-keys' backend calls there, ~0.1 ms instead
+    of ~0.7 ms); any other shape through eth-account itself."""
+    if len(digest) == 32 and len(sig) == 65 and sig[64] in (27, 28):
+        r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big")
+        if 0 < r < _SECP256K1_N and 0 < s < _SECP256K1_N:
+            try:
+                pub = coincurve.PublicKey.from_signature_and_message(sig[:64] + bytes((sig[64] - 27,)), digest,
+                                                                     hasher=None)
+            except Exception:  # noqa: BLE001 - no point on the curve: does not recover
+                return None
+            return to_checksum_address(keccak(pub.format(compressed=False)[1:])[-20:])
     try:
         return Account._recover_hash(digest, signature=sig)
     except Exception:  # malformed v/r/s, high-s etc.: simply "does not recover"

@@ -596,3 +596,45 @@ def test_v2_digest_by_concatenation_is_the_eip712_encoders(monkeypatch):
         co._v2_struct_hash(odd)
     msg, digest = co._digest(odd, dom)
     assert msg is not None and digest == keccak(b"\x19" + msg.version + msg.header + msg.body)
+
+
+def test_signature_recovery_is_eth_accounts():
+    """_recover_ecdsa takes the common signature shape straight to libsecp256k1; for every shape
+    (valid, high-s, v 0/1/27/28/29/37/38, r or s 0 or >= n, garbage, wrong length) it must give what
+    eth-account's Account._recover_hash gives (an exception there = None)."""
+    import random
+
+    rnd = random.Random(1202)
+    n_curve = co._SECP256K1_N
+
+    def ref(digest, sig):
+        try:
+            return Account._recover_hash(digest, signature=sig)
+        except Exception:  # noqa: BLE001
+            return None
+
+    cases = []
+    for _ in range(12):
+        acct = Account.create()
+        digest = rnd.getrandbits(256).to_bytes(32, "big")
+        signed = Account._sign_hash(digest, acct.key) if hasattr(Account, "_sign_hash") else \
+            Account.unsafe_sign_hash(digest, acct.key)
+        sig = bytes(signed.signature)
+        r, s, v = sig[:32], int.from_bytes(sig[32:64], "big"), sig[64]
+        cases.append((digest, sig, acct.address))
+        cases.append((digest, r + (n_curve - s).to_bytes(32, "big") + bytes((55 - v,)), None))   # high-s twin
+        for vv in (0, 1, 29, 37, 38):
+            cases.append((digest, sig[:64] + bytes((vv,)), None))
+        cases.append((digest, bytes(32) + sig[32:], None))                                   # r = 0
+        cases.append((digest, sig[:32] + n_curve.to_bytes(32, "big") + sig[64:], None))     # s = n
+        cases.append((digest, rnd.getrandbits(512).to_bytes(64, "big") + bytes((27,)), None))
+        cases.append((digest, sig[:64], None))
+        cases.append((digest, sig + b"\x00", None))
+    recovered = 0
+    for digest, sig, who in cases:
+        got = co._recover_ecdsa(digest, sig)
+        assert got == ref(digest, sig), (sig.hex(), got)
+        if who is not None:
+            assert got == who
+            recovered += 1
+    assert recovered == 12
