@@ -8,6 +8,7 @@ the per-tick ``TickPricer`` and the fused ``price_path_batch``) and still import
 """
 import numpy as np
 cimport numpy as cnp
+from libc.float cimport DBL_MAX
 from libc.math cimport exp, log, sqrt, isfinite, isnan, NAN, M_SQRT1_2
 from libc.stdlib cimport calloc, free
 from hourmm_core.quant.pricer cimport _check_params
@@ -611,7 +612,9 @@ cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* 
     close bars (once a minute, with the hourly scale re-fit). The order checks ride along."""
     cdef Py_ssize_t i, j = 0
     cdef double last = NAN, v
-    cdef long long e, tprev = t[0] if n else 0, eprev = ev[0] if m else 0
+    cdef long long e, tprev = t[0] if n else 0, eprev = ev[0] if m else 0, tp
+    cdef Py_ssize_t jr
+    cdef bint run_ok
     cdef int r
     cdef bint have = False          # a flag, not isnan(last): GCC predicts an isnan test true (cold else)
     cdef MinState st = mp.st
@@ -637,7 +640,28 @@ cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* 
         if unlikely(e < eprev):
             return False
         eprev = e
-        while j < n and t[j] < e:
+        # the ticks before this instant: one scan (as the floor's) that also tests, without a branch,
+        # that they are in order and have good prices; when they are and all fall in the current bar
+        # (the usual case), min_trade would take each one (1) and min_mark would leave the bar's open
+        # (or set it from the first), its close the last price: applied at once. Otherwise the same
+        # ticks go one by one through min_trade below (bad ticks, a new minute, time going backwards).
+        jr = j
+        tp = tprev
+        run_ok = True
+        while jr < n and t[jr] < e:
+            run_ok = run_ok & (t[jr] >= tp) & (px[jr] > 0.0) & (px[jr] <= DBL_MAX)
+            tp = t[jr]
+            jr += 1
+        if jr > j and run_ok and st.have_bar and tp < st.bar_end:
+            if not st.bar_traded:
+                st.bar_open = px[j]
+            st.bar_close = px[jr - 1]
+            st.bar_traded = True
+            last = px[jr - 1]
+            have = True
+            tprev = tp
+            j = jr
+        while j < jr:
             if unlikely(t[j] < tprev):
                 return False
             tprev = t[j]
