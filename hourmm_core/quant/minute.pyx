@@ -8,7 +8,6 @@ the per-tick ``TickPricer`` and the fused ``price_path_batch``) and still import
 """
 import numpy as np
 cimport numpy as cnp
-from libc.float cimport DBL_MAX
 from libc.math cimport exp, log, sqrt, isfinite, isnan, NAN, M_SQRT1_2
 from libc.stdlib cimport calloc, free
 from hourmm_core.quant.pricer cimport _check_params
@@ -649,7 +648,7 @@ cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* 
         tp = tprev
         run_ok = True
         while jr < n and t[jr] < e:
-            run_ok = run_ok & (t[jr] >= tp) & (px[jr] > 0.0) & (px[jr] <= DBL_MAX)
+            run_ok = run_ok & (t[jr] >= tp) & pos_finite(px[jr])      # isfinite(px) and px > 0.0
             tp = t[jr]
             jr += 1
         if jr > j and run_ok and st.have_bar and tp < st.bar_end:
@@ -679,7 +678,7 @@ cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* 
             j += 1
         if not have:
             o[i] = NAN
-        elif vec and isfinite(k[i]) and k[i] > 0.0 and last != k[i]:
+        elif vec and pos_finite(k[i]) and last != k[i]:             # isfinite(k) and k > 0.0
             if unlikely(e >= sp.b_end or he[i] != sp.hour_end):
                 min_span(&st, &sp, e, he[i])
             # min_rest_var(&st, e, he[i]) with the minute's part kept (last is a good trade price)
