@@ -2,7 +2,8 @@
 
 ``python3 benchmarks/hops_procs.py venue  --start-ms S --wall0 W --sim-start H --out F``
     the loopback Polymarket simulator, stamping (perf_counter_ns) each cancel / order
-    request as its handler is entered;
+    request as its handler is entered, and each order event of its matching engine (an order
+    placed on / cancelled off / matched out of the book);
 ``python3 benchmarks/hops_procs.py pricer --start-ms S --wall0 W --out F [--push-delta D] [--every-ms E] [--double-ms M]``
     container A (PricerService) fed by the Binance replay of the synthetic step path,
     stamping each message in/priced and each publish. Publish-on-change (``push_delta`` D) is
@@ -106,7 +107,7 @@ async def venue(a: argparse.Namespace) -> dict:
     from hourmm_core.clock import ScaledClock
     from hourmm_core.sim.polymarket.server import PolymarketSim, SimConfig
 
-    ev: dict[str, list[int]] = {"cancel": [], "order": []}
+    ev: dict[str, list] = {"cancel": [], "order": []}
     clock = ScaledClock(1.0, a.start_ms, a.wall0)
     sim = PolymarketSim(SimConfig(speed=1.0, start_ms=a.sim_start, hours=1, seed=9), clock=clock)
     for name, kind in (("h_cancel", "cancel"), ("h_cancel_many", "cancel"), ("h_post_order", "order"),
@@ -115,6 +116,16 @@ async def venue(a: argparse.Namespace) -> dict:
             ev[_k].append(time.perf_counter_ns())
             return await _h(request)
         setattr(sim, name, spy)
+    ev["book"] = []
+
+    def on_event(e: dict) -> None:
+        # our orders entering / leaving the book (the engine's own events, emitted as the state
+        # changes): (perf_counter_ns, order id, event type, status); "how long an endangered quote
+        # stayed on the book" is read from these (test_bench_hops.book_exits)
+        if e.get("event_type") == "order":
+            o = e.get("order") or {}
+            ev["book"].append((time.perf_counter_ns(), o.get("id"), e.get("type"), o.get("status")))
+    sim.ex.add_listener(on_event)
     await sim.start()
     _settle(a)
     sim.faults["ack_delay_ms"] = a.ack_delay_ms   # > 0: every POST waits this long (a slow venue round trip)

@@ -68,6 +68,7 @@ import gc
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,8 @@ HOPS = ("frame->priced", "priced->pushed", "pushed->recv", "recv->decided", "rec
         "decided->order_sent", "decided->order_sent cpu", "order_sent->order", "decided->order",
         "frame->cancel_sent", "frame->cancel", "frame->order_sent", "frame->order",
         "frame->cancel first pass", "frame->order first pass",
-        "frame->cancel locked at recv", "frame->order locked at recv")
+        "frame->cancel locked at recv", "frame->order locked at recv",
+        "decided->cancel_sent runqueue", "decided->order_sent runqueue", "frame->endangered off book")
 # the second of two close half-jumps (test_close_double_moves): its own rows, from its own frame
 SECOND_HOPS = ("2nd: frame->pushed", "2nd: pushed->recv", "2nd: frame->cancel_sent", "2nd: frame->cancel",
                "2nd: frame->order_sent", "2nd: frame->order")
@@ -120,7 +122,7 @@ def _stamp_wire(ex: Any, sent: list[tuple[int, str]]) -> Any:
     if wire is not None and hasattr(wire, "on_sent"):
         def on_sent(method: str, path: str) -> None:
             t = time.perf_counter_ns()
-            sent.append((t, "cancel" if method == "DELETE" else "order", time.thread_time_ns()))
+            sent.append((t, "cancel" if method == "DELETE" else "order", time.thread_time_ns(), _run_delay_ns()))
         prev = wire.on_sent
         wire.on_sent = on_sent
         return lambda: setattr(wire, "on_sent", prev)
@@ -137,14 +139,14 @@ def _stamp_wire(ex: Any, sent: list[tuple[int, str]]) -> Any:
         ow(self, chunk)
         k = kind(chunk)
         if k:
-            sent.append((time.perf_counter_ns(), k, None))
+            sent.append((time.perf_counter_ns(), k, None, None))
 
     def _writelines(self, chunks):
         chunks = list(chunks)
         owl(self, chunks)
         k = kind(chunks[0]) if chunks else None
         if k:
-            sent.append((time.perf_counter_ns(), k, None))
+            sent.append((time.perf_counter_ns(), k, None, None))
     W._write, W._writelines = _write, _writelines
 
     def undo() -> None:
@@ -227,19 +229,33 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
             sys.path.insert(0, str(HERE))
             from hops_procs import jump_index, mode_of
 
+        # the open orders decide() lists itself (OrderManager.aggregates, once per pass): the bench
+        # reads what rested from them instead of scanning every order (~200 final ones kept) on the path
+        opened: list = [()]
+        orig_aggregates = om.aggregates
+
+        def aggregates():
+            r = orig_aggregates()
+            opened[0] = r[0]
+            return r
+        om.aggregates = aggregates
+        from hourmm_core.trading.order_manager import OrderState
+        SENT, CANCELLING = OrderState.SENT, OrderState.CANCELLING
+
         def decide(now, fair, *a, **kw):
             if inflight_ab:   # the A/B switch, by the jump interval this decision falls in
                 tr.cancel_in_flight = mode_of(jump_index(now, start + 300, EVERY_MS)) == 1
-            # what rested when this decision began: (token, side, price) of working orders with an id,
-            # or being posted (SENT: about to rest, a taker's target as soon as it does)
-            # a tuple of tuples of numbers: the collector untracks it, so the bench's own stamps do not
-            # grow the trader's GC work over the run (lists would be scanned by every full collection)
-            resting = tuple((o.token, o.side, o.price) for o in om.orders.values()
-                            if (o.order_id or o.state.value == "SENT") and not o.state.final
-                            and o.state.value != "CANCELLING")
             cpu_in, rq_in = time.thread_time_ns(), _run_delay_ns()
             t_in = time.perf_counter_ns()
             d = orig_decide(now, fair, *a, **kw)
+            t_out, cpu_out = time.perf_counter_ns(), time.thread_time_ns()
+            # what rested when this decision began: (token, side, price, id or hash) of working orders
+            # with an id, or being posted (SENT: about to rest, a taker's target as soon as it does);
+            # the states are those decide() saw (nothing changes them before the actions run).
+            # A tuple of tuples of numbers and strings: the collector untracks it, so the bench's own
+            # stamps do not grow the trader's GC work over the run
+            resting = tuple((o.token, o.side, o.price, o.order_id or o.local_id) for o in opened[0]
+                            if (o.order_id or o.state is SENT) and o.state is not CANCELLING)
             n_c = sum(1 for x in d.actions if x.kind == "cancel")
             n_p = len(d.actions) - n_c
             if not kw.get("places", True) and getattr(tr, "cancel_in_flight", False) and d.plan is not None:
@@ -247,8 +263,8 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
                 n_c += sum(1 for o in d.plan.unacked if om.cancellable_before_ack(o))
             # places=False: the trader's cancel fast path (a pass was in flight); its replacement
             # orders come from the next full pass
-            ev["decided"].append((time.perf_counter_ns(), fair, resting, n_c, n_p,
-                                  kw.get("places", True), t_in, time.thread_time_ns(), cpu_in, rq_in))
+            ev["decided"].append((t_out, fair, resting, n_c, n_p, kw.get("places", True), t_in, cpu_out,
+                                  cpu_in, rq_in))
             return d
         tr.core.decide = decide
         if fast_ab:
@@ -345,12 +361,20 @@ def _stamp_background(tr: Any, out: list) -> Any:
     return lambda: [u() for u in undo]
 
 
+_SCHEDSTAT: dict[int, int] = {}   # thread id -> its open /proc/thread-self/schedstat
+
+
 def _run_delay_ns() -> int | None:
     """This thread's time spent runnable but waiting for a CPU (ns, /proc/thread-self/schedstat's
-    second field; None where the kernel has no schedstat): tells a preempted trader from a busy one."""
+    second field; None where the kernel has no schedstat): tells a preempted trader from a busy one.
+    The file stays open per thread (a pread is ~6 us; opening it each time was ~50 us under load,
+    on the measured path)."""
+    tid = threading.get_ident()
     try:
-        with open("/proc/thread-self/schedstat", "rb") as f:
-            return int(f.read().split()[1])
+        fd = _SCHEDSTAT.get(tid)
+        if fd is None:
+            fd = _SCHEDSTAT[tid] = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        return int(os.pread(fd, 128, 0).split()[1])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -366,15 +390,42 @@ def _first(xs, lo, hi, key=lambda x: x):
 def endangered(resting: list[tuple[int, int, float]], fair_up: float | None) -> int:
     """Resting quotes on the wrong side of the new fair value (a taker gains by hitting them):
     a buy priced at or above the token's fair value, a sell at or below it."""
-    from hourmm_core.trading.types import BUY, UP
 
     if fair_up is None:
         return 0
-    n = 0
-    for tok, side, px in resting:
+    return len(endangered_ids(resting, fair_up))
+
+
+def endangered_ids(resting: list[tuple], fair_up: float | None) -> list[str | None]:
+    """The venue ids (or signed hashes, for an order being posted) of the quotes :func:`endangered`
+    counts (None for one posted without a known hash)."""
+    from hourmm_core.trading.types import BUY, UP
+
+    if fair_up is None:
+        return []
+    out = []
+    for tok, side, px, *oid in resting:
         f = fair_up if tok == UP else 1.0 - fair_up
-        n += (px >= f) if side == BUY else (px <= f)
-    return n
+        if (px >= f) if side == BUY else (px <= f):
+            out.append(oid[0] if oid else None)
+    return out
+
+
+def book_exits(book: list[tuple[int, str, str, str]]) -> dict[str, tuple[int, int | None, str]]:
+    """From the venue's order events (hops_procs.venue): order id -> (placed on the book, left it
+    or None, how: "cancelled" / "matched"), perf_counter_ns. An order that never rested (rejected,
+    or matched in full on placement) is absent."""
+    out: dict[str, list] = {}
+    for t, oid, typ, status in book:
+        if oid is None:
+            continue
+        cur = out.get(oid)
+        if typ == "PLACEMENT":
+            if cur is None and status == "LIVE":
+                out[oid] = [t, None, ""]
+        elif cur is not None and cur[1] is None and (typ == "CANCELLATION" or status in ("MATCHED", "CANCELED")):
+            cur[1], cur[2] = t, "matched" if status == "MATCHED" else "cancelled"
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def _pcts(v: list[float]) -> tuple[float, float]:
@@ -395,7 +446,8 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
             second[len(jumps) - 1] = f
         else:
             jumps.append(f)
-    sent = {k: [(t, cpu) for t, kk, cpu in ev["sent"] if kk == k] for k in ("cancel", "order")}
+    sent = {k: [(t, cpu, rq) for t, kk, cpu, *rq in ev["sent"] if kk == k] for k in ("cancel", "order")}
+    exits = book_exits(ev.get("book", []))
     out: dict[str, Any] = {"jumps": len(jumps)}
     ms = 1e-6
     far = 1 << 62
@@ -403,7 +455,8 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
         samples: dict[str, list[float]] = {h: [] for h in HOPS + SECOND_HOPS}
         count = {"jumps": 0, "reacted": 0, "no_quotes": 0, "not_endangered": 0, "missed": 0, "no_snapshot": 0,
                  "reacted_without_cancel": 0, "endangered_total": 0, "fast_path": 0,
-                 "reacted_later": 0}
+                 "reacted_later": 0, "endangered_matched": 0, "endangered_on_book_at_next_jump": 0,
+                 "endangered_never_rested": 0}
         rows: list[dict[str, Any]] = []
         if double:
             count.update({"2nd_moves": 0, "2nd_no_snapshot": 0, "2nd_endangered": 0, "2nd_not_endangered": 0,
@@ -426,8 +479,25 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
             first = _first(ev["decided"], rec[0], lim, key=lambda x: x[0])     # the pass that saw it
             dec = _first(ev["decided"], rec[0], lim, key=lambda x: x[0] if x[3] + x[4] else -1)
             seen = first if first is not None else dec
-            n_end = endangered(seen[2], seen[1]) if seen is not None else 0
+            ids = endangered_ids(seen[2], seen[1]) if seen is not None else []
+            n_end = len(ids)
             count["endangered_total"] += n_end
+            if ids:
+                # venue side: how long the quotes this jump endangered stayed on the book after it
+                # (from the jump's frame, or from their placement if they reached the book later):
+                # the honest figure when an early cancel missed (the re-cancel took them off)
+                off = []
+                for oid in ids:
+                    e = exits.get(oid) if oid else None
+                    if e is None:
+                        count["endangered_never_rested"] += 1
+                    elif e[1] is None or e[1] >= nxt:
+                        count["endangered_on_book_at_next_jump"] += 1
+                    else:
+                        count["endangered_matched"] += e[2] == "matched"
+                        off.append((e[1] - max(t0, e[0])) * 1e-6)
+                if off:
+                    samples["frame->endangered off book"].append(max(off))
             if dec is None:
                 if seen is None or not seen[2]:
                     count["no_quotes"] += 1
@@ -462,6 +532,10 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
             for name, x in (("decided->cancel_sent cpu", cs_), ("decided->order_sent cpu", os__)):
                 if x is not None and x[1] is not None and x[0] > td:
                     samples[name].append((x[1] - dec[7]) * ms)
+                    # time runnable but waiting for a core (the rest of the wall time not spent on
+                    # our CPU is waiting for a reply, the GIL or the loop)
+                    if x[2] and x[2][0] is not None and dec[9] is not None:   # (from the decision's start)
+                        samples[name.replace(" cpu", " runqueue")].append((x[2][0] - dec[9]) * ms)
             if cs is None and cv is None:
                 count["reacted_without_cancel"] += 1
             samples["frame->priced"].append((t1 - t0) * ms)
@@ -490,6 +564,8 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
                 "recv->decide_start cpu": (dec[8] - rec[4]) * ms,
                 "recv->decide_start runqueue": None if rec[5] is None or dec[9] is None else (dec[9] - rec[5]) * ms,
                 "decided->cancel_sent cpu": None if cs_ is None or cs_[1] is None else (cs_[1] - dec[7]) * ms,
+                "decided->cancel_sent runqueue": None if cs_ is None or not cs_[2] or cs_[2][0] is None
+                or dec[9] is None else (cs_[2][0] - dec[9]) * ms,
                 "locked at recv": float(rec[3]),
                 "decided->cancel_sent": None if cs is None else (cs - td) * ms,
                 "cancel_sent->cancel": None if cs is None or cv is None else (cv - cs) * ms,

@@ -66,10 +66,19 @@ def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config file",
     """Read a YAML file that must hold a mapping; every way it can be bad is a ConfigError
     naming the file (the one YAML reader for service and research configs)."""
     p = Path(path)
+    return _yaml_mapping(_file_text(p, what), p, what, holds)
+
+
+def _file_text(p: Path, what: str) -> str:
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        return p.read_text()
     except FileNotFoundError:
         raise ConfigError(f"{what} {p} does not exist") from None
+
+
+def _yaml_mapping(text: str, p: Path, what: str, holds: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{what} {p} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -82,6 +91,25 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {str(k).upper(): v for k, v in read_yaml_mapping(path).items()}
 
 
+_SETTINGS_FILES: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def _settings_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """:func:`load_yaml` with the values as strings (None -> ""), memoised by the file's exact
+    text: the same text parses to the same mapping, so a process that builds its settings
+    again (the backtest, once per hour) re-reads the file but does not re-parse it."""
+    p = Path(path)
+    text = _file_text(p, "config file")
+    key = (str(p), text)
+    got = _SETTINGS_FILES.get(key)
+    if got is None:
+        if len(_SETTINGS_FILES) >= 16:
+            _SETTINGS_FILES.clear()
+        got = _SETTINGS_FILES[key] = {str(k).upper(): "" if v is None else str(v)
+                                      for k, v in _yaml_mapping(text, p, "config file", "SETTING: value").items()}
+    return dict(got)
+
+
 def merged_settings(
     defaults_file: str | None, environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -91,10 +119,10 @@ def merged_settings(
     if defaults_file:
         p = CONFIG_DIR / defaults_file
         if p.exists():
-            out.update({k: "" if v is None else str(v) for k, v in load_yaml(p).items()})
+            out.update(_settings_file(p))
     overlay = env.get(CONFIG_ENV, "").strip()
     if overlay:
-        out.update({k: "" if v is None else str(v) for k, v in load_yaml(overlay).items()})
+        out.update(_settings_file(overlay))
     out.update(env)
     return out
 

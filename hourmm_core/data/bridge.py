@@ -85,21 +85,35 @@ class BridgeParams:
         return replace(self, max_ticks_per_minute=int(cap))
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_K_MUL = np.uint64(0xD6E8FEB86659FD93)
+
+
 def _splitmix(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        z = x + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+    """splitmix64's finaliser of ``x + golden`` (uint64, wrapping), computed in place in a new array."""
+    z = x + _GOLDEN
+    t = z >> np.uint64(30)
+    z ^= t
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    np.right_shift(z, np.uint64(27), out=t)
+    z ^= t
+    z *= np.uint64(0x94D049BB133111EB)
+    np.right_shift(z, np.uint64(31), out=t)
+    z ^= t
+    return z
 
 
-def _uniform(seed: int, minute: np.ndarray, k: np.ndarray, stream: int) -> np.ndarray:
-    """U(0,1) (open interval) from a hash of (seed, minute number, tick index, stream)."""
+def _key_parts(minute: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stream-independent parts of the hash key of (minute, k): computed once for all the
+    streams drawn at the same (minute, k) pairs (uint64 products, wrapping)."""
+    return minute.astype(np.uint64) * _GOLDEN, k.astype(np.uint64) * _K_MUL
+
+
+def _uniform_parts(seed: int, parts: tuple[np.ndarray, np.ndarray], stream: int) -> np.ndarray:
     salt = np.uint64((seed * 0x632BE59BD9B4E019 + stream * 0xD1B54A32D192ED03 + 0x2545F4914F6CDD1D)
                      & 0xFFFFFFFFFFFFFFFF)
-    with np.errstate(over="ignore"):
-        key = (minute.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ salt
-        key += k.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
+    key = parts[0] ^ salt
+    key += parts[1]
     h = _splitmix(key)
     h >>= np.uint64(11)
     out = h.astype(np.float64)
@@ -108,11 +122,20 @@ def _uniform(seed: int, minute: np.ndarray, k: np.ndarray, stream: int) -> np.nd
     return out
 
 
-def _normals(seed: int, minute: np.ndarray, k: np.ndarray, stream: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two independent standard normals per (minute, k) (Box-Muller on two hashed uniforms)."""
-    r = np.sqrt(-2.0 * np.log(_uniform(seed, minute, k, stream)))
-    ang = (2.0 * math.pi) * _uniform(seed, minute, k, stream + 1)
-    return r * np.cos(ang), r * np.sin(ang)
+def _uniform(seed: int, minute: np.ndarray, k: np.ndarray, stream: int) -> np.ndarray:
+    """U(0,1) (open interval) from a hash of (seed, minute number, tick index, stream)."""
+    return _uniform_parts(seed, _key_parts(minute, k), stream)
+
+
+def _normals(seed: int, parts: tuple[np.ndarray, np.ndarray], stream: int,
+             both: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Two independent standard normals per (minute, k) of ``parts`` (:func:`_key_parts`;
+    Box-Muller on two hashed uniforms); ``both=False``: the first only (None for the second)."""
+    r = np.log(_uniform_parts(seed, parts, stream))
+    r *= -2.0
+    np.sqrt(r, out=r)
+    ang = (2.0 * math.pi) * _uniform_parts(seed, parts, stream + 1)
+    return r * np.cos(ang), (r * np.sin(ang) if both else None)
 
 
 def ticks_per_minute(count: np.ndarray, params: BridgeParams) -> np.ndarray:
@@ -143,10 +166,11 @@ def bridge_klines(k: dict[str, np.ndarray], seed: int = 7, params: BridgeParams 
     kk = np.arange(total, dtype=np.int64) - start[mi]       # index inside its minute
     mnum = t0 // interval_ms                                # absolute minute number (the hash key)
     mt = mnum[mi]
+    tick_keys = _key_parts(mt, kk)                          # shared by every per-tick stream
 
     # ---- times: sorted uniforms in the minute (order statistics from exponential spacings,
     # no sort), bursts share the previous tick's ms
-    gaps = -np.log(_uniform(seed, mt, kk, 1))
+    gaps = -np.log(_uniform_parts(seed, tick_keys, 1))
     csum = np.cumsum(gaps)
     seg_end = start + n - 1
     base = np.where(start > 0, csum[np.maximum(start - 1, 0)], 0.0)
@@ -155,7 +179,7 @@ def bridge_klines(k: dict[str, np.ndarray], seed: int = 7, params: BridgeParams 
     denom = csum[seg_end] - base + tail
     off = np.floor((csum - base[mi]) / denom[mi] * interval_ms)
     np.minimum(off, interval_ms - 1, out=off)
-    event = (kk == 0) | (_uniform(seed, mt, kk, 2) >= p.burst_prob)
+    event = (kk == 0) | (_uniform_parts(seed, tick_keys, 2) >= p.burst_prob)
     ev_idx = np.maximum.accumulate(np.where(event, np.arange(total), 0))
     off = off[ev_idx]
     ts = t0[mi] + off.astype(np.int64)
@@ -174,8 +198,9 @@ def bridge_klines(k: dict[str, np.ndarray], seed: int = 7, params: BridgeParams 
     safe = np.where(dist > 0, dist, 1.0)
     f1 = np.where(dist > 0, d1 / safe, 1 / 3)
     f2 = np.where(dist > 0, (d1 + d2) / safe, 2 / 3)
-    ua = _uniform(seed, mnum, mk0, 3)
-    ub = _uniform(seed, mnum, mk0, 4)
+    pin_keys = _key_parts(mnum, mk0)
+    ua = _uniform_parts(seed, pin_keys, 3)
+    ub = _uniform_parts(seed, pin_keys, 4)
     lam = p.pin_jitter
     g1 = (1 - lam) * f1 + lam * np.minimum(ua, ub)
     g2 = (1 - lam) * f2 + lam * np.maximum(ua, ub)
@@ -203,7 +228,7 @@ def bridge_klines(k: dict[str, np.ndarray], seed: int = 7, params: BridgeParams 
                         np.where(e_i > s_i, (kk - s_i) / np.maximum(e_i - s_i, 1), 1.0))
     dt = np.diff(tsec, prepend=0.0)
     dt[start] = 0.0
-    z_path, z_size = _normals(seed, mt, kk, 5)
+    z_path, z_size = _normals(seed, tick_keys, 5)
     w = np.cumsum(z_path * np.sqrt(np.maximum(dt, 0.0)))
     bridge = (w - w[gs]) - frac * (w[ge] - w[gs])
     sig = p.sigma_scale * (hi - lo) / math.sqrt(4.0 * math.log(2.0)) / math.sqrt(interval_ms / 1000.0)
@@ -215,7 +240,8 @@ def bridge_klines(k: dict[str, np.ndarray], seed: int = 7, params: BridgeParams 
         step = 500
         g_n = interval_ms // step
         phi = math.exp(-step / 1000.0 / p.ou_tau_s)
-        gz, _ = _normals(seed, np.repeat(mnum, g_n), np.tile(np.arange(g_n, dtype=np.int64), m_n), 13)
+        gz, _ = _normals(seed, _key_parts(np.repeat(mnum, g_n), np.tile(np.arange(g_n, dtype=np.int64), m_n)), 13,
+                         both=False)
         gz = gz.reshape(m_n, g_n)
         ou = np.empty_like(gz)
         ou[:, 0] = gz[:, 0]
@@ -236,11 +262,11 @@ def bridge_klines(k: dict[str, np.ndarray], seed: int = 7, params: BridgeParams 
     dpx = np.diff(px, prepend=px[0])
     dpx[start] = 0.0
     pbuy = np.where(vol > 0, tbv / np.where(vol > 0, vol, 1.0), 0.5)
-    flat_buy = _uniform(seed, mt, kk, 7) < pbuy[mi]
+    flat_buy = _uniform_parts(seed, tick_keys, 7) < pbuy[mi]
     buy = np.where(dpx > 0, True, np.where(dpx < 0, False, flat_buy))
 
     # ---- sizes: lognormal weights; buys sum to taker-buy volume, sells to the rest
-    big = _uniform(seed, mt, kk, 9) < p.size_big_share
+    big = _uniform_parts(seed, tick_keys, 9) < p.size_big_share
     wgt = np.exp(p.size_sigma * z_size + np.where(big, math.log(p.size_big_ratio), 0.0))
     key = mi * 2 + buy
     side_sum = np.bincount(key, weights=wgt, minlength=2 * m_n)
@@ -253,9 +279,9 @@ def bridge_klines(k: dict[str, np.ndarray], seed: int = 7, params: BridgeParams 
 
     # ---- BBO: one tick, widening with the move
     hazard = p.wide_base + np.abs(dpx) / p.wide_move
-    wide = _uniform(seed, mt, kk, 10) < -np.expm1(-hazard)
+    wide = _uniform_parts(seed, tick_keys, 10) < -np.expm1(-hazard)
     iw = np.flatnonzero(wide)
-    z_wide, _ = _normals(seed, mt[iw], kk[iw], 11)
+    z_wide, _ = _normals(seed, (tick_keys[0][iw], tick_keys[1][iw]), 11, both=False)
     wsp = np.minimum(p.wide_max, p.wide_median * np.exp(p.wide_log_sd * z_wide))
     spread = np.full(total, p.tick)
     spread[iw] = np.maximum(p.tick, np.round(wsp / p.tick) * p.tick)

@@ -22,6 +22,7 @@ Per hour (:func:`hour_detail`, stored in ``HourResult.detail``) and over all hou
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -56,9 +57,11 @@ def hour_detail(led: Any, counterparty: Sequence[str], grid: np.ndarray, fair: n
     d: dict[str, Any] = {"maker_volume": 0.0, "taker_volume": 0.0, "maker_notional": 0.0, "taker_notional": 0.0,
                          "rebate": 0.0, "merged": float(getattr(led, "merged", 0.0)),
                          "by_taker": {k: 0.0 for k in ("sniper", "informed", "noise", "maker", "other", "we_took")}}
-    g = np.asarray(grid, dtype=np.int64)
-    fu = np.asarray(fair, dtype=np.float64)
-    tfu = np.asarray(true_fair, dtype=np.float64) if true_fair is not None else fu
+    # plain lists: per fill and horizon a bisect (== searchsorted right) and two floats, no numpy scalars
+    g = np.asarray(grid, dtype=np.int64).tolist()
+    fu = np.asarray(fair, dtype=np.float64).tolist()
+    tfu = np.asarray(true_fair, dtype=np.float64).tolist() if true_fair is not None else fu
+    last_i = len(g) - 1
     mk = {f"mk_fair_{h}s": 0.0 for h in HORIZONS_S}
     mk.update({f"mk_true_{h}s": 0.0 for h in HORIZONS_S})
     mk["mk_settle"] = 0.0
@@ -77,7 +80,7 @@ def hour_detail(led: Any, counterparty: Sequence[str], grid: np.ndarray, fair: n
         vals = {}
         for h in HORIZONS_S:
             th = min(f.ts_ms + h * 1000, end - 1)
-            i = int(np.clip(np.searchsorted(g, th, side="right") - 1, 0, g.size - 1))
+            i = min(max(bisect_right(g, th) - 1, 0), last_i)
             v = fu[i] if f.token == UP else 1.0 - fu[i]
             vals[f"mk_fair_{h}s"] = sgn * (v - f.price) * f.size
             v = tfu[i] if f.token == UP else 1.0 - tfu[i]

@@ -77,15 +77,19 @@ def history_klines(first_ms: int, window_h: int) -> tuple[np.ndarray, np.ndarray
     if window_h <= 0:
         return None
     d = _HISTORY_DIR[0] or find_data_dir()
-    if _HISTORY.get("dir") != str(d):
-        kh = kline_history(d, "BTCUSDT") if d is not None else None
+    start = first_ms - first_ms % HOUR_MS - (window_h + 1) * HOUR_MS
+    stop = first_ms - first_ms % 60_000
+    # only the files whose names' dates touch [start, stop) are read: the window's rows are the
+    # same as in the whole history's (kline_history merges the same files for them)
+    key = (str(d), start, stop)
+    if _HISTORY.get("key") != key:
+        kh = kline_history(d, "BTCUSDT", start, stop) if d is not None else None
         _HISTORY.clear()
-        _HISTORY.update({"dir": str(d), "kh": kh})
+        _HISTORY.update({"key": key, "kh": kh})
     kh = _HISTORY["kh"]
     if kh is None or not len(kh):
         return None
-    start = first_ms - first_ms % HOUR_MS - (window_h + 1) * HOUR_MS
-    w = kh.window(start, first_ms - first_ms % 60_000)
+    w = kh.window(start, stop)
     if not len(w["open_ms"]):
         return None
     return (np.ascontiguousarray(w["open_ms"], dtype=np.int64), np.ascontiguousarray(w["open"], dtype=np.float64),

@@ -322,7 +322,8 @@ class OrderManager:
         return o.state is _SENT and o.order_id is None and bool(o.local_id) and o.early == EARLY_NONE
 
     def on_ack(self, o: Order, order_id: str, status: str, now_ms: int) -> None:
-        """Exchange accepted the order (status ``live``, ``matched``, ``delayed``, ...)."""
+        """Exchange accepted the order (status ``live``, ``matched``, ``delayed``, ...; ``canceled``
+        when the executor found an ambiguous POST's order already cancelled: booked final)."""
         o.order_id = order_id
         self.by_exchange_id[order_id] = o.client_id
         o.updated_ms = now_ms
@@ -335,6 +336,10 @@ class OrderManager:
         st = (status or "").lower()
         if st == "matched" and o.filled >= o.size - 1e-9:
             o.state = _FILLED
+        elif st.startswith("cancel"):
+            # the venue reports it cancelled already (the executor's recovered path: an ambiguous
+            # POST whose order was found, cancelled meanwhile): final, never working
+            o.state = _FILLED if o.remaining <= 1e-9 else _CANCELLED
         elif o.filled > 0:
             o.state = _PARTIAL
         else:

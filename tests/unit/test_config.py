@@ -142,3 +142,21 @@ def test_halflives_parse_as_a_tuple():
         PricerConfig.from_env({"VOL_HALFLIVES_S": "30,abc"})
     with pytest.raises(ConfigError, match="VOL_HALFLIVES_S"):
         PricerConfig.from_env({"VOL_HALFLIVES_S": "-5"})
+
+
+def test_settings_files_are_reparsed_when_their_text_changes(tmp_path):
+    """merged_settings memoises each YAML file by its exact text (the backtest builds container
+    A's settings once an hour): an edit of the same size and mtime granularity is still seen."""
+    over = tmp_path / "over.yaml"
+    over.write_text("max_order_size: 7.5\n")
+    env = {"HOURMM_CONFIG": str(over)}
+    assert TraderConfig.from_env(env).max_order_size == 7.5
+    assert TraderConfig.from_env(env).max_order_size == 7.5
+    over.write_text("max_order_size: 6.5\n")          # same length
+    assert TraderConfig.from_env(env).max_order_size == 6.5
+    over.write_text("max_order_size: [1\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        TraderConfig.from_env(env)
+    over.unlink()
+    with pytest.raises(ConfigError, match="does not exist"):
+        TraderConfig.from_env(env)

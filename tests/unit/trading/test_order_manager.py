@@ -172,3 +172,27 @@ def test_bucket_spend_is_k_takes_to_the_bit():
         b.spend(t1, k)
         assert a.tokens == b.tokens and a.last_ms == b.last_ms
         assert sum(ok) <= k
+
+
+def test_ack_of_an_order_the_venue_already_cancelled_is_final() -> None:
+    # the executor's recovered path (an ambiguous POST, then the order found on the venue)
+    # reports the venue's status, which can be "canceled" (e.g. cancelled by the venue or by a
+    # cancel-all meanwhile): that order is not working and must not be booked LIVE
+    om = OrderManager()
+    a, b, c = om.plan([Quote(UP, BUY, 0.4, 5), Quote(UP, BUY, 0.38, 5), Quote(DOWN, BUY, 0.5, 5)], 0, 4).actions
+    for o in (a.order, b.order, c.order):
+        om.on_sent(o, 0)
+    om.on_ack(a.order, "o1", "canceled", 1)
+    assert a.order.state is OrderState.CANCELLED and om.by_order_id("o1") is a.order
+    om.on_fill(Fill("t1", "o2", UP, BUY, 0.38, 5, 1))   # filled in full, then reported cancelled
+    om.on_ack(b.order, "o2", "CANCELLED", 2)
+    assert b.order.state is OrderState.FILLED
+    om.on_fill(Fill("t2", "o3", DOWN, BUY, 0.5, 2, 1))  # a partial fill, then cancelled
+    om.on_ack(c.order, "o3", "Canceled", 2)
+    assert c.order.state is OrderState.CANCELLED and c.order.filled == 2
+    assert om.working_count == 0 and om.open_buy_notional() == 0.0
+    # "live" (and the other working statuses) still book the order working
+    (d,) = om.plan([Quote(UP, BUY, 0.3, 5)], 3, 4).actions
+    om.on_sent(d.order, 3)
+    om.on_ack(d.order, "o4", "delayed", 4)
+    assert d.order.state is OrderState.LIVE
