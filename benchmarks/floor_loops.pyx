@@ -9,7 +9,10 @@ and none of the state handling, branches, windows or bar bookkeeping:
 * ``fused_floor`` (``price_path_batch``): per tick one ``log``, ``exp``, ``sqrt``, ``erfc``
   and the k + 7 + 1 doubles written (88 B for k = 3): the issue-15 definition.
 * ``vol_floor`` (``ewma_vol_batch``): per tick the k sigmas written; per crossed sample grid
-  boundary one ``log`` and k divisions + ``sqrt`` (the EWMA's own arithmetic is free here).
+  boundary one ``log`` and k divisions + ``sqrt`` (the EWMA's own arithmetic is free here). The
+  divisors are run-time values, as the EWMA's weight sums are (session 10: with the literal
+  divisors 1.0, 2.0, 3.0 GCC folded ``/ 1.0`` and made ``/ 2.0`` a multiply, so the floor took one
+  of the k divisions it states).
 * ``minute_path_floor`` (``minute_path_batch``): the tick scan (read ts/price up to each
   instant) and per instant one ``log``, ``sqrt``, ``erfc`` and 8 B written.
 
