@@ -299,7 +299,7 @@ class BackgroundAgents:
                     rest.clear()
                 continue
             due = now_ms >= self._next_quote.get(key, 0)
-            n_tr = len(self.ex.trades_log)
+            n_tr = len(self.ex._trades)     # the count (placeholders included): nothing built
             last_n, last_t = self._next_check.get(key, (-1, 0))
             if not due and (last_n == n_tr or now_ms < last_t + c.maker_refill_ms):
                 continue      # nothing traded since the last look (or refilled just now)

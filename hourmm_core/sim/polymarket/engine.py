@@ -86,6 +86,7 @@ from typing import Any
 
 from hourmm_core.fees import NO_FEES, PRICE_SCALE, SIZE_SCALE, USDC_SCALE, FeeSchedule, taker_fee_units
 from hourmm_core.sim.polymarket.booktop import top_pair
+from hourmm_core.sim.polymarket.flowcore import flush_trades
 from hourmm_core.sim.polymarket.lifecycle import Lifecycle
 from hourmm_core.sim.polymarket.orders import (  # noqa: F401 - re-exported: the engine's public names
     BUY,
@@ -136,8 +137,12 @@ class Exchange(Lifecycle):
         self.token_market: dict[str, Market] = {}
         self.orders: dict[str, Order] = {}
         self.accounts: dict[str, Account] = {}
-        self.trades_log: list[dict[str, Any]] = []
+        # the trade records in order (read them as ``trades_log``); an in-process run's compiled match
+        # (flowcore) appends a placeholder built into the record only when something reads it: see
+        # :meth:`flush_trades`. ``len(self._trades)`` is the count either way.
+        self._trades: list[dict[str, Any]] = []
         self._owner_trades: dict[str, list[dict[str, Any]]] = {}
+        self._lazy: list = []          # placeholders appended since the last flush (some may be built)
         self._seq = 0
         self._listeners: list[Listener] = []
         self.deposited_u = 0
@@ -158,6 +163,7 @@ class Exchange(Lifecycle):
     # ------------------------------------------------------------------ setup
     def add_listener(self, fn: Listener) -> None:
         """Register ``fn(event)``; called synchronously after each state change."""
+        self.flush_trades()      # a listener's readers (the live server) see built records only
         self._listeners.append(fn)
 
     def remove_listener(self, fn: Listener) -> None:
@@ -337,6 +343,23 @@ class Exchange(Lifecycle):
                 changes.append({"asset_id": m.down_token, "price": _fmt((PRICE_SCALE - p) / PRICE_SCALE),
                                 "side": SELL if bid else BUY, "size": size})
             self._emit({"event_type": "price_change", "market": cid, "changes": changes, "ts_ms": now_ms})
+
+    # ------------------------------------------------------------------ trade records
+    @property
+    def trades_log(self) -> list[dict[str, Any]]:
+        """Every trade record in order (the grouped record of each taker's match)."""
+        if self._lazy:
+            self.flush_trades()
+        return self._trades
+
+    def flush_trades(self) -> None:
+        """Build every trade record still held as a placeholder (flowcore's in-process match defers
+        the record's strings and hashes until read: :class:`~hourmm_core.sim.polymarket.flowcore.LazyTrade`).
+        The readers here (``trades_log``, ``trades``, ``trades_since``, ``order``) call it or build
+        just what they return; a record, its place in every list and its id in the orders'
+        ``trade_ids`` are the same as if it had been built at the match."""
+        if self._lazy:
+            flush_trades(self)
 
     # ------------------------------------------------------------------ ids
     def _new_id(self, prefix: str) -> str:
@@ -699,7 +722,7 @@ class Exchange(Lifecycle):
             "taker_fee": _fmt(total_fee_u / USDC_SCALE), "type": "TRADE",
         }
         t.trade_ids.append(tid)
-        self.trades_log.append(trade)
+        self._trades.append(trade)
         self._owner_trades.setdefault(t.owner, []).append(trade)
         seen = {t.owner}
         for e in maker_entries:

@@ -37,3 +37,11 @@ cdef class ScanTargets:
     cdef double q[SCAN_MAX]
     cdef double fee[SCAN_MAX]
     cdef bint value_is_f[SCAN_MAX]
+
+
+cdef class LazyTrade:
+    cdef object ex, m, t, built
+    cdef list fills, makers, slots
+    cdef long long id_seq, now_ms, total_fee_u
+    cdef Py_ssize_t idx
+    cdef double draw

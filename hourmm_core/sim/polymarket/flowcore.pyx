@@ -44,9 +44,8 @@ from hourmm_core.sim.polymarket.fairpath cimport FairPath
 from hourmm_core.sim.polymarket.wire cimport _id_hex
 
 from hourmm_core.clock import HOUR_MS
-from hourmm_core.sim.polymarket.engine import _buy_covered
 from hourmm_core.fees import taker_fee_units as _taker_fee_units
-from hourmm_core.sim.polymarket.orders import Fill, Order
+from hourmm_core.sim.polymarket.orders import Fill, Order, _buy_covered
 from hourmm_core.sim.polymarket.wire import fmt_decimal as _fmt
 from hourmm_core.sim.polymarket.wire import trade_id as _trade_id
 from hourmm_core.sim.polymarket.wire import tx_hash as _tx_hash
@@ -304,7 +303,7 @@ cdef class TouchMakers:
         ex = self.ex
         cid = m.condition_id
         stop = now_ms >= m.end_ms - self.stop_before_ms
-        n_tr = len(ex.trades_log)
+        n_tr = len(ex._trades)       # the count (placeholders included): nothing built
         book_version = ex.book_version
         slots = self.slots_of(cid)
         ladders = self.ladders.get(cid)
@@ -746,9 +745,9 @@ cdef bint _crossable_any(dict orders, dict book, list prices, bint asks, long lo
 cdef list _match(object ex, object m, object t, bint is_bid, long long limit_b, long long t_size, long long now_ms):
     """``Exchange._match`` for a taker BUY ``t`` (no listeners): cross the book at the makers' prices,
     settle each fill (``Exchange._settle``), build the one grouped trade record; returns the fills."""
-    cdef long long t_filled = 0, p, x, mk_rem, taker_px, fee_u, total_fee_u = 0, size_u = 0
+    cdef long long t_filled = 0, p, x, mk_rem, taker_px, fee_u, total_fee_u = 0, id_seq
     cdef bint t_up = t.is_up
-    cdef list fills = [], entries = []
+    cdef list fills = [], makers = []
     cdef dict orders = ex.orders
     cdef str kind
     ex._pending_updates = pending = []
@@ -805,11 +804,7 @@ cdef list _match(object ex, object m, object t, bint is_bid, long long limit_b, 
             mk_oid = mk.order_id
             fills.append(Fill(mk_oid, mk_owner, t_oid, t_owner, taker_px / <double> PRICE_SCALE,
                               x / <double> SIZE_SCALE, kind, fee_u / <double> USDC_SCALE))
-            entries.append({"order_id": mk_oid, "owner": mk_owner, "maker_address": mk_owner,
-                            "matched_amount": _fmt(x / <double> SIZE_SCALE),
-                            "price": _fmt(mp / <double> PRICE_SCALE),
-                            "fee_rate_bps": "0", "asset_id": mk_tok, "outcome": mk.outcome,
-                            "side": mk.side})
+            makers.append(mk)
             ex._touched.add((m.condition_id, not is_bid, p))
             if mk_rem == x:
                 mk.status = "MATCHED"
@@ -826,36 +821,127 @@ cdef list _match(object ex, object m, object t, bint is_bid, long long limit_b, 
                 prices.pop()
     if not fills:
         return fills
+    # the grouped trade record: its id's draw taken now, the record (strings, hashes) built when read
+    id_seq = ex._seq + 1
+    ex._seq = id_seq
+    L = LazyTrade()
+    L.ex = ex
+    L.m = m
+    L.t = t
+    L.fills = fills
+    L.makers = makers
+    L.id_seq = id_seq
+    L.draw = ex._rng.random()
+    L.now_ms = now_ms
+    L.total_fee_u = total_fee_u
+    trades = ex._trades
+    L.idx = len(trades)
+    trades.append(L)
+    ex._lazy.append(L)
+    t.trade_ids.append(L)
+    owner_trades = ex._owner_trades
+    L.slots = slots = []
+    lst = owner_trades.get(t_owner)
+    if lst is None:
+        lst = owner_trades[t_owner] = []
+    slots.append((lst, len(lst)))
+    lst.append(L)
+    seen = {t_owner}
+    for mk in makers:
+        ids = mk.trade_ids
+        if L not in ids:
+            ids.append(L)
+        mk_owner = mk.owner
+        if mk_owner not in seen:
+            seen.add(mk_owner)
+            lst = owner_trades.get(mk_owner)
+            if lst is None:
+                lst = owner_trades[mk_owner] = []
+            slots.append((lst, len(lst)))
+            lst.append(L)
+    last = fills[len(fills) - 1].price
+    m.last_trade_price = last if t_up else 1.0 - last
+    return fills
+
+
+# ---------------------------------------------------------------------------- deferred trade records
+cdef class LazyTrade:
+    """A taker's grouped trade record (what ``Exchange._match`` builds) not built yet: it holds what the
+    record is made of (the taker order, the fills and their maker orders, the trade id's sequence number
+    and draw of the engine's stream, the time, the fee) and stands in its places (``Exchange._trades``,
+    the parties' trade lists, the orders' ``trade_ids``) until something reads it; :func:`build` then
+    makes the very record ``Exchange._match`` would have made, and puts it (and its id) in those places.
+    Why: most trades of a backtest hour are between the background agents and nobody reads their
+    records (ids, decimal strings, two SHA-256s per trade)."""
+
+
+cdef object _build(LazyTrade L):
+    """The trade record of ``L`` exactly as ``Exchange._match`` spells it, put in its places (once)."""
+    cdef long long size_u = 0
+    if L.built is not None:
+        return L.built
+    fills = L.fills
+    t = L.t
+    m = L.m
+    ex = L.ex
+    entries = []
+    for i in range(len(fills)):
+        f = fills[i]
+        mk = L.makers[i]
+        mk_owner = f.maker_owner
+        entries.append({"order_id": f.maker_order_id, "owner": mk_owner, "maker_address": mk_owner,
+                        "matched_amount": _fmt(f.size), "price": _fmt(mk.price_u / <double> PRICE_SCALE),
+                        "fee_rate_bps": "0", "asset_id": mk.token_id, "outcome": mk.outcome,
+                        "side": mk.side})
     for f in fills:
         size_u += <long long> rint(<double> f.size * SIZE_SCALE)
     vwap = _sum([f.price * f.size for f in fills]) / (size_u / <double> SIZE_SCALE)
-    id_seq = ex._seq + 1
-    ex._seq = id_seq
-    tid = _trade_id(ex._trade_head, id_seq, ex._rng.random())
+    tid = _trade_id(ex._trade_head, L.id_seq, L.draw)
+    now_ms = L.now_ms
+    t_owner = t.owner
     trade = {
-        "id": tid, "taker_order_id": t_oid, "market": m.condition_id, "asset_id": t_tok,
+        "id": tid, "taker_order_id": t.order_id, "market": m.condition_id, "asset_id": t.token_id,
         "side": t.side, "size": _fmt(size_u / <double> SIZE_SCALE), "fee_rate_bps": str(m.fee_rate_bps),
         "price": _fmt(_round(vwap, 6)), "status": "MATCHED", "match_time": str(now_ms // 1000),
         "match_time_ms": now_ms, "last_update": str(now_ms // 1000), "outcome": t.outcome,
         "owner": t_owner, "maker_address": t_owner, "transaction_hash": _tx_hash(tid),
         "bucket_index": 0, "maker_orders": entries, "trader_side": "TAKER",
-        "taker_fee": _fmt(total_fee_u / <double> USDC_SCALE), "type": "TRADE",
+        "taker_fee": _fmt(L.total_fee_u / <double> USDC_SCALE), "type": "TRADE",
     }
-    t.trade_ids.append(tid)
-    ex.trades_log.append(trade)
-    owner_trades = ex._owner_trades
-    owner_trades.setdefault(t_owner, []).append(trade)
-    seen = {t_owner}
-    for e in entries:
-        mk = orders[e["order_id"]]
-        if tid not in mk.trade_ids:
-            mk.trade_ids.append(tid)
-        if e["owner"] not in seen:
-            seen.add(e["owner"])
-            owner_trades.setdefault(e["owner"], []).append(trade)
-    last = fills[len(fills) - 1].price
-    m.last_trade_price = last if t_up else 1.0 - last
-    return fills
+    L.built = trade
+    ex._trades[L.idx] = trade
+    for lst, j in L.slots:
+        lst[j] = trade
+    _put_id(t.trade_ids, L, tid)
+    for mk in L.makers:
+        _put_id(mk.trade_ids, L, tid)
+    return trade
+
+
+cdef int _put_id(list ids, LazyTrade L, str tid) except -1:
+    """Replace the placeholder ``L`` in an order's ``trade_ids`` by the trade id (its place kept)."""
+    cdef Py_ssize_t i
+    for i in range(len(ids)):
+        if ids[i] is L:
+            ids[i] = tid
+    return 0
+
+
+def build_trades(list lst, Py_ssize_t start=0):
+    """Build the placeholders in ``lst[start:]`` (a trade list or an order's ``trade_ids``) in place."""
+    cdef Py_ssize_t i
+    for i in range(start, len(lst)):
+        x = lst[i]
+        if type(x) is LazyTrade:
+            _build(<LazyTrade> x)
+
+
+def flush_trades(ex):
+    """Build every placeholder of ``ex`` (in match order) and forget them: ``Exchange.flush_trades``."""
+    lazy = ex._lazy
+    for x in lazy:
+        _build(<LazyTrade> x)
+    lazy.clear()
 
 
 def place_taker(ex, str owner, tok, price, size, long long now_ms):

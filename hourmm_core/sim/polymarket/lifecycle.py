@@ -19,6 +19,7 @@ import bisect
 from typing import Any, Iterable
 
 from hourmm_core.fees import PRICE_SCALE, SIZE_SCALE, USDC_SCALE
+from hourmm_core.sim.polymarket.flowcore import build_trades
 from hourmm_core.sim.polymarket.orders import BUY, EngineError, Order, _fmt, price_to_units, size_to_units
 
 
@@ -53,12 +54,18 @@ class Lifecycle:
         return out
 
     def order(self, order_id: str) -> Order | None:
-        return self.orders.get(order_id)
+        o = self.orders.get(order_id)
+        if o is not None and self._lazy:
+            build_trades(o.trade_ids)        # its trade ids, as built records have them
+        return o
 
     def trades(self, owner: str | None = None) -> list[dict[str, Any]]:
         if owner is None:
             return list(self.trades_log)
-        return list(self._owner_trades.get(owner, []))
+        lst = self._owner_trades.get(owner, [])
+        if self._lazy:
+            build_trades(lst)
+        return list(lst)
 
     def trade_count(self, owner: str) -> int:
         """How many trade records involve ``owner`` (taker or maker): with :meth:`trades_since`,
@@ -67,7 +74,10 @@ class Lifecycle:
 
     def trades_since(self, owner: str, start: int) -> list[dict[str, Any]]:
         """``owner``'s trade records from index ``start`` on (the records themselves, in order)."""
-        return self._owner_trades.get(owner, [])[start:]
+        lst = self._owner_trades.get(owner, [])
+        if self._lazy:
+            build_trades(lst, start)
+        return lst[start:]
 
     # ------------------------------------------------------------------ cancels and expiry
     def _drop_gtd(self, o: Order) -> None:
