@@ -28,6 +28,8 @@ order without an exchange id). Its sub-state ``early``:
   answer), :meth:`recancel_due` says the caller must cancel it again at once, by its id (a
   normal cancel: ``early`` back to 0, the usual outcome rules).
 * the POST is rejected -> REJECTED (final): the cancel's answer, whichever it is, changes nothing.
+* an ack whose status says the venue has already cancelled the order (the executor's recovered
+  path) -> CANCELLED (FILLED if filled in full): final, with or without a cancel before it.
 * user-WebSocket events find the order by its hash from the moment its early cancel is sent
   (fills count once, a CANCELLATION makes it final, a PLACEMENT/UPDATE never books it LIVE).
 
@@ -331,15 +333,19 @@ class OrderManager:
         if early:
             o.fill_sum += early
             o.filled = min(o.size, max(o.filled, o.fill_sum))
-        if o.state in _FINAL or o.state is _CANCELLING:
-            return   # a cancel before the ack: CANCELLING until its answer (or a re-cancel: recancel_due)
+        if o.state in _FINAL:
+            return
         st = (status or "").lower()
+        if st.startswith("cancel"):
+            # the venue reports it cancelled already (the executor's recovered path: an ambiguous
+            # POST whose order was found, cancelled meanwhile): final, never working (also after a
+            # cancel before the ack: nothing is left to cancel again)
+            o.state = _FILLED if o.remaining <= 1e-9 else _CANCELLED
+            return
+        if o.state is _CANCELLING:
+            return   # a cancel before the ack: CANCELLING until its answer (or a re-cancel: recancel_due)
         if st == "matched" and o.filled >= o.size - 1e-9:
             o.state = _FILLED
-        elif st.startswith("cancel"):
-            # the venue reports it cancelled already (the executor's recovered path: an ambiguous
-            # POST whose order was found, cancelled meanwhile): final, never working
-            o.state = _FILLED if o.remaining <= 1e-9 else _CANCELLED
         elif o.filled > 0:
             o.state = _PARTIAL
         else:

@@ -215,3 +215,15 @@ def test_every_order_of_arrival_ends_consistent(case: str) -> None:
             assert om.yes_tokens == (4 if "FILL4" in ws else 0)
         assert om.open_count == 0
     assert n >= 2
+
+
+def test_an_ack_saying_cancelled_after_a_missed_early_cancel_needs_no_recancel() -> None:
+    # the early cancel overtook the POST (missed); the POST's outcome was then recovered with the
+    # venue's status "canceled" (e.g. a cancel-all meanwhile): the order is final, nothing to re-send
+    om = OrderManager()
+    o = sent_order(om)
+    om.on_cancel_sent(o, 2)
+    om.on_cancel_failed(HASH, "order not found", 3)
+    assert o.early == EARLY_MISSED and o.state is OrderState.CANCELLING
+    om.on_ack(o, HASH, "canceled", 4)
+    assert o.state is OrderState.CANCELLED and not om.recancel_due(o)
