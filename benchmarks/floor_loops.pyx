@@ -9,7 +9,10 @@ and none of the state handling, branches, windows or bar bookkeeping:
 * ``fused_floor`` (``price_path_batch``): per tick one ``log``, ``exp``, ``sqrt``, ``erfc``
   and the k + 7 + 1 doubles written (88 B for k = 3): the issue-15 definition.
 * ``vol_floor`` (``ewma_vol_batch``): per tick the k sigmas written; per crossed sample grid
-  boundary one ``log`` and k divisions + ``sqrt`` (the EWMA's own arithmetic is free here).
+  boundary one ``log`` and k divisions + ``sqrt`` (the EWMA's own arithmetic is free here). The
+  divisors are run-time values, as the EWMA's weight sums are (session 10: with the literal
+  divisors 1.0, 2.0, 3.0 GCC folded ``/ 1.0`` and made ``/ 2.0`` a multiply, so the floor took one
+  of the k divisions it states).
 * ``minute_path_floor`` (``minute_path_batch``): the tick scan (read ts/price up to each
   instant) and per instant one ``log``, ``sqrt``, ``erfc`` and 8 B written.
 
@@ -82,17 +85,21 @@ def vol_floor(const cnp.int64_t[::1] ts, const double[::1] px, double[:, ::1] ou
     cdef int k = out.shape[1], i
     cdef long long nxt = -9223372036854775807
     cdef double r = 0.0, s0 = 0.0, s1 = 0.0, s2 = 0.0, anchor = 1.0, last = 1.0
+    # the k divisors are run-time values (as the EWMA's weight sums are): with literal divisors the
+    # compiler folded r * r / 1.0 and turned / 2.0 into a multiply, one division left of the k stated
+    cdef double d = sample_ms / 1000.0
+    cdef double d0 = d, d1 = 2.0 * d, d2 = 3.0 * d
     with nogil:
         for j in range(n):
             if ts[j] >= nxt:
                 nxt = (ts[j] // sample_ms + 1) * sample_ms
                 r = log(last / anchor)          # the core's EWMA takes libm's log (once a second)
-                s0 = sqrt(r * r / 1.0)
-                s1 = sqrt(r * r / 2.0)
-                s2 = sqrt(r * r / 3.0)
+                s0 = sqrt(r * r / d0)
+                s1 = sqrt(r * r / d1)
+                s2 = sqrt(r * r / d2)
                 anchor = last
                 for i in range(3, k):
-                    out[j, i] = sqrt(r * r / (i + 1.0))
+                    out[j, i] = sqrt(r * r / ((i + 1.0) * d))
             last = px[j]
             out[j, 0] = s0
             if k > 1:

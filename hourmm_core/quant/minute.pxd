@@ -13,10 +13,20 @@ cdef extern from *:
     #else
     #define HOURMM_UNLIKELY(x) (x)
     #endif
+    #include <stdint.h>
+    #include <string.h>
+    /* isfinite(x) && x > 0.0 as one unsigned compare of the bits (+0 -> 0, the largest finite
+       0x7FEFFFFFFFFFFFFF; -0, negatives, inf and NaN are above it): no branch of its own */
+    static inline int hourmm_pos_finite(double x) {
+        uint64_t u;
+        memcpy(&u, &x, sizeof u);
+        return u - 1u < UINT64_C(0x7FEFFFFFFFFFFFFF);
+    }
     """
     # a branch hint for the rare paths of the batch loops (bad order, bad price, a new minute): without
     # it GCC guesses every exit test 50/50 and treats the per-instant pricing as cold (not inlined)
     bint unlikely "HOURMM_UNLIKELY"(bint) nogil
+    bint pos_finite "hourmm_pos_finite"(double) nogil
 
 
 @cython.cdivision(True)
@@ -123,7 +133,7 @@ cdef inline double min_span_var(const MinState* s, const MinSpan* sp, long long 
     cdef double f = (sp.b_end - ts_ms) / 60000.0
     if sp.kind == 2:
         return NAN
-    if unlikely(s.have_bar and s.bar_traded and s.have_prev and sp.b > s.bar):
+    if unlikely(sp.b > s.bar and s.have_bar and s.bar_traded and s.have_prev):    # the first test is usually false
         vl = s.var_scale * min_level_at_b(s, sp.b)
     if sp.kind == 0:
         return vl * (f * sp.sc + sp.ca - sp.cb)

@@ -611,7 +611,9 @@ cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* 
     close bars (once a minute, with the hourly scale re-fit). The order checks ride along."""
     cdef Py_ssize_t i, j = 0
     cdef double last = NAN, v
-    cdef long long e, tprev = t[0] if n else 0, eprev = ev[0] if m else 0
+    cdef long long e, tprev = t[0] if n else 0, eprev = ev[0] if m else 0, tp
+    cdef Py_ssize_t jr
+    cdef bint run_ok
     cdef int r
     cdef bint have = False          # a flag, not isnan(last): GCC predicts an isnan test true (cold else)
     cdef MinState st = mp.st
@@ -637,7 +639,28 @@ cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* 
         if unlikely(e < eprev):
             return False
         eprev = e
-        while j < n and t[j] < e:
+        # the ticks before this instant: one scan (as the floor's) that also tests, without a branch,
+        # that they are in order and have good prices; when they are and all fall in the current bar
+        # (the usual case), min_trade would take each one (1) and min_mark would leave the bar's open
+        # (or set it from the first), its close the last price: applied at once. Otherwise the same
+        # ticks go one by one through min_trade below (bad ticks, a new minute, time going backwards).
+        jr = j
+        tp = tprev
+        run_ok = True
+        while jr < n and t[jr] < e:
+            run_ok = run_ok & (t[jr] >= tp) & pos_finite(px[jr])      # isfinite(px) and px > 0.0
+            tp = t[jr]
+            jr += 1
+        if jr > j and run_ok and st.have_bar and tp < st.bar_end:
+            if not st.bar_traded:
+                st.bar_open = px[j]
+            st.bar_close = px[jr - 1]
+            st.bar_traded = True
+            last = px[jr - 1]
+            have = True
+            tprev = tp
+            j = jr
+        while j < jr:
             if unlikely(t[j] < tprev):
                 return False
             tprev = t[j]
@@ -655,7 +678,7 @@ cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* 
             j += 1
         if not have:
             o[i] = NAN
-        elif vec and isfinite(k[i]) and k[i] > 0.0 and last != k[i]:
+        elif vec and pos_finite(k[i]) and last != k[i]:             # isfinite(k) and k > 0.0
             if unlikely(e >= sp.b_end or he[i] != sp.hour_end):
                 min_span(&st, &sp, e, he[i])
             # min_rest_var(&st, e, he[i]) with the minute's part kept (last is a good trade price)
