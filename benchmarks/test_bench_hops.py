@@ -585,12 +585,15 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
         for c, n in count.items():
             out[f"{mode}_{c}"] = n
         for h, v in samples.items():
-            if v:
-                p50, p99 = _pcts(v)
-                out[f"{mode}_{h}_p50_ms"] = p50
-                out[f"{mode}_{h}_p99_ms"] = p99
-                out[f"{mode}_{h}_n"] = len(v)
+            _put_pcts(out, f"{mode}_{h}", v)
     return out
+
+
+def _put_pcts(out: dict[str, Any], key: str, v: list[float]) -> None:
+    """``<key>_p50_ms``, ``<key>_p99_ms`` and ``<key>_n`` of the samples ``v`` (none if empty)."""
+    if v:
+        out[f"{key}_p50_ms"], out[f"{key}_p99_ms"] = _pcts(v)
+        out[f"{key}_n"] = len(v)
 
 
 def venue_post_ms(ev: dict[str, list], names: tuple[str, str]) -> dict[str, Any]:
@@ -612,11 +615,7 @@ def venue_post_ms(ev: dict[str, list], names: tuple[str, str]) -> dict[str, Any]
                 continue
             per[marks[i][1]].append((done[j] - t) * 1e-6)
         for m, v in per.items():
-            if v:
-                p50, p99 = _pcts(v)
-                out[f"{names[m]}_venue {kind} entry->done_p50_ms"] = p50
-                out[f"{names[m]}_venue {kind} entry->done_p99_ms"] = p99
-                out[f"{names[m]}_venue {kind} entry->done_n"] = len(v)
+            _put_pcts(out, f"{names[m]}_venue {kind} entry->done", v)
     return out
 
 
