@@ -28,8 +28,9 @@ Why compiled: these agents are most of the venue's cost in a backtest hour (~10,
   record, trade id draw, ``transaction_hash``, maker updates), the engine's methods staying the
   reference twin (tests compare it with ``Exchange.place(..., "FAK")``);
 * ``uniform`` is ``a + (b - a) * random()`` exactly as random.py spells it (``random()`` is C),
-  ``exp``/``log`` are libm's as in the ``math`` module; ``gauss`` is the Random object's own method
-  (it keeps ``gauss_next`` state).
+  ``exp``/``log`` are libm's as in the ``math`` module; ``gauss`` is random.py's ``Random.gauss``
+  spelled in C (:func:`_gauss`: the same draws, the same libm calls, its ``gauss_next`` state kept on the
+  Random object).
 
 The engine stays the one state (its Python methods, the live simulator server, the invariant
 checks and the tests read the same dicts, deques and ``Order`` objects). Whenever the inline
@@ -37,7 +38,9 @@ path's preconditions do not hold (listeners attached, unusual numbers) the engin
 is called instead, before any draw, so the result is the same either way.
 """
 
-from libc.math cimport exp, fabs, floor, log, rint
+from libc.math cimport cos, exp, fabs, floor, log, rint, sin, sqrt
+
+import random as _random
 
 from hourmm_core.sim.polymarket.booktop cimport any_left, rest, top
 from hourmm_core.sim.polymarket.fairpath cimport FairPath
@@ -258,6 +261,34 @@ cdef object _place(object ex, object m, str owner, object tok, object price, obj
 
 
 
+cdef double TWOPI = 2.0 * 3.141592653589793     # random.py's TWOPI = 2.0 * math.pi
+cdef object _Random = _random.Random
+
+
+cdef double _gauss(object rng, double mu, double sigma) except? -1.0:
+    """``rng.gauss(mu, sigma)``: CPython 3.11's ``random.Random.gauss`` step for step (its two
+    ``random()`` draws, ``math.sqrt/log/cos/sin`` = libm's, the spare normal kept in ``rng.gauss_next``);
+    ``rng``'s own method when it is not exactly a ``random.Random``."""
+    cdef double x2pi, g2rad, z
+    if type(rng) is not _Random:
+        return rng.gauss(mu, sigma)
+    zo = rng.gauss_next
+    rng.gauss_next = None
+    if zo is None:
+        x2pi = <double> rng.random() * TWOPI
+        g2rad = sqrt(-2.0 * log(1.0 - <double> rng.random()))
+        z = cos(x2pi) * g2rad
+        rng.gauss_next = sin(x2pi) * g2rad
+    else:
+        z = zo
+    return mu + z * sigma
+
+
+def gauss_c(rng, double mu, double sigma):
+    """The compiled :func:`_gauss` (for its twin test against ``rng.gauss``)."""
+    return _gauss(rng, mu, sigma)
+
+
 # ---------------------------------------------------------------------------- makers
 cdef class TouchMakers:
     """The touch makers of one :class:`BackgroundAgents` in all its markets: call :meth:`run` where
@@ -299,7 +330,7 @@ cdef class TouchMakers:
         cdef bint stop, due, settled
         cdef long long quotes = 0, rejects = 0
         cdef object rng_random = self.rng.random
-        cdef object gauss = self.rng.gauss
+        cdef object rng = self.rng
         ex = self.ex
         cid = m.condition_id
         stop = now_ms >= m.end_ms - self.stop_before_ms
@@ -325,7 +356,7 @@ cdef class TouchMakers:
             st.check_t = now_ms
             if due:
                 st.next_quote = now_ms + <long long> (self.requote_ms * (0.5 + 1.0 * <double> rng_random()))
-                v = fair + <double> self.bias[i] + <double> gauss(0.0, self.noise_sd)
+                v = fair + <double> self.bias[i] + _gauss(rng, 0.0, self.noise_sd)
                 v = v if v > 0.02 else 0.02          # max(0.02, v)
                 v = v if v < 0.98 else 0.98          # min(0.98, v)
                 if not st.has_view:
@@ -439,7 +470,7 @@ cdef double _size(object ag, object c, object legacy) except? -1.0:
     if c.maker_style == "legacy":
         a, b = legacy
         return a + (b - a) * <double> ag.rng.random()
-    x = <double> c.noise_size_median * exp(<double> ag.rng.gauss(0.0, c.noise_size_logsd))
+    x = <double> c.noise_size_median * exp(_gauss(ag.rng, 0.0, c.noise_size_logsd))
     b = c.noise_size_max
     x = x if x < b else b                  # min(noise_size_max, x)
     return x if x > 1.0 else 1.0           # max(1.0, x)

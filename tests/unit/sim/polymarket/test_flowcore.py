@@ -206,3 +206,25 @@ def test_compiled_taker_buy_equals_place_fak():
     engines[0].check_invariants()
     kinds = {f["maker_orders"][0]["side"] for f in engines[0].trades_log}
     assert took > 100 and multi > 10 and kinds == {BUY, SELL}
+
+
+def test_compiled_gauss_equals_random_gauss():
+    """flowcore's C ``Random.gauss`` (the makers' view noise, the takers' sizes) against random.py's own
+    on the same seeded streams: the same numbers and the same state after (draws and the spare normal),
+    with other draws interleaved so both halves of a pair are used. A Random subclass takes its own method."""
+    from hourmm_core.sim.polymarket.flowcore import gauss_c
+
+    for seed in (0, 5, 2**40):
+        a, b = random.Random(seed), random.Random(seed)
+        for i in range(100_000):
+            mu, sd = ((0.0, 0.37), (0.5, 1.0), (-2.0, 1e-3), (0.0, 0.0))[i % 4]
+            assert gauss_c(a, mu, sd) == b.gauss(mu, sd)
+            if i % 7 == 0:
+                assert a.random() == b.random()
+        assert a.getstate() == b.getstate() and a.gauss_next == b.gauss_next
+
+    class Fixed(random.Random):
+        def gauss(self, mu=0.0, sigma=1.0):
+            return 42.0
+
+    assert gauss_c(Fixed(1), 0.0, 1.0) == 42.0
