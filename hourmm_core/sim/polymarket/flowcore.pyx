@@ -42,13 +42,13 @@ from libc.math cimport cos, exp, fabs, floor, log, rint, sin, sqrt
 
 import random as _random
 
-from hourmm_core.sim.polymarket.booktop cimport any_left, rest, top
+from hourmm_core.sim.polymarket.booktop cimport any_left, new_order, rest, top
 from hourmm_core.sim.polymarket.fairpath cimport FairPath
 from hourmm_core.sim.polymarket.wire cimport _id_hex
 
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.fees import taker_fee_units as _taker_fee_units
-from hourmm_core.sim.polymarket.orders import Fill, Order, _buy_covered
+from hourmm_core.sim.polymarket.orders import Fill, _buy_covered
 from hourmm_core.sim.polymarket.wire import fmt_decimal as _fmt
 from hourmm_core.sim.polymarket.wire import trade_id as _trade_id
 from hourmm_core.sim.polymarket.wire import tx_hash as _tx_hash
@@ -251,8 +251,7 @@ cdef object _place(object ex, object m, str owner, object tok, object price, obj
     oid = "0x" + _id_hex(ex._order_head, id_seq, id_draw)
     if oid in orders:    # pragma: no cover - a SHA-256 collision
         return None
-    o = Order(oid, owner, m.condition_id, tok, "Up" if up else "Down", BUY, pu, su, "GTC",
-              True, 0, now_ms, id_seq + 1, res_usdc_u=pu * su, is_up=up)
+    o = new_order(oid, owner, m.condition_id, tok, up, BUY, pu, su, "GTC", True, 0, now_ms, id_seq + 1, pu * su)
     orders[oid] = o
     a.usdc_res_u += pu * su
     rest(ex, book, prices, limit_b, oid, o, owner)
@@ -752,8 +751,7 @@ cdef object _place_taker(object ex, str owner, object tok, object price, object 
     oid = "0x" + _id_hex(ex._order_head, id_seq, id_draw)
     if oid in orders:    # pragma: no cover - a SHA-256 collision
         return None
-    o = Order(oid, owner, m.condition_id, tok, "Up" if up else "Down", BUY, pu, su, "FAK",
-              False, 0, now_ms, id_seq + 1, is_up=up)
+    o = new_order(oid, owner, m.condition_id, tok, up, BUY, pu, su, "FAK", False, 0, now_ms, id_seq + 1, 0)
     orders[oid] = o
     fills = _match(ex, m, o, up, limit_b, su, now_ms)
     o.status = "CANCELED" if o.size_u - o.filled_u > 0 else "MATCHED"
