@@ -19,6 +19,9 @@ Sizes (a full benchmark run; ``--benchmark-disable`` smoke runs in CI use tiny s
   (``time.process_time``) per hour are hours per second per core; the 1-minute load average
   before and after goes into extra_info (the machine is shared).
 
+* day loading: a backtest day's window (48 h; 2 in smoke runs) through ``load_prices`` vs
+  ``load_ticks``, and a kline month parsed vs loaded from the parse cache, side by side.
+
 Throughput goes into extra_info (ticks/s, hours/s) with the data source.
 """
 from __future__ import annotations
@@ -171,3 +174,50 @@ def test_bench_sim_ids_compiled_vs_reference(benchmark):
                                  "us_per_id_reference": 1e6 * cpu["reference"] / (2 * n),
                                  "speedup_cpu": cpu["reference"] / max(cpu["compiled"], 1e-12),
                                  "loadavg_1m_before_after": (load0, os.getloadavg()[0])})
+
+
+@pytest.mark.timeout(1800)
+def test_bench_day_loading(benchmark, tmp_path, monkeypatch):
+    """A backtest day's loading, side by side in one run: the price path the backtest loads
+    (``load_prices``) vs the full ticks (``load_ticks``), and a kline month parsed (cache off) vs
+    loaded from the parse cache (``HOURMM_CACHE_DIR``). CPU seconds, ratios and the load average in
+    extra_info; the arrays must be equal."""
+    from hourmm_core import data
+    from hourmm_core.clock import HOUR_MS
+    from hourmm_core.data import klines
+
+    d = data.find_data_dir()
+    may = d / "BTCUSDT-1m-2025-05.csv.gz" if d is not None else None
+    if may is None or not may.exists():
+        pytest.skip("needs the real klines (/work/shared/data)")
+    hours = _size(benchmark, "HOURMM_BENCH_LOAD_HOURS", 48, 2)     # the day run's window: 24 h + 24 h warm-up
+    a = 1_747_872_000_000 - 24 * HOUR_MS                             # 2025-05-21 00:00Z (tuning window)
+    b = a + hours * HOUR_MS
+    rounds = 1 if getattr(benchmark, "disabled", False) else 3
+    cpu = {"ticks": [], "prices": [], "parse": [], "cached": []}
+
+    def timed(key, fn, *args, **kw):
+        c0 = time.process_time()
+        out = fn(*args, **kw)
+        cpu[key].append(time.process_time() - c0)
+        return out
+
+    monkeypatch.setenv("HOURMM_CACHE_DIR", str(tmp_path / "cache"))
+    load0 = os.getloadavg()[0]
+    for _ in range(rounds):       # interleaved, same load for both sides
+        t = timed("ticks", data.load_ticks, a, b, data_dir=d)
+        ts, px, _src = timed("prices", data.load_prices, a, b, data_dir=d)
+        assert ts.tobytes() == t.ts_ms.tobytes() and px.tobytes() == t.price.tobytes()
+        with monkeypatch.context() as m:
+            m.setenv("HOURMM_CACHE_DIR", "off")
+            rows = timed("parse", klines._parsed_rows, may)
+        klines._parsed_rows(may)                               # writes the entry (first round)
+        cached = timed("cached", klines._parsed_rows, may)
+        assert cached[0].tobytes() == rows[0].tobytes() and cached[1] == rows[1]
+    benchmark.pedantic(data.load_prices, args=(a, b), kwargs={"data_dir": d}, rounds=1, iterations=1)
+    best = {k: min(v) for k, v in cpu.items()}
+    benchmark.extra_info.update({
+        "hours": hours, "ticks": int(len(ts)), "cpu_s_best": best,
+        "speedup_prices_vs_ticks": best["ticks"] / best["prices"],
+        "speedup_cached_vs_parse": best["parse"] / best["cached"],
+        "loadavg_1m_before_after": (load0, os.getloadavg()[0])})

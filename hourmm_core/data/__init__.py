@@ -17,6 +17,8 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
+
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.data.binance_dumps import (
     CACHE_DIR_ENV, DATA_DIR_ENV, DEFAULT_TICK, cache_dir, data_start_hint, read_dump_cached, DataFormatError, ParseStats, derive_bbo, find_data_dir,
@@ -24,7 +26,7 @@ from hourmm_core.data.binance_dumps import (
     span_from_name,
 )
 from hourmm_core.data.bridge import (
-    DEFAULT_MAX_TICKS_PER_MINUTE, DEFAULT_TICK_BUDGET, BridgeParams, bridge_klines,
+    DEFAULT_MAX_TICKS_PER_MINUTE, DEFAULT_TICK_BUDGET, BridgeParams, bridge_klines, bridge_prices,
 )
 from hourmm_core.data.candles import candles, hourly_candles
 from hourmm_core.data.inventory import DEFAULT_SIM_HOUR_MS, DataInventory, data_inventory, default_sim_start, history_span
@@ -77,6 +79,27 @@ def load_ticks(start_ms: int | str | os.PathLike[str] | None = None, end_ms: int
     only when no ``data_dir`` was given: a directory the caller named explicitly that holds
     no real data is an error, not a silent switch to made-up prices.
     """
+    return _load(start_ms, end_ms, data_dir, symbol, synthetic_hours, seed, allow_synthetic,
+                 max_ticks_per_minute, False)
+
+
+def load_prices(start_ms: int | None = None, end_ms: int | None = None,
+                data_dir: str | os.PathLike[str] | None = None, symbol: str = "BTCUSDT", seed: int = 7,
+                allow_synthetic: bool | None = None,
+                max_ticks_per_minute: int | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(ts_ms, price, source)`` of :func:`load_ticks` with the same arguments: the same arrays
+    (read-only), for callers that read only the price path (the strategy backtest). A bridged
+    window then skips the bridge's sides, sizes and BBO (:func:`bridge_prices`): ~40 % of its work."""
+    got = _load(start_ms, end_ms, data_dir, symbol, None, seed, allow_synthetic, max_ticks_per_minute, True)
+    if isinstance(got, TickData):
+        return got.ts_ms, got.price, got.source
+    return got
+
+
+def _load(start_ms: int | str | os.PathLike[str] | None, end_ms: int | None,
+          data_dir: str | os.PathLike[str] | None, symbol: str, synthetic_hours: int | float | None, seed: int,
+          allow_synthetic: bool | None, max_ticks_per_minute: int | None,
+          prices_only: bool) -> TickData | tuple[np.ndarray, np.ndarray, str]:
     if isinstance(start_ms, (str, os.PathLike)):
         if data_dir is not None:
             raise TypeError("data_dir given twice")
@@ -104,7 +127,7 @@ def load_ticks(start_ms: int | str | os.PathLike[str] | None = None, end_ms: int
                              _iso(lo), _iso(hi), len(kh.segments))
             k = kh.window(lo, hi)
             if len(k["open_ms"]):
-                return _bridge(k, seed, symbol, max_ticks_per_minute, d)
+                return _bridge(k, seed, symbol, max_ticks_per_minute, d, prices_only)
         if ticks is not None and len(ticks):
             return ticks   # real trades, partly covering the window, and no klines for it
         if explicit:
@@ -148,17 +171,26 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
 
 
-def _bridge(k: dict, seed: int, symbol: str, cap: int | None, d: Path) -> TickData:
+def _bridge(k: dict, seed: int, symbol: str, cap: int | None, d: Path,
+            prices_only: bool = False) -> TickData | tuple[np.ndarray, np.ndarray, str]:
     params = BridgeParams()
     if cap is not None:
         from dataclasses import replace
         params = replace(params, max_ticks_per_minute=int(cap))
     else:
         params = params.auto_cap(len(k["open_ms"]))
-    ticks = bridge_klines(k, seed=seed, params=params, symbol=symbol)
+    if prices_only:
+        ts, px = bridge_prices(k, seed=seed, params=params)
+        ts.setflags(write=False)
+        px.setflags(write=False)
+        ticks: TickData | tuple[np.ndarray, np.ndarray, str] = (ts, px, SOURCE_KLINES_BRIDGE)
+        n = len(ts)
+    else:
+        ticks = bridge_klines(k, seed=seed, params=params, symbol=symbol)
+        n = len(ticks)
     t = k["open_ms"]
     log.info("Loaded %d %s 1m klines %s .. %s from %s: %d bridged ticks (source=%s, seed=%d, "
-             "<= %d ticks/minute)", len(t), symbol, _iso(int(t[0])), _iso(int(t[-1]) + 60_000), d, len(ticks),
+             "<= %d ticks/minute)", len(t), symbol, _iso(int(t[0])), _iso(int(t[-1]) + 60_000), d, n,
              SOURCE_KLINES_BRIDGE, seed, params.max_ticks_per_minute)
     return ticks
 
@@ -167,7 +199,7 @@ __all__ = [
     "CACHE_DIR_ENV", "DATA_DIR_ENV", "cache_dir", "data_start_hint", "read_dump_cached", "DEFAULT_SYNTHETIC_HOURS", "DEFAULT_SYNTHETIC_START_MS", "DEFAULT_TICK",
     "DataFormatError", "ParseStats", "SOURCE_BINANCE", "SOURCE_KLINES", "SOURCE_KLINES_BRIDGE", "SOURCE_SYNTHETIC", "SYNTHETIC_WARNING",
     "BridgeParams", "DEFAULT_MAX_TICKS_PER_MINUTE", "DEFAULT_TICK_BUDGET", "KlineError", "KlineHistory",
-    "bridge_klines", "kline_history", "read_klines", "validate_klines",
+    "bridge_klines", "bridge_prices", "kline_history", "load_prices", "read_klines", "validate_klines",
     "DEFAULT_SIM_HOUR_MS", "DataInventory", "data_inventory", "default_sim_start", "history_span", "load_first_hours",
     "TickData", "candles", "derive_bbo", "find_data_dir", "hourly_candles", "kind_from_name",
     "list_dump_files", "load_klines", "load_ticks", "read_binance_ticks", "read_dump",

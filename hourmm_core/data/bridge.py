@@ -142,23 +142,27 @@ def ticks_per_minute(count: np.ndarray, params: BridgeParams) -> np.ndarray:
     return np.clip(np.asarray(count, np.int64), params.min_ticks, max(params.min_ticks, params.max_ticks_per_minute))
 
 
-def bridge_klines(k: dict[str, np.ndarray], seed: int = 7, params: BridgeParams | None = None,
-                  symbol: str = "BTCUSDT", interval_ms: int = 60_000) -> TickData:
-    """Ticks for the klines ``k`` (columns of :data:`hourmm_core.data.klines.KLINE_FIELDS`,
-    1m, sorted, validated). See the module doc for the model and its guarantees."""
+def bridge_prices(k: dict[str, np.ndarray], seed: int = 7, params: BridgeParams | None = None,
+                  interval_ms: int = 60_000) -> tuple[np.ndarray, np.ndarray]:
+    """``(ts_ms, price)`` of :func:`bridge_klines` (the same arrays, bit for bit) without the
+    sides, sizes and BBO: what the strategy backtest reads (about a third less work)."""
     p = params or BridgeParams()
+    if len(k["open_ms"]) == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    ts, px = _bridge_path(k, seed, p, interval_ms, False)[:2]
+    return ts, px
+
+
+def _bridge_path(k: dict[str, np.ndarray], seed: int, p: BridgeParams, interval_ms: int, sizes: bool) -> tuple:
+    """The ticks' times and prices (the module doc's model) and what the sides, sizes and BBO
+    reuse: ``(ts, px, start, mi, kk, mt, tick_keys, z_size)``; ``sizes=False``: ``z_size`` None
+    (the second normal of the path's Box-Muller pairs is not drawn)."""
     t0 = np.asarray(k["open_ms"], np.int64)
     m_n = len(t0)
-    if m_n == 0:
-        z = np.zeros(0)
-        return TickData(np.zeros(0, np.int64), z, z, np.zeros(0, bool), z, z, z, z,
-                        source=SOURCE_KLINES_BRIDGE, symbol=symbol, bbo="bridge", trade_id=np.zeros(0, np.int64))
     o = np.asarray(k["open"], np.float64)
     hi = np.asarray(k["high"], np.float64)
     lo = np.asarray(k["low"], np.float64)
     c = np.asarray(k["close"], np.float64)
-    vol = np.asarray(k["volume"], np.float64)
-    tbv = np.asarray(k["taker_buy_volume"], np.float64)
     n = ticks_per_minute(k["count"], p)
     start = np.concatenate(([0], np.cumsum(n)[:-1]))
     total = int(n.sum())
@@ -228,7 +232,7 @@ def bridge_klines(k: dict[str, np.ndarray], seed: int = 7, params: BridgeParams 
                         np.where(e_i > s_i, (kk - s_i) / np.maximum(e_i - s_i, 1), 1.0))
     dt = np.diff(tsec, prepend=0.0)
     dt[start] = 0.0
-    z_path, z_size = _normals(seed, tick_keys, 5)
+    z_path, z_size = _normals(seed, tick_keys, 5, both=sizes)
     w = np.cumsum(z_path * np.sqrt(np.maximum(dt, 0.0)))
     bridge = (w - w[gs]) - frac * (w[ge] - w[gs])
     sig = p.sigma_scale * (hi - lo) / math.sqrt(4.0 * math.log(2.0)) / math.sqrt(interval_ms / 1000.0)
@@ -257,6 +261,23 @@ def bridge_klines(k: dict[str, np.ndarray], seed: int = 7, params: BridgeParams 
     gi = (start[:, None] + pin_i).ravel()
     px[gi] = pin_p.ravel()                                   # exact kline prices (no rounding drift)
     px = np.round(px, 8)
+    return ts, px, start, mi, kk, mt, tick_keys, z_size
+
+
+def bridge_klines(k: dict[str, np.ndarray], seed: int = 7, params: BridgeParams | None = None,
+                  symbol: str = "BTCUSDT", interval_ms: int = 60_000) -> TickData:
+    """Ticks for the klines ``k`` (columns of :data:`hourmm_core.data.klines.KLINE_FIELDS`,
+    1m, sorted, validated). See the module doc for the model and its guarantees."""
+    p = params or BridgeParams()
+    if len(k["open_ms"]) == 0:
+        z = np.zeros(0)
+        return TickData(np.zeros(0, np.int64), z, z, np.zeros(0, bool), z, z, z, z,
+                        source=SOURCE_KLINES_BRIDGE, symbol=symbol, bbo="bridge", trade_id=np.zeros(0, np.int64))
+    ts, px, start, mi, kk, mt, tick_keys, z_size = _bridge_path(k, seed, p, interval_ms, True)
+    total = len(ts)
+    m_n = len(start)
+    vol = np.asarray(k["volume"], np.float64)
+    tbv = np.asarray(k["taker_buy_volume"], np.float64)
 
     # ---- sides: up-tick buys, down-tick sells, flat ticks by the minute's taker-buy share
     dpx = np.diff(px, prepend=px[0])

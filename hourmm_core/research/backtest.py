@@ -337,7 +337,7 @@ def run_backtest_span(hours: int, start_ms: int | None = None, params: BacktestP
     parts: list[BacktestResult] = []
     for c0 in range(start_ms, start_ms + hours * HOUR_MS, chunk_hours * HOUR_MS):
         c1 = min(c0 + chunk_hours * HOUR_MS, start_ms + hours * HOUR_MS)
-        ticks = hdata.load_ticks(c0 - warmup_ms, c1, data_dir=data_dir)
+        ticks = hdata.load_prices(c0 - warmup_ms, c1, data_dir=data_dir)   # load_ticks' (ts, price, source)
         parts.append(run_backtest(ticks, params, start_ms=c0, end_ms=c1, warmup_ms=0, workers=workers))
         done = sum(len(p.hours) for p in parts)
         log.info("backtest span: %d/%d hours done (%.1f s in this chunk, %s data)", done, hours,

@@ -315,7 +315,11 @@ def _run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour
                 flow.react(due, mkts)
 
     mkts = [market]
-    fair_l, unc_l = fair.tolist(), unc.tolist()   # the same floats as float(fair[i]), without numpy scalars
+    # decide()'s fair arguments per grid step: the same floats as float(fair[i]) (no numpy scalars),
+    # None where the fair is NaN (container A publishes fair_up null before the hour's first trade)
+    fair_l = fair.tolist()
+    fair_in = [f if f == f else None for f in fair_l]
+    unc_in = [u if f == f else None for f, u in zip(fair_l, unc.tolist())]
     decide = core.decide
     best_pair = ex.best_pair
     tops: dict[tuple, BookTop] = {}
@@ -331,7 +335,6 @@ def _run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour
         if heap and heap[0][0] <= t:
             run_ours(t)               # e.g. those fills reaching the trader (zero response latency)
         flow_react(t, mkts)           # zero-delay view of the price at t
-        fi = fair_l[i]                # NaN where container A publishes fair_up null (no open yet)
         if fast:
             up_key, dn_key = best_pair(market)
             up_top = tops.get(up_key)     # BookTop is immutable: one object per (bid, ask) seen
@@ -342,14 +345,20 @@ def _run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour
                 dn_top = tops[dn_key] = BookTop(*dn_key)
         else:
             up_top, dn_top = book(up_id), book(dn_id)
-        d = decide(t, fi if fi == fi else None, unc_l[i] if fi == fi else None, True, up_top, dn_top)
+        d = decide(t, fair_in[i], unc_in[i], True, up_top, dn_top)
         actions = d.actions
         mg = d.merge
         if actions:
-            decisions((t, tuple((a.kind, a.order.token, a.order.side, a.order.price, a.order.size)
-                                for a in actions)))
-            cancels = [a.order for a in actions if a.kind == "cancel" and a.order.order_id]
-            places = [a.order for a in actions if a.kind == "place"]
+            rec, cancels, places = [], [], []
+            for a in actions:             # one pass: the record, the cancels (acked ones), the places
+                o = a.order
+                kind = a.kind
+                rec.append((kind, o.token, o.side, o.price, o.size))
+                if kind == "place":
+                    places.append(o)
+                elif kind == "cancel" and o.order_id:
+                    cancels.append(o)
+            decisions((t, tuple(rec)))
             if mg > 0:
                 send_merge(mg, t)
             if cancels:
@@ -367,7 +376,7 @@ def _run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour
         p_ts(t)
         p_up(pos[UP])
         p_dn(pos[DOWN])
-        p_fair(fi)
+        p_fair(fair_l[i])
 
     run_events(end - 1)  # answers due after the close are moot: the market is over
     open_px, close_px = float(price[first]), float(price[last])
@@ -385,7 +394,8 @@ def _run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour
                   "settle %.6f", hour_start, engine_pnl, paid, res.pnl, res.settlement)
         counters["ledger_mismatch"] = 1
     truth = _price_path(ts_ms, price, params.models.flow.sigma_truth, fast)   # the venue's (snipers') fair
-    true_fair = np.array([truth.fair_up(hour_start, int(t)) for t in grid.tolist()])
+    truth_up = truth.core.fair_up if truth.core is not None else truth.fair_up   # the compiled one when fast
+    true_fair = np.array([truth_up(hour_start, t) for t in grid.tolist()])
     res.detail = hour_detail(led, counterparty, grid, fair, path, up_won, params, hour_start,
                              snipes=flow.snipes() if hasattr(flow, "snipes") else None, true_fair=true_fair)
     path["engine_pnl"] = engine_pnl

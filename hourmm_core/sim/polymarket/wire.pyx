@@ -28,8 +28,29 @@ cdef extern from "Python.h":
     char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int *type) except NULL
     int Py_DTSF_ADD_DOT_0
 
-cdef extern from "stdio.h":
-    int snprintf(char *s, size_t n, const char *fmt, ...)
+cdef int _put_int(char *out, long long v) noexcept:
+    """``"%lld" % v`` into ``out`` (at most 20 chars, no terminator); returns the length. By hand:
+    glibc's snprintf took more time than the SHA-256 block (~0.8 % of a backtest hour)."""
+    cdef char tmp[24]
+    cdef int n = 0, k = 0
+    cdef unsigned long long u
+    if v < 0:
+        out[0] = 45     # '-'
+        k = 1
+        u = (<unsigned long long> (-(v + 1))) + 1
+    else:
+        u = <unsigned long long> v
+    while True:
+        tmp[n] = <char> (48 + <int> (u % 10))
+        u = u // 10
+        n += 1
+        if u == 0:
+            break
+    while n > 0:
+        n -= 1
+        out[k] = tmp[n]
+        k += 1
+    return k
 
 
 cdef str _id_hex(bytes head, long long seq, double draw):
@@ -43,7 +64,9 @@ cdef str _id_hex(bytes head, long long seq, double draw):
     if hl > 160:
         raise ValueError("id prefix too long")
     memcpy(buf, <const char*> head, hl)
-    n = snprintf(buf + hl, 32, b"%lld:", seq)
+    n = _put_int(buf + hl, seq)
+    buf[hl + n] = 58    # ':'
+    n += 1
     r = PyOS_double_to_string(draw, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
     rl = strlen(r)
     if rl > 40:

@@ -25,7 +25,7 @@ def test_ids_match_the_python_reference(seed):
     draws = list(EDGE_DRAWS) + [rng.random() for _ in range(3000)] + [rng.random() * 10 ** rng.randint(-12, 3)
                                                                       for _ in range(500)]
     for i, d in enumerate(draws):
-        seq = rng.choice((i, rng.randint(0, 10**15)))
+        seq = rng.choice((i, rng.randint(0, 10**15), rng.choice((-1, -10, -(2**63), 2**63 - 1, 10**18, 9, 10))))
         assert wire.order_id(oh, seq, d) == sim_id_ref("order", seed, seq, d)
         assert wire.trade_id(th, seq, d) == sim_id_ref("trade", seed, seq, d)
     seqs = np.arange(len(draws), dtype=np.int64)
