@@ -8,8 +8,18 @@ flow at every step.
 Why: the decision pass reads both tops of the book at every decision (3,600 per simulated hour), the
 takers before every take.
 """
+import dataclasses
 from bisect import insort
 from collections import deque
+
+from hourmm_core.sim.polymarket.orders import Order as _Order
+
+# new_order sets every field of the dataclass: fail at import (not with a half-set order) if it changes
+_ORDER_FIELDS = ("order_id", "owner", "condition_id", "token_id", "outcome", "side", "price_u", "size_u",
+                 "order_type", "post_only", "expiration_ms", "created_ms", "seq", "filled_u", "status",
+                 "res_usdc_u", "res_tok_u", "trade_ids", "is_up")
+if tuple(f.name for f in dataclasses.fields(_Order)) != _ORDER_FIELDS:
+    raise ImportError("orders.Order's fields changed: update booktop.new_order")
 
 
 cdef bint any_left(dict orders, object q) except -1:
@@ -62,3 +72,40 @@ cdef int rest(object ex, dict book, list prices, long long p, object oid, object
 def top_pair(dict orders, m):
     """``(Exchange._top(m, True), Exchange._top(m, False))``: (best bid, best ask) of the Up book."""
     return top(orders, m, True), top(orders, m, False)
+
+
+cdef object new_order(object oid, object owner, object cid, object tok, bint up, object side, long long pu,
+                      long long su, object order_type, bint post_only, long long expiration_ms, long long created_ms,
+                      long long seq, long long res_usdc_u):
+    """``Order(oid, owner, cid, tok, "Up"/"Down", side, pu, su, order_type, post_only, expiration_ms,
+    created_ms, seq, res_usdc_u=res_usdc_u, is_up=up)`` (a new, unfilled, LIVE order): the same record,
+    its slots set directly instead of through the dataclass's Python ``__init__`` (~1 us less an order;
+    a backtest hour makes ~9,000). :func:`make_order` exposes it to the test comparing both."""
+    o = _Order.__new__(_Order)
+    o.order_id = oid
+    o.owner = owner
+    o.condition_id = cid
+    o.token_id = tok
+    o.outcome = "Up" if up else "Down"
+    o.side = side
+    o.price_u = pu
+    o.size_u = su
+    o.order_type = order_type
+    o.post_only = post_only
+    o.expiration_ms = expiration_ms
+    o.created_ms = created_ms
+    o.seq = seq
+    o.filled_u = 0
+    o.status = "LIVE"
+    o.res_usdc_u = res_usdc_u
+    o.res_tok_u = 0
+    o.trade_ids = []
+    o.is_up = up
+    return o
+
+
+def make_order(oid, owner, cid, tok, bint up, side, long long pu, long long su, order_type, bint post_only,
+               long long expiration_ms, long long created_ms, long long seq, long long res_usdc_u):
+    """:func:`new_order` from Python (for its test)."""
+    return new_order(oid, owner, cid, tok, up, side, pu, su, order_type, post_only, expiration_ms, created_ms, seq,
+                     res_usdc_u)

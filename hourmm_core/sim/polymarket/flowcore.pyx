@@ -28,8 +28,9 @@ Why compiled: these agents are most of the venue's cost in a backtest hour (~10,
   record, trade id draw, ``transaction_hash``, maker updates), the engine's methods staying the
   reference twin (tests compare it with ``Exchange.place(..., "FAK")``);
 * ``uniform`` is ``a + (b - a) * random()`` exactly as random.py spells it (``random()`` is C),
-  ``exp``/``log`` are libm's as in the ``math`` module; ``gauss`` is the Random object's own method
-  (it keeps ``gauss_next`` state).
+  ``exp``/``log`` are libm's as in the ``math`` module; ``gauss`` is random.py's ``Random.gauss``
+  spelled in C (:func:`_gauss`: the same draws, the same libm calls, its ``gauss_next`` state kept on the
+  Random object).
 
 The engine stays the one state (its Python methods, the live simulator server, the invariant
 checks and the tests read the same dicts, deques and ``Order`` objects). Whenever the inline
@@ -37,15 +38,17 @@ path's preconditions do not hold (listeners attached, unusual numbers) the engin
 is called instead, before any draw, so the result is the same either way.
 """
 
-from libc.math cimport exp, fabs, floor, log, rint
+from libc.math cimport cos, exp, fabs, floor, log, rint, sin, sqrt
 
-from hourmm_core.sim.polymarket.booktop cimport any_left, rest, top
+import random as _random
+
+from hourmm_core.sim.polymarket.booktop cimport any_left, new_order, rest, top
 from hourmm_core.sim.polymarket.fairpath cimport FairPath
 from hourmm_core.sim.polymarket.wire cimport _id_hex
 
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.fees import taker_fee_units as _taker_fee_units
-from hourmm_core.sim.polymarket.orders import Fill, Order, _buy_covered
+from hourmm_core.sim.polymarket.orders import Fill, _buy_covered
 from hourmm_core.sim.polymarket.wire import fmt_decimal as _fmt
 from hourmm_core.sim.polymarket.wire import trade_id as _trade_id
 from hourmm_core.sim.polymarket.wire import tx_hash as _tx_hash
@@ -248,14 +251,41 @@ cdef object _place(object ex, object m, str owner, object tok, object price, obj
     oid = "0x" + _id_hex(ex._order_head, id_seq, id_draw)
     if oid in orders:    # pragma: no cover - a SHA-256 collision
         return None
-    o = Order(oid, owner, m.condition_id, tok, "Up" if up else "Down", BUY, pu, su, "GTC",
-              True, 0, now_ms, id_seq + 1, res_usdc_u=pu * su, is_up=up)
+    o = new_order(oid, owner, m.condition_id, tok, up, BUY, pu, su, "GTC", True, 0, now_ms, id_seq + 1, pu * su)
     orders[oid] = o
     a.usdc_res_u += pu * su
     rest(ex, book, prices, limit_b, oid, o, owner)
     _op_done(ex)
     return o
 
+
+
+cdef double TWOPI = 2.0 * 3.141592653589793     # random.py's TWOPI = 2.0 * math.pi
+cdef object _Random = _random.Random
+
+
+cdef double _gauss(object rng, double mu, double sigma) except? -1.0:
+    """``rng.gauss(mu, sigma)``: CPython 3.11's ``random.Random.gauss`` step for step (its two
+    ``random()`` draws, ``math.sqrt/log/cos/sin`` = libm's, the spare normal kept in ``rng.gauss_next``);
+    ``rng``'s own method when it is not exactly a ``random.Random``."""
+    cdef double x2pi, g2rad, z
+    if type(rng) is not _Random:
+        return rng.gauss(mu, sigma)
+    zo = rng.gauss_next
+    rng.gauss_next = None
+    if zo is None:
+        x2pi = <double> rng.random() * TWOPI
+        g2rad = sqrt(-2.0 * log(1.0 - <double> rng.random()))
+        z = cos(x2pi) * g2rad
+        rng.gauss_next = sin(x2pi) * g2rad
+    else:
+        z = zo
+    return mu + z * sigma
+
+
+def gauss_c(rng, double mu, double sigma):
+    """The compiled :func:`_gauss` (for its twin test against ``rng.gauss``)."""
+    return _gauss(rng, mu, sigma)
 
 
 # ---------------------------------------------------------------------------- makers
@@ -299,7 +329,7 @@ cdef class TouchMakers:
         cdef bint stop, due, settled
         cdef long long quotes = 0, rejects = 0
         cdef object rng_random = self.rng.random
-        cdef object gauss = self.rng.gauss
+        cdef object rng = self.rng
         ex = self.ex
         cid = m.condition_id
         stop = now_ms >= m.end_ms - self.stop_before_ms
@@ -325,7 +355,7 @@ cdef class TouchMakers:
             st.check_t = now_ms
             if due:
                 st.next_quote = now_ms + <long long> (self.requote_ms * (0.5 + 1.0 * <double> rng_random()))
-                v = fair + <double> self.bias[i] + <double> gauss(0.0, self.noise_sd)
+                v = fair + <double> self.bias[i] + _gauss(rng, 0.0, self.noise_sd)
                 v = v if v > 0.02 else 0.02          # max(0.02, v)
                 v = v if v < 0.98 else 0.98          # min(0.98, v)
                 if not st.has_view:
@@ -439,7 +469,7 @@ cdef double _size(object ag, object c, object legacy) except? -1.0:
     if c.maker_style == "legacy":
         a, b = legacy
         return a + (b - a) * <double> ag.rng.random()
-    x = <double> c.noise_size_median * exp(<double> ag.rng.gauss(0.0, c.noise_size_logsd))
+    x = <double> c.noise_size_median * exp(_gauss(ag.rng, 0.0, c.noise_size_logsd))
     b = c.noise_size_max
     x = x if x < b else b                  # min(noise_size_max, x)
     return x if x > 1.0 else 1.0           # max(1.0, x)
@@ -721,8 +751,7 @@ cdef object _place_taker(object ex, str owner, object tok, object price, object 
     oid = "0x" + _id_hex(ex._order_head, id_seq, id_draw)
     if oid in orders:    # pragma: no cover - a SHA-256 collision
         return None
-    o = Order(oid, owner, m.condition_id, tok, "Up" if up else "Down", BUY, pu, su, "FAK",
-              False, 0, now_ms, id_seq + 1, is_up=up)
+    o = new_order(oid, owner, m.condition_id, tok, up, BUY, pu, su, "FAK", False, 0, now_ms, id_seq + 1, 0)
     orders[oid] = o
     fills = _match(ex, m, o, up, limit_b, su, now_ms)
     o.status = "CANCELED" if o.size_u - o.filled_u > 0 else "MATCHED"

@@ -18,10 +18,10 @@ from bisect import insort
 
 from libc.math cimport fabs, isfinite, rint
 
-from hourmm_core.sim.polymarket.booktop cimport any_left, rest
+from hourmm_core.sim.polymarket.booktop cimport any_left, new_order, rest
 
 from hourmm_core.sim.polymarket.orders import (
-    ERR_BALANCE, ERR_DUPLICATE, ERR_FAK, ERR_FOK, ERR_POST_ONLY, Order, PlaceResult, _buy_covered, _fmt,
+    ERR_BALANCE, ERR_DUPLICATE, ERR_FAK, ERR_FOK, ERR_POST_ONLY, PlaceResult, _buy_covered, _fmt,
 )
 from hourmm_core.sim.polymarket.wire import order_id as _order_id
 
@@ -109,8 +109,8 @@ def place_fast(ex, owner, token_id, side, price, size, order_type, post_only, ex
     up = token_id == m.up_token
     buy = side == BUY
     ex._seq = seq + 1
-    o = Order(oid, owner, m.condition_id, token_id, "Up" if up else "Down", BUY if buy else SELL, pu, su,
-              order_type, po, expiration_ms, now_ms, seq + 1, is_up=up)
+    o = new_order(oid, owner, m.condition_id, token_id, up, BUY if buy else SELL, pu, su, order_type, po,
+                  expiration_ms, now_ms, seq + 1, 0)
     a = ex.accounts.get(owner)
     if a is None:
         a = ex._acct(owner)

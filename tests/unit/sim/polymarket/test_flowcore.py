@@ -11,6 +11,7 @@ counters and the snipers' pending shots must be equal.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -18,19 +19,21 @@ import pytest
 from hourmm_core.clock import HOUR_MS
 from hourmm_core.fees import CRYPTO_FEES
 from hourmm_core.sim.polymarket.agents import AgentConfig, BackgroundAgents, PricePath
-from hourmm_core.sim.polymarket.engine import BUY, SELL, Exchange
+from hourmm_core.sim.polymarket.engine import BUY, SELL, Exchange, Order
 from hourmm_core.sim.polymarket.flowcore import TouchMakers
 from tests.conftest import real_ticks
 
 H = 1_747_922_400_000          # 2025-05-22 14:00Z
+_ORDER_FIELDS = [f.name for f in dataclasses.fields(Order) if f.name != "trade_ids"]
 
 
 def _state(ex: Exchange) -> tuple:
     books = {cid: ({p: list(q) for p, q in m.bids.items()}, {p: list(q) for p, q in m.asks.items()},
                    list(m.bid_prices), list(m.ask_prices)) for cid, m in ex.markets.items()}
     accts = {o: (a.usdc_u, a.usdc_res_u, dict(a.tok_u), dict(a.tok_res_u)) for o, a in ex.accounts.items()}
-    orders = [(oid, o.owner, o.token_id, o.side, o.price_u, o.size_u, o.filled_u, o.status, o.seq, o.res_usdc_u,
-               o.created_ms, o.order_type, o.post_only, o.is_up) for oid, o in ex.orders.items()]
+    # every field of every order (values and types: booktop.new_order builds them without the dataclass
+    # __init__); trade_ids below, once the deferred records are built
+    orders = [(oid, tuple((getattr(o, f), type(getattr(o, f))) for f in _ORDER_FIELDS)) for oid, o in ex.orders.items()]
     live = {ow: list(d) for ow, d in ex._live.items()}
     trades = list(ex.trades_log)          # builds every deferred record (flowcore.LazyTrade) first
     trade_ids = {oid: list(o.trade_ids) for oid, o in ex.orders.items()}   # ids in their places
@@ -206,3 +209,48 @@ def test_compiled_taker_buy_equals_place_fak():
     engines[0].check_invariants()
     kinds = {f["maker_orders"][0]["side"] for f in engines[0].trades_log}
     assert took > 100 and multi > 10 and kinds == {BUY, SELL}
+
+
+def test_compiled_gauss_equals_random_gauss():
+    """flowcore's C ``Random.gauss`` (the makers' view noise, the takers' sizes) against random.py's own
+    on the same seeded streams: the same numbers and the same state after (draws and the spare normal),
+    with other draws interleaved so both halves of a pair are used. A Random subclass takes its own method."""
+    from hourmm_core.sim.polymarket.flowcore import gauss_c
+
+    for seed in (0, 5, 2**40):
+        a, b = random.Random(seed), random.Random(seed)
+        for i in range(100_000):
+            mu, sd = ((0.0, 0.37), (0.5, 1.0), (-2.0, 1e-3), (0.0, 0.0))[i % 4]
+            assert gauss_c(a, mu, sd) == b.gauss(mu, sd)
+            if i % 7 == 0:
+                assert a.random() == b.random()
+        assert a.getstate() == b.getstate() and a.gauss_next == b.gauss_next
+
+    class Fixed(random.Random):
+        def gauss(self, mu=0.0, sigma=1.0):
+            return 42.0
+
+    assert gauss_c(Fixed(1), 0.0, 1.0) == 42.0
+
+
+def test_compiled_order_record_equals_the_dataclass():
+    """booktop.new_order (the compiled paths' new order) against ``Order(...)`` with the same arguments:
+    equal records, field by field with the same types, and a fresh ``trade_ids`` list each."""
+    from hourmm_core.sim.polymarket.booktop import make_order
+
+    rng = random.Random(3)
+    for i in range(2000):
+        up, post_only = rng.random() < 0.5, rng.random() < 0.5
+        side = rng.choice((BUY, SELL))
+        otype = rng.choice(("GTC", "GTD", "FAK", "FOK"))
+        pu, su, seq = rng.randint(1, 9999), rng.randint(1, 10**9), rng.randint(0, 10**12)
+        exp_ms, t_ms, res = rng.choice((0, rng.randint(1, 2**45))), rng.randint(0, 2**45), rng.choice((0, pu * su))
+        a = make_order(f"0x{i:x}", "own", "cid", "tok", up, side, pu, su, otype, post_only, exp_ms, t_ms, seq, res)
+        b = Order(f"0x{i:x}", "own", "cid", "tok", "Up" if up else "Down", side, pu, su, otype, post_only, exp_ms,
+                  t_ms, seq, res_usdc_u=res, is_up=up)
+        assert a == b
+        assert [type(getattr(a, f.name)) for f in dataclasses.fields(Order)] == \
+            [type(getattr(b, f.name)) for f in dataclasses.fields(Order)]
+    c = make_order("x", "o", "c", "t", True, BUY, 1, 1, "GTC", True, 0, 0, 1, 0)
+    d = make_order("y", "o", "c", "t", True, BUY, 1, 1, "GTC", True, 0, 0, 1, 0)
+    assert c.trade_ids == [] and c.trade_ids is not d.trade_ids
