@@ -91,6 +91,8 @@ HOPS = ("frame->priced", "priced->pushed", "pushed->recv", "recv->decided", "rec
 # the second of two close half-jumps (test_close_double_moves): its own rows, from its own frame
 SECOND_HOPS = ("2nd: frame->pushed", "2nd: pushed->recv", "2nd: frame->cancel_sent", "2nd: frame->cancel",
                "2nd: frame->order_sent", "2nd: frame->order")
+# the venue's own time per request, by mode (venue_post_ms)
+VENUE_HOPS = ("venue POST entry->done", "venue DELETE entry->done")
 SECOND_WITHIN_MS = 100.0   # a detected move this close after the previous one is its second half
 _WIRE_KINDS = ((b"DELETE /order", "cancel"), (b"POST /order", "order"))
 
@@ -740,7 +742,7 @@ def test_tick_to_wire_hops(benchmark, tmp_path):
     benchmark.pedantic(lambda: res.update(asyncio.run(_run(jumps, tmp_path))), rounds=1, iterations=1)
     res["load_average"] = os.getloadavg()
     benchmark.extra_info.update(res)
-    print("\n" + json.dumps(res, indent=1) + "\n" + table(res))
+    print("\n" + json.dumps(res, indent=1) + "\n" + table(res, hops=HOPS + VENUE_HOPS))
     assert res["jumps"] > 0, res
     # every jump is accounted for, in each mode
     for mode in ("rate", "push"):
@@ -818,7 +820,7 @@ def test_venue_order_check_ab(benchmark, tmp_path):
         pytest.skip("opt-in: HOPS_CHECK_AB=1 runs the venue order-check A/B (about 2.5 minutes)")
     res = _ab(benchmark, tmp_path, "HOPS_CHECK", ("check_before", "check_now"),
               ("venue order check as before", "venue order check now"), check_ab=True,
-              hops=HOPS + ("venue POST entry->done", "venue DELETE entry->done"), ack_default="0")
+              hops=HOPS + VENUE_HOPS, ack_default="0")
     assert res.get("check_before_venue POST entry->done_n", 0) > 0, res
 
 
