@@ -126,6 +126,33 @@ async def venue(a: argparse.Namespace) -> dict:
             o = e.get("order") or {}
             ev["book"].append((time.perf_counter_ns(), o.get("id"), e.get("type"), o.get("status")))
     sim.ex.add_listener(on_event)
+    if a.check_ab:
+        # the A/B of the venue's order check (clob_orders.verify_order, run on every POSTed order):
+        # in mode 0's jump intervals as before session 10 (eth-account's generic EIP-712 encoder and
+        # Account._recover_hash), in mode 1 as now (the words concatenated, libsecp256k1 directly)
+        from eth_account import Account
+
+        from hourmm_core.polymarket import clob_orders
+
+        fast_hash, fast_recover = clob_orders._v2_struct_hash, clob_orders._recover_ecdsa
+        t0 = a.start_ms + 300
+
+        def generic() -> bool:
+            return mode_of(jump_index(clock.now_ms(), t0, a.every_ms)) == 0
+
+        def struct_hash(order):
+            if generic():
+                raise ValueError("A/B mode 0: the generic encoder")
+            return fast_hash(order)
+
+        def recover(digest, sig):
+            if not generic():
+                return fast_recover(digest, sig)
+            try:
+                return Account._recover_hash(digest, signature=sig)
+            except Exception:  # noqa: BLE001
+                return None
+        clob_orders._v2_struct_hash, clob_orders._recover_ecdsa = struct_hash, recover
     await sim.start()
     _settle(a)
     sim.faults["ack_delay_ms"] = a.ack_delay_ms   # > 0: every POST waits this long (a slow venue round trip)
@@ -202,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every-ms", type=int, default=1000)
     p.add_argument("--out", required=True)
     p.add_argument("--ack-delay-ms", type=int, default=0)
+    p.add_argument("--check-ab", action="store_true")   # venue: order check as before (mode 0) / now (1)
     p.add_argument("--always-push", action="store_true")   # publish on change in both modes (fast-path A/B)
     p.add_argument("--double-ms", type=int, default=0)      # mode 1 jumps as two half-jumps this far apart
     p.add_argument("--nice", type=int, default=0)    # scheduling priority of this process (HOPS_NICE)

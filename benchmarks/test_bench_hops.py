@@ -63,6 +63,7 @@ shares 2 busy cores, so absolute figures are taken under whatever load there is.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 import gc
 import json
@@ -90,6 +91,8 @@ HOPS = ("frame->priced", "priced->pushed", "pushed->recv", "recv->decided", "rec
 # the second of two close half-jumps (test_close_double_moves): its own rows, from its own frame
 SECOND_HOPS = ("2nd: frame->pushed", "2nd: pushed->recv", "2nd: frame->cancel_sent", "2nd: frame->cancel",
                "2nd: frame->order_sent", "2nd: frame->order")
+# the venue's own time per request, by mode (venue_post_ms)
+VENUE_HOPS = ("venue POST entry->done", "venue DELETE entry->done")
 SECOND_WITHIN_MS = 100.0   # a detected move this close after the previous one is its second half
 _WIRE_KINDS = ((b"DELETE /order", "cancel"), (b"POST /order", "order"))
 
@@ -155,14 +158,18 @@ def _stamp_wire(ex: Any, sent: list[tuple[int, str]]) -> Any:
 
 
 async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_ab: bool = False,
-               ack_delay_ms: int = 0, double_ms: int = 0, inflight_ab: bool = False) -> dict[str, Any]:
+               ack_delay_ms: int = 0, double_ms: int = 0, inflight_ab: bool = False,
+               check_ab: bool = False) -> dict[str, Any]:
     """``fast_ab``: publish on change in both modes, and the trader's cancel fast path only in
     mode 1 (off in mode 0): an A/B of the fast path in one run; ``inflight_ab``: publish on change
     in both modes, the trader's cancel before the ack (``Trader.cancel_in_flight``, by the signed
     order's hash) only in mode 1 (mode 0 = as before it); ``ack_delay_ms``: the venue holds
     every POST that long (a slow round trip, so jumps land inside passes in flight);
     ``double_ms``: publish on change in both modes, mode 1's jumps come as two half-jumps this
-    many ms apart (modes ``single`` / ``double``)."""
+    many ms apart (modes ``single`` / ``double``); ``check_ab``: publish on change in both modes, the
+    venue checks each POSTed order's signature as before session 10 in mode 0 (eth-account's generic
+    EIP-712 encoder and recovery) and as now in mode 1 (clob_orders: the order's words concatenated,
+    libsecp256k1 directly)."""
     from eth_account import Account
 
     from hourmm_core.clock import HOUR_MS, ScaledClock
@@ -189,13 +196,14 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
     if nice:
         os.setpriority(os.PRIO_PROCESS, 0, nice)   # the trader's (this) thread; restored at the end
     venue, vinfo = await _child(["venue", *common, "--sim-start", str(H), "--out", str(vout),
-                                 "--ack-delay-ms", str(ack_delay_ms)])
+                                 "--ack-delay-ms", str(ack_delay_ms), "--every-ms", str(EVERY_MS),
+                                 *(["--check-ab"] if check_ab else [])])
     pricer = None
     try:
         pricer, pinfo = await _child(["pricer", *common, "--push-delta", str(PUSH_DELTA),
                                       "--every-ms", str(EVERY_MS), "--out", str(pout),
                                       "--double-ms", str(double_ms),
-                                      *(["--always-push"] if fast_ab or double_ms or inflight_ab else [])])
+                                      *(["--always-push"] if fast_ab or double_ms or inflight_ab or check_ab else [])])
         ev: dict[str, list] = {"recv": [], "decided": [], "sent": []}
         acct = Account.create()
         key = acct.key.hex()
@@ -317,8 +325,10 @@ async def _run(jumps_per_mode: int, tmp: Any, loop_name: str = "asyncio", fast_a
     if os.environ.get("HOPS_DUMP"):
         Path(os.environ["HOPS_DUMP"]).write_text(json.dumps(ev))
     names = ("fast_off", "fast_on") if fast_ab else ("inflight_off", "inflight_on") if inflight_ab else \
+        ("check_before", "check_now") if check_ab else \
         ("single", "double") if double_ms else ("rate", "push")
     res = _hops(ev, names, double=double_ms > 0)
+    res.update(venue_post_ms(ev, names))
     res["event_loop"] = loop_name
     res["gc"] = gc_mode
     res["nice"] = nice
@@ -577,11 +587,37 @@ def _hops(ev: dict[str, list], names: tuple[str, str] = ("rate", "push"), double
         for c, n in count.items():
             out[f"{mode}_{c}"] = n
         for h, v in samples.items():
-            if v:
-                p50, p99 = _pcts(v)
-                out[f"{mode}_{h}_p50_ms"] = p50
-                out[f"{mode}_{h}_p99_ms"] = p99
-                out[f"{mode}_{h}_n"] = len(v)
+            _put_pcts(out, f"{mode}_{h}", v)
+    return out
+
+
+def _put_pcts(out: dict[str, Any], key: str, v: list[float]) -> None:
+    """``<key>_p50_ms``, ``<key>_p99_ms`` and ``<key>_n`` of the samples ``v`` (none if empty)."""
+    if v:
+        out[f"{key}_p50_ms"], out[f"{key}_p99_ms"] = _pcts(v)
+        out[f"{key}_n"] = len(v)
+
+
+def venue_post_ms(ev: dict[str, list], names: tuple[str, str]) -> dict[str, Any]:
+    """The venue's time per POST (handler entered -> its first order placed on the book, from the
+    engine's events) and per cancel (DELETE entered -> first order cancelled), by the mode of the
+    jump interval the request came in (the simulator handles one request at a time: a cancel that
+    arrives meanwhile waits for it)."""
+    frames = [f for f in ev["frame"] if f[2] is not None]
+    marks = [(f[0], f[3]) for prev, f in zip(frames, frames[1:]) if abs(f[2] / prev[2] - 1.0) > 0.0015]
+    starts = [t for t, _ in marks]
+    out: dict[str, Any] = {}
+    for kind, typ in (("POST", "PLACEMENT"), ("DELETE", "CANCELLATION")):
+        done = sorted(t for t, _oid, ty, _st in ev.get("book", []) if ty == typ)
+        per: dict[int, list[float]] = {0: [], 1: []}
+        for t in ev["order" if kind == "POST" else "cancel"]:
+            i = bisect.bisect_right(starts, t) - 1
+            j = bisect.bisect_left(done, t)
+            if i < 0 or j >= len(done) or done[j] - t > 100_000_000:
+                continue
+            per[marks[i][1]].append((done[j] - t) * 1e-6)
+        for m, v in per.items():
+            _put_pcts(out, f"{names[m]}_venue {kind} entry->done", v)
     return out
 
 
@@ -706,7 +742,7 @@ def test_tick_to_wire_hops(benchmark, tmp_path):
     benchmark.pedantic(lambda: res.update(asyncio.run(_run(jumps, tmp_path))), rounds=1, iterations=1)
     res["load_average"] = os.getloadavg()
     benchmark.extra_info.update(res)
-    print("\n" + json.dumps(res, indent=1) + "\n" + table(res))
+    print("\n" + json.dumps(res, indent=1) + "\n" + table(res, hops=HOPS + VENUE_HOPS))
     assert res["jumps"] > 0, res
     # every jump is accounted for, in each mode
     for mode in ("rate", "push"):
@@ -716,20 +752,20 @@ def test_tick_to_wire_hops(benchmark, tmp_path):
 
 
 def _ab(benchmark: Any, tmp_path: Any, env: str, names: tuple[str, str], labels: tuple[str, str],
-        **run_kw: Any) -> dict[str, Any]:
+        hops: tuple[str, ...] = HOPS, ack_default: str = "5", **run_kw: Any) -> dict[str, Any]:
     """One opt-in A/B run (``<env>_JUMPS`` jumps per mode, default 60; the venue holds every POST
-    ``<env>_ACK_MS``, default 5); prints the table, checks every jump is accounted for."""
+    ``<env>_ACK_MS``, default ``ack_default``: 5); prints the table, checks every jump is accounted for."""
     pytest.importorskip("hourmm_core.sim.polymarket.server")
     smoke = getattr(benchmark, "disabled", False)
     jumps = 6 if smoke else int(os.environ.get(f"{env}_JUMPS", "60"))
-    ack = int(os.environ.get(f"{env}_ACK_MS", "5"))
+    ack = int(os.environ.get(f"{env}_ACK_MS", ack_default))
     res: dict[str, Any] = {}
     benchmark.pedantic(lambda: res.update(asyncio.run(_run(jumps, tmp_path, ack_delay_ms=ack, **run_kw))),
                        rounds=1, iterations=1)
     res["load_average"] = os.getloadavg()
     res["ack_delay_ms"] = ack
     benchmark.extra_info.update(res)
-    print("\n" + json.dumps(res, indent=1) + "\n" + table(res, names, labels))
+    print("\n" + json.dumps(res, indent=1) + "\n" + table(res, names, labels, hops))
     for mode in names:
         assert res[f"{mode}_jumps"] == sum(res[f"{mode}_{c}"] for c in
                                            ("reacted", "no_quotes", "not_endangered", "missed", "no_snapshot")), res
@@ -768,6 +804,24 @@ def test_cancel_in_flight_ab(benchmark, tmp_path):
     res = _ab(benchmark, tmp_path, "HOPS_INFLIGHT", ("inflight_off", "inflight_on"),
               ("cancel before ack off", "cancel before ack on"), inflight_ab=True)
     assert res["trader"]["early_cancels"] > 0 or res["inflight_on_jumps"] < 10, res   # the switch did act
+
+
+@pytest.mark.benchmark(group="hops")
+@pytest.mark.timeout(600)
+def test_venue_order_check_ab(benchmark, tmp_path):
+    """The venue's order check (clob_orders.verify_order on every POSTed order) as before session 10
+    (eth-account's generic EIP-712 encoder + Account._recover_hash: ~2 ms per order) and as now (the
+    V2 order's words concatenated, libsecp256k1 directly), by pairs of jumps in one run, publish on
+    change in both. The simulator handles one request at a time, so its time per POST delays a cancel
+    that arrives meanwhile, and it shares the box's cores with the trader (rows ``venue POST|DELETE
+    entry->done``). ``HOPS_CHECK_JUMPS`` jumps per mode (default 60), ``HOPS_CHECK_ACK_MS`` (default 0).
+    Opt-in: ``HOPS_CHECK_AB=1``."""
+    if not os.environ.get("HOPS_CHECK_AB"):
+        pytest.skip("opt-in: HOPS_CHECK_AB=1 runs the venue order-check A/B (about 2.5 minutes)")
+    res = _ab(benchmark, tmp_path, "HOPS_CHECK", ("check_before", "check_now"),
+              ("venue order check as before", "venue order check now"), check_ab=True,
+              hops=HOPS + VENUE_HOPS, ack_default="0")
+    assert res.get("check_before_venue POST entry->done_n", 0) > 0, res
 
 
 @pytest.mark.benchmark(group="hops")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -557,3 +558,83 @@ async def test_v2_client_follows_server_version() -> None:
             verify_order(order, chain_id=CHAIN, allowed_versions=(2,))
     finally:
         await runner.cleanup()
+
+
+def test_v2_digest_by_concatenation_is_the_eip712_encoders(monkeypatch):
+    """verify_order hashes V2 orders by concatenating their 11 words (speed); the digest must be
+    the one eth-account's generic EIP-712 encoder gives, for every signature type, both exchanges,
+    both sides, random amounts / salts / timestamps and non-zero metadata / builder."""
+    import random
+
+    from eth_account.messages import encode_typed_data
+    from eth_utils import keccak
+
+    rnd = random.Random(20261202)
+    n = 0
+    for sig_type in (0, 1, 2, 3):
+        for neg_risk in (False, True):
+            for side in ("BUY", "SELL"):
+                body, _acct, _maker = _v2_body(sig_type, side=side, neg_risk=neg_risk,
+                                               price=rnd.choice((0.01, 0.37, 0.5, 0.99)),
+                                               size=rnd.choice((5.0, 12.5, 1234.0)))
+                so = parse_order_body(body)
+                variants = [so, dataclasses.replace(so, salt=rnd.getrandbits(255), timestamp=rnd.getrandbits(44),
+                                                    metadata="0x" + rnd.getrandbits(256).to_bytes(32, "big").hex(),
+                                                    builder="0x" + rnd.getrandbits(256).to_bytes(32, "big").hex(),
+                                                    maker_amount=rnd.getrandbits(64), taker_amount=rnd.getrandbits(64))]
+                for o in variants:
+                    for dom in co.exchange_domains(2, CHAIN):
+                        msg = encode_typed_data(full_message=co.order_typed_data(o, dom))
+                        want = keccak(b"\x19" + msg.version + msg.header + msg.body)
+                        assert co._digest(o, dom)[1] == want
+                        n += 1
+    assert n == 4 * 2 * 2 * 2 * len(co.exchange_domains(2, CHAIN))
+    # a field the concatenation does not cover (a short bytes32) is left to the generic encoder
+    odd = dataclasses.replace(so, metadata="0x" + "ab" * 31)
+    dom = co.exchange_domains(2, CHAIN)[0]
+    with pytest.raises(ValueError):
+        co._v2_struct_hash(odd)
+    msg, digest = co._digest(odd, dom)
+    assert msg is not None and digest == keccak(b"\x19" + msg.version + msg.header + msg.body)
+
+
+def test_signature_recovery_is_eth_accounts():
+    """_recover_ecdsa takes the common signature shape straight to libsecp256k1; for every shape
+    (valid, high-s, v 0/1/27/28/29/37/38, r or s 0 or >= n, garbage, wrong length) it must give what
+    eth-account's Account._recover_hash gives (an exception there = None)."""
+    import random
+
+    rnd = random.Random(1202)
+    n_curve = co._SECP256K1_N
+
+    def ref(digest, sig):
+        try:
+            return Account._recover_hash(digest, signature=sig)
+        except Exception:  # noqa: BLE001
+            return None
+
+    cases = []
+    for _ in range(12):
+        acct = Account.create()
+        digest = rnd.getrandbits(256).to_bytes(32, "big")
+        signed = Account._sign_hash(digest, acct.key) if hasattr(Account, "_sign_hash") else \
+            Account.unsafe_sign_hash(digest, acct.key)
+        sig = bytes(signed.signature)
+        r, s, v = sig[:32], int.from_bytes(sig[32:64], "big"), sig[64]
+        cases.append((digest, sig, acct.address))
+        cases.append((digest, r + (n_curve - s).to_bytes(32, "big") + bytes((55 - v,)), None))   # high-s twin
+        for vv in (0, 1, 29, 37, 38):
+            cases.append((digest, sig[:64] + bytes((vv,)), None))
+        cases.append((digest, bytes(32) + sig[32:], None))                                   # r = 0
+        cases.append((digest, sig[:32] + n_curve.to_bytes(32, "big") + sig[64:], None))     # s = n
+        cases.append((digest, rnd.getrandbits(512).to_bytes(64, "big") + bytes((27,)), None))
+        cases.append((digest, sig[:64], None))
+        cases.append((digest, sig + b"\x00", None))
+    recovered = 0
+    for digest, sig, who in cases:
+        got = co._recover_ecdsa(digest, sig)
+        assert got == ref(digest, sig), (sig.hex(), got)
+        if who is not None:
+            assert got == who
+            recovered += 1
+    assert recovered == 12
