@@ -3,8 +3,8 @@
 # it prices with (_digital_x, _clamp_p, hmm_vmath.h) comes from pricer.pxd.
 cimport cython
 from libc.math cimport log, sqrt, isfinite, isnan, NAN, M_SQRT1_2
-from hourmm_core.quant.pricer cimport (hmm_erfc, hmm_log, hmm_erfc_n, hmm_log_n, _clamp_p, _digital_x0,
-                                      _digital_x)
+from hourmm_core.quant.pricer cimport (hmm_erfc, hmm_log, hmm_erfc_n, hmm_log_n, hmm_pos_finite, _clamp_p,
+                                      _digital_x0, _digital_x)
 
 cdef extern from *:
     """
@@ -13,20 +13,10 @@ cdef extern from *:
     #else
     #define HOURMM_UNLIKELY(x) (x)
     #endif
-    #include <stdint.h>
-    #include <string.h>
-    /* isfinite(x) && x > 0.0 as one unsigned compare of the bits (+0 -> 0, the largest finite
-       0x7FEFFFFFFFFFFFFF; -0, negatives, inf and NaN are above it): no branch of its own */
-    static inline int hourmm_pos_finite(double x) {
-        uint64_t u;
-        memcpy(&u, &x, sizeof u);
-        return u - 1u < UINT64_C(0x7FEFFFFFFFFFFFFF);
-    }
     """
     # a branch hint for the rare paths of the batch loops (bad order, bad price, a new minute): without
     # it GCC guesses every exit test 50/50 and treats the per-instant pricing as cold (not inlined)
     bint unlikely "HOURMM_UNLIKELY"(bint) nogil
-    bint pos_finite "hourmm_pos_finite"(double) nogil
 
 
 @cython.cdivision(True)

@@ -648,7 +648,7 @@ cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* 
         tp = tprev
         run_ok = True
         while jr < n and t[jr] < e:
-            run_ok = run_ok & (t[jr] >= tp) & pos_finite(px[jr])      # isfinite(px) and px > 0.0
+            run_ok = run_ok & (t[jr] >= tp) & hmm_pos_finite(px[jr])      # isfinite(px) and px > 0.0
             tp = t[jr]
             jr += 1
         if jr > j and run_ok and st.have_bar and tp < st.bar_end:
@@ -678,7 +678,7 @@ cdef bint _minute_path_run(MinutePricer mp, const cnp.int64_t* t, const double* 
             j += 1
         if not have:
             o[i] = NAN
-        elif vec and pos_finite(k[i]) and last != k[i]:             # isfinite(k) and k > 0.0
+        elif vec and hmm_pos_finite(k[i]) and last != k[i]:             # isfinite(k) and k > 0.0
             if unlikely(e >= sp.b_end or he[i] != sp.hour_end):
                 min_span(&st, &sp, e, he[i])
             # min_rest_var(&st, e, he[i]) with the minute's part kept (last is a good trade price)

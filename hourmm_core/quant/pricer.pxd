@@ -11,6 +11,7 @@ cdef extern from "hmm_vmath.h" nogil:
     void hmm_erfc_n(const double* x, double* y, Py_ssize_t n)
     void hmm_log_n(const double* x, double* y, Py_ssize_t n)
     const char* HOURMM_VMATH_KIND
+    bint hmm_pos_finite(double x)        # isfinite(x) and x > 0.0, one compare (hmm_vmath.h)
 cdef double student_t_cdf_c(double t, double nu) noexcept nogil
 cdef double digital_prob_c(double S, double K, double tau_s, double sigma, double nu, double p_min) noexcept nogil
 

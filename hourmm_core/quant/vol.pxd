@@ -1,6 +1,9 @@
 # cython: language_level=3
 from libc.math cimport exp, log, sqrt, isfinite, M_LN2
 
+cdef extern from "hmm_vmath.h" nogil:
+    bint hmm_pos_finite(double x)        # isfinite(x) and x > 0.0 as one compare of the bits
+
 cdef enum:
     VOL_MAX_K = 16
 
@@ -37,7 +40,7 @@ cdef inline int vol_step(VolState* s, long long ts_ms, double price, int k) noex
     cdef long long b
     cdef double r, dt, obs, a, v
     cdef int i
-    if not (isfinite(price) and price > 0.0):
+    if not hmm_pos_finite(price):     # not (isfinite(price) and price > 0.0)
         s.n_bad += 1
         return 0
     if not s.started:
