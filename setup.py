@@ -29,12 +29,16 @@ def _vmath() -> dict[str, list]:
 def _extensions() -> list[Extension]:
     exts = []
     vm = _vmath()
+    # the hand-written C headers (hmm_vmath.h ...): a changed header rebuilds every extension, as
+    # cythonize only tracks .pyx/.pxd and the generated .c does not change when a header does
+    headers = [str(h.relative_to(ROOT)) for h in sorted(QUANT.glob("*.h"))]
     for pyx in sorted(ROOT.glob("hourmm_core/**/*.pyx")):
         rel = pyx.relative_to(ROOT).with_suffix("")
         exts.append(
             Extension(
                 ".".join(rel.parts),
                 [str(pyx.relative_to(ROOT))],
+                depends=headers,
                 include_dirs=[np.get_include(), str(QUANT.relative_to(ROOT))],   # hmm_vmath.h
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), *vm["define_macros"]],
                 libraries=vm["libraries"],

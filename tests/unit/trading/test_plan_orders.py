@@ -86,23 +86,37 @@ def test_plan_orders_compiled_equals_reference(want, working, budget, max_open, 
     assert all(o.state is not _CANCELLING for o in a[5])
 
 
-@settings(max_examples=300, deadline=None)
-@given(quotes, LIMITS, MODE, FAIR, st.booleans(), st.sampled_from([False, False, True]), EXPO)
-def test_quote_check_compiled_equals_reference(want, lim, mode, fair, unwind, stale, expo):
+def _check_both(want, lim, mode, fair, unwind, stale, expo, outcomes: list[int] | None = None) -> None:
     qa, qb = _checks(lim, mode, fair, unwind, stale, expo)
     for x in want:
         code = qa.check(x)
         assert code == qb.check(x)
         assert _exposure(qa) == _exposure(qb)
-        ACCEPTED[code == 0] += 1
+        if outcomes is not None:
+            outcomes[code == 0] += 1
 
 
-ACCEPTED = [0, 0]
+@settings(max_examples=300, deadline=None)
+@given(quotes, LIMITS, MODE, FAIR, st.booleans(), st.sampled_from([False, False, True]), EXPO)
+def test_quote_check_compiled_equals_reference(want, lim, mode, fair, unwind, stale, expo):
+    _check_both(want, lim, mode, fair, unwind, stale, expo)
 
 
 def test_the_drawn_quotes_exercise_both_outcomes():
-    """Runs after the property above (file order): both accepted and refused quotes were drawn."""
-    assert ACCEPTED[0] > 50 and ACCEPTED[1] > 50, ACCEPTED
+    """The strategies above draw both quotes the check accepts and quotes it refuses (else the
+    property would compare only one branch). Counted on its own derandomized draw of the same
+    strategies, so the count is the same on every run: it used to read the randomized property's
+    tally, whose accepted count (55-98 of ~1,300 quotes; about 1 quote in 20 is accepted) sometimes
+    fell under the bound. 1,000 draws give about three times the bound."""
+    outcomes = [0, 0]
+
+    @settings(max_examples=1000, deadline=None, derandomize=True, database=None)
+    @given(quotes, LIMITS, MODE, FAIR, st.booleans(), st.sampled_from([False, False, True]), EXPO)
+    def draw(want, lim, mode, fair, unwind, stale, expo):
+        _check_both(want, lim, mode, fair, unwind, stale, expo, outcomes)
+
+    draw()
+    assert outcomes[0] > 50 and outcomes[1] > 50, outcomes
 
 
 def test_plan_with_a_python_check_callable_still_works():
