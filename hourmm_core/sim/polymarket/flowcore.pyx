@@ -771,31 +771,6 @@ cdef bint _crossable_any(dict orders, dict book, list prices, bint asks, long lo
     return False
 
 
-cdef dict _FEE_MEMO = {}     # id(schedule) -> (schedule, {price_u << 32 | size_u: fee units})
-
-
-cdef long long _fee_units(object fee, long long tp, long long x) except? -1:
-    """``hourmm_core.fees.taker_fee_units(tp, x, fee)`` (the one fee formula), remembered per schedule,
-    price and size: a pure function of immutable inputs (``FeeSchedule`` is frozen), ~3 us a call, and a
-    backtest hour's fills repeat few (price, size) pairs. The schedule is kept in the entry so its id is
-    not reused while remembered."""
-    if tp < 0 or x < 0 or x >= 4294967296:
-        return _taker_fee_units(tp, x, fee)      # out of the key's range (or invalid: the formula raises)
-    e = _FEE_MEMO.get(id(fee))
-    if e is None or (<tuple> e)[0] is not fee:
-        if len(_FEE_MEMO) >= 64:
-            _FEE_MEMO.clear()
-        e = _FEE_MEMO[id(fee)] = (fee, {})
-    cdef dict d = (<tuple> e)[1]
-    key = (tp << 32) | x
-    v = d.get(key)
-    if v is None:
-        if len(d) >= 1_000_000:
-            d.clear()
-        v = d[key] = _taker_fee_units(tp, x, fee)
-    return v
-
-
 cdef list _match(object ex, object m, object t, bint is_bid, long long limit_b, long long t_size, long long now_ms):
     """``Exchange._match`` for a taker BUY ``t`` (no listeners): cross the book at the makers' prices,
     settle each fill (``Exchange._settle``), build the one grouped trade record; returns the fills."""
@@ -829,7 +804,7 @@ cdef list _match(object ex, object m, object t, bint is_bid, long long limit_b, 
             ma = accounts.get(mk_owner) or ex._acct(mk_owner)
             taker_px = p if t_up else PRICE_SCALE - p
             mp = mk.price_u
-            fee_u = _fee_units(fee, taker_px, x)
+            fee_u = _taker_fee_units(taker_px, x, fee)
             mk_tok = mk.token_id
             if mk.side == BUY:
                 cost = mp * x
