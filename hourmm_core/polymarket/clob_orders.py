@@ -748,7 +748,10 @@ def _recover_1271(order: SignedOrder, domain: ExchangeDomain) -> str | None:
     want_sep = _domain_separator(domain)
     if app_sep != want_sep:
         return None
-    want_contents = _v2_struct_hash(order)
+    try:
+        want_contents = _v2_struct_hash(order)
+    except (ValueError, OverflowError, TypeError, AttributeError):
+        return None   # a field outside its type: it cannot be the contents that were signed
     if contents_hash != want_contents:
         return None
     sign_struct = keccak(

@@ -596,6 +596,9 @@ def test_v2_digest_by_concatenation_is_the_eip712_encoders(monkeypatch):
         co._v2_struct_hash(odd)
     msg, digest = co._digest(odd, dom)
     assert msg is not None and digest == keccak(b"\x19" + msg.version + msg.header + msg.body)
+    assert so.signature_type == 3   # the last order drawn: a POLY_1271 one; its check fails cleanly
+    with pytest.raises(OrderSignatureError):
+        verify_order(odd, chain_id=CHAIN)
 
 
 def test_signature_recovery_is_eth_accounts():
