@@ -98,6 +98,28 @@ def test_batch_equals_streaming_on_real_trades(trades, hl, nu):
     assert np.all((p > 0.0) & (p < 1.0)) and len(np.unique(np.round(p, 6))) > 100    # real, moving prices
 
 
+@pytest.mark.parametrize("bad", [0.0, -0.0, -1.0, float("inf"), float("-inf"), float("nan"), -float("nan")])
+def test_price_edge_values_are_judged_as_the_twins_judge_them(trades, bad):
+    """Real trade slice with synthetic edits (labelled): a few prices replaced by an edge value. The
+    batch loops test a usable price as one compare of the bits (hmm_vmath.h ``hmm_pos_finite``), the
+    streaming MinutePricer.on_trade and the reference twin with isfinite and > 0: every path must
+    reject exactly these rows, and accept the extreme good values (smallest subnormal, largest double)."""
+    from hourmm_core.quant.reference.vol import EwmaVol as RefVol
+    ts, px = trades
+    px = px.copy()
+    rows = np.arange(37, ts.size, 997)
+    px[rows] = bad
+    good = np.array([5e-324, 1.7976931348623157e308])     # usable prices at the ends of the range
+    px[rows[:2] + 1] = good
+    ev, ref = q.EwmaVol(), RefVol()
+    for t, p in zip(ts.tolist(), px.tolist()):
+        assert ev.update(t, p) == ref.update(t, p)
+    assert ev.n_bad == ref.n_bad == rows.size
+    grid = np.arange(ts[0] - 5_000, ts[-1] + 2_000, 700, dtype=np.int64)
+    he = (grid // HOUR + 1) * HOUR
+    _check_all(ts, px, (30.0, 120.0, 600.0), 0.0, grid, np.full(grid.size, px[0]), he)
+
+
 @st.composite
 def shapes(draw, max_n=400):
     """Synthetic (labelled): what the real slice lacks."""
