@@ -86,7 +86,7 @@ from typing import Any
 
 from hourmm_core.fees import NO_FEES, PRICE_SCALE, SIZE_SCALE, USDC_SCALE, FeeSchedule, taker_fee_units
 from hourmm_core.sim.polymarket.booktop import top_pair
-from hourmm_core.sim.polymarket.flowcore import flush_trades
+from hourmm_core.sim.polymarket.flowcore import flush_trades, forget_unread_trades
 from hourmm_core.sim.polymarket.lifecycle import Lifecycle
 from hourmm_core.sim.polymarket.orders import (  # noqa: F401 - re-exported: the engine's public names
     BUY,
@@ -360,6 +360,14 @@ class Exchange(Lifecycle):
         ``trade_ids`` are the same as if it had been built at the match."""
         if self._lazy:
             flush_trades(self)
+
+    def forget_unread_trades(self) -> None:
+        """Discard the trade records nobody has read yet (the in-process run is over): reading one
+        afterwards raises. Why: an unread placeholder and the orders and lists it stands in hold each
+        other, so without this the hour's whole venue waits for the cyclic collector
+        (:func:`~hourmm_core.sim.polymarket.flowcore.forget_unread_trades`)."""
+        if self._lazy:
+            forget_unread_trades(self)
 
     # ------------------------------------------------------------------ ids
     def _new_id(self, prefix: str) -> str:

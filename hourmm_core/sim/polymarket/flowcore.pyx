@@ -909,6 +909,9 @@ cdef object _build(LazyTrade L):
     cdef long long size_u = 0
     if L.built is not None:
         return L.built
+    if L.ex is None:
+        raise RuntimeError("this trade record was never built and has been discarded "
+                           "(Exchange.forget_unread_trades): read trades before discarding them")
     fills = L.fills
     t = L.t
     m = L.m
@@ -971,6 +974,26 @@ def flush_trades(ex):
     for x in lazy:
         _build(<LazyTrade> x)
     lazy.clear()
+
+
+def forget_unread_trades(ex):
+    """Drop every placeholder of ``ex`` still unread: ``Exchange.forget_unread_trades``.
+
+    A placeholder holds the exchange, the taker and maker orders and the lists it stands in, and
+    they hold it: reference cycles that only the cyclic collector can free (~44,000 objects a real
+    backtest hour, ~30 ms of collection an hour, where the venue otherwise leaves no cycle). Cutting
+    the placeholder's links lets reference counting free the hour's venue as soon as it is dropped."""
+    cdef LazyTrade L
+    for x in ex._lazy:
+        L = <LazyTrade> x
+        L.ex = None           # also when built (``L.built`` is kept): ``ex._lazy`` still holds it
+        L.m = None
+        L.t = None
+        L.fills = None
+        L.makers = None
+        L.slots = None
+    # ``ex._lazy`` keeps the inert placeholders: a later read (``trades_log``, ``flush_trades``)
+    # raises instead of handing out placeholders as records
 
 
 def place_taker(ex, str owner, tok, price, size, long long now_ms):
