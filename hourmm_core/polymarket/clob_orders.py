@@ -157,6 +157,7 @@ import coincurve
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_keys.constants import SECPK1_N
 from eth_utils import keccak, to_checksum_address
 
 from hourmm_core import safe_json
@@ -706,7 +707,7 @@ def order_hash(order: SignedOrder, domain: ExchangeDomain) -> str:
     return "0x" + _digest(order, domain)[1].hex()
 
 
-_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_SECP256K1_N = SECPK1_N      # the curve's order n (eth-keys' constant: eth-account's own key library)
 
 
 def _recover_ecdsa(digest: bytes, sig: bytes) -> str | None:
