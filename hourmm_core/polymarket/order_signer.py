@@ -46,16 +46,17 @@ from Crypto.Hash import keccak as _keccak_mod
 from hourmm_core.polymarket.clob_orders import (
     _DEPOSIT_WALLET_NAME_HASH,
     _DEPOSIT_WALLET_VERSION_HASH,
-    _DOMAIN_TYPE_HASH,
-    _ORDER_V2_TYPE_HASH,
     _ORDER_V2_TYPE_STRING,
     _SOLADY_TYPE_HASH,
     BYTES32_ZERO,
-    DOMAIN_NAME,
     SIGNATURE_TYPE_EOA,
     SIGNATURE_TYPE_POLY_1271,
     SIGNATURE_TYPE_POLY_GNOSIS_SAFE,
     SIGNATURE_TYPE_POLY_PROXY,
+    _addr_word,
+    _word,
+    domain_separator,
+    v2_struct_words,
 )
 
 __all__ = [
@@ -71,9 +72,7 @@ log = logging.getLogger(__name__)
 
 _SIG_TYPES = (SIGNATURE_TYPE_EOA, SIGNATURE_TYPE_POLY_PROXY, SIGNATURE_TYPE_POLY_GNOSIS_SAFE,
               SIGNATURE_TYPE_POLY_1271)
-_ZERO12 = b"\x00" * 12
 _ZERO32 = b"\x00" * 32
-_U256 = 1 << 256
 _PREFIX_1901 = b"\x19\x01"
 _TYPE_STRING_BYTES = _ORDER_V2_TYPE_STRING.encode()
 # ERC-7739 wrapper tail, constant: contentsType || uint16(len(contentsType))
@@ -90,20 +89,6 @@ def keccak256(data: bytes) -> bytes:
     return _keccak_mod.new(digest_bits=256, data=data).digest()
 
 
-def _word(n: int) -> bytes:
-    """uint256 big-endian word; ValueError outside [0, 2**256)."""
-    if n < 0 or n >= _U256:
-        raise ValueError(f"uint256 out of range: {n}")
-    return n.to_bytes(32, "big")
-
-
-def _addr_word(addr: str) -> bytes:
-    raw = bytes.fromhex(addr[2:] if addr[:2] in ("0x", "0X") else addr)
-    if len(raw) != 20:
-        raise ValueError(f"not a 20-byte address: {addr!r}")
-    return _ZERO12 + raw
-
-
 def _b32(value: str | bytes | None) -> bytes:
     """bytes32 the way the library reads it: hex, optional 0x, left zero-padded to 32 bytes."""
     if not value:
@@ -115,14 +100,6 @@ def _b32(value: str | bytes | None) -> bytes:
     if len(raw) != 32:
         raise ValueError(f"not a bytes32: {value!r}")
     return raw
-
-
-def domain_separator(chain_id: int, contract: str, version: str = "2") -> bytes:
-    """EIP-712 domain separator of a Polymarket CTF exchange."""
-    return keccak256(
-        _DOMAIN_TYPE_HASH + keccak256(DOMAIN_NAME.encode()) + keccak256(str(version).encode())
-        + _word(chain_id) + _addr_word(contract)
-    )
 
 
 @dataclass(frozen=True)
@@ -173,11 +150,8 @@ class V2OrderSigner:
             raise ValueError(f"side must be 0 (BUY) or 1 (SELL), got {side!r}")
         if len(metadata) != 32 or len(builder) != 32:
             raise ValueError("metadata and builder must be 32 bytes")
-        return keccak256(
-            _ORDER_V2_TYPE_HASH + _word(salt) + self._maker_w + self._signer_w + _word(token_id)
-            + _word(maker_amount) + _word(taker_amount) + (b"\x00" * 31 + bytes((side,)))
-            + self._sigtype_w + _word(timestamp_ms) + metadata + builder
-        )
+        return keccak256(v2_struct_words(salt, self._maker_w, self._signer_w, token_id, maker_amount,
+                                         taker_amount, side, self._sigtype_w, timestamp_ms, metadata, builder))
 
     def sign(self, *, salt: int, token_id: int, maker_amount: int, taker_amount: int, side: int,
              timestamp_ms: int, neg_risk: bool = False, metadata: bytes = _ZERO32,

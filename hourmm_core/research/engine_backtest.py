@@ -395,8 +395,7 @@ def _run_hour(params: BacktestParams, ts_ms: np.ndarray, price: np.ndarray, hour
                   "settle %.6f", hour_start, engine_pnl, paid, res.pnl, res.settlement)
         counters["ledger_mismatch"] = 1
     truth = _price_path(ts_ms, price, params.models.flow.sigma_truth, fast)   # the venue's (snipers') fair
-    truth_up = truth.core.fair_up if truth.core is not None else truth.fair_up   # the compiled one when fast
-    true_fair = np.array([truth_up(hour_start, t) for t in grid.tolist()])
+    true_fair = np.array([truth.fair_up(hour_start, t) for t in grid.tolist()])   # (compiled when fast)
     res.detail = hour_detail(led, counterparty, grid, fair, path, up_won, params, hour_start,
                              snipes=flow.snipes() if hasattr(flow, "snipes") else None, true_fair=true_fair)
     path["engine_pnl"] = engine_pnl

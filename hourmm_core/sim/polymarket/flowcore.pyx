@@ -977,7 +977,8 @@ def flush_trades(ex):
 
 
 def forget_unread_trades(ex):
-    """Drop every placeholder of ``ex`` still unread: ``Exchange.forget_unread_trades``.
+    """Cut the links of every placeholder of ``ex`` (unread ones can no longer be built):
+    ``Exchange.forget_unread_trades``.
 
     A placeholder holds the exchange, the taker and maker orders and the lists it stands in, and
     they hold it: reference cycles that only the cyclic collector can free (~44,000 objects a real
